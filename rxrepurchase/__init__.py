@@ -1,0 +1,22 @@
+"""rxrepurchase: member repurchase analytics and reports for pharmacy chains.
+
+Modules by domain:
+
+- :mod:`rxrepurchase.contract`: the tables a chain exports and what each column means.
+- :mod:`rxrepurchase.loading`: ``load_chain`` reads and validates an export folder.
+- :mod:`rxrepurchase.demo`: a realistic, seeded demo chain with ground truth.
+"""
+
+from rxrepurchase.errors import DataContractError, ModelFitError, RxRepurchaseError
+from rxrepurchase.loading import Chain, DataQualityReport, load_chain
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Chain",
+    "DataContractError",
+    "DataQualityReport",
+    "ModelFitError",
+    "RxRepurchaseError",
+    "load_chain",
+]

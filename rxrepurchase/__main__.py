@@ -1,0 +1,5 @@
+import sys
+
+from rxrepurchase.cli import main
+
+sys.exit(main())

@@ -1,0 +1,76 @@
+"""Command line: ``rxrepurchase <command> ...``. Thin: every command calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from rxrepurchase.demo import DemoConfig, write_demo_chain
+
+    config = DemoConfig(
+        n_members=args.members, n_stores=args.stores, months=args.months, seed=args.seed
+    )
+    paths = write_demo_chain(args.out, config, file_format=args.format, overwrite=args.overwrite)
+    for table, path in paths.items():
+        print(f"{table:12s} {path}")
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from rxrepurchase.loading import load_chain
+
+    chain = load_chain(args.data, as_of=args.as_of, encoding=args.encoding, mapping=args.mapping)
+    print(chain.describe())
+    return 0
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="folder with the chain's export files")
+    p.add_argument("--as-of", default=None, help="analysis date YYYY-MM-DD (default: today)")
+    p.add_argument("--encoding", default=None, help="CSV encoding, e.g. gbk (default: utf-8)")
+    p.add_argument("--mapping", default=None, help="TOML file mapping file names and headers")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rxrepurchase",
+        description="Member repurchase analytics and reports for pharmacy chains.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo-data", help="write a realistic demo pharmacy chain")
+    p.add_argument("--out", required=True, help="folder to write the tables into")
+    p.add_argument("--members", type=int, default=20_000)
+    p.add_argument("--stores", type=int, default=8)
+    p.add_argument("--months", type=int, default=18)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files in --out")
+    p.set_defaults(func=_cmd_demo_data)
+
+    p = sub.add_parser("summary", help="load, validate and summarise a chain's export")
+    _add_data_args(p)
+    p.set_defaults(func=_cmd_summary)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from rxrepurchase.errors import RxRepurchaseError
+
+    try:
+        return args.func(args)
+    except RxRepurchaseError as exc:
+        print(f"rxrepurchase {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Exceptions the library raises for bad input; the CLI prints them without a traceback."""
+
+
+class RxRepurchaseError(Exception):
+    """Base class of every error rxrepurchase raises about its inputs."""
+
+
+class DataContractError(RxRepurchaseError, ValueError):
+    """An export file breaks the data contract (missing file or column, bad rows in strict mode).
+
+    The message names the file, the column and example rows.
+    """
+
+
+class ModelFitError(RxRepurchaseError, RuntimeError):
+    """A customer-lifetime model cannot be fitted (too few repeat buyers, no convergence)."""

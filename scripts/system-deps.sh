@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Operating-system packages the reports need: a CJK font (Chinese charts and pages) and Pango
+# (weasyprint's PDF rendering). Installs them with apt-get when run as root on Debian/Ubuntu;
+# otherwise says exactly what is missing and how to get it.
+set -u
+missing=()
+fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
+ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' || missing+=(libpango-1.0-0)
+ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so' || missing+=(libpangoft2-1.0-0)
+command -v fc-list >/dev/null || missing+=(fontconfig)
+((${#missing[@]})) || exit 0
+if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+  echo "system-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  exit $?
+fi
+echo "system-deps: missing ${missing[*]}." >&2
+echo "  Install them with your package manager (Debian/Ubuntu: sudo apt-get install ${missing[*]};" >&2
+echo "  conda: conda install -c conda-forge pango fonts-noto-cjk). Chinese text and PDFs need them." >&2
+exit 1
