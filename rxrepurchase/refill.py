@@ -1,0 +1,919 @@
+"""Refill prediction, adherence (PDC / MPR) and reminder target lists.
+
+Members on chronic medication (blood pressure, diabetes, lipids ...) or regular health
+products come back on a cycle. This module turns order lines into *fills* (one per member,
+product group and day), predicts each member's next fill with a due window, classifies the
+refill status as of a date, measures adherence and builds the WeChat / SMS reminder lists.
+
+The pipeline, each step a plain function on DataFrames::
+
+    fills = refill_fills(chain.order_lines, chain.orders, chain.members)
+    due = predict_refills(fills, as_of=chain.as_of)          # one row per member x product
+    adh = adherence(fills, end=chain.as_of)                  # PDC and MPR over 365 days
+    lift = co_purchase_lift(chain.order_lines, chain.orders)  # "also recommend"
+    targets = refill_targets(due, chain.members, within=14, lift=lift)
+    export_target_list(targets, "reminders.csv")
+
+:func:`chain_refill_targets` runs the whole list-building pipeline on a loaded chain (the
+``rxrepurchase refills`` command). See ``docs/refills.md`` for the method and definitions.
+
+Dates are whole days: a fill on day *d* with *n* days supply covers days *d* ... *d+n-1*.
+"As of" a date means the history includes every fill on or before that date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from rxrepurchase.contract import TAG_SEPARATOR
+from rxrepurchase.errors import RxRepurchaseError
+
+__all__ = [
+    "REFILL_STATUSES",
+    "RefillBacktest",
+    "RefillError",
+    "adherence",
+    "adherence_by_store",
+    "backtest_refills",
+    "chain_refill_targets",
+    "co_purchase_lift",
+    "export_target_list",
+    "mask_phone",
+    "plot_pdc_by_product",
+    "plot_refills_due_by_week",
+    "predict_refills",
+    "refill_due_counts",
+    "refill_fills",
+    "refill_status",
+    "refill_targets",
+]
+
+REFILL_STATUSES: tuple[str, ...] = ("not_due", "due_soon", "due_now", "overdue", "lapsed", "unknown")
+"""Refill statuses from earliest to latest; ``unknown`` when nothing predicts the interval."""
+
+_KEYS = ["member_id", "product"]
+_DAY = np.timedelta64(1, "D")
+
+
+class RefillError(RxRepurchaseError, ValueError):
+    """Bad input to a refill function: missing column, unmapped product, bad days supply,
+    existing output file. The message names the column, rows or path."""
+
+
+# --------------------------------------------------------------------------------------------
+# Fills
+# --------------------------------------------------------------------------------------------
+
+
+def _require_columns(df: pd.DataFrame, table: str, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise RefillError(f"{table} has no column(s) {', '.join(missing)}")
+
+
+def _examples(values: pd.Series | pd.Index, n: int = 5) -> str:
+    values = pd.Series(values).drop_duplicates()
+    shown = ", ".join(map(str, values.iloc[:n]))
+    return shown + (f" ... ({len(values)} in all)" if len(values) > n else "")
+
+
+def _product_key(lines: pd.DataFrame, group_by: str | Mapping | pd.Series) -> pd.Series:
+    """The product group of each line: a column of the lines or a mapping from SKU."""
+    if isinstance(group_by, str):
+        _require_columns(lines, "order_lines", [group_by])
+        key = lines[group_by].astype("string")
+        empty = key.isna()
+        if empty.any():
+            raise RefillError(
+                f"order_lines.{group_by} is empty on {int(empty.sum())} line(s) "
+                f"(rows {_examples(lines.index[empty])}); cannot group products by it"
+            )
+        return key
+    mapping = group_by if isinstance(group_by, pd.Series) else pd.Series(dict(group_by))
+    key = lines["sku"].map(mapping).astype("string")
+    unmapped = key.isna()
+    if unmapped.any():
+        raise RefillError(
+            f"group_by mapping has no product group for SKU(s) "
+            f"{_examples(lines.loc[unmapped, 'sku'])}"
+        )
+    return key
+
+
+def refill_fills(
+    order_lines: pd.DataFrame,
+    orders: pd.DataFrame,
+    members: pd.DataFrame | None = None,
+    *,
+    group_by: str | Mapping[str, str] | pd.Series = "sku",
+    chronic_only: bool = True,
+    pack_days: Mapping[str, float] | pd.Series | None = None,
+) -> pd.DataFrame:
+    """Member fills: one row per member, product group and day.
+
+    Parameters
+    ----------
+    order_lines, orders : DataFrame
+        The chain's tables (see :mod:`rxrepurchase.contract`).
+    members : DataFrame, optional
+        When given, each fill carries the member's ``home_store_id``.
+    group_by : str, mapping or Series
+        ``"sku"`` (default), another column of the order lines (``"category"``, an active
+        ingredient column ...) or a mapping SKU -> product group.
+    chronic_only : bool
+        Keep only lines flagged ``is_chronic`` (default).
+    pack_days : mapping or Series, optional
+        Days one pack of a SKU lasts; used as ``quantity x pack_days`` where a line's
+        ``days_supply`` is empty.
+
+    Returns
+    -------
+    DataFrame
+        ``member_id, product, filled_on, store_id, channel, product_name, quantity,
+        line_amount, days_supply, n_lines`` (+ ``home_store_id``), sorted by member, product
+        and date. Several lines of the same product group on the same day are one fill; their
+        days supply is summed (empty if any line's supply is unknown). ``attrs`` counts the
+        lines left out: ``walk_in_lines`` (no member), ``return_lines`` (quantity <= 0), and
+        records ``group_by``.
+
+    Raises
+    ------
+    RefillError
+        Missing columns, lines whose order is not in ``orders``, empty product groups,
+        non-positive ``days_supply``, members missing from ``members``.
+    """
+    _require_columns(
+        order_lines, "order_lines", ["order_id", "sku", "product_name", "is_chronic", "quantity",
+                                     "line_amount", "days_supply"]
+    )
+    _require_columns(orders, "orders", ["order_id", "member_id", "store_id", "ordered_at", "channel"])
+    lines = order_lines[order_lines["is_chronic"]] if chronic_only else order_lines
+    lines = _with_orders(lines, orders)
+    walk_in = lines["member_id"].isna()
+    returned = ~(lines["quantity"] > 0)
+    used = lines[~walk_in & ~returned]
+
+    supply = used["days_supply"].astype("Float64").astype("float64")
+    bad = supply <= 0
+    if bad.any():
+        raise RefillError(
+            f"order_lines.days_supply must be positive; {int(bad.sum())} line(s) have "
+            f"<= 0 (orders {_examples(used.loc[bad, 'order_id'])})"
+        )
+    if pack_days is not None:
+        per_pack = used["sku"].map(pd.Series(pack_days, dtype="float64")).astype("float64")
+        supply = supply.fillna(used["quantity"] * per_pack)
+
+    fills = pd.DataFrame(
+        {
+            "member_id": used["member_id"],
+            "product": _product_key(used, group_by),
+            "filled_on": used["ordered_at"].dt.normalize(),
+            "ordered_at": used["ordered_at"],
+            "store_id": used["store_id"],
+            "channel": used["channel"],
+            "product_name": used["product_name"],
+            "quantity": used["quantity"],
+            "line_amount": used["line_amount"],
+            "days_supply": supply,
+            "supply_unknown": supply.isna(),
+        }
+    ).sort_values(["member_id", "product", "ordered_at"], kind="stable")
+    day = fills.groupby(["member_id", "product", "filled_on"], sort=False, observed=True)
+    merged = day.agg(
+        store_id=("store_id", "last"),
+        channel=("channel", "last"),
+        product_name=("product_name", "last"),
+        quantity=("quantity", "sum"),
+        line_amount=("line_amount", "sum"),
+        days_supply=("days_supply", "sum"),
+        supply_unknown=("supply_unknown", "any"),
+        n_lines=("product", "size"),
+    ).reset_index()
+    merged["days_supply"] = merged["days_supply"].where(~merged.pop("supply_unknown"))
+    merged["n_lines"] = merged["n_lines"].astype("Int64")
+
+    if members is not None:
+        _require_columns(members, "members", ["member_id", "home_store_id"])
+        home = members.set_index("member_id")["home_store_id"]
+        merged["home_store_id"] = merged["member_id"].map(home).astype("string")
+        unknown = merged["home_store_id"].isna() & ~merged["member_id"].isin(home.index)
+        if unknown.any():
+            raise RefillError(
+                f"orders.member_id not in members: {_examples(merged.loc[unknown, 'member_id'])}"
+            )
+    merged.attrs = {
+        "walk_in_lines": int(walk_in.sum()),
+        "return_lines": int((returned & ~walk_in).sum()),
+        "group_by": group_by if isinstance(group_by, str) else "mapping",
+    }
+    return merged
+
+
+def _with_orders(lines: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+    head = orders[["order_id", "member_id", "store_id", "ordered_at", "channel"]]
+    orphan = ~lines["order_id"].isin(head["order_id"])
+    if orphan.any():
+        raise RefillError(
+            f"order_lines.order_id not in orders on {int(orphan.sum())} line(s): "
+            f"{_examples(lines.loc[orphan, 'order_id'])}"
+        )
+    return lines.merge(head, on="order_id", how="left", validate="many_to_one")
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction and status
+# --------------------------------------------------------------------------------------------
+
+
+def _with_intervals(fills: pd.DataFrame) -> pd.DataFrame:
+    """Fills sorted by member, product and date, with the interval since the previous fill
+    (days) and the ratio interval / previous fill's days supply."""
+    hist = fills.sort_values([*_KEYS, "filled_on"], kind="stable").reset_index(drop=True)
+    g = hist.groupby(_KEYS, sort=False, observed=True)
+    hist["interval_days"] = (hist["filled_on"] - g["filled_on"].shift()) / _DAY
+    hist["supply_ratio"] = hist["interval_days"] / g["days_supply"].shift()
+    return hist
+
+
+def _typical(values: pd.Series, product: pd.Series, min_count: int) -> pd.Series:
+    """Per product median of ``values``; products with fewer than ``min_count`` values get the
+    median over all products (NaN if there are no values at all)."""
+    stats = values.groupby(product, observed=True).agg(["median", "count"])
+    overall = values.median()
+    return stats["median"].where(stats["count"] >= min_count, overall)
+
+
+def predict_refills(
+    fills: pd.DataFrame,
+    *,
+    as_of: str | pd.Timestamp,
+    recent: int = 3,
+    prior_weight: float = 2.0,
+    min_product_intervals: int = 5,
+    min_window_days: int = 3,
+    soon_days: int = 14,
+    lapse_factor: float = 1.0,
+    lapse_min_days: int = 30,
+) -> pd.DataFrame:
+    """Predict each member's next fill of each product group, with a due window and status.
+
+    Method (what a pharmacist does, written down):
+
+    1. The member's own rhythm: the median of their last ``recent`` intervals between fills
+       (median, so one late refill after a holiday does not move the estimate much).
+    2. The product's typical rhythm: the median interval of all members on the product
+       (products with fewer than ``min_product_intervals`` intervals use the median over all
+       products).
+    3. Few observations are shrunk toward the product:
+       ``interval = (n x member + prior_weight x product) / (n + prior_weight)``, ``n`` the
+       number of member intervals used (0 for a single fill: the product's rhythm alone).
+    4. Days supply, when the last fill has it: the same shrinkage is done on the *refill
+       ratio* (interval / days supply of the fill it started from; 1.0 = refills exactly when
+       the supply runs out) and the predicted interval is ``ratio x last days supply``. So a
+       member who bought a 90-day pack this time is expected in ~90 days, not in their usual
+       30, and a member who habitually refills 3 days early keeps doing so.
+
+    The due window is ``expected_on +/- half-width``, the half-width being the product's
+    typical deviation of a member's intervals from their own median (relative, times the
+    predicted interval), at least ``min_window_days``.
+
+    Parameters
+    ----------
+    fills : DataFrame
+        From :func:`refill_fills`. Fills after ``as_of`` are ignored.
+    as_of : date
+        Predict as of this day (history = fills on or before it).
+    recent, prior_weight, min_product_intervals, min_window_days : see the method.
+    soon_days, lapse_factor, lapse_min_days : passed to :func:`refill_status`.
+
+    Returns
+    -------
+    DataFrame
+        One row per member x product group: ``member_id, product, product_name, n_fills,
+        first_fill, last_fill, last_store_id, last_channel, last_days_supply, member_interval,
+        n_intervals, product_interval, method, predicted_interval, expected_on,
+        window_start, window_end`` (+ ``home_store_id``) and the status columns of
+        :func:`refill_status`. ``method`` is ``days_supply`` or ``intervals``.
+    """
+    _require_columns(fills, "fills", [*_KEYS, "filled_on", "days_supply", "store_id"])
+    if recent < 1 or prior_weight < 0:
+        raise RefillError("recent must be >= 1 and prior_weight >= 0")
+    as_of = pd.Timestamp(as_of).normalize()
+    hist = _with_intervals(fills[fills["filled_on"] <= as_of])
+    if hist.empty:
+        raise RefillError(f"no fills on or before {as_of.date()}")
+
+    product_interval = _typical(hist["interval_days"], hist["product"], min_product_intervals)
+    product_ratio = _typical(hist["supply_ratio"], hist["product"], min_product_intervals).fillna(1.0)
+    # How far members stray from their own median interval, typically, per product.
+    own_median = hist.groupby(_KEYS, observed=True)["interval_days"].transform("median")
+    rel_dev = (hist["interval_days"] / own_median - 1).abs()
+    rel_dev = rel_dev.where(hist.groupby(_KEYS, observed=True)["interval_days"].transform("count") >= 2)
+    product_spread = _typical(rel_dev, hist["product"], min_product_intervals).fillna(0.0)
+
+    g = hist.groupby(_KEYS, sort=False, observed=True)
+    last = g.tail(1).set_index(_KEYS)
+    out = pd.DataFrame(
+        {
+            "product_name": last["product_name"] if "product_name" in last else pd.NA,
+            "n_fills": g.size().astype("Int64"),
+            "first_fill": g["filled_on"].min(),
+            "last_fill": last["filled_on"],
+            "last_store_id": last["store_id"],
+            "last_channel": last["channel"] if "channel" in last else pd.NA,
+            "last_days_supply": last["days_supply"],
+        }
+    )
+    if "home_store_id" in hist:
+        out.insert(0, "home_store_id", last["home_store_id"])
+
+    recent_iv = hist.dropna(subset=["interval_days"]).groupby(_KEYS, observed=True).tail(recent)
+    member_iv = recent_iv.groupby(_KEYS, observed=True)["interval_days"].agg(["median", "count"])
+    recent_ratio = hist.dropna(subset=["supply_ratio"]).groupby(_KEYS, observed=True).tail(recent)
+    member_ratio = recent_ratio.groupby(_KEYS, observed=True)["supply_ratio"].agg(["median", "count"])
+
+    out["member_interval"] = member_iv["median"].reindex(out.index)
+    out["n_intervals"] = member_iv["count"].reindex(out.index).fillna(0).astype("Int64")
+    products = out.index.get_level_values("product")
+    out["product_interval"] = product_interval.reindex(products).to_numpy()
+
+    def shrink(member: pd.Series, n: pd.Series, prior: np.ndarray) -> np.ndarray:
+        n = n.fillna(0).to_numpy(dtype="float64")
+        own = member.fillna(0).to_numpy(dtype="float64")
+        return (n * own + prior_weight * prior) / (n + prior_weight)
+
+    by_interval = shrink(out["member_interval"], out["n_intervals"].astype("float64"),
+                         out["product_interval"].to_numpy(dtype="float64"))
+    ratio = shrink(member_ratio["median"].reindex(out.index),
+                   member_ratio["count"].reindex(out.index).astype("float64"),
+                   product_ratio.reindex(products).to_numpy(dtype="float64"))
+    by_supply = ratio * out["last_days_supply"].to_numpy(dtype="float64")
+    use_supply = ~np.isnan(by_supply)
+    out["method"] = pd.Series(np.where(use_supply, "days_supply", "intervals"),
+                              index=out.index, dtype="string")
+    out["predicted_interval"] = np.where(use_supply, by_supply, by_interval)
+
+    days = np.round(out["predicted_interval"].to_numpy())
+    half = np.maximum(min_window_days,
+                      np.round(product_spread.reindex(products).to_numpy() * days))
+    out["expected_on"] = out["last_fill"] + pd.to_timedelta(days, unit="D")
+    out["window_start"] = out["expected_on"] - pd.to_timedelta(half, unit="D")
+    out["window_end"] = out["expected_on"] + pd.to_timedelta(half, unit="D")
+    out = out.reset_index()
+    out.attrs = {**fills.attrs, "as_of": as_of}
+    return refill_status(
+        out, as_of=as_of, soon_days=soon_days, lapse_factor=lapse_factor,
+        lapse_min_days=lapse_min_days,
+    )
+
+
+def refill_status(
+    predictions: pd.DataFrame,
+    *,
+    as_of: str | pd.Timestamp,
+    soon_days: int = 14,
+    lapse_factor: float = 1.0,
+    lapse_min_days: int = 30,
+) -> pd.DataFrame:
+    """Refill status of each prediction as of a day.
+
+    - ``not_due``: the due window opens more than ``soon_days`` after ``as_of``;
+    - ``due_soon``: the window opens within ``soon_days``;
+    - ``due_now``: ``as_of`` is inside the due window;
+    - ``overdue``: past the window, overdue by at most
+      ``max(lapse_min_days, lapse_factor x predicted interval)`` days;
+    - ``lapsed``: overdue by more than that (a 30-day refiller who missed two cycles): treat
+      as likely lost and hand to the wake-up list rather than a refill reminder;
+    - ``unknown``: no interval could be predicted (no intervals and no days supply anywhere).
+
+    Returns a copy with ``status`` (ordered categorical), ``days_until_due`` (negative when
+    past the expected day) and ``days_overdue`` (0 unless overdue or lapsed).
+    """
+    _require_columns(predictions, "predictions",
+                     ["expected_on", "window_start", "window_end", "predicted_interval"])
+    as_of = pd.Timestamp(as_of).normalize()
+    out = predictions.copy()
+    until = (out["expected_on"] - as_of) / _DAY
+    lapse_after = np.maximum(lapse_min_days, lapse_factor * out["predicted_interval"])
+    conditions = [
+        out["expected_on"].isna(),
+        as_of < out["window_start"] - pd.Timedelta(days=soon_days),
+        as_of < out["window_start"],
+        as_of <= out["window_end"],
+        -until <= lapse_after,
+    ]
+    choices = ["unknown", "not_due", "due_soon", "due_now", "overdue"]
+    status = np.select(conditions, choices, default="lapsed")
+    out["status"] = pd.Categorical(status, categories=REFILL_STATUSES, ordered=True)
+    out["days_until_due"] = until.round().astype("Int64")
+    past = out["status"].isin(["overdue", "lapsed"])
+    out["days_overdue"] = (-out["days_until_due"]).where(past, 0).astype("Int64")
+    out.attrs = {**predictions.attrs, "as_of": as_of}
+    return out
+
+
+def refill_due_counts(predictions: pd.DataFrame, *, by: str = "home_store_id") -> pd.DataFrame:
+    """Member x product counts per status, one row per ``by`` value (e.g. store)."""
+    _require_columns(predictions, "predictions", [by, "status"])
+    return pd.crosstab(predictions[by], predictions["status"], dropna=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Adherence
+# --------------------------------------------------------------------------------------------
+
+
+def adherence(
+    fills: pd.DataFrame,
+    *,
+    end: str | pd.Timestamp,
+    start: str | pd.Timestamp | None = None,
+    threshold: float = 0.8,
+    min_period_days: int = 91,
+) -> pd.DataFrame:
+    """Proportion of days covered (PDC) and medication possession ratio (MPR).
+
+    The measurement follows the pharmacy-quality (PQA) definition: over the window
+    ``start`` ... ``end`` (inclusive; default the 365 days ending at ``end``), each member x
+    product's period runs from its first fill in the window (the index date) to ``end``.
+
+    - PDC = days covered / days in the period. A fill covers ``days_supply`` days from its
+      date, but when the member still has supply left from earlier fills it starts the day
+      after that supply runs out (overlapping supply is shifted forward); coverage after
+      ``end`` is not counted. PDC is at most 1.
+    - MPR = total days supply dispensed in the window / days in the period (not shifted, not
+      truncated, so it can exceed 1 with stockpiling).
+    - ``adherent``: PDC >= ``threshold`` (0.8 by convention).
+    - ``eligible`` marks the PQA denominator: at least two fills and a period of at least
+      ``min_period_days`` days, with every fill's days supply known. Summaries use only
+      eligible rows; PDC is empty where a fill's days supply is unknown.
+
+    The shift is sequential (``covered_until_i = max(covered_until_{i-1}, start_i) +
+    supply_i``) but has a closed form: with ``S_i`` the cumulative supply,
+    ``covered_until_i = S_i + max_{k<=i}(start_k - S_{k-1})``, a grouped running max.
+
+    Returns
+    -------
+    DataFrame
+        One row per member x product with fills in the window: ``member_id, product,
+        (home_store_id,) product_name, n_fills, period_start, period_days, days_supply,
+        days_covered, pdc, mpr, adherent, eligible``.
+    """
+    _require_columns(fills, "fills", [*_KEYS, "filled_on", "days_supply"])
+    end = pd.Timestamp(end).normalize()
+    start = end - pd.Timedelta(days=364) if start is None else pd.Timestamp(start).normalize()
+    if start > end:
+        raise RefillError(f"adherence window starts {start.date()} after it ends {end.date()}")
+    window = fills[(fills["filled_on"] >= start) & (fills["filled_on"] <= end)]
+    window = window.sort_values([*_KEYS, "filled_on"], kind="stable").reset_index(drop=True)
+    g = window.groupby(_KEYS, sort=False, observed=True)
+
+    day = ((window["filled_on"] - start) / _DAY).to_numpy()
+    supply = window["days_supply"].to_numpy(dtype="float64")
+    cum = g["days_supply"].cumsum().to_numpy(dtype="float64")
+    offset = pd.Series(day - (cum - supply)).groupby(
+        [window["member_id"], window["product"]], sort=False, observed=True
+    ).cummax().to_numpy()
+    covered_until = offset + cum  # exclusive day number
+    period_start = g["filled_on"].transform("min")
+    period_day = ((period_start - start) / _DAY).to_numpy()
+    end_day = (end - start) / _DAY + 1
+    covered = np.clip(
+        np.minimum(covered_until, end_day) - np.maximum(covered_until - supply, period_day),
+        0, None,
+    )
+    window["days_covered"] = covered
+    window["supply_unknown"] = window["days_supply"].isna()
+
+    out = g.agg(
+        n_fills=("filled_on", "size"),
+        period_start=("filled_on", "min"),
+        days_supply=("days_supply", "sum"),
+        days_covered=("days_covered", "sum"),
+        supply_unknown=("supply_unknown", "any"),
+    )
+    if "product_name" in window:
+        out.insert(0, "product_name", g["product_name"].last())
+    if "home_store_id" in window:
+        out.insert(0, "home_store_id", g["home_store_id"].last())
+    out["n_fills"] = out["n_fills"].astype("Int64")
+    out["period_days"] = ((end - out["period_start"]) / _DAY + 1).astype("Int64")
+    unknown = out.pop("supply_unknown").astype(bool)
+    period = out["period_days"].astype("float64")
+    out["pdc"] = (out["days_covered"] / period).where(~unknown)
+    out["mpr"] = (out["days_supply"] / period).where(~unknown)
+    out["days_supply"] = out["days_supply"].where(~unknown)
+    out["days_covered"] = out["days_covered"].where(~unknown)
+    out["adherent"] = (out["pdc"] >= threshold).fillna(False).astype(bool)
+    out["eligible"] = (
+        (out["n_fills"] >= 2) & (out["period_days"] >= min_period_days) & ~unknown
+    ).astype(bool)
+    out = out.reset_index()
+    out.attrs = {
+        **fills.attrs, "start": start, "end": end, "threshold": threshold,
+        "supply_unknown": int(unknown.sum()),
+    }
+    return out
+
+
+def adherence_by_store(
+    adherence_table: pd.DataFrame, *, by: str | Sequence[str] = ("home_store_id", "product")
+) -> pd.DataFrame:
+    """Adherence summary of the eligible member x products, per store and product group.
+
+    Returns ``members`` (eligible count), ``pdc_mean``, ``pdc_median``, ``adherent_share``
+    (PDC >= threshold) and ``mpr_mean`` (each MPR capped at 1 so a few stockpilers do not
+    hide the others' gaps).
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    _require_columns(adherence_table, "adherence table", [*by, "pdc", "mpr", "adherent", "eligible"])
+    eligible = adherence_table[adherence_table["eligible"]].assign(
+        mpr_capped=lambda d: d["mpr"].clip(upper=1.0)
+    )
+    return eligible.groupby(by, observed=True).agg(
+        members=("pdc", "size"),
+        pdc_mean=("pdc", "mean"),
+        pdc_median=("pdc", "median"),
+        adherent_share=("adherent", "mean"),
+        mpr_mean=("mpr_capped", "mean"),
+    ).reset_index()
+
+
+# --------------------------------------------------------------------------------------------
+# Co-purchase ("also recommend")
+# --------------------------------------------------------------------------------------------
+
+
+def co_purchase_lift(
+    order_lines: pd.DataFrame,
+    orders: pd.DataFrame,
+    *,
+    group_by: str | Mapping[str, str] | pd.Series = "sku",
+    min_members: int = 10,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """What members on a chronic product also buy, by lift over the member base.
+
+    For each chronic product group A (any line flagged ``is_chronic``) and any other product
+    group B, over the members who bought anything in the window (``start`` ... ``end``,
+    inclusive, default all history):
+
+    - ``confidence`` = P(B | A) = members who bought both / members who bought A;
+    - ``lift`` = confidence / P(B): how much likelier a member on A buys B than members in
+      general (> 1: a relevant offer for A's reminder).
+
+    Pairs bought by fewer than ``min_members`` members are left out (too few to trust).
+    Computed as a sparse member x product incidence product, so it scales to millions of
+    members.
+
+    Returns
+    -------
+    DataFrame
+        ``antecedent, consequent, consequent_name, members_both, members_antecedent,
+        members_consequent, confidence, lift``, sorted by antecedent and descending lift;
+        ``attrs["members"]`` is the member base.
+    """
+    _require_columns(order_lines, "order_lines", ["order_id", "sku", "product_name", "is_chronic", "quantity"])
+    lines = _with_orders(order_lines, orders)
+    keep = lines["member_id"].notna() & (lines["quantity"] > 0)
+    if start is not None:
+        keep &= lines["ordered_at"] >= pd.Timestamp(start).normalize()
+    if end is not None:
+        keep &= lines["ordered_at"] < pd.Timestamp(end).normalize() + pd.Timedelta(days=1)
+    lines = lines[keep]
+    product = _product_key(lines, group_by)
+    member_code, members = pd.factorize(lines["member_id"])
+    product_code, products = pd.factorize(product)
+    incidence = sparse.csr_matrix(
+        (np.ones(len(lines), dtype=np.int32), (member_code, product_code)),
+        shape=(len(members), len(products)),
+    )
+    incidence.data[:] = 1  # duplicates were summed: a member either bought a product or not
+    chronic = np.unique(product_code[lines["is_chronic"].to_numpy(dtype=bool)])
+    both = (incidence[:, chronic].T @ incidence).tocoo()
+    buyers = np.asarray(incidence.sum(axis=0)).ravel()
+    a, b, n_ab = chronic[both.row], both.col, both.data
+    keep = (a != b) & (n_ab >= min_members)
+    a, b, n_ab = a[keep], b[keep], n_ab[keep]
+    names = lines.groupby(product_code)["product_name"].last()
+    out = pd.DataFrame(
+        {
+            "antecedent": pd.array(products[a], dtype="string"),
+            "consequent": pd.array(products[b], dtype="string"),
+            "consequent_name": pd.array(names.reindex(b).to_numpy(), dtype="string"),
+            "members_both": n_ab.astype("int64"),
+            "members_antecedent": buyers[a].astype("int64"),
+            "members_consequent": buyers[b].astype("int64"),
+        }
+    )
+    out["confidence"] = out["members_both"] / out["members_antecedent"]
+    out["lift"] = out["confidence"] / (out["members_consequent"] / len(members))
+    out = out.sort_values(["antecedent", "lift", "confidence"], ascending=[True, False, False])
+    out = out.reset_index(drop=True)
+    out.attrs = {"members": len(members), "min_members": min_members}
+    return out
+
+
+def _recommendations(targets: pd.DataFrame, lift: pd.DataFrame, refills: pd.DataFrame,
+                     n: int) -> pd.Series:
+    """Top ``n`` consequents (lift > 1) of each target's product that the member does not
+    already refill, joined with ``;`` (empty string when none)."""
+    _require_columns(lift, "lift table", ["antecedent", "consequent", "consequent_name", "lift"])
+    offers = lift[lift["lift"] > 1].sort_values("lift", ascending=False, kind="stable")
+    cand = targets[_KEYS].reset_index().merge(
+        offers[["antecedent", "consequent", "consequent_name"]],
+        left_on="product", right_on="antecedent",
+    )
+    own = refills[_KEYS].rename(columns={"product": "consequent"}).assign(_own=True)
+    cand = cand.merge(own, on=["member_id", "consequent"], how="left")
+    cand = cand[cand["_own"].isna()]
+    cand = cand.assign(rank=cand.groupby("index").cumcount())
+    cand = cand[cand["rank"] < n]
+    if cand.empty:
+        return pd.Series("", index=targets.index, dtype="string")
+    label = cand["consequent_name"].fillna(cand["consequent"])
+    wide = label.set_axis(pd.MultiIndex.from_frame(cand[["index", "rank"]])).unstack()
+    joined = wide[0]
+    for col in wide.columns[1:]:
+        joined = joined.str.cat(wide[col], sep=TAG_SEPARATOR, na_rep="").str.rstrip(TAG_SEPARATOR)
+    return joined.reindex(targets.index).fillna("").astype("string")
+
+
+# --------------------------------------------------------------------------------------------
+# Target lists
+# --------------------------------------------------------------------------------------------
+
+
+def mask_phone(phone: pd.Series) -> pd.Series:
+    """Mask phone numbers for lists: ``13812345678`` -> ``138****5678``.
+
+    Numbers of 11 characters or more keep their first 3 and last 4; shorter ones keep only
+    their last 2 (``****78``). Empty stays empty.
+    """
+    s = phone.astype("string").str.strip()
+    long = s.str[:3] + "****" + s.str[-4:]
+    short = "****" + s.str[-2:].where(s.str.len() > 4, "")
+    return long.where(s.str.len() >= 11, short).where(s.notna() & (s != ""), s)
+
+
+def refill_targets(
+    predictions: pd.DataFrame,
+    members: pd.DataFrame,
+    *,
+    within: int = 14,
+    include_overdue: bool = True,
+    include_lapsed: bool = False,
+    show_phone: bool = False,
+    lift: pd.DataFrame | None = None,
+    n_recommend: int = 2,
+) -> pd.DataFrame:
+    """The reminder list: member x products due within ``within`` days of the prediction day.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        From :func:`predict_refills` (its ``attrs["as_of"]`` is the list's day).
+    members : DataFrame
+        The members table; tier, acquisition channel, tags and the contact columns present
+        (``phone``, ``wechat_id``) are copied to the list.
+    within : int
+        Days ahead: rows expected on or before ``as_of + within``.
+    include_overdue, include_lapsed : bool
+        Also list overdue (default) / lapsed (default not: those belong to the wake-up list).
+    show_phone : bool
+        Show full phone numbers; by default they are masked (``138****5678``).
+    lift : DataFrame, optional
+        From :func:`co_purchase_lift`: fills ``also_recommend`` with up to ``n_recommend``
+        products members on the same product commonly buy (lift > 1) and the member does not
+        already refill.
+
+    Returns
+    -------
+    DataFrame
+        One row per reminder, sorted by home store and expected date; ``attrs`` holds
+        ``as_of``, ``within``, ``status_counts``, ``phone_masked``.
+    """
+    _require_columns(predictions, "predictions",
+                     [*_KEYS, "status", "days_until_due", "expected_on", "last_fill"])
+    _require_columns(members, "members", ["member_id"])
+    if within < 0:
+        raise RefillError(f"within must be >= 0 days, got {within}")
+    excluded = ["unknown"]
+    if not include_overdue:
+        excluded.append("overdue")
+    if not include_lapsed:
+        excluded.append("lapsed")
+    pick = (predictions["days_until_due"] <= within).fillna(False) & ~predictions["status"].isin(excluded)
+    targets = predictions[pick].drop(columns=["home_store_id"], errors="ignore")
+
+    member_cols = [c for c in ("home_store_id", "tier", "acquisition_channel", "tags", "phone",
+                               "wechat_id") if c in members.columns]
+    info = members.set_index("member_id")[member_cols]
+    missing = ~targets["member_id"].isin(info.index)
+    if missing.any():
+        raise RefillError(f"member_id not in members: {_examples(targets.loc[missing, 'member_id'])}")
+    targets = targets.join(info, on="member_id")
+    if "phone" in targets and not show_phone:
+        targets["phone"] = mask_phone(targets["phone"])
+    if lift is not None:
+        targets["also_recommend"] = _recommendations(targets, lift, predictions, n_recommend)
+
+    columns = [
+        "member_id", "home_store_id", "last_store_id", "tier", "acquisition_channel",
+        "last_channel", "tags", "product", "product_name", "status", "last_fill",
+        "expected_on", "window_start", "window_end", "days_until_due", "days_overdue",
+        "also_recommend", "phone", "wechat_id",
+    ]
+    targets = targets[[c for c in columns if c in targets.columns]]
+    sort = [c for c in ("home_store_id", "expected_on", "member_id") if c in targets]
+    targets = targets.sort_values(sort, kind="stable").reset_index(drop=True)
+    targets["status"] = targets["status"].astype("string")
+    targets.attrs = {
+        **predictions.attrs,
+        "within": within,
+        "status_counts": targets["status"].value_counts().to_dict(),
+        "phone_masked": not show_phone,
+    }
+    return targets
+
+
+def export_target_list(targets: pd.DataFrame, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a target list as CSV (UTF-8 with BOM, so Excel shows Chinese text) or Parquet,
+    chosen by the file suffix. An existing file is only replaced with ``overwrite=True``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise RefillError(f"{path}: target lists are written as .csv or .parquet, not {suffix!r}")
+    if path.exists() and not overwrite:
+        raise RefillError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        targets.to_csv(path, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d")
+    else:
+        targets.to_parquet(path, index=False)
+    return path
+
+
+def chain_refill_targets(
+    chain,
+    *,
+    as_of: str | pd.Timestamp | None = None,
+    within: int = 14,
+    group_by: str | Mapping[str, str] | pd.Series = "sku",
+    show_phone: bool = False,
+    include_lapsed: bool = False,
+    pack_days: Mapping[str, float] | pd.Series | None = None,
+) -> pd.DataFrame:
+    """The reminder list of a loaded :class:`~rxrepurchase.loading.Chain`: fills, predictions
+    as of ``as_of`` (default ``chain.as_of``), co-purchase offers and the list."""
+    as_of = pd.Timestamp(as_of if as_of is not None else chain.as_of).normalize()
+    fills = refill_fills(chain.order_lines, chain.orders, chain.members, group_by=group_by,
+                         pack_days=pack_days)
+    predictions = predict_refills(fills, as_of=as_of)
+    lift = co_purchase_lift(chain.order_lines, chain.orders, group_by=group_by, end=as_of)
+    return refill_targets(predictions, chain.members, within=within, show_phone=show_phone,
+                          include_lapsed=include_lapsed, lift=lift)
+
+
+# --------------------------------------------------------------------------------------------
+# Backtest
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RefillBacktest:
+    """Result of :func:`backtest_refills`.
+
+    Attributes
+    ----------
+    summary : DataFrame
+        One row per method (``refill_model``, ``product_median``): ``scored``, ``mae_days``,
+        ``median_abs_error_days``, ``within_7_days``, ``in_window`` (share of actual fills in
+        the predicted due window; model only).
+    detail : DataFrame
+        One row per active member x product: predictions, the actual next fill (empty when
+        the member did not come back by the end of the data or horizon) and both errors.
+    cutoff : Timestamp
+    """
+
+    summary: pd.DataFrame
+    detail: pd.DataFrame
+    cutoff: pd.Timestamp
+
+
+def backtest_refills(
+    fills: pd.DataFrame,
+    *,
+    cutoff: str | pd.Timestamp,
+    horizon_days: int | None = None,
+    **predict_kwargs,
+) -> RefillBacktest:
+    """Cut the history at ``cutoff``, predict, and compare with the fills that followed.
+
+    Every member x product not lapsed (nor unknown) at the cutoff is predicted; those who
+    filled again after the cutoff (within ``horizon_days``, default to the end of the data)
+    are scored by the absolute error in days of the predicted next fill, against the naive
+    baseline *last fill + the product's median interval*. A prediction before the cutoff
+    (overdue) can only come true the day after the cutoff, so both methods' predictions are
+    moved to ``cutoff + 1`` at the earliest.
+    """
+    cutoff = pd.Timestamp(cutoff).normalize()
+    predictions = predict_refills(fills, as_of=cutoff, **predict_kwargs)
+    active = predictions[~predictions["status"].isin(["lapsed", "unknown"])]
+    future = fills[fills["filled_on"] > cutoff]
+    if horizon_days is not None:
+        future = future[future["filled_on"] <= cutoff + pd.Timedelta(days=horizon_days)]
+    actual = future.groupby(_KEYS, observed=True)["filled_on"].min().rename("actual_next")
+
+    hist = _with_intervals(fills[fills["filled_on"] <= cutoff])
+    median = hist.groupby("product", observed=True)["interval_days"].median()
+    median = median.fillna(hist["interval_days"].median())
+    detail = active.join(actual, on=_KEYS)
+    earliest = cutoff + pd.Timedelta(days=1)
+    baseline_days = np.round(detail["product"].map(median).astype("float64").to_numpy())
+    detail["baseline_on"] = (detail["last_fill"] + pd.to_timedelta(baseline_days, unit="D")).clip(lower=earliest)
+    detail["model_on"] = detail["expected_on"].clip(lower=earliest)
+    detail["model_error"] = ((detail["model_on"] - detail["actual_next"]) / _DAY).abs()
+    detail["baseline_error"] = ((detail["baseline_on"] - detail["actual_next"]) / _DAY).abs()
+    scored = detail.dropna(subset=["actual_next", "baseline_error"])
+    in_window = scored["actual_next"].between(
+        scored["window_start"].clip(lower=earliest), scored["window_end"].clip(lower=earliest)
+    )
+    rows = []
+    for method, error, coverage in (
+        ("refill_model", scored["model_error"], in_window.mean()),
+        ("product_median", scored["baseline_error"], np.nan),
+    ):
+        rows.append({
+            "method": method,
+            "scored": len(scored),
+            "mae_days": error.mean(),
+            "median_abs_error_days": error.median(),
+            "within_7_days": (error <= 7).mean(),
+            "in_window": coverage,
+        })
+    summary = pd.DataFrame(rows).set_index("method")
+    summary.attrs = {
+        "cutoff": cutoff,
+        "active": len(active),
+        "not_returned": int(detail["actual_next"].isna().sum()),
+    }
+    return RefillBacktest(summary=summary, detail=detail.reset_index(drop=True), cutoff=cutoff)
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------
+
+
+def plot_refills_due_by_week(predictions: pd.DataFrame, *, weeks: int = 8, ax=None):
+    """Bar chart of member x products coming due per week ahead of the prediction day; the
+    first bar holds those past their expected day (due now or overdue, not lapsed).
+    Returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    _require_columns(predictions, "predictions", ["status", "days_until_due"])
+    ax = ax if ax is not None else plt.subplots(figsize=(7, 3.5))[1]
+    until = predictions["days_until_due"].astype("float64")
+    upcoming = until[(until > 0) & (until <= 7 * weeks)]
+    week = np.ceil(upcoming / 7).astype(int)
+    counts = week.value_counts().reindex(range(1, weeks + 1), fill_value=0)
+    overdue = int(((until <= 0) & predictions["status"].isin(["due_now", "overdue"])).sum())
+    labels = ["due now /\noverdue", *[f"wk {w}" for w in counts.index]]
+    values = [overdue, *counts.tolist()]
+    ax.bar(labels, values, color=["#c0392b", *["#2e86c1"] * len(counts)])
+    ax.set_ylabel("member x products")
+    as_of = predictions.attrs.get("as_of")
+    ax.set_title("Refills coming due" + (f" (as of {as_of:%Y-%m-%d})" if as_of is not None else ""))
+    ax.tick_params(axis="x", labelsize=8)
+    return ax
+
+
+def plot_pdc_by_product(adherence_table: pd.DataFrame, *, top: int = 10,
+                        threshold: float = 0.8, ax=None):
+    """Box plot of PDC for the ``top`` product groups with most eligible members, with the
+    adherence threshold. Returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    _require_columns(adherence_table, "adherence table", ["product", "pdc", "eligible"])
+    ax = ax if ax is not None else plt.subplots(figsize=(7, 0.4 * top + 1.5))[1]
+    eligible = adherence_table[adherence_table["eligible"]]
+    biggest = eligible["product"].value_counts().index[:top]
+    label_col = "product_name" if "product_name" in eligible else "product"
+    labels = eligible.groupby("product", observed=True)[label_col].last()
+    data = [eligible.loc[eligible["product"] == p, "pdc"].to_numpy() for p in biggest]
+    ax.boxplot(data, vert=False, tick_labels=[str(labels[p]) for p in biggest])
+    ax.axvline(threshold, color="#c0392b", linestyle="--", label=f"adherent (PDC >= {threshold:g})")
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("proportion of days covered (PDC)")
+    ax.invert_yaxis()
+    ax.legend(loc="lower left", fontsize=8)
+    return ax
