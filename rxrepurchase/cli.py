@@ -29,6 +29,21 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_refills(args: argparse.Namespace) -> int:
+    from rxrepurchase.loading import load_chain
+    from rxrepurchase.refill import chain_refill_targets, export_target_list
+
+    chain = load_chain(args.data, as_of=args.as_of, encoding=args.encoding, mapping=args.mapping)
+    targets = chain_refill_targets(
+        chain, within=args.within, group_by=args.group_by, show_phone=args.show_phone
+    )
+    path = export_target_list(targets, args.out, overwrite=args.overwrite)
+    counts = ", ".join(f"{k} {v}" for k, v in targets.attrs["status_counts"].items())
+    print(f"{len(targets)} refill reminders as of {targets.attrs['as_of']:%Y-%m-%d} "
+          f"(within {args.within} days: {counts or 'none'}) -> {path}")
+    return 0
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with the chain's export files")
     p.add_argument("--as-of", default=None, help="analysis date YYYY-MM-DD (default: today)")
@@ -56,6 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="load, validate and summarise a chain's export")
     _add_data_args(p)
     p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("refills", help="export the refill reminder list (members due soon)")
+    _add_data_args(p)
+    p.add_argument("--within", type=int, default=14, help="days ahead to list (default 14)")
+    p.add_argument("--out", required=True, help="output file, .csv (Excel-ready) or .parquet")
+    p.add_argument("--group-by", choices=["sku", "category"], default="sku",
+                   help="product grouping for refills (default sku)")
+    p.add_argument("--show-phone", action="store_true", help="show full phone numbers")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=_cmd_refills)
 
     return parser
 
