@@ -23,6 +23,7 @@ __all__ = [
     "ACQUISITION_CHANNELS",
     "HEADER_ALIASES_ZH",
     "TAG_SEPARATOR",
+    "contract_markdown",
 ]
 
 TIERS: tuple[str, ...] = ("regular", "gold", "diamond", "plus")
@@ -308,3 +309,21 @@ TIER_ALIASES: dict[str, str] = {
     "PLUS会员": "plus",
     "Plus": "plus",
 }
+
+
+def contract_markdown() -> str:
+    """The contract's tables as Markdown, as published in ``docs/data-contract.md``."""
+    out = []
+    for t in TABLES.values():
+        need = "required" if t.required else "optional"
+        key = f", key `{t.key}`" if t.key else ""
+        out.append(f"### `{t.name}` ({need}{key})\n\n{t.description}\n")
+        out.append("| column | type | required | empty allowed | meaning |")
+        out.append("| --- | --- | --- | --- | --- |")
+        for c in t.columns:
+            out.append(
+                f"| `{c.name}` | {c.kind} | {'yes' if c.required else 'no'} | "
+                f"{'yes' if c.nullable else 'no'} | {c.description} |"
+            )
+        out.append("")
+    return "\n".join(out)

@@ -297,3 +297,10 @@ def test_contract_tables_document_every_column():
         for col in table.columns:
             assert col.description, f"{table.name}.{col.name} has no description"
             assert col.kind in {"id", "text", "timestamp", "date", "money", "number", "integer", "flag"}
+
+
+def test_published_contract_doc_matches_the_code():
+    from rxrepurchase.contract import contract_markdown
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "data-contract.md").read_text(encoding="utf-8")
+    assert contract_markdown() in doc, "regenerate the tables in docs/data-contract.md"

@@ -1,0 +1,67 @@
+"""The project's own files agree with each other, so set-up routes cannot drift apart."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _requirement(spec: str) -> tuple[str, str]:
+    m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*", spec)
+    assert m, spec
+    return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def _conda_dependencies() -> dict[str, str]:
+    # environment.yml is simple enough to read without a YAML library: "  - name>=x" lines.
+    deps = {}
+    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
+    for line in text.split("\ndependencies:\n", 1)[1].splitlines():
+        m = re.fullmatch(r"  - ([A-Za-z0-9_.\-]+(?:[<>=!]=?[^\s#]*)?)\s*(#.*)?", line)
+        if m:
+            name, bound = _requirement(m.group(1))
+            deps[name] = bound
+    return deps
+
+
+def test_environment_yml_installs_the_same_packages_as_pyproject():
+    project = _pyproject()["project"]
+    wanted = dict(_requirement(s) for s in project["dependencies"])
+    wanted.update(_requirement(s) for s in project["optional-dependencies"]["dev"])
+    conda = _conda_dependencies()
+    conda.pop("pip", None)
+    python_bound = conda.pop("python")
+    assert python_bound == project["requires-python"]
+    assert conda == wanted
+
+
+def test_environment_yml_names_the_env_and_installs_the_package():
+    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
+    assert re.search(r"^name: rxrepurchase$", text, re.M)
+    assert re.search(r"^\s+- --no-deps -e \.$", text, re.M)
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    commands = [ln for ln in ci.splitlines() if ln.strip() and not ln.startswith(("#", "set ", "cd "))]
+    assert commands == ["make test"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = re.search(r"```(?:sh|bash)?\n(.*?)```", readme, re.S).group(1)
+    assert [ln.strip() for ln in first_block.splitlines() if ln.strip()] == ["make demo", "make test"]
+
+
+def test_notebooks_are_stored_without_outputs():
+    import nbformat
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{path.name} has outputs"
