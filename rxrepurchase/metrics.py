@@ -1,0 +1,971 @@
+"""Repurchase metrics (复购率) on a chain's orders: plain functions, pandas in, pandas out.
+
+Definitions (see ``docs/metrics.md`` for the full rules and worked examples):
+
+- **user repurchase rate** (用户复购率) = members with two or more purchases in the window /
+  members with at least one purchase in the window;
+- **order repurchase rate** (订单复购率) = purchases that are a member's second or later in
+  the window / all member purchases in the window.
+
+Edge rules, the same in every function of this module:
+
+- **Walk-in orders** (empty ``member_id``) are outside every member metric; their share of
+  orders and of revenue is reported by :func:`walk_in_share`.
+- **One purchase** is, by default, one member-day (``purchase_unit="day"``): several orders a
+  member places on the same calendar day (a split ticket, a second trip for a forgotten item)
+  count once. ``purchase_unit="order"`` counts every order.
+- **Refunds and zero-paid orders**: an order with ``paid_amount < 0`` (a refund or reversal
+  ticket) is never a purchase; an order with ``paid_amount == 0`` (a free gift pick-up, a fully
+  subsidised order) is not a purchase unless ``zero_paid="include"``. Money measures (ARPU,
+  Pareto shares) sum ``paid_amount`` as it is, so refunds reduce revenue. Rate tables report
+  the member orders not counted as purchases in ``excluded_orders``.
+- Purchases are counted **within the group**: by store, a member who bought once in store A
+  and once in store B is a one-time buyer of each store (but a repeat buyer of the chain).
+
+Windows (the ``window`` argument) are calendar periods (``"M"``/``"ME"``, ``"Q"``/``"QE"``,
+``"Y"``/``"YE"``, ``"W"``), N-day windows (``90`` or ``"90D"``; with ``step=`` in days they
+roll), one explicit ``(start, end)`` pair of inclusive dates, a list of pairs, or a dict of
+named pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from rxrepurchase.errors import DataContractError, RxRepurchaseError
+
+__all__ = [
+    "MetricsInputError",
+    "purchases",
+    "repurchase_rates",
+    "user_repurchase_rate",
+    "order_repurchase_rate",
+    "walk_in_share",
+    "n_day_repurchase",
+    "cohort_retention",
+    "retention_matrix",
+    "retention_curve",
+    "inter_purchase_intervals",
+    "arpu",
+    "pareto_share",
+    "plot_repurchase_rates",
+    "plot_retention_matrix",
+    "plot_retention_curves",
+    "plot_inter_purchase_intervals",
+]
+
+PurchaseUnit = Literal["day", "order"]
+ZeroPaid = Literal["exclude", "include"]
+
+_CALENDAR_FREQ = {
+    "D": "D",
+    "W": "W",
+    "M": "M",
+    "ME": "M",
+    "MS": "M",
+    "Q": "Q",
+    "QE": "Q",
+    "QS": "Q",
+    "Y": "Y",
+    "YE": "Y",
+    "YS": "Y",
+    "A": "Y",
+}
+_ORDER_COLUMNS = ("order_id", "member_id", "store_id", "ordered_at", "paid_amount")
+
+
+class MetricsInputError(RxRepurchaseError, ValueError):
+    """An analysis argument is invalid: unknown window, grouping column, option or member."""
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _require(df: pd.DataFrame, columns: Iterable[str], table: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataContractError(
+            f"{table}: missing column(s) {missing}; present: {list(df.columns)}"
+        )
+
+
+def _check_options(purchase_unit: str, zero_paid: str) -> None:
+    if purchase_unit not in ("day", "order"):
+        raise MetricsInputError(
+            f"purchase_unit must be 'day' (same-day orders are one purchase) or 'order', "
+            f"got {purchase_unit!r}"
+        )
+    if zero_paid not in ("exclude", "include"):
+        raise MetricsInputError(f"zero_paid must be 'exclude' or 'include', got {zero_paid!r}")
+
+
+def _as_list(by: str | Sequence[str] | None) -> list[str]:
+    if by is None:
+        return []
+    if isinstance(by, str):
+        return [by]
+    return list(by)
+
+
+def _default_as_of(orders: pd.DataFrame, as_of) -> pd.Timestamp:
+    if as_of is not None:
+        return pd.Timestamp(as_of).normalize()
+    if len(orders) == 0:
+        raise MetricsInputError("orders is empty: pass as_of explicitly")
+    return orders["ordered_at"].max().normalize()
+
+
+def _is_purchase(orders: pd.DataFrame, zero_paid: ZeroPaid) -> np.ndarray:
+    paid = orders["paid_amount"].to_numpy(dtype="float64", na_value=np.nan)
+    if np.isnan(paid).any():
+        row = orders.index[np.isnan(paid)][0]
+        raise DataContractError(f"orders: paid_amount is empty at row {row}")
+    return paid >= 0 if zero_paid == "include" else paid > 0
+
+
+def _lookup_member_columns(
+    frame: pd.DataFrame, by: list[str], members: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Return ``frame`` with the ``by`` columns it lacks looked up in ``members``."""
+    need = [c for c in by if c not in frame.columns]
+    if not need:
+        return frame
+    if members is None or any(c not in members.columns for c in need):
+        have = [] if members is None else list(members.columns)
+        missing = [c for c in need if c not in have]
+        raise MetricsInputError(
+            f"grouping column(s) {missing} are neither in orders nor in members "
+            f"(members columns: {have}); derived member columns such as age_band, "
+            "acquisition_month or tenure_band come from rxrepurchase.segments.member_attributes"
+        )
+    _require(members, ["member_id"], "members")
+    if members["member_id"].duplicated().any():
+        dup = members.loc[members["member_id"].duplicated(), "member_id"].iloc[0]
+        raise DataContractError(f"members: member_id {dup!r} appears more than once")
+    pos = pd.Index(members["member_id"]).get_indexer(frame["member_id"])
+    unknown = pos < 0
+    if unknown.any():
+        mid = frame["member_id"].to_numpy()[unknown][0]
+        raise DataContractError(
+            f"orders: member_id {mid!r} ({int(unknown.sum())} order rows in all) is not in "
+            "members, so its grouping column(s) "
+            f"{need} are unknown"
+        )
+    out = frame.copy()
+    for c in need:
+        out[c] = members[c].take(pos).to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def _window_table(window, first: pd.Timestamp, last: pd.Timestamp, step=None) -> pd.DataFrame:
+    """Resolve a window spec into rows ``window, window_start, window_end`` (inclusive dates)."""
+    if isinstance(window, str) and window.upper() in _CALENDAR_FREQ:
+        if step is not None:
+            raise MetricsInputError("step= only applies to N-day windows, not calendar periods")
+        periods = pd.period_range(first, last, freq=_CALENDAR_FREQ[window.upper()])
+        return pd.DataFrame(
+            {
+                "window": periods.astype(str),
+                "window_start": periods.start_time.normalize(),
+                "window_end": periods.end_time.normalize(),
+            }
+        )
+    days = _n_days(window)
+    if days is not None:
+        step_days = days if step is None else _n_days(step)
+        if step_days is None or step_days <= 0:
+            raise MetricsInputError(f"step must be a positive number of days, got {step!r}")
+        ends = []
+        end = last
+        # N-day windows tile back from the last date; a window reaching before the first date
+        # would be partly empty, so the earliest window starts on or after it.
+        while end - pd.Timedelta(days=days - 1) >= first:
+            ends.append(end)
+            end = end - pd.Timedelta(days=step_days)
+        ends = pd.DatetimeIndex(sorted(ends))
+        starts = ends - pd.Timedelta(days=days - 1)
+        return pd.DataFrame(
+            {
+                "window": [
+                    f"{s:%Y-%m-%d}..{e:%Y-%m-%d}" for s, e in zip(starts, ends, strict=True)
+                ],
+                "window_start": starts,
+                "window_end": ends,
+            }
+        )
+    if isinstance(window, dict):
+        items = list(window.items())
+    elif isinstance(window, tuple) and len(window) == 2 and not isinstance(window[0], tuple):
+        items = [(None, window)]
+    elif isinstance(window, list) and all(isinstance(w, tuple) and len(w) == 2 for w in window):
+        items = [(None, w) for w in window]
+    else:
+        raise MetricsInputError(
+            f"window {window!r} not understood: use 'M'/'ME', 'Q'/'QE', 'Y'/'YE', 'W', "
+            "a number of days (90 or '90D'), a (start, end) pair, a list or a dict of pairs"
+        )
+    rows = []
+    for name, (s, e) in items:
+        s, e = pd.Timestamp(s).normalize(), pd.Timestamp(e).normalize()
+        if e < s:
+            raise MetricsInputError(f"window {name or (s, e)!r}: end {e:%Y-%m-%d} is before start")
+        rows.append((name or f"{s:%Y-%m-%d}..{e:%Y-%m-%d}", s, e))
+    return pd.DataFrame(rows, columns=["window", "window_start", "window_end"]).astype(
+        {"window_start": "datetime64[ns]", "window_end": "datetime64[ns]"}
+    )
+
+
+def _n_days(spec) -> int | None:
+    if isinstance(spec, bool):
+        return None
+    if isinstance(spec, (int, np.integer)):
+        return int(spec) if spec > 0 else _bad_days(spec)
+    if isinstance(spec, pd.Timedelta):
+        return spec.days if spec.days > 0 else _bad_days(spec)
+    if isinstance(spec, str) and spec[:-1].isdigit() and spec[-1] in "dD":
+        return int(spec[:-1]) if int(spec[:-1]) > 0 else _bad_days(spec)
+    return None
+
+
+def _bad_days(spec) -> int:
+    raise MetricsInputError(f"an N-day window needs a positive number of days, got {spec!r}")
+
+
+def _assign(days: np.ndarray, windows: pd.DataFrame) -> list[tuple[int, np.ndarray]] | np.ndarray:
+    """Window position of each day (-1 outside every window), or per-window masks if the
+    windows overlap (a day can then belong to several windows)."""
+    starts = windows["window_start"].to_numpy("datetime64[D]").astype("int64")
+    ends = windows["window_end"].to_numpy("datetime64[D]").astype("int64")
+    order = np.argsort(starts, kind="stable")
+    if len(order) > 1 and (starts[order][1:] <= ends[order][:-1]).any():
+        return [(i, (days >= starts[i]) & (days <= ends[i])) for i in range(len(starts))]
+    idx = np.searchsorted(starts[order], days, side="right") - 1
+    inside = (idx >= 0) & (days <= ends[order][np.clip(idx, 0, None)])
+    return np.where(inside, order[np.clip(idx, 0, None)], -1)
+
+
+def _windowed(frame: pd.DataFrame, window, start, end, step) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the window table and ``frame`` with a ``_w`` window-position column (rows repeated
+    for overlapping windows, rows outside every window removed)."""
+    day = frame["ordered_at"].to_numpy("datetime64[D]").astype("int64")
+    first = pd.Timestamp(start).normalize() if start is not None else frame["ordered_at"].min()
+    last = pd.Timestamp(end).normalize() if end is not None else frame["ordered_at"].max()
+    windows = _window_table(window, first.normalize(), last.normalize(), step)
+    if windows.empty:
+        raise MetricsInputError(
+            f"window {window!r} yields no window between {first:%Y-%m-%d} and {last:%Y-%m-%d}"
+        )
+    pos = _assign(day, windows)
+    if isinstance(pos, np.ndarray):
+        keep = pos >= 0
+        return windows, frame.loc[keep].assign(_w=pos[keep])
+    parts = [frame.loc[mask].assign(_w=i) for i, mask in pos]
+    return windows, pd.concat(parts, ignore_index=True)
+
+
+def _with_window_columns(table: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
+    w = windows.iloc[table["_w"].to_numpy()].reset_index(drop=True)
+    out = pd.concat([w, table.drop(columns="_w").reset_index(drop=True)], axis=1)
+    return out.sort_values(["window_start", "window_end"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- purchases
+
+
+def purchases(
+    orders: pd.DataFrame,
+    *,
+    purchase_unit: PurchaseUnit = "day",
+    zero_paid: ZeroPaid = "exclude",
+    columns: Sequence[str] = (),
+) -> pd.DataFrame:
+    """One row per member purchase, in time order per member.
+
+    Parameters
+    ----------
+    orders : DataFrame
+        The chain's orders (contract table ``orders``).
+    purchase_unit : {"day", "order"}
+        ``"day"`` (default) merges a member's orders of one calendar day into one purchase;
+        ``"order"`` keeps every order.
+    zero_paid : {"exclude", "include"}
+        Whether orders with ``paid_amount == 0`` are purchases. Refunds (``< 0``) never are.
+    columns : sequence of str
+        Further order columns to carry (with ``"day"``: the value on the day's first order).
+
+    Returns
+    -------
+    DataFrame
+        ``member_id, purchased_on`` (the date), ``ordered_at`` (first order's time),
+        ``store_id``, ``order_id`` (of the first order that day), ``n_orders``, the summed money
+        columns present (``gross_amount, discount_amount, paid_amount``) and ``purchase_number``
+        (1 for the member's first purchase).
+    """
+    _check_options(purchase_unit, zero_paid)
+    _require(orders, [*_ORDER_COLUMNS, *columns], "orders")
+    member = orders["member_id"].notna().to_numpy() & _is_purchase(orders, zero_paid)
+    df = orders.loc[member]
+    df = df.assign(purchased_on=df["ordered_at"].dt.normalize()).sort_values(
+        ["member_id", "ordered_at", "order_id"], kind="stable"
+    )
+    money = [c for c in ("gross_amount", "discount_amount", "paid_amount") if c in df.columns]
+    if purchase_unit == "day":
+        keys = ["member_id", "purchased_on"]
+        g = df.groupby(keys, sort=False, observed=True)
+        carried = list(dict.fromkeys(["ordered_at", "store_id", "order_id", *columns]))
+        first = g[carried].first(skipna=False)
+        out = pd.concat([first, g.size().rename("n_orders"), g[money].sum()], axis=1)
+        out = out.reset_index()
+    else:
+        carried = ["purchased_on", "ordered_at", "store_id", "order_id", *columns]
+        out = df[list(dict.fromkeys(["member_id", *carried, *money]))]
+        out = out.assign(n_orders=1).reset_index(drop=True)
+    out["purchase_number"] = out.groupby("member_id", sort=False).cumcount() + 1
+    return out
+
+
+def repurchase_rates(
+    orders: pd.DataFrame,
+    window="M",
+    by: str | Sequence[str] | None = None,
+    *,
+    members: pd.DataFrame | None = None,
+    purchase_unit: PurchaseUnit = "day",
+    zero_paid: ZeroPaid = "exclude",
+    start=None,
+    end=None,
+    step=None,
+) -> pd.DataFrame:
+    """User and order repurchase rates per window and group, as a tidy table.
+
+    Parameters
+    ----------
+    orders : DataFrame
+        The chain's orders; walk-in orders are ignored (see :func:`walk_in_share`).
+    window : str, int, tuple, list or dict
+        ``"M"``/``"ME"``, ``"Q"``/``"QE"``, ``"Y"``/``"YE"``, ``"W"`` calendar periods; ``90``
+        or ``"90D"`` for N-day windows tiled back from ``end``; a ``(start, end)`` pair of
+        inclusive dates, a list of pairs or a dict ``{name: (start, end)}``.
+    by : str or list of str, optional
+        Grouping columns of ``orders`` (``store_id``, ``channel`` ...) or of ``members``
+        (``tier``, ``age_band`` ...), joined on ``member_id``.
+    members : DataFrame, optional
+        Needed when ``by`` names member columns.
+    purchase_unit : {"day", "order"}
+        What counts as one purchase (default: a member-day).
+    zero_paid : {"exclude", "include"}
+        Whether zero-paid orders count as purchases (refunds never do).
+    start, end : date-like, optional
+        Range the calendar / N-day windows cover (default: first and last order date).
+    step : int or str, optional
+        For N-day windows: days between window ends; smaller than N makes rolling windows.
+
+    Returns
+    -------
+    DataFrame
+        One row per window x group with ``window, window_start, window_end``, the ``by``
+        columns, ``members`` (with ≥1 purchase), ``repeat_members`` (≥2), ``user_repurchase_rate``,
+        ``purchases``, ``repeat_purchases`` (2nd or later), ``order_repurchase_rate`` and
+        ``excluded_orders`` (member orders with ``paid_amount`` ≤ 0 not counted as purchases).
+        Windows and groups without any purchase are absent.
+    """
+    _check_options(purchase_unit, zero_paid)
+    _require(orders, _ORDER_COLUMNS, "orders")
+    by = _as_list(by)
+    frame = orders.loc[orders["member_id"].notna(), ["member_id", "ordered_at", "paid_amount"]]
+    frame = frame.assign(_p=_is_purchase(frame, zero_paid))
+    for c in by:
+        if c in orders.columns:
+            frame[c] = orders.loc[frame.index, c]
+    frame = _lookup_member_columns(frame, by, members)
+    windows, frame = _windowed(frame, window, start, end, step)
+
+    # Integer codes keep the 10M-row group-bys fast; NA is a group of its own.
+    codes = pd.DataFrame({"_w": frame["_w"].to_numpy()})
+    labels = {}
+    for c in by:
+        codes[c], labels[c] = pd.factorize(frame[c], use_na_sentinel=False)
+    codes["_m"] = pd.factorize(frame["member_id"])[0]
+    purchase = frame["_p"].to_numpy()
+    keys = ["_w", *by]
+
+    excluded = codes.loc[~purchase].groupby(keys, sort=False).size().rename("excluded_orders")
+    bought = codes.loc[purchase]
+    if purchase_unit == "day":
+        bought = bought.assign(_d=frame["ordered_at"].to_numpy("datetime64[D]")[purchase])
+        bought = bought.drop_duplicates()
+    per_member = bought.groupby([*keys, "_m"], sort=False).size().rename("n").reset_index()
+    per_member["repeat"] = per_member["n"] >= 2
+    table = per_member.groupby(keys, sort=False).agg(
+        members=("n", "size"), repeat_members=("repeat", "sum"), purchases=("n", "sum")
+    )
+    table = table.join(excluded, how="outer").fillna(0).astype("int64").reset_index()
+    table["repeat_purchases"] = table["purchases"] - table["members"]
+    table["user_repurchase_rate"] = _ratio(table["repeat_members"], table["members"])
+    table["order_repurchase_rate"] = _ratio(table["repeat_purchases"], table["purchases"])
+    for c in by:
+        table[c] = labels[c].take(table[c].to_numpy())
+    cols = [
+        "_w", *by, "members", "repeat_members", "user_repurchase_rate",
+        "purchases", "repeat_purchases", "order_repurchase_rate", "excluded_orders",
+    ]  # fmt: skip
+    out = _with_window_columns(table[cols], windows)
+    return out.sort_values(["window_start", "window_end", *by], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    """num / den as float, NaN where den is 0 (a rate over nobody is undefined, not 0)."""
+    den = den.astype("float64")
+    return num.astype("float64") / den.where(den > 0)
+
+
+def user_repurchase_rate(orders: pd.DataFrame, window=None, **kwargs) -> float:
+    """The user repurchase rate (用户复购率) of one window as a number.
+
+    ``window`` is a ``(start, end)`` pair (default: all orders); other keyword arguments as in
+    :func:`repurchase_rates` (``purchase_unit``, ``zero_paid``). NaN when nobody purchased.
+    """
+    return _single(orders, window, "user_repurchase_rate", **kwargs)
+
+
+def order_repurchase_rate(orders: pd.DataFrame, window=None, **kwargs) -> float:
+    """The order repurchase rate (订单复购率) of one window as a number; see
+    :func:`user_repurchase_rate`."""
+    return _single(orders, window, "order_repurchase_rate", **kwargs)
+
+
+def _single(orders: pd.DataFrame, window, column: str, **kwargs) -> float:
+    if window is None:
+        window = (orders["ordered_at"].min(), orders["ordered_at"].max())
+    if not (isinstance(window, tuple) and len(window) == 2):
+        raise MetricsInputError(f"window must be one (start, end) pair here, got {window!r}")
+    table = repurchase_rates(orders, window, **kwargs)
+    return float(table[column].iloc[0]) if len(table) else math.nan
+
+
+def walk_in_share(
+    orders: pd.DataFrame,
+    window="M",
+    by: str | Sequence[str] | None = None,
+    *,
+    start=None,
+    end=None,
+    step=None,
+) -> pd.DataFrame:
+    """Share of orders and of paid revenue from walk-in customers (orders without a member).
+
+    Parameters are as in :func:`repurchase_rates`; ``by`` names order columns only (a walk-in
+    has no member attributes).
+
+    Returns
+    -------
+    DataFrame
+        One row per window x group: ``orders, walk_in_orders, walk_in_order_share, revenue,
+        walk_in_revenue, walk_in_revenue_share`` (revenue = ``paid_amount``, all orders).
+    """
+    _require(orders, _ORDER_COLUMNS, "orders")
+    by = _as_list(by)
+    bad = [c for c in by if c not in orders.columns]
+    if bad:
+        raise MetricsInputError(f"walk_in_share groups by order columns only; not in orders: {bad}")
+    frame = orders[["ordered_at", "paid_amount", *by]].assign(
+        _walk=orders["member_id"].isna().to_numpy()
+    )
+    windows, frame = _windowed(frame, window, start, end, step)
+    frame["_walk_paid"] = frame["paid_amount"].where(frame["_walk"], 0.0)
+    g = frame.groupby(["_w", *by], dropna=False, sort=False)
+    table = pd.DataFrame(
+        {
+            "orders": g.size(),
+            "walk_in_orders": g["_walk"].sum(),
+            "revenue": g["paid_amount"].sum(),
+            "walk_in_revenue": g["_walk_paid"].sum(),
+        }
+    ).reset_index()
+    table["walk_in_order_share"] = _ratio(table["walk_in_orders"], table["orders"])
+    table["walk_in_revenue_share"] = _ratio(table["walk_in_revenue"], table["revenue"])
+    cols = ["_w", *by, "orders", "walk_in_orders", "walk_in_order_share", "revenue",
+            "walk_in_revenue", "walk_in_revenue_share"]  # fmt: skip
+    return _with_window_columns(table[cols], windows).sort_values(
+        ["window_start", "window_end", *by], kind="stable", ignore_index=True
+    )
+
+
+# --------------------------------------------------------------------------- after the first purchase
+
+
+def _first_purchases(
+    orders: pd.DataFrame,
+    by: list[str],
+    members: pd.DataFrame | None,
+    purchase_unit: PurchaseUnit,
+    zero_paid: ZeroPaid,
+    freq: str = "M",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Purchases and one row per member's first purchase, both with the ``by`` columns.
+
+    Order columns in ``by`` take their value on the first purchase (the store that acquired the
+    member); ``cohort_month`` (``cohort`` for other ``freq``) is the period of the first purchase.
+    """
+    carry = [c for c in by if c in orders.columns and c not in ("member_id",)]
+    p = purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid, columns=carry)
+    first = p.loc[p["purchase_number"] == 1].reset_index(drop=True)
+    cohort_col = "cohort_month" if freq == "M" else "cohort"
+    first[cohort_col] = first["purchased_on"].dt.to_period(freq).astype(str)
+    first = _lookup_member_columns(first, by, members)
+    return p, first
+
+
+def n_day_repurchase(
+    orders: pd.DataFrame,
+    days: Sequence[int] = (30, 60, 90),
+    by: str | Sequence[str] | None = None,
+    *,
+    members: pd.DataFrame | None = None,
+    as_of=None,
+    purchase_unit: PurchaseUnit = "day",
+    zero_paid: ZeroPaid = "exclude",
+) -> pd.DataFrame:
+    """Share of new buyers who purchase again within N days of their first purchase.
+
+    A member's first purchase is their first in ``orders``. A member is *eligible* for N days
+    when the first purchase is at least N days before ``as_of`` (otherwise we cannot know yet);
+    they *repurchased* when their second purchase is at most N days after the first. With
+    ``purchase_unit="order"`` a second order on the same day counts (0 days).
+
+    Parameters
+    ----------
+    orders : DataFrame
+        The chain's orders.
+    days : sequence of int
+        The horizons, default 30, 60 and 90 days.
+    by : str or list of str, optional
+        Order columns (value on the first purchase), member columns, or ``cohort_month``.
+    members : DataFrame, optional
+        Needed when ``by`` names member columns.
+    as_of : date-like, optional
+        Analysis date (default: date of the last order).
+    purchase_unit, zero_paid
+        As in :func:`repurchase_rates`.
+
+    Returns
+    -------
+    DataFrame
+        One row per group x horizon: ``days, eligible_members, repurchased_members,
+        n_day_repurchase_rate``.
+    """
+    by = _as_list(by)
+    horizons = [_n_days(d) for d in days]
+    if not horizons or any(h is None for h in horizons):
+        raise MetricsInputError(f"days must be positive whole numbers of days, got {days!r}")
+    as_of = _default_as_of(orders, as_of)
+    p, first = _first_purchases(orders, by, members, purchase_unit, zero_paid)
+    second = p.loc[p["purchase_number"] == 2].set_index("member_id")["purchased_on"]
+    gap = (first["member_id"].map(second) - first["purchased_on"]).dt.days
+    age = (as_of - first["purchased_on"]).dt.days
+    parts = []
+    for h in horizons:
+        # Everyone stays in the table so a group with nobody eligible yet shows 0, not nothing.
+        eligible = (age >= h).to_numpy()
+        part = first[by].assign(
+            days=h,
+            eligible_members=eligible.astype("int64"),
+            repurchased_members=(eligible & (gap <= h).to_numpy()).astype("int64"),
+        )
+        parts.append(part)
+    long = pd.concat(parts, ignore_index=True)
+    table = (
+        long.groupby([*by, "days"], dropna=False, sort=True)[
+            ["eligible_members", "repurchased_members"]
+        ]
+        .sum()
+        .reset_index()
+    )
+    table["n_day_repurchase_rate"] = _ratio(table["repurchased_members"], table["eligible_members"])
+    return table
+
+
+def _period_ordinal(dates: pd.Series, freq: str) -> np.ndarray:
+    return pd.PeriodIndex(dates, freq=freq).asi8
+
+
+def _last_complete_period(as_of: pd.Timestamp, freq: str) -> int:
+    """Ordinal of the last period that has ended by ``as_of`` (inclusive)."""
+    return pd.Period(as_of + pd.Timedelta(days=1), freq=freq).ordinal - 1
+
+
+def _period_freq(freq: str) -> str:
+    f = _CALENDAR_FREQ.get(str(freq).upper())
+    if f not in ("W", "M", "Q", "Y"):
+        raise MetricsInputError(
+            f"freq must be a calendar period 'W', 'M'/'ME', 'Q'/'QE' or 'Y'/'YE', got {freq!r}"
+        )
+    return f
+
+
+def cohort_retention(
+    orders: pd.DataFrame,
+    freq: str = "M",
+    by: str | Sequence[str] | None = None,
+    *,
+    members: pd.DataFrame | None = None,
+    as_of=None,
+    zero_paid: ZeroPaid = "exclude",
+) -> pd.DataFrame:
+    """Acquisition-cohort retention as a tidy table.
+
+    A member's cohort is the period of their first purchase; they are *active* in period k
+    (``periods_since_first``) when they purchase in the k-th period after it. Only periods that
+    have ended by ``as_of`` appear, so the last, partial period never drags retention down;
+    members first buying in an unfinished period are not in any cohort yet.
+
+    Parameters
+    ----------
+    orders : DataFrame
+        The chain's orders.
+    freq : str
+        Period length: ``"M"`` (default) / ``"ME"``, ``"Q"`` / ``"QE"``, ``"W"``, ``"Y"``.
+    by : str or list of str, optional
+        As in :func:`n_day_repurchase`.
+    members : DataFrame, optional
+        Needed when ``by`` names member columns.
+    as_of : date-like, optional
+        Analysis date (default: date of the last order).
+    zero_paid : {"exclude", "include"}
+        As in :func:`repurchase_rates`.
+
+    Returns
+    -------
+    DataFrame
+        ``by..., cohort, periods_since_first, cohort_members, active_members, retention``,
+        with a row (possibly 0 active) for every observable cohort x period.
+    """
+    by = _as_list(by)
+    freq = _period_freq(freq)
+    as_of = _default_as_of(orders, as_of)
+    last = _last_complete_period(as_of, freq)
+    p, first = _first_purchases(orders, by, members, "order", zero_paid, freq)
+    first["_c"] = _period_ordinal(first["purchased_on"], freq)
+    first = first.loc[first["_c"] <= last]
+    # Group codes per member, so each purchase finds its member's group and cohort.
+    gkeys = [*by, "_c"]
+    first["_g"] = first.groupby(gkeys, dropna=False, sort=True).ngroup()
+    groups = first.drop_duplicates("_g").sort_values("_g")[["_g", *gkeys]].reset_index(drop=True)
+    size = first.groupby("_g").size().reindex(groups["_g"]).to_numpy()
+    by_member = first.set_index("member_id")
+    k = _period_ordinal(p["purchased_on"], freq) - p["member_id"].map(by_member["_c"])
+    active = pd.DataFrame({"_g": p["member_id"].map(by_member["_g"]), "k": k, "m": p["member_id"]})
+    active = active.loc[active["_g"].notna() & (k <= last - p["member_id"].map(by_member["_c"]))]
+    counts = active.drop_duplicates().groupby(["_g", "k"]).size()
+    # Every observable (group, k) cell, zeros included.
+    n_obs = (last - groups["_c"].to_numpy() + 1).astype("int64")
+    gi = np.repeat(np.arange(len(groups)), n_obs)
+    kk = np.arange(n_obs.sum()) - np.repeat(np.cumsum(n_obs) - n_obs, n_obs)
+    idx = pd.MultiIndex.from_arrays([gi.astype("float64"), kk.astype("float64")])
+    act = counts.reindex(idx, fill_value=0).to_numpy()
+    out = groups.iloc[gi].reset_index(drop=True)[by]
+    out["cohort"] = pd.PeriodIndex.from_ordinals(groups["_c"].to_numpy()[gi], freq=freq).astype(str)
+    out["periods_since_first"] = kk
+    out["cohort_members"] = size[gi]
+    out["active_members"] = act.astype("int64")
+    out["retention"] = _ratio(out["active_members"], out["cohort_members"])
+    return out
+
+
+def retention_matrix(
+    orders: pd.DataFrame,
+    freq: str = "M",
+    *,
+    as_of=None,
+    zero_paid: ZeroPaid = "exclude",
+) -> pd.DataFrame:
+    """Cohort x periods-since-first-purchase retention matrix (rows: cohorts, columns: k).
+
+    Cells not observable yet are NaN. See :func:`cohort_retention` for the rules and for the
+    cohort sizes.
+    """
+    long = cohort_retention(orders, freq, as_of=as_of, zero_paid=zero_paid)
+    return long.pivot(index="cohort", columns="periods_since_first", values="retention")
+
+
+def retention_curve(
+    orders: pd.DataFrame,
+    freq: str = "M",
+    by: str | Sequence[str] | None = None,
+    *,
+    members: pd.DataFrame | None = None,
+    as_of=None,
+    zero_paid: ZeroPaid = "exclude",
+) -> pd.DataFrame:
+    """Retention k periods after the first purchase, pooled over cohorts, per group.
+
+    At each k only cohorts old enough to observe k count (``eligible_members``), so younger
+    cohorts do not bias the curve down.
+
+    Returns
+    -------
+    DataFrame
+        ``by..., periods_since_first, eligible_members, active_members, retention``.
+    """
+    by = _as_list(by)
+    long = cohort_retention(orders, freq, by, members=members, as_of=as_of, zero_paid=zero_paid)
+    curve = (
+        long.groupby([*by, "periods_since_first"], dropna=False, sort=True)[
+            ["cohort_members", "active_members"]
+        ]
+        .sum()
+        .rename(columns={"cohort_members": "eligible_members"})
+        .reset_index()
+    )
+    curve["retention"] = _ratio(curve["active_members"], curve["eligible_members"])
+    return curve
+
+
+def inter_purchase_intervals(
+    orders: pd.DataFrame,
+    by: str | Sequence[str] | None = None,
+    *,
+    members: pd.DataFrame | None = None,
+    purchase_unit: PurchaseUnit = "day",
+    zero_paid: ZeroPaid = "exclude",
+) -> pd.DataFrame:
+    """Days between each member's consecutive purchases.
+
+    Returns
+    -------
+    DataFrame
+        One row per repeat purchase: ``member_id, purchase_number`` (2 or more),
+        ``previous_purchase_on, purchased_on, interval_days`` and the ``by`` columns (order
+        columns take the value of the later purchase).
+    """
+    by = _as_list(by)
+    carry = [c for c in by if c in orders.columns and c != "member_id"]
+    p = purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid, columns=carry)
+    prev = p.groupby("member_id", sort=False)["purchased_on"].shift(1)
+    p = p.assign(previous_purchase_on=prev).loc[p["purchase_number"] >= 2]
+    p = p.assign(interval_days=(p["purchased_on"] - p["previous_purchase_on"]).dt.days)
+    p = _lookup_member_columns(p.reset_index(drop=True), by, members)
+    cols = ["member_id", "purchase_number", "previous_purchase_on", "purchased_on", "interval_days"]
+    return p[list(dict.fromkeys([*cols, *by]))]
+
+
+def arpu(
+    orders: pd.DataFrame,
+    window="M",
+    by: str | Sequence[str] | None = None,
+    *,
+    members: pd.DataFrame | None = None,
+    zero_paid: ZeroPaid = "exclude",
+    start=None,
+    end=None,
+    step=None,
+) -> pd.DataFrame:
+    """Average revenue per purchasing member (ARPU, 每用户平均收入) per window and group.
+
+    Revenue is the members' ``paid_amount`` in the window, refunds netted; the denominator is
+    the members with at least one purchase in it. Windows and ``by`` as in
+    :func:`repurchase_rates`.
+
+    Returns
+    -------
+    DataFrame
+        ``window, window_start, window_end, by..., members, revenue, arpu`` and, when the
+        orders have them, ``gross_amount, discount_amount`` (summed).
+    """
+    _require(orders, _ORDER_COLUMNS, "orders")
+    by = _as_list(by)
+    money = [c for c in ("gross_amount", "discount_amount") if c in orders.columns]
+    frame = orders.loc[
+        orders["member_id"].notna(),
+        list(dict.fromkeys(["member_id", "ordered_at", "paid_amount", *money,
+                            *[c for c in by if c in orders.columns]])),
+    ]  # fmt: skip
+    frame = _lookup_member_columns(frame, by, members)
+    frame["_buyer"] = frame["member_id"].where(_is_purchase(frame, zero_paid))
+    windows, frame = _windowed(frame, window, start, end, step)
+    g = frame.groupby(["_w", *by], dropna=False, sort=False)
+    table = pd.concat(
+        [g["_buyer"].nunique().rename("members"), g["paid_amount"].sum().rename("revenue"),
+         g[money].sum()], axis=1,
+    ).reset_index()  # fmt: skip
+    table["arpu"] = _ratio(table["revenue"], table["members"])
+    table = table[["_w", *by, "members", "revenue", "arpu", *money]]
+    return _with_window_columns(table, windows).sort_values(
+        ["window_start", "window_end", *by], kind="stable", ignore_index=True
+    )
+
+
+def pareto_share(
+    orders: pd.DataFrame,
+    top: float = 0.2,
+    by: str | Sequence[str] | None = None,
+    *,
+    members: pd.DataFrame | None = None,
+    start=None,
+    end=None,
+) -> pd.DataFrame:
+    """Share of revenue the top members bring (the operators' "top 20% carry the profit").
+
+    Two measures, each ranking members by itself: ``revenue`` is sales at list price
+    (``gross_amount``, 应收) and ``revenue_net_of_subsidy`` what members paid (``paid_amount``
+    = gross - discount, 实付). Members bought with heavy subsidy rank high on the first and low
+    on the second. The top group is ``ceil(top x members)`` members; ties at the cut are broken
+    by member_id so the count is exact.
+
+    Parameters
+    ----------
+    orders : DataFrame
+        The chain's orders; walk-ins are ignored, refunds netted.
+    top : float
+        Share of members in the top group, in (0, 1].
+    by : str or list of str, optional
+        Groups ranked separately (order or member columns).
+    members : DataFrame, optional
+        Needed when ``by`` names member columns.
+    start, end : date-like, optional
+        Inclusive date range of orders to use (default: all).
+
+    Returns
+    -------
+    DataFrame
+        ``by..., measure, members, top_members, total, top_total, top_share``.
+    """
+    if not 0 < top <= 1:
+        raise MetricsInputError(f"top must be a share in (0, 1], got {top!r}")
+    _require(orders, [*_ORDER_COLUMNS, "gross_amount"], "orders")
+    by = _as_list(by)
+    frame = orders.loc[orders["member_id"].notna()]
+    day = frame["ordered_at"].dt.normalize()
+    if start is not None:
+        frame = frame.loc[day >= pd.Timestamp(start)]
+    if end is not None:
+        frame = frame.loc[frame["ordered_at"].dt.normalize() <= pd.Timestamp(end)]
+    frame = _lookup_member_columns(frame[["member_id", "gross_amount", "paid_amount",
+                                          *[c for c in by if c in orders.columns]]], by, members)  # fmt: skip
+    totals = (
+        frame.groupby([*by, "member_id"], dropna=False, sort=True)[["gross_amount", "paid_amount"]]
+        .sum()
+        .reset_index()
+    )
+    rows = []
+    for measure, col in (("revenue", "gross_amount"), ("revenue_net_of_subsidy", "paid_amount")):
+        t = totals.sort_values([*by, col, "member_id"], ascending=[*[True] * len(by), False, True])
+        g = t.groupby(by, dropna=False, sort=True) if by else None
+        rank = g.cumcount() if g is not None else pd.Series(np.arange(len(t)), index=t.index)
+        n = g["member_id"].transform("size") if g is not None else pd.Series(len(t), index=t.index)
+        n_top = np.ceil(n * top - 1e-9).astype("int64")
+        t = t.assign(_top=np.where(rank < n_top, t[col], 0.0), _n=n, _ntop=n_top)
+        agg = (
+            t.groupby(by, dropna=False, sort=True) if by else t.assign(_all=0).groupby("_all")
+        ).agg(
+            members=("_n", "first"), top_members=("_ntop", "first"),
+            total=(col, "sum"), top_total=("_top", "sum"),
+        )  # fmt: skip
+        agg = agg.reset_index(drop=not by).assign(measure=measure)
+        rows.append(agg)
+    out = pd.concat(rows, ignore_index=True)
+    out["top_share"] = _ratio(out["top_total"], out["total"])
+    return out[[*by, "measure", "members", "top_members", "total", "top_total", "top_share"]]
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plot_repurchase_rates(
+    rates: pd.DataFrame,
+    rate: str = "user_repurchase_rate",
+    by: str | Sequence[str] | None = None,
+    *,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """Line chart of a rate from :func:`repurchase_rates` over windows, one line per group."""
+    if rate not in rates.columns:
+        raise MetricsInputError(f"rates has no column {rate!r}; columns: {list(rates.columns)}")
+    by = _as_list(by)
+    ax = ax if ax is not None else plt.gca()
+    groups = rates.groupby(by, dropna=False, sort=True) if by else [((), rates)]
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        label = " / ".join(map(str, key)) if by else rate.replace("_", " ")
+        ax.plot(part["window_start"], part[rate], marker="o", label=label)
+    ax.set_ylabel(rate.replace("_", " "))
+    ax.set_ylim(0, None)
+    ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
+    if by:
+        ax.legend(title=" / ".join(by), fontsize="small")
+    return ax
+
+
+def plot_retention_matrix(matrix: pd.DataFrame, *, ax: plt.Axes | None = None) -> plt.Axes:
+    """Heatmap of :func:`retention_matrix` (cohorts down, periods since first purchase across)."""
+    ax = ax if ax is not None else plt.gca()
+    values = matrix.to_numpy(dtype="float64")
+    im = ax.imshow(values, aspect="auto", cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns])
+    ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index])
+    if values.size <= 400:
+        for (i, j), v in np.ndenumerate(values):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=7,
+                        color="white" if v > 0.6 else "black")  # fmt: skip
+    ax.set_xlabel("periods since first purchase")
+    ax.set_ylabel("cohort (first purchase)")
+    ax.figure.colorbar(im, ax=ax, format=plt.matplotlib.ticker.PercentFormatter(1.0))
+    return ax
+
+
+def plot_retention_curves(
+    curves: pd.DataFrame, by: str | Sequence[str] | None = None, *, ax: plt.Axes | None = None
+) -> plt.Axes:
+    """Retention by periods since first purchase from :func:`retention_curve`, a line per group."""
+    by = _as_list(by)
+    ax = ax if ax is not None else plt.gca()
+    groups = curves.groupby(by, dropna=False, sort=True) if by else [((), curves)]
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        ax.plot(part["periods_since_first"], part["retention"], marker="o",
+                label=" / ".join(map(str, key)) if by else "all")  # fmt: skip
+    ax.set_xlabel("periods since first purchase")
+    ax.set_ylabel("share of members purchasing")
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
+    if by:
+        ax.legend(title=" / ".join(by), fontsize="small")
+    return ax
+
+
+def plot_inter_purchase_intervals(
+    intervals: pd.DataFrame,
+    by: str | None = None,
+    *,
+    max_days: int = 180,
+    bins: int = 36,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """Histogram of ``interval_days`` from :func:`inter_purchase_intervals`, one per group.
+
+    Intervals longer than ``max_days`` are pooled in the last bin (stated in the x label), so
+    the refill peak near 30 days stays readable.
+    """
+    ax = ax if ax is not None else plt.gca()
+    edges = np.linspace(0, max_days, bins + 1)
+    groups = intervals.groupby(by, dropna=False, sort=True) if by else [("all", intervals)]
+    for key, part in groups:
+        days = np.minimum(part["interval_days"].to_numpy(dtype="float64"), max_days)
+        ax.hist(days, bins=edges, histtype="step", density=True, label=str(key), linewidth=1.5)
+    ax.set_xlabel(f"days between purchases (≥{max_days} pooled in the last bin)")
+    ax.set_ylabel("density")
+    if by:
+        ax.legend(title=by, fontsize="small")
+    return ax
