@@ -1,0 +1,989 @@
+"""A realistic, seeded demo pharmacy chain in the data contract, with its ground truth.
+
+The generator simulates members of four archetypes (see ``docs/demo-chain.md``):
+
+* ``loyal_chronic`` -- chronic-disease patients refilling one chronic medication on a cycle of
+  about 28-35 days (``days_supply`` per pack), sometimes late, with a small chance of leaving
+  after each refill, plus occasional other purchases;
+* ``loyal_general`` -- frequent small baskets of health and personal-care products;
+* ``occasional_acute`` -- a few purchases a year, peaking in the cold-and-flu season;
+* ``coupon_hunter`` -- recruited in ``new_member`` promotion waves, buying mostly with deep
+  coupons and dropping out quickly; each later wave recruits fewer and repurchases less.
+
+Purchases of the last three follow the BG/NBD story exactly: while alive a member buys as a
+Poisson process of rate ``lambda ~ Gamma(r, alpha)`` (per day) and drops out after each repeat
+purchase with probability ``p ~ Beta(a, b)``. Walk-in orders (no member) come on top.
+
+Everything is vectorized numpy; one million members generate in seconds. The ground truth
+(archetype, true rates, dropout dates, recruitment wave, refill cycle) goes to a separate
+file that the analysis code never reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rxrepurchase.contract import TABLES, TAG_SEPARATOR, TIERS
+from rxrepurchase.errors import DataContractError, RxRepurchaseError
+
+__all__ = [
+    "ARCHETYPES",
+    "DemoChain",
+    "DemoConfig",
+    "DemoConfigError",
+    "DemoOutputError",
+    "PopulationParams",
+    "generate_demo_chain",
+    "load_ground_truth",
+    "write_demo_chain",
+]
+
+ARCHETYPES: tuple[str, ...] = ("loyal_chronic", "loyal_general", "occasional_acute", "coupon_hunter")
+"""Member archetypes of the demo chain, in the order of their integer codes."""
+
+CHRONIC, GENERAL, ACUTE, HUNTER, WALK_IN = range(5)
+TRUTH_MEMBERS_FILE = "ground_truth_members.csv"
+TRUTH_PARAMS_FILE = "ground_truth.json"
+_DAY_NS = 86_400 * 10**9
+
+
+class DemoConfigError(RxRepurchaseError, ValueError):
+    """A :class:`DemoConfig` value is out of range; the message names the field."""
+
+
+class DemoOutputError(RxRepurchaseError, FileExistsError):
+    """Writing the demo chain would overwrite an existing file (pass ``overwrite=True``)."""
+
+
+@dataclass(frozen=True)
+class PopulationParams:
+    """BG/NBD population parameters, in days.
+
+    ``lambda ~ Gamma(shape=r, rate=alpha)`` purchases per day while alive and
+    ``p ~ Beta(a, b)`` dropout probability after each repeat purchase.
+    """
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+
+    def as_dict(self, unit: str = "days") -> dict[str, float]:
+        """Parameters as a dict; ``unit="weeks"`` rescales alpha (rate per week = 7 x per day)."""
+        scale = {"days": 1.0, "weeks": 7.0}[unit]
+        return {"r": self.r, "alpha": self.alpha / scale, "a": self.a, "b": self.b}
+
+
+def _default_shares() -> dict[str, float]:
+    return {"loyal_chronic": 0.22, "loyal_general": 0.18, "occasional_acute": 0.32, "coupon_hunter": 0.28}
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Size and behaviour of the demo chain. Every default is documented in docs/demo-chain.md.
+
+    Parameters
+    ----------
+    n_members, n_stores, months : int
+        Members simulated, stores, and months of orders ending on ``end_date``.
+    seed : int
+        Seed of the random generator: the same config gives identical tables.
+    end_date : str
+        Last day with orders (inclusive), ISO date.
+    archetype_shares : dict
+        Share of members per archetype (must sum to 1).
+    walk_in_share : float
+        Share of all orders placed by walk-in customers (no member id).
+    n_waves, wave_days, coupon_valid_days : int
+        Number of ``new_member`` promotion waves, days each runs, and days a recruit's
+        new-member coupons stay valid after the wave ends.
+    wave_recruit_decay : float
+        Coupon hunters recruited by wave k are proportional to ``decay ** (k - 1)``.
+    wave_rate_decay : float
+        Mean purchase rate of wave k's coupon hunters is ``decay ** (k - 1)`` times wave 1's.
+    loyal_general, occasional_acute, coupon_hunter : PopulationParams
+        BG/NBD population parameters (days) of these archetypes (coupon hunters: wave 1).
+    chronic_other : PopulationParams
+        Chronic patients: rate of purchases besides refills (r, alpha) and dropout chance
+        after each refill (a, b).
+    chronic_late_prob, chronic_late_mean_days, chronic_jitter : float
+        A refill is late with this probability by an exponential number of days of this mean;
+        every refill gap also varies by a normal relative jitter of this standard deviation.
+    acute_seasonality : float
+        Relative amplitude of the winter (mid-January) peak of acute buying.
+    loyal_wave_coupon_prob : float
+        Chance that a loyal member who joins during a wave uses its new-member coupon (and so
+        counts as recruited by the wave).
+    tier_thresholds : tuple of float
+        Spend over the last 365 days (CNY) from which a member is gold, diamond, plus.
+    """
+
+    n_members: int = 20_000
+    n_stores: int = 8
+    months: int = 18
+    seed: int = 7
+    end_date: str = "2026-09-30"
+    archetype_shares: dict[str, float] = field(default_factory=_default_shares)
+    walk_in_share: float = 0.30
+    n_waves: int = 4
+    wave_days: int = 14
+    coupon_valid_days: int = 30
+    wave_recruit_decay: float = 0.75
+    wave_rate_decay: float = 0.7
+    loyal_general: PopulationParams = PopulationParams(r=3.0, alpha=36.0, a=1.0, b=19.0)
+    occasional_acute: PopulationParams = PopulationParams(r=1.5, alpha=90.0, a=2.0, b=4.0)
+    coupon_hunter: PopulationParams = PopulationParams(r=0.8, alpha=30.0, a=6.0, b=4.0)
+    chronic_other: PopulationParams = PopulationParams(r=2.0, alpha=150.0, a=1.0, b=30.0)
+    chronic_late_prob: float = 0.12
+    chronic_late_mean_days: float = 12.0
+    chronic_jitter: float = 0.06
+    acute_seasonality: float = 0.6
+    loyal_wave_coupon_prob: float = 0.5
+    tier_thresholds: tuple[float, float, float] = (600.0, 2000.0, 5000.0)
+
+    def validate(self) -> None:
+        """Raise :class:`DemoConfigError` naming the first field out of range."""
+        checks = [
+            ("n_members", self.n_members >= 1, "must be at least 1"),
+            ("n_stores", 1 <= self.n_stores <= 999, "must be between 1 and 999"),
+            ("months", 3 <= self.months <= 120, "must be between 3 and 120"),
+            ("walk_in_share", 0 <= self.walk_in_share < 1, "must be in [0, 1)"),
+            ("n_waves", self.n_waves >= 1 or self.archetype_shares.get("coupon_hunter", 0) == 0,
+             "must be at least 1 when there are coupon hunters"),
+            ("wave_days", self.wave_days >= 1, "must be at least 1"),
+            ("coupon_valid_days", self.coupon_valid_days >= 0, "must be 0 or more"),
+            ("wave_recruit_decay", self.wave_recruit_decay > 0, "must be positive"),
+            ("wave_rate_decay", self.wave_rate_decay > 0, "must be positive"),
+            ("chronic_late_prob", 0 <= self.chronic_late_prob <= 1, "must be in [0, 1]"),
+            ("chronic_jitter", 0 <= self.chronic_jitter < 0.5, "must be in [0, 0.5)"),
+            ("acute_seasonality", 0 <= self.acute_seasonality < 1, "must be in [0, 1)"),
+            ("loyal_wave_coupon_prob", 0 <= self.loyal_wave_coupon_prob <= 1, "must be in [0, 1]"),
+            ("tier_thresholds", list(self.tier_thresholds) == sorted(self.tier_thresholds)
+             and len(self.tier_thresholds) == len(TIERS) - 1, "must be 3 increasing amounts"),
+        ]
+        unknown = set(self.archetype_shares) - set(ARCHETYPES)
+        shares = [self.archetype_shares.get(a, 0.0) for a in ARCHETYPES]
+        checks += [
+            ("archetype_shares", not unknown, f"has unknown archetypes {sorted(unknown)}"),
+            ("archetype_shares", min(shares) >= 0 and abs(sum(shares) - 1) < 1e-9,
+             "must be non-negative and sum to 1"),
+        ]
+        for name in ("loyal_general", "occasional_acute", "coupon_hunter", "chronic_other"):
+            p = getattr(self, name)
+            checks.append((name, min(p.r, p.alpha, p.a, p.b) > 0, "parameters must be positive"))
+        try:
+            pd.Timestamp(self.end_date)
+        except ValueError:
+            checks.append(("end_date", False, f"{self.end_date!r} is not a date"))
+        for name, ok, what in checks:
+            if not ok:
+                raise DemoConfigError(f"DemoConfig.{name} {what} (got {getattr(self, name)!r})")
+
+
+@dataclass
+class DemoChain:
+    """The generated chain: contract tables plus the ground truth (never read by analyses)."""
+
+    stores: pd.DataFrame
+    members: pd.DataFrame
+    orders: pd.DataFrame
+    order_lines: pd.DataFrame
+    campaigns: pd.DataFrame
+    truth: pd.DataFrame
+    truth_params: dict[str, Any]
+    config: DemoConfig
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The five contract tables by name."""
+        return {
+            "stores": self.stores,
+            "members": self.members,
+            "orders": self.orders,
+            "order_lines": self.order_lines,
+            "campaigns": self.campaigns,
+        }
+
+
+# -- catalogue ---------------------------------------------------------------------------
+# sku, product name, category, list price CNY, days one pack lasts (0: not a chronic product).
+_CATALOGUE: tuple[tuple[str, str, str, float, int], ...] = (
+    ("HBP-AML5", "苯磺酸氨氯地平片 5mg×28片", "antihypertensive", 32.50, 28),
+    ("HBP-NIF30", "硝苯地平控释片 30mg×28片", "antihypertensive", 96.00, 28),
+    ("HBP-VAL80", "缬沙坦胶囊 80mg×28粒", "antihypertensive", 45.80, 28),
+    ("HBP-IRB150", "厄贝沙坦片 150mg×28片", "antihypertensive", 39.90, 28),
+    ("DM-MET500", "盐酸二甲双胍缓释片 0.5g×60片", "antidiabetic", 28.00, 30),
+    ("DM-GLM2", "格列美脲片 2mg×30片", "antidiabetic", 36.00, 30),
+    ("LIP-ATO20", "阿托伐他汀钙片 20mg×28片", "lipid_lowering", 68.00, 28),
+    ("LIP-ROS10", "瑞舒伐他汀钙片 10mg×28片", "lipid_lowering", 59.00, 28),
+    ("CV-ASP100", "阿司匹林肠溶片 100mg×30片", "antiplatelet", 16.50, 30),
+    ("CV-CLO75", "硫酸氢氯吡格雷片 75mg×28片", "antiplatelet", 86.00, 28),
+    ("THY-LEV50", "左甲状腺素钠片 50μg×30片", "thyroid", 25.00, 30),
+    ("DS-GLU50", "血糖试纸 50片", "diabetes_supplies", 98.00, 25),
+    ("VIT-CAD60", "碳酸钙D3片 600mg×60片", "vitamins", 49.00, 60),
+    ("VIT-MUL60", "多种维生素矿物质片 60片", "vitamins", 88.00, 60),
+    ("VIT-VC20", "维生素C泡腾片 20片", "vitamins", 29.00, 0),
+    ("HS-FO100", "深海鱼油软胶囊 100粒", "health_supplements", 128.00, 50),
+    ("HS-PRO400", "蛋白粉 400g", "health_supplements", 198.00, 0),
+    ("TCM-LWDH", "六味地黄丸 200丸", "tcm_tonic", 22.00, 30),
+    ("TCM-EJ250", "阿胶 250g", "tcm_tonic", 368.00, 0),
+    ("CF-GML9", "感冒灵颗粒 10g×9袋", "cold_flu", 15.80, 0),
+    ("CF-LHQW24", "连花清瘟胶囊 0.35g×24粒", "cold_flu", 26.80, 0),
+    ("CF-IBU20", "布洛芬缓释胶囊 0.3g×20粒", "cold_flu", 18.50, 0),
+    ("CF-APAP20", "对乙酰氨基酚片 0.5g×20片", "cold_flu", 9.90, 0),
+    ("CF-BLG20", "板蓝根颗粒 10g×20袋", "cold_flu", 19.90, 0),
+    ("CG-GC100", "复方甘草口服溶液 100ml", "cough", 12.00, 0),
+    ("CG-CBPP150", "川贝枇杷膏 150ml", "cough", 32.00, 0),
+    ("AB-AMX24", "阿莫西林胶囊 0.25g×24粒", "antibiotics", 14.50, 0),
+    ("GI-MTS10", "蒙脱石散 3g×10袋", "digestive", 18.00, 0),
+    ("GI-JWXS32", "健胃消食片 0.8g×32片", "digestive", 12.80, 0),
+    ("AL-LRT6", "氯雷他定片 10mg×6片", "allergy", 22.00, 0),
+    ("SK-HMS10", "红霉素软膏 10g", "skin", 6.50, 0),
+    ("FA-CKT100", "云南白药创可贴 100片", "first_aid", 29.90, 0),
+    ("MS-MASK50", "医用外科口罩 50只", "medical_supplies", 25.00, 0),
+    ("MS-ALC500", "75%医用酒精 500ml", "medical_supplies", 12.90, 0),
+    ("MD-THM", "电子体温计", "medical_devices", 39.00, 0),
+    ("MD-BPM", "上臂式电子血压计", "medical_devices", 239.00, 0),
+    ("EYE-ZSM15", "珍视明滴眼液 15ml", "eye_care", 18.80, 0),
+    ("PC-WNN50", "舒敏保湿特护霜 50g", "personal_care", 198.00, 0),
+    ("PC-HAND100", "护手霜 100g", "personal_care", 35.00, 0),
+)
+_CHRONIC_DRUG_CATEGORIES = {  # share of chronic patients per disease category, and the tag
+    "antihypertensive": (0.45, "高血压"),
+    "antidiabetic": (0.25, "糖尿病"),
+    "lipid_lowering": (0.15, "高血脂"),
+    "antiplatelet": (0.05, "冠心病"),
+    "thyroid": (0.10, "甲状腺"),
+}
+# Category weights of the items in a basket, per basket profile (chronic patients' other
+# items, general shoppers, acute buyers, coupon hunters, walk-ins).
+_BASKET_WEIGHTS: tuple[dict[str, float], ...] = (
+    {"vitamins": 3, "health_supplements": 2, "tcm_tonic": 1, "cold_flu": 1.5, "digestive": 1,
+     "medical_supplies": 1, "medical_devices": 0.4, "diabetes_supplies": 1, "skin": 0.5,
+     "eye_care": 0.5, "first_aid": 0.5},
+    {"vitamins": 3, "health_supplements": 2.5, "tcm_tonic": 1, "personal_care": 2,
+     "medical_supplies": 2, "eye_care": 1.5, "skin": 1, "first_aid": 1, "digestive": 1,
+     "cold_flu": 1, "allergy": 0.5, "medical_devices": 0.3},
+    {"cold_flu": 5, "cough": 2.5, "antibiotics": 1.5, "digestive": 1.5, "allergy": 1, "skin": 1,
+     "first_aid": 0.7, "medical_supplies": 0.7, "medical_devices": 0.3},
+    {"vitamins": 2, "health_supplements": 2, "personal_care": 2.5, "medical_supplies": 2,
+     "cold_flu": 1.5, "eye_care": 1, "first_aid": 1, "skin": 1, "digestive": 0.5, "tcm_tonic": 0.5},
+    {"cold_flu": 3, "cough": 1.5, "digestive": 1.5, "antibiotics": 1, "allergy": 1, "skin": 1,
+     "first_aid": 1, "medical_supplies": 1.5, "eye_care": 0.7, "personal_care": 0.7,
+     "vitamins": 0.7, "antihypertensive": 0.3, "antidiabetic": 0.2},
+)
+_EXTRA_LINES_MEAN = np.array([0.6, 0.9, 0.6, 1.3, 0.4])  # items beyond the first, per profile
+
+# Per archetype (and walk-ins): order channel probabilities (store, mini_program,
+# o2o_delivery, b2c_online).
+_ORDER_CHANNELS = ("store", "mini_program", "o2o_delivery", "b2c_online")
+_CHANNEL_PROBS = np.array([
+    [0.85, 0.07, 0.06, 0.02],
+    [0.75, 0.12, 0.10, 0.03],
+    [0.70, 0.10, 0.18, 0.02],
+    [0.35, 0.35, 0.28, 0.02],
+    [0.85, 0.00, 0.15, 0.00],
+])
+_ACQ_CHANNELS = ("store", "wechat_official_account", "mini_program", "o2o_platform", "referral")
+_ACQ_TAGS = np.array(["门店", "公众号", "小程序", "O2O", "老带新"], dtype=object)
+_ACQ_PROBS = np.array([
+    [0.60, 0.20, 0.10, 0.00, 0.10],
+    [0.50, 0.20, 0.20, 0.05, 0.05],
+    [0.60, 0.10, 0.10, 0.20, 0.00],
+    [0.10, 0.25, 0.35, 0.30, 0.00],
+])
+_STORED_VALUE_PROB = np.array([0.20, 0.15, 0.03, 0.03])
+# Hour-of-day profiles: ordinary store, store with an evening (19-21h) peak, online orders.
+_HOURS = np.array([
+    [0, 0, 0, 0, 0, 0, 0, 0, 3, 8, 10, 9, 6, 5, 5, 6, 7, 9, 9, 7, 5, 3, 1, 0],
+    [0, 0, 0, 0, 0, 0, 0, 0, 2, 5, 6, 6, 4, 4, 4, 5, 6, 8, 9, 11, 12, 10, 3, 0],
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 5, 6, 6, 5, 5, 5, 6, 7, 8, 9, 10, 9, 6, 3],
+], dtype=float)
+_CITIES = {
+    "杭州": ("西湖区", "拱墅区", "上城区", "滨江区", "余杭区", "萧山区", "临平区", "钱塘区"),
+    "宁波": ("海曙区", "江北区", "鄞州区", "镇海区"),
+    "绍兴": ("越城区", "柯桥区", "上虞区"),
+}
+_LUNAR_NEW_YEAR = {
+    2020: "01-25", 2021: "02-12", 2022: "02-01", 2023: "01-22", 2024: "02-10", 2025: "01-29",
+    2026: "02-17", 2027: "02-06", 2028: "01-26", 2029: "02-13", 2030: "02-03", 2031: "01-23",
+    2032: "02-11", 2033: "01-31", 2034: "02-19", 2035: "02-08",
+}
+
+
+# -- small vectorized helpers -------------------------------------------------------------
+def _choice_by_group(rng: np.random.Generator, group: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Draw one column index per row of ``group`` from the probability row ``probs[group]``."""
+    cum = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
+    cum[:, -1] = 1.0
+    flat = (cum + np.arange(len(probs))[:, None]).ravel()
+    pos = np.searchsorted(flat, group + rng.random(len(group)), side="right")
+    return np.minimum(pos - group * probs.shape[1], probs.shape[1] - 1)
+
+
+def _strings(labels, codes: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """Pandas ``string`` array of ``labels[codes]``; code -1 gives <NA>."""
+    codes = np.asarray(codes)
+    idx = pa.array(codes, mask=codes < 0)
+    return pd.array(pc.take(pa.array(list(labels), pa.large_string()), idx), dtype="string")
+
+
+def _numbered(prefix: str, numbers: np.ndarray, width: int) -> pd.arrays.ArrowStringArray:
+    """Pandas ``string`` array ``prefix`` + zero-padded number, e.g. ``O000000123``."""
+    digits = pc.utf8_lpad(pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string()), width=width,
+                          padding="0")
+    return pd.array(pc.binary_join_element_wise(prefix, digits, ""), dtype="string")
+
+
+def _largest_remainder(shares: np.ndarray, n: int) -> np.ndarray:
+    """Integer counts summing to ``n`` as close as possible to ``shares * n``."""
+    raw = shares * n
+    counts = np.floor(raw).astype(np.int64)
+    counts[np.argsort(-(raw - counts), kind="stable")[: n - counts.sum()]] += 1
+    return counts
+
+
+def _bgnbd_repeats(rng: np.random.Generator, t0: np.ndarray, horizon: float, lam: np.ndarray,
+                   p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Repeat purchases of members following BG/NBD from their first purchase at ``t0``.
+
+    While alive a member buys as a Poisson process of rate ``lam``; after each repeat purchase
+    she drops out with probability ``p``, i.e. after the J-th, J ~ Geometric(p). With N ~
+    Poisson(lam * L) arrivals in her observation length L, she dropped out inside the window iff
+    N >= J, at the J-th arrival, distributed as L * Beta(J, N - J + 1); the earlier arrivals are
+    uniform before it.
+
+    Returns
+    -------
+    owner, times : ndarray
+        Index into ``t0`` and time (days) of every repeat purchase.
+    dropout : ndarray
+        Time of the purchase after which each member dropped out, NaN if alive at the horizon.
+    """
+    length = horizon - t0
+    j = rng.geometric(p)
+    n = rng.poisson(lam * length)
+    dropped = n >= j
+    upper = length.copy()
+    upper[dropped] *= rng.beta(j[dropped], n[dropped] - j[dropped] + 1)
+    free = np.where(dropped, j - 1, n)
+    owner = np.repeat(np.arange(len(t0)), free)
+    times = t0[owner] + rng.random(len(owner)) * upper[owner]
+    last = np.flatnonzero(dropped)
+    dropout = np.full(len(t0), np.nan)
+    dropout[last] = t0[last] + upper[last]
+    return np.concatenate([owner, last]), np.concatenate([times, dropout[last]]), dropout
+
+
+def _seasonal_warp(start: pd.Timestamp, length: int, amplitude: float):
+    """Map 'operational' days on [0, length] to calendar days with a mid-January peak.
+
+    A homogeneous process in operational time becomes one whose intensity is proportional to
+    ``1 + amplitude * cos(2 pi (day_of_year - 15) / 365.25)`` and has the same mean.
+    """
+    grid = np.arange(length + 1, dtype=float)
+    doy = (start + pd.to_timedelta(grid, unit="D")).dayofyear.to_numpy()
+    intensity = 1 + amplitude * np.cos(2 * np.pi * (doy - 15) / 365.25)
+    cum = np.concatenate([[0.0], np.cumsum((intensity[1:] + intensity[:-1]) / 2)])
+    cum *= length / cum[-1]
+    return lambda u: np.interp(u, cum, grid)
+
+
+def _holidays(start: pd.Timestamp, length: int) -> list[tuple[str, str, int, int]]:
+    """Holiday promotions inside the window: (code, name, first day, last day) in window days."""
+    out = []
+    end = start + pd.Timedelta(days=length - 1)
+    for year in range(start.year, end.year + 1):
+        spans = [("618", f"{year} 618年中大促", pd.Timestamp(f"{year}-06-01"), pd.Timestamp(f"{year}-06-18")),
+                 ("1111", f"{year} 双11健康节", pd.Timestamp(f"{year}-11-01"), pd.Timestamp(f"{year}-11-11"))]
+        if year in _LUNAR_NEW_YEAR:
+            cny = pd.Timestamp(f"{year}-{_LUNAR_NEW_YEAR[year]}")
+            spans.append(("CNY", f"{year} 春节年货节", cny - pd.Timedelta(days=14), cny - pd.Timedelta(days=1)))
+        for code, name, first, last in spans:
+            first, last = max(first, start), min(last, end)
+            if first <= last:
+                out.append((f"{year}{code}", name, (first - start).days, (last - start).days))
+    return sorted(out, key=lambda h: h[2])
+
+
+def _wave_starts(config: DemoConfig, length: int) -> np.ndarray:
+    """First day of each acquisition wave: evenly spread, the last one leaving 90 days to watch."""
+    first, last = 14, length - config.wave_days - 90
+    if last < first:
+        first, last = 0, max(length - config.wave_days, 0)
+    return np.round(np.linspace(first, last, config.n_waves)).astype(np.int64)
+
+
+# -- the generator ------------------------------------------------------------------------
+def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
+    """Generate the demo chain in memory.
+
+    Parameters
+    ----------
+    config : DemoConfig, optional
+        Size, seed and behaviour; defaults to ``DemoConfig()`` (8 stores, 20,000 members,
+        18 months to 2026-09-30).
+
+    Returns
+    -------
+    DemoChain
+        Tables in the data contract's columns and dtypes, plus ``truth`` (one row per member)
+        and ``truth_params`` (the chain-level parameters simulated from).
+    """
+    config = config or DemoConfig()
+    config.validate()
+    rng = np.random.default_rng(config.seed)
+    end = pd.Timestamp(config.end_date).normalize()
+    start = end + pd.Timedelta(days=1) - pd.DateOffset(months=config.months)
+    length = (end - start).days + 1  # days with orders; times are days since start in [0, length)
+    horizon = float(length)
+
+    n = config.n_members
+    shares = np.array([config.archetype_shares.get(a, 0.0) for a in ARCHETYPES])
+    counts = _largest_remainder(shares, n)
+    arch = np.repeat(np.arange(4), counts)
+    members = np.arange(n)
+
+    # Waves: hunters recruited by wave k in proportion to decay ** (k - 1).
+    wave_start = _wave_starts(config, length)
+    wave_end = np.minimum(wave_start + config.wave_days - 1, length - 1)  # last day, inclusive
+    wave_weights = config.wave_recruit_decay ** np.arange(config.n_waves)
+    acq_wave = np.full(n, -1)
+    is_hunter = arch == HUNTER
+    if is_hunter.any():
+        acq_wave[is_hunter] = _choice_by_group(rng, np.zeros(is_hunter.sum(), dtype=np.int64),
+                                               wave_weights[None, :])
+
+    # First purchase (joining) time, days since start.
+    warp = _seasonal_warp(start, length, config.acute_seasonality)
+    t0 = rng.random(n) * horizon
+    t0[is_hunter] = np.minimum(wave_start[acq_wave[is_hunter]]
+                               + rng.random(is_hunter.sum()) * config.wave_days, horizon - 1e-6)
+
+    lam = np.zeros(n)
+    p = np.zeros(n)
+    ev_owner, ev_t, ev_refill = [members], [t0], [arch == CHRONIC]
+    dropout = np.full(n, np.nan)
+
+    for code, params in ((GENERAL, config.loyal_general), (ACUTE, config.occasional_acute),
+                         (HUNTER, config.coupon_hunter)):
+        idx = np.flatnonzero(arch == code)
+        alpha = np.full(len(idx), params.alpha)
+        if code == HUNTER:
+            alpha = params.alpha / config.wave_rate_decay ** acq_wave[idx]
+        lam[idx] = rng.gamma(params.r, 1 / alpha)
+        p[idx] = rng.beta(params.a, params.b, len(idx))
+        # Acute buyers live in operational time, mapped to the calendar with a winter peak.
+        start_t = t0[idx]
+        owner, times, drop = _bgnbd_repeats(rng, start_t, horizon, lam[idx], p[idx])
+        if code == ACUTE:
+            t0[idx] = warp(start_t)
+            times, drop = warp(times), warp(drop)
+        ev_owner.append(idx[owner])
+        ev_t.append(times)
+        ev_refill.append(np.zeros(len(owner), dtype=bool))
+        dropout[idx] = drop
+
+    # Chronic patients: one chronic SKU, refilled every cycle (pack days x packs x adherence).
+    catalogue = pd.DataFrame(_CATALOGUE, columns=["sku", "product_name", "category", "price", "pack_days"])
+    cat_names = list(_CHRONIC_DRUG_CATEGORIES)
+    chronic_idx = np.flatnonzero(arch == CHRONIC)
+    nc = len(chronic_idx)
+    disease = _choice_by_group(rng, np.zeros(nc, dtype=np.int64),
+                               np.array([[v[0] for v in _CHRONIC_DRUG_CATEGORIES.values()]]))
+    drug_skus = [np.flatnonzero(catalogue["category"].to_numpy() == c) for c in cat_names]
+    pick = rng.integers(0, 1 << 30, nc)
+    n_alt = np.array([len(s) for s in drug_skus])
+    flat_skus = np.concatenate(drug_skus)
+    offsets = np.concatenate([[0], np.cumsum(n_alt)[:-1]])
+    chronic_sku = np.full(n, -1)
+    chronic_sku[chronic_idx] = flat_skus[offsets[disease] + pick % n_alt[disease]]
+    packs = np.ones(n, dtype=np.int64)
+    packs[chronic_idx] = np.where(rng.random(nc) < 0.1, 2, 1)
+    cycle = np.full(n, np.nan)
+    pack_days = catalogue["pack_days"].to_numpy()
+    cycle[chronic_idx] = (pack_days[chronic_sku[chronic_idx]] * packs[chronic_idx]
+                          * rng.uniform(1.0, 1.15, nc))
+    chronic_cycle = cycle[chronic_idx]
+    max_refills = int(np.ceil(horizon / (0.5 * chronic_cycle.min()))) + 1 if nc else 0
+    gaps = chronic_cycle[:, None] * np.maximum(1 + config.chronic_jitter * rng.standard_normal((nc, max_refills)), 0.5)
+    gaps += np.where(rng.random((nc, max_refills)) < config.chronic_late_prob,
+                     rng.exponential(config.chronic_late_mean_days, (nc, max_refills)), 0.0)
+    refill_t = t0[chronic_idx, None] + np.cumsum(gaps, axis=1)
+    cp = config.chronic_other
+    p[chronic_idx] = rng.beta(cp.a, cp.b, nc)
+    last_refill = rng.geometric(p[chronic_idx])  # drops out after this refill
+    keep = (np.arange(1, max_refills + 1)[None, :] <= last_refill[:, None]) & (refill_t < horizon)
+    rows, cols = np.nonzero(keep)
+    ev_owner.append(chronic_idx[rows])
+    ev_t.append(refill_t[rows, cols])
+    ev_refill.append(np.ones(len(rows), dtype=bool))
+    has_drop = last_refill <= max_refills
+    drop_t = np.full(nc, np.nan)
+    drop_t[has_drop] = refill_t[np.flatnonzero(has_drop), last_refill[has_drop] - 1]
+    drop_t[drop_t >= horizon] = np.nan
+    dropout[chronic_idx] = drop_t
+    # Other purchases: Poisson while alive (until the dropout refill).
+    other_rate = rng.gamma(cp.r, 1 / cp.alpha, nc)
+    alive_until = np.where(np.isnan(drop_t), horizon, drop_t)
+    n_other = rng.poisson(other_rate * (alive_until - t0[chronic_idx]))
+    owner = np.repeat(np.arange(nc), n_other)
+    ev_owner.append(chronic_idx[owner])
+    ev_t.append(t0[chronic_idx][owner] + rng.random(len(owner)) * (alive_until - t0[chronic_idx])[owner])
+    ev_refill.append(np.zeros(len(owner), dtype=bool))
+    mean_gap = chronic_cycle + config.chronic_late_prob * config.chronic_late_mean_days
+    lam[chronic_idx] = 1 / mean_gap + other_rate
+
+    # Walk-ins on top: a share of all orders, with a milder winter peak.
+    m_owner = np.concatenate(ev_owner)
+    n_walk = int(round(len(m_owner) * config.walk_in_share / (1 - config.walk_in_share)))
+    walk_warp = _seasonal_warp(start, length, config.acute_seasonality / 3)
+    owner = np.concatenate([m_owner, np.full(n_walk, -1)])
+    t = np.concatenate(ev_t + [walk_warp(rng.random(n_walk) * horizon)])
+    refill = np.concatenate(ev_refill + [np.zeros(n_walk, dtype=bool)])
+    is_member = owner >= 0
+    group = np.where(is_member, arch[np.maximum(owner, 0)], WALK_IN)
+    day = np.minimum(np.floor(t), length - 1).astype(np.int64)
+
+    # Stores: sizes vary; members shop at their registration store 85% of the time.
+    store_w = rng.lognormal(0, 0.35, config.n_stores)
+    store_probs = (store_w / store_w.sum())[None, :]
+    reg_store = _choice_by_group(rng, np.zeros(n, dtype=np.int64), store_probs)
+    store = _choice_by_group(rng, np.zeros(len(t), dtype=np.int64), store_probs)
+    first = np.zeros(len(t), dtype=bool)
+    first[:n] = True
+    at_home = is_member & (first | (rng.random(len(t)) < 0.85))
+    store[at_home] = reg_store[owner[at_home]]
+    evening_store = np.arange(config.n_stores) % 3 == 2
+    channel = _choice_by_group(rng, group, _CHANNEL_PROBS)
+
+    # Time of day; within a member's day, times follow purchase order (first purchase first).
+    profile = np.where(channel == 0, evening_store[store].astype(np.int64), 2)
+    tod = _choice_by_group(rng, profile, _HOURS) * 3600 + rng.integers(0, 3600, len(t))
+    m_pos = np.flatnonzero(is_member)
+    by_t = m_pos[np.lexsort((t[m_pos], owner[m_pos]))]
+    by_tod = m_pos[np.lexsort((tod[m_pos], day[m_pos], owner[m_pos]))]
+    tod[by_t] = tod[by_tod]
+    ts = np.datetime64(start, "ns").astype(np.int64) + day * _DAY_NS + tod * 10**9
+
+    # Dropout timestamps of the truth: the order whose t equals the member's dropout time.
+    is_drop = np.zeros(len(t), dtype=bool)
+    mem_drop = dropout[np.maximum(owner, 0)]
+    is_drop[m_pos] = t[m_pos] == mem_drop[m_pos]
+
+    # Orders in time order.
+    order = np.lexsort((owner, ts))
+    owner, t, day, refill, group, store, channel, ts, first, is_drop = (
+        a[order] for a in (owner, t, day, refill, group, store, channel, ts, first, is_drop))
+    is_member = owner >= 0
+    n_orders = len(ts)
+    mo = np.maximum(owner, 0)  # owner as a safe index; mask with is_member
+
+    # Demographics needed by campaigns (birthday).
+    birth_month = rng.integers(1, 13, n)
+    has_birth_month = rng.random(n) < 0.85
+
+    # -- campaigns and subsidies --------------------------------------------------------
+    holidays = _holidays(start, length)
+    n_w, n_h = config.n_waves, len(holidays)
+    campaign_codes = ([f"CP-NEW{k + 1:02d}" for k in range(n_w)] + [f"CP-{h[0]}" for h in holidays]
+                      + ["CP-BDAY"])
+    coupon_codes = ([f"CPN-NEW{k + 1:02d}" for k in range(n_w)] + [f"CPN-{h[0]}" for h in holidays]
+                    + ["CPN-BDAY", "CPN-GEN"])
+    bday_campaign, gen_coupon = n_w + n_h, n_w + n_h + 1
+    campaign = np.full(n_orders, -1)
+    coupon = np.full(n_orders, -1)
+    coupon_rate = np.zeros(n_orders)
+    promo_rate = np.zeros(n_orders)
+
+    # Loyal members joining during a wave may use its new-member coupon, recruited by it.
+    loyal_join_day = np.floor(t0).astype(np.int64)
+    in_wave = (loyal_join_day[:, None] >= wave_start[None, :]) & (loyal_join_day[:, None] <= wave_end[None, :])
+    loyal_recruit = ~is_hunter & in_wave.any(axis=1) & (rng.random(n) < config.loyal_wave_coupon_prob)
+    acq_wave[loyal_recruit] = in_wave[loyal_recruit].argmax(axis=1)
+
+    wave = acq_wave[mo]
+    in_subsidy = is_member & (wave >= 0)
+    w_safe = np.maximum(wave, 0)
+    in_subsidy &= (day >= wave_start[w_safe]) & (day <= wave_end[w_safe] + config.coupon_valid_days)
+    subsidised = in_subsidy & (first | ((group == HUNTER) & (rng.random(n_orders) < 0.9)))
+    campaign[subsidised] = wave[subsidised]
+    coupon[subsidised] = wave[subsidised]
+    coupon_rate[subsidised] = rng.uniform(0.3, 0.6, subsidised.sum())
+
+    holiday_of_day = np.full(length, -1)
+    for k, (_, _, first_day, last_day) in enumerate(holidays):
+        holiday_of_day[first_day:last_day + 1] = n_w + k
+    hol = holiday_of_day[day]
+    take_holiday = (campaign < 0) & (hol >= 0) & (rng.random(n_orders) < np.array([0.35, 0.4, 0.3, 0.85, 0.25])[group])
+    campaign[take_holiday] = hol[take_holiday]
+    promo_rate[take_holiday] = rng.uniform(0.08, 0.15, take_holiday.sum())
+    hol_coupon = take_holiday & is_member & (rng.random(n_orders) < np.where(group == HUNTER, 0.8, 0.4))
+    coupon[hol_coupon] = hol[hol_coupon]
+    coupon_rate[hol_coupon] = 0.1
+
+    month_of_day = (start + pd.to_timedelta(np.arange(length), unit="D")).month.to_numpy()
+    birthday = (is_member & (campaign < 0) & has_birth_month[mo] & (birth_month[mo] == month_of_day[day])
+                & (rng.random(n_orders) < 0.25))
+    campaign[birthday] = bday_campaign
+    coupon[birthday] = bday_campaign
+    coupon_rate[birthday] = 0.15
+
+    general = (is_member & (coupon < 0)
+               & (rng.random(n_orders) < np.array([0.05, 0.06, 0.05, 0.45, 0.0])[group]))
+    coupon[general] = gen_coupon
+    coupon_rate[general] = rng.uniform(0.05, 0.15, general.sum())
+    member_rate = np.where(is_member, rng.uniform(0.0, 0.08, n_orders), 0.0)
+    rate = np.minimum(coupon_rate + promo_rate + member_rate, 0.7)
+
+    # -- baskets ------------------------------------------------------------------------
+    basket = np.where(group == CHRONIC, 0, group)  # profile 0: chronic patients' other items
+    n_lines = np.minimum(1 + rng.poisson(_EXTRA_LINES_MEAN[basket]), 6)
+    line_order = np.repeat(np.arange(n_orders), n_lines)
+    line_start = np.concatenate([[0], np.cumsum(n_lines)[:-1]])
+    pos = np.arange(len(line_order)) - line_start[line_order]
+    categories = catalogue["category"].to_numpy()
+    weights = np.array([[w.get(c, 0.0) for c in categories] for w in _BASKET_WEIGHTS])
+    weights /= np.array([[(categories == c).sum() for c in categories]])  # weights per category
+    sku = _choice_by_group(rng, basket[line_order], weights)
+    quantity = _choice_by_group(rng, np.zeros(len(sku), dtype=np.int64), np.array([[0.8, 0.15, 0.05]])) + 1
+    refill_line = (pos == 0) & refill[line_order]
+    sku[refill_line] = chronic_sku[mo[line_order[refill_line]]]
+    quantity[refill_line] = packs[mo[line_order[refill_line]]]
+    days_supply = pack_days[sku] * quantity
+
+    price_fen = np.round(catalogue["price"].to_numpy() * 100).astype(np.int64)
+    line_gross = price_fen[sku] * quantity
+    gross = np.add.reduceat(line_gross, line_start)
+    discount = np.round(gross * rate).astype(np.int64)
+    paid = gross - discount
+    # Discount spread over lines in proportion to list price; the last line takes the rounding.
+    line_paid = line_gross * paid[line_order] // gross[line_order]
+    last_line = line_start + n_lines - 1
+    line_paid[last_line] += paid - np.add.reduceat(line_paid, line_start)
+
+    # Stored value: 60% of a stored-value member's orders, fully or partly from the card.
+    stored_value = rng.random(n) < _STORED_VALUE_PROB[arch]
+    from_card = is_member & stored_value[mo] & (rng.random(n_orders) < 0.6)
+    card_share = np.where(rng.random(n_orders) < 0.7, 1.0, rng.uniform(0.2, 0.9, n_orders))
+    stored_value_amount = np.where(from_card, np.floor(paid * card_share), 0).astype(np.int64)
+
+    # -- members ------------------------------------------------------------------------
+    # Tier from spend over the last 365 days.
+    recent = is_member & (day >= length - 365)
+    spend = np.bincount(mo[recent], weights=paid[recent], minlength=n) / 100
+    tier = np.searchsorted(np.asarray(config.tier_thresholds), spend, side="right")
+    # Home store: the store of most orders, ties to the registration store.
+    mpos = np.flatnonzero(is_member)
+    pair, pair_n = np.unique(mo[mpos] * config.n_stores + store[mpos], return_counts=True)
+    pair_member, pair_store = pair // config.n_stores, pair % config.n_stores
+    score = pair_n * 2 + (pair_store == reg_store[pair_member])
+    best = np.lexsort((-score, pair_member))
+    home = np.empty(n, dtype=np.int64)
+    home[pair_member[best][::-1]] = pair_store[best][::-1]  # the first of each member wins
+    # Member ids follow registration order.
+    first_pos = np.flatnonzero(first & is_member)
+    first_ts = np.empty(n, dtype=np.int64)
+    first_ts[mo[first_pos]] = ts[first_pos]
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.lexsort((members, first_ts))] = members
+    order_count = np.bincount(mo[mpos], minlength=n)
+
+    stores_df, store_city, store_district = _stores_frame(rng, config, start)
+    demographics = _member_demographics(rng, arch, home, store_city, store_district)
+    acq = _choice_by_group(rng, arch, _ACQ_PROBS)
+    acq[acq_wave >= 0] = np.where(rng.random((acq_wave >= 0).sum()) < 0.5, 2, 3)  # mini program / O2O
+    tags = _ACQ_TAGS[acq].copy()
+    chronic_tag = np.array(["慢病" + TAG_SEPARATOR + v[1] for v in _CHRONIC_DRUG_CATEGORIES.values()], dtype=object)
+    disease_of = np.full(n, -1)
+    disease_of[chronic_idx] = disease
+    tags = _add_tag(tags, arch == CHRONIC, chronic_tag[np.maximum(disease_of, 0)])
+    tags = _add_tag(tags, (arch == GENERAL) & (rng.random(n) < 0.5), "保健")
+    tags = _add_tag(tags, acq_wave >= 0, "新客活动")
+    tags = _add_tag(tags, stored_value, "储值")
+    balance = np.where(stored_value, np.round(rng.lognormal(np.log(300), 1.0, n), 2), np.nan)
+    balance[stored_value & (rng.random(n) < 0.1)] = 0.0
+
+    member_ids = _numbered("M", rank + 1, 6)
+    by_rank = np.argsort(rank)
+    member_df = pd.DataFrame({
+        "member_id": member_ids[by_rank],
+        "home_store_id": stores_df["store_id"].array[home[by_rank]],
+        "joined_on": pd.to_datetime(first_ts[by_rank]).normalize().astype("datetime64[ns]"),
+        "tier": _strings(TIERS, tier[by_rank]),
+        **{k: v[by_rank] for k, v in demographics.items()},
+        "acquisition_channel": _strings(_ACQ_CHANNELS, acq[by_rank]),
+        "tags": pd.array(tags[by_rank], dtype="string"),
+        "birth_month": pd.array(np.where(has_birth_month, birth_month, 0)[by_rank], dtype="Int64"),
+        "phone": _fake_contacts(rng, n, "phone")[by_rank],
+        "wechat_id": _fake_contacts(rng, n, "wechat")[by_rank],
+        "stored_value_balance": balance[by_rank],
+    })
+    member_df.loc[~has_birth_month[by_rank], "birth_month"] = pd.NA
+
+    # -- orders, lines, campaigns -------------------------------------------------------
+    orders_df = pd.DataFrame({
+        "order_id": _numbered("O", np.arange(1, n_orders + 1), 9),
+        "member_id": _strings(list(member_ids), np.where(is_member, mo, -1)),
+        "store_id": stores_df["store_id"].array[store],
+        "ordered_at": ts.astype("datetime64[ns]"),
+        "channel": _strings(_ORDER_CHANNELS, channel),
+        "gross_amount": gross / 100,
+        "discount_amount": discount / 100,
+        "paid_amount": paid / 100,
+        "coupon_id": _strings(coupon_codes, coupon),
+        "campaign_id": _strings(campaign_codes, campaign),
+        "stored_value_amount": stored_value_amount / 100,
+    })
+    lines_df = pd.DataFrame({
+        "order_id": orders_df["order_id"].array[line_order],
+        "sku": _strings(catalogue["sku"], sku),
+        "product_name": _strings(catalogue["product_name"], sku),
+        "category": _strings(categories, sku),
+        "is_chronic": pack_days[sku] > 0,
+        "quantity": quantity.astype(float),
+        "line_amount": line_paid / 100,
+        "days_supply": pd.array(np.where(days_supply > 0, days_supply, 0), dtype="Int64"),
+    })
+    lines_df.loc[days_supply == 0, "days_supply"] = pd.NA
+    campaigns_df = _campaigns_frame(start, length, wave_start, wave_end, holidays, campaign_codes)
+
+    # -- ground truth -------------------------------------------------------------------
+    drop_pos = np.flatnonzero(is_drop)
+    dropped_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    dropped_at[owner[drop_pos]] = ts[drop_pos].astype("datetime64[ns]")
+    truth = pd.DataFrame({
+        "member_id": member_ids[by_rank],
+        "archetype": _strings(ARCHETYPES, arch[by_rank]),
+        "purchase_rate_per_day": lam[by_rank],
+        "dropout_prob": p[by_rank],
+        "dropped_out_at": dropped_at[by_rank],
+        "acquisition_wave": pd.array(np.where(acq_wave >= 0, acq_wave + 1, 0)[by_rank], dtype="Int64"),
+        "chronic_sku": _strings(catalogue["sku"], chronic_sku[by_rank]),
+        "refill_interval_days": cycle[by_rank],
+        "packs_per_refill": pd.array(np.where(arch == CHRONIC, packs, 0)[by_rank], dtype="Int64"),
+        "first_purchase_at": first_ts[by_rank].astype("datetime64[ns]"),
+        "stored_value_member": stored_value[by_rank],
+        "n_orders": order_count[by_rank],
+        "spend_last_365d": np.round(spend[by_rank], 2),
+    })
+    truth.loc[truth["acquisition_wave"] == 0, "acquisition_wave"] = pd.NA
+    truth.loc[truth["packs_per_refill"] == 0, "packs_per_refill"] = pd.NA
+    params = _truth_params(config, start, end, counts, wave_start, wave_end, acq_wave, arch,
+                           campaign_codes, stores_df, evening_store, n_orders, n_walk)
+    return DemoChain(stores_df, member_df, orders_df, lines_df, campaigns_df, truth, params, config)
+
+
+def _add_tag(tags: np.ndarray, mask: np.ndarray, tag) -> np.ndarray:
+    """Append ``tag`` (scalar or per-member array) to the tag lists of members in ``mask``."""
+    tag = np.broadcast_to(np.asarray(tag, dtype=object), tags.shape)
+    return np.where(mask, tags + TAG_SEPARATOR + tag, tags)
+
+
+def _fake_contacts(rng: np.random.Generator, n: int, kind: str) -> pd.arrays.ArrowStringArray:
+    """Fake mobile numbers (1[35789]x xxxx xxxx, 90% of members) or WeChat ids (45%)."""
+    if kind == "phone":
+        number = 10**10 + rng.choice([3, 5, 7, 8, 9], n) * 10**9 + rng.integers(0, 10**9, n)
+        prefix, share = "", 0.9
+    else:
+        number = rng.integers(10**9, 10**10, n)
+        prefix, share = "wxid_", 0.45
+    values = pd.Series(_numbered(prefix, number, 1))
+    return values.where(rng.random(n) < share).array
+
+
+def _stores_frame(rng: np.random.Generator, config: DemoConfig, start: pd.Timestamp):
+    cities = ["杭州", "杭州", "宁波", "绍兴"]
+    city = np.array([cities[k % 4] for k in range(config.n_stores)], dtype=object)
+    seen: dict[str, int] = {}
+    district, names = [], []
+    for c in city:  # at most n_stores iterations, over stores not orders
+        k = seen.get(c, 0)
+        seen[c] = k + 1
+        d = _CITIES[c][k % len(_CITIES[c])]
+        district.append(d)
+        names.append(f"康和大药房{d}{'' if k < len(_CITIES[c]) else k // len(_CITIES[c]) + 1}店")
+    width = max(2, len(str(config.n_stores)))
+    ids = _numbered("S", np.arange(1, config.n_stores + 1), width)
+    opened = start - pd.to_timedelta(rng.integers(200, 6000, config.n_stores), unit="D")
+    email = pd.Series(ids).str.lower() + ".manager@kanghe-pharmacy.example.com"
+    email[np.arange(config.n_stores) % 7 == 5] = pd.NA  # a store without a manager's email
+    df = pd.DataFrame({
+        "store_id": ids,
+        "name": pd.array(names, dtype="string"),
+        "city": pd.array(list(city), dtype="string"),
+        "opened_on": opened.normalize().astype("datetime64[ns]"),
+        "manager_email": email.astype("string"),
+    })
+    return df, city, np.array(district, dtype=object)
+
+
+def _member_demographics(rng, arch, home, store_city, store_district) -> dict[str, Any]:
+    n = len(arch)
+    year = np.round(rng.normal(np.array([1958, 1978, 1982, 1990])[arch], np.array([9, 12, 14, 8])[arch]))
+    year = np.clip(year, 1935, 2006).astype(np.int64)
+    gender = _choice_by_group(rng, np.zeros(n, dtype=np.int64), np.array([[0.58, 0.38, 0.04]]))
+    # Region: the home store's district mostly, else another district of its city.
+    city = store_city[home]
+    region = store_district[home].copy()
+    elsewhere = rng.random(n) < 0.3
+    pick = rng.integers(0, 1 << 30, n)
+    for c, districts in _CITIES.items():  # over the few cities, not members
+        m = elsewhere & (city == c)
+        region[m] = np.array(districts, dtype=object)[pick[m] % len(districts)]
+    birth_year = pd.array(year, dtype="Int64")
+    birth_year[rng.random(n) < 0.08] = pd.NA
+    return {
+        "gender": _strings(["F", "M"], np.where(gender == 2, -1, gender)),
+        "birth_year": birth_year,
+        "region": pd.array(region, dtype="string"),
+    }
+
+
+def _campaigns_frame(start, length, wave_start, wave_end, holidays, codes) -> pd.DataFrame:
+    names = [f"第{k + 1}波新客招募(首单券)" for k in range(len(wave_start))] + [h[1] for h in holidays]
+    names.append("会员生日礼")
+    first = np.concatenate([wave_start, [h[2] for h in holidays], [0]]).astype(np.int64)
+    last = np.concatenate([wave_end, [h[3] for h in holidays], [length - 1]]).astype(np.int64)
+    kinds = ["new_member"] * len(wave_start) + ["holiday"] * len(holidays) + ["birthday"]
+    return pd.DataFrame({
+        "campaign_id": pd.array(codes, dtype="string"),
+        "name": pd.array(names, dtype="string"),
+        "starts_on": (start + pd.to_timedelta(first, unit="D")).astype("datetime64[ns]"),
+        "ends_on": (start + pd.to_timedelta(last, unit="D")).astype("datetime64[ns]"),
+        "kind": pd.array(kinds, dtype="string"),
+    })
+
+
+def _truth_params(config, start, end, counts, wave_start, wave_end, acq_wave, arch, campaign_codes,
+                  stores_df, evening_store, n_orders, n_walk) -> dict[str, Any]:
+    archetypes = {}
+    for code, name in enumerate(ARCHETYPES):
+        entry: dict[str, Any] = {"members": int(counts[code]), "share": float(config.archetype_shares.get(name, 0))}
+        if code == CHRONIC:
+            cp = config.chronic_other
+            entry["other_purchases"] = {"r": cp.r, "alpha_days": cp.alpha, "alpha_weeks": cp.alpha / 7}
+            entry["dropout_per_refill"] = {"a": cp.a, "b": cp.b}
+            entry["refill"] = {"cycle": "pack days x packs x Uniform(1.0, 1.15)",
+                               "jitter_sd": config.chronic_jitter, "late_prob": config.chronic_late_prob,
+                               "late_mean_days": config.chronic_late_mean_days}
+        else:
+            params = getattr(config, name)
+            entry["bgnbd_days"] = params.as_dict("days")
+            entry["bgnbd_weeks"] = params.as_dict("weeks")
+        archetypes[name] = entry
+    waves = []
+    hp = config.coupon_hunter
+    for k in range(config.n_waves):
+        alpha = hp.alpha / config.wave_rate_decay**k
+        wave_params = PopulationParams(hp.r, alpha, hp.a, hp.b)
+        waves.append({
+            "wave": k + 1,
+            "campaign_id": campaign_codes[k],
+            "starts_on": str((start + pd.Timedelta(days=int(wave_start[k]))).date()),
+            "ends_on": str((start + pd.Timedelta(days=int(wave_end[k]))).date()),
+            "coupon_hunters_recruited": int(((acq_wave == k) & (arch == HUNTER)).sum()),
+            "loyal_recruited": int(((acq_wave == k) & (arch != HUNTER)).sum()),
+            "hunter_bgnbd_days": wave_params.as_dict("days"),
+            "hunter_bgnbd_weeks": wave_params.as_dict("weeks"),
+            # P(at least one repeat within 60 days) = 1 - E[exp(-60 lambda)]: dropout only
+            # happens after a repeat purchase, so it cannot prevent the first one.
+            "hunter_repurchase_60d": float(1 - (alpha / (alpha + 60)) ** hp.r),
+        })
+    return {
+        "config": json.loads(json.dumps(asdict(config))),
+        "period": {"start": str(start.date()), "end": str(end.date())},
+        "archetypes": archetypes,
+        "waves": waves,
+        "walk_in_share": config.walk_in_share,
+        "orders": int(n_orders),
+        "walk_in_orders": int(n_walk),
+        "evening_peak_stores": list(stores_df["store_id"].astype(str)[evening_store]),
+        "tier_thresholds_cny": list(config.tier_thresholds),
+        "catalogue": [dict(zip(["sku", "product_name", "category", "price", "pack_days"], row))
+                      for row in _CATALOGUE],
+    }
+
+
+# -- files --------------------------------------------------------------------------------
+def write_demo_chain(out, config: DemoConfig | None = None, *, file_format: str = "csv",
+                     overwrite: bool = False) -> dict[str, Path]:
+    """Generate the demo chain and write it into folder ``out``.
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder, created if missing.
+    config : DemoConfig, optional
+        Defaults to ``DemoConfig()``.
+    file_format : {"csv", "parquet"}
+        Format of the five contract tables (CSV is UTF-8 with a header).
+    overwrite : bool
+        Replace existing files; otherwise an existing file raises :class:`DemoOutputError`.
+
+    Returns
+    -------
+    dict
+        Path of each written file by table name, plus ``ground_truth_members`` and
+        ``ground_truth``.
+    """
+    if file_format not in ("csv", "parquet"):
+        raise DemoConfigError(f"file_format must be 'csv' or 'parquet' (got {file_format!r})")
+    folder = Path(out)
+    paths = {name: folder / f"{name}.{file_format}" for name in TABLES}
+    paths["ground_truth_members"] = folder / TRUTH_MEMBERS_FILE
+    paths["ground_truth"] = folder / TRUTH_PARAMS_FILE
+    if not overwrite:
+        # A table in the other format would shadow or mix with ours when loading.
+        candidates = list(paths.values()) + [folder / f"{name}.{ext}" for name in TABLES for ext in ("csv", "parquet")]
+        for path in candidates:
+            if path.exists():
+                raise DemoOutputError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+    chain = generate_demo_chain(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in chain.tables().items():
+        other = folder / f"{name}.{'parquet' if file_format == 'csv' else 'csv'}"
+        other.unlink(missing_ok=True)  # reached only with overwrite=True (checked above)
+        if file_format == "csv":
+            df.to_csv(paths[name], index=False, encoding="utf-8", date_format=None)
+        else:
+            df.to_parquet(paths[name], index=False)
+    chain.truth.to_csv(paths["ground_truth_members"], index=False, encoding="utf-8")
+    paths["ground_truth"].write_text(json.dumps(chain.truth_params, ensure_ascii=False, indent=2), encoding="utf-8")
+    return paths
+
+
+def load_ground_truth(folder) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read the ground truth written by :func:`write_demo_chain` (tests and benchmarks only).
+
+    Returns
+    -------
+    truth : DataFrame
+        One row per member, dtypes as in :attr:`DemoChain.truth`.
+    params : dict
+        The chain-level parameters (:attr:`DemoChain.truth_params`).
+    """
+    folder = Path(folder)
+    members_file, params_file = folder / TRUTH_MEMBERS_FILE, folder / TRUTH_PARAMS_FILE
+    for path in (members_file, params_file):
+        if not path.exists():
+            raise DataContractError(f"{path} does not exist: the folder holds no demo ground truth")
+    truth = pd.read_csv(members_file, dtype=str, encoding="utf-8")
+    for col in ("member_id", "archetype", "chronic_sku"):
+        truth[col] = truth[col].astype("string")
+    for col in ("purchase_rate_per_day", "dropout_prob", "refill_interval_days", "spend_last_365d"):
+        truth[col] = truth[col].astype(float)
+    for col in ("acquisition_wave", "packs_per_refill", "n_orders"):
+        truth[col] = pd.to_numeric(truth[col]).astype("Int64")
+    truth["n_orders"] = truth["n_orders"].astype(np.int64)
+    for col in ("dropped_out_at", "first_purchase_at"):
+        truth[col] = pd.to_datetime(truth[col]).astype("datetime64[ns]")
+    truth["stored_value_member"] = truth["stored_value_member"] == "True"
+    return truth, json.loads(params_file.read_text(encoding="utf-8"))
