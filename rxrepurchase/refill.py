@@ -23,6 +23,7 @@ Dates are whole days: a fill on day *d* with *n* days supply covers days *d* ...
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -347,7 +348,8 @@ def predict_refills(
     def shrink(member: pd.Series, n: pd.Series, prior: np.ndarray) -> np.ndarray:
         n = n.fillna(0).to_numpy(dtype="float64")
         own = member.fillna(0).to_numpy(dtype="float64")
-        return (n * own + prior_weight * prior) / (n + prior_weight)
+        with np.errstate(invalid="ignore"):  # 0/0 without history or prior: unknown
+            return (n * own + prior_weight * prior) / (n + prior_weight)
 
     by_interval = shrink(out["member_interval"], out["n_intervals"].astype("float64"),
                          out["product_interval"].to_numpy(dtype="float64"))
@@ -758,6 +760,9 @@ def export_target_list(targets: pd.DataFrame, path: str | Path, *, overwrite: bo
     if suffix == ".csv":
         targets.to_csv(path, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d")
     else:
+        # Parquet keeps attrs as JSON metadata: dates as ISO text.
+        targets = targets.copy()
+        targets.attrs = json.loads(json.dumps(targets.attrs, default=str))
         targets.to_parquet(path, index=False)
     return path
 
@@ -899,21 +904,22 @@ def plot_refills_due_by_week(predictions: pd.DataFrame, *, weeks: int = 8, ax=No
 
 def plot_pdc_by_product(adherence_table: pd.DataFrame, *, top: int = 10,
                         threshold: float = 0.8, ax=None):
-    """Box plot of PDC for the ``top`` product groups with most eligible members, with the
-    adherence threshold. Returns the Axes."""
+    """Box plots of PDC for the ``top`` product groups with most eligible members (largest
+    first), with the adherence threshold. Returns the Axes."""
     import matplotlib.pyplot as plt
 
     _require_columns(adherence_table, "adherence table", ["product", "pdc", "eligible"])
-    ax = ax if ax is not None else plt.subplots(figsize=(7, 0.4 * top + 1.5))[1]
+    ax = ax if ax is not None else plt.subplots(figsize=(0.6 * top + 2, 4))[1]
     eligible = adherence_table[adherence_table["eligible"]]
     biggest = eligible["product"].value_counts().index[:top]
     label_col = "product_name" if "product_name" in eligible else "product"
     labels = eligible.groupby("product", observed=True)[label_col].last()
     data = [eligible.loc[eligible["product"] == p, "pdc"].to_numpy() for p in biggest]
-    ax.boxplot(data, vert=False, tick_labels=[str(labels[p]) for p in biggest])
-    ax.axvline(threshold, color="#c0392b", linestyle="--", label=f"adherent (PDC >= {threshold:g})")
-    ax.set_xlim(0, 1.02)
-    ax.set_xlabel("proportion of days covered (PDC)")
-    ax.invert_yaxis()
+    ax.boxplot(data)
+    ax.set_xticks(range(1, len(biggest) + 1), [str(labels[p]) for p in biggest],
+                  rotation=30, ha="right", fontsize=8)
+    ax.axhline(threshold, color="#c0392b", linestyle="--", label=f"adherent (PDC >= {threshold:g})")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("proportion of days covered (PDC)")
     ax.legend(loc="lower left", fontsize=8)
     return ax

@@ -1,0 +1,513 @@
+"""Refill prediction, status, PDC / MPR, co-purchase lift, target lists and their export.
+
+Hand-built histories: every expected number is worked out in the comments.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.refill import (
+    RefillError,
+    adherence,
+    adherence_by_store,
+    backtest_refills,
+    co_purchase_lift,
+    export_target_list,
+    mask_phone,
+    plot_pdc_by_product,
+    plot_refills_due_by_week,
+    predict_refills,
+    refill_due_counts,
+    refill_fills,
+    refill_status,
+    refill_targets,
+)
+
+DAY0 = pd.Timestamp("2024-01-01")
+NAMES = {"A": "氨氯地平片", "B": "二甲双胍片", "C": "维生素C", "D": "血压计", "V": "维生素E"}
+
+
+def chain_tables(rows):
+    """Orders and order lines from ``(member, day, sku, quantity, days_supply[, chronic])``
+    rows; ``day`` is days after 2024-01-01 or a date string; each row is its own order."""
+    recs = []
+    for i, row in enumerate(rows):
+        member, day, sku, qty, supply, *rest = row
+        when = DAY0 + pd.Timedelta(days=day) if isinstance(day, int | float) else pd.Timestamp(day)
+        recs.append((f"o{i}", member, when + pd.Timedelta(hours=10), sku, qty, supply,
+                     rest[0] if rest else True))
+    df = pd.DataFrame(recs, columns=["order_id", "member_id", "ordered_at", "sku", "quantity",
+                                     "days_supply", "is_chronic"])
+    orders = pd.DataFrame({
+        "order_id": df["order_id"].astype("string"),
+        "member_id": df["member_id"].astype("string"),
+        "store_id": pd.Series("s1", index=df.index, dtype="string"),
+        "ordered_at": df["ordered_at"].astype("datetime64[ns]"),
+        "channel": pd.Series("store", index=df.index, dtype="string"),
+    })
+    lines = pd.DataFrame({
+        "order_id": df["order_id"].astype("string"),
+        "sku": df["sku"].astype("string"),
+        "product_name": df["sku"].map(NAMES).astype("string"),
+        "category": df["sku"].map({"A": "bp", "B": "diabetes"}).fillna("other").astype("string"),
+        "is_chronic": df["is_chronic"].astype(bool),
+        "quantity": df["quantity"].astype("float64"),
+        "line_amount": (df["quantity"] * 30.0).astype("float64"),
+        "days_supply": pd.array(df["days_supply"].tolist(), dtype="Int64"),
+    })
+    return orders, lines
+
+
+def fills_of(rows, **kwargs):
+    orders, lines = chain_tables(rows)
+    return refill_fills(lines, orders, **kwargs)
+
+
+def day(n: int) -> pd.Timestamp:
+    return DAY0 + pd.Timedelta(days=n)
+
+
+# ---------------------------------------------------------------------------- fills
+
+
+def test_fills_merge_same_day_and_count_lines_left_out():
+    fills = fills_of([
+        ("m1", 0, "A", 1, 30),
+        ("m1", 0, "A", 2, 60),        # same day, second order: one fill of 30 + 60 = 90 days
+        ("m1", 30, "A", 1, None),
+        ("m1", 30, "A", 1, 30),       # one line of the day has no supply: fill supply unknown
+        (None, 5, "A", 1, 30),        # walk-in
+        ("m2", 5, "A", -1, 30),       # return
+        ("m2", 6, "C", 1, None, False),  # not chronic: left out by default
+    ])
+    assert fills.attrs["walk_in_lines"] == 1
+    assert fills.attrs["return_lines"] == 1
+    assert fills["member_id"].tolist() == ["m1", "m1"]
+    assert fills["filled_on"].tolist() == [day(0), day(30)]
+    assert fills["days_supply"].iloc[0] == 90.0
+    assert np.isnan(fills["days_supply"].iloc[1])
+    assert fills["quantity"].tolist() == [3.0, 2.0]
+    assert fills["n_lines"].tolist() == [2, 2]
+
+
+def test_fills_pack_days_group_by_category_and_mapping():
+    rows = [("m1", 0, "A", 2, None), ("m1", 0, "B", 1, 28), ("m1", 3, "A", 1, None)]
+    fills = fills_of(rows, pack_days={"A": 15})
+    # A: 2 packs x 15 days = 30 on day 0; 1 x 15 on day 3.
+    a = fills[fills["product"] == "A"]
+    assert a["days_supply"].tolist() == [30.0, 15.0]
+
+    by_cat = fills_of(rows, group_by="category", pack_days={"A": 15})
+    assert sorted(by_cat["product"]) == ["bp", "bp", "diabetes"]
+    mapped = fills_of(rows, group_by={"A": "cv", "B": "cv"}, pack_days={"A": 15})
+    # Both SKUs in one group: day 0 merges 30 + 28 = 58 days.
+    assert mapped["days_supply"].tolist() == [58.0, 15.0]
+
+
+def test_fills_bad_inputs_name_the_problem():
+    orders, lines = chain_tables([("m1", 0, "A", 1, 30), ("m1", 3, "B", 1, 0)])
+    with pytest.raises(RefillError, match="days_supply must be positive.*o1"):
+        refill_fills(lines, orders)
+    with pytest.raises(RefillError, match="no product group for SKU.*B"):
+        refill_fills(lines.iloc[:1].assign(sku="B"), orders, group_by={"A": "cv"})
+    with pytest.raises(RefillError, match="order_id not in orders.*o1"):
+        refill_fills(lines, orders.iloc[:1])
+    with pytest.raises(RefillError, match="no column.*days_supply"):
+        refill_fills(lines.drop(columns="days_supply"), orders)
+    members = pd.DataFrame({"member_id": pd.array(["m9"], dtype="string"),
+                            "home_store_id": pd.array(["s1"], dtype="string")})
+    with pytest.raises(RefillError, match="not in members: m1"):
+        refill_fills(lines.iloc[:1], orders, members)
+    assert issubclass(RefillError, RxRepurchaseError)
+
+
+# ---------------------------------------------------------------------------- prediction
+
+INTERVAL_ROWS = [
+    # No days supply: the intervals method. Intervals: m1 20,20,20; m2 30,30; m3 41.
+    *[("m1", d, "A", 1, None) for d in (0, 20, 40, 60)],
+    *[("m2", d, "A", 1, None) for d in (0, 30, 60)],
+    *[("m3", d, "A", 1, None) for d in (0, 41)],
+    ("m4", 50, "A", 1, None),
+]
+
+
+def test_prediction_shrinks_member_intervals_toward_product_median():
+    pred = predict_refills(fills_of(INTERVAL_ROWS), as_of=day(70), prior_weight=1.0,
+                           min_product_intervals=5).set_index("member_id")
+    # Product median of 20,20,20,30,30,41 = 25 (6 intervals >= 5).
+    assert (pred["product_interval"] == 25).all()
+    assert (pred["method"] == "intervals").all()
+    # m1 (3 x 20 + 1 x 25) / 4 = 21.25; m2 (2 x 30 + 25) / 3 = 28.33; m3 (41 + 25) / 2 = 33;
+    # m4, a single fill: the product's 25.
+    assert pred["predicted_interval"].to_dict() == pytest.approx(
+        {"m1": 21.25, "m2": 85 / 3, "m3": 33.0, "m4": 25.0})
+    assert pred["n_intervals"].to_dict() == {"m1": 3, "m2": 2, "m3": 1, "m4": 0}
+    # Expected = last fill + rounded interval: 60+21, 60+28, 41+33, 50+25.
+    assert pred["expected_on"].to_dict() == {"m1": day(81), "m2": day(88), "m3": day(74),
+                                             "m4": day(75)}
+    # Every member keeps their exact rhythm (relative deviation 0): minimum window +-3 days.
+    assert (pred["window_end"] - pred["expected_on"]).dt.days.eq(3).all()
+    assert (pred["expected_on"] - pred["window_start"]).dt.days.eq(3).all()
+
+
+def test_prediction_uses_only_history_up_to_as_of_and_recent_intervals():
+    rows = [("m1", d, "A", 1, None) for d in (0, 60, 80, 100, 120, 200)]
+    # As of day 130 the day-200 fill is the future; intervals 60,20,20,20; recent=3 -> 20.
+    pred = predict_refills(fills_of(rows), as_of=day(130), recent=3, prior_weight=0.0)
+    assert pred["last_fill"].iloc[0] == day(120)
+    assert pred["n_fills"].iloc[0] == 5
+    assert pred["member_interval"].iloc[0] == 20.0
+    assert pred["expected_on"].iloc[0] == day(140)
+    # recent=4: median of 60,20,20,20 is still 20; recent=2 with a late interval last:
+    rows2 = [("m1", d, "A", 1, None) for d in (0, 20, 40, 90)]
+    p2 = predict_refills(fills_of(rows2), as_of=day(95), recent=2, prior_weight=0.0)
+    assert p2["member_interval"].iloc[0] == 35.0  # median of 20 and 50
+
+
+def test_prediction_window_from_product_spread():
+    rows = [*[("x", d, "A", 1, None) for d in (0, 40, 90, 150)],   # 40, 50, 60: median 50
+            *[("y", d, "A", 1, None) for d in (0, 80, 200)]]       # 80, 120: median 100
+    pred = predict_refills(fills_of(rows), as_of=day(200), prior_weight=0.0,
+                           min_product_intervals=1).set_index("member_id")
+    # Relative deviations from the member's own median: .2, 0, .2, .2, .2 -> median 0.2.
+    # x: 50 days -> +-10; y: 100 days -> +-20.
+    half = (pred["window_end"] - pred["expected_on"]).dt.days
+    assert half.to_dict() == {"x": 10, "y": 20}
+    assert pred.loc["x", "expected_on"] == day(200)
+    assert pred.loc["y", "expected_on"] == day(300)
+
+
+def test_prediction_with_days_supply_scales_refill_ratio():
+    rows = [
+        # m1 refills every 27 days on 30-day packs (ratio 0.9), then buys a 60-day supply.
+        ("m1", 0, "A", 1, 30), ("m1", 27, "A", 1, 30), ("m1", 54, "A", 1, 30),
+        ("m1", 81, "A", 2, 60),
+        ("m2", 70, "A", 1, 30),                           # single fill
+        ("m3", 0, "A", 1, None), ("m3", 30, "A", 1, None),  # supply unknown
+    ]
+    pred = predict_refills(fills_of(rows), as_of=day(90), prior_weight=2.0,
+                           min_product_intervals=1).set_index("member_id")
+    assert pred["method"].to_dict() == {"m1": "days_supply", "m2": "days_supply",
+                                        "m3": "intervals"}
+    # m1: ratio (3 x .9 + 2 x .9) / 5 = .9 -> .9 x 60 = 54 days after day 81.
+    # m2: product ratio .9 x 30 = 27.
+    # m3: intervals 27,27,27,30 -> product median 27; (1 x 30 + 2 x 27) / 3 = 28.
+    assert pred["predicted_interval"].to_dict() == pytest.approx({"m1": 54, "m2": 27, "m3": 28})
+    assert pred["expected_on"].to_dict() == {"m1": day(135), "m2": day(97), "m3": day(58)}
+
+
+# ---------------------------------------------------------------------------- status
+
+
+def test_refill_status_boundaries():
+    as_of = pd.Timestamp("2024-06-01")
+    ts = pd.Timestamp
+    cases = pd.DataFrame({
+        # (window_start, expected_on, window_end, predicted_interval)
+        "window_start": [ts("2024-06-20"), ts("2024-06-15"), ts("2024-05-29"), ts("2024-05-25"),
+                         ts("2024-04-29"), ts("2024-03-29"), ts("2024-03-30"), ts("2024-03-29"),
+                         pd.NaT],
+        "expected_on": [ts("2024-06-23"), ts("2024-06-18"), ts("2024-06-01"), ts("2024-05-28"),
+                        ts("2024-05-02"), ts("2024-04-01"), ts("2024-04-02"), ts("2024-04-01"),
+                        pd.NaT],
+        "window_end": [ts("2024-06-26"), ts("2024-06-21"), ts("2024-06-04"), ts("2024-05-31"),
+                       ts("2024-05-05"), ts("2024-04-04"), ts("2024-04-05"), ts("2024-04-04"),
+                       pd.NaT],
+        "predicted_interval": [30, 30, 30, 30, 30, 60, 60, 30, np.nan],
+    })
+    out = refill_status(cases, as_of=as_of, soon_days=14, lapse_factor=1.0, lapse_min_days=30)
+    assert out["status"].astype(str).tolist() == [
+        "not_due",   # window opens in 19 days > 14
+        "due_soon",  # window opens in exactly 14 days
+        "due_now",   # inside the window
+        "overdue",   # 4 days past expected
+        "overdue",   # 30 days past, limit max(30, 1 x 30) = 30
+        "lapsed",    # 61 days past a 60-day interval
+        "overdue",   # 60 days past a 60-day interval
+        "lapsed",    # 61 days past a 30-day interval
+        "unknown",
+    ]
+    assert out["days_until_due"].tolist()[:4] == [22, 17, 0, -4]
+    assert out["days_overdue"].tolist()[:6] == [0, 0, 0, 4, 30, 61]
+
+
+def test_member_who_stops_becomes_lapsed_and_due_counts():
+    rows = [*[("gone", d, "A", 1, 30) for d in (0, 30, 60)],
+            *[("here", d, "A", 1, 30) for d in (0, 30, 60, 90, 120)]]
+    orders, lines = chain_tables(rows)
+    members = pd.DataFrame({"member_id": pd.array(["gone", "here"], dtype="string"),
+                            "home_store_id": pd.array(["s1", "s2"], dtype="string")})
+    pred = predict_refills(refill_fills(lines, orders, members), as_of=day(140))
+    status = dict(zip(pred["member_id"], pred["status"].astype(str), strict=True))
+    # gone: expected day 90, 50 days overdue > max(30, 30) -> lapsed; here: expected day 150.
+    assert status == {"gone": "lapsed", "here": "due_soon"}
+    counts = refill_due_counts(pred)
+    assert counts.loc["s1", "lapsed"] == 1 and counts.loc["s2", "due_soon"] == 1
+    assert counts.to_numpy().sum() == 2
+
+
+# ---------------------------------------------------------------------------- adherence
+
+
+def pdc_reference(days, supplies, period_start, end_day):
+    """Day-by-day PDC: shift each fill to start after the previous supply runs out."""
+    covered_until, covered = -np.inf, set()
+    for d, s in zip(days, supplies, strict=True):
+        begin = max(covered_until, d)
+        covered_until = begin + s
+        covered.update(x for x in range(int(begin), int(covered_until))
+                       if period_start <= x <= end_day)
+    return len(covered) / (end_day - period_start + 1)
+
+
+def test_pdc_and_mpr_hand_built():
+    rows = [
+        # overlap shifted forward: Jan 1-30, Jan 31-Feb 29, Mar 1-30, Mar 31-Apr 29 = 120 days
+        ("overlap", "2024-01-01", "A", 2, 60), ("overlap", "2024-01-10", "A", 1, 30),
+        ("overlap", "2024-02-01", "A", 1, 30),
+        # gap: Jan 1-30, Jan 31-Feb 29 (shifted 10 days), Mar 20-Apr 18 = 90 days
+        ("gap", "2024-01-01", "A", 1, 30), ("gap", "2024-01-21", "A", 1, 30),
+        ("gap", "2024-03-20", "A", 1, 30),
+        # stockpiling: 180 days dispensed, 121 in the period, all covered
+        ("stock", "2024-01-01", "A", 3, 90), ("stock", "2024-01-02", "A", 3, 90),
+        # single fill Mar 1: 30 of Mar 1 - Apr 30 (61 days)
+        ("single", "2024-03-01", "A", 1, 30),
+        # before the window: not counted, index date Jan 15 (period Jan 15 - Apr 30, 107 days)
+        ("late", "2023-12-01", "A", 2, 60), ("late", "2024-01-15", "A", 1, 30),
+        ("late", "2024-04-20", "A", 1, 30),  # 11 of its 30 days fall in the window
+        ("unknown", "2024-01-01", "A", 1, 30), ("unknown", "2024-02-01", "A", 1, None),
+    ]
+    adh = adherence(fills_of(rows), start="2024-01-01", end="2024-04-30").set_index("member_id")
+    # Jan 1 - Apr 30 2024 = 31 + 29 + 31 + 30 = 121 days.
+    assert adh.loc["overlap", "period_days"] == 121
+    assert adh["days_covered"].to_dict() == pytest.approx(
+        {"overlap": 120, "gap": 90, "stock": 121, "single": 30, "late": 41, "unknown": np.nan},
+        nan_ok=True)
+    assert adh.loc["overlap", "pdc"] == pytest.approx(120 / 121)
+    assert adh.loc["gap", "pdc"] == pytest.approx(90 / 121)
+    assert adh.loc["stock", "pdc"] == pytest.approx(1.0)
+    assert adh.loc["stock", "mpr"] == pytest.approx(180 / 121)
+    assert adh.loc["gap", "mpr"] == pytest.approx(90 / 121)
+    assert adh.loc["single", "pdc"] == pytest.approx(30 / 61)
+    assert adh.loc["late", "period_days"] == 107
+    assert adh.loc["late", "pdc"] == pytest.approx(41 / 107)
+    assert adh.loc["late", "mpr"] == pytest.approx(60 / 107)
+    assert np.isnan(adh.loc["unknown", "pdc"])
+    assert adh["adherent"].to_dict() == {"overlap": True, "gap": False, "stock": True,
+                                         "single": False, "late": False, "unknown": False}
+    # PQA denominator: >= 2 fills, >= 91 days, supply known.
+    assert adh["eligible"].to_dict() == {"overlap": True, "gap": True, "stock": True,
+                                         "single": False, "late": True, "unknown": False}
+    assert adh.attrs["supply_unknown"] == 1
+
+
+def test_pdc_member_who_stops_over_default_year():
+    rows = [("m1", d, "A", 1, 30) for d in ("2024-01-01", "2024-01-31", "2024-03-01")]
+    adh = adherence(fills_of(rows), end="2024-12-31")
+    # Default window: 365 days ending Dec 31 2024 -> Jan 2 2024 ... Dec 31 (2024 is leap),
+    # so the Jan 1 fill is outside; index Jan 31, period Jan 31 - Dec 31 = 336 days, 60 covered.
+    assert adh["period_start"].iloc[0] == pd.Timestamp("2024-01-31")
+    assert adh["period_days"].iloc[0] == 336
+    assert adh["pdc"].iloc[0] == pytest.approx(60 / 336)
+    assert not adh["adherent"].iloc[0]
+
+
+def test_vectorized_pdc_matches_day_by_day_reference():
+    rng = np.random.default_rng(5)
+    rows = []
+    for m in range(60):
+        n = rng.integers(1, 9)
+        for d in np.sort(rng.choice(200, size=n, replace=False)):
+            rows.append((f"m{m}", int(d), "A", 1, int(rng.choice([7, 14, 30, 60, 90]))))
+    fills = fills_of(rows)
+    adh = adherence(fills, start=day(20), end=day(180)).set_index("member_id")
+    window = fills[(fills["filled_on"] >= day(20)) & (fills["filled_on"] <= day(180))]
+    for member, f in window.groupby("member_id"):
+        days = ((f["filled_on"] - DAY0).dt.days).tolist()
+        expected = pdc_reference(days, f["days_supply"].tolist(), days[0], 180)
+        assert adh.loc[member, "pdc"] == pytest.approx(expected), member
+
+
+def test_adherence_by_store_uses_eligible_rows():
+    adh = pd.DataFrame({
+        "home_store_id": ["s1", "s1", "s1", "s2"],
+        "product": ["A", "A", "A", "A"],
+        "pdc": [0.9, 0.5, 1.0, 0.85],
+        "mpr": [1.5, 0.5, 1.0, 0.85],
+        "adherent": [True, False, True, True],
+        "eligible": [True, True, False, True],
+    })
+    out = adherence_by_store(adh).set_index("home_store_id")
+    # s1: eligible 0.9 and 0.5 -> mean 0.7, adherent 1/2, MPR capped (1.0 + 0.5) / 2 = 0.75.
+    assert out.loc["s1", "members"] == 2
+    assert out.loc["s1", "pdc_mean"] == pytest.approx(0.7)
+    assert out.loc["s1", "adherent_share"] == pytest.approx(0.5)
+    assert out.loc["s1", "mpr_mean"] == pytest.approx(0.75)
+    assert out.loc["s2", "pdc_median"] == pytest.approx(0.85)
+
+
+# ---------------------------------------------------------------------------- lift and lists
+
+
+def test_co_purchase_lift_hand_counts():
+    orders, lines = chain_tables([
+        ("m1", 0, "A", 1, 30), ("m1", 1, "V", 1, None, False),
+        ("m2", 0, "A", 1, 30), ("m2", 2, "V", 1, None, False),
+        ("m3", 0, "A", 1, 30), ("m3", 3, "C", 1, None, False), ("m3", 4, "C", 1, None, False),
+        ("m4", 0, "V", 1, None, False),
+        ("m5", 0, "C", 1, None, False),
+        (None, 0, "V", 1, None, False),  # walk-in: not in the member base
+    ])
+    lift = co_purchase_lift(lines, orders, min_members=1).set_index("consequent")
+    # 5 members; A bought by 3, V by 3, C by 2 (m3 twice counts once).
+    # A -> V: both 2, confidence 2/3, lift (2/3) / (3/5) = 10/9; A -> C: (1/3) / (2/5) = 5/6.
+    assert lift.attrs["members"] == 5
+    assert (lift["antecedent"] == "A").all() and len(lift) == 2
+    assert lift.loc["V", "confidence"] == pytest.approx(2 / 3)
+    assert lift.loc["V", "lift"] == pytest.approx(10 / 9)
+    assert lift.loc["C", "lift"] == pytest.approx(5 / 6)
+    assert lift.loc["C", "members_consequent"] == 2
+    assert lift.loc["V", "consequent_name"] == "维生素E"
+    assert co_purchase_lift(lines, orders, min_members=2).index.tolist() == [0]
+
+
+def test_mask_phone():
+    phones = pd.Series(["13812345678", "+8613812345678", "12345678", "123", None, ""],
+                       dtype="string")
+    assert mask_phone(phones).tolist() == ["138****5678", "+86****5678", "****78", "****",
+                                           pd.NA, ""]
+
+
+def members_table():
+    return pd.DataFrame({
+        "member_id": pd.array(["m1", "m2", "m3"], dtype="string"),
+        "home_store_id": pd.array(["s1", "s2", "s1"], dtype="string"),
+        "tier": pd.array(["gold", "regular", "plus"], dtype="string"),
+        "acquisition_channel": pd.array(["store", "mini_program", "store"], dtype="string"),
+        "tags": pd.array(["慢病;高血压", None, "慢病"], dtype="string"),
+        "phone": pd.array(["13812345678", "13900001111", None], dtype="string"),
+    })
+
+
+def target_predictions():
+    rows = [
+        *[("m1", d, "A", 1, 30) for d in (0, 30, 60)],   # due day 90
+        ("m1", 60, "B", 1, 30),                           # due day 90 too
+        # m2: ratios 1.0, 1.5 -> (2 x 1.25 + 2 x 1.0) / 4 = 1.125 x 30 = 34 days: day 109
+        *[("m2", d, "A", 1, 30) for d in (0, 30, 75)],
+        *[("m3", d, "A", 1, 30) for d in (0, 30)],       # due day 60: overdue at day 85
+    ]
+    orders, lines = chain_tables(rows)
+    fills = refill_fills(lines, orders, members_table())
+    return predict_refills(fills, as_of=day(85))
+
+
+def test_refill_targets_window_contacts_and_recommendations():
+    pred = target_predictions()
+    lift = pd.DataFrame({
+        "antecedent": ["A", "A", "A", "B"],
+        "consequent": ["B", "C", "D", "C"],
+        "consequent_name": ["二甲双胍片", "维生素C", "血压计", "维生素C"],
+        "lift": [3.0, 2.0, 0.5, 1.5],
+    })
+    targets = refill_targets(pred, members_table(), within=7, lift=lift)
+    # Within 7 days of day 85: m1 A and B (day 90) and m3 (overdue); m2 (day 109) is not.
+    got = targets[["member_id", "product", "status", "days_until_due"]].astype(str)
+    assert got.values.tolist() == [
+        ["m3", "A", "overdue", "-25"],
+        ["m1", "A", "due_soon", "5"],
+        ["m1", "B", "due_soon", "5"],
+    ]
+    assert targets["home_store_id"].tolist() == ["s1", "s1", "s1"]
+    assert targets["tier"].tolist() == ["plus", "gold", "gold"]
+    assert targets["phone"].tolist()[1] == "138****5678"
+    # m1 already refills B, so A's offers are C only (D has lift < 1); m3 gets B;C.
+    assert targets["also_recommend"].tolist() == ["二甲双胍片;维生素C", "维生素C", "维生素C"]
+    assert targets.attrs["status_counts"] == {"due_soon": 2, "overdue": 1}
+
+    wider = refill_targets(pred, members_table(), within=30, include_overdue=False,
+                           show_phone=True)
+    assert wider["member_id"].tolist() == ["m1", "m1", "m2"]
+    assert wider["phone"].tolist()[2] == "13900001111"
+    assert "also_recommend" not in wider
+
+
+def test_export_target_list_csv_parquet_and_overwrite(tmp_path):
+    targets = refill_targets(target_predictions(), members_table(), within=30)
+    csv = export_target_list(targets, tmp_path / "lists" / "reminders.csv")
+    raw = csv.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8 Chinese correctly
+    text = raw.decode("utf-8-sig")
+    assert "氨氯地平片" in text and "慢病;高血压" in text and "138****5678" in text
+    back = pd.read_csv(csv, encoding="utf-8-sig", dtype=str)
+    # Days 60, 90, 90, 109 after Jan 1 2024.
+    assert back["expected_on"].tolist() == ["2024-03-01", "2024-03-31", "2024-03-31",
+                                            "2024-04-19"]
+    assert back["member_id"].tolist() == targets["member_id"].tolist()
+
+    pq = export_target_list(targets, tmp_path / "reminders.parquet")
+    back = pd.read_parquet(pq)
+    assert back["expected_on"].tolist() == targets["expected_on"].tolist()
+    assert back.attrs["as_of"].startswith("2024-03-26")  # day 85
+
+    with pytest.raises(RefillError, match="exists; pass overwrite=True"):
+        export_target_list(targets, csv)
+    export_target_list(targets.iloc[:1], csv, overwrite=True)
+    assert len(pd.read_csv(csv, encoding="utf-8-sig")) == 1
+    with pytest.raises(RefillError, match=r"\.csv or \.parquet"):
+        export_target_list(targets, tmp_path / "reminders.xlsx")
+
+
+# ---------------------------------------------------------------------------- backtest
+
+
+def simulated_refills(n_members=300, seed=11):
+    """Members with their own rhythm (18-50 days) refilling with +-3 days noise."""
+    rng = np.random.default_rng(seed)
+    interval = rng.uniform(18, 50, n_members)
+    rows = []
+    for m in range(n_members):
+        d = rng.uniform(0, 40)
+        while d < 400:
+            rows.append((f"m{m}", int(d), "A", 1, None))
+            d += interval[m] + rng.uniform(-3, 3)
+    return fills_of(rows), interval
+
+
+def test_backtest_beats_product_median_on_simulated_rhythms():
+    fills, _ = simulated_refills()
+    result = backtest_refills(fills, cutoff=day(300))
+    s = result.summary
+    assert s.loc["refill_model", "scored"] == s.loc["product_median", "scored"] > 250
+    # The product median ignores each member's own 18-50 day rhythm: errors of ~8 days.
+    assert s.loc["refill_model", "mae_days"] < 0.5 * s.loc["product_median", "mae_days"]
+    assert s.loc["refill_model", "within_7_days"] > s.loc["product_median", "within_7_days"]
+    assert s.loc["refill_model", "in_window"] > 0.5
+    d = result.detail.dropna(subset=["actual_next"])
+    assert (d["actual_next"] > result.cutoff).all()
+    assert (d["model_on"] > result.cutoff).all()
+
+
+# ---------------------------------------------------------------------------- plots
+
+
+def test_plots_return_axes_with_the_counts():
+    pred = target_predictions()
+    ax = plot_refills_due_by_week(pred, weeks=4)
+    heights = [p.get_height() for p in ax.patches]
+    # m3 overdue; m1 A and B in 5 days (week 1); m2 in 24 days (week 4).
+    assert heights == [1, 2, 0, 0, 1]
+    rows = [*[("m1", d, "A", 1, 30) for d in (0, 30, 60, 90)],
+            *[("m2", d, "A", 1, 30) for d in (0, 60, 120)]]
+    adh = adherence(fills_of(rows), start=day(0), end=day(149))
+    ax = plot_pdc_by_product(adh)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["氨氯地平片"]
