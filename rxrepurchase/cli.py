@@ -44,6 +44,24 @@ def _cmd_refills(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rxrepurchase.reporting import run_reports
+
+    run = run_reports(
+        args.data,
+        stores=args.stores,
+        out=args.out,
+        jobs=args.jobs,
+        as_of=args.as_of,
+        lang=args.lang,
+        calibration_end=args.calibration_end,
+        notebook=args.notebook,
+        chain_notebook=args.chain_notebook,
+        include_chain=not args.no_chain,
+    )
+    return 0 if run.ok else 1
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with the chain's export files")
     p.add_argument("--as-of", default=None, help="analysis date YYYY-MM-DD (default: today)")
@@ -71,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="load, validate and summarise a chain's export")
     _add_data_args(p)
     p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("report", help="per-store HTML reports, chain overview and index")
+    p.add_argument("--data", required=True, help="folder with the chain's export files")
+    p.add_argument("--stores", default="all", help="all (default) or a list like S01,S02")
+    p.add_argument("--out", default="reports", help="parent folder of the dated run folders")
+    p.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel")
+    p.add_argument("--as-of", default=None, help="analysis date YYYY-MM-DD (default: today)")
+    p.add_argument("--lang", default="en", help="report language: en or zh")
+    p.add_argument("--calibration-end", default=None, help="end of the models' calibration")
+    p.add_argument("--notebook", default=None, help="store notebook to run instead of ours")
+    p.add_argument("--chain-notebook", default=None, help="chain overview notebook to run")
+    p.add_argument("--no-chain", action="store_true", help="skip the chain overview")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("refills", help="export the refill reminder list (members due soon)")
     _add_data_args(p)

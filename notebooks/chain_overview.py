@@ -1,0 +1,46 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   rxrepurchase:
+#     title: Chain overview
+# ---
+
+# %% [markdown] tags=["remove_cell"]
+# # Chain overview
+#
+# All stores compared in one report; executed by `rxrepurchase report` (see
+# `docs/reports.md`). Every figure comes from `rxrepurchase.report_data`.
+
+# %% tags=["parameters"]
+data = "../data/demo"  # the chain's export folder
+as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
+lang = "en"  # report language: en or zh
+period_days = 90  # length of "this period" for the headline figures
+
+# %% tags=["remove_cell"]
+from IPython.display import HTML, Markdown, display
+
+from rxrepurchase import report_data as rd
+from rxrepurchase.i18n import t
+from rxrepurchase.loading import load_chain
+from rxrepurchase.plotting import configure_matplotlib
+
+configure_matplotlib()
+chain = load_chain(data, as_of=as_of)
+stores = rd.chain_headlines(chain, period_days=period_days)
+
+# %%
+display(Markdown(rd.chain_title(chain, lang)))
+
+# %%
+display(Markdown(f"## {t('section_store_ranking', lang)}"))
+display(HTML(rd.chain_ranking_html(stores, lang)))
+rd.plot_store_rates(stores, lang);

@@ -1,0 +1,70 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: rxrepurchase
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   rxrepurchase:
+#     title: Store repurchase report
+# ---
+
+# %% [markdown] tags=["remove_cell"]
+# # Store report
+#
+# Executed once per store by `rxrepurchase report` (papermill) and published as HTML with the
+# code hidden; see `docs/reports.md`. Every figure comes from a function of the package
+# (mostly `rxrepurchase.report_data`); this notebook only chooses what to show and in which
+# order. Cells tagged `remove_cell` (like this one) are left out of the HTML.
+
+# %% tags=["parameters"]
+store_id = "S01"  # store to report on
+data = "../data/demo"  # the chain's export folder
+as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
+calibration_end = None  # end of the models' calibration period (None: as_of minus holdout)
+lang = "en"  # report language: en or zh
+period_days = 90  # length of "this period" for the headline figures
+metrics_path = ""  # where to write metrics.json (empty: not written)
+actions_dir = ""  # folder for the wake-up and refill reminder lists (empty: not written)
+
+# %% tags=["remove_cell"]
+from IPython.display import HTML, Markdown, display
+
+from rxrepurchase import report_data as rd
+from rxrepurchase.i18n import t
+from rxrepurchase.loading import load_chain
+from rxrepurchase.plotting import configure_matplotlib
+
+configure_matplotlib()
+chain = load_chain(data, as_of=as_of)
+headline = rd.store_headline(chain, store_id, period_days=period_days)
+metrics = dict(headline)
+
+# %%
+display(Markdown(rd.report_title(headline, lang)))
+
+# %% [markdown] tags=["remove_cell"]
+# ## 1. Headline
+
+# %%
+display(Markdown(f"## {t('section_headline', lang)}"))
+display(HTML(rd.headline_html(headline, lang)))
+rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id), lang);
+
+# %% [markdown] tags=["remove_cell"]
+# ## 7. Data quality
+
+# %%
+display(Markdown(f"## {t('section_quality', lang)}"))
+display(HTML(rd.quality_html(chain, store_id, lang)))
+
+# %% tags=["remove_cell"]
+if metrics_path:
+    rd.write_metrics(metrics, metrics_path)

@@ -1,0 +1,165 @@
+"""Report texts in English and Chinese, and number formats for each language.
+
+Every heading, label and sentence a report shows comes from :data:`STRINGS` through :func:`t`,
+so a report is entirely in one language (``lang="en"`` or ``"zh"``).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+from rxrepurchase.contract import TIER_LABELS_ZH
+from rxrepurchase.errors import RxRepurchaseError
+
+__all__ = [
+    "LANGUAGES",
+    "STRINGS",
+    "format_count",
+    "format_money",
+    "format_rate",
+    "label",
+    "normalize_lang",
+    "t",
+]
+
+LANGUAGES: tuple[str, ...] = ("en", "zh")
+
+MISSING = "–"
+"""Shown where a figure cannot be computed (no data)."""
+
+# key: (English, Chinese). Placeholders use str.format names.
+STRINGS: dict[str, tuple[str, str]] = {
+    # index page
+    "index_title": ("Member repurchase reports", "会员复购分析报告"),
+    "index_meta": (
+        "As of {as_of} · data: {data} · {n} stores · {failed} failed",
+        "数据截至 {as_of} · 数据目录：{data} · 门店 {n} 家 · 失败 {failed} 个",
+    ),
+    "store": ("Store", "门店"),
+    "store_name": ("Name", "门店名称"),
+    "city": ("City", "城市"),
+    "report": ("Report", "报告"),
+    "open_report": ("open report", "查看报告"),
+    "failed": ("failed", "失败"),
+    "partial_notebook": ("partial notebook", "未完成的笔记本"),
+    "chain_overview": ("Chain overview: all stores compared", "连锁总览：门店对比"),
+    # headline figures
+    "user_repurchase_rate": ("User repurchase rate", "用户复购率"),
+    "order_repurchase_rate": ("Order repurchase rate", "订单复购率"),
+    "active_members": ("Active members", "活跃会员"),
+    "orders": ("Orders (incl. walk-in)", "订单数（含非会员）"),
+    "revenue": ("Revenue", "销售额"),
+    "subsidy": ("Subsidy spent", "补贴支出"),
+    "chain_median": ("chain median {value}", "连锁中位数 {value}"),
+    "period": ("{start} to {end}", "{start} 至 {end}"),
+    "member_purchases": ("Member purchases", "会员购买次数"),
+    "trend_title": ("Repurchase rates by month", "月度复购率"),
+    # store report
+    "store_report_title": ("{name} ({store_id}): member repurchase report",
+                           "{name}（{store_id}）会员复购分析报告"),
+    "report_meta": ("City: {city} · data as of {as_of}", "城市：{city} · 数据截至 {as_of}"),
+    "section_headline": ("1. Headline", "一、核心指标"),
+    "section_cohorts": ("2. Subsidy-driven vs loyal members", "二、补贴驱动会员与忠诚会员对比"),
+    "section_value": ("3. Member value", "三、会员价值"),
+    "section_segments": ("4. Segments", "四、会员分层"),
+    "section_refills": ("5. Refills", "五、慢病续方"),
+    "section_actions": ("6. Actions", "六、行动清单"),
+    "section_quality": ("7. Data quality", "七、数据质量"),
+    # chain overview
+    "chain_meta": ("{n} stores · data as of {as_of}", "门店 {n} 家 · 数据截至 {as_of}"),
+    "section_store_ranking": ("Stores ranked by user repurchase rate", "门店用户复购率排名"),
+    "store_rates_title": ("Repurchase rates by store", "各门店复购率"),
+    "rank": ("Rank", "排名"),
+    "outlier": ("Outlier", "异常"),
+    "outlier_high": ("well above the other stores", "显著高于其他门店"),
+    "outlier_low": ("well below the other stores", "显著低于其他门店"),
+    # data quality
+    "quality_none": ("No order or order-line row of this store was excluded or flagged while loading.",
+                     "加载数据时，本门店没有被剔除或标记的订单或明细行。"),
+    "quality_intro": ("{excluded} rows of this store were left out of the analysis; rows only flagged are kept.",
+                      "本门店共有 {excluded} 行数据未纳入分析；仅标记的行仍然保留。"),
+    "quality_excluded": ("excluded", "已剔除"),
+    "quality_kept": ("kept, flagged", "保留（已标记）"),
+    "quality_table": ("Table", "数据表"),
+    "quality_rule": ("Rule", "规则"),
+    "quality_action": ("Action", "处理"),
+    "quality_rows": ("Rows", "行数"),
+    "quality_message": ("Details", "说明"),
+}
+
+_TIER_LABELS_EN = {"regular": "Regular", "gold": "Gold", "diamond": "Diamond", "plus": "PLUS"}
+
+
+class UnknownLanguageError(RxRepurchaseError, ValueError):
+    """A report language other than the supported ones was asked for."""
+
+
+def normalize_lang(lang: str) -> str:
+    """Return ``"en"`` or ``"zh"`` for ``lang`` (accepts ``zh-CN``, ``zh_cn``, ``EN``, ...).
+
+    Raises
+    ------
+    UnknownLanguageError
+        For any other language.
+    """
+    code = str(lang).strip().lower().replace("_", "-").split("-")[0]
+    if code not in LANGUAGES:
+        raise UnknownLanguageError(
+            f"report language {lang!r} is not supported; use one of {', '.join(LANGUAGES)}"
+        )
+    return code
+
+
+def t(key: str, lang: str = "en", **values) -> str:
+    """The text ``key`` in ``lang``, with ``{placeholders}`` filled from ``values``.
+
+    Raises
+    ------
+    KeyError
+        If ``key`` is not in :data:`STRINGS` (a typo in the report, not a user error).
+    """
+    try:
+        en, zh = STRINGS[key]
+    except KeyError:
+        raise KeyError(f"no report text {key!r} in rxrepurchase.i18n.STRINGS") from None
+    text = zh if normalize_lang(lang) == "zh" else en
+    return text.format(**values) if values else text
+
+
+def label(value: str, lang: str = "en") -> str:
+    """Display label of a domain value (tier, cohort, channel, ...); the value itself if unknown."""
+    lang = normalize_lang(lang)
+    if value in _TIER_LABELS_EN:
+        return TIER_LABELS_ZH[value] if lang == "zh" else _TIER_LABELS_EN[value]
+    key = f"label_{value}"
+    if key in STRINGS:
+        return t(key, lang)
+    return str(value)
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, Real) and math.isnan(value))
+
+
+def format_rate(value: float | None, lang: str = "en", digits: int = 1) -> str:
+    """A fraction as a percentage: ``0.3456`` → ``"34.6%"``."""
+    normalize_lang(lang)
+    return MISSING if _is_missing(value) else f"{100 * float(value):.{digits}f}%"
+
+
+def format_count(value: float | None, lang: str = "en") -> str:
+    """A count with thousands separators: ``12345`` → ``"12,345"``."""
+    normalize_lang(lang)
+    return MISSING if _is_missing(value) else f"{round(float(value)):,}"
+
+
+def format_money(value: float | None, lang: str = "en") -> str:
+    """An amount in CNY: ``"¥1,234,567"`` in English, ``"¥123.5万"`` from 10,000 up in Chinese."""
+    lang = normalize_lang(lang)
+    if _is_missing(value):
+        return MISSING
+    value = float(value)
+    if lang == "zh" and abs(value) >= 10_000:
+        return f"¥{value / 10_000:,.1f}万"
+    return f"¥{value:,.0f}"

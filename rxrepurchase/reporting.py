@@ -1,0 +1,575 @@
+"""Run the store and chain notebooks with papermill and publish them as offline HTML.
+
+:func:`run_reports` executes ``notebooks/store_report.ipynb`` once per store and
+``notebooks/chain_overview.ipynb`` once, in parallel worker processes (each notebook gets its
+own kernel talking over IPC sockets at a unique temporary path, so kernels cannot collide),
+converts every executed notebook into a self-contained HTML page with the code hidden
+(:func:`notebook_to_html`), and writes ``index.html`` and ``run.json`` into a new dated run
+folder. The folder layout is documented in ``docs/reports.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.i18n import format_count, format_money, format_rate, normalize_lang, t
+
+__all__ = [
+    "CHAIN_NOTEBOOK",
+    "NOTEBOOK_DIR",
+    "STORE_NOTEBOOK",
+    "ReportError",
+    "ReportRun",
+    "StoreResult",
+    "find_notebook",
+    "new_run_folder",
+    "notebook_to_html",
+    "print_progress",
+    "run_reports",
+    "write_index",
+]
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+"""``notebooks/`` of the repository checkout the package is installed from (editable install)."""
+STORE_NOTEBOOK = "store_report.ipynb"
+CHAIN_NOTEBOOK = "chain_overview.ipynb"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE_NAME = "rxreport"
+KERNEL_NAME = "python3"
+
+
+class ReportError(RxRepurchaseError):
+    """A report run cannot start: missing data folder or notebook, bad option."""
+
+
+@dataclass
+class StoreResult:
+    """Outcome of one executed notebook (a store's report, or the chain overview).
+
+    Attributes
+    ----------
+    store_id : str
+        The store's id (``"chain"`` for the chain overview).
+    ok : bool
+        The notebook ran to the end and its HTML was written.
+    notebook : Path
+        The executed notebook; partial (ending with the failing cell) when ``ok`` is False.
+    html : Path or None
+        The HTML report, None when the notebook failed.
+    metrics : dict or None
+        The store's headline figures read back from ``metrics.json`` (None if not written).
+    metrics_path : Path or None
+        Where ``metrics.json`` is.
+    error : str or None
+        ``"ExceptionName: message"`` of the failure.
+    seconds : float
+        Wall time of execution and conversion.
+    """
+
+    store_id: str
+    ok: bool
+    notebook: Path
+    html: Path | None = None
+    metrics: dict | None = None
+    metrics_path: Path | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class ReportRun:
+    """A finished report run: where everything is and what failed.
+
+    Attributes
+    ----------
+    folder : Path
+        The run folder ``<out>/<YYYYMMDD-HHMMSS>[-N]``.
+    parameters : dict
+        The run's parameters as written to ``run.json``.
+    results : list of StoreResult
+        One per store, in the order the stores were requested.
+    chain : StoreResult or None
+        The chain overview (None when skipped).
+    index_html, run_json : Path
+        The run's index page and machine-readable summary.
+    seconds : float
+        Wall time of the whole run.
+    """
+
+    folder: Path
+    parameters: dict
+    results: list[StoreResult]
+    chain: StoreResult | None
+    index_html: Path
+    run_json: Path
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[StoreResult]:
+        """Notebooks that failed, stores first, then the chain overview."""
+        done = self.results + ([self.chain] if self.chain is not None else [])
+        return [r for r in done if not r.ok]
+
+    @property
+    def chain_html(self) -> Path | None:
+        return self.chain.html if self.chain is not None else None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def print_progress(line: str) -> None:
+    """Default progress sink of :func:`run_reports`: print and flush at once."""
+    print(line, flush=True)
+
+
+def find_notebook(name: str, notebook: str | os.PathLike | None = None) -> Path:
+    """Locate a report notebook: ``notebook`` if given, else ``notebooks/<name>`` of the checkout.
+
+    Raises
+    ------
+    ReportError
+        If the file does not exist (e.g. the package is not an editable install).
+    """
+    if notebook is not None:
+        path = Path(notebook).expanduser().resolve()
+        if not path.is_file():
+            raise ReportError(f"notebook {path} does not exist")
+        return path
+    path = NOTEBOOK_DIR / name
+    if not path.is_file():
+        raise ReportError(
+            f"cannot find {name}: expected it at {path}, in the notebooks/ folder of the "
+            "repository checkout (install rxrepurchase with `pip install -e .` from the "
+            "checkout), or pass the notebook's path explicitly (--notebook / --chain-notebook)"
+        )
+    return path
+
+
+def new_run_folder(out: str | os.PathLike, now: dt.datetime | None = None) -> Path:
+    """Create and return a new ``<out>/<YYYYMMDD-HHMMSS>[-N]`` folder; never reuse one."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        folder = out / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise ReportError(f"{out}: too many run folders named {stamp}-N")
+
+
+def notebook_to_html(notebook: str | os.PathLike, html_path: str | os.PathLike) -> Path:
+    """Convert an executed notebook into a self-contained, offline HTML report.
+
+    Code cells and prompts are left out, images are embedded, and no script is loaded from
+    the network (the ``rxreport`` template empties the require.js, MathJax, Mermaid and
+    widget blocks of JupyterLab's template).
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook, as_version=4)
+    exporter = HTMLExporter(
+        template_name=TEMPLATE_NAME,
+        extra_template_basedirs=[str(TEMPLATE_DIR)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
+    # Analyst notes in the notebook are tagged "remove_cell"; they are not for the reader.
+    exporter.register_preprocessor(_remove_tagged_cells(), enabled=True)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb)}})
+    html_path = Path(html_path)
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def _remove_tagged_cells():
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    return TagRemovePreprocessor(remove_cell_tags={"remove_cell"}, enabled=True)
+
+
+def _title(nb) -> str:
+    return str(nb.metadata.get("rxrepurchase", {}).get("title", "rxrepurchase report"))
+
+
+def _execute(job: Mapping[str, Any]) -> dict:
+    """Worker: execute one notebook with papermill and convert it to HTML.
+
+    Runs in its own process; never raises (a failure is returned as ``error``).
+    """
+    import papermill as pm
+
+    started = time.perf_counter()
+    outcome = {"key": job["key"], "ok": False, "html": None, "metrics": None, "error": None}
+    try:
+        pm.execute_notebook(
+            job["input"],
+            job["output"],
+            parameters=dict(job["parameters"]),
+            kernel_name=KERNEL_NAME,
+            config=_private_kernel_config(),
+            cwd=job["cwd"],
+            progress_bar=False,
+            log_output=False,
+        )
+        notebook_to_html(job["output"], job["html"])
+        outcome["ok"], outcome["html"] = True, job["html"]
+    except Exception as exc:  # noqa: BLE001 - one store's failure must not stop the run
+        outcome["error"] = _describe(exc)
+    metrics_path = job.get("metrics_path")
+    if metrics_path and Path(metrics_path).is_file():
+        outcome["metrics"] = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
+    outcome["seconds"] = time.perf_counter() - started
+    return outcome
+
+
+def _private_kernel_config():
+    """Kernel settings that cannot collide with any other kernel on the machine.
+
+    The kernel talks over IPC sockets under a fresh temporary folder (a unique socket path per
+    kernel) instead of TCP ports, which parallel kernels could race for.
+    """
+    from traitlets.config import Config
+
+    sockets = Path(tempfile.mkdtemp(prefix="rxrepurchase-kernel-"))
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(sockets / "kernel")
+    return config
+
+
+def _describe(exc: BaseException) -> str:
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:  # papermill.PapermillExecutionError: the exception raised inside the notebook
+        return f"{ename}: {evalue}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _resolve_stores(stores: str | Iterable[str], known: list[str]) -> list[str]:
+    if isinstance(stores, str):
+        if stores.strip().lower() == "all":
+            return list(known)
+        stores = stores.split(",")
+    wanted = [s.strip() for s in stores if s.strip()]
+    if not wanted:
+        raise ReportError("no store given: use --stores all or a list like S01,S02")
+    duplicates = sorted({s for s in wanted if wanted.count(s) > 1})
+    if duplicates:
+        raise ReportError(f"store(s) listed twice: {', '.join(duplicates)}")
+    # Unknown ids are not rejected here: their notebook fails with the loader's clear message
+    # and the run reports them as failures, like any other store that cannot be reported.
+    return wanted
+
+
+def run_reports(
+    data: str | os.PathLike,
+    *,
+    stores: str | Iterable[str] = "all",
+    out: str | os.PathLike = "reports",
+    jobs: int = 2,
+    as_of: str | dt.date | None = None,
+    lang: str = "en",
+    calibration_end: str | dt.date | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    notebook: str | os.PathLike | None = None,
+    chain_notebook: str | os.PathLike | None = None,
+    include_chain: bool = True,
+    progress: Callable[[str], None] | None = print_progress,
+) -> ReportRun:
+    """Run the per-store reports and the chain overview into a new run folder.
+
+    Parameters
+    ----------
+    data : path
+        The chain's export folder (read with :func:`rxrepurchase.loading.load_chain`).
+    stores : "all", "S01,S02" or list of str
+        Stores to report on.
+    out : path
+        Parent folder of the run folders.
+    jobs : int
+        Notebooks executed at the same time (one kernel process each).
+    as_of : date-like, optional
+        Analysis date; default: the loader's default, resolved once for all stores.
+    lang : {"en", "zh"}
+        Report language.
+    calibration_end : date-like, optional
+        End of the models' calibration period (default chosen by the notebook).
+    parameters : mapping, optional
+        Further notebook parameters (thresholds), passed to every store notebook.
+    notebook, chain_notebook : path, optional
+        Notebooks to run instead of ``notebooks/store_report.ipynb`` / ``chain_overview.ipynb``.
+    include_chain : bool
+        Also run the chain overview.
+    progress : callable or None
+        Receives one line per finished notebook; None for silence.
+
+    Returns
+    -------
+    ReportRun
+        Check ``.ok`` / ``.failures``: a failing store does not raise.
+
+    Raises
+    ------
+    ReportError
+        Bad arguments, missing data folder or notebook (before anything is executed).
+    """
+    from rxrepurchase.loading import load_chain
+
+    started_at = dt.datetime.now()
+    started = time.perf_counter()
+    lang = normalize_lang(lang)
+    if jobs < 1:
+        raise ReportError(f"jobs must be at least 1, got {jobs}")
+    data = Path(data).expanduser().resolve()
+    if not data.is_dir():
+        raise ReportError(f"data folder {data} does not exist")
+    store_nb = find_notebook(STORE_NOTEBOOK, notebook)
+    chain_nb = find_notebook(CHAIN_NOTEBOOK, chain_notebook) if include_chain else None
+
+    chain = load_chain(data, as_of=as_of)
+    as_of_text = chain.as_of.date().isoformat()
+    store_ids = _resolve_stores(stores, chain.stores["store_id"].tolist())
+    common = {"data": str(data), "as_of": as_of_text, "lang": lang}
+    extra = dict(parameters or {})
+    reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", *common})
+    if reserved:
+        raise ReportError(f"parameters {reserved} are set by the runner; use its arguments")
+    calibration_text = str(calibration_end) if calibration_end is not None else None
+
+    folder = new_run_folder(out, started_at)
+    jobs_list = []
+    for store_id in store_ids:
+        sdir = folder / "stores" / store_id
+        sdir.mkdir(parents=True)
+        params = {
+            **common,
+            **extra,
+            "store_id": store_id,
+            "calibration_end": calibration_text,
+            "metrics_path": str(sdir / "metrics.json"),
+            "actions_dir": str(sdir / "actions"),
+        }
+        jobs_list.append(_job(store_id, store_nb, sdir / "report", params, sdir / "metrics.json"))
+    if chain_nb is not None:
+        cdir = folder / "chain"
+        cdir.mkdir()
+        jobs_list.append(_job("chain", chain_nb, cdir / "chain_overview", dict(common), None))
+
+    outcomes = _execute_all(jobs_list, jobs, progress)
+    results = [_result(j, outcomes[j["key"]]) for j in jobs_list]
+    chain_result = results.pop() if chain_nb is not None else None
+
+    parameters_json = {
+        **common,
+        "calibration_end": calibration_text,
+        "stores": store_ids,
+        "jobs": jobs,
+        "notebook": str(store_nb),
+        "chain_notebook": str(chain_nb) if chain_nb else None,
+        "extra": extra,
+    }
+    run = ReportRun(
+        folder=folder,
+        parameters=parameters_json,
+        results=results,
+        chain=chain_result,
+        index_html=folder / "index.html",
+        run_json=folder / "run.json",
+    )
+    write_index(run, lang=lang)
+    run.seconds = time.perf_counter() - started
+    _write_run_json(run, started_at)
+    if progress is not None:
+        progress(_summary(run))
+    return run
+
+
+def _job(key: str, notebook: Path, stem: Path, params: dict, metrics: Path | None) -> dict:
+    return {
+        "key": key,
+        "input": str(notebook),
+        "output": str(stem.with_suffix(".ipynb")),
+        "html": str(stem.with_suffix(".html")),
+        "parameters": params,
+        "cwd": str(stem.parent),
+        "metrics_path": str(metrics) if metrics else None,
+    }
+
+
+def _execute_all(
+    jobs_list: list[dict], jobs: int, progress: Callable[[str], None] | None
+) -> dict[str, dict]:
+    # Worker processes are spawned, not forked: forking a process that holds ZeroMQ sockets
+    # or threads is unsafe, and each worker starts its own kernel anyway.
+    context = multiprocessing.get_context("spawn")
+    outcomes: dict[str, dict] = {}
+    total = len(jobs_list)
+    with ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=context) as pool:
+        futures = {pool.submit(_execute, job): job for job in jobs_list}
+        for done, future in enumerate(as_completed(futures), start=1):
+            job = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - a crashed worker is one failed store
+                outcome = {"key": job["key"], "ok": False, "html": None, "metrics": None,
+                           "error": _describe(exc), "seconds": 0.0}
+            outcomes[job["key"]] = outcome
+            if progress is not None:
+                state = "done" if outcome["ok"] else f"FAILED ({outcome['error']})"
+                progress(f"[{done}/{total}] {job['key']} {state} in {outcome['seconds']:.1f}s")
+    return outcomes
+
+
+def _result(job: dict, outcome: dict) -> StoreResult:
+    return StoreResult(
+        store_id=job["key"],
+        ok=outcome["ok"],
+        notebook=Path(job["output"]),
+        html=Path(outcome["html"]) if outcome["html"] else None,
+        metrics=outcome["metrics"],
+        metrics_path=Path(job["metrics_path"]) if job["metrics_path"] else None,
+        error=outcome["error"],
+        seconds=outcome["seconds"],
+    )
+
+
+def _summary(run: ReportRun) -> str:
+    n = len(run.results)
+    failed = run.failures
+    lines = [f"{n - sum(r.store_id != 'chain' for r in failed)}/{n} store reports written "
+             f"in {run.seconds:.1f}s: {run.index_html}"]
+    if failed:
+        lines.append(f"{len(failed)} failed:")
+        lines += [f"  {r.store_id}: {r.error}\n    partial notebook: {r.notebook}" for r in failed]
+    return "\n".join(lines)
+
+
+def _rel(run: ReportRun, path: Path | None) -> str | None:
+    return None if path is None else path.relative_to(run.folder).as_posix()
+
+
+def _result_json(run: ReportRun, r: StoreResult) -> dict:
+    return {
+        "store_id": r.store_id,
+        "ok": r.ok,
+        "html": _rel(run, r.html),
+        "notebook": _rel(run, r.notebook),
+        "metrics_path": _rel(run, r.metrics_path if r.metrics is not None else None),
+        "metrics": r.metrics,
+        "error": r.error,
+        "seconds": round(r.seconds, 3),
+    }
+
+
+def _write_run_json(run: ReportRun, started_at: dt.datetime) -> None:
+    from rxrepurchase import __version__
+
+    doc = {
+        "rxrepurchase_version": __version__,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "seconds": round(run.seconds, 3),
+        "parameters": run.parameters,
+        "chain": _result_json(run, run.chain) if run.chain is not None else None,
+        "stores": [_result_json(run, r) for r in run.results],
+        "failures": [
+            {"store_id": r.store_id, "error": r.error, "notebook": _rel(run, r.notebook)}
+            for r in run.failures
+        ],
+    }
+    run.run_json.write_text(json.dumps(doc, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+_INDEX_CSS = (TEMPLATE_DIR / TEMPLATE_NAME / "index_page.css")
+
+
+def write_index(run: ReportRun, *, lang: str = "en") -> Path:
+    """Write the run's ``index.html``: every store's headline figures and link, failures marked.
+
+    The page is self-contained (inline CSS, no script).
+    """
+    lang = normalize_lang(lang)
+    e = html.escape
+    head = ["store", "store_name", "city", "user_repurchase_rate", "order_repurchase_rate",
+            "active_members", "revenue", "subsidy", "report"]
+    rows = []
+    for r in run.results:
+        m = r.metrics or {}
+        if r.ok:
+            link = f'<a href="{e(_rel(run, r.html))}">{e(t("open_report", lang))}</a>'
+            cls = ""
+        else:
+            link = (f'<span class="failed">{e(t("failed", lang))}</span>: {e(r.error or "")}'
+                    f' (<a href="{e(_rel(run, r.notebook))}">{e(t("partial_notebook", lang))}</a>)')
+            cls = ' class="failed-row"'
+        cells = [
+            r.store_id,
+            m.get("store_name", ""),
+            m.get("city", ""),
+            format_rate(m.get("user_repurchase_rate"), lang),
+            format_rate(m.get("order_repurchase_rate"), lang),
+            format_count(m.get("active_members"), lang),
+            format_money(m.get("revenue"), lang),
+            format_money(m.get("subsidy"), lang),
+        ]
+        tds = "".join(f"<td>{e(str(c))}</td>" for c in cells) + f"<td>{link}</td>"
+        rows.append(f"<tr{cls}>{tds}</tr>")
+    if run.chain is None:
+        chain_line = ""
+    elif run.chain.ok:
+        chain_line = (f'<p class="chain"><a href="{e(_rel(run, run.chain.html))}">'
+                      f'{e(t("chain_overview", lang))}</a></p>')
+    else:
+        chain_line = (f'<p class="chain failed">{e(t("chain_overview", lang))}: '
+                      f'{e(t("failed", lang))}: {e(run.chain.error or "")} '
+                      f'(<a href="{e(_rel(run, run.chain.notebook))}">'
+                      f'{e(t("partial_notebook", lang))}</a>)</p>')
+    params = run.parameters
+    meta = t("index_meta", lang, as_of=params["as_of"], data=params["data"],
+             n=len(run.results), failed=len(run.failures))
+    page = f"""<!DOCTYPE html>
+<html lang="{'zh-CN' if lang == 'zh' else 'en'}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>{e(t("index_title", lang))}</title>
+<style>
+{_INDEX_CSS.read_text(encoding="utf-8")}
+</style>
+</head>
+<body>
+<main>
+<h1>{e(t("index_title", lang))}</h1>
+<p class="meta">{e(meta)}</p>
+{chain_line}
+<table>
+<thead><tr>{"".join(f"<th>{e(t(h, lang))}</th>" for h in head)}</tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody>
+</table>
+</main>
+</body>
+</html>
+"""
+    run.index_html.write_text(page, encoding="utf-8")
+    return run.index_html
