@@ -301,10 +301,11 @@ _ACQ_PROBS = np.array([
 ])
 _STORED_VALUE_PROB = np.array([0.20, 0.15, 0.03, 0.03])
 # Hour-of-day profiles: ordinary store, store with an evening (19-21h) peak, online orders.
+# All within 8-22h: a member's same-day orders swap times of day to keep their order.
 _HOURS = np.array([
     [0, 0, 0, 0, 0, 0, 0, 0, 3, 8, 10, 9, 6, 5, 5, 6, 7, 9, 9, 7, 5, 3, 1, 0],
     [0, 0, 0, 0, 0, 0, 0, 0, 2, 5, 6, 6, 4, 4, 4, 5, 6, 8, 9, 11, 12, 10, 3, 0],
-    [0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 5, 6, 6, 5, 5, 5, 6, 7, 8, 9, 10, 9, 6, 3],
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 5, 6, 6, 5, 5, 5, 6, 7, 8, 9, 10, 9, 6, 0],
 ], dtype=float)
 _CITIES = {
     "杭州": ("西湖区", "拱墅区", "上城区", "滨江区", "余杭区", "萧山区", "临平区", "钱塘区"),
@@ -389,7 +390,7 @@ def _seasonal_warp(start: pd.Timestamp, length: int, amplitude: float):
     ``1 + amplitude * cos(2 pi (day_of_year - 15) / 365.25)`` and has the same mean.
     """
     grid = np.arange(length + 1, dtype=float)
-    doy = (start + pd.to_timedelta(grid, unit="D")).dayofyear.to_numpy()
+    doy = (start + pd.to_timedelta(grid, unit="D")).day_of_year.to_numpy()
     intensity = 1 + amplitude * np.cos(2 * np.pi * (doy - 15) / 365.25)
     cum = np.concatenate([[0.0], np.cumsum((intensity[1:] + intensity[:-1]) / 2)])
     cum *= length / cum[-1]
@@ -907,7 +908,7 @@ def _truth_params(config, start, end, counts, wave_start, wave_end, acq_wave, ar
         "walk_in_orders": int(n_walk),
         "evening_peak_stores": list(stores_df["store_id"].astype(str)[evening_store]),
         "tier_thresholds_cny": list(config.tier_thresholds),
-        "catalogue": [dict(zip(["sku", "product_name", "category", "price", "pack_days"], row))
+        "catalogue": [dict(zip(["sku", "product_name", "category", "price", "pack_days"], row, strict=True))
                       for row in _CATALOGUE],
     }
 
@@ -942,7 +943,8 @@ def write_demo_chain(out, config: DemoConfig | None = None, *, file_format: str 
     paths["ground_truth"] = folder / TRUTH_PARAMS_FILE
     if not overwrite:
         # A table in the other format would shadow or mix with ours when loading.
-        candidates = list(paths.values()) + [folder / f"{name}.{ext}" for name in TABLES for ext in ("csv", "parquet")]
+        candidates = [folder / f"{name}.{ext}" for name in TABLES for ext in ("csv", "parquet")]
+        candidates += [paths["ground_truth_members"], paths["ground_truth"]]
         for path in candidates:
             if path.exists():
                 raise DemoOutputError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
