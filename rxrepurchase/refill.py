@@ -251,12 +251,51 @@ def _typical(values: pd.Series, product: pd.Series, min_count: int) -> pd.Series
     return stats["median"].where(stats["count"] >= min_count, overall)
 
 
+def _supply_predicts_timing(hist: pd.DataFrame) -> pd.Series:
+    """Per product: does days supply explain when members come back? True when the refill
+    ratio (interval / supply) varies no more, relatively, than the interval itself over the
+    product's intervals with known supply (mean absolute relative deviation from the
+    product's median)."""
+    known = hist.dropna(subset=["supply_ratio"])
+
+    def relative_spread(x: pd.Series) -> pd.Series:
+        typical = x.groupby(known["product"], observed=True).transform("median")
+        return (x / typical - 1).abs().groupby(known["product"], observed=True).mean()
+
+    return relative_spread(known["supply_ratio"]) <= relative_spread(known["interval_days"])
+
+
+def _shrinkage_weight(values: pd.Series, hist: pd.DataFrame, min_members: int,
+                      bounds: tuple[float, float] = (0.5, 50.0)) -> pd.Series:
+    """Per product, how many observations the product's typical value is worth against a
+    member's own: the empirical-Bayes weight within-member variance / between-member variance
+    of ``values`` (one-way random-effects moment estimates over members with 2+ values).
+
+    Products with fewer than ``min_members`` such members get the median weight of the others
+    (2 if there are none)."""
+    v = values.dropna()
+    g = v.groupby([hist.loc[v.index, "member_id"], hist.loc[v.index, "product"]], observed=True)
+    per_member = g.agg(["mean", "var", "count"])
+    per_member = per_member[per_member["count"] >= 2]
+    of = per_member.index.get_level_values(1)
+    by_product = per_member.groupby(of, observed=True)
+    within = by_product["var"].mean()
+    # Variance of member means = between + within / n (on average over members).
+    noise = (within.reindex(of).to_numpy() / per_member["count"]).groupby(of, observed=True).mean()
+    between = (by_product["mean"].var() - noise).clip(lower=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = (within / between).fillna(bounds[0]).clip(*bounds)
+    enough = by_product.size().reindex(weight.index).fillna(0) >= min_members
+    fallback = weight[enough].median() if enough.any() else 2.0
+    return weight.where(enough, fallback)
+
+
 def predict_refills(
     fills: pd.DataFrame,
     *,
     as_of: str | pd.Timestamp,
     recent: int = 3,
-    prior_weight: float = 2.0,
+    prior_weight: float | None = None,
     min_product_intervals: int = 5,
     min_window_days: int = 3,
     soon_days: int = 14,
@@ -273,13 +312,22 @@ def predict_refills(
        (products with fewer than ``min_product_intervals`` intervals use the median over all
        products).
     3. Few observations are shrunk toward the product:
-       ``interval = (n x member + prior_weight x product) / (n + prior_weight)``, ``n`` the
-       number of member intervals used (0 for a single fill: the product's rhythm alone).
-    4. Days supply, when the last fill has it: the same shrinkage is done on the *refill
-       ratio* (interval / days supply of the fill it started from; 1.0 = refills exactly when
-       the supply runs out) and the predicted interval is ``ratio x last days supply``. So a
-       member who bought a 90-day pack this time is expected in ~90 days, not in their usual
-       30, and a member who habitually refills 3 days early keeps doing so.
+       ``interval = (n x member + w x product) / (n + w)``, ``n`` the number of member
+       intervals used (0 for a single fill: the product's rhythm alone). The weight ``w`` is
+       how many intervals the product's rhythm is worth. By default (``prior_weight=None``)
+       it is estimated per product, empirical-Bayes style, as within-member variance /
+       between-member variance of the intervals (members with 2+ intervals; kept within
+       0.5 ... 50; products with fewer than ``min_product_intervals`` such members take the
+       median weight of the others): regular members who differ from each other keep their
+       own rhythm, erratic buyers are pulled to the product's.
+    4. Days supply, when the last fill has it and it explains the product's timing (the
+       *refill ratio*, interval / days supply of the fill it started from, varies less than
+       the interval itself): the same shrinkage is done on the ratio (1.0 = refills exactly
+       when the supply runs out) and the predicted interval is ``ratio x last days supply``.
+       So a member who bought a 60-day supply this time is expected in ~60 days, not in
+       their usual 30, and a member who habitually refills 3 days early keeps doing so.
+       Products bought at random whatever the pack count (a vitamin bought 1-3 boxes at a
+       time) stay on intervals.
 
     The due window is ``expected_on +/- half-width``, the half-width being the product's
     typical deviation of a member's intervals from their own median (relative, times the
@@ -301,11 +349,12 @@ def predict_refills(
         first_fill, last_fill, last_store_id, last_channel, last_days_supply, member_interval,
         n_intervals, product_interval, method, predicted_interval, expected_on,
         window_start, window_end`` (+ ``home_store_id``) and the status columns of
-        :func:`refill_status`. ``method`` is ``days_supply`` or ``intervals``.
+        :func:`refill_status`. ``method`` is ``days_supply`` or ``intervals``; ``attrs``
+        carries the fills' attrs (``walk_in_lines`` ...) and ``as_of``.
     """
     _require_columns(fills, "fills", [*_KEYS, "filled_on", "days_supply", "store_id"])
-    if recent < 1 or prior_weight < 0:
-        raise RefillError("recent must be >= 1 and prior_weight >= 0")
+    if recent < 1 or (prior_weight is not None and prior_weight < 0):
+        raise RefillError("recent must be >= 1 and prior_weight >= 0 (or None: estimated)")
     as_of = pd.Timestamp(as_of).normalize()
     hist = _with_intervals(fills[fills["filled_on"] <= as_of])
     if hist.empty:
@@ -345,19 +394,26 @@ def predict_refills(
     products = out.index.get_level_values("product")
     out["product_interval"] = product_interval.reindex(products).to_numpy()
 
-    def shrink(member: pd.Series, n: pd.Series, prior: np.ndarray) -> np.ndarray:
+    def shrink(member: pd.Series, n: pd.Series, prior: pd.Series, values: pd.Series) -> np.ndarray:
+        if prior_weight is None:
+            weight = _shrinkage_weight(values, hist, min_product_intervals)
+            weight = weight.reindex(products).fillna(2.0).to_numpy()
+        else:
+            weight = prior_weight
         n = n.fillna(0).to_numpy(dtype="float64")
         own = member.fillna(0).to_numpy(dtype="float64")
-        with np.errstate(invalid="ignore"):  # 0/0 without history or prior: unknown
-            return (n * own + prior_weight * prior) / (n + prior_weight)
+        prior = prior.reindex(products).to_numpy(dtype="float64")
+        with np.errstate(invalid="ignore"):  # 0/0: no history and no prior weight: unknown
+            return (n * own + weight * prior) / (n + weight)
 
     by_interval = shrink(out["member_interval"], out["n_intervals"].astype("float64"),
-                         out["product_interval"].to_numpy(dtype="float64"))
+                         product_interval, hist["interval_days"])
     ratio = shrink(member_ratio["median"].reindex(out.index),
                    member_ratio["count"].reindex(out.index).astype("float64"),
-                   product_ratio.reindex(products).to_numpy(dtype="float64"))
+                   product_ratio, hist["supply_ratio"])
     by_supply = ratio * out["last_days_supply"].to_numpy(dtype="float64")
-    use_supply = ~np.isnan(by_supply)
+    supply_fits = _supply_predicts_timing(hist).reindex(products).fillna(False).to_numpy()
+    use_supply = ~np.isnan(by_supply) & supply_fits
     out["method"] = pd.Series(np.where(use_supply, "days_supply", "intervals"),
                               index=out.index, dtype="string")
     out["predicted_interval"] = np.where(use_supply, by_supply, by_interval)

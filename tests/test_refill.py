@@ -205,6 +205,33 @@ def test_prediction_with_days_supply_scales_refill_ratio():
     assert pred["expected_on"].to_dict() == {"m1": day(135), "m2": day(97), "m3": day(58)}
 
 
+def test_estimated_shrinkage_weight_is_within_over_between_variance():
+    rows = [
+        *[("a", d, "A", 1, None) for d in (0, 15, 40)],   # 15, 25: mean 20, variance 50
+        *[("b", d, "A", 1, None) for d in (0, 35, 80)],   # 35, 45: mean 40, variance 50
+        *[("c", d, "A", 1, None) for d in (0, 25, 60)],   # 25, 35: mean 30, variance 50
+        ("d", 70, "A", 1, None),
+    ]
+    pred = predict_refills(fills_of(rows), as_of=day(90), min_product_intervals=3)
+    pred = pred.set_index("member_id")
+    # Within 50; variance of the member means 20, 40, 30 is 100, of which 50 / 2 is noise:
+    # between 75, weight w = 50 / 75 = 2/3. Product median of 15,25,25,35,35,45 = 30.
+    # a: (2 x 20 + 2/3 x 30) / (2 + 2/3) = 22.5; b: (80 + 20) / (8/3) = 37.5; c: 30; d: 30.
+    assert pred["product_interval"].eq(30).all()
+    assert pred["predicted_interval"].to_dict() == pytest.approx(
+        {"a": 22.5, "b": 37.5, "c": 30.0, "d": 30.0})
+
+
+def test_days_supply_ignored_where_it_does_not_explain_timing():
+    # Every 30 days whatever the quantity (1 or 2 packs of 30 days): intervals are constant,
+    # ratios 1 and 0.5 are not, so the last 60-day fill does not push the date to day 150.
+    rows = [("m1", 0, "A", 1, 30), ("m1", 30, "A", 2, 60), ("m1", 60, "A", 1, 30),
+            ("m1", 90, "A", 2, 60)]
+    pred = predict_refills(fills_of(rows), as_of=day(95), min_product_intervals=1)
+    assert pred["method"].iloc[0] == "intervals"
+    assert pred["expected_on"].iloc[0] == day(120)
+
+
 # ---------------------------------------------------------------------------- status
 
 
