@@ -538,3 +538,83 @@ def test_plots_return_axes_with_the_counts():
     adh = adherence(fills_of(rows), start=day(0), end=day(149))
     ax = plot_pdc_by_product(adh)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["氨氯地平片"]
+
+
+# ---------------------------------------------------------------------------- demo chain
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from rxrepurchase.demo import DemoConfig, generate_demo_chain
+
+    return generate_demo_chain(DemoConfig(n_members=3000, n_stores=3, months=18, seed=7))
+
+
+def test_backtest_on_demo_chain_beats_product_median(demo):
+    fills = refill_fills(demo.order_lines, demo.orders, demo.members)
+    end = demo.orders["ordered_at"].max().normalize()
+    result = backtest_refills(fills, cutoff=end - pd.Timedelta(days=60))
+    s = result.summary
+    # Measured: MAE 9.6 vs 10.8 days, within 7 days 66% vs 62% (726 member x products).
+    assert s.loc["refill_model", "scored"] > 500
+    assert s.loc["refill_model", "mae_days"] < s.loc["product_median", "mae_days"] - 0.5
+    assert s.loc["refill_model", "within_7_days"] > s.loc["product_median", "within_7_days"]
+
+    # The simulated chronic patients' own medication: each has a true refill cycle.
+    truth = demo.truth[demo.truth["archetype"] == "loyal_chronic"]
+    truth = truth[["member_id", "chronic_sku", "refill_interval_days"]].rename(
+        columns={"chronic_sku": "product"})
+    refills = result.detail.merge(truth, on=["member_id", "product"])
+    # Measured: the predicted cycle is within 10% of the true one for 99% of them, and their
+    # next refill is hit within 7 days 93% of the time (baseline 84%), MAE 3.2 vs 5.4 days.
+    rel_error = (refills["predicted_interval"] / refills["refill_interval_days"] - 1).abs()
+    assert (rel_error < 0.10).mean() > 0.95
+    came_back = refills.dropna(subset=["actual_next"])
+    assert came_back["model_error"].mean() < 0.75 * came_back["baseline_error"].mean()
+    assert (came_back["model_error"] <= 7).mean() > 0.85
+
+
+def test_demo_dropouts_are_lapsed_and_active_patients_are_not(demo):
+    fills = refill_fills(demo.order_lines, demo.orders, demo.members)
+    end = demo.orders["ordered_at"].max().normalize()
+    pred = predict_refills(fills, as_of=end)
+    truth = demo.truth[demo.truth["archetype"] == "loyal_chronic"].rename(
+        columns={"chronic_sku": "product"})
+    on_truth = pred.merge(truth[["member_id", "product", "dropped_out_at"]],
+                          on=["member_id", "product"])
+    gone = on_truth[on_truth["dropped_out_at"] < end - pd.Timedelta(days=120)]
+    active = on_truth[on_truth["dropped_out_at"].isna()]
+    assert len(gone) > 30 and len(active) > 300
+    assert (gone["status"] == "lapsed").all()
+    assert (active["status"] != "lapsed").mean() > 0.98
+
+
+def test_cli_refills_end_to_end(tmp_path, capsys):
+    from rxrepurchase.cli import main
+    from rxrepurchase.demo import DemoConfig, write_demo_chain
+
+    data = tmp_path / "chain"
+    write_demo_chain(data, DemoConfig(n_members=600, n_stores=2, months=12, seed=3),
+                     file_format="parquet")
+    out = tmp_path / "reminders.csv"
+    argv = ["refills", "--data", str(data), "--as-of", "2026-09-30", "--within", "14",
+            "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    targets = pd.read_csv(out, encoding="utf-8-sig", dtype=str)
+    assert f"{len(targets)} refill reminders as of 2026-09-30" in printed
+    assert len(targets) > 10
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert targets["phone"].dropna().str.fullmatch(r"\d{3}\*{4}\d{4}").all()
+    due = pd.to_datetime(targets["expected_on"])
+    assert (due <= pd.Timestamp("2026-10-14")).all()
+    assert set(targets["status"]) <= {"due_soon", "due_now", "overdue"}
+
+    assert main(argv) == 2  # refuses to overwrite
+    assert "exists; pass overwrite=True" in capsys.readouterr().err
+    parquet = tmp_path / "by_category.parquet"
+    assert main([*argv[:-1], str(parquet), "--group-by", "category", "--show-phone"]) == 0
+    by_category = pd.read_parquet(parquet)
+    lines = pd.read_parquet(data / "order_lines.parquet")
+    assert set(by_category["product"]) <= set(lines.loc[lines["is_chronic"], "category"])
+    assert by_category["phone"].dropna().str.fullmatch(r"\d{11}").all()
