@@ -20,7 +20,7 @@
 # `docs/reports.md`). Every figure comes from `rxrepurchase.report_data`.
 
 # %% tags=["parameters"]
-data = "../data/demo"  # the chain's export folder
+data = "../data/demo"  # export folder of the chain
 as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 lang = "en"  # report language: en or zh
 period_days = 90  # length of "this period" for the headline figures

@@ -26,7 +26,7 @@
 
 # %% tags=["parameters"]
 store_id = "S01"  # store to report on
-data = "../data/demo"  # the chain's export folder
+data = "../data/demo"  # export folder of the chain
 as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 calibration_end = None  # end of the models' calibration period (None: as_of minus holdout)
 lang = "en"  # report language: en or zh

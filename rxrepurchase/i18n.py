@@ -52,6 +52,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "revenue": ("Revenue", "销售额"),
     "subsidy": ("Subsidy spent", "补贴支出"),
     "chain_median": ("chain median {value}", "连锁中位数 {value}"),
+    "chain_median_of": ("{what}, chain median", "{what}（连锁中位数）"),
     "period": ("{start} to {end}", "{start} 至 {end}"),
     "member_purchases": ("Member purchases", "会员购买次数"),
     "trend_title": ("Repurchase rates by month", "月度复购率"),

@@ -174,7 +174,7 @@ def plot_monthly_repurchase(
     for key, color in (("user_repurchase_rate", "#1f6f8b"), ("order_repurchase_rate", "#e07a1f")):
         ax.plot(table["month"], table[key], marker="o", color=color, label=t(key, lang))
         ax.plot(table["month"], table[f"chain_median_{key}"], linestyle="--", color=color,
-                alpha=0.6, label=t("chain_median", lang, value=t(key, lang)))
+                alpha=0.6, label=t("chain_median_of", lang, what=t(key, lang)))
     ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
     ax.set_ylim(bottom=0)
     ax.set_title(t("trend_title", lang))
@@ -284,7 +284,7 @@ def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | N
         ax.bar([i + shift for i in x], ranked[key].astype("float64"), width, color=color,
                label=t(key, lang))
         ax.axhline(ranked[key].astype("float64").median(), color=color, linestyle="--",
-                   alpha=0.6, label=t("chain_median", lang, value=t(key, lang)))
+                   alpha=0.6, label=t("chain_median_of", lang, what=t(key, lang)))
     ax.set_xticks(list(x), [f"{s}\n{n}" for s, n in zip(ranked["store_id"], ranked["store_name"], strict=True)])
     ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
     ax.set_title(t("store_rates_title", lang))

@@ -1,0 +1,284 @@
+"""The report runner on a small demo chain: notebooks executed per store, offline HTML, index.
+
+One session-scoped run executes the store notebook for three stores (one of them unknown, so
+it fails) and the chain overview with two parallel kernels; a second, Chinese run goes through
+the CLI. Everything else reads their output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from rxrepurchase import reporting
+from rxrepurchase.cli import main
+from rxrepurchase.demo import DemoConfig, write_demo_chain
+from rxrepurchase.i18n import UnknownLanguageError, format_count, format_money, format_rate
+from rxrepurchase.loading import load_chain
+from rxrepurchase.report_data import store_headline
+from rxrepurchase.reporting import ReportError, new_run_folder, run_reports
+
+pytestmark = pytest.mark.slow
+
+AS_OF = "2026-09-30"
+NOTEBOOKS = Path(reporting.NOTEBOOK_DIR)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("demo-chain")
+    write_demo_chain(folder, DemoConfig(n_members=1500, n_stores=3, months=12, seed=3, end_date=AS_OF))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def chain(demo_data):
+    return load_chain(demo_data, as_of=AS_OF)
+
+
+@pytest.fixture(scope="session")
+def reports_out(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reports")
+
+
+@pytest.fixture(scope="session")
+def run(demo_data, reports_out):
+    lines: list[str] = []
+    result = run_reports(
+        demo_data, stores="S01,S02,S99", out=reports_out, jobs=2, as_of=AS_OF,
+        progress=lines.append,
+    )
+    result.progress_lines = lines
+    return result
+
+
+@pytest.fixture(scope="session")
+def zh_cli_run(demo_data, reports_out, run):
+    # `run` first: this second run in the same --out must get a folder of its own.
+    code = main(["report", "--data", str(demo_data), "--stores", "S03,S99", "--out",
+                 str(reports_out), "--as-of", AS_OF, "--lang", "zh", "--no-chain", "--jobs", "2"])
+    folders = sorted(p for p in reports_out.iterdir() if p != run.folder)
+    assert len(folders) == 1
+    return code, folders[0]
+
+
+def _ok(run, store_id):
+    return next(r for r in run.results if r.store_id == store_id)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+# --- the run folder -----------------------------------------------------------------------
+
+
+def test_run_folder_layout(run, reports_out):
+    assert run.folder.parent == reports_out
+    assert re.fullmatch(r"\d{8}-\d{6}(-\d+)?", run.folder.name)
+    for store_id in ("S01", "S02"):
+        r = _ok(run, store_id)
+        assert r.ok, r.error
+        assert r.html == run.folder / "stores" / store_id / "report.html"
+        assert r.notebook == run.folder / "stores" / store_id / "report.ipynb"
+        assert r.html.is_file() and r.notebook.is_file()
+        assert (run.folder / "stores" / store_id / "metrics.json").is_file()
+    assert run.chain_html == run.folder / "chain" / "chain_overview.html"
+    assert run.chain_html.is_file() and (run.folder / "chain" / "chain_overview.ipynb").is_file()
+    assert run.index_html == run.folder / "index.html" and run.index_html.is_file()
+
+
+def test_executed_notebook_carries_the_store_parameters(run):
+    nb = nbformat.read(_ok(run, "S02").notebook, as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1
+    assert "store_id = \"S02\"" in injected[0].source
+    assert f'as_of = "{AS_OF}"' in injected[0].source
+
+
+def test_failing_store_does_not_stop_the_others(run):
+    assert [r.store_id for r in run.results] == ["S01", "S02", "S99"]
+    assert not run.ok
+    [failure] = run.failures
+    assert failure.store_id == "S99" and failure.html is None
+    assert "DataContractError" in failure.error and "S99" in failure.error
+    assert failure.notebook.is_file()  # the partial notebook shows the failing cell
+    partial = nbformat.read(failure.notebook, as_version=4)
+    assert any(o.get("output_type") == "error" for c in partial.cells for o in c.get("outputs", []))
+    assert all(_ok(run, s).ok for s in ("S01", "S02")) and run.chain.ok
+
+
+def test_progress_lines_and_summary(run):
+    done = [line for line in run.progress_lines if line.startswith("[")]
+    assert len(done) == 4  # three stores and the chain overview
+    assert {re.match(r"\[(\d)/4\]", line).group(1) for line in done} == {"1", "2", "3", "4"}
+    assert any(re.search(r"S99 FAILED \(DataContractError: .*\) in \d+\.\ds", s) for s in done)
+    assert any(re.search(r"S01 done in \d+\.\ds", s) for s in done)
+    summary = run.progress_lines[-1]
+    assert "2/3 store reports" in summary and "S99" in summary
+    assert str(run.failures[0].notebook) in summary
+
+
+def test_run_json_records_parameters_status_and_failures(run):
+    doc = json.loads(_text(run.folder / "run.json"))
+    assert doc["parameters"]["as_of"] == AS_OF and doc["parameters"]["lang"] == "en"
+    assert doc["parameters"]["stores"] == ["S01", "S02", "S99"]
+    by_id = {s["store_id"]: s for s in doc["stores"]}
+    assert by_id["S01"]["ok"] and by_id["S01"]["html"] == "stores/S01/report.html"
+    assert by_id["S01"]["metrics"] == json.loads(_text(run.folder / "stores/S01/metrics.json"))
+    assert doc["failures"] == [
+        {"store_id": "S99", "error": by_id["S99"]["error"], "notebook": "stores/S99/report.ipynb"}
+    ]
+    assert doc["chain"]["ok"] and doc["chain"]["html"] == "chain/chain_overview.html"
+
+
+# --- the HTML reports ---------------------------------------------------------------------
+
+
+def _html_pages(run) -> list[Path]:
+    return [_ok(run, "S01").html, _ok(run, "S02").html, run.chain_html, run.index_html]
+
+
+def test_html_loads_nothing_from_outside(run):
+    for page in _html_pages(run):
+        text = _text(page)
+        assert not re.search(r"<script[^>]*\bsrc=", text, re.I), page
+        assert not re.search(r"""\b(src|href)=["']?(https?:)?//""", text, re.I), page
+        assert not re.search(r"@import|url\(\s*['\"]?(https?:)?//", text, re.I), page
+        assert "require.js" not in text and "mathjax" not in text.lower(), page
+
+
+def test_html_has_no_code_cells(run):
+    for page in (_ok(run, "S01").html, run.chain_html):
+        text = _text(page)
+        assert 'class="jp-InputArea' not in text
+        assert not re.search(r"class=\"[^\"]*jp-(Input|Output)Prompt", text)
+        assert "configure_matplotlib" not in text and "import " not in text
+        assert "<img" in text and 'src="data:image/png;base64,' in text  # charts embedded
+
+
+def test_store_html_shows_the_headline_figures_the_package_computes(run, chain):
+    for store_id in ("S01", "S02"):
+        expected = store_headline(chain, store_id)
+        text = _text(_ok(run, store_id).html)
+        tiles = re.findall(r'<div class="rx-value">([^<]*)</div>', text)
+        assert tiles == [
+            format_rate(expected["user_repurchase_rate"]),
+            format_rate(expected["order_repurchase_rate"]),
+            format_count(expected["active_members"]),
+            format_money(expected["revenue"]),
+            format_money(expected["subsidy"]),
+        ]
+        assert expected["store_name"] in text
+        assert format_rate(expected["chain_median_user_repurchase_rate"]) in text
+
+
+def test_metrics_json_equals_the_package_headline(run, chain):
+    for store_id in ("S01", "S02"):
+        expected = store_headline(chain, store_id)
+        written = _ok(run, store_id).metrics
+        # JSON round-trips floats exactly: the notebook's figures are the package's.
+        assert {k: written.get(k) for k in expected} == expected
+        assert 0 < written["user_repurchase_rate"] < 1 and written["active_members"] > 0
+
+
+def test_index_links_every_store_and_marks_the_failure(run, chain):
+    text = _text(run.index_html)
+    for store_id in ("S01", "S02"):
+        assert f'href="stores/{store_id}/report.html"' in text
+        h = store_headline(chain, store_id)
+        row = re.search(rf"<tr><td>{store_id}</td>(.*?)</tr>", text, re.S).group(1)
+        for figure in (format_rate(h["user_repurchase_rate"]), format_rate(h["order_repurchase_rate"]),
+                       format_count(h["active_members"]), format_money(h["revenue"]),
+                       format_money(h["subsidy"])):
+            assert f"<td>{figure}</td>" in row
+    assert 'href="chain/chain_overview.html"' in text
+    failed = re.search(r'<tr class="failed-row"><td>S99</td>(.*?)</tr>', text, re.S).group(1)
+    assert "DataContractError" in failed and 'href="stores/S99/report.ipynb"' in failed
+
+
+def test_chain_overview_ranks_every_store(run, chain):
+    text = _text(run.chain_html)
+    rates = {s: store_headline(chain, s)["user_repurchase_rate"] for s in chain.store_ids}
+    best_first = sorted(rates, key=rates.get, reverse=True)
+    positions = [text.index(f"<td>{s}</td>") for s in best_first]
+    assert positions == sorted(positions)
+    for rate in rates.values():
+        assert format_rate(rate) in text
+
+
+# --- the CLI, Chinese reports, a second run -------------------------------------------------
+
+
+def test_cli_exits_non_zero_when_a_store_fails_and_writes_a_new_folder(zh_cli_run, run):
+    code, folder = zh_cli_run
+    assert code == 1
+    assert folder != run.folder and run.folder.is_dir()  # the first run is untouched
+    doc = json.loads(_text(folder / "run.json"))
+    assert [f["store_id"] for f in doc["failures"]] == ["S99"]
+    assert (folder / "stores/S03/report.html").is_file() and not (folder / "chain").exists()
+
+
+def test_chinese_report_is_in_chinese(zh_cli_run, chain):
+    _, folder = zh_cli_run
+    text = _text(folder / "stores/S03/report.html")
+    assert "核心指标" in text and "用户复购率" in text and "会员复购分析报告" in text
+    assert "Headline" not in text and "User repurchase rate" not in text
+    h = store_headline(chain, "S03")
+    assert f'<div class="rx-value">{format_money(h["revenue"], "zh")}</div>' in text
+    assert "万" in format_money(h["revenue"], "zh")
+    index = _text(folder / "index.html")
+    assert "用户复购率" in index and 'lang="zh-CN"' in index
+
+
+def test_cli_rejects_a_missing_data_folder(tmp_path, capsys):
+    assert main(["report", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing started, no run folder
+
+
+def test_bad_arguments_fail_before_anything_runs(demo_data, tmp_path):
+    with pytest.raises(UnknownLanguageError, match="fr"):
+        run_reports(demo_data, out=tmp_path, lang="fr")
+    with pytest.raises(ReportError, match="jobs"):
+        run_reports(demo_data, out=tmp_path, jobs=0)
+    with pytest.raises(ReportError, match="twice: S01"):
+        run_reports(demo_data, out=tmp_path, stores="S01,S01", as_of=AS_OF)
+    with pytest.raises(ReportError, match="set by the runner"):
+        run_reports(demo_data, out=tmp_path, as_of=AS_OF, parameters={"store_id": "S02"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_folders_are_never_reused(tmp_path):
+    import datetime as dt
+
+    now = dt.datetime(2026, 9, 30, 7, 15, 2)
+    first, second, third = (new_run_folder(tmp_path, now) for _ in range(3))
+    assert [p.name for p in (first, second, third)] == [
+        "20260930-071502", "20260930-071502-2", "20260930-071502-3"]
+
+
+def test_missing_notebook_gives_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(reporting, "NOTEBOOK_DIR", tmp_path)
+    with pytest.raises(ReportError, match="--notebook"):
+        reporting.find_notebook(reporting.STORE_NOTEBOOK)
+    with pytest.raises(ReportError, match="does not exist"):
+        reporting.find_notebook(reporting.STORE_NOTEBOOK, tmp_path / "mine.ipynb")
+
+
+# --- the notebooks in git ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["store_report", "chain_overview"])
+def test_notebooks_are_stored_without_outputs_and_match_their_py_pair(name):
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
+    paired = jupytext.read(NOTEBOOKS / f"{name}.py")
+    assert [c.source for c in paired.cells] == [c.source for c in nb.cells]
