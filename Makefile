@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.rxrepurchase-installed
 DEMO   := data/demo
+DEMO_AS_OF ?= 2026-09-30# last day of the demo chain (DemoConfig.end_date)
 JOBS   ?= 2
 
 .PHONY: demo test lint lab bench setup sysdeps clean
@@ -25,7 +26,8 @@ sysdeps:
 
 demo: $(STAMP)
 	$(BIN)/rxrepurchase demo-data --out $(DEMO) --overwrite
-	$(BIN)/rxrepurchase summary --data $(DEMO)
+	$(BIN)/rxrepurchase summary --data $(DEMO) --as-of $(DEMO_AS_OF)
+	$(BIN)/rxrepurchase report --data $(DEMO) --stores all --out reports --jobs $(JOBS) --as-of $(DEMO_AS_OF)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
