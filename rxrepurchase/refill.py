@@ -39,6 +39,7 @@ __all__ = [
     "REFILL_STATUSES",
     "RefillBacktest",
     "RefillError",
+    "RefillOverview",
     "adherence",
     "adherence_by_store",
     "backtest_refills",
@@ -51,6 +52,7 @@ __all__ = [
     "predict_refills",
     "refill_due_counts",
     "refill_fills",
+    "refill_overview",
     "refill_status",
     "refill_targets",
 ]
@@ -842,6 +844,94 @@ def chain_refill_targets(
     lift = co_purchase_lift(chain.order_lines, chain.orders, group_by=group_by, end=as_of)
     return refill_targets(predictions, chain.members, within=within, show_phone=show_phone,
                           include_lapsed=include_lapsed, lift=lift)
+
+
+@dataclass
+class RefillOverview:
+    """Refill figures of a chain or one store, for reports (see :func:`refill_overview`).
+
+    Attributes
+    ----------
+    predictions : DataFrame
+        :func:`predict_refills` rows (member x product) of the store's members.
+    adherence : DataFrame
+        :func:`adherence` rows over the 365 days ending ``as_of``.
+    targets : DataFrame
+        The reminder list (:func:`refill_targets`, due within ``within`` days or overdue).
+    as_of : Timestamp
+    within : int
+    """
+
+    predictions: pd.DataFrame
+    adherence: pd.DataFrame
+    targets: pd.DataFrame
+    as_of: pd.Timestamp
+    within: int
+
+    @property
+    def status_counts(self) -> pd.Series:
+        """Member x products per refill status."""
+        return self.predictions["status"].value_counts().reindex(REFILL_STATUSES, fill_value=0)
+
+    @property
+    def adherence_by_product(self) -> pd.DataFrame:
+        """:func:`adherence_by_store` per product group (eligible rows), most members first."""
+        table = adherence_by_store(self.adherence, by=["product"])
+        names = self.adherence.groupby("product", observed=True)["product_name"].last()
+        table.insert(1, "product_name", table["product"].map(names))
+        return table.sort_values("members", ascending=False, ignore_index=True)
+
+    @property
+    def headline(self) -> dict:
+        """Plain numbers: list sizes and adherence."""
+        eligible = self.adherence[self.adherence["eligible"]]
+        status = self.targets["status"]
+        return {
+            "as_of": self.as_of.date().isoformat(),
+            "within_days": self.within,
+            "refill_members": int(self.predictions["member_id"].nunique()),
+            "reminders": len(self.targets),
+            "reminders_due": int(status.isin(["due_soon", "due_now"]).sum()),
+            "reminders_overdue": int((status == "overdue").sum()),
+            "lapsed_for_wake_up": int((self.predictions["status"] == "lapsed").sum()),
+            "pdc_eligible": len(eligible),
+            "pdc_mean": float(eligible["pdc"].mean()) if len(eligible) else None,
+            "adherent_share": float(eligible["adherent"].mean()) if len(eligible) else None,
+            "walk_in_lines": self.predictions.attrs.get("walk_in_lines"),
+        }
+
+
+def refill_overview(
+    chain,
+    *,
+    store_id: str | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    within: int = 14,
+    group_by: str | Mapping[str, str] | pd.Series = "sku",
+) -> RefillOverview:
+    """Refill predictions, adherence and the reminder list of a loaded chain, restricted to
+    the members whose home store is ``store_id`` (all members by default), as of ``as_of``
+    (default ``chain.as_of``). Phones in the list are masked; ``walk_in_lines`` in the
+    headline is chain-wide (walk-ins have no home store)."""
+    as_of = pd.Timestamp(as_of if as_of is not None else chain.as_of).normalize()
+    if store_id is not None and store_id not in set(chain.stores["store_id"]):
+        raise RefillError(f"store_id {store_id!r} is not in the stores table")
+    # Predict chain-wide, so a store's figures use the chain's product rhythms and match
+    # the chain's list.
+    fills = refill_fills(chain.order_lines, chain.orders, chain.members, group_by=group_by)
+    predictions = predict_refills(fills, as_of=as_of)
+    adh = adherence(fills, end=as_of)
+    if store_id is not None:
+        predictions = predictions[predictions["home_store_id"] == store_id].reset_index(drop=True)
+        adh = adh[adh["home_store_id"] == store_id].reset_index(drop=True)
+    lift = co_purchase_lift(chain.order_lines, chain.orders, group_by=group_by, end=as_of)
+    return RefillOverview(
+        predictions=predictions,
+        adherence=adh,
+        targets=refill_targets(predictions, chain.members, within=within, lift=lift),
+        as_of=as_of,
+        within=within,
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from rxrepurchase.refill import (
     predict_refills,
     refill_due_counts,
     refill_fills,
+    refill_overview,
     refill_status,
     refill_targets,
 )
@@ -618,3 +619,29 @@ def test_cli_refills_end_to_end(tmp_path, capsys):
     lines = pd.read_parquet(data / "order_lines.parquet")
     assert set(by_category["product"]) <= set(lines.loc[lines["is_chronic"], "category"])
     assert by_category["phone"].dropna().str.fullmatch(r"\d{11}").all()
+
+
+def test_refill_overview_per_store_adds_up_to_the_chain(demo):
+    from rxrepurchase.loading import Chain, DataQualityReport
+
+    as_of = demo.orders["ordered_at"].max().normalize()
+    chain = Chain(stores=demo.stores, members=demo.members, orders=demo.orders,
+                  order_lines=demo.order_lines, campaigns=demo.campaigns, as_of=as_of,
+                  quality=DataQualityReport())
+    whole = refill_overview(chain, within=14)
+    parts = [refill_overview(chain, store_id=s, within=14) for s in demo.stores["store_id"]]
+    assert sum(p.status_counts for p in parts).equals(whole.status_counts)
+    assert sum(len(p.targets) for p in parts) == len(whole.targets) > 0
+    assert sum(len(p.adherence) for p in parts) == len(whole.adherence)
+    store = parts[0]
+    assert (store.targets["home_store_id"] == demo.stores["store_id"].iloc[0]).all()
+    h = whole.headline
+    assert h["reminders"] == h["reminders_due"] + h["reminders_overdue"] == len(whole.targets)
+    assert h["lapsed_for_wake_up"] == whole.status_counts["lapsed"]
+    eligible = whole.adherence[whole.adherence["eligible"]]
+    assert h["adherent_share"] == pytest.approx((eligible["pdc"] >= 0.8).mean())
+    table = whole.adherence_by_product
+    assert table["members"].sum() == len(eligible)
+    assert table["members"].is_monotonic_decreasing
+    with pytest.raises(RefillError, match="'nope' is not in the stores table"):
+        refill_overview(chain, store_id="nope")
