@@ -332,8 +332,14 @@ def _choice_by_group(rng: np.random.Generator, group: np.ndarray, probs: np.ndar
 def _strings(labels, codes: np.ndarray) -> pd.arrays.ArrowStringArray:
     """Pandas ``string`` array of ``labels[codes]``; code -1 gives <NA>."""
     codes = np.asarray(codes)
-    idx = pa.array(codes, mask=codes < 0)
-    return pd.array(pc.take(pa.array(list(labels), pa.large_string()), idx), dtype="string")
+    labels = pa.array(labels if isinstance(labels, pd.api.extensions.ExtensionArray) else list(labels),
+                      pa.large_string())
+    return pd.array(pc.take(labels, pa.array(codes, mask=codes < 0)), dtype="string")
+
+
+def _int64(values: np.ndarray, missing: np.ndarray) -> pd.arrays.IntegerArray:
+    """Pandas ``Int64`` array of ``values``, <NA> where ``missing``."""
+    return pd.arrays.IntegerArray(np.asarray(values, dtype=np.int64), np.asarray(missing, dtype=bool))
 
 
 def _numbered(prefix: str, numbers: np.ndarray, width: int) -> pd.arrays.ArrowStringArray:
@@ -569,9 +575,13 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     profile = np.where(channel == 0, evening_store[store].astype(np.int64), 2)
     tod = _choice_by_group(rng, profile, _HOURS) * 3600 + rng.integers(0, 3600, len(t))
     m_pos = np.flatnonzero(is_member)
-    by_t = m_pos[np.lexsort((t[m_pos], owner[m_pos]))]
-    by_tod = m_pos[np.lexsort((tod[m_pos], day[m_pos], owner[m_pos]))]
-    tod[by_t] = tod[by_tod]
+    by_t = m_pos[np.argsort(owner[m_pos] * (horizon + 1) + t[m_pos])]
+    same_day = (owner[by_t][1:] == owner[by_t][:-1]) & (day[by_t][1:] == day[by_t][:-1])
+    shared = np.zeros(len(by_t), dtype=bool)
+    shared[1:] |= same_day
+    shared[:-1] |= same_day
+    sub = by_t[shared]  # the few member-days with several orders, in purchase order
+    tod[sub] = tod[sub[np.lexsort((tod[sub], day[sub], owner[sub]))]]
     ts = np.datetime64(start, "ns").astype(np.int64) + day * _DAY_NS + tod * 10**9
 
     # Dropout timestamps of the truth: the order whose t equals the member's dropout time.
@@ -580,7 +590,7 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     is_drop[m_pos] = t[m_pos] == mem_drop[m_pos]
 
     # Orders in time order.
-    order = np.lexsort((owner, ts))
+    order = np.argsort(ts, kind="stable")
     owner, t, day, refill, group, store, channel, ts, first, is_drop = (
         a[order] for a in (owner, t, day, refill, group, store, channel, ts, first, is_drop))
     is_member = owner >= 0
@@ -722,17 +732,16 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
         **{k: v[by_rank] for k, v in demographics.items()},
         "acquisition_channel": _strings(_ACQ_CHANNELS, acq[by_rank]),
         "tags": pd.array(tags[by_rank], dtype="string"),
-        "birth_month": pd.array(np.where(has_birth_month, birth_month, 0)[by_rank], dtype="Int64"),
+        "birth_month": _int64(birth_month[by_rank], ~has_birth_month[by_rank]),
         "phone": _fake_contacts(rng, n, "phone")[by_rank],
         "wechat_id": _fake_contacts(rng, n, "wechat")[by_rank],
         "stored_value_balance": balance[by_rank],
     })
-    member_df.loc[~has_birth_month[by_rank], "birth_month"] = pd.NA
 
     # -- orders, lines, campaigns -------------------------------------------------------
     orders_df = pd.DataFrame({
         "order_id": _numbered("O", np.arange(1, n_orders + 1), 9),
-        "member_id": _strings(list(member_ids), np.where(is_member, mo, -1)),
+        "member_id": _strings(member_ids, np.where(is_member, mo, -1)),
         "store_id": stores_df["store_id"].array[store],
         "ordered_at": ts.astype("datetime64[ns]"),
         "channel": _strings(_ORDER_CHANNELS, channel),
@@ -751,9 +760,8 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
         "is_chronic": pack_days[sku] > 0,
         "quantity": quantity.astype(float),
         "line_amount": line_paid / 100,
-        "days_supply": pd.array(np.where(days_supply > 0, days_supply, 0), dtype="Int64"),
+        "days_supply": _int64(days_supply, days_supply == 0),
     })
-    lines_df.loc[days_supply == 0, "days_supply"] = pd.NA
     campaigns_df = _campaigns_frame(start, length, wave_start, wave_end, holidays, campaign_codes)
 
     # -- ground truth -------------------------------------------------------------------
@@ -766,17 +774,15 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
         "purchase_rate_per_day": lam[by_rank],
         "dropout_prob": p[by_rank],
         "dropped_out_at": dropped_at[by_rank],
-        "acquisition_wave": pd.array(np.where(acq_wave >= 0, acq_wave + 1, 0)[by_rank], dtype="Int64"),
+        "acquisition_wave": _int64(acq_wave[by_rank] + 1, acq_wave[by_rank] < 0),
         "chronic_sku": _strings(catalogue["sku"], chronic_sku[by_rank]),
         "refill_interval_days": cycle[by_rank],
-        "packs_per_refill": pd.array(np.where(arch == CHRONIC, packs, 0)[by_rank], dtype="Int64"),
+        "packs_per_refill": _int64(packs[by_rank], arch[by_rank] != CHRONIC),
         "first_purchase_at": first_ts[by_rank].astype("datetime64[ns]"),
         "stored_value_member": stored_value[by_rank],
         "n_orders": order_count[by_rank],
         "spend_last_365d": np.round(spend[by_rank], 2),
     })
-    truth.loc[truth["acquisition_wave"] == 0, "acquisition_wave"] = pd.NA
-    truth.loc[truth["packs_per_refill"] == 0, "packs_per_refill"] = pd.NA
     params = _truth_params(config, start, end, counts, wave_start, wave_end, acq_wave, arch,
                            campaign_codes, stores_df, evening_store, n_orders, n_walk)
     return DemoChain(stores_df, member_df, orders_df, lines_df, campaigns_df, truth, params, config)
@@ -839,8 +845,7 @@ def _member_demographics(rng, arch, home, store_city, store_district) -> dict[st
     for c, districts in _CITIES.items():  # over the few cities, not members
         m = elsewhere & (city == c)
         region[m] = np.array(districts, dtype=object)[pick[m] % len(districts)]
-    birth_year = pd.array(year, dtype="Int64")
-    birth_year[rng.random(n) < 0.08] = pd.NA
+    birth_year = _int64(year, rng.random(n) < 0.08)
     return {
         "gender": _strings(["F", "M"], np.where(gender == 2, -1, gender)),
         "birth_year": birth_year,
