@@ -35,6 +35,7 @@ metrics_path = ""  # where to write metrics.json (empty: not written)
 actions_dir = ""  # folder for the wake-up and refill reminder lists (empty: not written)
 
 # %% tags=["remove_cell"]
+import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown, display
 
 from rxrepurchase import report_data as rd
@@ -57,6 +58,26 @@ display(Markdown(rd.report_title(headline, lang)))
 display(Markdown(f"## {t('section_headline', lang)}"))
 display(HTML(rd.headline_html(headline, lang)))
 rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id), lang);
+
+# %% [markdown] tags=["remove_cell"]
+# ## 2. Subsidy-driven vs loyal members
+
+# %%
+cohorts = rd.store_cohorts(chain, store_id)
+display(Markdown(f"## {t('section_cohorts', lang)}"))
+display(Markdown(rd.cohort_summary(cohorts["comparison"], lang)))
+display(HTML(rd.cohort_table_html(cohorts["comparison"], lang)))
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+rd.plot_cohort_retention(cohorts["retention"], lang, ax=left)
+rd.plot_cohort_spend(cohorts["spend"], lang, ax=right)
+plt.show()
+
+# %%
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+rd.plot_post_subsidy(cohorts["post_subsidy"], lang, ax=left)
+rd.plot_waves(cohorts["waves"], lang, ax=right)
+plt.show()
+display(HTML(rd.waves_table_html(cohorts["waves"], lang)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 7. Data quality

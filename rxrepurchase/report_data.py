@@ -17,24 +17,41 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from rxrepurchase.cohorts import (
+    COHORTS,
+    CohortRules,
+    classify_members,
+    compare_cohorts,
+    post_subsidy_repurchase,
+    wave_response,
+)
 from rxrepurchase.i18n import STRINGS, format_count, format_money, format_rate, normalize_lang, t
 from rxrepurchase.loading import Chain
-from rxrepurchase.metrics import repurchase_rates
+from rxrepurchase.metrics import repurchase_rates, retention_curve
 
 __all__ = [
     "chain_headlines",
     "chain_ranking_html",
     "chain_title",
+    "cohort_label",
+    "cohort_summary",
+    "cohort_table_html",
     "headline_html",
     "monthly_repurchase",
+    "plot_cohort_retention",
+    "plot_cohort_spend",
     "plot_monthly_repurchase",
+    "plot_post_subsidy",
+    "plot_waves",
     "plot_store_rates",
     "quality_html",
     "quality_table",
     "report_period",
     "report_title",
+    "store_cohorts",
     "store_headline",
     "table_html",
+    "waves_table_html",
     "write_metrics",
 ]
 
@@ -290,3 +307,184 @@ def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | N
     ax.set_title(t("store_rates_title", lang))
     ax.legend(fontsize=8, ncol=2)
     return ax
+
+
+# --------------------------------------------------------------------------- section 2: cohorts
+
+COHORT_COLORS = {
+    "loyal": "#1f6f8b",
+    "mixed": "#8fb9a8",
+    "occasional": "#b0bec5",
+    "subsidy_driven": "#e07a1f",
+    "new": "#c9b458",
+}
+
+# Rows of the side-by-side cohort table and how each is formatted.
+_COHORT_ROWS: tuple[tuple[str, str], ...] = (
+    ("members", "count"),
+    ("member_share", "rate"),
+    ("user_repurchase_rate", "rate"),
+    ("order_repurchase_rate", "rate"),
+    ("repurchase_within_days", "rate"),
+    ("repurchase_after_last_subsidy", "rate"),
+    ("spend_per_member", "money"),
+    ("subsidy_per_member", "money"),
+    ("revenue_net_of_subsidy_per_member", "money"),
+    ("subsidy_rate", "rate"),
+    ("subsidy_per_retained_member", "money"),
+)
+
+
+def store_cohorts(
+    chain: Chain, store_id: str, *, rules: CohortRules | None = None, days: int = 90
+) -> dict[str, pd.DataFrame]:
+    """Everything section 2 shows for a store, from :mod:`rxrepurchase.cohorts`.
+
+    Members are classified on their whole history in the chain
+    (:func:`~rxrepurchase.cohorts.classify_members`); the figures count the store's orders.
+
+    Returns
+    -------
+    dict of DataFrame
+        ``members`` (the classification), ``comparison``
+        (:func:`~rxrepurchase.cohorts.compare_cohorts` plus ``member_share``), ``retention``
+        (monthly :func:`~rxrepurchase.metrics.retention_curve` per cohort), ``spend``
+        (paid amount per member at the store, with its cohort), ``post_subsidy``
+        (:func:`~rxrepurchase.cohorts.post_subsidy_repurchase` at ``days``) and ``waves``
+        (:func:`~rxrepurchase.cohorts.wave_response` of the new-member waves, or of every
+        campaign when none is marked ``new_member``).
+    """
+    store = chain.for_store(store_id)
+    members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
+                               as_of=chain.as_of, rules=rules)
+    lookup = members[["member_id", "subsidy_cohort"]]
+    comparison = compare_cohorts(store.orders, members, campaigns=chain.campaigns,
+                                 as_of=chain.as_of, days=days, rules=rules)
+    comparison["member_share"] = comparison["members"] / comparison["members"].sum()
+    retention = retention_curve(store.orders, "M", by="subsidy_cohort", members=lookup,
+                                as_of=chain.as_of)
+    bought = store.orders[store.orders["member_id"].notna()]
+    spend = (bought.groupby("member_id")["paid_amount"].sum().rename("spend").reset_index()
+             .merge(lookup, on="member_id", how="inner"))
+    post = post_subsidy_repurchase(store.orders, members, [days], campaigns=chain.campaigns,
+                                   as_of=chain.as_of, rules=rules)
+    kinds = ["new_member"] if (chain.campaigns["kind"] == "new_member").any() else None
+    waves = wave_response(store.orders, chain.campaigns, kinds=kinds, days=days,
+                          as_of=chain.as_of, rules=rules)
+    return {"members": members, "comparison": comparison, "retention": retention,
+            "spend": spend, "post_subsidy": post, "waves": waves}
+
+
+def cohort_label(cohort: str, lang: str = "en") -> str:
+    """Display name of a subsidy cohort."""
+    return t(f"cohort_{cohort}", lang) if f"cohort_{cohort}" in STRINGS else str(cohort)
+
+
+def cohort_summary(comparison: pd.DataFrame, lang: str = "en") -> str:
+    """One paragraph: how many members of each cohort bought at the store."""
+    c = comparison.set_index("subsidy_cohort")
+    parts = [
+        t("cohort_count", lang, label=cohort_label(k, lang), n=format_count(row["members"], lang),
+          share=format_rate(row["member_share"], lang, digits=0))
+        for k, row in c.iterrows()
+    ]
+    return t("cohort_summary", lang, total=format_count(c["members"].sum(), lang),
+             parts="; ".join(parts) if lang == "en" else "；".join(parts))
+
+
+def cohort_table_html(comparison: pd.DataFrame, lang: str = "en") -> str:
+    """The cohorts side by side: one column per cohort, one row per figure."""
+    fmt = {"count": format_count, "rate": format_rate, "money": format_money}
+    c = comparison.set_index("subsidy_cohort")
+    days = int(c["days"].iloc[0]) if len(c) else 90
+    rows = {
+        t(f"cmp_{key}", lang, days=days): [fmt[kind](c.at[k, key], lang) for k in c.index]
+        for key, kind in _COHORT_ROWS
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index",
+                                   columns=[cohort_label(k, lang) for k in c.index])
+    return table.to_html(border=0, escape=True)
+
+
+def plot_cohort_retention(retention: pd.DataFrame, lang: str = "en", *,
+                          ax: plt.Axes | None = None) -> plt.Axes:
+    """Monthly retention after the first purchase, one line per cohort."""
+    ax = ax if ax is not None else plt.subplots()[1]
+    for cohort, part in retention.groupby("subsidy_cohort", sort=False):
+        if part["periods_since_first"].max() < 1:
+            continue  # new members: nothing to show yet
+        ax.plot(part["periods_since_first"], part["retention"], marker="o", markersize=3,
+                color=COHORT_COLORS.get(cohort), label=cohort_label(cohort, lang))
+    ax.set_xlabel(t("months_since_first", lang))
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
+    ax.set_title(t("retention_title", lang))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_cohort_spend(spend: pd.DataFrame, lang: str = "en", *,
+                      ax: plt.Axes | None = None) -> plt.Axes:
+    """Distribution of what each member paid at the store, per cohort (box plot, log scale)."""
+    ax = ax if ax is not None else plt.subplots()[1]
+    cohorts = [c for c in COHORTS if (spend["subsidy_cohort"] == c).any()]
+    data = [spend.loc[spend["subsidy_cohort"] == c, "spend"].clip(lower=1) for c in cohorts]
+    box = ax.boxplot(data, tick_labels=[cohort_label(c, lang) for c in cohorts],
+                     patch_artist=True, showfliers=False)
+    for patch, c in zip(box["boxes"], cohorts, strict=True):
+        patch.set_facecolor(COHORT_COLORS.get(c, "#cccccc"))
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(lambda y, _: format_money(y, lang))
+    ax.set_title(t("spend_title", lang))
+    ax.tick_params(axis="x", labelsize=8)
+    return ax
+
+
+def plot_post_subsidy(post: pd.DataFrame, lang: str = "en", *,
+                      ax: plt.Axes | None = None) -> plt.Axes:
+    """Repurchase within N days after the first purchase vs after the last subsidised one."""
+    ax = ax if ax is not None else plt.subplots()[1]
+    p = post.dropna(subset=["after_first_rate", "after_last_subsidy_rate"], how="all")
+    x = range(len(p))
+    days = int(p["days"].iloc[0]) if len(p) else 90
+    ax.bar([i - 0.2 for i in x], p["after_first_rate"], 0.4, color="#90a4ae",
+           label=t("after_first", lang, days=days))
+    ax.bar([i + 0.2 for i in x], p["after_last_subsidy_rate"], 0.4, color="#e07a1f",
+           label=t("after_last_subsidy", lang, days=days))
+    ax.set_xticks(list(x), [cohort_label(c, lang) for c in p["subsidy_cohort"]], fontsize=8)
+    ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
+    ax.set_ylim(0, 1.02)
+    ax.set_title(t("post_subsidy_title", lang))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_waves(waves: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | None = None) -> plt.Axes:
+    """Participants of each promotion wave and the full-price repurchase it left behind."""
+    ax = ax if ax is not None else plt.subplots()[1]
+    ax.bar(waves["wave"], waves["participants"], color="#cfd8dc", label=t("participants", lang))
+    ax.set_xticks(waves["wave"], [f"{w}\n{s:%Y-%m}" for w, s in
+                                  zip(waves["wave"], waves["starts_on"], strict=True)], fontsize=8)
+    ax.set_xlabel(t("wave", lang))
+    ax.set_ylabel(t("participants", lang))
+    right = ax.twinx()
+    days = int(waves["days"].iloc[0]) if len(waves) else 90
+    for key, color in (("repurchase_rate", "#90a4ae"), ("full_price_repurchase_rate", "#e07a1f")):
+        right.plot(waves["wave"], waves[key], marker="o", color=color,
+                   label=t(f"wave_{key}", lang, days=days))
+    right.set_ylim(0, 1.02)
+    right.grid(False)
+    right.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
+    right.legend(fontsize=8, loc="upper right")
+    ax.set_title(t("waves_title", lang))
+    return ax
+
+
+def waves_table_html(waves: pd.DataFrame, lang: str = "en") -> str:
+    """The waves as a table: participants, subsidy, repurchase after, cost per retained member."""
+    table = waves.assign(starts_on=waves["starts_on"].dt.date.astype(str))[
+        ["wave", "name", "starts_on", "participants", "new_members", "subsidy",
+         "repurchase_rate", "full_price_repurchase_rate", "subsidy_per_retained_member"]]
+    return table_html(table, lang, rates=("repurchase_rate", "full_price_repurchase_rate"),
+                      money=("subsidy", "subsidy_per_retained_member"),
+                      counts=("participants", "new_members"))
