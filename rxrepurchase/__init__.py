@@ -5,6 +5,7 @@ Modules by domain:
 - :mod:`rxrepurchase.contract`: the tables a chain exports and what each column means.
 - :mod:`rxrepurchase.loading`: ``load_chain`` reads and validates an export folder.
 - :mod:`rxrepurchase.demo`: a realistic, seeded demo chain with ground truth.
+- :mod:`rxrepurchase.refill`: refill prediction, status, PDC / MPR adherence, reminder lists.
 """
 
 from rxrepurchase.errors import DataContractError, ModelFitError, RxRepurchaseError
