@@ -6,6 +6,9 @@ Modules by domain:
 - :mod:`rxrepurchase.loading`: ``load_chain`` reads and validates an export folder.
 - :mod:`rxrepurchase.demo`: a realistic, seeded demo chain with ground truth.
 - :mod:`rxrepurchase.refill`: refill prediction, status, PDC / MPR adherence, reminder lists.
+- :mod:`rxrepurchase.metrics`: user / order repurchase rates, retention, intervals, ARPU, Pareto.
+- :mod:`rxrepurchase.segments`: RFM segments, member attributes and profiles, time of day.
+- :mod:`rxrepurchase.cohorts`: subsidy-driven vs loyal classifier, cohort and wave comparisons.
 """
 
 from rxrepurchase.errors import DataContractError, ModelFitError, RxRepurchaseError
