@@ -1,0 +1,326 @@
+"""Customer-lifetime models: published CDNOW results through rxrepurchase's own data preparation,
+recovery of simulated parameters, the penalizer ladder, checks, CLV, wake-up list, group fits."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifetimes import BetaGeoFitter
+from lifetimes.utils import ConvergenceError
+
+from rxrepurchase.errors import ModelFitError
+from rxrepurchase.models import (
+    DAYS_PER_MONTH,
+    BGNBDModel,
+    GammaGammaModel,
+    MBGNBDModel,
+    ParetoNBDModel,
+    customer_lifetime_value,
+    fit_by_group,
+    plot_clv_by_group,
+    score_members,
+    simulate_bgnbd,
+    wake_up_list,
+)
+from rxrepurchase.rfm import RFMInputError, calibration_holdout, rfm_summary
+
+CDNOW_COLUMNS = {"customer_col": "customer_id", "time_col": "date", "amount_col": "amount"}
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    """lifetimes' raw CDNOW 1/10 sample: master id, sample id, date, number of CDs, dollars."""
+    path = importlib.resources.files("lifetimes") / "datasets" / "CDNOW_sample.txt"
+    with importlib.resources.as_file(path) as file:
+        raw = pd.read_csv(
+            file,
+            sep=r"\s+",
+            header=None,
+            names=["master_id", "customer_id", "date", "cds", "amount"],
+            dtype={"master_id": str, "customer_id": str, "date": str},
+        )
+    raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
+    return raw
+
+
+@pytest.fixture(scope="module")
+def cdnow_cal(cdnow) -> pd.DataFrame:
+    return calibration_holdout(cdnow, "1997-09-30", time_unit="weeks", **CDNOW_COLUMNS).calibration
+
+
+@pytest.fixture(scope="module")
+def cdnow_bg(cdnow_cal) -> BGNBDModel:
+    return BGNBDModel().fit(cdnow_cal)
+
+
+@pytest.fixture(scope="module")
+def cdnow_gg(cdnow_cal) -> GammaGammaModel:
+    return GammaGammaModel().fit(cdnow_cal)
+
+
+def _sig(x: float, digits: int = 3) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+def test_cdnow_bgnbd_reproduces_published_results(cdnow_bg):
+    # Fader, Hardie & Lee (2005), CDNOW 1/10 sample, 39-week calibration.
+    params = cdnow_bg.params_
+    assert [_sig(params[k]) for k in ["r", "alpha", "a", "b"]] == [0.243, 4.41, 0.793, 2.43]
+    assert cdnow_bg.log_likelihood_ == pytest.approx(-9582.43, abs=0.005)
+    assert cdnow_bg.n_members_ == 2357 and cdnow_bg.n_repeat_buyers_ == 946
+    assert cdnow_bg.penalizer_coef_ == 0.0
+    assert cdnow_bg.convergence_notes_ == ["converged without penalizer"]
+    assert cdnow_bg.time_unit_ == "weeks"
+    # Fitting on the ~1000 unique (x, t_x, T) rows is the same as on all 2357 members.
+    assert cdnow_bg.n_unique_rows_ < 1100
+
+
+def test_cdnow_gamma_gamma_reproduces_published_results(cdnow_gg):
+    # Fader, Hardie & Lee (2005) / Hardie's note 025: 946 repeaters, mean repeat spend.
+    params = cdnow_gg.params_
+    assert (_sig(params["p"]), _sig(params["q"]), _sig(params["v"], 4)) == (6.25, 3.74, 15.44)
+    assert cdnow_gg.n_members_ == 946
+    assert len(cdnow_gg.nonpositive_monetary_) == 0
+    # lifetimes' docs report a weak correlation (0.11) for CDNOW: no independence warning.
+    assert cdnow_gg.frequency_monetary_corr_ == pytest.approx(0.1139, abs=5e-4)
+    assert not any("independence" in note for note in cdnow_gg.notes_)
+
+
+def test_cdnow_pareto_nbd_reproduces_published_results(cdnow_cal):
+    # Fader, Hardie & Lee (2005) "A note on implementing the Pareto/NBD model in MATLAB":
+    # r = 0.55, alpha = 10.58, s = 0.61, beta = 11.67, LL = -9595.0.
+    model = ParetoNBDModel().fit(cdnow_cal)
+    assert [round(model.params_[k], 2) for k in ["r", "alpha", "s", "beta"]] == [0.55, 10.58, 0.61, 11.67]
+    assert model.log_likelihood_ == pytest.approx(-9595.0, abs=0.05)
+
+
+def test_compressed_fit_equals_plain_lifetimes_fit(cdnow_cal, cdnow_bg):
+    plain = BetaGeoFitter().fit(cdnow_cal["frequency"], cdnow_cal["recency"], cdnow_cal["T"])
+    np.testing.assert_allclose(cdnow_bg.params_.to_numpy(), plain.params_.to_numpy(), rtol=1e-4)
+
+
+def test_predictions_agree_with_lifetimes(cdnow_cal, cdnow_bg):
+    fitter = cdnow_bg.fitter_
+    f, r, T = (cdnow_cal[c].to_numpy() for c in ["frequency", "recency", "T"])
+    np.testing.assert_allclose(
+        cdnow_bg.predict_purchases(cdnow_cal, 39).to_numpy(),
+        fitter.conditional_expected_number_of_purchases_up_to_time(39, f, r, T),
+    )
+    alive = cdnow_bg.probability_alive(cdnow_cal)
+    assert (alive[cdnow_cal["frequency"] == 0] == 1).all()  # BG/NBD: no dropout before a repeat
+    assert alive.index.equals(cdnow_cal.index)
+    # Unconditional curve: E[X(0)] = 0, increasing.
+    curve = cdnow_bg.expected_purchases([0, 10, 39, 78])
+    assert curve[0] == 0 and np.all(np.diff(curve) > 0)
+
+
+def test_mbgnbd_fits_cdnow_with_its_own_likelihood(cdnow_cal):
+    model = MBGNBDModel().fit(cdnow_cal)
+    # MBG/NBD nests BG/NBD's behaviour closely on CDNOW: the likelihoods are within 1 point.
+    assert abs(model.log_likelihood_ - (-9582.43)) < 1.0
+    alive = model.probability_alive(cdnow_cal)
+    assert (alive[cdnow_cal["frequency"] == 0] < 1).all()  # MBG/NBD: one-time buyers may be gone
+
+
+def test_simulator_matches_closed_form_mean():
+    truth = pd.Series({"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5})
+    sim = simulate_bgnbd(100_000, T=30.0, seed=1, **truth)
+    closed = BetaGeoFitter()
+    closed.params_ = truth
+    expected = closed.expected_number_of_purchases_up_to_time(30.0)  # eq. (9), about 1.10
+    standard_error = sim["frequency"].std() / np.sqrt(len(sim))
+    assert abs(sim["frequency"].mean() - expected) < 4 * standard_error
+    assert (sim["recency"] <= sim["T"]).all() and (sim.loc[sim["frequency"] == 0, "recency"] == 0).all()
+
+
+def test_bgnbd_recovers_simulated_parameters():
+    truth = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
+    rng = np.random.default_rng(0)
+    sim = simulate_bgnbd(20_000, T=rng.uniform(26, 39, 20_000), seed=0, **truth)
+    model = BGNBDModel().fit(sim)
+    errors = model.summary()["std_error"]
+    for name, value in truth.items():
+        assert abs(model.params_[name] - value) < 3 * errors[name], name
+        assert model.params_[name] == pytest.approx(value, rel=0.15), name
+    # P(alive) averages to the simulated share of members still active.
+    assert model.probability_alive(sim).mean() == pytest.approx(sim["alive"].mean(), abs=0.01)
+
+
+def test_gamma_gamma_recovers_simulated_parameters():
+    p, q, v = 6.0, 4.0, 15.0
+    rng = np.random.default_rng(2)
+    n = 8000
+    frequency = rng.integers(1, 8, n)
+    nu = rng.gamma(q, 1 / v, n)  # per-member scale: spend per purchase ~ Gamma(p, rate nu)
+    monetary = rng.gamma(p * frequency, 1 / nu) / frequency
+    rfm = pd.DataFrame({"frequency": frequency, "monetary_value": monetary})
+    model = GammaGammaModel().fit(rfm)
+    for name, value in {"p": p, "q": q, "v": v}.items():
+        assert model.params_[name] == pytest.approx(value, rel=0.15), name
+    # Population mean spend p v / (q - 1) = 6 * 15 / 3 = 30 for a member with no repeats.
+    fitted = model.params_
+    newcomer = pd.DataFrame({"frequency": [0], "monetary_value": [0.0]})
+    assert model.expected_spend(newcomer).iloc[0] == pytest.approx(
+        fitted["p"] * fitted["v"] / (fitted["q"] - 1)
+    )
+    assert model.expected_spend(newcomer).iloc[0] == pytest.approx(30, rel=0.05)
+
+
+def test_gamma_gamma_surfaces_correlation_and_nonpositive_spend():
+    rng = np.random.default_rng(4)
+    n = 2000
+    frequency = rng.integers(1, 10, n)
+    monetary = 10 * frequency * rng.gamma(20, 1 / 20, n)  # spend grows with frequency
+    rfm = pd.DataFrame(
+        {"frequency": frequency, "monetary_value": monetary}, index=pd.Index([f"m{i}" for i in range(n)])
+    )
+    rfm.iloc[:3, 1] = [0.0, -5.0, 0.0]  # fully subsidised / refunded repeat purchases
+    model = GammaGammaModel().fit(rfm)
+    assert list(model.nonpositive_monetary_) == ["m0", "m1", "m2"]
+    assert model.n_members_ == n - 3
+    assert model.frequency_monetary_corr_ > 0.5
+    assert any("independence assumption" in note for note in model.notes_)
+    assert any("3 repeat buyers with mean repeat value <= 0" in note for note in model.notes_)
+    assert model.summary().attrs["nonpositive_monetary"] == 3
+
+
+class _FailsUnpenalized(BetaGeoFitter):
+    """A fitter that does not converge without a penalizer, like lifetimes on awkward data."""
+
+    def fit(self, *args, **kwargs):
+        if self.penalizer_coef < 0.01:
+            raise ConvergenceError("The model did not converge.")
+        return super().fit(*args, **kwargs)
+
+
+class _FlakyBGNBD(BGNBDModel):
+    _fitter_class = _FailsUnpenalized
+
+
+def test_penalizer_ladder_retries_and_says_so(cdnow_cal):
+    model = _FlakyBGNBD().fit(cdnow_cal)
+    assert model.penalizer_coef_ == 0.01  # 0 and 0.001 failed; the next rung worked
+    assert model.convergence_notes_[0].startswith("penalizer 0: did not converge")
+    assert model.convergence_notes_[1].startswith("penalizer 0.001: did not converge")
+    assert "fitted with penalizer 0.01" in model.convergence_notes_[2]
+    with pytest.raises(ModelFitError, match=r"did not converge with any penalizer in \[0.0, 0.001\]"):
+        _FlakyBGNBD(penalizer_ladder=(0.0, 0.001)).fit(cdnow_cal)
+
+
+def test_too_few_repeat_buyers_is_a_clear_error(cdnow_cal):
+    few = pd.concat([cdnow_cal[cdnow_cal["frequency"] > 0].head(5), cdnow_cal[cdnow_cal["frequency"] == 0]])
+    with pytest.raises(ModelFitError, match="only 5 of 1416 members made a repeat purchase; at least 30"):
+        BGNBDModel().fit(few)
+    with pytest.raises(ModelFitError, match="only 5 repeat buyers with positive spend"):
+        GammaGammaModel().fit(few)
+
+
+def test_bad_rfm_inputs_are_named(cdnow_cal, cdnow_bg):
+    with pytest.raises(RFMInputError, match="no column 'T'"):
+        BGNBDModel().fit(cdnow_cal.drop(columns="T"))
+    broken = cdnow_cal.copy()
+    broken.loc["0002", "recency"] = 100.0
+    with pytest.raises(RFMInputError, match="recency <= T.*0002"):
+        BGNBDModel().fit(broken)
+    days = cdnow_cal.copy()
+    days.attrs = {**cdnow_cal.attrs, "time_unit": "days"}
+    with pytest.raises(RFMInputError, match="fitted in weeks but this RFM summary is in days"):
+        cdnow_bg.predict_purchases(days, 10)
+    with pytest.raises(ModelFitError, match="not fitted yet"):
+        BGNBDModel().probability_alive(cdnow_cal)
+
+
+def test_clv_hand_computed_from_monthly_expected_purchases(cdnow_cal, cdnow_bg, cdnow_gg):
+    members = cdnow_cal.loc[["0001", "0002", "0003"]]
+    month = DAYS_PER_MONTH / 7  # weeks in a month: 4.348
+    x1 = cdnow_bg.predict_purchases(members, month).to_numpy()
+    x2 = cdnow_bg.predict_purchases(members, 2 * month).to_numpy()
+    spend = cdnow_gg.expected_spend(members).to_numpy()
+    # 2 months at 1%/month, 30% margin: 0.3 * spend * (X1 / 1.01 + (X2 - X1) / 1.01**2).
+    expected = 0.3 * spend * (x1 / 1.01 + (x2 - x1) / 1.01**2)
+    clv = customer_lifetime_value(
+        cdnow_bg, cdnow_gg, members, gross_margin=0.3, horizon_months=2, monthly_discount_rate=0.01
+    )
+    np.testing.assert_allclose(clv.to_numpy(), expected)
+    # Without discounting the monthly increments add up to the 12-month expectation.
+    undiscounted = customer_lifetime_value(
+        cdnow_bg, cdnow_gg, members, gross_margin=1.0, horizon_months=12, monthly_discount_rate=0.0
+    )
+    np.testing.assert_allclose(
+        undiscounted.to_numpy(), spend * cdnow_bg.predict_purchases(members, 12 * month).to_numpy()
+    )
+    with pytest.raises(RFMInputError, match="gross_margin"):
+        customer_lifetime_value(cdnow_bg, cdnow_gg, members, gross_margin=30)
+
+
+def test_score_members_columns(cdnow_cal, cdnow_bg, cdnow_gg):
+    scores = score_members(cdnow_bg, cdnow_gg, cdnow_cal, gross_margin=0.3, days=70)
+    assert list(scores.columns[:4]) == ["p_alive", "expected_purchases", "expected_spend", "clv"]
+    np.testing.assert_allclose(
+        scores["expected_purchases"].to_numpy(), cdnow_bg.predict_purchases(cdnow_cal, 10).to_numpy()
+    )  # 70 days = 10 weeks
+    assert (scores["clv"] >= 0).all()
+
+
+def test_wake_up_list_flags_valuable_members_going_quiet(cdnow, cdnow_bg, cdnow_gg):
+    listed = wake_up_list(
+        cdnow,
+        cdnow_bg,
+        cdnow_gg,
+        as_of="1997-09-30",
+        lookback_days=91,
+        gross_margin=0.3,
+        top_share=0.2,
+        min_drop=0.2,
+        **CDNOW_COLUMNS,
+    )
+    before = rfm_summary(cdnow, observation_end="1997-07-01", time_unit="weeks", **CDNOW_COLUMNS)
+    now = rfm_summary(cdnow, observation_end="1997-09-30", time_unit="weeks", **CDNOW_COLUMNS).loc[before.index]
+    drop = cdnow_bg.probability_alive(before) - cdnow_bg.probability_alive(now)
+    value = customer_lifetime_value(cdnow_bg, cdnow_gg, before, gross_margin=0.3)
+    top = value.rank(ascending=False, method="first") <= np.ceil(0.2 * len(value))
+    assert set(listed.index) == set(value.index[top & (drop >= 0.2)])
+    assert len(listed) > 10
+    assert listed["value_at_risk"].is_monotonic_decreasing
+    assert (listed["p_alive_drop"] >= 0.2).all()
+    np.testing.assert_allclose(listed["p_alive_drop"], drop[listed.index])
+    # Most went quiet for the whole 91 days; days since last purchase count to 1997-09-30.
+    assert (listed["last_purchase"] <= pd.Timestamp("1997-07-01")).mean() > 0.5
+    assert (listed["days_since_last_purchase"] == (pd.Timestamp("1997-09-30") - listed["last_purchase"]).dt.days).all()
+
+
+def test_fit_by_group_side_by_side(cdnow_cal):
+    labels = pd.Series(
+        np.where(cdnow_cal["monetary_value"] > 40, "big_spenders", "others"), index=cdnow_cal.index
+    )
+    fits = fit_by_group(cdnow_cal, labels, gross_margin=0.3)
+    others = cdnow_cal[labels == "others"]
+    direct = BGNBDModel().fit(others)
+    np.testing.assert_allclose(
+        fits.params.loc["others", ["r", "alpha", "a", "b"]].to_numpy(float), direct.params_.to_numpy(), rtol=1e-6
+    )
+    assert fits.params.loc["others", "error"] == ""
+    assert fits.params.loc["others", "n_members"] == len(others)
+    distribution = fits.clv_distribution()
+    assert distribution.loc["others", "members"] == len(others)
+    assert list(distribution.columns[:5]) == ["q10", "q25", "q50", "q75", "q90"]
+    assert plot_clv_by_group(fits).get_title() == "CLV by group"
+
+
+def test_fit_by_group_reports_unfittable_groups(cdnow_cal):
+    labels = pd.Series("main", index=cdnow_cal.index)
+    labels.iloc[:40] = "tiny"  # 40 members, far fewer than 30 repeat buyers
+    fits = fit_by_group(cdnow_cal, labels)
+    assert "only" in fits.params.loc["tiny", "error"]
+    assert np.isnan(fits.params.loc["tiny", "r"])
+    assert fits.params.loc["main", "error"] == ""
+    assert set(fits.models) == {"main"}
+    with pytest.raises(RFMInputError, match="no group label"):
+        fit_by_group(cdnow_cal, labels.iloc[1:])
