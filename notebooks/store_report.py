@@ -31,6 +31,8 @@ as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 calibration_end = None  # end of the models' calibration period (None: as_of minus holdout)
 lang = "en"  # report language: en or zh
 period_days = 90  # length of "this period" for the headline figures
+gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
+clv_horizon_months = 12  # CLV horizon
 metrics_path = ""  # where to write metrics.json (empty: not written)
 actions_dir = ""  # folder for the wake-up and refill reminder lists (empty: not written)
 
@@ -78,6 +80,34 @@ rd.plot_post_subsidy(cohorts["post_subsidy"], lang, ax=left)
 rd.plot_waves(cohorts["waves"], lang, ax=right)
 plt.show()
 display(HTML(rd.waves_table_html(cohorts["waves"], lang)))
+
+# %% [markdown] tags=["remove_cell"]
+# ## 3. Member value (BG/NBD, Gamma-Gamma, CLV, holdout check)
+
+# %%
+models = rd.store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
+                         horizon_months=clv_horizon_months, calibration_end=calibration_end)
+metrics.update(rd.section_metrics(cohorts, models))
+display(Markdown(f"## {t('section_value', lang)}"))
+if models.ok:
+    display(Markdown(rd.model_summary(models, lang)))
+    display(HTML(rd.value_table_html(rd.value_by(models.scores, "subsidy_cohort"),
+                                     "subsidy_cohort", lang)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    rd.plot_clv_by_cohort(models.scores, lang, ax=left)
+    if models.holdout is not None:
+        rd.plot_holdout_check(models.holdout, lang, ax=right)
+    else:
+        right.set_axis_off()
+    plt.show()
+    if models.holdout is not None:
+        display(Markdown(rd.holdout_summary(models.holdout, lang)))
+    else:
+        display(Markdown(t("holdout_failed", lang, reason=models.holdout_reason)))
+    display(Markdown(f"### {t('value_by_tier', lang)}"))
+    display(HTML(rd.value_table_html(rd.value_by(models.scores, "tier"), "tier", lang)))
+else:
+    display(HTML(rd.note_html(t("not_modelled", lang, reason=models.reason))))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 7. Data quality

@@ -127,6 +127,51 @@ STRINGS: dict[str, tuple[str, str]] = {
                                         "{days} 天内原价复购"),
     "waves_title": ("Response to successive promotion waves", "历次促销活动的效果"),
     "section_cohorts_waves": ("Promotion waves", "促销波次"),
+    # section 3: member value
+    "group_subsidy_cohort": ("Cohort", "会员类型"),
+    "group_tier": ("Tier", "会员等级"),
+    "members": ("Members", "会员数"),
+    "p_alive": ("Probability still active", "仍活跃概率"),
+    "expected_purchases": ("Expected purchases, next {days} days", "未来 {days} 天预计购买次数"),
+    "expected_spend": ("Expected spend per purchase", "预计每次消费"),
+    "clv_mean": ("CLV, mean", "CLV 均值"),
+    "clv_median": ("CLV, median", "CLV 中位数"),
+    "clv_total": ("CLV, total", "CLV 合计"),
+    "clv_share": ("Share of total CLV", "占 CLV 总额比例"),
+    "value_summary": (
+        "The purchase model (BG/NBD) and spend model (Gamma-Gamma) were fitted on the "
+        "{members} members who bought at this store. On average a member is still active "
+        "with probability {alive}; together they are expected to make {purchases} purchases in "
+        "the next {days} days. Customer lifetime value (CLV) is the gross profit a member is "
+        "expected to bring in the next {months} months, discounted, at a gross margin of "
+        "{margin}: {clv} for all members of the store.",
+        "基于本店 {members} 名购买会员拟合购买模型（BG/NBD）和消费金额模型（Gamma-Gamma）。"
+        "会员平均仍活跃概率为 {alive}；预计未来 {days} 天共购买 {purchases} 次。"
+        "客户终身价值（CLV）指会员在未来 {months} 个月预计带来的毛利（按 {margin} 毛利率、"
+        "折现后）：本店会员合计 {clv}。",
+    ),
+    "not_modelled": (
+        "This store could not be modelled: {reason}. Member value figures are left out; the "
+        "repurchase figures above do not depend on the models.",
+        "本店无法建立会员价值模型：{reason}。因此不展示会员价值指标；上文的复购指标不依赖模型。",
+    ),
+    "clv_title": ("Predicted CLV per member", "会员预测 CLV 分布"),
+    "holdout_title": ("Does the model earn trust? Holdout check", "模型可信吗？留出期检验"),
+    "holdout_actual": ("actual", "实际"),
+    "holdout_predicted": ("predicted by the model", "模型预测"),
+    "holdout_x": ("Repeat purchases in the calibration period", "校准期内复购次数"),
+    "holdout_y": ("Purchases per member in the holdout", "留出期人均购买次数"),
+    "holdout_summary": (
+        "The model was fitted again on purchases up to the day before {start} only, and asked "
+        "to predict {start} to {end}: it predicted {predicted} purchases, members made "
+        "{actual} ({error}). The chart compares the two for members grouped by how often they "
+        "had bought before.",
+        "仅用 {start} 之前的购买记录重新拟合模型，预测 {start} 至 {end} 的购买：模型预测 "
+        "{predicted} 次，实际 {actual} 次（偏差 {error}）。下图按此前复购次数分组对比预测与实际。",
+    ),
+    "holdout_failed": ("The holdout check could not be run: {reason}.",
+                       "无法进行留出期检验：{reason}。"),
+    "value_by_tier": ("Member value by tier", "各会员等级的价值"),
     # data quality
     "quality_none": ("No order or order-line row of this store was excluded or flagged while loading.",
                      "加载数据时，本门店没有被剔除或标记的订单或明细行。"),

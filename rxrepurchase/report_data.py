@@ -12,6 +12,7 @@ import html
 import json
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -25,11 +26,34 @@ from rxrepurchase.cohorts import (
     post_subsidy_repurchase,
     wave_response,
 )
-from rxrepurchase.i18n import STRINGS, format_count, format_money, format_rate, normalize_lang, t
+from rxrepurchase.contract import TIERS
+from rxrepurchase.errors import ModelFitError
+from rxrepurchase.i18n import (
+    STRINGS,
+    format_count,
+    format_money,
+    format_rate,
+    label,
+    normalize_lang,
+    t,
+)
 from rxrepurchase.loading import Chain
 from rxrepurchase.metrics import repurchase_rates, retention_curve
+from rxrepurchase.models import BGNBDModel, GammaGammaModel, score_members
+from rxrepurchase.rfm import calibration_holdout, rfm_summary
 
 __all__ = [
+    "note_html",
+    "section_metrics",
+    "StoreModels",
+    "holdout_check",
+    "holdout_summary",
+    "model_summary",
+    "plot_clv_by_cohort",
+    "plot_holdout_check",
+    "store_models",
+    "value_by",
+    "value_table_html",
     "chain_headlines",
     "chain_ranking_html",
     "chain_title",
@@ -488,3 +512,251 @@ def waves_table_html(waves: pd.DataFrame, lang: str = "en") -> str:
     return table_html(table, lang, rates=("repurchase_rate", "full_price_repurchase_rate"),
                       money=("subsidy", "subsidy_per_retained_member"),
                       counts=("participants", "new_members"))
+
+
+# --------------------------------------------------------------------------- section 3: value
+
+
+@dataclass
+class StoreModels:
+    """Section 3 of a store report: BG/NBD + Gamma-Gamma fitted on the store's members.
+
+    Attributes
+    ----------
+    reason : str or None
+        Why the store could not be modelled (:class:`~rxrepurchase.errors.ModelFitError`'s
+        message); None when it was.
+    purchase_model, spend_model
+        Fitted :class:`~rxrepurchase.models.BGNBDModel` / ``GammaGammaModel`` (None if not).
+    scores : DataFrame
+        :func:`~rxrepurchase.models.score_members` per member, with ``subsidy_cohort`` and
+        ``tier``.
+    holdout : DataFrame or None
+        Holdout check (see :func:`holdout_check`); None when the calibration period could not
+        be modelled (``holdout_reason`` says why).
+    """
+
+    reason: str | None = None
+    purchase_model: BGNBDModel | None = None
+    spend_model: GammaGammaModel | None = None
+    scores: pd.DataFrame | None = None
+    holdout: pd.DataFrame | None = None
+    holdout_reason: str | None = None
+    calibration_end: pd.Timestamp | None = None
+    params: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def store_models(
+    chain: Chain,
+    store_id: str,
+    cohorts: pd.DataFrame,
+    *,
+    gross_margin: float = 0.3,
+    days: int = 30,
+    horizon_months: int = 12,
+    calibration_end=None,
+    holdout_days: int = 90,
+) -> StoreModels:
+    """Fit the store's member value models and score its members.
+
+    Parameters
+    ----------
+    chain : Chain
+    store_id : str
+    cohorts : DataFrame
+        :func:`~rxrepurchase.cohorts.classify_members` output (``store_cohorts()["members"]``).
+    gross_margin : float
+        Gross margin on sales: CLV is discounted gross profit (see
+        :func:`~rxrepurchase.models.customer_lifetime_value`).
+    days : int
+        Horizon of ``expected_purchases``.
+    horizon_months : int
+        CLV horizon.
+    calibration_end : date-like, optional
+        End of the calibration period of the holdout check (default: ``holdout_days`` before
+        ``chain.as_of``).
+    holdout_days : int
+        Length of the holdout period when ``calibration_end`` is not given.
+
+    Returns
+    -------
+    StoreModels
+        With ``reason`` set (and nothing else) when the store has too few repeat buyers or the
+        fit fails; the report then says so instead of showing figures.
+    """
+    orders = chain.for_store(store_id).member_orders
+    rfm = rfm_summary(orders, observation_end=chain.as_of)
+    try:
+        pm = BGNBDModel().fit(rfm)
+        sm = GammaGammaModel().fit(rfm)
+    except ModelFitError as exc:
+        return StoreModels(reason=str(exc))
+    scores = score_members(pm, sm, rfm, gross_margin=gross_margin, days=days,
+                           horizon_months=horizon_months)
+    labels = cohorts.set_index("member_id")["subsidy_cohort"]
+    tiers = chain.members.set_index("member_id")["tier"]
+    scores = scores.assign(subsidy_cohort=labels.reindex(scores.index).to_numpy(),
+                           tier=tiers.reindex(scores.index).to_numpy())
+    cut = (pd.Timestamp(calibration_end) if calibration_end is not None
+           else chain.as_of - pd.Timedelta(days=holdout_days))
+    result = StoreModels(purchase_model=pm, spend_model=sm, scores=scores, calibration_end=cut,
+                         params={**pm.params_.to_dict(), **sm.params_.to_dict()})
+    try:
+        result.holdout = holdout_check(orders, cut, chain.as_of)
+    except ModelFitError as exc:
+        result.holdout_reason = str(exc)
+    return result
+
+
+def holdout_check(orders: pd.DataFrame, calibration_end, holdout_end, *,
+                  max_frequency: int = 7) -> pd.DataFrame:
+    """BG/NBD fitted on the calibration period, compared with what happened in the holdout.
+
+    Members are grouped by their repeat purchases in the calibration period (``max_frequency``
+    and more together); per group the mean purchases in the holdout period, actual and as
+    predicted by the model fitted on the calibration period only.
+
+    Returns
+    -------
+    DataFrame
+        ``calibration_purchases`` (label), ``members``, ``actual``, ``predicted``.
+
+    Raises
+    ------
+    ModelFitError
+        When the calibration period cannot be modelled.
+    """
+    split = calibration_holdout(orders, calibration_end, holdout_end=holdout_end)
+    model = BGNBDModel().fit(split.calibration)
+    predicted = model.predict_purchases(split.calibration, split.duration_holdout)
+    frequency = split.calibration["frequency"].clip(upper=max_frequency)
+    table = pd.DataFrame({
+        "frequency": frequency,
+        "actual": split.holdout["frequency_holdout"],
+        "predicted": predicted,
+    }).groupby("frequency").agg(members=("actual", "size"), actual=("actual", "mean"),
+                                 predicted=("predicted", "mean")).reset_index()
+    table.insert(0, "calibration_purchases", [
+        f"{f}+" if f == max_frequency else str(f) for f in table.pop("frequency")])
+    table.attrs = {"calibration_end": split.cut_date, "holdout_end": split.holdout_end}
+    return table
+
+
+def value_by(scores: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Mean model figures and CLV per group of members (``subsidy_cohort`` or ``tier``)."""
+    g = scores.groupby(by, observed=True)
+    table = g.agg(members=("clv", "size"), p_alive=("p_alive", "mean"),
+                  expected_purchases=("expected_purchases", "mean"),
+                  expected_spend=("expected_spend", "mean"), clv_mean=("clv", "mean"),
+                  clv_median=("clv", "median"), clv_total=("clv", "sum"))
+    table["clv_share"] = table["clv_total"] / table["clv_total"].sum()
+    order = list(COHORTS) if by == "subsidy_cohort" else list(TIERS)
+    table = table.reindex([k for k in order if k in table.index]
+                          + [k for k in table.index if k not in order])
+    return table.rename_axis(by).reset_index()
+
+
+def value_table_html(table: pd.DataFrame, by: str, lang: str = "en", *, days: int = 30) -> str:
+    """:func:`value_by` as a report table, group names translated."""
+    names = cohort_label if by == "subsidy_cohort" else label
+    out = table.assign(**{by: table[by].map(lambda v: names(v, lang)),
+                          "expected_purchases": table["expected_purchases"].map("{:.2f}".format)})
+    out = out.rename(columns={by: t(f"group_{by}", lang),
+                              "expected_purchases": t("expected_purchases", lang, days=days)})
+    return table_html(out, lang, rates=("p_alive", "clv_share"),
+                      money=("expected_spend", "clv_mean", "clv_median", "clv_total"),
+                      counts=("members",))
+
+
+def model_summary(models: StoreModels, lang: str = "en") -> str:
+    """One paragraph: what the models say about the store's members (Markdown)."""
+    s = models.scores
+    return t("value_summary", lang, members=format_count(len(s), lang),
+             alive=format_rate(s["p_alive"].mean(), lang, digits=0),
+             purchases=f"{s['expected_purchases'].sum():,.0f}",
+             days=s.attrs.get("days", 30),
+             clv=format_money(s["clv"].sum(), lang),
+             months=s.attrs.get("horizon_months", 12),
+             margin=format_rate(s.attrs.get("gross_margin"), lang, digits=0))
+
+
+def plot_clv_by_cohort(scores: pd.DataFrame, lang: str = "en", *,
+                       ax: plt.Axes | None = None) -> plt.Axes:
+    """Distribution of predicted CLV per cohort (box plot, log scale)."""
+    ax = ax if ax is not None else plt.subplots()[1]
+    cohorts = [c for c in COHORTS if (scores["subsidy_cohort"] == c).any()]
+    data = [scores.loc[scores["subsidy_cohort"] == c, "clv"].clip(lower=0.1) for c in cohorts]
+    box = ax.boxplot(data, tick_labels=[cohort_label(c, lang) for c in cohorts],
+                     patch_artist=True, showfliers=False)
+    for patch, c in zip(box["boxes"], cohorts, strict=True):
+        patch.set_facecolor(COHORT_COLORS.get(c, "#cccccc"))
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(lambda y, _: format_money(y, lang))
+    ax.set_title(t("clv_title", lang))
+    ax.tick_params(axis="x", labelsize=8)
+    return ax
+
+
+def plot_holdout_check(holdout: pd.DataFrame, lang: str = "en", *,
+                       ax: plt.Axes | None = None) -> plt.Axes:
+    """Actual vs predicted purchases in the holdout period, by calibration purchases."""
+    ax = ax if ax is not None else plt.subplots()[1]
+    x = range(len(holdout))
+    ax.plot(x, holdout["actual"], marker="o", color="#1f6f8b", label=t("holdout_actual", lang))
+    ax.plot(x, holdout["predicted"], marker="s", linestyle="--", color="#e07a1f",
+            label=t("holdout_predicted", lang))
+    ax.set_xticks(list(x), holdout["calibration_purchases"])
+    ax.set_xlabel(t("holdout_x", lang))
+    ax.set_ylabel(t("holdout_y", lang))
+    ax.set_title(t("holdout_title", lang))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def holdout_summary(holdout: pd.DataFrame, lang: str = "en") -> str:
+    """One sentence: the holdout period and total predicted vs actual purchases."""
+    actual = float((holdout["actual"] * holdout["members"]).sum())
+    predicted = float((holdout["predicted"] * holdout["members"]).sum())
+    error = (predicted - actual) / actual if actual else float("nan")
+    return t("holdout_summary", lang,
+             start=(holdout.attrs["calibration_end"] + pd.Timedelta(days=1)).date().isoformat(),
+             end=holdout.attrs["holdout_end"].date().isoformat(),
+             actual=f"{actual:,.0f}", predicted=f"{predicted:,.0f}",
+             error=f"{error:+.0%}" if error == error else "–")
+
+
+def note_html(text: str) -> str:
+    """A highlighted note (e.g. "this store could not be modelled")."""
+    return f'<div class="rx-note-box">{html.escape(text)}</div>'
+
+
+def section_metrics(cohorts: dict[str, pd.DataFrame], models: StoreModels) -> dict:
+    """Figures of sections 2 and 3 added to the store's ``metrics.json``.
+
+    ``loyal_members``, ``subsidy_driven_members`` and their shares of the members who bought at
+    the store; ``subsidy_per_retained_member`` (all cohorts); ``modelled`` and, when modelled,
+    ``p_alive_mean``, ``expected_purchases_30d``, ``clv_total``, ``clv_mean``; ``model_error``
+    otherwise.
+    """
+    c = cohorts["comparison"].set_index("subsidy_cohort")
+    total = int(c["members"].sum())
+    out: dict = {"cohort_members": total}
+    for cohort in ("loyal", "subsidy_driven"):
+        n = int(c.at[cohort, "members"]) if cohort in c.index else 0
+        out[f"{cohort}_members"] = n
+        out[f"{cohort}_share"] = n / total if total else None
+    repeat = int(c["repeat_members"].sum())
+    out["subsidy_per_retained_member"] = float(c["subsidy"].sum()) / repeat if repeat else None
+    out["modelled"] = models.ok
+    if models.ok:
+        s = models.scores
+        out.update(p_alive_mean=float(s["p_alive"].mean()),
+                   expected_purchases_30d=float(s["expected_purchases"].sum()),
+                   clv_total=float(s["clv"].sum()), clv_mean=float(s["clv"].mean()))
+    else:
+        out["model_error"] = models.reason
+    return out
