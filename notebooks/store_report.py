@@ -33,10 +33,13 @@ lang = "en"  # report language: en or zh
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 clv_horizon_months = 12  # CLV horizon
+refill_within_days = 14  # refill reminders: due within this many days
 metrics_path = ""  # where to write metrics.json (empty: not written)
 actions_dir = ""  # folder for the wake-up and refill reminder lists (empty: not written)
 
 # %% tags=["remove_cell"]
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown, display
 
@@ -108,6 +111,43 @@ if models.ok:
     display(HTML(rd.value_table_html(rd.value_by(models.scores, "tier"), "tier", lang)))
 else:
     display(HTML(rd.note_html(t("not_modelled", lang, reason=models.reason))))
+
+# %% [markdown] tags=["remove_cell"]
+# ## 4. Segments
+
+# %%
+segments = rd.store_segments(chain, store_id, cohorts["members"], period_days=period_days)
+display(Markdown(f"## {t('section_segments', lang)}"))
+display(Markdown(rd.segments_summary(segments, lang)))
+display(HTML(rd.tiers_table_html(segments["tiers"], lang)))
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+rd.plot_rfm(segments["rfm"], lang, ax=left)
+rd.plot_hours(segments["hours"], lang, ax=right)
+plt.show()
+display(HTML(rd.channels_table_html(segments["channels"], lang)))
+
+# %% [markdown] tags=["remove_cell"]
+# ## 5. Refills
+
+# %%
+refills = rd.store_refills(chain, store_id, within=refill_within_days)
+metrics.update({f"refill_{k}": v for k, v in refills.headline.items() if k != "as_of"})
+display(Markdown(f"## {t('section_refills', lang)}"))
+display(Markdown(rd.refills_summary(refills, lang)))
+fig, ax = plt.subplots(figsize=(7, 3.2))
+rd.plot_refills_due(refills, lang, ax=ax)
+plt.show()
+display(HTML(rd.adherence_table_html(refills, lang)))
+
+# %% [markdown] tags=["remove_cell"]
+# ## 6. Actions
+
+# %%
+actions = rd.write_action_lists(chain, store_id, models, refills, actions_dir,
+                                gross_margin=gross_margin)
+metrics.update({f"{row.list}_members": row.members for row in actions.itertuples()})
+display(Markdown(f"## {t('section_actions', lang)}"))
+display(HTML(rd.actions_html(actions, lang, relative_to=Path(metrics_path).parent if metrics_path else None)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 7. Data quality

@@ -172,6 +172,70 @@ STRINGS: dict[str, tuple[str, str]] = {
     "holdout_failed": ("The holdout check could not be run: {reason}.",
                        "无法进行留出期检验：{reason}。"),
     "value_by_tier": ("Member value by tier", "各会员等级的价值"),
+    # section 4: segments
+    "member_share": ("Share", "占比"),
+    "spend_365d_mean": ("Paid per member, 365 days", "近365天人均实付"),
+    "spend_365d_total": ("Paid, 365 days", "近365天实付合计"),
+    "channel": ("Channel", "渠道"),
+    "purchases": ("Purchases", "购买次数"),
+    "product_name": ("Product", "商品"),
+    "pdc_mean": ("Days covered (PDC), mean", "平均用药覆盖率（PDC）"),
+    "adherent_share": ("Adherent (PDC ≥ 80%)", "依从会员占比（PDC≥80%）"),
+    "pareto_sentence": (
+        "The top 20% of members ({top}) bring {share} of what members paid at this store.",
+        "前 20% 的会员（{top} 人）贡献了本店会员实付金额的 {share}。",
+    ),
+    "stored_value_sentence": (
+        "{n} members ({share}) hold a stored-value card; their user repurchase rate this "
+        "period is {rate}, against {other} for the others.",
+        "{n} 名会员（{share}）持有储值卡；本期其用户复购率为 {rate}，其他会员为 {other}。",
+    ),
+    "rfm_title": ("Members per RFM segment", "RFM 分层会员数"),
+    "hour_of_day": ("Hour of day", "下单时段（小时）"),
+    "hours_title": ("When members buy", "会员购买时段"),
+    "label_champions": ("Champions", "重要价值会员"),
+    "label_loyal_customers": ("Loyal customers", "忠实会员"),
+    "label_potential_loyalists": ("Potential loyalists", "潜力会员"),
+    "label_new_customers": ("New customers", "新客"),
+    "label_promising": ("Promising", "有潜力新客"),
+    "label_need_attention": ("Need attention", "需关注"),
+    "label_about_to_sleep": ("About to sleep", "即将沉睡"),
+    "label_at_risk": ("At risk", "流失风险"),
+    "label_cant_lose": ("Can't lose them", "不能失去"),
+    "label_hibernating": ("Hibernating", "沉睡"),
+    "label_lost": ("Lost", "已流失"),
+    "label_never_purchased": ("Never purchased", "从未购买"),
+    "label_store": ("In store", "门店"),
+    "label_mini_program": ("Mini program", "小程序"),
+    "label_o2o_delivery": ("O2O delivery", "O2O 外卖"),
+    "label_b2c_online": ("B2C online", "B2C 电商"),
+    # section 5: refills
+    "refills_sentence": (
+        "{members} members of this store buy chronic or regularly taken products on a rhythm. "
+        "In the next {within} days {due} refills fall due, {overdue} are overdue and {lapsed} "
+        "have lapsed. On average they had {pdc} of days covered over the last year; {adherent} "
+        "of them are adherent (at least 80% of days covered).",
+        "本店有 {members} 名会员按周期购买慢病或常用健康产品。未来 {within} 天内有 {due} "
+        "个续方到期，{overdue} 个已逾期，{lapsed} 个已中断。近一年平均用药覆盖率为 {pdc}；"
+        "{adherent} 的会员依从性良好（覆盖率至少 80%）。",
+    ),
+    "refills_due_title": ("Refills coming due, by week", "未来各周到期的续方"),
+    "weeks_ahead": ("Weeks from the analysis date", "距分析日期的周数"),
+    "member_products": ("Member × product", "会员 × 商品"),
+    # section 6: actions
+    "list_wake_up": ("Wake-up list", "唤醒名单"),
+    "list_wake_up_what": (
+        "Valuable members (top 20% by CLV a month ago) whose probability of still being "
+        "active fell by at least 20 points: contact them before they are gone.",
+        "一个月前 CLV 排名前 20%、且仍活跃概率下降至少 20 个百分点的高价值会员：请在流失前联系。",
+    ),
+    "list_refill_reminders": ("Refill reminder list", "续方提醒名单"),
+    "list_refill_reminders_what": (
+        "Members whose refill is due within the next days or overdue, with the product and "
+        "a suggested add-on, for WeChat / SMS reminders (phone numbers masked).",
+        "续方即将到期或已逾期的会员，含商品与推荐搭配，用于微信/短信提醒（手机号已脱敏）。",
+    ),
+    "not_written": ("file not written", "未生成文件"),
     # data quality
     "quality_none": ("No order or order-line row of this store was excluded or flagged while loading.",
                      "加载数据时，本门店没有被剔除或标记的订单或明细行。"),

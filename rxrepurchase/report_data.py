@@ -38,11 +38,35 @@ from rxrepurchase.i18n import (
     t,
 )
 from rxrepurchase.loading import Chain
-from rxrepurchase.metrics import repurchase_rates, retention_curve
-from rxrepurchase.models import BGNBDModel, GammaGammaModel, score_members
+from rxrepurchase.metrics import pareto_share, repurchase_rates, retention_curve
+from rxrepurchase.models import BGNBDModel, GammaGammaModel, score_members, wake_up_list
+from rxrepurchase.refill import (
+    RefillOverview,
+    export_target_list,
+    plot_refills_due_by_week,
+    refill_overview,
+)
 from rxrepurchase.rfm import calibration_holdout, rfm_summary
+from rxrepurchase.segments import (
+    hour_of_day_profile,
+    member_profile,
+    rfm_segments,
+    segment_summary,
+)
 
 __all__ = [
+    "actions_html",
+    "adherence_table_html",
+    "channels_table_html",
+    "plot_hours",
+    "plot_refills_due",
+    "plot_rfm",
+    "refills_summary",
+    "segments_summary",
+    "store_refills",
+    "store_segments",
+    "tiers_table_html",
+    "write_action_lists",
     "note_html",
     "section_metrics",
     "StoreModels",
@@ -760,3 +784,195 @@ def section_metrics(cohorts: dict[str, pd.DataFrame], models: StoreModels) -> di
     else:
         out["model_error"] = models.reason
     return out
+
+
+# --------------------------------------------------------------------------- section 4: segments
+
+
+def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
+                   period_days: int = 90) -> dict:
+    """Section 4 of a store report, from :mod:`rxrepurchase.segments` and ``metrics``.
+
+    Members are those who bought at the store (up to ``chain.as_of``); repurchase rates are
+    over the headline period.
+
+    Returns
+    -------
+    dict
+        ``tiers`` (tier summary with the period's ``user_repurchase_rate``), ``rfm`` (RFM
+        segment summary), ``pareto`` (:func:`~rxrepurchase.metrics.pareto_share`, top 20%),
+        ``stored_value`` (holders vs others), ``channels`` (repurchase by order channel) and
+        ``hours`` (share of orders per hour, loyal vs subsidy-driven members).
+    """
+    store = chain.for_store(store_id)
+    period = report_period(chain.as_of, period_days)
+    profile = member_profile(store.orders, store.order_lines, store.members, chain.as_of)
+    profile = profile[profile["purchases"] > 0]
+    members = chain.members.merge(cohorts[["member_id", "subsidy_cohort"]], on="member_id",
+                                  how="left")
+    members = members.assign(stored_value_holder=members["stored_value_balance"].fillna(0) > 0)
+
+    def with_rates(summary: pd.DataFrame, by: str) -> pd.DataFrame:
+        rates = repurchase_rates(store.orders, period, by=by, members=members)
+        return summary.merge(rates[[by, "user_repurchase_rate"]], on=by, how="left")
+
+    tiers = with_rates(segment_summary(profile, "tier"), "tier")
+    tiers = tiers.set_index("tier").reindex([x for x in TIERS if x in set(tiers["tier"])])
+    stored = with_rates(segment_summary(profile, "stored_value_holder"), "stored_value_holder")
+    rfm = segment_summary(rfm_segments(store.orders, chain.as_of), "segment", value="monetary")
+    channels = repurchase_rates(store.orders, period, by="channel")
+    hours = hour_of_day_profile(store.orders, by="subsidy_cohort", members=members)
+    return {
+        "tiers": tiers.reset_index(),
+        "rfm": rfm.sort_values("members", ascending=False, ignore_index=True),
+        "pareto": pareto_share(store.orders, 0.2, end=chain.as_of),
+        "stored_value": stored,
+        "channels": channels[["channel", "members", "user_repurchase_rate", "purchases",
+                              "order_repurchase_rate"]].sort_values("members", ascending=False),
+        "hours": hours[hours["subsidy_cohort"].isin(["loyal", "subsidy_driven"])],
+    }
+
+
+def segments_summary(segments: dict, lang: str = "en") -> str:
+    """Sentences on the top-20% share and stored-value members (Markdown)."""
+    pareto = segments["pareto"].set_index("measure")
+    stored = segments["stored_value"].set_index("stored_value_holder")
+    holders = stored.loc[True] if True in stored.index else None
+    others = stored.loc[False] if False in stored.index else None
+    text = t("pareto_sentence", lang,
+             top=format_count(pareto.at["revenue_net_of_subsidy", "top_members"], lang),
+             share=format_rate(pareto.at["revenue_net_of_subsidy", "top_share"], lang, digits=0))
+    if holders is not None:
+        text += " " + t("stored_value_sentence", lang,
+                        n=format_count(holders["members"], lang),
+                        share=format_rate(holders["member_share"], lang, digits=0),
+                        rate=format_rate(holders["user_repurchase_rate"], lang),
+                        other=format_rate(None if others is None
+                                          else others["user_repurchase_rate"], lang))
+    return text
+
+
+def tiers_table_html(tiers: pd.DataFrame, lang: str = "en") -> str:
+    """Tier summary: members, share, spend over 365 days, repurchase rate."""
+    out = tiers.assign(tier=tiers["tier"].map(lambda v: label(v, lang)))
+    out = out.rename(columns={"tier": "group_tier"})
+    return table_html(out, lang, rates=("member_share", "user_repurchase_rate"),
+                      money=("spend_365d_mean", "spend_365d_total"), counts=("members",))
+
+
+def channels_table_html(channels: pd.DataFrame, lang: str = "en") -> str:
+    """Repurchase by order channel over the headline period."""
+    out = channels.assign(channel=channels["channel"].map(lambda v: label(v, lang)))
+    return table_html(out, lang, rates=("user_repurchase_rate", "order_repurchase_rate"),
+                      counts=("members", "purchases"))
+
+
+def plot_rfm(rfm: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | None = None) -> plt.Axes:
+    """Members per RFM segment (horizontal bars, largest on top)."""
+    ax = ax if ax is not None else plt.subplots()[1]
+    r = rfm.sort_values("members")
+    ax.barh([label(s, lang) for s in r["segment"]], r["members"], color="#1f6f8b")
+    ax.set_xlabel(t("members", lang))
+    ax.set_title(t("rfm_title", lang))
+    ax.tick_params(axis="y", labelsize=8)
+    return ax
+
+
+def plot_hours(hours: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | None = None) -> plt.Axes:
+    """Share of orders per hour of day, loyal vs subsidy-driven members."""
+    ax = ax if ax is not None else plt.subplots()[1]
+    for cohort, part in hours.groupby("subsidy_cohort", observed=True):
+        ax.plot(part["hour"], part["share"], marker=".", color=COHORT_COLORS.get(cohort),
+                label=cohort_label(cohort, lang))
+    ax.set_xticks(range(0, 24, 3))
+    ax.set_xlabel(t("hour_of_day", lang))
+    ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
+    ax.set_title(t("hours_title", lang))
+    ax.legend(fontsize=8)
+    return ax
+
+
+# --------------------------------------------------------------------------- sections 5, 6
+
+
+def store_refills(chain: Chain, store_id: str, *, within: int = 14) -> RefillOverview:
+    """Section 5: :func:`rxrepurchase.refill.refill_overview` of the store's members."""
+    chain.for_store(store_id)
+    return refill_overview(chain, store_id=store_id, within=within)
+
+
+def refills_summary(refills: RefillOverview, lang: str = "en") -> str:
+    """Sentences: members on a refill rhythm, due and overdue, adherence (Markdown)."""
+    h = refills.headline
+    return t("refills_sentence", lang, members=format_count(h["refill_members"], lang),
+             due=format_count(h["reminders_due"], lang),
+             overdue=format_count(h["reminders_overdue"], lang),
+             lapsed=format_count(h["lapsed_for_wake_up"], lang), within=h["within_days"],
+             pdc=format_rate(h["pdc_mean"], lang, digits=0),
+             adherent=format_rate(h["adherent_share"], lang, digits=0))
+
+
+def adherence_table_html(refills: RefillOverview, lang: str = "en", *, top: int = 10) -> str:
+    """Adherence by product group (the ``top`` groups with most members)."""
+    table = refills.adherence_by_product.head(top)
+    table = table[["product_name", "members", "pdc_mean", "adherent_share"]]
+    return table_html(table, lang, rates=("pdc_mean", "adherent_share"), counts=("members",))
+
+
+def plot_refills_due(refills: RefillOverview, lang: str = "en", *,
+                     ax: plt.Axes | None = None) -> plt.Axes:
+    """Refills coming due per week (:func:`rxrepurchase.refill.plot_refills_due_by_week`)."""
+    ax = plot_refills_due_by_week(refills.predictions, ax=ax)
+    ax.set_title(t("refills_due_title", lang))
+    ax.set_xlabel(t("weeks_ahead", lang))
+    ax.set_ylabel(t("member_products", lang))
+    return ax
+
+
+def write_action_lists(
+    chain: Chain, store_id: str, models: StoreModels, refills: RefillOverview,
+    folder: str | os.PathLike | None, *, gross_margin: float = 0.3,
+) -> pd.DataFrame:
+    """Section 6: the wake-up list (valuable members whose activity is falling, from
+    :func:`rxrepurchase.models.wake_up_list`) and the refill reminder list, written as CSV
+    into ``folder`` (skipped when ``folder`` is empty or None).
+
+    Returns
+    -------
+    DataFrame
+        ``list, members, path`` (path None when not written; wake-up size None when the store
+        could not be modelled).
+    """
+    lists: dict[str, pd.DataFrame | None] = {"refill_reminders": refills.targets}
+    if models.ok:
+        wake = wake_up_list(chain.for_store(store_id).member_orders, models.purchase_model,
+                            models.spend_model, as_of=chain.as_of, gross_margin=gross_margin)
+        lists["wake_up"] = wake.rename_axis("member_id").reset_index()
+    else:
+        lists["wake_up"] = None
+    rows = []
+    for name in ("wake_up", "refill_reminders"):
+        table = lists[name]
+        path = None
+        if folder and table is not None:
+            path = export_target_list(table, Path(folder) / f"{name}.csv", overwrite=True)
+        rows.append({"list": name, "members": None if table is None else len(table),
+                     "path": None if path is None else str(path)})
+    return pd.DataFrame(rows)
+
+
+def actions_html(actions: pd.DataFrame, lang: str = "en", *,
+                 relative_to: str | os.PathLike | None = None) -> str:
+    """The action lists: size, what each is, a link to the file (relative to the report)."""
+    items = []
+    for row in actions.itertuples():
+        size = format_count(row.members, lang) if row.members is not None else "–"
+        where = t("not_written", lang)
+        if row.path:
+            path = Path(row.path)
+            shown = os.path.relpath(path, relative_to) if relative_to else str(path)
+            where = f'<a href="{html.escape(Path(shown).as_posix())}">{html.escape(shown)}</a>'
+        items.append(f"<li><b>{html.escape(t(f'list_{row.list}', lang))}</b>: {size} · "
+                     f"{where}<br><span class='rx-meta'>"
+                     f"{html.escape(t(f'list_{row.list}_what', lang))}</span></li>")
+    return f"<ul>{''.join(items)}</ul>"
