@@ -103,6 +103,8 @@ th, td {
   max-width: none !important;
   border-bottom: 0.5pt solid #ccc;
 }
+/* Headers break between words only ("Participants" stays whole); cells anywhere. */
+th { overflow-wrap: break-word; hyphens: auto; }
 table.rx-wide { font-size: 6.5pt !important; }
 table.rx-very-wide { font-size: 6pt !important; page: rx-landscape; }
 @page rx-landscape { size: A4 landscape; }
