@@ -62,6 +62,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0 if run.ok else 1
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rxrepurchase.scheduled import run_scheduled
+
+    return run_scheduled(args.config, dry_run=args.dry_run, echo=print).exit_code
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with the chain's export files")
     p.add_argument("--as-of", default=None, help="analysis date YYYY-MM-DD (default: today)")
@@ -112,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-phone", action="store_true", help="show full phone numbers")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_cmd_refills)
+
+    p = sub.add_parser(
+        "run",
+        help="scheduled run: reports, PDFs and emails as configured (cron / systemd timer)",
+        description="Exit codes: 0 all done, 1 some reports/PDFs/emails failed, 2 bad config "
+        "or data (nothing sent), 3 another run holds the lock, 4 unexpected error. "
+        "See docs/scheduled-runs.md.",
+    )
+    p.add_argument("--config", required=True, help="the run's TOML file (see examples/chain.toml)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="write the emails as .eml files into <run folder>/outbox/ instead of sending")
+    p.set_defaults(func=_cmd_run)
 
     return parser
 
