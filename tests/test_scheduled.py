@@ -1,0 +1,173 @@
+"""Scheduled runs: the config file, the lock, exit codes, and the whole `rxrepurchase run` on a
+small demo chain against a real SMTP server (STARTTLS + AUTH) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+from smtp_server import PASSWORD, USER, Recorder, self_signed_certificate, smtp_server
+
+from rxrepurchase.cli import main
+from rxrepurchase.demo import DemoConfig, write_demo_chain
+from rxrepurchase.scheduled import (
+    _SECTIONS,
+    EXIT_CONFIG_ERROR,
+    EXIT_LOCKED,
+    load_config,
+    run_lock,
+    run_scheduled,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+AS_OF = "2026-06-30"
+HEAD_OFFICE = ["ho@chain.example", "cfo@chain.example"]
+
+
+def _config(folder: Path, smtp: str, run_extra: str = "", data: str = "data") -> Path:
+    path = folder / "chain.toml"
+    path.write_text(
+        f"""
+[data]
+path = "{data}"
+[run]
+as_of = "{AS_OF}"
+output = "reports"
+{run_extra}
+[recipients]
+head_office = {json.dumps(HEAD_OFFICE)}
+[smtp]
+{smtp}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+PLAIN_SMTP = 'host = "127.0.0.1"\nsecurity = "none"\nsender = "reports@chain.example"'
+
+
+# ------------------------------------------------------------------ config
+
+
+def test_example_config_is_valid_and_documents_every_key(tmp_path):
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "data" / "demo").mkdir(parents=True)
+    example = shutil.copy(REPO / "examples" / "chain.toml", tmp_path / "examples" / "chain.toml")
+    config = load_config(example, today=dt.date(2025, 7, 1))
+    assert config.as_of == dt.date(2025, 6, 30)  # "yesterday"
+    assert config.data == tmp_path / "data" / "demo"  # relative to the config file
+    assert config.smtp.password_env == "RXREPURCHASE_SMTP_PASSWORD"
+    assert config.head_office == ("ops@kanghe-pharmacy.example.com", "ceo@kanghe-pharmacy.example.com")
+    text = (REPO / "examples" / "chain.toml").read_text(encoding="utf-8")
+    for section, keys in _SECTIONS.items():
+        assert f"[{section}]" in text
+        for key in keys or ():
+            assert f"\n{key} = " in text or f"\n# {key} = " in text, key
+    for key in ("host", "port", "security", "sender", "username", "password_env", "password_file",
+                "ca_file", "timeout", "attempts", "backoff"):
+        assert f"\n{key} = " in text or f"\n# {key} = " in text, key
+
+
+@pytest.mark.parametrize(
+    ("smtp", "run_extra", "message"),
+    [
+        (PLAIN_SMTP + '\npassword = "hunter2"', "", "smtp.password: passwords must not be written"),
+        (PLAIN_SMTP, 'as_of = "last week"', None),  # duplicate key: TOML error
+        (PLAIN_SMTP, "jobs = 0", "run.jobs: must be at least 1"),
+        (PLAIN_SMTP, 'lang = "fr"', "run.lang: 'fr'"),
+        (PLAIN_SMTP, 'pdf_engine = "wkhtml"', "run.pdf_engine"),
+        (PLAIN_SMTP, "colour = 1", "run.colour: unknown key"),
+        (PLAIN_SMTP + "\nport = 70000", "", "smtp.port: 70000"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, smtp, run_extra, message):
+    (tmp_path / "data").mkdir()
+    config = _config(tmp_path, smtp, run_extra)
+    assert main(["run", "--config", str(config)]) == EXIT_CONFIG_ERROR
+    out = capsys.readouterr().out
+    assert str(config) in out
+    assert (message or "not valid TOML") in out
+    assert "hunter2" not in out
+    assert not (tmp_path / "reports").exists()  # nothing ran
+
+
+def test_missing_data_folder_exits_2(tmp_path, capsys):
+    assert main(["run", "--config", str(_config(tmp_path, PLAIN_SMTP))]) == EXIT_CONFIG_ERROR
+    assert "data.path: folder" in capsys.readouterr().out
+
+
+def test_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
+    (tmp_path / "data").mkdir()
+    config = load_config(_config(tmp_path, PLAIN_SMTP))
+    with run_lock(config.lock_file):
+        outcome = run_scheduled(config)
+    assert outcome.exit_code == EXIT_LOCKED
+    assert f"another run holds the lock {config.lock_file} (pid " in outcome.summary[0]
+    assert "another run holds the lock" in config.log_file.read_text(encoding="utf-8")
+    # released: the next run gets past the lock (and stops at the empty data folder)
+    assert run_scheduled(config).exit_code == EXIT_CONFIG_ERROR
+
+
+# ------------------------------------------------------------------ the whole run
+
+
+@pytest.mark.slow
+def test_scheduled_run_emails_every_report_to_the_right_people_and_nothing_else(tmp_path, capsys):
+    write_demo_chain(tmp_path / "data", DemoConfig(n_members=400, n_stores=2, months=8, seed=3, end_date=AS_OF))
+    secrets = tmp_path / "secrets"  # outside any git repository
+    secrets.mkdir()
+    (secrets / "smtp-password").write_text(PASSWORD + "\n")
+    (secrets / "smtp-password").chmod(0o600)
+    cert = self_signed_certificate(secrets)
+    recorder = Recorder()
+    with smtp_server(recorder, security="starttls", cert=cert, auth=True) as port:
+        config = _config(
+            tmp_path,
+            f'host = "127.0.0.1"\nport = {port}\nsecurity = "starttls"\nsender = "reports@chain.example"\n'
+            f'username = "{USER}"\npassword_file = "secrets/smtp-password"\nca_file = "secrets/cert.pem"',
+            run_extra='stores = "all"\nlang = "zh"',
+        )
+        code = main(["run", "--config", str(config)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+
+    [run_folder] = (tmp_path / "reports").glob("2*")
+    managers = {"S01": "s01.manager@kanghe-pharmacy.example.com", "S02": "s02.manager@kanghe-pharmacy.example.com"}
+    by_rcpt = recorder.by_recipient()
+    assert sorted(by_rcpt) == sorted([*managers.values(), *HEAD_OFFICE])  # nobody else
+    assert len(recorder.received) == 3  # one per store, one for head office
+
+    for store_id, manager in managers.items():
+        [received] = by_rcpt[manager]
+        assert received.rcpt_tos == [manager]
+        assert received.subject.startswith(f"会员复购报告 {store_id} ")
+        assert received.subject.endswith(f"（截至 {AS_OF}）")
+        pdf_path = run_folder / "stores" / store_id / "report.pdf"
+        assert received.attachments() == {"report.pdf": pdf_path.read_bytes()}  # intact, only its own
+        reader = PdfReader(io.BytesIO(pdf_path.read_bytes()))
+        text = "".join(page.extract_text() for page in reader.pages).replace("\n", "")
+        metrics = json.loads((run_folder / "stores" / store_id / "metrics.json").read_text(encoding="utf-8"))
+        assert store_id in text
+        assert f"{metrics['user_repurchase_rate']:.1%}" in text
+        assert f"{metrics['order_repurchase_rate']:.1%}" in text
+        assert sum(len(page.images) for page in reader.pages) >= 2  # the charts
+
+    [office] = by_rcpt[HEAD_OFFICE[0]]
+    assert office.rcpt_tos == HEAD_OFFICE
+    assert office.subject == f"会员复购报告：连锁总览（截至 {AS_OF}）"
+    assert office.attachments() == {
+        "chain_overview.pdf": (run_folder / "chain" / "chain_overview.pdf").read_bytes(),
+        "index.pdf": (run_folder / "index.pdf").read_bytes(),
+    }
+
+    delivery = json.loads((run_folder / "delivery.json").read_text(encoding="utf-8"))
+    assert delivery["failed"] == [] and delivery["problems"] == [] and len(delivery["sent"]) == 3
+    log = (tmp_path / "reports" / "rxrepurchase-run.log").read_text(encoding="utf-8")
+    assert "exit code 0" in log and "exit code 0" in out
+    assert PASSWORD not in log + out
