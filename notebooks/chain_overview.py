@@ -24,6 +24,7 @@ data = "../data/demo"  # export folder of the chain
 as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 lang = "en"  # report language: en or zh
 period_days = 90  # length of "this period" for the headline figures
+gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 
 # %% tags=["remove_cell"]
 from IPython.display import HTML, Markdown, display
@@ -35,7 +36,7 @@ from rxrepurchase.plotting import configure_matplotlib
 
 configure_matplotlib()
 chain = load_chain(data, as_of=as_of)
-stores = rd.chain_headlines(chain, period_days=period_days)
+stores = rd.chain_comparison(chain, period_days=period_days, gross_margin=gross_margin)
 
 # %%
 display(Markdown(rd.chain_title(chain, lang)))
@@ -44,3 +45,12 @@ display(Markdown(rd.chain_title(chain, lang)))
 display(Markdown(f"## {t('section_store_ranking', lang)}"))
 display(HTML(rd.chain_ranking_html(stores, lang)))
 rd.plot_store_rates(stores, lang);
+
+# %%
+display(Markdown(f"## {t('section_store_value', lang)}"))
+display(HTML(rd.chain_value_html(stores, lang)))
+display(Markdown(t("chain_value_note", lang, margin=f"{gross_margin:.0%}")))
+if (stores["model_error"] != "").any():
+    unmodelled = stores.loc[stores["model_error"] != "", "store_id"]
+    display(HTML(rd.note_html(t("not_modelled_stores", lang, stores=", ".join(unmodelled)))))
+rd.plot_subsidy_efficiency(stores, lang);

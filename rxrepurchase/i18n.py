@@ -72,7 +72,24 @@ STRINGS: dict[str, tuple[str, str]] = {
     "section_store_ranking": ("Stores ranked by user repurchase rate", "门店用户复购率排名"),
     "store_rates_title": ("Repurchase rates by store", "各门店复购率"),
     "rank": ("Rank", "排名"),
-    "outlier": ("Outlier", "异常"),
+    "outliers": ("Outliers", "异常项"),
+    "loyal_share": ("Loyal members", "忠诚会员占比"),
+    "subsidy_driven_share": ("Subsidy-driven members", "补贴驱动会员占比"),
+    "section_store_value": ("Cohort mix, subsidy efficiency and member value",
+                            "会员结构、补贴效率与会员价值"),
+    "subsidy_efficiency_title": ("Subsidy cost per retained member vs subsidy-driven share",
+                                 "每留存会员补贴成本与补贴驱动会员占比"),
+    "chain_value_note": (
+        "Shares are of the members who bought at the store. Subsidy per retained member is all "
+        "subsidy on members' orders divided by the members who bought at least twice. CLV: "
+        "expected gross profit of a member over the next 12 months (BG/NBD + Gamma-Gamma "
+        "fitted per store, gross margin {margin}). Outliers lie beyond 1.5 interquartile "
+        "ranges from the middle half of the stores.",
+        "占比以在该店购买的会员为分母。每留存会员补贴成本 = 会员订单补贴合计 / 购买至少两次的会员数。"
+        "CLV：会员未来 12 个月的预期毛利（每店分别拟合 BG/NBD 与 Gamma-Gamma，毛利率 {margin}）。"
+        "异常项：超出中间一半门店 1.5 倍四分位距的门店。",
+    ),
+    "not_modelled_stores": ("Could not be modelled: {stores}.", "无法建模的门店：{stores}。"),
     "outlier_high": ("well above the other stores", "显著高于其他门店"),
     "outlier_low": ("well below the other stores", "显著低于其他门店"),
     # section 2: cohorts
@@ -162,13 +179,18 @@ STRINGS: dict[str, tuple[str, str]] = {
     "holdout_x": ("Repeat purchases in the calibration period", "校准期内复购次数"),
     "holdout_y": ("Purchases per member in the holdout", "留出期人均购买次数"),
     "holdout_summary": (
-        "The model was fitted again on purchases up to the day before {start} only, and asked "
-        "to predict {start} to {end}: it predicted {predicted} purchases, members made "
-        "{actual} ({error}). The chart compares the two for members grouped by how often they "
-        "had bought before.",
-        "仅用 {start} 之前的购买记录重新拟合模型，预测 {start} 至 {end} 的购买：模型预测 "
-        "{predicted} 次，实际 {actual} 次（偏差 {error}）。下图按此前复购次数分组对比预测与实际。",
+        "The model was fitted again on purchases before {start} only, and asked to predict "
+        "{start} to {end}: it predicted {predicted} repeat purchases, members made {actual} "
+        "({error}; a naive \"same rate as before\" forecast is off by {naive_error}). Per "
+        "member the model is off by {mae} purchases on average (naive: {naive_mae}). The chart "
+        "compares actual and predicted purchases for members grouped by how often they had "
+        "bought before.",
+        "仅用 {start} 之前的购买记录重新拟合模型，预测 {start} 至 {end} 的复购：模型预测 "
+        "{predicted} 次，实际 {actual} 次（偏差 {error}；按“保持以往频率”的简单预测偏差 "
+        "{naive_error}）。按会员计，模型平均误差 {mae} 次（简单预测 {naive_mae} 次）。"
+        "下图按此前复购次数分组对比预测与实际。",
     ),
+    "holdout_naive": ("naive baseline", "简单预测"),
     "holdout_failed": ("The holdout check could not be run: {reason}.",
                        "无法进行留出期检验：{reason}。"),
     "value_by_tier": ("Member value by tier", "各会员等级的价值"),

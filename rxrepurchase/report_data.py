@@ -28,6 +28,7 @@ from rxrepurchase.cohorts import (
 )
 from rxrepurchase.contract import TIERS
 from rxrepurchase.errors import ModelFitError
+from rxrepurchase.holdout import holdout_by_frequency, holdout_error, plot_holdout_by_frequency
 from rxrepurchase.i18n import (
     STRINGS,
     format_count,
@@ -39,7 +40,13 @@ from rxrepurchase.i18n import (
 )
 from rxrepurchase.loading import Chain
 from rxrepurchase.metrics import pareto_share, repurchase_rates, retention_curve
-from rxrepurchase.models import BGNBDModel, GammaGammaModel, score_members, wake_up_list
+from rxrepurchase.models import (
+    BGNBDModel,
+    GammaGammaModel,
+    fit_by_group,
+    score_members,
+    wake_up_list,
+)
 from rxrepurchase.refill import (
     RefillOverview,
     export_target_list,
@@ -78,7 +85,11 @@ __all__ = [
     "store_models",
     "value_by",
     "value_table_html",
-    "chain_headlines",
+    "OUTLIER_COLUMNS",
+    "chain_comparison",
+    "chain_value_html",
+    "outliers_text",
+    "plot_subsidy_efficiency",
     "chain_ranking_html",
     "chain_title",
     "cohort_label",
@@ -296,23 +307,73 @@ def table_html(
     return out.to_html(index=index, border=0, escape=True, na_rep="–")
 
 
-def chain_headlines(chain: Chain, *, period_days: int = 90) -> pd.DataFrame:
-    """:func:`store_headline` of every store, one row per store, with an ``outlier`` column.
+def _outside_fences(values: pd.Series) -> pd.Series:
+    """``"high"`` / ``"low"`` beyond Tukey's fences (1.5 IQR past the quartiles), else ``""``."""
+    v = values.astype("float64")
+    q1, q3 = v.quantile(0.25), v.quantile(0.75)
+    out = pd.Series("", index=values.index)
+    out[v > q3 + 1.5 * (q3 - q1)] = "high"
+    out[v < q1 - 1.5 * (q3 - q1)] = "low"
+    return out
 
-    ``outlier`` is ``"high"`` / ``"low"`` when the store's user repurchase rate lies outside
-    Tukey's fences (1.5 interquartile ranges beyond the quartiles) of all stores' rates, else
-    ``""``.
+
+OUTLIER_COLUMNS: tuple[str, ...] = (
+    "user_repurchase_rate", "order_repurchase_rate", "subsidy_driven_share",
+    "subsidy_per_retained_member", "clv_mean",
+)
+"""Store figures the chain overview checks for outliers."""
+
+
+def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float = 0.3,
+                     rules: CohortRules | None = None) -> pd.DataFrame:
+    """Every store side by side: headline, cohort mix, subsidy efficiency, CLV, outliers.
+
+    Returns
+    -------
+    DataFrame
+        One row per store: the :func:`store_headline` keys; ``loyal_share`` and
+        ``subsidy_driven_share`` (of the members who bought at the store, cohorts as in
+        :func:`store_cohorts`); ``subsidy_per_retained_member`` (all subsidy on members'
+        orders / members who bought twice or more); ``clv_mean`` and ``clv_total`` of a
+        BG/NBD + Gamma-Gamma fit per store (:func:`rxrepurchase.models.fit_by_group`) and
+        ``model_error`` for stores that could not be modelled; ``outliers``: the columns of
+        :data:`OUTLIER_COLUMNS` where the store is outside Tukey's fences of all stores, as
+        ``"column:high"`` / ``"column:low"`` separated by ``;``.
     """
     table = pd.DataFrame(
         [store_headline(chain, s, period_days=period_days) for s in chain.store_ids]
-    )
-    rate = table["user_repurchase_rate"].astype("float64")
-    q1, q3 = rate.quantile(0.25), rate.quantile(0.75)
-    low, high = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
-    table["outlier"] = ""
-    table.loc[rate > high, "outlier"] = "high"
-    table.loc[rate < low, "outlier"] = "low"
-    return table
+    ).set_index("store_id")
+    members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
+                               as_of=chain.as_of, rules=rules)
+    # One comparison per store: compare_cohorts(by="store_id") is not supported by cohorts'
+    # post-subsidy step (it groups by member columns only).
+    cmp = pd.concat([
+        compare_cohorts(chain.for_store(s).orders, members, campaigns=chain.campaigns,
+                        as_of=chain.as_of, rules=rules).assign(store_id=s)
+        for s in chain.store_ids
+    ])
+    counts = cmp.pivot_table(index="store_id", columns="subsidy_cohort", values="members",
+                             aggfunc="sum", fill_value=0)
+    for cohort in ("loyal", "subsidy_driven"):
+        n = counts[cohort] if cohort in counts else 0
+        table[f"{cohort}_share"] = (n / counts.sum(axis=1)).reindex(table.index)
+    per_store = cmp.groupby("store_id")[["subsidy", "repeat_members"]].sum()
+    table["subsidy_per_retained_member"] = (
+        per_store["subsidy"] / per_store["repeat_members"].where(per_store["repeat_members"] > 0)
+    ).reindex(table.index)
+    rfm = rfm_summary(chain.member_orders, observation_end=chain.as_of, by="store_id")
+    fits = fit_by_group(rfm, "store_id", gross_margin=gross_margin)
+    if not fits.scores.empty:
+        clv = fits.clv_distribution()
+        table["clv_mean"] = clv["mean"].reindex(table.index)
+        table["clv_total"] = (clv["mean"] * clv["members"]).reindex(table.index)
+    else:
+        table["clv_mean"] = table["clv_total"] = float("nan")
+    table["model_error"] = fits.params["error"].reindex(table.index).fillna("")
+    flags = pd.DataFrame({c: _outside_fences(table[c]) for c in OUTLIER_COLUMNS})
+    table["outliers"] = flags.apply(
+        lambda row: ";".join(f"{c}:{v}" for c, v in row.items() if v), axis=1)
+    return table.reset_index()
 
 
 def chain_title(chain: Chain, lang: str = "en") -> str:
@@ -321,21 +382,55 @@ def chain_title(chain: Chain, lang: str = "en") -> str:
     return f"# {t('chain_overview', lang)}\n\n{meta}"
 
 
+def outliers_text(outliers: str, lang: str = "en") -> str:
+    """``"clv_mean:low;..."`` as words: ``"CLV, mean: well below the other stores"``."""
+    parts = []
+    for item in filter(None, outliers.split(";")):
+        column, side = item.split(":")
+        parts.append(f"{t(column, lang)}: {t(f'outlier_{side}', lang)}")
+    return "; ".join(parts)
+
+
 def chain_ranking_html(stores: pd.DataFrame, lang: str = "en") -> str:
-    """Stores ranked by user repurchase rate (best first), outliers marked."""
+    """Stores ranked by user repurchase rate (best first), with headline figures."""
     ranked = stores.sort_values("user_repurchase_rate", ascending=False, na_position="last")
-    ranked = ranked.assign(
-        rank=range(1, len(ranked) + 1),
-        outlier=ranked["outlier"].map(lambda o: t(f"outlier_{o}", lang) if o else ""),
-    )
+    ranked = ranked.assign(rank=range(1, len(ranked) + 1))
     cols = ["rank", "store_id", "store_name", "city", "user_repurchase_rate",
-            "order_repurchase_rate", "active_members", "revenue", "subsidy", "outlier"]
+            "order_repurchase_rate", "active_members", "revenue", "subsidy"]
     table = ranked[cols].rename(columns={"store_id": "store"})
     return table_html(
         table, lang,
         rates=("user_repurchase_rate", "order_repurchase_rate"),
         money=("revenue", "subsidy"), counts=("active_members",),
     )
+
+
+def chain_value_html(stores: pd.DataFrame, lang: str = "en") -> str:
+    """Cohort mix, subsidy efficiency and CLV per store; outliers spelled out."""
+    table = stores.assign(
+        outliers=stores["outliers"].map(lambda o: outliers_text(o, lang)),
+        clv_mean=stores["clv_mean"].where(stores["model_error"] == ""),
+    )[["store_id", "loyal_share", "subsidy_driven_share", "subsidy_per_retained_member",
+       "clv_mean", "clv_total", "outliers"]].rename(columns={"store_id": "store"})
+    return table_html(table, lang, rates=("loyal_share", "subsidy_driven_share"),
+                      money=("subsidy_per_retained_member", "clv_mean", "clv_total"))
+
+
+def plot_subsidy_efficiency(stores: pd.DataFrame, lang: str = "en", *,
+                    ax: plt.Axes | None = None) -> plt.Axes:
+    """Subsidy efficiency: subsidy per retained member against the user repurchase rate."""
+    ax = ax if ax is not None else plt.subplots()[1]
+    ax.scatter(stores["subsidy_driven_share"], stores["subsidy_per_retained_member"],
+               s=40 + 400 * stores["loyal_share"].fillna(0), color="#e07a1f", alpha=0.7)
+    for row in stores.itertuples():
+        ax.annotate(row.store_id, (row.subsidy_driven_share, row.subsidy_per_retained_member),
+                    textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.xaxis.set_major_formatter(lambda x, _: format_rate(x, lang))
+    ax.yaxis.set_major_formatter(lambda y, _: format_money(y, lang))
+    ax.set_xlabel(t("subsidy_driven_share", lang))
+    ax.set_ylabel(t("subsidy_per_retained_member", lang))
+    ax.set_title(t("subsidy_efficiency_title", lang))
+    return ax
 
 
 def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | None = None) -> plt.Axes:
@@ -352,6 +447,8 @@ def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | N
                    alpha=0.6, label=t("chain_median_of", lang, what=t(key, lang)))
     ax.set_xticks(list(x), [f"{s}\n{n}" for s, n in zip(ranked["store_id"], ranked["store_name"], strict=True)])
     ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
+    # Head room for the legend above the bars.
+    ax.set_ylim(0, 1.4 * float(ranked[["user_repurchase_rate", "order_repurchase_rate"]].max().max()))
     ax.set_title(t("store_rates_title", lang))
     ax.legend(fontsize=8, ncol=2)
     return ax
@@ -638,16 +735,12 @@ def store_models(
 
 def holdout_check(orders: pd.DataFrame, calibration_end, holdout_end, *,
                   max_frequency: int = 7) -> pd.DataFrame:
-    """BG/NBD fitted on the calibration period, compared with what happened in the holdout.
+    """BG/NBD fitted on the calibration period only, compared with the holdout period.
 
-    Members are grouped by their repeat purchases in the calibration period (``max_frequency``
-    and more together); per group the mean purchases in the holdout period, actual and as
-    predicted by the model fitted on the calibration period only.
-
-    Returns
-    -------
-    DataFrame
-        ``calibration_purchases`` (label), ``members``, ``actual``, ``predicted``.
+    :func:`rxrepurchase.holdout.holdout_by_frequency` (mean holdout purchases by calibration
+    repeat purchases: actual, model, naive baseline), with the aggregate errors of
+    :func:`rxrepurchase.holdout.holdout_error` in ``attrs["errors"]`` and the period in
+    ``attrs["calibration_end"]`` / ``attrs["holdout_end"]``.
 
     Raises
     ------
@@ -656,17 +749,10 @@ def holdout_check(orders: pd.DataFrame, calibration_end, holdout_end, *,
     """
     split = calibration_holdout(orders, calibration_end, holdout_end=holdout_end)
     model = BGNBDModel().fit(split.calibration)
-    predicted = model.predict_purchases(split.calibration, split.duration_holdout)
-    frequency = split.calibration["frequency"].clip(upper=max_frequency)
-    table = pd.DataFrame({
-        "frequency": frequency,
-        "actual": split.holdout["frequency_holdout"],
-        "predicted": predicted,
-    }).groupby("frequency").agg(members=("actual", "size"), actual=("actual", "mean"),
-                                 predicted=("predicted", "mean")).reset_index()
-    table.insert(0, "calibration_purchases", [
-        f"{f}+" if f == max_frequency else str(f) for f in table.pop("frequency")])
-    table.attrs = {"calibration_end": split.cut_date, "holdout_end": split.holdout_end}
+    table = holdout_by_frequency(model, split.calibration, split.holdout,
+                                 max_frequency=max_frequency)
+    table.attrs = {"calibration_end": split.cut_date, "holdout_end": split.holdout_end,
+                   "errors": holdout_error(model, split.calibration, split.holdout)}
     return table
 
 
@@ -727,30 +813,32 @@ def plot_clv_by_cohort(scores: pd.DataFrame, lang: str = "en", *,
 
 def plot_holdout_check(holdout: pd.DataFrame, lang: str = "en", *,
                        ax: plt.Axes | None = None) -> plt.Axes:
-    """Actual vs predicted purchases in the holdout period, by calibration purchases."""
-    ax = ax if ax is not None else plt.subplots()[1]
-    x = range(len(holdout))
-    ax.plot(x, holdout["actual"], marker="o", color="#1f6f8b", label=t("holdout_actual", lang))
-    ax.plot(x, holdout["predicted"], marker="s", linestyle="--", color="#e07a1f",
-            label=t("holdout_predicted", lang))
-    ax.set_xticks(list(x), holdout["calibration_purchases"])
+    """:func:`rxrepurchase.holdout.plot_holdout_by_frequency`, labelled in ``lang``."""
+    ax = plot_holdout_by_frequency(holdout, ax=ax)
+    for line, key in zip(ax.get_lines(), ("holdout_actual", "holdout_predicted", "holdout_naive"),
+                         strict=False):
+        line.set_label(t(key, lang))
+    ax.legend(fontsize=8)
     ax.set_xlabel(t("holdout_x", lang))
     ax.set_ylabel(t("holdout_y", lang))
     ax.set_title(t("holdout_title", lang))
-    ax.legend(fontsize=8)
     return ax
 
 
 def holdout_summary(holdout: pd.DataFrame, lang: str = "en") -> str:
-    """One sentence: the holdout period and total predicted vs actual purchases."""
-    actual = float((holdout["actual"] * holdout["members"]).sum())
-    predicted = float((holdout["predicted"] * holdout["members"]).sum())
-    error = (predicted - actual) / actual if actual else float("nan")
+    """Sentences: the holdout period, total predicted vs actual, model vs naive error."""
+    errors = holdout.attrs["errors"]
+    model, naive = errors.loc["model"], errors.loc["naive"]
+
+    def pct(v: float) -> str:
+        return f"{v:+.0f}%" if v == v else "–"
+
     return t("holdout_summary", lang,
              start=(holdout.attrs["calibration_end"] + pd.Timedelta(days=1)).date().isoformat(),
              end=holdout.attrs["holdout_end"].date().isoformat(),
-             actual=f"{actual:,.0f}", predicted=f"{predicted:,.0f}",
-             error=f"{error:+.0%}" if error == error else "–")
+             actual=f"{model['total_actual']:,.0f}", predicted=f"{model['total_predicted']:,.0f}",
+             error=pct(model["total_error_pct"]), naive_error=pct(naive["total_error_pct"]),
+             mae=f"{model['mae']:.2f}", naive_mae=f"{naive['mae']:.2f}")
 
 
 def note_html(text: str) -> str:
