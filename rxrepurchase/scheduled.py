@@ -40,13 +40,16 @@ from rxrepurchase.pdf import ENGINES, check_pdf_engine, html_to_pdf
 __all__ = [
     "EXIT_CODES",
     "EXIT_CONFIG_ERROR",
+    "EXIT_INTERNAL_ERROR",
     "EXIT_LOCKED",
     "EXIT_OK",
     "EXIT_PARTIAL",
+    "RunLocked",
     "RunOutcome",
     "ScheduledConfig",
     "ScheduledConfigError",
     "load_config",
+    "run_lock",
     "run_scheduled",
 ]
 
