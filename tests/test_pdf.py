@@ -6,6 +6,8 @@ import base64
 import http.server
 import io
 import shutil
+import subprocess
+import sys
 import threading
 
 import matplotlib
@@ -150,3 +152,22 @@ def test_missing_html_names_the_file(tmp_path):
 def test_unknown_engine_is_refused():
     with pytest.raises(PdfRenderError, match="unknown PDF engine 'wkhtml'"):
         check_pdf_engine("wkhtml")
+
+
+def test_missing_pango_says_how_to_install_it():
+    """In a fresh interpreter where loading the Pango library fails, as on a machine without it."""
+    code = (
+        "import cffi\n"
+        "def dlopen(self, name, *args):\n"
+        "    raise OSError(f'cannot load library {name!r}')\n"
+        "cffi.FFI.dlopen = dlopen\n"
+        "from rxrepurchase.pdf import PdfRenderError, check_pdf_engine\n"
+        "try:\n"
+        "    check_pdf_engine('weasyprint')\n"
+        "except PdfRenderError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "cannot load Pango" in done.stdout, done.stderr
+    assert "scripts/system-deps.sh" in done.stdout
+    assert "libpango-1.0-0" in done.stdout
