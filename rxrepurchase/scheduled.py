@@ -61,7 +61,7 @@ EXIT_CONFIG_ERROR = 2
 EXIT_LOCKED = 3
 EXIT_INTERNAL_ERROR = 4
 EXIT_CODES = {
-    EXIT_OK: "every report was produced and every email sent",
+    EXIT_OK: "every report was produced and every email sent (written, in a dry run)",
     EXIT_PARTIAL: "the run finished, but some store reports, PDFs or emails failed (see the summary)",
     EXIT_CONFIG_ERROR: "bad config, SMTP password source, PDF engine or data; nothing was sent",
     EXIT_LOCKED: "another run holds the lock; this one did nothing",
