@@ -193,6 +193,22 @@ def test_members_repeat_purchases_follow_their_true_rates(chain, member_orders):
         assert observed == pytest.approx(expected, rel=0.05), archetype
 
 
+def test_lifetimes_recovers_the_general_shoppers_population(chain, member_orders):
+    from lifetimes import BetaGeoFitter
+
+    start = pd.Timestamp(chain.truth_params["period"]["start"])
+    general = member_orders[member_orders["archetype"] == "loyal_general"]
+    days = (general["ordered_at"] - start).dt.total_seconds() / 86_400
+    by_member = days.groupby(general["member_id"])
+    horizon = (pd.Timestamp(chain.truth_params["period"]["end"]) - start).days + 1
+    fitted = BetaGeoFitter().fit(by_member.size() - 1, by_member.max() - by_member.min(),
+                                 horizon - by_member.min()).params_
+    true = chain.truth_params["archetypes"]["loyal_general"]["bgnbd_days"]
+    assert fitted["r"] / fitted["alpha"] == pytest.approx(true["r"] / true["alpha"], rel=0.05)
+    assert fitted["a"] / (fitted["a"] + fitted["b"]) == pytest.approx(true["a"] / (true["a"] + true["b"]), abs=0.01)
+    assert fitted["r"] == pytest.approx(true["r"], rel=0.2)
+
+
 def test_dropout_is_the_members_last_order(chain, member_orders):
     last = member_orders.groupby("member_id")["ordered_at"].max()
     truth = chain.truth.set_index("member_id")
