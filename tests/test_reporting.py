@@ -7,18 +7,21 @@ the CLI. Everything else reads their output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
 
 import jupytext
 import nbformat
+import pandas as pd
 import pytest
 
+from rxrepurchase import report_data as rd
 from rxrepurchase import reporting
 from rxrepurchase.cli import main
 from rxrepurchase.demo import DemoConfig, write_demo_chain
-from rxrepurchase.i18n import UnknownLanguageError, format_count, format_money, format_rate
+from rxrepurchase.i18n import UnknownLanguageError, format_count, format_money, format_rate, t
 from rxrepurchase.loading import load_chain
 from rxrepurchase.report_data import store_headline
 from rxrepurchase.reporting import ReportError, new_run_folder, run_reports
@@ -178,13 +181,48 @@ def test_store_html_shows_the_headline_figures_the_package_computes(run, chain):
         assert format_rate(expected["chain_median_user_repurchase_rate"]) in text
 
 
-def test_metrics_json_equals_the_package_headline(run, chain):
+def test_metrics_json_equals_the_package_figures(run, chain):
     for store_id in ("S01", "S02"):
-        expected = store_headline(chain, store_id)
+        cohorts = rd.store_cohorts(chain, store_id)
+        models = rd.store_models(chain, store_id, cohorts["members"])
+        expected = {**store_headline(chain, store_id), **rd.section_metrics(cohorts, models)}
         written = _ok(run, store_id).metrics
         # JSON round-trips floats exactly: the notebook's figures are the package's.
         assert {k: written.get(k) for k in expected} == expected
         assert 0 < written["user_repurchase_rate"] < 1 and written["active_members"] > 0
+        assert written["modelled"] and written["clv_total"] > 0
+        assert written["loyal_members"] + written["subsidy_driven_members"] <= written["cohort_members"]
+
+
+def test_model_section_shows_the_holdout_check(run, chain):
+    cohorts = rd.store_cohorts(chain, "S01")
+    models = rd.store_models(chain, "S01", cohorts["members"])
+    errors = models.holdout.attrs["errors"]
+    text = _text(_ok(run, "S01").html)
+    assert rd.holdout_summary(models.holdout, "en") in text
+    assert f"it predicted {errors.at['model', 'total_predicted']:,.0f} repeat purchases" in text
+
+
+def test_action_lists_are_written_next_to_the_report(run):
+    r = _ok(run, "S01")
+    folder = r.html.parent / "actions"
+    for name in ("wake_up", "refill_reminders"):
+        listed = pd.read_csv(folder / f"{name}.csv", encoding="utf-8-sig")
+        assert len(listed) == r.metrics[f"{name}_members"]
+        assert f'href="actions/{name}.csv"' in _text(r.html)
+    assert r.metrics["refill_reminders_members"] > 0
+
+
+def test_a_store_too_small_to_model_is_said_plainly(chain):
+    # 40 members: S01 keeps fewer repeat buyers than models.MIN_REPEAT_BUYERS.
+    few = chain.orders["member_id"].isin(chain.members["member_id"].iloc[:40])
+    small = dataclasses.replace(chain, orders=chain.orders[few | chain.orders["member_id"].isna()])
+    cohorts = rd.store_cohorts(small, "S01")
+    models = rd.store_models(small, "S01", cohorts["members"])
+    assert not models.ok and "made a repeat purchase" in models.reason
+    assert rd.section_metrics(cohorts, models)["modelled"] is False
+    note = rd.note_html(t("not_modelled", "en", reason=models.reason))
+    assert "could not be modelled" in note and "only 18 of 25 members" in note
 
 
 def test_index_links_every_store_and_marks_the_failure(run, chain):
