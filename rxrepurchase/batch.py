@@ -1,0 +1,359 @@
+"""Chain-level batch step: every store's slice, metrics and model inputs in one pass.
+
+A report run over hundreds of stores should not have each store's notebook re-read and
+re-aggregate the whole chain. :func:`precompute_chain` reads the export once with the DuckDB
+engine (:mod:`rxrepurchase.engine`), validates it by the loader's rules, computes the
+chain's per-store tables and writes them as Parquet; :func:`load_store_slice` then loads one
+store's rows only (Parquet row-group statistics skip the rest of each file).
+
+Layout of ``out`` (see ``docs/scale.md``)::
+
+    manifest.json            as_of, cut, time unit, source files, rows read/loaded, stores
+    stores.parquet           the stores table
+    orders.parquet           validated orders, sorted by store_id
+    order_lines.parquet      their lines, with the order's store_id, sorted by store_id
+    members.parquet          per store_id: members who ordered there or belong to it
+    campaigns.parquet        per store_id: campaigns seen in the store's orders
+    rfm.parquet              store x member RFM at as_of (rfm_summary(..., by="store_id"))
+    calibration.parquet      store x member calibration RFM at cut + holdout to as_of
+    repurchase_monthly.parquet  repurchase_rates(..., "M", "store_id")
+    cohorts.parquet          cohort_retention(..., "M", "store_id") (acquiring store)
+
+Every per-store file is sorted by ``store_id`` in row groups of :data:`ROW_GROUP_ROWS` rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from rxrepurchase import engine, rfm
+from rxrepurchase.contract import TABLES
+from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.loading import Chain, DataQualityReport
+
+__all__ = [
+    "BatchError",
+    "LAYOUT_VERSION",
+    "ROW_GROUP_ROWS",
+    "StoreSlice",
+    "load_store_slice",
+    "precompute_chain",
+    "read_manifest",
+]
+
+LAYOUT_VERSION = 1
+"""Version of the output layout; :func:`load_store_slice` refuses other versions."""
+
+ROW_GROUP_ROWS = 50_000
+"""Rows per Parquet row group: a store's slice reads only the groups holding it."""
+
+MANIFEST = "manifest.json"
+_TABLE_FILES = ("stores", "orders", "order_lines", "members", "campaigns")
+_FRAME_FILES = ("rfm", "calibration", "repurchase_monthly", "cohorts")
+
+
+class BatchError(RxRepurchaseError, ValueError):
+    """The batch step cannot run or its output cannot be read; the message names the path."""
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _copy(src: engine.ChainSource, query: str, path: Path) -> None:
+    src.con.execute(
+        f"COPY ({query}) TO {engine._quote(str(path))} "
+        f"(FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+    )
+
+
+def _write_frame(df: pd.DataFrame, path: Path) -> None:
+    out = df.reset_index() if df.index.name or df.index.nlevels > 1 else df
+    out = out.copy()
+    out.attrs = {}  # attrs hold Timestamps Parquet metadata cannot take; the manifest has them
+    out.to_parquet(path, index=False, row_group_size=ROW_GROUP_ROWS)
+
+
+def precompute_chain(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    as_of=None,
+    cut=None,
+    time_unit: str = "days",
+    memory_limit: str = "4GB",
+    threads: int | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Compute every store's slice, metrics and model inputs and write them to ``out``.
+
+    Parameters
+    ----------
+    data : path
+        The chain's export folder (Parquet or CSV, as for :func:`rxrepurchase.loading.load_chain`).
+    out : path
+        Output folder; must not hold an earlier batch unless ``overwrite``.
+    as_of : date-like, optional
+        Analysis date: orders after it are excluded; RFM is observed to it. Default: today.
+    cut : date-like, optional
+        End of the calibration period for ``calibration.parquet`` (holdout to ``as_of``).
+        Default: no calibration file.
+    time_unit : {"days", "weeks"}
+        Unit of recency and T in the RFM files.
+    memory_limit, threads
+        DuckDB settings (see :func:`rxrepurchase.engine.connect`); intermediate tables live
+        in a database file inside ``out`` while the step runs, so memory stays bounded.
+    overwrite : bool
+        Replace an earlier batch in ``out``.
+
+    Returns
+    -------
+    dict
+        The manifest, also written to ``out/manifest.json``.
+    """
+    out = Path(out)
+    rfm._check_unit(time_unit)
+    as_of = rfm._as_date(pd.Timestamp.today().normalize() if as_of is None else as_of, "as_of")
+    cut = None if cut is None else rfm._as_date(cut, "cut")
+    if cut is not None and cut >= as_of:
+        raise BatchError(f"cut {cut.date()} must be before as_of {as_of.date()}")
+    if (out / MANIFEST).exists() and not overwrite:
+        raise BatchError(f"{out} already holds a batch ({MANIFEST}); pass overwrite=True")
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    started = dt.datetime.now()
+    try:
+        with engine.ChainSource(
+            data, as_of=as_of, memory_limit=memory_limit, threads=threads,
+            temp_directory=work / "spill", database=work / "batch.duckdb",
+        ) as src:
+            counts = src.row_counts()
+            src.materialize()
+            files = _write_tables(src, out)
+            files |= _write_aggregates(src, out, as_of, cut, time_unit)
+            stores = src.con.execute(
+                "SELECT s.store_id, count(o.order_id) AS orders FROM stores s "
+                "LEFT JOIN orders o USING (store_id) GROUP BY s.store_id ORDER BY s.store_id"
+            ).fetchall()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    manifest = {
+        "layout_version": LAYOUT_VERSION,
+        "source": str(Path(data).resolve()),
+        "as_of": f"{as_of:%Y-%m-%d}",
+        "cut": None if cut is None else f"{cut:%Y-%m-%d}",
+        "time_unit": time_unit,
+        "amount_col": "paid_amount",
+        "created_at": started.isoformat(timespec="seconds"),
+        "seconds": round((dt.datetime.now() - started).total_seconds(), 2),
+        "rows_read": dict(zip(counts["table"], counts["rows_read"].astype(int).tolist(), strict=True)),
+        "rows_loaded": dict(zip(counts["table"], counts["rows_loaded"].astype(int).tolist(), strict=True)),
+        "stores": {sid: int(n) for sid, n in stores},
+        "files": files,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    return manifest
+
+
+def _write_tables(src: engine.ChainSource, out: Path) -> dict[str, str]:
+    """The contract tables, each store's rows together (a store's slice of the chain)."""
+    lines = ", ".join(f"l.{c}" for c in TABLES["order_lines"].column_names)
+    members = ", ".join(f"m.{c}" for c in TABLES["members"].column_names)
+    campaigns = ", ".join(f"c.{c}" for c in TABLES["campaigns"].column_names)
+    queries = {
+        "stores": "SELECT * FROM stores ORDER BY store_id",
+        "orders": "SELECT * FROM orders ORDER BY store_id, ordered_at, order_id",
+        "order_lines": (
+            f"SELECT o.store_id, {lines} FROM order_lines l JOIN orders o USING (order_id) "
+            "ORDER BY o.store_id, l.order_id, l._line"
+        ),
+        # Chain.for_store: members who ordered at the store or belong to it.
+        "members": (
+            f"SELECT s.store_id, {members} FROM (SELECT store_id, member_id FROM orders "
+            "WHERE member_id IS NOT NULL UNION SELECT home_store_id, member_id FROM members) s "
+            "JOIN members m USING (member_id) ORDER BY s.store_id, m.member_id"
+        ),
+        "campaigns": (
+            f"SELECT s.store_id, {campaigns} FROM (SELECT DISTINCT store_id, campaign_id "
+            "FROM orders WHERE campaign_id IS NOT NULL) s JOIN campaigns c USING (campaign_id) "
+            "ORDER BY s.store_id, c.campaign_id"
+        ),
+    }
+    for name, query in queries.items():
+        _copy(src, query, out / f"{name}.parquet")
+    return {name: f"{name}.parquet" for name in queries}
+
+
+def _write_aggregates(src, out: Path, as_of, cut, time_unit: str) -> dict[str, str]:
+    """Per-store metrics and model inputs, from the materialized tables."""
+    files = {}
+    summary = engine.rfm_summary(src, observation_end=as_of, time_unit=time_unit, by="store_id")
+    _write_frame(summary, out / "rfm.parquet")
+    files["rfm"] = "rfm.parquet"
+    if cut is not None:
+        split = engine.calibration_holdout(src, cut, holdout_end=as_of, time_unit=time_unit,
+                                           by="store_id")
+        _write_frame(split.calibration.join(split.holdout), out / "calibration.parquet")
+        files["calibration"] = "calibration.parquet"
+    _write_frame(engine.repurchase_rates(src, "M", "store_id"), out / "repurchase_monthly.parquet")
+    files["repurchase_monthly"] = "repurchase_monthly.parquet"
+    _write_frame(engine.cohort_retention(src, "M", "store_id", as_of=as_of), out / "cohorts.parquet")
+    files["cohorts"] = "cohorts.parquet"
+    return files
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class StoreSlice:
+    """One store's precomputed slice, as the store's report notebook needs it.
+
+    Attributes
+    ----------
+    store_id : str
+    chain : Chain
+        The store's slice of the chain: equal to ``load_chain(data, as_of=as_of)
+        .for_store(store_id)`` (orders sorted by time; the quality report holds the chain's
+        rows read and loaded, not the per-rule details: run the loader for those).
+    rfm : DataFrame
+        The store's members' RFM at ``as_of``, indexed by member: equal to
+        ``rfm_summary(chain.orders, observation_end=as_of, time_unit=...)``.
+    calibration, holdout : DataFrame or None
+        Calibration RFM at ``cut`` and holdout outcomes to ``as_of`` (as
+        :func:`rxrepurchase.rfm.calibration_holdout` with ``holdout_end=as_of``); None when
+        the batch ran without ``cut``.
+    repurchase_monthly : DataFrame
+        The store's rows of ``repurchase_rates(orders, "M", "store_id")`` on the chain.
+    cohorts : DataFrame
+        The store's rows of ``cohort_retention(orders, "M", "store_id", as_of=as_of)``.
+    manifest : dict
+    """
+
+    store_id: str
+    chain: Chain
+    rfm: pd.DataFrame
+    calibration: pd.DataFrame | None
+    holdout: pd.DataFrame | None
+    repurchase_monthly: pd.DataFrame
+    cohorts: pd.DataFrame
+    manifest: dict = field(repr=False)
+
+
+def read_manifest(out: str | os.PathLike) -> dict:
+    """The manifest of a batch folder, checked."""
+    path = Path(out) / MANIFEST
+    if not path.exists():
+        raise BatchError(f"{path} does not exist: run `rxrepurchase precompute` first")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("layout_version") != LAYOUT_VERSION:
+        raise BatchError(
+            f"{path}: layout version {manifest.get('layout_version')} is not {LAYOUT_VERSION}; "
+            "rerun `rxrepurchase precompute`"
+        )
+    return manifest
+
+
+def _read(out: Path, name: str, store_id: str) -> pd.DataFrame:
+    path = out / f"{name}.parquet"
+    try:
+        table = pq.read_table(path, filters=[("store_id", "=", store_id)])
+    except (OSError, ValueError) as exc:
+        raise BatchError(f"{path}: cannot be read: {exc}") from exc
+    return table.to_pandas()
+
+
+def _contract_types(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The loader's dtypes for a contract table read back from Parquet."""
+    out = df[TABLES[table].column_names].copy()
+    for col in TABLES[table].columns:
+        kind, values = col.kind, out[col.name]
+        if kind in ("id", "text"):
+            out[col.name] = values.astype("string")
+        elif kind in ("timestamp", "date"):
+            out[col.name] = values.astype("datetime64[ns]")
+        elif kind in ("money", "number"):
+            out[col.name] = values.astype("float64")
+        elif kind == "integer":
+            out[col.name] = values.astype("Int64")
+        elif kind == "flag":
+            out[col.name] = values.astype(bool)
+    return out.reset_index(drop=True)
+
+
+def _rfm_frame(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    df = df.drop(columns="store_id")
+    df["member_id"] = df["member_id"].astype("string")
+    for col in ("first_purchase", "last_purchase"):
+        df[col] = df[col].astype("datetime64[ns]")
+    return df.set_index("member_id")[columns]
+
+
+def _rfm_attrs(orders: pd.DataFrame, manifest: dict, end: pd.Timestamp) -> dict:
+    """``attrs`` of :func:`rxrepurchase.rfm.rfm_summary` on the store's orders, observed to
+    ``end``."""
+    return {
+        "time_unit": manifest["time_unit"],
+        "observation_end": end,
+        "amount_col": manifest["amount_col"],
+        "walk_in_orders": int(orders["member_id"].isna().sum()),
+        "transactions_after_end": rfm._transactions_after(
+            orders, "ordered_at", "member_id", rfm._day_number(end)
+        ),
+    }
+
+
+def load_store_slice(out: str | os.PathLike, store_id: str) -> StoreSlice:
+    """Load one store's precomputed slice written by :func:`precompute_chain`.
+
+    Reads only the row groups of each file that hold ``store_id``.
+
+    Raises
+    ------
+    BatchError
+        No batch in ``out``, or an unknown ``store_id`` (the message lists known stores).
+    """
+    out = Path(out)
+    manifest = read_manifest(out)
+    if store_id not in manifest["stores"]:
+        known = ", ".join(list(manifest["stores"])[:20])
+        raise BatchError(f"unknown store {store_id!r} in {out}; stores: {known}")
+    as_of = pd.Timestamp(manifest["as_of"])
+    tables = {name: _contract_types(_read(out, name, store_id), name) for name in _TABLE_FILES}
+    quality = DataQualityReport(rows_read=dict(manifest["rows_read"]),
+                                rows_loaded=dict(manifest["rows_loaded"]))
+    chain = Chain(**tables, as_of=as_of, quality=quality, source=Path(manifest["source"]))
+
+    rfm_cols = ["frequency", "recency", "T", "monetary_value", "first_purchase", "last_purchase"]
+    summary = _rfm_frame(_read(out, "rfm", store_id), rfm_cols)
+    summary.attrs = _rfm_attrs(chain.orders, manifest, as_of)
+    calibration = holdout = None
+    if "calibration" in manifest["files"]:
+        both = _rfm_frame(_read(out, "calibration", store_id),
+                          rfm_cols + ["frequency_holdout", "monetary_holdout", "duration_holdout"])
+        calibration = both[rfm_cols]
+        holdout = both.drop(columns=rfm_cols)
+        calibration.attrs = _rfm_attrs(chain.orders, manifest, pd.Timestamp(manifest["cut"]))
+    monthly = _read(out, "repurchase_monthly", store_id)
+    monthly["store_id"] = monthly["store_id"].astype("string")
+    cohorts = _read(out, "cohorts", store_id)
+    cohorts["store_id"] = cohorts["store_id"].astype("string")
+    return StoreSlice(
+        store_id=store_id,
+        chain=chain,
+        rfm=summary,
+        calibration=calibration,
+        holdout=holdout,
+        repurchase_monthly=monthly,
+        cohorts=cohorts,
+        manifest=manifest,
+    )
