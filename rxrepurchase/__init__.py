@@ -9,6 +9,9 @@ Modules by domain:
 - :mod:`rxrepurchase.metrics`: user / order repurchase rates, retention, intervals, ARPU, Pareto.
 - :mod:`rxrepurchase.segments`: RFM segments, member attributes and profiles, time of day.
 - :mod:`rxrepurchase.cohorts`: subsidy-driven vs loyal classifier, cohort and wave comparisons.
+- :mod:`rxrepurchase.rfm`: per-member frequency / recency / T / spend, calibration-holdout splits.
+- :mod:`rxrepurchase.models`: BG/NBD, Pareto/NBD, Gamma-Gamma, CLV, wake-up list, per-cohort fits.
+- :mod:`rxrepurchase.holdout`: holdout diagnostics, tracking curves, model selection.
 """
 
 from rxrepurchase.errors import DataContractError, ModelFitError, RxRepurchaseError
