@@ -36,6 +36,7 @@ __all__ = [
     "GroupFits",
     "MBGNBDModel",
     "ParetoNBDModel",
+    "PurchaseModel",
     "customer_lifetime_value",
     "fit_by_group",
     "plot_clv_by_group",
@@ -153,8 +154,9 @@ def _fit_with_ladder(model, fit_once) -> tuple[object, float, list[str]]:
     )
 
 
-class _PurchaseModel:
-    """Shared fit/predict logic of the repeat-purchase models (scikit-learn style)."""
+class PurchaseModel:
+    """Base class of the repeat-purchase models: fit on an RFM summary, then predict per member
+    (scikit-learn style). Subclasses name their lifetimes fitter and parameters."""
 
     _fitter_class: type
     param_names: tuple[str, ...]
@@ -179,7 +181,7 @@ class _PurchaseModel:
     def _lifetimes_fit(self, fitter, frequency, recency, T, weights):
         return fitter.fit(frequency, recency, T, weights=weights)
 
-    def fit(self, rfm: pd.DataFrame) -> _PurchaseModel:
+    def fit(self, rfm: pd.DataFrame) -> PurchaseModel:
         """Fit on an RFM summary (columns ``frequency``, ``recency``, ``T``).
 
         Raises
@@ -274,7 +276,7 @@ class _PurchaseModel:
         return table
 
 
-class BGNBDModel(_PurchaseModel):
+class BGNBDModel(PurchaseModel):
     """BG/NBD repeat-purchase model (Fader, Hardie & Lee 2005), lifetimes' ``BetaGeoFitter``.
 
     Parameters
@@ -312,7 +314,7 @@ class MBGNBDModel(BGNBDModel):
     _fitter_class = ModifiedBetaGeoFitter
 
 
-class ParetoNBDModel(_PurchaseModel):
+class ParetoNBDModel(PurchaseModel):
     """Pareto/NBD (Schmittlein, Morrison & Colombo 1987), lifetimes' ``ParetoNBDFitter``.
 
     Parameters ``r``, ``alpha`` (purchase rate), ``s``, ``beta`` (dropout rate). lifetimes fits
@@ -463,13 +465,13 @@ class GammaGammaModel:
         return table
 
 
-def _units_per_day(model: _PurchaseModel) -> float:
+def _units_per_day(model: PurchaseModel) -> float:
     model._check_fitted()
     return 1.0 / TIME_UNITS[model.time_unit_ or "days"]
 
 
 def customer_lifetime_value(
-    purchase_model: _PurchaseModel,
+    purchase_model: PurchaseModel,
     spend_model: GammaGammaModel,
     rfm: pd.DataFrame,
     *,
@@ -516,7 +518,7 @@ def customer_lifetime_value(
 
 
 def score_members(
-    purchase_model: _PurchaseModel,
+    purchase_model: PurchaseModel,
     spend_model: GammaGammaModel,
     rfm: pd.DataFrame,
     *,
@@ -551,7 +553,7 @@ def score_members(
 
 def wake_up_list(
     transactions: pd.DataFrame,
-    purchase_model: _PurchaseModel,
+    purchase_model: PurchaseModel,
     spend_model: GammaGammaModel,
     *,
     as_of,
@@ -662,7 +664,7 @@ def fit_by_group(
     rfm: pd.DataFrame,
     groups: pd.Series | str,
     *,
-    purchase_model: _PurchaseModel | None = None,
+    purchase_model: PurchaseModel | None = None,
     spend_model: GammaGammaModel | None = None,
     gross_margin: float | None = None,
     days: int = 30,

@@ -173,6 +173,16 @@ def test_gamma_gamma_recovers_simulated_parameters():
     assert model.expected_spend(newcomer).iloc[0] == pytest.approx(30, rel=0.05)
 
 
+def test_gamma_gamma_rejects_undefined_mean_spend():
+    # Simulated with q = 0.6 < 1: the population mean p v / (q - 1) does not exist.
+    rng = np.random.default_rng(0)
+    frequency = rng.integers(1, 5, 3000)
+    nu = rng.gamma(0.6, 1 / 10, 3000)
+    monetary = rng.gamma(5 * frequency, 1 / nu) / frequency
+    with pytest.raises(ModelFitError, match=r"fitted q = 0.\d+ <= 1, so the mean spend is undefined"):
+        GammaGammaModel().fit(pd.DataFrame({"frequency": frequency, "monetary_value": monetary}))
+
+
 def test_gamma_gamma_surfaces_correlation_and_nonpositive_spend():
     rng = np.random.default_rng(4)
     n = 2000
