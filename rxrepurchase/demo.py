@@ -466,6 +466,263 @@ def _wave_starts(config: DemoConfig, length: int) -> np.ndarray:
 
 
 # -- the generator ------------------------------------------------------------------------
+@dataclass
+class _Period:
+    """The order window: ``length`` days from ``start``; times are days since start."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    length: int
+
+    @property
+    def horizon(self) -> float:
+        return float(self.length)
+
+
+@dataclass
+class _Members:
+    """Simulated members, in simulation order (member numbers are assigned at the end)."""
+
+    arch: np.ndarray
+    t0: np.ndarray  # first purchase, days since start
+    lam: np.ndarray
+    p: np.ndarray
+    dropout: np.ndarray  # time of the purchase after which the member left, NaN if alive
+    acq_wave: np.ndarray  # recruiting wave (0-based), -1 if none
+    chronic_sku: np.ndarray  # catalogue row, -1 if not a chronic patient
+    disease: np.ndarray  # index into _CHRONIC_DRUG_CATEGORIES, -1 if not a chronic patient
+    packs: np.ndarray
+    cycle: np.ndarray
+
+
+@dataclass
+class _Waves:
+    start: np.ndarray  # first day of each wave, days since start
+    end: np.ndarray  # last day, inclusive
+
+
+_CATALOGUE_FRAME = pd.DataFrame(_CATALOGUE, columns=["sku", "product_name", "category", "price", "pack_days"])
+
+
+def _simulate_members(rng: np.random.Generator, config: DemoConfig, period: _Period,
+                      waves: _Waves) -> tuple[_Members, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Members and their purchases: (owner, time, is refill) arrays per archetype."""
+    n, horizon = config.n_members, period.horizon
+    shares = np.array([config.archetype_shares.get(a, 0.0) for a in ARCHETYPES])
+    arch = np.repeat(np.arange(4), _largest_remainder(shares, n))
+    is_hunter = arch == HUNTER
+    # Hunters: recruited by wave k in proportion to decay ** (k - 1), joining inside it.
+    acq_wave = np.full(n, -1)
+    acq_wave[is_hunter] = _choice_by_group(rng, np.zeros(is_hunter.sum(), dtype=np.int64),
+                                           config.wave_recruit_decay ** np.arange(max(config.n_waves, 1))[None, :])
+    t0 = rng.random(n) * horizon
+    t0[is_hunter] = np.minimum(waves.start[acq_wave[is_hunter]] + rng.random(is_hunter.sum()) * config.wave_days,
+                               horizon - 1e-6)
+    m = _Members(arch=arch, t0=t0, lam=np.zeros(n), p=np.zeros(n), dropout=np.full(n, np.nan),
+                 acq_wave=acq_wave, chronic_sku=np.full(n, -1), disease=np.full(n, -1),
+                 packs=np.ones(n, dtype=np.int64), cycle=np.full(n, np.nan))
+    events = [(np.arange(n), t0, arch == CHRONIC)]  # first purchases; t0 of acute buyers warped below
+    warp = _seasonal_warp(period.start, period.length, config.acute_seasonality)
+    for code, params in ((GENERAL, config.loyal_general), (ACUTE, config.occasional_acute),
+                         (HUNTER, config.coupon_hunter)):
+        idx = np.flatnonzero(arch == code)
+        alpha = np.full(len(idx), params.alpha)
+        if code == HUNTER:
+            alpha = params.alpha / config.wave_rate_decay ** acq_wave[idx]
+        m.lam[idx] = rng.gamma(params.r, 1 / alpha)
+        m.p[idx] = rng.beta(params.a, params.b, len(idx))
+        owner, times, drop = _bgnbd_repeats(rng, t0[idx], horizon, m.lam[idx], m.p[idx])
+        if code == ACUTE:
+            # Acute buyers live in operational time, mapped to the calendar with a winter peak.
+            t0[idx], times, drop = warp(t0[idx]), warp(times), warp(drop)
+        events.append((idx[owner], times, np.zeros(len(owner), dtype=bool)))
+        m.dropout[idx] = drop
+    events += _simulate_chronic(rng, config, horizon, m)
+    # Loyal members joining during a wave may use its new-member coupon: recruited by it.
+    join_day = np.floor(t0).astype(np.int64)[:, None]
+    in_wave = (join_day >= waves.start[None, :]) & (join_day <= waves.end[None, :])
+    recruited = ~is_hunter & in_wave.any(axis=1) & (rng.random(n) < config.loyal_wave_coupon_prob)
+    acq_wave[recruited] = in_wave[recruited].argmax(axis=1)
+    return m, events
+
+
+def _simulate_chronic(rng: np.random.Generator, config: DemoConfig, horizon: float,
+                      m: _Members) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Chronic patients: one chronic SKU refilled every cycle (pack days x packs x adherence),
+    a dropout chance after each refill, and Poisson purchases of other items while a patient."""
+    idx = np.flatnonzero(m.arch == CHRONIC)
+    nc = len(idx)
+    categories = _CATALOGUE_FRAME["category"].to_numpy()
+    disease = _choice_by_group(rng, np.zeros(nc, dtype=np.int64),
+                               np.array([[v[0] for v in _CHRONIC_DRUG_CATEGORIES.values()]]))
+    drug_skus = [np.flatnonzero(categories == c) for c in _CHRONIC_DRUG_CATEGORIES]
+    n_alt = np.array([len(s) for s in drug_skus])
+    first_alt = np.concatenate([[0], np.cumsum(n_alt)[:-1]])
+    m.disease[idx] = disease
+    m.chronic_sku[idx] = np.concatenate(drug_skus)[first_alt[disease] + rng.integers(0, 1 << 30, nc) % n_alt[disease]]
+    m.packs[idx] = np.where(rng.random(nc) < 0.1, 2, 1)
+    pack_days = _CATALOGUE_FRAME["pack_days"].to_numpy()
+    cycle = pack_days[m.chronic_sku[idx]] * m.packs[idx] * rng.uniform(1.0, 1.15, nc)
+    m.cycle[idx] = cycle
+    max_refills = int(np.ceil(horizon / (0.5 * cycle.min()))) + 1 if nc else 0
+    shape = (nc, max_refills)
+    gaps = cycle[:, None] * np.maximum(1 + config.chronic_jitter * rng.standard_normal(shape), 0.5)
+    gaps += np.where(rng.random(shape) < config.chronic_late_prob,
+                     rng.exponential(config.chronic_late_mean_days, shape), 0.0)
+    t0 = m.t0[idx]
+    refill_t = t0[:, None] + np.cumsum(gaps, axis=1)
+    cp = config.chronic_other
+    m.p[idx] = rng.beta(cp.a, cp.b, nc)
+    last_refill = rng.geometric(m.p[idx])  # the patient leaves after this refill
+    rows, cols = np.nonzero((np.arange(1, max_refills + 1)[None, :] <= last_refill[:, None])
+                            & (refill_t < horizon))
+    drop = np.full(nc, np.nan)
+    has_drop = last_refill <= max_refills
+    drop[has_drop] = refill_t[np.flatnonzero(has_drop), last_refill[has_drop] - 1]
+    drop[drop >= horizon] = np.nan
+    m.dropout[idx] = drop
+    other_rate = rng.gamma(cp.r, 1 / cp.alpha, nc)
+    alive = np.where(np.isnan(drop), horizon, drop) - t0
+    owner = np.repeat(np.arange(nc), rng.poisson(other_rate * alive))
+    m.lam[idx] = 1 / (cycle + config.chronic_late_prob * config.chronic_late_mean_days) + other_rate
+    return [(idx[rows], refill_t[rows, cols], np.ones(len(rows), dtype=bool)),
+            (idx[owner], t0[owner] + rng.random(len(owner)) * alive[owner], np.zeros(len(owner), dtype=bool))]
+
+
+def _place_orders(rng: np.random.Generator, config: DemoConfig, period: _Period, m: _Members,
+                  events: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Add walk-ins, give every purchase a store, channel and time of day, sort by time."""
+    owner, t, refill = (np.concatenate(parts) for parts in zip(*events, strict=True))
+    # Walk-ins on top: a share of all orders, with a milder winter peak.
+    n_walk = int(round(len(owner) * config.walk_in_share / (1 - config.walk_in_share)))
+    walk_warp = _seasonal_warp(period.start, period.length, config.acute_seasonality / 3)
+    owner = np.concatenate([owner, np.full(n_walk, -1)])
+    t = np.concatenate([t, walk_warp(rng.random(n_walk) * period.horizon)])
+    refill = np.concatenate([refill, np.zeros(n_walk, dtype=bool)])
+    first = np.zeros(len(t), dtype=bool)
+    first[: config.n_members] = True  # the first event block holds the first purchases
+    is_member = owner >= 0
+    group = np.where(is_member, m.arch[np.maximum(owner, 0)], WALK_IN)
+    day = np.minimum(np.floor(t), period.length - 1).astype(np.int64)
+
+    # Stores: sizes vary; members shop at their registration store 85% of the time.
+    store_w = rng.lognormal(0, 0.35, config.n_stores)
+    store_probs = (store_w / store_w.sum())[None, :]
+    reg_store = _choice_by_group(rng, np.zeros(config.n_members, dtype=np.int64), store_probs)
+    store = _choice_by_group(rng, np.zeros(len(t), dtype=np.int64), store_probs)
+    at_home = is_member & (first | (rng.random(len(t)) < 0.85))
+    store[at_home] = reg_store[owner[at_home]]
+    evening_store = np.arange(config.n_stores) % 3 == 2
+    channel = _choice_by_group(rng, group, _CHANNEL_PROBS)
+
+    # Time of day; within a member's day, times follow purchase order (first purchase first).
+    profile = np.where(channel == 0, evening_store[store].astype(np.int64), 2)
+    tod = _choice_by_group(rng, profile, _HOURS) * 3600 + rng.integers(0, 3600, len(t))
+    m_pos = np.flatnonzero(is_member)
+    member_day = owner[m_pos] * period.length + day[m_pos]
+    by_day = _stable_argsort(member_day)
+    same_day = member_day[by_day][1:] == member_day[by_day][:-1]
+    shared = np.zeros(len(m_pos), dtype=bool)
+    shared[1:] |= same_day
+    shared[:-1] |= same_day
+    sub = m_pos[by_day[shared]]  # the few member-days with several orders
+    by_t = sub[np.lexsort((t[sub], day[sub], owner[sub]))]
+    tod[by_t] = tod[sub[np.lexsort((tod[sub], day[sub], owner[sub]))]]
+    seconds = day * 86_400 + tod
+    # The truth's dropout: the purchase whose time is the member's dropout time.
+    is_drop = np.zeros(len(t), dtype=bool)
+    is_drop[m_pos] = t[m_pos] == m.dropout[owner[m_pos]]
+
+    order = _stable_argsort(seconds)
+    o = {k: v[order] for k, v in (("owner", owner), ("day", day), ("refill", refill), ("group", group),
+                                  ("store", store), ("channel", channel), ("seconds", seconds),
+                                  ("first", first), ("is_drop", is_drop))}
+    o["is_member"] = o["owner"] >= 0
+    o["mo"] = np.maximum(o["owner"], 0)  # owner as a safe index; mask with is_member
+    o["ts"] = np.datetime64(period.start, "ns").astype(np.int64) + o.pop("seconds") * 10**9
+    o.update(reg_store=reg_store, evening_store=evening_store, n_walk=n_walk)
+    return o
+
+
+def _subsidise(rng: np.random.Generator, config: DemoConfig, period: _Period, waves: _Waves,
+               holidays: list, m: _Members, o: dict[str, Any], birth_month: np.ndarray) -> dict[str, Any]:
+    """Campaign, coupon and discount rate of every order (see docs/demo-chain.md)."""
+    n_orders, group, day, is_member, mo = len(o["ts"]), o["group"], o["day"], o["is_member"], o["mo"]
+    n_w, n_h = config.n_waves, len(holidays)
+    bday_campaign, gen_coupon = n_w + n_h, n_w + n_h + 1
+    campaign = np.full(n_orders, -1)
+    coupon = np.full(n_orders, -1)
+    coupon_rate = np.zeros(n_orders)
+    promo_rate = np.zeros(n_orders)
+
+    # New-member coupons: a recruit's first order, and 90% of a hunter's orders while valid.
+    wave = m.acq_wave[mo]
+    w_safe = np.maximum(wave, 0)
+    valid = (is_member & (wave >= 0) & (day >= waves.start[w_safe])
+             & (day <= waves.end[w_safe] + config.coupon_valid_days))
+    subsidised = valid & (o["first"] | ((group == HUNTER) & (rng.random(n_orders) < 0.9)))
+    campaign[subsidised] = wave[subsidised]
+    coupon[subsidised] = wave[subsidised]
+    coupon_rate[subsidised] = rng.uniform(0.3, 0.6, subsidised.sum())
+
+    holiday_of_day = np.full(period.length, -1)
+    for k, (_, _, first_day, last_day) in enumerate(holidays):  # over the few holidays
+        holiday_of_day[first_day:last_day + 1] = n_w + k
+    hol = holiday_of_day[day]
+    take_holiday = ((campaign < 0) & (hol >= 0)
+                    & (rng.random(n_orders) < np.array([0.35, 0.4, 0.3, 0.85, 0.25])[group]))
+    campaign[take_holiday] = hol[take_holiday]
+    promo_rate[take_holiday] = rng.uniform(0.08, 0.15, take_holiday.sum())
+    hol_coupon = take_holiday & is_member & (rng.random(n_orders) < np.where(group == HUNTER, 0.8, 0.4))
+    coupon[hol_coupon] = hol[hol_coupon]
+    coupon_rate[hol_coupon] = 0.1
+
+    month_of_day = (period.start + pd.to_timedelta(np.arange(period.length), unit="D")).month.to_numpy()
+    birthday = (is_member & (campaign < 0) & (birth_month[mo] == month_of_day[day])
+                & (rng.random(n_orders) < 0.25))
+    campaign[birthday] = bday_campaign
+    coupon[birthday] = bday_campaign
+    coupon_rate[birthday] = 0.15
+
+    general = (is_member & (coupon < 0)
+               & (rng.random(n_orders) < np.array([0.05, 0.06, 0.05, 0.45, 0.0])[group]))
+    coupon[general] = gen_coupon
+    coupon_rate[general] = rng.uniform(0.05, 0.15, general.sum())
+    member_rate = np.where(is_member, rng.uniform(0.0, 0.08, n_orders), 0.0)
+    return {"campaign": campaign, "coupon": coupon,
+            "rate": np.minimum(coupon_rate + promo_rate + member_rate, 0.7)}
+
+
+def _baskets(rng: np.random.Generator, m: _Members, o: dict[str, Any], rate: np.ndarray) -> dict[str, Any]:
+    """Order lines and amounts in fen: gross, discount, paid, and paid per line."""
+    n_orders, mo = len(o["ts"]), o["mo"]
+    basket = np.where(o["group"] == CHRONIC, 0, o["group"])  # profile 0: chronic patients' other items
+    n_lines = np.minimum(1 + rng.poisson(_EXTRA_LINES_MEAN[basket]), 6)
+    line_order = np.repeat(np.arange(n_orders), n_lines)
+    line_start = np.concatenate([[0], np.cumsum(n_lines)[:-1]])
+    categories = _CATALOGUE_FRAME["category"].to_numpy()
+    weights = np.array([[w.get(c, 0.0) for c in categories] for w in _BASKET_WEIGHTS])
+    weights /= np.array([[(categories == c).sum() for c in categories]])  # category weight over its SKUs
+    sku = _choice_by_group(rng, basket[line_order], weights)
+    quantity = _choice_by_group(rng, np.zeros(len(sku), dtype=np.int64), np.array([[0.8, 0.15, 0.05]])) + 1
+    refill_line = o["refill"][line_order]
+    refill_line[np.arange(len(line_order)) != line_start[line_order]] = False  # first line only
+    refill_member = mo[line_order[refill_line]]
+    sku[refill_line] = m.chronic_sku[refill_member]
+    quantity[refill_line] = m.packs[refill_member]
+
+    price_fen = np.round(_CATALOGUE_FRAME["price"].to_numpy() * 100).astype(np.int64)
+    line_gross = price_fen[sku] * quantity
+    gross = np.add.reduceat(line_gross, line_start)
+    discount = np.round(gross * rate).astype(np.int64)
+    paid = gross - discount
+    # Discount spread over lines in proportion to list price; the last line takes the rounding.
+    line_paid = line_gross * paid[line_order] // gross[line_order]
+    line_paid[line_start + n_lines - 1] += paid - np.add.reduceat(line_paid, line_start)
+    return {"line_order": line_order, "sku": sku, "quantity": quantity, "line_paid": line_paid,
+            "gross": gross, "discount": discount, "paid": paid}
+
+
 def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     """Generate the demo chain in memory.
 
@@ -486,285 +743,63 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     rng = np.random.default_rng(config.seed)
     end = pd.Timestamp(config.end_date).normalize()
     start = end + pd.Timedelta(days=1) - pd.DateOffset(months=config.months)
-    length = (end - start).days + 1  # days with orders; times are days since start in [0, length)
-    horizon = float(length)
-
+    period = _Period(start, end, (end - start).days + 1)
+    wave_start = _wave_starts(config, period.length)
+    waves = _Waves(wave_start, np.minimum(wave_start + config.wave_days - 1, period.length - 1))
+    holidays = _holidays(start, period.length)
     n = config.n_members
-    shares = np.array([config.archetype_shares.get(a, 0.0) for a in ARCHETYPES])
-    counts = _largest_remainder(shares, n)
-    arch = np.repeat(np.arange(4), counts)
     members = np.arange(n)
 
-    # Waves: hunters recruited by wave k in proportion to decay ** (k - 1).
-    wave_start = _wave_starts(config, length)
-    wave_end = np.minimum(wave_start + config.wave_days - 1, length - 1)  # last day, inclusive
-    wave_weights = config.wave_recruit_decay ** np.arange(config.n_waves)
-    acq_wave = np.full(n, -1)
-    is_hunter = arch == HUNTER
-    if is_hunter.any():
-        acq_wave[is_hunter] = _choice_by_group(rng, np.zeros(is_hunter.sum(), dtype=np.int64),
-                                               wave_weights[None, :])
-
-    # First purchase (joining) time, days since start.
-    warp = _seasonal_warp(start, length, config.acute_seasonality)
-    t0 = rng.random(n) * horizon
-    t0[is_hunter] = np.minimum(wave_start[acq_wave[is_hunter]]
-                               + rng.random(is_hunter.sum()) * config.wave_days, horizon - 1e-6)
-
-    lam = np.zeros(n)
-    p = np.zeros(n)
-    ev_owner, ev_t, ev_refill = [members], [t0], [arch == CHRONIC]
-    dropout = np.full(n, np.nan)
-
-    for code, params in ((GENERAL, config.loyal_general), (ACUTE, config.occasional_acute),
-                         (HUNTER, config.coupon_hunter)):
-        idx = np.flatnonzero(arch == code)
-        alpha = np.full(len(idx), params.alpha)
-        if code == HUNTER:
-            alpha = params.alpha / config.wave_rate_decay ** acq_wave[idx]
-        lam[idx] = rng.gamma(params.r, 1 / alpha)
-        p[idx] = rng.beta(params.a, params.b, len(idx))
-        # Acute buyers live in operational time, mapped to the calendar with a winter peak.
-        start_t = t0[idx]
-        owner, times, drop = _bgnbd_repeats(rng, start_t, horizon, lam[idx], p[idx])
-        if code == ACUTE:
-            t0[idx] = warp(start_t)
-            times, drop = warp(times), warp(drop)
-        ev_owner.append(idx[owner])
-        ev_t.append(times)
-        ev_refill.append(np.zeros(len(owner), dtype=bool))
-        dropout[idx] = drop
-
-    # Chronic patients: one chronic SKU, refilled every cycle (pack days x packs x adherence).
-    catalogue = pd.DataFrame(_CATALOGUE, columns=["sku", "product_name", "category", "price", "pack_days"])
-    cat_names = list(_CHRONIC_DRUG_CATEGORIES)
-    chronic_idx = np.flatnonzero(arch == CHRONIC)
-    nc = len(chronic_idx)
-    disease = _choice_by_group(rng, np.zeros(nc, dtype=np.int64),
-                               np.array([[v[0] for v in _CHRONIC_DRUG_CATEGORIES.values()]]))
-    drug_skus = [np.flatnonzero(catalogue["category"].to_numpy() == c) for c in cat_names]
-    pick = rng.integers(0, 1 << 30, nc)
-    n_alt = np.array([len(s) for s in drug_skus])
-    flat_skus = np.concatenate(drug_skus)
-    offsets = np.concatenate([[0], np.cumsum(n_alt)[:-1]])
-    chronic_sku = np.full(n, -1)
-    chronic_sku[chronic_idx] = flat_skus[offsets[disease] + pick % n_alt[disease]]
-    packs = np.ones(n, dtype=np.int64)
-    packs[chronic_idx] = np.where(rng.random(nc) < 0.1, 2, 1)
-    cycle = np.full(n, np.nan)
-    pack_days = catalogue["pack_days"].to_numpy()
-    cycle[chronic_idx] = (pack_days[chronic_sku[chronic_idx]] * packs[chronic_idx]
-                          * rng.uniform(1.0, 1.15, nc))
-    chronic_cycle = cycle[chronic_idx]
-    max_refills = int(np.ceil(horizon / (0.5 * chronic_cycle.min()))) + 1 if nc else 0
-    gaps = chronic_cycle[:, None] * np.maximum(1 + config.chronic_jitter * rng.standard_normal((nc, max_refills)), 0.5)
-    gaps += np.where(rng.random((nc, max_refills)) < config.chronic_late_prob,
-                     rng.exponential(config.chronic_late_mean_days, (nc, max_refills)), 0.0)
-    refill_t = t0[chronic_idx, None] + np.cumsum(gaps, axis=1)
-    cp = config.chronic_other
-    p[chronic_idx] = rng.beta(cp.a, cp.b, nc)
-    last_refill = rng.geometric(p[chronic_idx])  # drops out after this refill
-    keep = (np.arange(1, max_refills + 1)[None, :] <= last_refill[:, None]) & (refill_t < horizon)
-    rows, cols = np.nonzero(keep)
-    ev_owner.append(chronic_idx[rows])
-    ev_t.append(refill_t[rows, cols])
-    ev_refill.append(np.ones(len(rows), dtype=bool))
-    has_drop = last_refill <= max_refills
-    drop_t = np.full(nc, np.nan)
-    drop_t[has_drop] = refill_t[np.flatnonzero(has_drop), last_refill[has_drop] - 1]
-    drop_t[drop_t >= horizon] = np.nan
-    dropout[chronic_idx] = drop_t
-    # Other purchases: Poisson while alive (until the dropout refill).
-    other_rate = rng.gamma(cp.r, 1 / cp.alpha, nc)
-    alive_until = np.where(np.isnan(drop_t), horizon, drop_t)
-    n_other = rng.poisson(other_rate * (alive_until - t0[chronic_idx]))
-    owner = np.repeat(np.arange(nc), n_other)
-    ev_owner.append(chronic_idx[owner])
-    ev_t.append(t0[chronic_idx][owner] + rng.random(len(owner)) * (alive_until - t0[chronic_idx])[owner])
-    ev_refill.append(np.zeros(len(owner), dtype=bool))
-    mean_gap = chronic_cycle + config.chronic_late_prob * config.chronic_late_mean_days
-    lam[chronic_idx] = 1 / mean_gap + other_rate
-
-    # Walk-ins on top: a share of all orders, with a milder winter peak.
-    m_owner = np.concatenate(ev_owner)
-    n_walk = int(round(len(m_owner) * config.walk_in_share / (1 - config.walk_in_share)))
-    walk_warp = _seasonal_warp(start, length, config.acute_seasonality / 3)
-    owner = np.concatenate([m_owner, np.full(n_walk, -1)])
-    t = np.concatenate(ev_t + [walk_warp(rng.random(n_walk) * horizon)])
-    refill = np.concatenate(ev_refill + [np.zeros(n_walk, dtype=bool)])
-    is_member = owner >= 0
-    group = np.where(is_member, arch[np.maximum(owner, 0)], WALK_IN)
-    day = np.minimum(np.floor(t), length - 1).astype(np.int64)
-
-    # Stores: sizes vary; members shop at their registration store 85% of the time.
-    store_w = rng.lognormal(0, 0.35, config.n_stores)
-    store_probs = (store_w / store_w.sum())[None, :]
-    reg_store = _choice_by_group(rng, np.zeros(n, dtype=np.int64), store_probs)
-    store = _choice_by_group(rng, np.zeros(len(t), dtype=np.int64), store_probs)
-    first = np.zeros(len(t), dtype=bool)
-    first[:n] = True
-    at_home = is_member & (first | (rng.random(len(t)) < 0.85))
-    store[at_home] = reg_store[owner[at_home]]
-    evening_store = np.arange(config.n_stores) % 3 == 2
-    channel = _choice_by_group(rng, group, _CHANNEL_PROBS)
-
-    # Time of day; within a member's day, times follow purchase order (first purchase first).
-    profile = np.where(channel == 0, evening_store[store].astype(np.int64), 2)
-    tod = _choice_by_group(rng, profile, _HOURS) * 3600 + rng.integers(0, 3600, len(t))
-    m_pos = np.flatnonzero(is_member)
-    member_day = owner[m_pos] * length + day[m_pos]
-    by_day = _stable_argsort(member_day)
-    same_day = member_day[by_day][1:] == member_day[by_day][:-1]
-    shared = np.zeros(len(m_pos), dtype=bool)
-    shared[1:] |= same_day
-    shared[:-1] |= same_day
-    sub = m_pos[by_day[shared]]  # the few member-days with several orders
-    by_t = sub[np.lexsort((t[sub], day[sub], owner[sub]))]
-    tod[by_t] = tod[sub[np.lexsort((tod[sub], day[sub], owner[sub]))]]
-    seconds = day * 86_400 + tod
-
-    # Dropout timestamps of the truth: the order whose t equals the member's dropout time.
-    is_drop = np.zeros(len(t), dtype=bool)
-    mem_drop = dropout[np.maximum(owner, 0)]
-    is_drop[m_pos] = t[m_pos] == mem_drop[m_pos]
-
-    # Orders in time order.
-    order = _stable_argsort(seconds)
-    owner, day, refill, group, store, channel, seconds, first, is_drop = (
-        a[order] for a in (owner, day, refill, group, store, channel, seconds, first, is_drop))
-    ts = np.datetime64(start, "ns").astype(np.int64) + seconds * 10**9
-    is_member = owner >= 0
-    n_orders = len(ts)
-    mo = np.maximum(owner, 0)  # owner as a safe index; mask with is_member
-
-    # Demographics needed by campaigns (birthday).
-    birth_month = rng.integers(1, 13, n)
-    has_birth_month = rng.random(n) < 0.85
-
-    # -- campaigns and subsidies --------------------------------------------------------
-    holidays = _holidays(start, length)
-    n_w, n_h = config.n_waves, len(holidays)
-    campaign_codes = ([f"CP-NEW{k + 1:02d}" for k in range(n_w)] + [f"CP-{h[0]}" for h in holidays]
-                      + ["CP-BDAY"])
-    coupon_codes = ([f"CPN-NEW{k + 1:02d}" for k in range(n_w)] + [f"CPN-{h[0]}" for h in holidays]
-                    + ["CPN-BDAY", "CPN-GEN"])
-    bday_campaign, gen_coupon = n_w + n_h, n_w + n_h + 1
-    campaign = np.full(n_orders, -1)
-    coupon = np.full(n_orders, -1)
-    coupon_rate = np.zeros(n_orders)
-    promo_rate = np.zeros(n_orders)
-
-    # Loyal members joining during a wave may use its new-member coupon, recruited by it.
-    loyal_join_day = np.floor(t0).astype(np.int64)
-    in_wave = (loyal_join_day[:, None] >= wave_start[None, :]) & (loyal_join_day[:, None] <= wave_end[None, :])
-    loyal_recruit = ~is_hunter & in_wave.any(axis=1) & (rng.random(n) < config.loyal_wave_coupon_prob)
-    acq_wave[loyal_recruit] = in_wave[loyal_recruit].argmax(axis=1)
-
-    wave = acq_wave[mo]
-    in_subsidy = is_member & (wave >= 0)
-    w_safe = np.maximum(wave, 0)
-    in_subsidy &= (day >= wave_start[w_safe]) & (day <= wave_end[w_safe] + config.coupon_valid_days)
-    subsidised = in_subsidy & (first | ((group == HUNTER) & (rng.random(n_orders) < 0.9)))
-    campaign[subsidised] = wave[subsidised]
-    coupon[subsidised] = wave[subsidised]
-    coupon_rate[subsidised] = rng.uniform(0.3, 0.6, subsidised.sum())
-
-    holiday_of_day = np.full(length, -1)
-    for k, (_, _, first_day, last_day) in enumerate(holidays):
-        holiday_of_day[first_day:last_day + 1] = n_w + k
-    hol = holiday_of_day[day]
-    take_holiday = (campaign < 0) & (hol >= 0) & (rng.random(n_orders) < np.array([0.35, 0.4, 0.3, 0.85, 0.25])[group])
-    campaign[take_holiday] = hol[take_holiday]
-    promo_rate[take_holiday] = rng.uniform(0.08, 0.15, take_holiday.sum())
-    hol_coupon = take_holiday & is_member & (rng.random(n_orders) < np.where(group == HUNTER, 0.8, 0.4))
-    coupon[hol_coupon] = hol[hol_coupon]
-    coupon_rate[hol_coupon] = 0.1
-
-    month_of_day = (start + pd.to_timedelta(np.arange(length), unit="D")).month.to_numpy()
-    birthday = (is_member & (campaign < 0) & has_birth_month[mo] & (birth_month[mo] == month_of_day[day])
-                & (rng.random(n_orders) < 0.25))
-    campaign[birthday] = bday_campaign
-    coupon[birthday] = bday_campaign
-    coupon_rate[birthday] = 0.15
-
-    general = (is_member & (coupon < 0)
-               & (rng.random(n_orders) < np.array([0.05, 0.06, 0.05, 0.45, 0.0])[group]))
-    coupon[general] = gen_coupon
-    coupon_rate[general] = rng.uniform(0.05, 0.15, general.sum())
-    member_rate = np.where(is_member, rng.uniform(0.0, 0.08, n_orders), 0.0)
-    rate = np.minimum(coupon_rate + promo_rate + member_rate, 0.7)
-
-    # -- baskets ------------------------------------------------------------------------
-    basket = np.where(group == CHRONIC, 0, group)  # profile 0: chronic patients' other items
-    n_lines = np.minimum(1 + rng.poisson(_EXTRA_LINES_MEAN[basket]), 6)
-    line_order = np.repeat(np.arange(n_orders), n_lines)
-    line_start = np.concatenate([[0], np.cumsum(n_lines)[:-1]])
-    pos = np.arange(len(line_order)) - line_start[line_order]
-    categories = catalogue["category"].to_numpy()
-    weights = np.array([[w.get(c, 0.0) for c in categories] for w in _BASKET_WEIGHTS])
-    weights /= np.array([[(categories == c).sum() for c in categories]])  # weights per category
-    sku = _choice_by_group(rng, basket[line_order], weights)
-    quantity = _choice_by_group(rng, np.zeros(len(sku), dtype=np.int64), np.array([[0.8, 0.15, 0.05]])) + 1
-    refill_line = (pos == 0) & refill[line_order]
-    sku[refill_line] = chronic_sku[mo[line_order[refill_line]]]
-    quantity[refill_line] = packs[mo[line_order[refill_line]]]
-    days_supply = pack_days[sku] * quantity
-
-    price_fen = np.round(catalogue["price"].to_numpy() * 100).astype(np.int64)
-    line_gross = price_fen[sku] * quantity
-    gross = np.add.reduceat(line_gross, line_start)
-    discount = np.round(gross * rate).astype(np.int64)
-    paid = gross - discount
-    # Discount spread over lines in proportion to list price; the last line takes the rounding.
-    line_paid = line_gross * paid[line_order] // gross[line_order]
-    last_line = line_start + n_lines - 1
-    line_paid[last_line] += paid - np.add.reduceat(line_paid, line_start)
+    m, events = _simulate_members(rng, config, period, waves)
+    o = _place_orders(rng, config, period, m, events)
+    del events
+    birth_month = np.where(rng.random(n) < 0.85, rng.integers(1, 13, n), 0)  # 0: unknown
+    subsidy = _subsidise(rng, config, period, waves, holidays, m, o, birth_month)
+    lines = _baskets(rng, m, o, subsidy["rate"])
+    is_member, mo, paid = o["is_member"], o["mo"], lines["paid"]
 
     # Stored value: 60% of a stored-value member's orders, fully or partly from the card.
-    stored_value = rng.random(n) < _STORED_VALUE_PROB[arch]
-    from_card = is_member & stored_value[mo] & (rng.random(n_orders) < 0.6)
-    card_share = np.where(rng.random(n_orders) < 0.7, 1.0, rng.uniform(0.2, 0.9, n_orders))
+    stored_value = rng.random(n) < _STORED_VALUE_PROB[m.arch]
+    from_card = is_member & stored_value[mo] & (rng.random(len(paid)) < 0.6)
+    card_share = np.where(rng.random(len(paid)) < 0.7, 1.0, rng.uniform(0.2, 0.9, len(paid)))
     stored_value_amount = np.where(from_card, np.floor(paid * card_share), 0).astype(np.int64)
 
     # -- members ------------------------------------------------------------------------
     # Tier from spend over the last 365 days.
-    recent = is_member & (day >= length - 365)
+    recent = is_member & (o["day"] >= period.length - 365)
     spend = np.bincount(mo[recent], weights=paid[recent], minlength=n) / 100
     tier = np.searchsorted(np.asarray(config.tier_thresholds), spend, side="right")
     # Home store: the store of most orders, ties to the registration store.
     mpos = np.flatnonzero(is_member)
-    pair, pair_n = np.unique(mo[mpos] * config.n_stores + store[mpos], return_counts=True)
+    pair, pair_n = np.unique(mo[mpos] * config.n_stores + o["store"][mpos], return_counts=True)
     pair_member, pair_store = pair // config.n_stores, pair % config.n_stores
-    score = pair_n * 2 + (pair_store == reg_store[pair_member])
+    score = pair_n * 2 + (pair_store == o["reg_store"][pair_member])
     best = np.lexsort((-score, pair_member))
     home = np.empty(n, dtype=np.int64)
     home[pair_member[best][::-1]] = pair_store[best][::-1]  # the first of each member wins
-    # Member ids follow registration order.
-    first_pos = np.flatnonzero(first & is_member)
+    # Member numbers follow registration order.
+    first_pos = np.flatnonzero(o["first"] & is_member)
     first_ts = np.empty(n, dtype=np.int64)
-    first_ts[mo[first_pos]] = ts[first_pos]
+    first_ts[mo[first_pos]] = o["ts"][first_pos]
     rank = np.empty(n, dtype=np.int64)
     rank[np.lexsort((members, first_ts))] = members
-    order_count = np.bincount(mo[mpos], minlength=n)
+    by_rank = np.argsort(rank)
 
     stores_df, store_city, store_district = _stores_frame(rng, config, start)
-    demographics = _member_demographics(rng, arch, home, store_city, store_district)
-    acq = _choice_by_group(rng, arch, _ACQ_PROBS)
-    acq[acq_wave >= 0] = np.where(rng.random((acq_wave >= 0).sum()) < 0.5, 2, 3)  # mini program / O2O
-    tags = _ACQ_TAGS[acq].copy()
+    demographics = _member_demographics(rng, m.arch, home, store_city, store_district)
+    acq = _choice_by_group(rng, m.arch, _ACQ_PROBS)
+    recruit = m.acq_wave >= 0
+    acq[recruit] = np.where(rng.random(recruit.sum()) < 0.5, 2, 3)  # mini program / O2O
     chronic_tag = np.array(["慢病" + TAG_SEPARATOR + v[1] for v in _CHRONIC_DRUG_CATEGORIES.values()], dtype=object)
-    disease_of = np.full(n, -1)
-    disease_of[chronic_idx] = disease
-    tags = _add_tag(tags, arch == CHRONIC, chronic_tag[np.maximum(disease_of, 0)])
-    tags = _add_tag(tags, (arch == GENERAL) & (rng.random(n) < 0.5), "保健")
-    tags = _add_tag(tags, acq_wave >= 0, "新客活动")
+    tags = _add_tag(_ACQ_TAGS[acq], m.arch == CHRONIC, chronic_tag[np.maximum(m.disease, 0)])
+    tags = _add_tag(tags, (m.arch == GENERAL) & (rng.random(n) < 0.5), "保健")
+    tags = _add_tag(tags, recruit, "新客活动")
     tags = _add_tag(tags, stored_value, "储值")
     balance = np.where(stored_value, np.round(rng.lognormal(np.log(300), 1.0, n), 2), np.nan)
     balance[stored_value & (rng.random(n) < 0.1)] = 0.0
 
     id_width = max(6, len(str(n)))
     member_ids = _numbered("M", members + 1, id_width)  # in rank (registration) order
-    by_rank = np.argsort(rank)
     member_df = pd.DataFrame({
         "member_id": member_ids,
         "home_store_id": stores_df["store_id"].array[home[by_rank]],
@@ -773,59 +808,66 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
         **{k: v[by_rank] for k, v in demographics.items()},
         "acquisition_channel": _strings(_ACQ_CHANNELS, acq[by_rank]),
         "tags": pd.array(tags[by_rank], dtype="string"),
-        "birth_month": _int64(birth_month[by_rank], ~has_birth_month[by_rank]),
+        "birth_month": _int64(birth_month[by_rank], birth_month[by_rank] == 0),
         "phone": _fake_contacts(rng, n, "phone")[by_rank],
         "wechat_id": _fake_contacts(rng, n, "wechat")[by_rank],
         "stored_value_balance": balance[by_rank],
     })
 
     # -- orders, lines, campaigns -------------------------------------------------------
+    n_orders = len(paid)
+    campaign_codes = ([f"CP-NEW{k + 1:02d}" for k in range(config.n_waves)]
+                      + [f"CP-{h[0]}" for h in holidays] + ["CP-BDAY"])
+    coupon_codes = ([f"CPN-NEW{k + 1:02d}" for k in range(config.n_waves)]
+                    + [f"CPN-{h[0]}" for h in holidays] + ["CPN-BDAY", "CPN-GEN"])
     orders_df = pd.DataFrame({
         "order_id": _numbered("O", np.arange(1, n_orders + 1), max(9, len(str(n_orders)))),
         "member_id": _numbered("M", rank[mo] + 1, id_width, missing=~is_member),
-        "store_id": stores_df["store_id"].array[store],
-        "ordered_at": ts.astype("datetime64[ns]"),
-        "channel": _strings(_ORDER_CHANNELS, channel),
-        "gross_amount": gross / 100,
-        "discount_amount": discount / 100,
+        "store_id": stores_df["store_id"].array[o["store"]],
+        "ordered_at": o["ts"].astype("datetime64[ns]"),
+        "channel": _strings(_ORDER_CHANNELS, o["channel"]),
+        "gross_amount": lines["gross"] / 100,
+        "discount_amount": lines["discount"] / 100,
         "paid_amount": paid / 100,
-        "coupon_id": _strings(coupon_codes, coupon),
-        "campaign_id": _strings(campaign_codes, campaign),
+        "coupon_id": _strings(coupon_codes, subsidy["coupon"]),
+        "campaign_id": _strings(campaign_codes, subsidy["campaign"]),
         "stored_value_amount": stored_value_amount / 100,
     })
+    sku = lines["sku"]
+    days_supply = _CATALOGUE_FRAME["pack_days"].to_numpy()[sku] * lines["quantity"]
     lines_df = pd.DataFrame({
-        "order_id": orders_df["order_id"].array[line_order],
-        "sku": _strings(catalogue["sku"], sku),
-        "product_name": _strings(catalogue["product_name"], sku),
-        "category": _strings(categories, sku),
-        "is_chronic": pack_days[sku] > 0,
-        "quantity": quantity.astype(float),
-        "line_amount": line_paid / 100,
+        "order_id": orders_df["order_id"].array[lines["line_order"]],
+        "sku": _strings(_CATALOGUE_FRAME["sku"], sku),
+        "product_name": _strings(_CATALOGUE_FRAME["product_name"], sku),
+        "category": _strings(_CATALOGUE_FRAME["category"], sku),
+        "is_chronic": days_supply > 0,
+        "quantity": lines["quantity"].astype(float),
+        "line_amount": lines["line_paid"] / 100,
         "days_supply": _int64(days_supply, days_supply == 0),
     })
-    campaigns_df = _campaigns_frame(start, length, wave_start, wave_end, holidays, campaign_codes)
+    campaigns_df = _campaigns_frame(start, period.length, waves.start, waves.end, holidays, campaign_codes)
 
     # -- ground truth -------------------------------------------------------------------
-    drop_pos = np.flatnonzero(is_drop)
+    drop_pos = np.flatnonzero(o["is_drop"])
     dropped_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
-    dropped_at[owner[drop_pos]] = ts[drop_pos].astype("datetime64[ns]")
+    dropped_at[o["owner"][drop_pos]] = o["ts"][drop_pos].astype("datetime64[ns]")
     truth = pd.DataFrame({
         "member_id": member_ids,
-        "archetype": _strings(ARCHETYPES, arch[by_rank]),
-        "purchase_rate_per_day": lam[by_rank],
-        "dropout_prob": p[by_rank],
+        "archetype": _strings(ARCHETYPES, m.arch[by_rank]),
+        "purchase_rate_per_day": m.lam[by_rank],
+        "dropout_prob": m.p[by_rank],
         "dropped_out_at": dropped_at[by_rank],
-        "acquisition_wave": _int64(acq_wave[by_rank] + 1, acq_wave[by_rank] < 0),
-        "chronic_sku": _strings(catalogue["sku"], chronic_sku[by_rank]),
-        "refill_interval_days": cycle[by_rank],
-        "packs_per_refill": _int64(packs[by_rank], arch[by_rank] != CHRONIC),
+        "acquisition_wave": _int64(m.acq_wave[by_rank] + 1, m.acq_wave[by_rank] < 0),
+        "chronic_sku": _strings(_CATALOGUE_FRAME["sku"], m.chronic_sku[by_rank]),
+        "refill_interval_days": m.cycle[by_rank],
+        "packs_per_refill": _int64(m.packs[by_rank], m.arch[by_rank] != CHRONIC),
         "first_purchase_at": first_ts[by_rank].astype("datetime64[ns]"),
         "stored_value_member": stored_value[by_rank],
-        "n_orders": order_count[by_rank],
+        "n_orders": np.bincount(mo[mpos], minlength=n)[by_rank],
         "spend_last_365d": np.round(spend[by_rank], 2),
     })
-    params = _truth_params(config, start, end, counts, wave_start, wave_end, acq_wave, arch,
-                           campaign_codes, stores_df, evening_store, n_orders, n_walk)
+    params = _truth_params(config, start, end, m, waves, campaign_codes, stores_df,
+                           o["evening_store"], n_orders, o["n_walk"])
     return DemoChain(stores_df, member_df, orders_df, lines_df, campaigns_df, truth, params, config)
 
 
@@ -908,8 +950,10 @@ def _campaigns_frame(start, length, wave_start, wave_end, holidays, codes) -> pd
     })
 
 
-def _truth_params(config, start, end, counts, wave_start, wave_end, acq_wave, arch, campaign_codes,
-                  stores_df, evening_store, n_orders, n_walk) -> dict[str, Any]:
+def _truth_params(config: DemoConfig, start: pd.Timestamp, end: pd.Timestamp, m: _Members, waves: _Waves,
+                  campaign_codes: list[str], stores_df: pd.DataFrame, evening_store: np.ndarray,
+                  n_orders: int, n_walk: int) -> dict[str, Any]:
+    counts = np.bincount(m.arch, minlength=len(ARCHETYPES))
     archetypes = {}
     for code, name in enumerate(ARCHETYPES):
         entry: dict[str, Any] = {"members": int(counts[code]), "share": float(config.archetype_shares.get(name, 0))}
@@ -925,18 +969,18 @@ def _truth_params(config, start, end, counts, wave_start, wave_end, acq_wave, ar
             entry["bgnbd_days"] = params.as_dict("days")
             entry["bgnbd_weeks"] = params.as_dict("weeks")
         archetypes[name] = entry
-    waves = []
+    per_wave = []
     hp = config.coupon_hunter
     for k in range(config.n_waves):
         alpha = hp.alpha / config.wave_rate_decay**k
         wave_params = PopulationParams(hp.r, alpha, hp.a, hp.b)
-        waves.append({
+        per_wave.append({
             "wave": k + 1,
             "campaign_id": campaign_codes[k],
-            "starts_on": str((start + pd.Timedelta(days=int(wave_start[k]))).date()),
-            "ends_on": str((start + pd.Timedelta(days=int(wave_end[k]))).date()),
-            "coupon_hunters_recruited": int(((acq_wave == k) & (arch == HUNTER)).sum()),
-            "loyal_recruited": int(((acq_wave == k) & (arch != HUNTER)).sum()),
+            "starts_on": str((start + pd.Timedelta(days=int(waves.start[k]))).date()),
+            "ends_on": str((start + pd.Timedelta(days=int(waves.end[k]))).date()),
+            "coupon_hunters_recruited": int(((m.acq_wave == k) & (m.arch == HUNTER)).sum()),
+            "loyal_recruited": int(((m.acq_wave == k) & (m.arch != HUNTER)).sum()),
             "hunter_bgnbd_days": wave_params.as_dict("days"),
             "hunter_bgnbd_weeks": wave_params.as_dict("weeks"),
             # P(at least one repeat within 60 days) = 1 - E[exp(-60 lambda)]: dropout only
@@ -947,7 +991,7 @@ def _truth_params(config, start, end, counts, wave_start, wave_end, acq_wave, ar
         "config": json.loads(json.dumps(asdict(config))),
         "period": {"start": str(start.date()), "end": str(end.date())},
         "archetypes": archetypes,
-        "waves": waves,
+        "waves": per_wave,
         "walk_in_share": config.walk_in_share,
         "orders": int(n_orders),
         "walk_in_orders": int(n_walk),
