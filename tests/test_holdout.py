@@ -135,6 +135,18 @@ def test_cdnow_tracking_curves(split, model):
     )
 
 
+def test_tracking_periods_end_on_the_cut_date_and_the_holdout_end(split, model):
+    curves = tracking_curves(model, split, period_days=30)
+    # 272 days before the cut: 9 whole periods back from 1997-09-30; 273 days after: 9 whole
+    # periods and a last short one ending 1998-06-30.
+    assert curves.index[0] == pd.Timestamp("1997-09-30") - pd.Timedelta(days=270)
+    assert pd.Timestamp("1997-09-30") in curves.index
+    assert curves.index[-1] == pd.Timestamp("1998-06-30")
+    assert (curves.index[-1] - curves.index[-2]).days == 3
+    assert curves["holdout"].sum() == 10
+    assert curves["actual"].sum() == split.calibration["frequency"].sum() + split.holdout["frequency_holdout"].sum()
+
+
 def test_select_model_picks_lowest_holdout_error(split):
     broken = BGNBDModel(min_repeat_buyers=10**6)
     selection = select_model(split.calibration, split.holdout, candidates=["bgnbd", "pareto_nbd", broken])

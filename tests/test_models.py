@@ -334,3 +334,20 @@ def test_fit_by_group_reports_unfittable_groups(cdnow_cal):
     assert set(fits.models) == {"main"}
     with pytest.raises(RFMInputError, match="no group label"):
         fit_by_group(cdnow_cal, labels.iloc[1:])
+
+
+def test_fit_by_group_per_store_index_level(cdnow):
+    stores = cdnow.assign(store_id=np.where(cdnow["customer_id"].str[-1].isin(list("01234")), "S1", "S2"))
+    rfm = rfm_summary(stores, observation_end="1997-09-30", time_unit="weeks", by="store_id", **CDNOW_COLUMNS)
+    fits = fit_by_group(rfm, "store_id")
+    assert list(fits.params.index) == ["S1", "S2"]
+    s2 = rfm.xs("S2", level="store_id")
+    np.testing.assert_allclose(
+        fits.params.loc["S2", ["r", "alpha", "a", "b"]].to_numpy(float),
+        BGNBDModel().fit(s2).params_.to_numpy(),
+        rtol=1e-6,
+    )
+    assert fits.params["n_members"].sum() == 2357
+    with pytest.raises(RFMInputError, match="no level 'region'"):
+        fit_by_group(rfm, "region")
+
