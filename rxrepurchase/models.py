@@ -573,7 +573,9 @@ def wake_up_list(
     ``as_of`` and at ``as_of``. A member is listed when their CLV before ranked in the top
     ``top_share`` of members known then, and their P(alive) fell by at least ``min_drop``.
     Members whose first purchase came after the earlier date have no "before" and are not
-    considered. Sorted by ``value_at_risk = clv_before - clv_now``, largest first.
+    considered. Sorted by ``value_at_risk = clv_before - clv_now``, largest first. Both RFM
+    summaries are made in the purchase model's time unit (days if it was fitted on an RFM
+    summary that did not record one).
 
     Returns
     -------
