@@ -289,13 +289,16 @@ class ChainSource:
             self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM _typed_{name} WHERE {where}")
             return
         key = table.key
-        unknown = (
-            f" UNION SELECT {key} FROM _typed_{name} WHERE NOT ({' AND '.join(cross)})"
-            if cross else ""
-        )
+        # One pass: duplicate keys and unknown references (outer joins to the small tables).
+        joins, unknown = "", []
+        for i, (col, ref) in enumerate(self._references(name)):
+            joins += (f" LEFT JOIN (SELECT {col} AS _ref{i}, true AS _known{i} FROM {ref}) "
+                      f"ON t.{col} = _ref{i}")
+            unknown.append(f"(t.{col} IS NOT NULL AND _known{i} IS NULL)")
+        bad = f" OR bool_or({' OR '.join(unknown)})" if unknown else ""
         self.con.execute(
-            f"CREATE TEMP TABLE _problem_{name} AS SELECT {key} FROM _typed_{name} "
-            f"GROUP BY {key} HAVING count(*) > 1{unknown}"
+            f"CREATE TEMP TABLE _problem_{name} AS SELECT t.{key} FROM _typed_{name} t{joins} "
+            f"GROUP BY t.{key} HAVING count(*) > 1{bad}"
         )
         if not self.scalar(f"SELECT count(*) FROM _problem_{name}"):
             self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM _typed_{name}")
@@ -338,16 +341,21 @@ class ChainSource:
             rules += ["ends_on >= starts_on"]
         return rules
 
+    def _references(self, name: str) -> list[tuple[str, str]]:
+        """``(column, referenced table)`` pairs checked after the table's own rules; the
+        referenced table's key has the column's name; an empty member_id is a walk-in."""
+        return {
+            "orders": [("store_id", "stores"), ("member_id", "members")],
+            "order_lines": [("order_id", "orders")],
+        }.get(name, [])
+
     def _cross_rules(self, name: str) -> list[str]:
-        """Conditions on references to other tables (checked after the table's own rules)."""
-        if name == "orders":
-            return [
-                "store_id IN (SELECT store_id FROM stores)",
-                "(member_id IS NULL OR member_id IN (SELECT member_id FROM members))",
-            ]
-        if name == "order_lines":
-            return ["order_id IN (SELECT order_id FROM orders)"]
-        return []
+        """The references as SQL conditions."""
+        return [
+            f"({col} IS NULL OR {col} IN (SELECT {col} FROM {ref}))" if col == "member_id"
+            else f"{col} IN (SELECT {col} FROM {ref})"
+            for col, ref in self._references(name)
+        ]
 
     def _derive_campaigns(self) -> None:
         """Campaigns seen in orders, first to last order day (the loader's rule)."""
@@ -468,20 +476,6 @@ def _member_orders(by: list[str], member_cols: list[str], extra: str = "") -> st
 # --------------------------------------------------------------------------- RFM
 
 
-def _purchase_meta(src: ChainSource, end_days: Sequence[int] = ()) -> tuple[int, int | None, list[int]]:
-    """Walk-in orders, the last member purchase day and member orders after each end day,
-    in one pass over the orders."""
-    after = "".join(
-        f", count(*) FILTER (WHERE member_id IS NOT NULL AND day > {int(d)})" for d in end_days
-    )
-    walk_in, last_day, *n_after = src.con.execute(
-        f"SELECT count(*) FILTER (WHERE member_id IS NULL), "
-        f"max(day) FILTER (WHERE member_id IS NOT NULL){after} "
-        f"FROM (SELECT member_id, {_DAY} AS day FROM orders)"
-    ).fetchall()[0]
-    return int(walk_in), (None if last_day is None else int(last_day)), [int(n) for n in n_after]
-
-
 def _amount(amount_col: str) -> str:
     if amount_col not in _MONEY:
         raise EngineError(f"amount_col must be one of the orders' money columns {_MONEY}, got {amount_col!r}")
@@ -496,13 +490,29 @@ def _rfm_keys(by: str | None) -> list[str]:
     return [by, "member_id"]
 
 
-def _purchases_sql(keys: list[str], amount_col: str, end_day: int) -> str:
-    """Member purchases (same-day orders merged) up to ``end_day``: keys, day, amount."""
+def _days_sql(keys: list[str], amount_col: str) -> str:
+    """Orders merged per key and calendar day: ``keys, day, orders, amount``. Walk-in orders
+    stay in, under an empty member_id, so one pass also counts them."""
     cols = ", ".join(keys)
     return (
-        f"SELECT {cols}, day, sum(amount) AS amount FROM ("
-        f"SELECT {cols}, {_DAY} AS day, {amount_col} AS amount FROM orders "
-        f"WHERE member_id IS NOT NULL) WHERE day <= {end_day} GROUP BY ALL"
+        f"SELECT {cols}, {_DAY} AS day, count(*) AS orders, sum({amount_col}) AS amount "
+        f"FROM orders GROUP BY ALL"
+    )
+
+
+def _per_member_sql(keys: list[str], days: str, end_day: int | None) -> str:
+    """Per key: orders, purchases, first/last day and repeat spend up to ``end_day`` (all days
+    if None), and orders after it. ``days`` is a query or table of :func:`_days_sql` rows."""
+    upto = "true" if end_day is None else f"day <= {end_day}"
+    key_list = ", ".join(keys)
+    return (
+        f"SELECT {key_list}, sum(orders) AS orders, "
+        f"count(*) FILTER (WHERE {upto}) AS n, min(day) FILTER (WHERE {upto}) AS first_day, "
+        f"max(day) FILTER (WHERE {upto}) AS last_day, "
+        f"sum(amount) FILTER (WHERE {upto}) - arg_min(amount, day) FILTER (WHERE {upto}) "
+        f"  AS repeat_total, "
+        f"coalesce(sum(orders) FILTER (WHERE NOT ({upto})), 0) AS orders_after "
+        f"FROM ({days}) GROUP BY ALL ORDER BY {key_list}"
     )
 
 
@@ -514,13 +524,13 @@ def _index(keys: list[str], columns: dict[str, np.ndarray], rows=slice(None)) ->
 
 def _rfm_frame(
     keys: list[str], cols: dict, n: np.ndarray, first: np.ndarray, last: np.ndarray,
-    repeat_total: np.ndarray, end_day: int, unit_days: int, rows=slice(None),
+    repeat_total: np.ndarray, end_day: int, unit_days: int, rows,
 ) -> pd.DataFrame:
     """The RFM table from per-member purchase count, first/last day and repeat spend."""
     frequency = (n[rows] - 1).astype(np.int64)
     first_day, last_day = first[rows].astype(np.int64), last[rows].astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        monetary = np.where(frequency > 0, repeat_total[rows] / frequency, 0.0)
+        monetary = np.where(frequency > 0, repeat_total[rows].astype(np.float64) / frequency, 0.0)
     return pd.DataFrame(
         {
             "frequency": frequency,
@@ -546,7 +556,8 @@ def rfm_summary(
     """Each member's frequency, recency, T and monetary value, computed in DuckDB.
 
     The result equals :func:`rxrepurchase.rfm.rfm_summary` on ``load_chain(data).orders``
-    with the same arguments (definitions in :mod:`rxrepurchase.rfm`).
+    with the same arguments (definitions in :mod:`rxrepurchase.rfm`). One pass over the
+    orders.
 
     Parameters
     ----------
@@ -570,34 +581,29 @@ def rfm_summary(
     unit_days = _check_unit(time_unit)
     amount_col = _amount(amount_col)
     keys = _rfm_keys(by)
+    end_day = None if observation_end is None else _day_sql(rfm._as_date(observation_end, "observation_end"))
     src, owned = _open(data, as_of)
     try:
-        end_day = None if observation_end is None else _day_sql(rfm._as_date(observation_end, "observation_end"))
-        walk_in, last_day, n_after = _purchase_meta(src, [] if end_day is None else [end_day])
-        if last_day is None:
-            raise rfm.RFMInputError("transactions hold no member purchases")
-        end_day = last_day if end_day is None else end_day
-        n_after = n_after[0] if n_after else 0
-        cols = _fetch(
-            src,
-            f"SELECT {', '.join(keys)}, count(*) AS n, min(day) AS first_day, max(day) AS last_day, "
-            f"sum(amount) - arg_min(amount, day) AS repeat_total "
-            f"FROM ({_purchases_sql(keys, amount_col, end_day)}) GROUP BY ALL "
-            f"ORDER BY {', '.join(keys)}",
-        )
+        cols = _fetch(src, _per_member_sql(keys, _days_sql(keys, amount_col), end_day))
     finally:
         if owned:
             src.close()
-    if not len(cols["n"]):
+    member = ~np.asarray(cols["member_id"].isna(), dtype=bool)
+    if end_day is None:
+        if not member.any():
+            raise rfm.RFMInputError("transactions hold no member purchases")
+        end_day = int(cols["last_day"][member].max())
+    rows = np.flatnonzero(member & (cols["n"] > 0))
+    if not len(rows):
         raise rfm.RFMInputError(f"no member purchase on or before {rfm._day_date(end_day).date()}")
     summary = _rfm_frame(keys, cols, cols["n"], cols["first_day"], cols["last_day"],
-                         cols["repeat_total"], end_day, unit_days)
+                         cols["repeat_total"], end_day, unit_days, rows)
     summary.attrs = {
         "time_unit": time_unit,
         "observation_end": rfm._day_date(end_day),
         "amount_col": amount_col,
-        "walk_in_orders": walk_in,
-        "transactions_after_end": n_after,
+        "walk_in_orders": int(cols["orders"][~member].sum()),
+        "transactions_after_end": int(cols["orders_after"][member].sum()),
     }
     return summary
 
@@ -615,32 +621,35 @@ def calibration_holdout(
     """Calibration RFM and holdout outcomes split at ``cut_date``, computed in DuckDB.
 
     Equals :func:`rxrepurchase.rfm.calibration_holdout` on ``load_chain(data).orders``; the
-    arguments are the same, plus ``data`` and ``as_of`` as in :func:`rfm_summary`.
+    arguments are the same, plus ``data`` and ``as_of`` as in :func:`rfm_summary`. One pass
+    over the orders (into a temporary table of member-days).
     """
     unit_days = _check_unit(time_unit)
     amount_col = _amount(amount_col)
     keys = _rfm_keys(by)
+    key_list = ", ".join(keys)
     cut = rfm._as_date(cut_date, "cut_date")
     cut_day = _day_sql(cut)
+    given_end = None if holdout_end is None else _day_sql(rfm._as_date(holdout_end, "holdout_end"))
     src, owned = _open(data, as_of)
     try:
-        given_end = None if holdout_end is None else _day_sql(rfm._as_date(holdout_end, "holdout_end"))
-        walk_in, last_day, n_after = _purchase_meta(
-            src, [cut_day] + ([] if given_end is None else [given_end])
-        )
-        if last_day is None:
-            raise rfm.RFMInputError("transactions hold no member purchases")
-        end_day = last_day if given_end is None else given_end
-        if end_day <= cut_day:
-            raise rfm.RFMInputError(
-                f"holdout_end {rfm._day_date(end_day).date()} must be after cut_date {cut.date()}"
-            )
-        after_cut, after_end = n_after[0], (n_after[1] if given_end is not None else 0)
-        key_list = ", ".join(keys)
-        src.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _purchases AS {_purchases_sql(keys, amount_col, end_day)}"
-        )
+        src.con.execute(f"CREATE OR REPLACE TEMP TABLE _days AS {_days_sql(keys, amount_col)}")
         try:
+            walk_in, last_day, after_cut, after_given = src.con.execute(
+                f"SELECT sum(orders) FILTER (WHERE member_id IS NULL), "
+                f"max(day) FILTER (WHERE member_id IS NOT NULL), "
+                f"sum(orders) FILTER (WHERE member_id IS NOT NULL AND day > {cut_day}), "
+                f"sum(orders) FILTER (WHERE member_id IS NOT NULL AND day > {given_end or cut_day}) "
+                f"FROM _days"
+            ).fetchall()[0]
+            if last_day is None:
+                raise rfm.RFMInputError("transactions hold no member purchases")
+            end_day = int(last_day) if given_end is None else given_end
+            if end_day <= cut_day:
+                raise rfm.RFMInputError(
+                    f"holdout_end {rfm._day_date(end_day).date()} must be after cut_date {cut.date()}"
+                )
+            purchases = f"SELECT * FROM _days WHERE member_id IS NOT NULL AND day <= {end_day}"
             cal = f"day <= {cut_day}"
             cols = _fetch(
                 src,
@@ -649,16 +658,16 @@ def calibration_holdout(
                 f"coalesce(sum(amount) FILTER (WHERE {cal}), 0) - arg_min(amount, day) AS repeat_cal, "
                 f"count(*) FILTER (WHERE NOT {cal}) AS n_hold, "
                 f"coalesce(sum(amount) FILTER (WHERE NOT {cal}), 0) AS spend_hold "
-                f"FROM _purchases GROUP BY ALL ORDER BY {key_list}",
+                f"FROM ({purchases}) GROUP BY ALL ORDER BY {key_list}",
             )
             repeat = src.con.execute(
-                f"SELECT p.day, count(*) AS n FROM _purchases p JOIN ("
-                f"SELECT {key_list}, min(day) AS first_day FROM _purchases GROUP BY ALL "
+                f"SELECT p.day, count(*) AS n FROM ({purchases}) p JOIN ("
+                f"SELECT {key_list}, min(day) AS first_day FROM ({purchases}) GROUP BY ALL "
                 f"HAVING min(day) <= {cut_day}) f USING ({key_list}) "
                 f"WHERE p.day > f.first_day GROUP BY p.day ORDER BY p.day"
             ).fetchnumpy()
         finally:
-            src.con.execute("DROP TABLE IF EXISTS _purchases")
+            src.con.execute("DROP TABLE IF EXISTS _days")
     finally:
         if owned:
             src.close()
@@ -672,8 +681,8 @@ def calibration_holdout(
         "time_unit": time_unit,
         "observation_end": cut,
         "amount_col": amount_col,
-        "walk_in_orders": walk_in,
-        "transactions_after_end": after_cut,
+        "walk_in_orders": int(walk_in or 0),
+        "transactions_after_end": int(after_cut or 0),
     }
     count = cols["n_hold"][cal_rows].astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -709,8 +718,8 @@ def calibration_holdout(
         cut_date=cut,
         holdout_end=rfm._day_date(end_day),
         time_unit=time_unit,
-        walk_in_orders=walk_in,
-        transactions_after_holdout=after_end,
+        walk_in_orders=int(walk_in or 0),
+        transactions_after_holdout=int(after_given or 0) if given_end is not None else 0,
     )
 
 

@@ -153,9 +153,7 @@ def test_cohort_retention_matches_pandas(demo, freq, by):
 
 @pytest.mark.parametrize("group_by", ["sku", "category"])
 def test_refill_fills_and_intervals_match_pandas(demo, group_by):
-    folder, chain, src = demo
-    if group_by == "category" and folder.name.startswith("demo_csv"):
-        pytest.skip("same-time ties follow the Parquet row number; CSV has none (documented)")
+    _, chain, src = demo
     fills = refill.refill_fills(chain.order_lines, chain.orders, chain.members, group_by=group_by)
     expected = refill._with_intervals(fills)
     got = engine.refill_fills(src, group_by=group_by)
