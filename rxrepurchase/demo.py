@@ -1043,7 +1043,7 @@ def write_demo_chain(out, config: DemoConfig | None = None, *, file_format: str 
         other = folder / f"{name}.{'parquet' if file_format == 'csv' else 'csv'}"
         other.unlink(missing_ok=True)  # reached only with overwrite=True (checked above)
         if file_format == "csv":
-            df.to_csv(paths[name], index=False, encoding="utf-8", date_format=None)
+            df.to_csv(paths[name], index=False, encoding="utf-8")
         else:
             df.to_parquet(paths[name], index=False)
     chain.truth.to_csv(paths["ground_truth_members"], index=False, encoding="utf-8")
