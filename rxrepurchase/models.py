@@ -94,8 +94,8 @@ def _rfm_arrays(rfm: pd.DataFrame, columns: tuple[str, ...]) -> list[np.ndarray]
     return arrays
 
 
-def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Unique rows of ``columns``: ``(unique columns, weights, row -> unique row)``."""
+def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Unique rows of ``columns``: ``(unique columns, number of rows of each)``."""
     key = np.zeros(len(columns[0]), dtype=np.int64)
     for col in columns:
         codes, uniques = pd.factorize(col)
@@ -107,7 +107,7 @@ def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.nd
         values = np.empty(n_unique, dtype=np.float64)
         values[key] = col  # every row of a unique key holds the same value
         compressed.append(values)
-    return compressed, np.bincount(key, minlength=n_unique), key
+    return compressed, np.bincount(key, minlength=n_unique)
 
 
 def _time_unit_of(rfm: pd.DataFrame) -> str | None:
@@ -199,7 +199,7 @@ class PurchaseModel:
             )
         if not (T > 0).any():
             raise ModelFitError(f"{type(self).__name__}: every member has T = 0")
-        (f, r, t), weights, _ = _compress(frequency, recency, T)
+        (f, r, t), weights = _compress(frequency, recency, T)
         fitter, penalizer, notes = _fit_with_ladder(
             self,
             lambda pen: self._lifetimes_fit(self._fitter_class(penalizer_coef=pen), f, r, t, weights),
@@ -407,7 +407,7 @@ class GammaGammaModel:
                 f"frequency and spend per purchase correlate ({corr:+.2f}); the Gamma-Gamma "
                 "independence assumption is doubtful, so spend predictions are biased"
             )
-        (fx, fm), weights, _ = _compress(x, m)
+        (fx, fm), weights = _compress(x, m)
         fitter, penalizer, fit_notes = _fit_with_ladder(
             self,
             lambda pen: GammaGammaFitter(penalizer_coef=pen).fit(fx, fm, weights=weights),
