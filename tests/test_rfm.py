@@ -229,5 +229,7 @@ def test_bad_dates_and_units(orders):
         rfm_summary(orders, observation_end="2023-12-31")
     with pytest.raises(RFMInputError, match="must be after cut_date"):
         calibration_holdout(orders, "2024-01-08", holdout_end="2024-01-08")
+    with pytest.raises(RFMInputError, match="no member purchases"):
+        rfm_summary(orders.assign(member_id=pd.NA))  # walk-ins only
     with pytest.raises(RFMInputError, match="'store_id' is empty"):
         rfm_summary(orders.assign(store_id=orders["store_id"].where(orders.index != 1)), by="store_id")
