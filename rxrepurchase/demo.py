@@ -155,8 +155,7 @@ class DemoConfig:
             ("n_stores", 1 <= self.n_stores <= 999, "must be between 1 and 999"),
             ("months", 3 <= self.months <= 120, "must be between 3 and 120"),
             ("walk_in_share", 0 <= self.walk_in_share < 1, "must be in [0, 1)"),
-            ("n_waves", self.n_waves >= 1 or self.archetype_shares.get("coupon_hunter", 0) == 0,
-             "must be at least 1 when there are coupon hunters"),
+            ("n_waves", self.n_waves >= 1, "must be at least 1"),
             ("wave_days", self.wave_days >= 1, "must be at least 1"),
             ("coupon_valid_days", self.coupon_valid_days >= 0, "must be 0 or more"),
             ("wave_recruit_decay", self.wave_recruit_decay > 0, "must be positive"),
@@ -514,7 +513,7 @@ def _simulate_members(rng: np.random.Generator, config: DemoConfig, period: _Per
     # Hunters: recruited by wave k in proportion to decay ** (k - 1), joining inside it.
     acq_wave = np.full(n, -1)
     acq_wave[is_hunter] = _choice_by_group(rng, np.zeros(is_hunter.sum(), dtype=np.int64),
-                                           config.wave_recruit_decay ** np.arange(max(config.n_waves, 1))[None, :])
+                                           config.wave_recruit_decay ** np.arange(config.n_waves)[None, :])
     t0 = rng.random(n) * horizon
     t0[is_hunter] = np.minimum(waves.start[acq_wave[is_hunter]] + rng.random(is_hunter.sum()) * config.wave_days,
                                horizon - 1e-6)

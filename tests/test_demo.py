@@ -303,6 +303,21 @@ def test_write_then_load_with_the_loader(tmp_path):
     pdt.assert_frame_equal(loaded.orders, expected.orders)
 
 
+def test_chain_without_coupon_hunters_and_a_single_member():
+    shares = {"loyal_chronic": 0.5, "loyal_general": 0.5}
+    c = generate_demo_chain(DemoConfig(n_members=500, n_stores=1, months=3, archetype_shares=shares))
+    assert set(c.truth["archetype"]) == set(shares)
+    assert (c.truth["acquisition_wave"].dropna() >= 1).all()  # loyal members recruited by waves
+    single = generate_demo_chain(DemoConfig(n_members=1, n_stores=1, months=3))
+    assert single.orders["member_id"].eq("M000001").any() and len(single.members) == 1
+
+
+def test_unknown_file_format_is_refused(tmp_path):
+    with pytest.raises(DemoConfigError, match="file_format"):
+        write_demo_chain(tmp_path, SMALL, file_format="xlsx")
+    assert not any(tmp_path.iterdir())
+
+
 def test_load_ground_truth_of_a_folder_without_one(tmp_path):
     with pytest.raises(RxRepurchaseError, match="ground_truth_members.csv"):
         load_ground_truth(tmp_path)
@@ -325,6 +340,7 @@ def test_cli_demo_data(tmp_path, capsys):
     ({"walk_in_share": 1.0}, "walk_in_share"),
     ({"end_date": "not a date"}, "end_date"),
     ({"n_members": 0}, "n_members"),
+    ({"n_waves": 0}, "n_waves"),
 ])
 def test_bad_config_is_refused_naming_the_field(change, field):
     with pytest.raises(DemoConfigError, match=f"DemoConfig.{field}"):
