@@ -351,3 +351,22 @@ def test_fit_by_group_per_store_index_level(cdnow):
     with pytest.raises(RFMInputError, match="no level 'region'"):
         fit_by_group(rfm, "region")
 
+
+def test_demo_chain_loyal_members_match_their_simulated_truth():
+    from rxrepurchase.demo import DemoConfig, generate_demo_chain
+
+    chain = generate_demo_chain(DemoConfig(n_members=20_000))
+    truth = chain.truth.set_index("member_id")
+    general = truth.index[truth["archetype"] == "loyal_general"]  # pure BG/NBD members
+    orders = chain.orders[chain.orders["member_id"].isin(general)]
+    rfm = rfm_summary(orders, observation_end=chain.truth_params["period"]["end"])
+    model = BGNBDModel().fit(rfm)
+    true = chain.truth_params["archetypes"]["loyal_general"]["bgnbd_days"]
+    assert model.params_["r"] == pytest.approx(true["r"], rel=0.15)
+    # Mean purchase rate r / alpha: same-day purchases merge, which lowers it by ~5% here.
+    rate = model.params_["r"] / model.params_["alpha"]
+    assert rate == pytest.approx(true["r"] / true["alpha"], rel=0.15)
+    # P(alive) averages to the share of these members who had not dropped out by the end.
+    alive = truth.loc[rfm.index, "dropped_out_at"].isna().mean()
+    assert model.probability_alive(rfm).mean() == pytest.approx(alive, abs=0.03)
+
