@@ -144,6 +144,11 @@ def test_coupon_hunters_buy_mostly_with_coupons_loyal_members_rarely(chain, memb
     joined = hunters["ordered_at"].dt.normalize()
     assert (joined >= windows.loc[expected, "starts_on"].to_numpy()).all()
     assert (joined <= windows.loc[expected, "ends_on"].to_numpy()).all()
+    # They stop soon after the subsidy: most of their orders fall while the coupon is valid.
+    all_hunters = member_orders[member_orders["archetype"] == "coupon_hunter"]
+    wave = "CP-NEW" + all_hunters["acquisition_wave"].astype(int).astype(str).str.zfill(2)
+    valid_until = windows.loc[wave, "ends_on"].to_numpy() + np.timedelta64(MEDIUM.coupon_valid_days + 1, "D")
+    assert (all_hunters["ordered_at"].to_numpy() < valid_until).mean() > 0.6
 
 
 def test_later_waves_recruit_fewer_and_repurchase_less(chain, member_orders):
