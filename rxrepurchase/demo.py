@@ -887,7 +887,9 @@ def _fake_contacts(rng: np.random.Generator, n: int, kind: str) -> pd.arrays.Arr
     return _numbered(prefix, number, width, missing=rng.random(n) >= share)
 
 
-def _stores_frame(rng: np.random.Generator, config: DemoConfig, start: pd.Timestamp):
+def _stores_frame(rng: np.random.Generator, config: DemoConfig,
+                  start: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The stores table, and each store's city and district (for members' regions)."""
     cities = ["杭州", "杭州", "宁波", "绍兴"]
     city = np.array([cities[k % 4] for k in range(config.n_stores)], dtype=object)
     seen: dict[str, int] = {}
@@ -913,7 +915,9 @@ def _stores_frame(rng: np.random.Generator, config: DemoConfig, start: pd.Timest
     return df, city, np.array(district, dtype=object)
 
 
-def _member_demographics(rng, arch, home, store_city, store_district) -> dict[str, Any]:
+def _member_demographics(rng: np.random.Generator, arch: np.ndarray, home: np.ndarray,
+                         store_city: np.ndarray, store_district: np.ndarray) -> dict[str, Any]:
+    """Gender, birth year (by archetype) and region (mostly the home store's district)."""
     n = len(arch)
     year = np.round(rng.normal(np.array([1958, 1978, 1982, 1990])[arch], np.array([9, 12, 14, 8])[arch]))
     year = np.clip(year, 1935, 2006).astype(np.int64)
@@ -934,7 +938,9 @@ def _member_demographics(rng, arch, home, store_city, store_district) -> dict[st
     }
 
 
-def _campaigns_frame(start, length, wave_start, wave_end, holidays, codes) -> pd.DataFrame:
+def _campaigns_frame(start: pd.Timestamp, length: int, wave_start: np.ndarray, wave_end: np.ndarray,
+                     holidays: list, codes: list[str]) -> pd.DataFrame:
+    """The campaigns table: acquisition waves, holiday promotions, the birthday campaign."""
     names = [f"第{k + 1}波新客招募(首单券)" for k in range(len(wave_start))] + [h[1] for h in holidays]
     names.append("会员生日礼")
     first = np.concatenate([wave_start, [h[2] for h in holidays], [0]]).astype(np.int64)
@@ -952,6 +958,7 @@ def _campaigns_frame(start, length, wave_start, wave_end, holidays, codes) -> pd
 def _truth_params(config: DemoConfig, start: pd.Timestamp, end: pd.Timestamp, m: _Members, waves: _Waves,
                   campaign_codes: list[str], stores_df: pd.DataFrame, evening_store: np.ndarray,
                   n_orders: int, n_walk: int) -> dict[str, Any]:
+    """The chain-level truth written to ground_truth.json (see docs/demo-chain.md)."""
     counts = np.bincount(m.arch, minlength=len(ARCHETYPES))
     archetypes = {}
     for code, name in enumerate(ARCHETYPES):
