@@ -201,7 +201,10 @@ def _sort_with_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _summarise(p: _Purchases, keep: np.ndarray, end_day: int, unit_days: int) -> pd.DataFrame:
     """RFM of the purchases selected by ``keep`` (a mask on ``p``), observed to ``end_day``."""
-    member, day, amount = p.member[keep], p.day[keep], p.amount[keep]
+    if keep.all():
+        member, day, amount = p.member, p.day, p.amount
+    else:
+        member, day, amount = p.member[keep], p.day[keep], p.amount[keep]
     # Purchases are sorted by member, then day: each member's purchases are one run.
     first = np.flatnonzero(np.r_[True, member[1:] != member[:-1]])
     last = np.r_[first[1:], len(member)] - 1
@@ -219,7 +222,8 @@ def _summarise(p: _Purchases, keep: np.ndarray, end_day: int, unit_days: int) ->
             "first_purchase": _dates(first_day),
             "last_purchase": _dates(last_day),
         },
-        index=p.members[member[first]],
+        # Taking millions of string ids costs more than the rest: skip it when all are present.
+        index=p.members if len(first) == len(p.members) else p.members[member[first]],
     )
 
 
