@@ -23,6 +23,7 @@
 data = "../data/demo"  # export folder of the chain
 as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 lang = "en"  # report language: en or zh
+chain_cache = ""  # pickled chain written by the runner (empty: read the export folder)
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 
@@ -31,11 +32,10 @@ from IPython.display import HTML, Markdown, display
 
 from rxrepurchase import report_data as rd
 from rxrepurchase.i18n import t
-from rxrepurchase.loading import load_chain
 from rxrepurchase.plotting import configure_matplotlib
 
 configure_matplotlib()
-chain = load_chain(data, as_of=as_of)
+chain = rd.load_report_chain(data, as_of=as_of, chain_cache=chain_cache)
 stores = rd.chain_comparison(chain, period_days=period_days, gross_margin=gross_margin)
 
 # %%

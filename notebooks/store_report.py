@@ -30,6 +30,7 @@ data = "../data/demo"  # export folder of the chain
 as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 calibration_end = None  # end of the models' calibration period (None: as_of minus holdout)
 lang = "en"  # report language: en or zh
+chain_cache = ""  # pickled chain written by the runner (empty: read the export folder)
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 clv_horizon_months = 12  # CLV horizon
@@ -45,11 +46,10 @@ from IPython.display import HTML, Markdown, display
 
 from rxrepurchase import report_data as rd
 from rxrepurchase.i18n import t
-from rxrepurchase.loading import load_chain
 from rxrepurchase.plotting import configure_matplotlib
 
 configure_matplotlib()
-chain = load_chain(data, as_of=as_of)
+chain = rd.load_report_chain(data, as_of=as_of, chain_cache=chain_cache)
 headline = rd.store_headline(chain, store_id, period_days=period_days)
 metrics = dict(headline)
 

@@ -12,6 +12,7 @@ import html
 import json
 import math
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from rxrepurchase.cohorts import (
     wave_response,
 )
 from rxrepurchase.contract import TIERS
-from rxrepurchase.errors import ModelFitError
+from rxrepurchase.errors import ModelFitError, RxRepurchaseError
 from rxrepurchase.holdout import holdout_by_frequency, holdout_error, plot_holdout_by_frequency
 from rxrepurchase.i18n import (
     STRINGS,
@@ -38,7 +39,7 @@ from rxrepurchase.i18n import (
     normalize_lang,
     t,
 )
-from rxrepurchase.loading import Chain
+from rxrepurchase.loading import Chain, load_chain
 from rxrepurchase.metrics import pareto_share, repurchase_rates, retention_curve
 from rxrepurchase.models import (
     BGNBDModel,
@@ -62,6 +63,8 @@ from rxrepurchase.segments import (
 )
 
 __all__ = [
+    "ReportDataError",
+    "load_report_chain",
     "actions_html",
     "adherence_table_html",
     "channels_table_html",
@@ -113,6 +116,39 @@ __all__ = [
     "waves_table_html",
     "write_metrics",
 ]
+
+
+class ReportDataError(RxRepurchaseError, ValueError):
+    """A report notebook was given inconsistent inputs (e.g. a chain cache of other data)."""
+
+
+def load_report_chain(data: str | os.PathLike, *, as_of=None,
+                      chain_cache: str | os.PathLike = "") -> Chain:
+    """The chain a report notebook works on.
+
+    ``chain_cache`` is the pickle :func:`rxrepurchase.reporting.run_reports` writes once per
+    run so that every notebook skips re-reading and re-validating the export (the slowest step
+    of a store report); without it (an analyst running the notebook by hand) the export is read
+    with :func:`~rxrepurchase.loading.load_chain`.
+
+    Raises
+    ------
+    ReportDataError
+        If the cache is not a chain loaded from ``data`` as of ``as_of``.
+    """
+    if not chain_cache:
+        return load_chain(data, as_of=as_of)
+    with open(chain_cache, "rb") as f:
+        chain = pickle.load(f)  # written by run_reports for this run, never user input
+    same_day = as_of is None or chain.as_of == pd.Timestamp(as_of).normalize()
+    if not isinstance(chain, Chain) or not same_day or (
+        chain.source is not None and Path(chain.source).resolve() != Path(data).resolve()
+    ):
+        raise ReportDataError(
+            f"{chain_cache} does not hold the chain of {data} as of {as_of}; "
+            "remove the chain_cache parameter to load the data directly"
+        )
+    return chain
 
 
 def report_period(as_of: pd.Timestamp, period_days: int = 90) -> tuple[pd.Timestamp, pd.Timestamp]:

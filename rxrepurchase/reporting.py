@@ -15,6 +15,8 @@ import html
 import json
 import multiprocessing
 import os
+import pickle
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -350,33 +352,26 @@ def run_reports(
     store_ids = _resolve_stores(stores, chain.stores["store_id"].tolist())
     common = {"data": str(data), "as_of": as_of_text, "lang": lang}
     extra = dict(parameters or {})
-    reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", *common})
+    reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "chain_cache",
+                                    *common})
     if reserved:
         raise ReportError(f"parameters {reserved} are set by the runner; use its arguments")
     calibration_text = str(calibration_end) if calibration_end is not None else None
 
     folder = new_run_folder(out, started_at)
-    jobs_list = []
-    for store_id in store_ids:
-        sdir = folder / "stores" / store_id
-        sdir.mkdir(parents=True)
-        params = {
-            **common,
-            **extra,
-            "store_id": store_id,
-            "calibration_end": calibration_text,
-            "metrics_path": str(sdir / "metrics.json"),
-            "actions_dir": str(sdir / "actions"),
-        }
-        jobs_list.append(_job(store_id, store_nb, sdir / "report", params, sdir / "metrics.json"))
-    if chain_nb is not None:
-        cdir = folder / "chain"
-        cdir.mkdir()
-        jobs_list.append(_job("chain", chain_nb, cdir / "chain_overview", dict(common), None))
-
-    outcomes = _execute_all(jobs_list, jobs, progress)
-    results = [_result(j, outcomes[j["key"]]) for j in jobs_list]
-    chain_result = results.pop() if chain_nb is not None else None
+    # The chain is read and validated once; every notebook unpickles it (much faster than
+    # each re-reading the export). Outside the run folder, removed when the run ends.
+    cache_dir = Path(tempfile.mkdtemp(prefix="rxrepurchase-run-"))
+    try:
+        cache = cache_dir / "chain.pickle"
+        with open(cache, "wb") as f:
+            pickle.dump(chain, f, protocol=pickle.HIGHEST_PROTOCOL)
+        results, chain_result = _run_notebooks(
+            folder, {**common, "chain_cache": str(cache)}, extra, calibration_text, store_ids,
+            store_nb, chain_nb, jobs, progress,
+        )
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
 
     parameters_json = {
         **common,
@@ -401,6 +396,33 @@ def run_reports(
     if progress is not None:
         progress(_summary(run))
     return run
+
+
+def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
+                   progress) -> tuple[list[StoreResult], StoreResult | None]:
+    """Lay out the run folder, execute every notebook, collect the results."""
+    jobs_list = []
+    for store_id in store_ids:
+        sdir = folder / "stores" / store_id
+        sdir.mkdir(parents=True)
+        params = {
+            **common,
+            **extra,
+            "store_id": store_id,
+            "calibration_end": calibration_text,
+            "metrics_path": str(sdir / "metrics.json"),
+            "actions_dir": str(sdir / "actions"),
+        }
+        jobs_list.append(_job(store_id, store_nb, sdir / "report", params, sdir / "metrics.json"))
+    if chain_nb is not None:
+        cdir = folder / "chain"
+        cdir.mkdir()
+        jobs_list.append(_job("chain", chain_nb, cdir / "chain_overview", dict(common), None))
+
+    outcomes = _execute_all(jobs_list, jobs, progress)
+    results = [_result(j, outcomes[j["key"]]) for j in jobs_list]
+    chain_result = results.pop() if chain_nb is not None else None
+    return results, chain_result
 
 
 def _job(key: str, notebook: Path, stem: Path, params: dict, metrics: Path | None) -> dict:

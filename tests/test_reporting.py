@@ -103,6 +103,8 @@ def test_executed_notebook_carries_the_store_parameters(run):
     assert len(injected) == 1
     assert "store_id = \"S02\"" in injected[0].source
     assert f'as_of = "{AS_OF}"' in injected[0].source
+    cache = re.search(r'chain_cache = "([^"]+)"', injected[0].source).group(1)
+    assert not Path(cache).exists()  # the run's pickled chain is removed when it ends
 
 
 def test_failing_store_does_not_stop_the_others(run):
@@ -321,3 +323,16 @@ def test_notebooks_are_stored_without_outputs_and_match_their_py_pair(name):
     assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
     paired = jupytext.read(NOTEBOOKS / f"{name}.py")
     assert [c.source for c in paired.cells] == [c.source for c in nb.cells]
+
+
+def test_chain_cache_must_match_the_data_and_date(chain, demo_data, tmp_path):
+    import pickle
+
+    cache = tmp_path / "chain.pickle"
+    cache.write_bytes(pickle.dumps(chain))
+    loaded = rd.load_report_chain(demo_data, as_of=AS_OF, chain_cache=cache)
+    assert loaded.as_of == chain.as_of and len(loaded.orders) == len(chain.orders)
+    with pytest.raises(rd.ReportDataError, match="does not hold the chain"):
+        rd.load_report_chain(demo_data, as_of="2026-06-30", chain_cache=cache)
+    with pytest.raises(rd.ReportDataError, match="does not hold the chain"):
+        rd.load_report_chain(tmp_path, as_of=AS_OF, chain_cache=cache)
