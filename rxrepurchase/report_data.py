@@ -835,7 +835,7 @@ def plot_clv_by_cohort(scores: pd.DataFrame, lang: str = "en", *,
     """Distribution of predicted CLV per cohort (box plot, log scale)."""
     ax = ax if ax is not None else plt.subplots()[1]
     cohorts = [c for c in COHORTS if (scores["subsidy_cohort"] == c).any()]
-    data = [scores.loc[scores["subsidy_cohort"] == c, "clv"].clip(lower=0.1) for c in cohorts]
+    data = [scores.loc[scores["subsidy_cohort"] == c, "clv"].clip(lower=1) for c in cohorts]
     box = ax.boxplot(data, tick_labels=[cohort_label(c, lang) for c in cohorts],
                      patch_artist=True, showfliers=False)
     for patch, c in zip(box["boxes"], cohorts, strict=True):
