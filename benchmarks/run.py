@@ -267,6 +267,94 @@ def stage_score_lifetimes(data: Path, work: Path, opts: dict) -> dict:
                              "clv": rel(GROSS_MARGIN * np.asarray(clv), ours["clv"])}}
 
 
+def stage_report(data: Path, work: Path, opts: dict) -> dict:
+    """A report run on a few stores of a chain, and where a store's time goes."""
+    import pickle
+    import statistics
+
+    import nbformat
+    import papermill as pm
+
+    from rxrepurchase import batch, rfm
+    from rxrepurchase.demo import DemoConfig, write_demo_chain
+    from rxrepurchase.loading import load_chain
+    from rxrepurchase.models import BGNBDModel, GammaGammaModel
+    from rxrepurchase.reporting import (
+        KERNEL_NAME,
+        _private_kernel_config,
+        notebook_to_html,
+        run_reports,
+    )
+
+    chain_dir = work / "report_chain"
+    config = DemoConfig(n_members=max(2000, round(opts["report_rows"] / ROWS_PER_MEMBER)),
+                        n_stores=opts["stores"], months=18, seed=5, end_date=AS_OF)
+    write_demo_chain(chain_dir, config, file_format="parquet", overwrite=True)
+    out = {"stores_in_chain": opts["stores"], "stores_run": opts["report_stores"]}
+
+    with Timed() as t:
+        chain = load_chain(chain_dir, as_of=AS_OF)
+    out["load_chain_s"] = t.seconds
+    out["orders"] = len(chain.orders)
+    cache = work / "chain.pickle"
+    with open(cache, "wb") as f:
+        pickle.dump(chain, f, protocol=pickle.HIGHEST_PROTOCOL)
+    with Timed() as t:
+        with open(cache, "rb") as f:
+            pickle.load(f)
+    out["unpickle_chain_s"] = t.seconds
+    with Timed() as t:
+        batch.precompute_chain(chain_dir, work / "batch", as_of=AS_OF, overwrite=True,
+                               memory_limit=opts["memory_limit"])
+    out["precompute_s"] = t.seconds
+    stores = chain.store_ids[: opts["report_stores"]]
+    with Timed() as t:
+        for store_id in stores:
+            batch.load_store_slice(work / "batch", store_id)
+    out["load_store_slice_s"] = t.seconds / len(stores)
+
+    fits = []
+    for store_id in stores:
+        with Timed() as t:
+            summary = rfm.rfm_summary(chain.for_store(store_id).orders, observation_end=AS_OF)
+            BGNBDModel().fit(summary)
+            GammaGammaModel().fit(summary)
+        fits.append(t.seconds)
+    out["model_fit_s"] = statistics.median(fits)
+
+    empty = work / "empty.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1")]
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, empty)
+    with Timed() as t:
+        pm.execute_notebook(empty, work / "empty.out.ipynb", kernel_name=KERNEL_NAME,
+                            config=_private_kernel_config(), progress_bar=False)
+    out["kernel_start_s"] = t.seconds
+
+    with Timed() as t:
+        run = run_reports(chain_dir, stores=stores, out=work / "reports", jobs=2, as_of=AS_OF,
+                          include_chain=False, progress=None)
+    out["run_s"] = t.seconds
+    out["run_peak_mb"] = t.peak_mb
+    out["ok"] = run.ok
+    per_store = [r.seconds for r in run.results if getattr(r, "seconds", None)]
+    out["notebook_s"] = statistics.median(per_store) if per_store else None
+    executed = next(r.notebook for r in run.results if r.ok)
+    with Timed() as t:
+        notebook_to_html(executed, work / "one.html")
+    out["html_s"] = t.seconds
+    # papermill records each cell's duration: the slowest cells say where a notebook's time goes.
+    cells = [
+        (c.metadata.get("papermill", {}).get("duration") or 0.0,
+         next((line for line in c.source.splitlines() if line and not line.startswith("#")), ""))
+        for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"
+    ]
+    out["slowest_cells"] = sorted(cells, reverse=True)[:5]
+    out["seconds"], out["peak_mb"] = out["run_s"], out["run_peak_mb"]
+    return out
+
+
 STAGES = {
     "generate": stage_generate,
     "rfm-engine": stage_rfm_engine,
@@ -276,6 +364,7 @@ STAGES = {
     "fit-lifetimes": stage_fit_lifetimes,
     "score-rx": stage_score_rx,
     "score-lifetimes": stage_score_lifetimes,
+    "report": stage_report,
 }
 
 
@@ -335,6 +424,10 @@ def main(argv=None) -> int:
                         help="members to fit on (default: the chain's); more are resampled")
     parser.add_argument("--score-members", type=parse_size, default=0,
                         help="members to score (default: the chain's); more are resampled")
+    parser.add_argument("--report-stores", type=int, default=4,
+                        help="stores whose reports are run to time the report stage (0: skip)")
+    parser.add_argument("--report-rows", type=parse_size, default=parse_size("1M"),
+                        help="order rows of the chain the report stage runs on (default 1M)")
     parser.add_argument("--memory-limit", default="4GB", help="DuckDB memory limit (default 4GB)")
     parser.add_argument("--skip-lifetimes", action="store_true",
                         help="measure only rxrepurchase (for sizes the plain route cannot do)")
@@ -358,6 +451,7 @@ def main(argv=None) -> int:
     data = work / "chain"
     opts = {"rows": args.rows, "stores": args.stores, "memory_limit": args.memory_limit,
             "fit_members": args.fit_members, "score_members": args.score_members,
+            "report_stores": args.report_stores, "report_rows": args.report_rows,
             "check_keys": True}
     print(machine())
     print(f"chain: ~{args.rows:,} order rows, {args.stores} stores; work folder {work}\n")
@@ -382,6 +476,8 @@ def main(argv=None) -> int:
         results["fit-lifetimes"] = run_child("fit-lifetimes", data, work, opts) if plain else None
         results["score-rx"] = run_child("score-rx", data, work, opts)
         results["score-lifetimes"] = run_child("score-lifetimes", data, work, opts) if plain else None
+        if args.report_stores:
+            results["report"] = run_child("report", data, work, opts)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -419,6 +515,24 @@ def report(results: dict, n_rows: int) -> None:
     n_score = score.get("members", 0) if score and "error" not in score else 0
     row(f"score {n_score:,}: P(alive), E[purchases], CLV", score, results.get("score-lifetimes"))
 
+    rep = results.get("report")
+    if rep and "error" not in rep:
+        n, k = rep["stores_in_chain"], rep["stores_run"]
+        per_store = rep["run_s"] / k
+        print()
+        print(f"Report run: {k} of {n} stores of a {rep['orders']:,}-order chain, 2 kernels in "
+              f"parallel: {rep['run_s']:.1f} s wall ({per_store:.1f} s a store; peak "
+              f"{rep['run_peak_mb']:,.0f} MB in the runner), so about "
+              f"{per_store * n / 60:.0f} min for all {n} stores.")
+        print(f"  once per run: load_chain {rep['load_chain_s']:.1f} s (or precompute "
+              f"{rep['precompute_s']:.1f} s)")
+        print(f"  per store (one notebook, {rep['notebook_s']:.1f} s median): kernel start "
+              f"{rep['kernel_start_s']:.1f} s, data load {rep['unpickle_chain_s']:.2f} s "
+              f"(unpickling the chain; load_store_slice {rep['load_store_slice_s']:.2f} s), model "
+              f"fit {rep['model_fit_s']:.2f} s, HTML {rep['html_s']:.2f} s, the rest the "
+              f"notebook's other analyses and figures; slowest cells:")
+        for seconds, line in rep["slowest_cells"]:
+            print(f"    {seconds:6.2f} s  {line[:80]}")
     print()
     for name, result in results.items():
         if result and "error" in result:
