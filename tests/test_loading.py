@@ -304,3 +304,13 @@ def test_published_contract_doc_matches_the_code():
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "data-contract.md").read_text(encoding="utf-8")
     assert contract_markdown() in doc, "regenerate the tables in docs/data-contract.md"
+
+
+def test_gzipped_csv_and_utf8_bom(tmp_path):
+    t = good_tables()
+    folder = write(tmp_path, t, encoding="utf-8-sig")  # Excel's "CSV UTF-8" has a BOM
+    t["orders"].to_csv(folder / "orders.csv.gz", index=False)
+    (folder / "orders.csv").unlink()
+    chain = load(folder)
+    assert chain.quality.ok and list(chain.stores.columns)[0] == "store_id"
+    assert chain.orders["paid_amount"].sum() == pytest.approx(305.5)
