@@ -234,6 +234,7 @@ def subsidized_purchases(
     *,
     order_lines: pd.DataFrame | None = None,
     rules: CohortRules | None = None,
+    within: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Member purchases (one per member-day) with their subsidy flags.
 
@@ -248,15 +249,21 @@ def subsidized_purchases(
         product line (``is_chronic``); without it the column is all False.
     rules : CohortRules, optional
         ``subsidized_min_discount`` and ``campaign_window_max_days`` apply.
+    within : sequence of str
+        Order columns (``store_id``, ``channel``) that split a member's history: a purchase is
+        one member-day *per group*, and ``purchase_number`` counts within the group (a member
+        buying first in store A, then in store B, makes a first purchase in each).
 
     Returns
     -------
     DataFrame
-        ``member_id, purchased_on, gross_amount, discount_amount, paid_amount, subsidized,
-        in_campaign_window, regular_product, purchase_number``, sorted by member and date.
+        ``member_id``, the ``within`` columns, ``purchased_on, gross_amount, discount_amount,
+        paid_amount, subsidized, in_campaign_window, regular_product, purchase_number``, sorted
+        by member, group and date.
     """
     rules = rules or CohortRules()
-    _require(orders, _ORDER_COLUMNS, "orders")
+    within = list(within)
+    _require(orders, [*_ORDER_COLUMNS, *within], "orders")
     keep = orders["member_id"].notna().to_numpy() & _is_purchase(orders, "exclude")
     o = orders.loc[keep]
     gross = o["gross_amount"].to_numpy("float64")
@@ -271,6 +278,7 @@ def subsidized_purchases(
     frame = pd.DataFrame(
         {
             "member_id": o["member_id"].to_numpy(),
+            **{c: o[c].array for c in within},
             "purchased_on": o["ordered_at"].dt.normalize().to_numpy(),
             "gross_amount": gross,
             "discount_amount": o["discount_amount"].to_numpy("float64"),
@@ -280,7 +288,7 @@ def subsidized_purchases(
         }
     )
     p = (
-        frame.groupby(["member_id", "purchased_on"], sort=True)
+        frame.groupby(["member_id", *within, "purchased_on"], sort=True, dropna=False)
         .agg(
             gross_amount=("gross_amount", "sum"),
             discount_amount=("discount_amount", "sum"),
@@ -294,7 +302,8 @@ def subsidized_purchases(
     p["in_campaign_window"] = _in_intervals(
         days, _campaign_days(orders, campaigns, rules.campaign_window_max_days)
     )
-    p["purchase_number"] = p.groupby("member_id", sort=False).cumcount() + 1
+    member = p.groupby(["member_id", *within], sort=False, dropna=False)
+    p["purchase_number"] = member.cumcount() + 1
     return p
 
 
@@ -504,7 +513,8 @@ def compare_cohorts(
     cohorts : DataFrame or Series
         :func:`classify_members` output, or a Series of cohort names indexed by member_id.
     by : str or list of str, optional
-        Further grouping: order columns (purchases counted within the group) or member columns.
+        Further grouping: order columns such as ``store_id`` (every figure counted within the
+        group, as if ``orders`` held only that group's orders) or member columns.
     members : DataFrame, optional
         Needed when ``by`` names member columns.
     campaigns : DataFrame, optional
@@ -516,7 +526,7 @@ def compare_cohorts(
     rules : CohortRules, optional
         Only ``subsidized_min_discount`` matters here (what counts as a subsidised purchase).
     """
-    from rxrepurchase.metrics import n_day_repurchase, repurchase_rates
+    from rxrepurchase.metrics import repurchase_rates
 
     by = _as_list(by)
     as_of = _default_as_of(orders, as_of)
@@ -528,7 +538,8 @@ def compare_cohorts(
     rates = rates.set_index(keys)[
         ["members", "repeat_members", "user_repurchase_rate", "order_repurchase_rate"]
     ]
-    nday = n_day_repurchase(orders, [days], keys, members=lookup, as_of=as_of).set_index(keys)
+    # The post-subsidy step also gives the N-day repurchase after the first purchase, counted
+    # within order-column groups (metrics.n_day_repurchase keys those on the first purchase).
     post = post_subsidy_repurchase(
         orders, cohorts, [days], by, members=members, campaigns=campaigns, as_of=as_of,
         rules=rules,
@@ -539,7 +550,7 @@ def compare_cohorts(
     frame = _lookup_member_columns(frame, keys, lookup)
     money = frame.groupby(keys, dropna=False)[money_cols].sum()
     table = rates.join(money, how="left")
-    table["repurchase_within_days"] = nday["n_day_repurchase_rate"]
+    table["repurchase_within_days"] = post["after_first_rate"]
     table["repurchase_after_last_subsidy"] = post["after_last_subsidy_rate"]
     table["spend_per_member"] = table["gross_amount"] / table["members"]
     table["subsidy_per_member"] = table["discount_amount"] / table["members"]
@@ -584,23 +595,25 @@ def post_subsidy_repurchase(
     bought anything within N days after it (``after_last_subsidy_rate``). ``drop`` is the
     difference: how much repurchase falls once the subsidy stops.
 
-    ``by`` names member columns (order columns make no sense for a member's whole history).
+    ``by`` names member columns (``tier``; looked up in ``members``) or order columns
+    (``store_id``, ``channel``): these split each member's history, so a member's first
+    purchase, last subsidised purchase and the purchase after it are all counted within the
+    group, as if ``orders`` held only that group's orders.
     """
     by = _as_list(by)
     as_of = _default_as_of(orders, as_of)
     horizons = [int(d) for d in days]
     if not horizons or min(horizons) <= 0:
         raise MetricsInputError(f"days must be positive whole numbers, got {days!r}")
+    within = [c for c in by if c in orders.columns]
     p = subsidized_purchases(orders.loc[orders["ordered_at"].dt.normalize() <= as_of], campaigns,
-                             rules=rules)  # fmt: skip
+                             rules=rules, within=within)  # fmt: skip
     lookup = _cohort_lookup(cohorts, members)
-    bad = [c for c in by if c not in lookup.columns]
-    if bad:
-        raise MetricsInputError(f"post_subsidy_repurchase groups by member columns; unknown: {bad}")
-    p["next_on"] = p.groupby("member_id", sort=False)["purchased_on"].shift(-1)
-    first = p.loc[p["purchase_number"] == 1, ["member_id", "purchased_on", "next_on"]]
-    last_sub = p.loc[p["subsidized"]].groupby("member_id", sort=False).tail(1)
-    last_sub = last_sub[["member_id", "purchased_on", "next_on"]]
+    history = ["member_id", *within]
+    p["next_on"] = p.groupby(history, sort=False, dropna=False)["purchased_on"].shift(-1)
+    cols = [*history, "purchased_on", "next_on"]
+    first = p.loc[p["purchase_number"] == 1, cols]
+    last_sub = p.loc[p["subsidized"]].groupby(history, sort=False, dropna=False).tail(1)[cols]
     keys = [*by, "subsidy_cohort"]
     parts = []
     for kind, frame in (("after_first", first), ("after_last_subsidy", last_sub)):
@@ -701,6 +714,8 @@ def wave_response(
     Rates are NaN for waves that ended fewer than ``days`` days before ``as_of``.
 
     With ``cohorts`` (as in :func:`compare_cohorts`) the figures are per subsidy cohort too.
+    Waves nobody in ``orders`` took part in (a store that did not run them) have zero counts
+    and NaN rates; per cohort they have no rows.
     """
     rules = rules or CohortRules()
     as_of = _default_as_of(orders, as_of)
@@ -717,7 +732,7 @@ def wave_response(
         .merge(waves[["wave", "campaign_id", "starts_on", "ends_on"]], on="campaign_id")
     )
     first = p.loc[p["purchase_number"] == 1].set_index("member_id")["purchased_on"]
-    f = part["member_id"].map(first)
+    f = pd.Series(first.reindex(part["member_id"]).to_numpy(), index=part.index)
     part["new"] = (f >= part["starts_on"]) & (f <= part["ends_on"])
     before = _adjacent_purchase(part, p, part["starts_on"], "backward")
     part["reactivated"] = ~part["new"] & (
@@ -766,7 +781,8 @@ def _adjacent_purchase(
     left = pd.DataFrame(
         {
             "_row": np.arange(len(part)),
-            "member_id": part["member_id"].to_numpy(),
+            # Same id dtype on both sides: merge_asof refuses an empty column of another one.
+            "member_id": part["member_id"].astype(p["member_id"].dtype).array,
             "at": at.to_numpy(),
         }
     ).sort_values("at", kind="stable")
@@ -819,8 +835,10 @@ def plot_wave_response(waves: pd.DataFrame, *, ax: plt.Axes | None = None) -> pl
     groups = waves.groupby("subsidy_cohort") if "subsidy_cohort" in waves else [("all", waves)]
     for name, g in groups:
         right.plot(g["wave"], g["full_price_repurchase_rate"], marker="o", label=str(name))
-    right.set_ylabel(f"full-price repurchase within {int(waves['days'].iloc[0])} days")
+    days = int(waves["days"].iloc[0]) if len(waves) else "N"
+    right.set_ylabel(f"full-price repurchase within {days} days")
     right.set_ylim(0, None)
     right.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
-    right.legend(fontsize="small", loc="upper right")
+    if len(waves):
+        right.legend(fontsize="small", loc="upper right")
     return ax

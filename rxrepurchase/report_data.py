@@ -381,13 +381,8 @@ def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float
     ).set_index("store_id")
     members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
                                as_of=chain.as_of, rules=rules)
-    # One comparison per store: compare_cohorts(by="store_id") is not supported by cohorts'
-    # post-subsidy step (it groups by member columns only).
-    cmp = pd.concat([
-        compare_cohorts(chain.for_store(s).orders, members, campaigns=chain.campaigns,
-                        as_of=chain.as_of, rules=rules).assign(store_id=s)
-        for s in chain.store_ids
-    ])
+    cmp = compare_cohorts(chain.orders, members, "store_id", campaigns=chain.campaigns,
+                          as_of=chain.as_of, rules=rules)
     counts = cmp.pivot_table(index="store_id", columns="subsidy_cohort", values="members",
                              aggfunc="sum", fill_value=0)
     for cohort in ("loyal", "subsidy_driven"):

@@ -167,6 +167,56 @@ def test_compare_cohorts_hand_computed():
     assert len(by_tier.query("tier == 'gold'")) == 2  # L (loyal) and X (mixed)
 
 
+def two_store_chain() -> pd.DataFrame:
+    """The hand chain with H's second order and L's last three refills in store S2."""
+    orders = hand_chain()[0]
+    moved = orders["order_id"].isin(["o1", "o5", "o6", "o7"])
+    orders["store_id"] = orders["store_id"].where(~moved, "S2")
+    return orders
+
+
+def test_compare_cohorts_by_store_hand_computed():
+    orders = two_store_chain()
+    _, _, campaigns, members = hand_chain()
+    c = classified().reset_index()  # cohorts come from the whole chain
+    t = co.compare_cohorts(orders, c, "store_id", campaigns=campaigns, as_of=AS_OF)
+    t = t.set_index(["store_id", "subsidy_cohort"])
+    assert list(t.index) == [
+        ("S1", "loyal"), ("S1", "mixed"), ("S1", "occasional"), ("S1", "subsidy_driven"),
+        ("S1", "new"), ("S2", "loyal"), ("S2", "subsidy_driven"),
+    ]  # fmt: skip
+    # L at S1: 01-05 (K1), 02-04, 03-05 (BDAY); the next purchase after the last subsidised
+    # one (04-04) is at S2, so at S1 nothing follows it (chain-wide the rate is 1.0).
+    s1 = t.loc[("S1", "loyal")]
+    assert (s1.members, s1.user_repurchase_rate, s1.order_repurchase_rate) == (1, 1.0, 2 / 3)
+    assert s1.repurchase_within_days == 1.0  # 02-04 is 30 days after 01-05
+    assert s1.repurchase_after_last_subsidy == 0.0
+    assert (s1.spend, s1.subsidy, s1.subsidy_per_retained_member) == (300.0, 15.0, 15.0)
+    # L at S2: first purchase 04-04 is 87 days before 06-30 (not eligible for 90 days), and no
+    # purchase there was subsidised: both rates are undefined.
+    s2 = t.loc[("S2", "loyal")]
+    assert (s2.members, s2.repeat_members, s2.revenue_net_of_subsidy) == (1, 1, 285.0)
+    assert np.isnan(s2.repurchase_within_days) and np.isnan(s2.repurchase_after_last_subsidy)
+    # H bought once in each store: a repeat buyer of the chain, a one-time buyer of each store.
+    for store, subsidy in (("S1", 50.0), ("S2", 40.0)):
+        h = t.loc[(store, "subsidy_driven")]
+        assert (h.members, h.repeat_members, h.user_repurchase_rate) == (1, 0, 0.0)
+        assert (h.repurchase_within_days, h.repurchase_after_last_subsidy) == (0.0, 0.0)
+        assert h.subsidy == subsidy and np.isnan(h.subsidy_per_retained_member)
+    # Grouping by store is the comparison of each store's orders alone.
+    for store, part in t.groupby(level="store_id"):
+        alone = co.compare_cohorts(orders[orders["store_id"] == store], c, campaigns=campaigns,
+                                   as_of=AS_OF).set_index("subsidy_cohort")  # fmt: skip
+        pd.testing.assert_frame_equal(part.droplevel("store_id"), alone, check_dtype=False)
+    # Order and member columns together: gold members at S2 are L only.
+    mixed = co.compare_cohorts(orders, c, ["store_id", "tier"], members=members,
+                               campaigns=campaigns, as_of=AS_OF)  # fmt: skip
+    gold = mixed.query("store_id == 'S2' and tier == 'gold'")
+    assert list(gold["subsidy_cohort"]) == ["loyal"] and list(gold["members"]) == [1]
+    with pytest.raises(RxRepurchaseError, match="nope"):
+        co.compare_cohorts(orders, c, "nope", members=members, as_of=AS_OF)
+
+
 def test_post_subsidy_repurchase_hand_computed():
     orders, _, campaigns, _ = hand_chain()
     t = co.post_subsidy_repurchase(orders, classified().reset_index(), [30], campaigns=campaigns,
@@ -204,6 +254,34 @@ def test_wave_response_hand_computed():
     assert np.isnan(early["repurchase_rate"].iloc[0])
     with pytest.raises(RxRepurchaseError, match="holiday"):
         co.promotion_waves(campaigns, kinds=["holiday"])
+
+
+def test_wave_response_store_without_participants():
+    # At S2 only H's second order (K1) and L's refills from April: H is K1's only participant.
+    orders = two_store_chain()
+    _, _, campaigns, _ = hand_chain()
+    s2 = orders[orders["store_id"] == "S2"]
+    w = co.wave_response(s2, campaigns, kinds=["new_member"], as_of=AS_OF)
+    assert (w.iloc[0].participants, w.iloc[0].subsidy) == (1, 40.0)
+    # A store whose members never joined a wave (A and X only) gets the waves with zeros.
+    quiet = orders[orders["member_id"].isin(["A", "X"])]
+    w = co.wave_response(quiet, campaigns, kinds=["new_member"], as_of=AS_OF)
+    assert list(w["campaign_id"]) == ["K1"]
+    counts = ["participants", "new_members", "reactivated_members", "repurchased",
+              "repurchased_full_price"]  # fmt: skip
+    assert w[counts].to_numpy().tolist() == [[0, 0, 0, 0, 0]]
+    assert (w.iloc[0].subsidy, w.iloc[0].revenue_net_of_subsidy) == (0.0, 0.0)
+    assert w[["repurchase_rate", "subsidy_per_retained_member"]].isna().all().all()
+    # Per cohort there is nobody to show; no member orders at all gives the same.
+    by = co.wave_response(quiet, campaigns, classified().reset_index(), kinds=["new_member"],
+                          as_of=AS_OF)  # fmt: skip
+    assert by.empty and {"subsidy_cohort", "participants"} <= set(by.columns)
+    walk_ins = co.wave_response(orders[orders["member_id"].isna()], campaigns, as_of=AS_OF)
+    assert list(walk_ins["campaign_id"]) == ["BDAY", "K1"]
+    assert (walk_ins["participants"] == 0).all()
+    fig, ax = plt.subplots()
+    assert co.plot_wave_response(by, ax=ax) is ax
+    plt.close(fig)
 
 
 def test_plots_return_axes():
