@@ -358,7 +358,8 @@ def run_reports(
         raise ReportError(f"parameters {reserved} are set by the runner; use its arguments")
     calibration_text = str(calibration_end) if calibration_end is not None else None
 
-    folder = new_run_folder(out, started_at)
+    # Absolute: every notebook runs in its own folder, where a relative path means elsewhere.
+    folder = new_run_folder(Path(out).expanduser().resolve(), started_at)
     # The chain is read and validated once; every notebook unpickles it (much faster than
     # each re-reading the export). Outside the run folder, removed when the run ends.
     cache_dir = Path(tempfile.mkdtemp(prefix="rxrepurchase-run-"))

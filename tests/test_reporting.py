@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import os
 import re
 from pathlib import Path
 
@@ -52,11 +53,18 @@ def reports_out(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def run(demo_data, reports_out):
+    # Relative paths, as a user types them (`--out reports`): the notebooks run in folders of
+    # their own, so the runner must resolve every path it hands them.
     lines: list[str] = []
-    result = run_reports(
-        demo_data, stores="S01,S02,S99", out=reports_out, jobs=2, as_of=AS_OF,
-        progress=lines.append,
-    )
+    cwd = os.getcwd()
+    os.chdir(reports_out.parent)
+    try:
+        result = run_reports(
+            os.path.relpath(demo_data), stores="S01,S02,S99", out=reports_out.name, jobs=2,
+            as_of=AS_OF, progress=lines.append,
+        )
+    finally:
+        os.chdir(cwd)
     result.progress_lines = lines
     return result
 
