@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from lifetimes.utils import ConvergenceError
+from scipy.special import hyp2f1
 
 from rxrepurchase.errors import ModelFitError
 from rxrepurchase.rfm import TIME_UNITS, RFMInputError, rfm_summary
@@ -305,6 +306,31 @@ class BGNBDModel(PurchaseModel):
 
     _fitter_class = BetaGeoFitter
     param_names = ("r", "alpha", "a", "b")
+
+    def predict_purchases(self, rfm: pd.DataFrame, t: float) -> pd.Series:
+        """Expected number of purchases of each member in the next ``t`` time units.
+
+        Fader, Hardie & Lee (2005) eq. 10, computed directly. lifetimes takes the log of the
+        Gauss hypergeometric term, which is negative when ``a + b + x - 1 < 0`` (fitted
+        ``a + b < 1`` is common in pharmacy data), and so returns NaN for those members.
+        """
+        self._check_fitted()
+        frequency, recency, T = self._inputs(rfm)
+        r, alpha, a, b = (float(self.params_[k]) for k in self.param_names)
+        x = frequency
+        z = t / (alpha + T + t)
+        c = a + b + x - 1
+        with np.errstate(over="ignore", invalid="ignore"):
+            hyp = hyp2f1(r + x, b + x, c, z)
+            # Euler's transformation where the series overflows (large x and z near 1).
+            euler = hyp2f1(c - r - x, c - b - x, c, z) * (1 - z) ** (c - r - 2 * x - b)
+            hyp = np.where(np.isfinite(hyp), hyp, euler)
+            first = c / (a - 1)
+            second = 1 - hyp * ((alpha + T) / (alpha + T + t)) ** (r + x)
+            ratio = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + recency)))
+            third = 1 + (x > 0) * a / (b + np.maximum(x, 1) - 1) * ratio
+            values = first * second / third
+        return pd.Series(values, index=rfm.index, name="expected_purchases")
 
 
 class MBGNBDModel(BGNBDModel):

@@ -121,6 +121,51 @@ def test_predictions_agree_with_lifetimes(cdnow_cal, cdnow_bg):
     assert curve[0] == 0 and np.all(np.diff(curve) > 0)
 
 
+def _posterior_expected_purchases(params, t, x, tx, T):
+    """E[purchases in (T, T+t] | x, tx, T] by integrating the BG/NBD posterior numerically.
+
+    Given lambda and p and alive at T, E = (1 - exp(-lambda p t)) / p (Fader, Hardie & Lee
+    2005, eq. 7); the lambda integrals are Gamma integrals in closed form, the p integral is
+    done by quadrature with the Beta weight p^(a-1) (1-p)^(b-1).
+    """
+    from scipy.integrate import quad
+
+    r, alpha, a, b = params
+    k = r + x
+
+    def alive(p):  # likelihood of (x, tx, T) with the member alive at T, lambda integrated out
+        return (1 - p) ** x * (alpha + T) ** -k
+
+    def numerator(p):
+        if p == 0:  # the limit, should the quadrature touch the end point
+            return k * t * (alpha + T) ** (-k - 1)
+        return (1 - p) ** x * ((alpha + T) ** -k - (alpha + T + p * t) ** -k) / p
+
+    def likelihood(p):
+        dead = p * (1 - p) ** (x - 1) * (alpha + tx) ** -k if x > 0 else 0.0
+        return alive(p) + dead
+
+    weight = {"weight": "alg", "wvar": (a - 1, b - 1)}
+    return quad(numerator, 0, 1, **weight)[0] / quad(likelihood, 0, 1, **weight)[0]
+
+
+def test_expected_purchases_when_a_plus_b_is_below_one(cdnow_cal):
+    # Fitted a + b < 1 is common in pharmacy data; lifetimes then returns NaN for members
+    # without a repeat purchase (log of a negative hypergeometric term).
+    params = (0.49158, 21.35794, 0.260983, 0.719562)
+    model = BGNBDModel().fit(cdnow_cal)
+    model.params_ = pd.Series(params, index=["r", "alpha", "a", "b"])
+    members = pd.DataFrame(
+        {"frequency": [0, 1, 5, 12], "recency": [0.0, 50.0, 150.0, 290.0], "T": [200.0, 200.0, 300.0, 300.0]}
+    )
+    got = model.predict_purchases(members, 30).to_numpy()
+    expected = [_posterior_expected_purchases(params, 30, *row) for row in members.to_numpy()]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    lifetimes_fitter = BetaGeoFitter()
+    lifetimes_fitter.params_ = model.params_
+    assert np.isnan(lifetimes_fitter.conditional_expected_number_of_purchases_up_to_time(30, 0, 0, 200))
+
+
 def test_mbgnbd_fits_cdnow_with_its_own_likelihood(cdnow_cal):
     model = MBGNBDModel().fit(cdnow_cal)
     # MBG/NBD nests BG/NBD's behaviour closely on CDNOW: the likelihoods are within 1 point.
