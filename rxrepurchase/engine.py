@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import numpy as np
@@ -142,10 +143,13 @@ class ChainSource:
         CNY tolerance of the ``discount <= gross`` rule, as for the loader.
     memory_limit, threads, temp_directory, database
         See :func:`connect`.
-    check_keys : bool
-        Check key uniqueness and references between tables (default). Costs one pass over
-        each table when the source opens; ``False`` skips it for files known to be clean
-        (e.g. written by the batch step from validated rows).
+    validate : {"full", "rows", "none"}
+        ``"full"`` (default): every exclusion rule of the loader, including key uniqueness
+        and references between tables, which cost one pass over each keyed table when the
+        source opens. ``"rows"``: the rules on single rows only (empty or unparseable values,
+        amounts, dates). ``"none"``: the files are taken as valid (validated upstream: a
+        previous load, the chain's ETL); values are only cast, ids not trimmed. Orders after
+        ``as_of`` are left out in every mode.
 
     Examples
     --------
@@ -165,7 +169,7 @@ class ChainSource:
         threads: int | None = None,
         temp_directory: str | os.PathLike | None = None,
         database: str | os.PathLike = ":memory:",
-        check_keys: bool = True,
+        validate: Literal["full", "rows", "none"] = "full",
     ):
         self.folder = Path(data)
         if not self.folder.is_dir():
@@ -182,7 +186,9 @@ class ChainSource:
             memory_limit=memory_limit, threads=threads, temp_directory=temp_directory,
             database=database,
         )
-        self.check_keys = check_keys
+        if validate not in ("full", "rows", "none"):
+            raise EngineError(f"validate must be 'full', 'rows' or 'none', got {validate!r}")
+        self.validate = validate
         self.files: dict[str, Path] = {}
         for table in TABLES.values():
             file = self._loader._find_file(table)
@@ -262,8 +268,9 @@ class ChainSource:
         # The loader's header mapping (Chinese headers, mapping file) names the columns.
         renamed = self._loader._rename(table, file, pd.DataFrame(columns=[n.strip() for n in raw_names]))
         source = dict(zip(renamed.columns, raw_names, strict=False))
+        clean = self.validate != "none"
         typed = ",\n  ".join(
-            f"{_typed(col, source.get(col.name), raw_types.get(source.get(col.name), ''))} "
+            f"{_typed(col, source.get(col.name), raw_types.get(source.get(col.name), ''), clean)} "
             f"AS {col.name}"
             for col in table.columns
         )
@@ -284,8 +291,9 @@ class ChainSource:
         """
         table = TABLES[name]
         cross = self._cross_rules(name)
-        if not self.check_keys or table.key is None:
-            where = " AND ".join(cross) if (cross and self.check_keys) else "true"
+        full = self.validate == "full"
+        if not full or table.key is None:
+            where = " AND ".join(cross) if (cross and full) else "true"
             self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM _typed_{name} WHERE {where}")
             return
         key = table.key
@@ -320,6 +328,10 @@ class ChainSource:
 
     def _row_rules(self, table: Table) -> list[str]:
         """Conditions a row must meet to be kept (the loader's exclusion rules)."""
+        end = self.as_of + pd.Timedelta(days=1)
+        future = f"ordered_at < TIMESTAMP '{end:%Y-%m-%d %H:%M:%S}'"
+        if self.validate == "none":
+            return [future] if table.name == "orders" else []
         rules = [
             f"{c.name} IS NOT NULL"
             for c in table.columns
@@ -327,13 +339,12 @@ class ChainSource:
         ]
         tol = self.tolerance
         if table.name == "orders":
-            end = self.as_of + pd.Timedelta(days=1)
             rules += [
                 "paid_amount >= 0",
                 "gross_amount >= 0",
                 "discount_amount >= 0",
                 f"discount_amount <= gross_amount + {tol!r}",
-                f"ordered_at < TIMESTAMP '{end:%Y-%m-%d %H:%M:%S}'",
+                future,
             ]
         elif table.name == "order_lines":
             rules += ["quantity > 0", "line_amount >= 0"]
@@ -367,8 +378,10 @@ class ChainSource:
         )
 
 
-def _typed(col: Column, name: str | None, raw_type: str) -> str:
-    """SQL giving a raw column the contract type the loader gives it (NULL when unparseable)."""
+def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True) -> str:
+    """SQL giving a raw column the contract type the loader gives it (NULL when unparseable).
+
+    ``clean=False`` casts only: no trimming of text, no blanking of empty strings."""
     if name is None:  # optional column absent from the file
         sql_type = {"money": "DOUBLE", "number": "DOUBLE", "integer": "BIGINT", "flag": "BOOLEAN",
                     "timestamp": "TIMESTAMP", "date": "TIMESTAMP"}.get(col.kind, "VARCHAR")
@@ -376,7 +389,7 @@ def _typed(col: Column, name: str | None, raw_type: str) -> str:
         return "0.0" if col.name == "stored_value_amount" else value
     ref = _ident(name)
     text = raw_type == "VARCHAR"
-    cell = f"NULLIF(trim({ref}), '')" if text else ref
+    cell = f"NULLIF(trim({ref}), '')" if text and clean else ref
     if col.kind in ("id", "text"):
         value = cell if text else f"CAST({ref} AS VARCHAR)"
         if col.name == "tier":

@@ -199,13 +199,28 @@ def test_dirty_export_aggregates_match_pandas(dirty):
     )
 
 
-def test_check_keys_off_trusts_the_files(dirty):
+def test_lighter_validation_modes(dirty, demo):
     folder, chain, _ = dirty
-    with engine.ChainSource(folder, as_of=AS_OF, check_keys=False) as src:
-        counts = src.row_counts().set_index("table")
-    # Row rules still apply; duplicates and unknown references are no longer looked for:
-    # the exact copy, both conflicting versions, the unknown member and the unknown store.
-    assert counts.loc["orders", "rows_loaded"] == chain.quality.rows_loaded["orders"] + 5
+    with engine.ChainSource(folder, as_of=AS_OF, validate="rows") as src:
+        rows = src.row_counts().set_index("table")
+    with engine.ChainSource(folder, as_of=AS_OF, validate="none") as src:
+        none = src.row_counts().set_index("table")
+    # Row rules still apply with "rows"; duplicates and unknown references are not looked
+    # for: the exact copy, both conflicting versions, the unknown member and the unknown store.
+    assert rows.loc["orders", "rows_loaded"] == chain.quality.rows_loaded["orders"] + 5
+    # "none" keeps every order known to be on or before as_of: all but the one dated after it
+    # and the one whose time cannot be read.
+    assert none.loc["orders", "rows_loaded"] == chain.quality.rows_read["orders"] - 2
+    # On a clean export every mode gives the pandas path's results.
+    demo_folder, demo_chain, _ = demo
+    expected = rfm.rfm_summary(demo_chain.orders, by="store_id")
+    for mode in ("rows", "none"):
+        with engine.ChainSource(demo_folder, as_of=AS_OF, validate=mode) as src:
+            _assert_rfm_equal(expected, engine.rfm_summary(src, by="store_id"))
+            pd.testing.assert_frame_equal(
+                metrics.cohort_retention(demo_chain.orders, "M", "store_id"),
+                engine.cohort_retention(src, "M", "store_id"),
+            )
 
 
 # --------------------------------------------------------------------------- errors
@@ -221,6 +236,8 @@ def test_errors_name_the_problem(demo, tmp_path):
         engine.rfm_summary(src, amount_col="quantity")
     with pytest.raises(engine.EngineError, match="as_of"):
         engine.rfm_summary(src, as_of="2020-01-01")
+    with pytest.raises(engine.EngineError, match="validate must be"):
+        engine.ChainSource(folder, validate="some")
     with pytest.raises(rfm.RFMInputError, match="after cut_date"):
         engine.calibration_holdout(src, CUT, holdout_end="2026-01-01")
     with pytest.raises(engine.EngineError, match="order_lines column"):
