@@ -2,9 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: rxrepurchase
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -23,6 +26,8 @@
 data = "../data/demo"  # export folder of the chain
 as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 lang = "en"  # report language: en or zh
+encoding = None  # encoding of the export's CSV files, e.g. "gbk" (None: the loader's default)
+mapping = None  # file-name and header mapping of the export (TOML path or dict; None: none)
 chain_cache = ""  # pickled chain written by the runner (empty: read the export folder)
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
@@ -35,7 +40,8 @@ from rxrepurchase.i18n import t
 from rxrepurchase.plotting import configure_matplotlib
 
 configure_matplotlib()
-chain = rd.load_report_chain(data, as_of=as_of, chain_cache=chain_cache)
+chain = rd.load_report_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
+                             chain_cache=chain_cache)
 stores = rd.chain_comparison(chain, period_days=period_days, gross_margin=gross_margin)
 
 # %%

@@ -30,6 +30,8 @@ data = "../data/demo"  # export folder of the chain
 as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 calibration_end = None  # end of the models' calibration period (None: as_of minus holdout)
 lang = "en"  # report language: en or zh
+encoding = None  # encoding of the export's CSV files, e.g. "gbk" (None: the loader's default)
+mapping = None  # file-name and header mapping of the export (TOML path or dict; None: none)
 chain_cache = ""  # pickled chain written by the runner (empty: read the export folder)
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
@@ -49,7 +51,8 @@ from rxrepurchase.i18n import t
 from rxrepurchase.plotting import configure_matplotlib
 
 configure_matplotlib()
-chain = rd.load_report_chain(data, as_of=as_of, chain_cache=chain_cache)
+chain = rd.load_report_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
+                             chain_cache=chain_cache)
 headline = rd.store_headline(chain, store_id, period_days=period_days)
 metrics = dict(headline)
 

@@ -55,6 +55,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         as_of=args.as_of,
         lang=args.lang,
         calibration_end=args.calibration_end,
+        encoding=args.encoding,
+        mapping=args.mapping,
         notebook=args.notebook,
         chain_notebook=args.chain_notebook,
         include_chain=not args.no_chain,
@@ -111,11 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("report", help="per-store HTML reports, chain overview and index")
-    p.add_argument("--data", required=True, help="folder with the chain's export files")
+    _add_data_args(p)
     p.add_argument("--stores", default="all", help="all (default) or a list like S01,S02")
     p.add_argument("--out", default="reports", help="parent folder of the dated run folders")
     p.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel")
-    p.add_argument("--as-of", default=None, help="analysis date YYYY-MM-DD (default: today)")
     p.add_argument("--lang", default="en", help="report language: en or zh")
     p.add_argument("--calibration-end", default=None, help="end of the models' calibration")
     p.add_argument("--notebook", default=None, help="store notebook to run instead of ours")

@@ -10,6 +10,7 @@ folder. The folder layout is documented in ``docs/reports.md``.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import html
 import json
@@ -35,6 +36,7 @@ __all__ = [
     "ReportError",
     "ReportRun",
     "StoreResult",
+    "check_encoding",
     "find_notebook",
     "new_run_folder",
     "notebook_to_html",
@@ -159,6 +161,25 @@ def find_notebook(name: str, notebook: str | os.PathLike | None = None) -> Path:
             "checkout), or pass the notebook's path explicitly (--notebook / --chain-notebook)"
         )
     return path
+
+
+def check_encoding(encoding: str | None) -> str | None:
+    """``encoding`` if Python knows it (None stays None: the loader's default).
+
+    Raises
+    ------
+    ReportError
+        For an unknown encoding name, before any file is read.
+    """
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ReportError(
+                f"unknown encoding {encoding!r}; name the CSV files' encoding, e.g. gbk, "
+                "gb18030 or utf-8"
+            ) from None
+    return encoding
 
 
 def new_run_folder(out: str | os.PathLike, now: dt.datetime | None = None) -> Path:
@@ -291,6 +312,8 @@ def run_reports(
     as_of: str | dt.date | None = None,
     lang: str = "en",
     calibration_end: str | dt.date | None = None,
+    encoding: str | None = None,
+    mapping: str | os.PathLike | Mapping[str, Any] | None = None,
     parameters: Mapping[str, Any] | None = None,
     notebook: str | os.PathLike | None = None,
     chain_notebook: str | os.PathLike | None = None,
@@ -315,6 +338,12 @@ def run_reports(
         Report language.
     calibration_end : date-like, optional
         End of the models' calibration period (default chosen by the notebook).
+    encoding : str, optional
+        Encoding of the export's CSV files, e.g. ``"gbk"`` (see
+        :func:`rxrepurchase.loading.load_chain`; default: the mapping's, else UTF-8).
+    mapping : path or dict, optional
+        File-name and header mapping of the export (TOML file or dict, see
+        :func:`rxrepurchase.loading.read_mapping`).
     parameters : mapping, optional
         Further notebook parameters (thresholds), passed to every store notebook.
     notebook, chain_notebook : path, optional
@@ -333,6 +362,8 @@ def run_reports(
     ------
     ReportError
         Bad arguments, missing data folder or notebook (before anything is executed).
+    DataContractError
+        The export cannot be read or validated (before anything is executed).
     """
     from rxrepurchase.loading import load_chain
 
@@ -344,13 +375,19 @@ def run_reports(
     data = Path(data).expanduser().resolve()
     if not data.is_dir():
         raise ReportError(f"data folder {data} does not exist")
+    check_encoding(encoding)
+    if mapping is not None and not isinstance(mapping, Mapping):
+        mapping = str(Path(mapping).expanduser().resolve())  # the notebooks run elsewhere
     store_nb = find_notebook(STORE_NOTEBOOK, notebook)
     chain_nb = find_notebook(CHAIN_NOTEBOOK, chain_notebook) if include_chain else None
 
-    chain = load_chain(data, as_of=as_of)
+    chain = load_chain(data, as_of=as_of, encoding=encoding, mapping=mapping)
     as_of_text = chain.as_of.date().isoformat()
     store_ids = _resolve_stores(stores, chain.stores["store_id"].tolist())
-    common = {"data": str(data), "as_of": as_of_text, "lang": lang}
+    # How to read the export goes to the notebooks too: an executed notebook re-run by hand
+    # (without this run's chain cache) reads the same files the same way.
+    common = {"data": str(data), "as_of": as_of_text, "lang": lang, "encoding": encoding,
+              "mapping": dict(mapping) if isinstance(mapping, Mapping) else mapping}
     extra = dict(parameters or {})
     reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "chain_cache",
                                     *common})

@@ -36,6 +36,7 @@ from rxrepurchase.delivery import (
 )
 from rxrepurchase.errors import RxRepurchaseError
 from rxrepurchase.pdf import ENGINES, check_pdf_engine, html_to_pdf
+from rxrepurchase.reporting import ReportError, check_encoding
 
 __all__ = [
     "EXIT_CODES",
@@ -77,7 +78,7 @@ class ScheduledConfigError(RxRepurchaseError, ValueError):
 # --------------------------------------------------------------------------- config
 
 _SECTIONS = {
-    "data": {"path"},
+    "data": {"path", "encoding", "mapping"},
     "run": {"stores", "lang", "as_of", "jobs", "output", "pdf_engine", "log_file", "lock_file"},
     "recipients": {"head_office", "stores"},
     "email": {"store_subject", "chain_subject"},
@@ -97,6 +98,8 @@ class ScheduledConfig:
     output: Path
     smtp: SmtpSettings
     as_of: dt.date
+    encoding: str | None = None
+    mapping: Path | None = None
     stores: str | tuple[str, ...] = "all"
     lang: str = "en"
     jobs: int = 2
@@ -124,6 +127,8 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
         Missing file, TOML syntax error, unknown section or key, wrong type or value; the
         message names the file and the key. A ``password`` key in ``[smtp]`` is refused.
     """
+    from rxrepurchase.loading import read_mapping
+
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise ScheduledConfigError(f"{path}: config file not found")
@@ -166,6 +171,16 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
     data_path = a_path(get(data, "data", "path", str, required=True))
     if not data_path.is_dir():
         fail("data.path", f"folder {data_path} does not exist")
+    encoding = get(data, "data", "encoding", str)
+    try:
+        check_encoding(encoding)
+    except ReportError as exc:
+        fail("data.encoding", str(exc))
+    mapping = a_path(get(data, "data", "mapping", str))
+    try:
+        read_mapping(mapping)  # the file's own errors name it
+    except RxRepurchaseError as exc:
+        fail("data.mapping", str(exc))
     output = a_path(get(run, "run", "output", str, required=True))
 
     stores = get(run, "run", "stores", (str, list), "all")
@@ -233,6 +248,8 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
         output=output,
         smtp=smtp,
         as_of=as_of,
+        encoding=encoding,
+        mapping=mapping,
         stores=stores,
         lang=lang,
         jobs=jobs,
@@ -368,7 +385,8 @@ def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
     if not dry_run:
         config.smtp.read_password()
     check_pdf_engine(config.pdf_engine)
-    chain = load_chain(config.data, as_of=config.as_of.isoformat())
+    chain = load_chain(config.data, as_of=config.as_of.isoformat(), encoding=config.encoding,
+                       mapping=config.mapping)
     known = set(chain.stores["store_id"].astype(str))
     if config.stores != "all":
         missing = sorted(set(config.stores) - known)
@@ -385,6 +403,8 @@ def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
         jobs=config.jobs,
         as_of=config.as_of.isoformat(),
         lang=config.lang,
+        encoding=config.encoding,
+        mapping=config.mapping,
         progress=log.info,
     )
     problems: list[str] = [f"report failed: {r.store_id}: {r.error}" for r in run.failures]

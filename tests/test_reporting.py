@@ -2,7 +2,8 @@
 
 One session-scoped run executes the store notebook for three stores (one of them unknown, so
 it fails) and the chain overview with two parallel kernels; a second, Chinese run goes through
-the CLI. Everything else reads their output.
+the CLI on the same chain exported the way a Chinese POS system does (GBK, Chinese headers, its
+own file names). Everything else reads their output.
 """
 
 from __future__ import annotations
@@ -41,6 +42,31 @@ def demo_data(tmp_path_factory) -> Path:
     return folder
 
 
+# Order headers as a Chinese POS export writes them (all in contract.HEADER_ALIASES_ZH).
+ZH_ORDER_HEADERS = {
+    "order_id": "订单号", "member_id": "会员编号", "store_id": "门店编码", "ordered_at": "下单时间",
+    "paid_amount": "实付金额", "discount_amount": "优惠金额", "gross_amount": "应收金额",
+    "stored_value_amount": "储值支付",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def gbk_export(demo_data, tmp_path_factory) -> tuple[Path, Path]:
+    """The demo chain re-encoded to GBK, with Chinese order headers and the orders in
+    销售订单.csv, plus the mapping file that names it."""
+    folder = tmp_path_factory.mktemp("gbk-chain")
+    for path in demo_data.glob("*.csv"):
+        text, name = path.read_text(encoding="utf-8-sig"), path.name
+        if name == "orders.csv":
+            header, rows = text.split("\n", 1)
+            text = ",".join(ZH_ORDER_HEADERS.get(c, c) for c in header.split(",")) + "\n" + rows
+            name = "销售订单.csv"
+        (folder / name).write_bytes(text.encode("gbk"))
+    mapping = tmp_path_factory.mktemp("mapping") / "export-mapping.toml"
+    mapping.write_text('[files]\norders = "销售订单.csv"\n', encoding="utf-8")
+    return folder, mapping
+
+
 @pytest.fixture(scope="session")
 def chain(demo_data):
     return load_chain(demo_data, as_of=AS_OF)
@@ -70,10 +96,12 @@ def run(demo_data, reports_out):
 
 
 @pytest.fixture(scope="session")
-def zh_cli_run(demo_data, reports_out, run):
+def zh_cli_run(gbk_export, reports_out, run):
     # `run` first: this second run in the same --out must get a folder of its own.
-    code = main(["report", "--data", str(demo_data), "--stores", "S03,S99", "--out",
-                 str(reports_out), "--as-of", AS_OF, "--lang", "zh", "--no-chain", "--jobs", "2"])
+    data, mapping = gbk_export
+    code = main(["report", "--data", str(data), "--encoding", "gbk", "--mapping",
+                 os.path.relpath(mapping), "--stores", "S03,S99", "--out", str(reports_out),
+                 "--as-of", AS_OF, "--lang", "zh", "--no-chain", "--jobs", "2"])
     folders = sorted(p for p in reports_out.iterdir() if p != run.folder)
     assert len(folders) == 1
     return code, folders[0]
@@ -285,6 +313,34 @@ def test_chinese_report_is_in_chinese(zh_cli_run, chain):
     assert "用户复购率" in index and 'lang="zh-CN"' in index
 
 
+def test_gbk_export_with_chinese_headers_gives_the_same_figures(zh_cli_run, gbk_export, chain):
+    _, folder = zh_cli_run
+    data, mapping = gbk_export
+    params = json.loads(_text(folder / "run.json"))["parameters"]
+    assert (params["data"], params["encoding"]) == (str(data), "gbk")
+    assert params["mapping"] == str(mapping.resolve())  # given relative, handed on absolute
+    metrics = json.loads(_text(folder / "stores/S03/metrics.json"))
+    expected = store_headline(chain, "S03")  # the same chain read from the UTF-8 export
+    assert {k: metrics[k] for k in expected} == expected
+    # The executed notebook says how to read the export, so it can be re-run without the cache.
+    nb = nbformat.read(folder / "stores/S03/report.ipynb", as_version=4)
+    [injected] = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert 'encoding = "gbk"' in injected.source and str(mapping.resolve()) in injected.source
+    again = rd.load_report_chain(data, as_of=AS_OF, encoding="gbk", mapping=str(mapping))
+    pd.testing.assert_frame_equal(again.orders, chain.orders)
+
+
+def test_gbk_export_without_its_encoding_is_a_clear_error(gbk_export, tmp_path, capsys):
+    data, mapping = gbk_export
+    args = ["report", "--data", str(data), "--out", str(tmp_path), "--as-of", AS_OF]
+    assert main([*args, "--mapping", str(mapping)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read as utf-8" in err and "encoding='gbk'" in err
+    assert main([*args, "--encoding", "gbk"]) == 2  # no mapping: no orders.csv
+    assert "orders" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_rejects_a_missing_data_folder(tmp_path, capsys):
     assert main(["report", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -296,6 +352,8 @@ def test_bad_arguments_fail_before_anything_runs(demo_data, tmp_path):
         run_reports(demo_data, out=tmp_path, lang="fr")
     with pytest.raises(ReportError, match="jobs"):
         run_reports(demo_data, out=tmp_path, jobs=0)
+    with pytest.raises(ReportError, match="unknown encoding 'gbkk'"):
+        run_reports(demo_data, out=tmp_path, encoding="gbkk")
     with pytest.raises(ReportError, match="twice: S01"):
         run_reports(demo_data, out=tmp_path, stores="S01,S01", as_of=AS_OF)
     with pytest.raises(ReportError, match="set by the runner"):

@@ -29,12 +29,14 @@ AS_OF = "2026-06-30"
 HEAD_OFFICE = ["ho@chain.example", "cfo@chain.example"]
 
 
-def _config(folder: Path, smtp: str, run_extra: str = "", data: str = "data") -> Path:
+def _config(folder: Path, smtp: str, run_extra: str = "", data: str = "data",
+            data_extra: str = "") -> Path:
     path = folder / "chain.toml"
     path.write_text(
         f"""
 [data]
 path = "{data}"
+{data_extra}
 [run]
 as_of = "{AS_OF}"
 output = "reports"
@@ -97,6 +99,29 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, smtp, run_extra, me
     assert not (tmp_path / "reports").exists()  # nothing ran
 
 
+def test_data_encoding_and_mapping(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "export-mapping.toml").write_text('[files]\norders = "销售订单.csv"\n', encoding="utf-8")
+    (tmp_path / "bad-mapping.toml").write_text('[columns.orders]\n"会员卡号" = "card"\n', encoding="utf-8")
+    config = load_config(_config(tmp_path, PLAIN_SMTP,
+                                 data_extra='encoding = "gb18030"\nmapping = "export-mapping.toml"'))
+    assert config.encoding == "gb18030"
+    assert config.mapping == tmp_path / "export-mapping.toml"  # relative to the config file
+    assert load_config(_config(tmp_path, PLAIN_SMTP)).encoding is None
+    for extra, message in [
+        ('encoding = "gbkk"', "data.encoding: unknown encoding 'gbkk'"),
+        ('mapping = "nope.toml"', f"data.mapping: mapping file {tmp_path / 'nope.toml'} does not exist"),
+        ('mapping = "bad-mapping.toml"', f"data.mapping: {tmp_path / 'bad-mapping.toml'}: "
+                                         "[columns.orders] maps to unknown column(s) ['card']"),
+        ("encoding = 936", "data.encoding: expected str"),
+    ]:
+        config = _config(tmp_path, PLAIN_SMTP, data_extra=extra)
+        assert main(["run", "--config", str(config)]) == EXIT_CONFIG_ERROR
+        out = capsys.readouterr().out
+        assert message in out, out
+    assert not (tmp_path / "reports").exists()
+
+
 def test_missing_data_folder_exits_2(tmp_path, capsys):
     assert main(["run", "--config", str(_config(tmp_path, PLAIN_SMTP))]) == EXIT_CONFIG_ERROR
     assert "data.path: folder" in capsys.readouterr().out
@@ -119,7 +144,13 @@ def test_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
 
 @pytest.mark.slow
 def test_scheduled_run_emails_every_report_to_the_right_people_and_nothing_else(tmp_path, capsys):
-    write_demo_chain(tmp_path / "data", DemoConfig(n_members=400, n_stores=2, months=8, seed=3, end_date=AS_OF))
+    data = tmp_path / "data"
+    write_demo_chain(data, DemoConfig(n_members=400, n_stores=2, months=8, seed=3, end_date=AS_OF))
+    # Exported as a Chinese POS system does: GBK files, the orders under a name of its own.
+    for path in data.glob("*.csv"):
+        path.write_bytes(path.read_text(encoding="utf-8-sig").encode("gbk"))
+    (data / "orders.csv").rename(data / "销售订单.csv")
+    (tmp_path / "export-mapping.toml").write_text('[files]\norders = "销售订单.csv"\n', encoding="utf-8")
     secrets = tmp_path / "secrets"  # outside any git repository
     secrets.mkdir()
     (secrets / "smtp-password").write_text(PASSWORD + "\n")
@@ -132,6 +163,7 @@ def test_scheduled_run_emails_every_report_to_the_right_people_and_nothing_else(
             f'host = "127.0.0.1"\nport = {port}\nsecurity = "starttls"\nsender = "reports@chain.example"\n'
             f'username = "{USER}"\npassword_file = "secrets/smtp-password"\nca_file = "secrets/cert.pem"',
             run_extra='stores = "all"\nlang = "zh"',
+            data_extra='encoding = "gbk"\nmapping = "export-mapping.toml"',
         )
         code = main(["run", "--config", str(config)])
     out = capsys.readouterr().out
