@@ -26,9 +26,11 @@ exclude -- unparseable or empty required value, negative amount, discount above 
 after ``as_of``, duplicate key, unknown store or member, line of an excluded order -- is left
 out here too, and :meth:`ChainSource.row_counts` tells how many rows each table lost. Warnings
 that keep a row (``paid_mismatch`` ...) change nothing in the aggregates and are only reported
-by the loader. Two differences, both documented in ``docs/scale.md``: CSV timestamps must be
-ISO-like (``2024-05-01 09:30:00``; the loader also guesses other layouts), and CSV files must
-be UTF-8 (convert a GBK export once with ``iconv``, or use the loader).
+by the loader. ``ChainSource(validate=...)`` trades these checks for speed on files validated
+upstream. Differences from the loader, documented in ``docs/scale.md``: CSV timestamps must be
+ISO-like (``2024-05-01 09:30:00``; the loader also guesses other layouts), ids are trimmed of
+spaces only (the loader strips tabs and full-width spaces too), and CSV files must be UTF-8
+(convert a GBK export once with ``iconv``, or use the loader).
 """
 
 from __future__ import annotations
