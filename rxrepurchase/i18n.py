@@ -242,8 +242,13 @@ STRINGS: dict[str, tuple[str, str]] = {
         "{adherent} 的会员依从性良好（覆盖率至少 80%）。",
     ),
     "refills_due_title": ("Refills coming due, by week", "未来各周到期的续方"),
+    "as_of_suffix": ("{what} (as of {as_of})", "{what}（截至 {as_of}）"),
+    "refills_due_now": ("due now /\noverdue", "已到期/\n逾期"),
+    "week_n": ("wk {n}", "第{n}周"),
     "weeks_ahead": ("Weeks from the analysis date", "距分析日期的周数"),
     "member_products": ("Member × product", "会员 × 商品"),
+    "pdc_axis": ("Proportion of days covered (PDC)", "用药覆盖率（PDC）"),
+    "pdc_adherent_line": ("adherent (PDC ≥ {threshold:g})", "依从（PDC ≥ {threshold:g}）"),
     # section 6: actions
     "list_wake_up": ("Wake-up list", "唤醒名单"),
     "list_wake_up_what": (

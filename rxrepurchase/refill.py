@@ -34,6 +34,7 @@ from scipy import sparse
 
 from rxrepurchase.contract import TAG_SEPARATOR
 from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.i18n import t
 
 __all__ = [
     "REFILL_STATUSES",
@@ -1025,10 +1026,11 @@ def backtest_refills(
 # --------------------------------------------------------------------------------------------
 
 
-def plot_refills_due_by_week(predictions: pd.DataFrame, *, weeks: int = 8, ax=None):
+def plot_refills_due_by_week(predictions: pd.DataFrame, *, weeks: int = 8, lang: str = "en",
+                             ax=None):
     """Bar chart of member x products coming due per week ahead of the prediction day; the
     first bar holds those past their expected day (due now or overdue, not lapsed).
-    Returns the Axes."""
+    Texts in ``lang`` (``"en"`` or ``"zh"``, :mod:`rxrepurchase.i18n`). Returns the Axes."""
     import matplotlib.pyplot as plt
 
     _require_columns(predictions, "predictions", ["status", "days_until_due"])
@@ -1038,20 +1040,24 @@ def plot_refills_due_by_week(predictions: pd.DataFrame, *, weeks: int = 8, ax=No
     week = np.ceil(upcoming / 7).astype(int)
     counts = week.value_counts().reindex(range(1, weeks + 1), fill_value=0)
     overdue = int(((until <= 0) & predictions["status"].isin(["due_now", "overdue"])).sum())
-    labels = ["due now /\noverdue", *[f"wk {w}" for w in counts.index]]
+    labels = [t("refills_due_now", lang), *[t("week_n", lang, n=w) for w in counts.index]]
     values = [overdue, *counts.tolist()]
     ax.bar(labels, values, color=["#c0392b", *["#2e86c1"] * len(counts)])
-    ax.set_ylabel("member x products")
+    ax.set_xlabel(t("weeks_ahead", lang))
+    ax.set_ylabel(t("member_products", lang))
     as_of = predictions.attrs.get("as_of")
-    ax.set_title("Refills coming due" + (f" (as of {as_of:%Y-%m-%d})" if as_of is not None else ""))
+    title = t("refills_due_title", lang)
+    ax.set_title(title if as_of is None else t("as_of_suffix", lang, what=title,
+                                                 as_of=f"{as_of:%Y-%m-%d}"))
     ax.tick_params(axis="x", labelsize=8)
     return ax
 
 
 def plot_pdc_by_product(adherence_table: pd.DataFrame, *, top: int = 10,
-                        threshold: float = 0.8, ax=None):
+                        threshold: float = 0.8, lang: str = "en", ax=None):
     """Box plots of PDC for the ``top`` product groups with most eligible members (largest
-    first), with the adherence threshold. Returns the Axes."""
+    first), with the adherence threshold. Texts in ``lang`` (``"en"`` or ``"zh"``). Returns the
+    Axes."""
     import matplotlib.pyplot as plt
 
     _require_columns(adherence_table, "adherence table", ["product", "pdc", "eligible"])
@@ -1064,8 +1070,9 @@ def plot_pdc_by_product(adherence_table: pd.DataFrame, *, top: int = 10,
     ax.boxplot(data)
     ax.set_xticks(range(1, len(biggest) + 1), [str(labels[p]) for p in biggest],
                   rotation=30, ha="right", fontsize=8)
-    ax.axhline(threshold, color="#c0392b", linestyle="--", label=f"adherent (PDC >= {threshold:g})")
+    ax.axhline(threshold, color="#c0392b", linestyle="--",
+               label=t("pdc_adherent_line", lang, threshold=threshold))
     ax.set_ylim(0, 1.02)
-    ax.set_ylabel("proportion of days covered (PDC)")
+    ax.set_ylabel(t("pdc_axis", lang))
     ax.legend(loc="lower left", fontsize=8)
     return ax

@@ -1041,11 +1041,7 @@ def adherence_table_html(refills: RefillOverview, lang: str = "en", *, top: int 
 def plot_refills_due(refills: RefillOverview, lang: str = "en", *,
                      ax: plt.Axes | None = None) -> plt.Axes:
     """Refills coming due per week (:func:`rxrepurchase.refill.plot_refills_due_by_week`)."""
-    ax = plot_refills_due_by_week(refills.predictions, ax=ax)
-    ax.set_title(t("refills_due_title", lang))
-    ax.set_xlabel(t("weeks_ahead", lang))
-    ax.set_ylabel(t("member_products", lang))
-    return ax
+    return plot_refills_due_by_week(refills.predictions, lang=lang, ax=ax)
 
 
 def write_action_lists(

@@ -539,6 +539,22 @@ def test_plots_return_axes_with_the_counts():
     adh = adherence(fills_of(rows), start=day(0), end=day(149))
     ax = plot_pdc_by_product(adh)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["氨氯地平片"]
+    assert ax.get_ylabel() == "Proportion of days covered (PDC)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["adherent (PDC ≥ 0.8)"]
+
+
+def test_plots_speak_the_report_language():
+    ax = plot_refills_due_by_week(target_predictions(), weeks=2, lang="zh")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["已到期/\n逾期", "第1周", "第2周"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("距分析日期的周数", "会员 × 商品")
+    assert ax.get_title().startswith("未来各周到期的续方（截至 ")
+    en = plot_refills_due_by_week(target_predictions(), weeks=2)
+    assert [t.get_text() for t in en.get_xticklabels()] == ["due now /\noverdue", "wk 1", "wk 2"]
+    rows = [("m1", d, "A", 1, 30) for d in (0, 30, 60, 90)]
+    ax = plot_pdc_by_product(adherence(fills_of(rows), start=day(0), end=day(149)), threshold=0.9,
+                             lang="zh")
+    assert ax.get_ylabel() == "用药覆盖率（PDC）"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["依从（PDC ≥ 0.9）"]
 
 
 # ---------------------------------------------------------------------------- demo chain

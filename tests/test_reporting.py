@@ -341,6 +341,61 @@ def test_gbk_export_without_its_encoding_is_a_clear_error(gbk_export, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+# Latin letters allowed in a Chinese chart: acronyms the Chinese texts use as they are.
+_ACRONYMS = {"CLV", "RFM", "PDC", "BG", "NBD", "O2O", "B2C", "PLUS"}
+
+
+def test_every_chart_of_a_chinese_report_is_in_chinese(chain):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from rxrepurchase.plotting import configure_matplotlib
+
+    s, lang = "S01", "zh"
+    cohorts = rd.store_cohorts(chain, s)
+    models = rd.store_models(chain, s, cohorts["members"])
+    segments = rd.store_segments(chain, s, cohorts["members"])
+    stores = rd.chain_comparison(chain)
+    charts = {
+        "plot_monthly_repurchase": lambda ax: rd.plot_monthly_repurchase(
+            rd.monthly_repurchase(chain, s), lang, ax=ax),
+        "plot_cohort_retention": lambda ax: rd.plot_cohort_retention(cohorts["retention"], lang, ax=ax),
+        "plot_cohort_spend": lambda ax: rd.plot_cohort_spend(cohorts["spend"], lang, ax=ax),
+        "plot_post_subsidy": lambda ax: rd.plot_post_subsidy(cohorts["post_subsidy"], lang, ax=ax),
+        "plot_waves": lambda ax: rd.plot_waves(cohorts["waves"], lang, ax=ax),
+        "plot_clv_by_cohort": lambda ax: rd.plot_clv_by_cohort(models.scores, lang, ax=ax),
+        "plot_holdout_check": lambda ax: rd.plot_holdout_check(models.holdout, lang, ax=ax),
+        "plot_rfm": lambda ax: rd.plot_rfm(segments["rfm"], lang, ax=ax),
+        "plot_hours": lambda ax: rd.plot_hours(segments["hours"], lang, ax=ax),
+        "plot_refills_due": lambda ax: rd.plot_refills_due(rd.store_refills(chain, s), lang, ax=ax),
+        "plot_store_rates": lambda ax: rd.plot_store_rates(stores, lang, ax=ax),
+        "plot_subsidy_efficiency": lambda ax: rd.plot_subsidy_efficiency(stores, lang, ax=ax),
+    }
+    # Every chart the two notebooks draw is checked here.
+    used = set()
+    for name in ("store_report", "chain_overview"):
+        used |= set(re.findall(r"\brd\.(plot_\w+)\(", _text(NOTEBOOKS / f"{name}.py")))
+    assert used == set(charts)
+    for name, draw in charts.items():
+        with matplotlib.rc_context():
+            configure_matplotlib(style=False)  # as the notebooks do: a CJK font
+            fig, ax = plt.subplots()
+            draw(ax)
+            fig.canvas.draw()
+        texts = []
+        for a in fig.axes:
+            texts += [a.get_title(), a.get_xlabel(), a.get_ylabel(), *(x.get_text() for x in a.texts)]
+            texts += [x.get_text() for x in (*a.get_xticklabels(), *a.get_yticklabels())]
+            if a.get_legend() is not None:
+                texts += [x.get_text() for x in a.get_legend().get_texts()]
+        plt.close(fig)
+        words = set(re.findall(r"[A-Za-z][A-Za-z0-9]*", " ".join(texts)))
+        # Store ids (S01) are data, not text.
+        english = {w for w in words - _ACRONYMS if not re.fullmatch(r"S\d+", w)}
+        assert not english, (name, english)
+        assert re.search(r"[\u4e00-\u9fff]", " ".join(texts)), name
+
+
 def test_cli_rejects_a_missing_data_folder(tmp_path, capsys):
     assert main(["report", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
