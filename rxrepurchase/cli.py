@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 Command = Callable[[argparse.Namespace], int]
@@ -24,7 +25,9 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 def _cmd_summary(args: argparse.Namespace) -> int:
     from rxrepurchase.loading import load_chain
 
-    chain = load_chain(args.data, as_of=args.as_of, encoding=args.encoding, mapping=args.mapping)
+    with warnings.catch_warnings():  # the exclusions are printed once, in the quality report
+        warnings.simplefilter("ignore", UserWarning)
+        chain = load_chain(args.data, as_of=args.as_of, encoding=args.encoding, mapping=args.mapping)
     print(chain.describe())
     return 0
 
