@@ -44,6 +44,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "failed": ("failed", "失败"),
     "partial_notebook": ("partial notebook", "未完成的笔记本"),
     "chain_overview": ("Chain overview: all stores compared", "连锁总览：门店对比"),
+    # the printed (PDF) index: files named instead of linked
+    "report_file": ("Report file", "报告文件"),
+    "file_ref": ("{what} — {file}", "{what}——{file}"),
+    "no_document": ("no PDF (see the run summary)", "未生成 PDF（见运行摘要）"),
+    "index_print_note": (
+        "Each store's report is emailed to that store's manager only; the chain overview comes "
+        "with this index. Every file named here is kept in the run folder {folder} on the "
+        "reporting server.",
+        "各门店报告仅发送给该门店店长；连锁总览随本索引一并发送。文中列出的文件均保存在报告服务器的"
+        "运行目录 {folder} 中。",
+    ),
     # headline figures
     "user_repurchase_rate": ("User repurchase rate", "用户复购率"),
     "order_repurchase_rate": ("Order repurchase rate", "订单复购率"),

@@ -562,24 +562,52 @@ def _write_run_json(run: ReportRun, started_at: dt.datetime) -> None:
 _INDEX_CSS = (TEMPLATE_DIR / TEMPLATE_NAME / "index_page.css")
 
 
-def write_index(run: ReportRun, *, lang: str = "en") -> Path:
+def write_index(run: ReportRun, *, lang: str = "en",
+                documents: Mapping[str, Path] | None = None, path: Path | None = None) -> Path:
     """Write the run's ``index.html``: every store's headline figures and link, failures marked.
 
     The page is self-contained (inline CSS, no script).
+
+    Parameters
+    ----------
+    run : ReportRun
+        The finished run.
+    lang : {"en", "zh"}
+        Page language.
+    documents : mapping, optional
+        For the printed index that is emailed as a PDF (:mod:`rxrepurchase.scheduled`):
+        ``store_id -> file`` of each store's document, ``"chain"`` for the chain overview. The
+        page then has no links, since a reader of the PDF has none of the HTML pages: it names
+        these files (relative to the run folder) instead, says which store has none, and notes
+        who gets what and where the files are kept.
+    path : Path, optional
+        Where to write (default ``run.index_html``).
     """
     lang = normalize_lang(lang)
     e = html.escape
+    printed = documents is not None
+
+    def ref(target: Path | None, text: str) -> str:
+        """A link on screen; on paper the file's name in the run folder."""
+        if target is None:
+            return e(t("no_document", lang))
+        rel = e(_rel(run, target))
+        if printed:
+            return t("file_ref", lang, what=e(text), file=rel) if text else rel
+        return f'<a href="{rel}">{e(text)}</a>'
+
     head = ["store", "store_name", "city", "user_repurchase_rate", "order_repurchase_rate",
-            "active_members", "revenue", "subsidy", "report"]
+            "active_members", "revenue", "subsidy", "report_file" if printed else "report"]
     rows = []
     for r in run.results:
         m = r.metrics or {}
         if r.ok:
-            link = f'<a href="{e(_rel(run, r.html))}">{e(t("open_report", lang))}</a>'
+            link = (ref(documents.get(r.store_id), "") if printed
+                    else ref(r.html, t("open_report", lang)))
             cls = ""
         else:
             link = (f'<span class="failed">{e(t("failed", lang))}</span>: {e(r.error or "")}'
-                    f' (<a href="{e(_rel(run, r.notebook))}">{e(t("partial_notebook", lang))}</a>)')
+                    f' ({ref(r.notebook, t("partial_notebook", lang))})')
             cls = ' class="failed-row"'
         cells = [
             r.store_id,
@@ -596,13 +624,14 @@ def write_index(run: ReportRun, *, lang: str = "en") -> Path:
     if run.chain is None:
         chain_line = ""
     elif run.chain.ok:
-        chain_line = (f'<p class="chain"><a href="{e(_rel(run, run.chain.html))}">'
-                      f'{e(t("chain_overview", lang))}</a></p>')
+        chain_doc = documents.get("chain") if printed else run.chain.html
+        chain_line = f'<p class="chain">{ref(chain_doc, t("chain_overview", lang))}</p>'
     else:
         chain_line = (f'<p class="chain failed">{e(t("chain_overview", lang))}: '
                       f'{e(t("failed", lang))}: {e(run.chain.error or "")} '
-                      f'(<a href="{e(_rel(run, run.chain.notebook))}">'
-                      f'{e(t("partial_notebook", lang))}</a>)</p>')
+                      f'({ref(run.chain.notebook, t("partial_notebook", lang))})</p>')
+    if printed:
+        chain_line += f'<p class="meta">{e(t("index_print_note", lang, folder=str(run.folder)))}</p>'
     params = run.parameters
     meta = t("index_meta", lang, as_of=params["as_of"], data=params["data"],
              n=len(run.results), failed=len(run.failures))
@@ -631,5 +660,6 @@ def write_index(run: ReportRun, *, lang: str = "en") -> Path:
 </body>
 </html>
 """
-    run.index_html.write_text(page, encoding="utf-8")
-    return run.index_html
+    path = path or run.index_html
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -379,7 +379,7 @@ def run_scheduled(
 
 def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
     from rxrepurchase.loading import load_chain
-    from rxrepurchase.reporting import run_reports
+    from rxrepurchase.reporting import run_reports, write_index
 
     # Everything that can fail for a wrong setting fails here, before an hour of notebooks.
     if not dry_run:
@@ -424,12 +424,16 @@ def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
             made = pdf(result.html, result.html.with_suffix(".pdf"), f"store {result.store_id}")
             if made is not None:
                 store_reports.append(StoreReport(result.store_id, made, names.get(result.store_id, "")))
-    chain_files = [
-        p for p in (
-            pdf(run.chain_html, run.folder / "chain" / "chain_overview.pdf", "chain overview"),
-            pdf(run.index_html, run.folder / "index.pdf", "index"),
-        ) if p is not None
-    ]
+    chain_pdf = pdf(run.chain_html, run.folder / "chain" / "chain_overview.pdf", "chain overview")
+    # index.html links HTML pages head office does not get: the PDF is printed from a variant
+    # that names the PDF files instead.
+    documents = {r.store_id: r.pdf for r in store_reports}
+    if chain_pdf is not None:
+        documents["chain"] = chain_pdf
+    index_print = write_index(run, lang=config.lang, documents=documents,
+                              path=run.folder / "index_print.html")
+    index_pdf = pdf(index_print, run.folder / "index.pdf", "index")
+    chain_files = [p for p in (chain_pdf, index_pdf) if p is not None]
     failed_ids = [r.store_id for r in run.failures]
     status = (
         f"Reports failed for: {', '.join(failed_ids)} (details in {run.folder / 'run.json'})."

@@ -27,7 +27,7 @@ from rxrepurchase.demo import DemoConfig, write_demo_chain
 from rxrepurchase.i18n import UnknownLanguageError, format_count, format_money, format_rate, t
 from rxrepurchase.loading import load_chain
 from rxrepurchase.report_data import store_headline
-from rxrepurchase.reporting import ReportError, new_run_folder, run_reports
+from rxrepurchase.reporting import ReportError, new_run_folder, run_reports, write_index
 
 pytestmark = pytest.mark.slow
 
@@ -277,6 +277,27 @@ def test_index_links_every_store_and_marks_the_failure(run, chain):
     assert 'href="chain/chain_overview.html"' in text
     failed = re.search(r'<tr class="failed-row"><td>S99</td>(.*?)</tr>', text, re.S).group(1)
     assert "DataContractError" in failed and 'href="stores/S99/report.ipynb"' in failed
+
+
+def test_printed_index_names_the_files_instead_of_linking(run, chain, tmp_path):
+    # The emailed index.pdf: its reader has no HTML pages, so nothing is a link.
+    documents = {"S01": run.folder / "stores/S01/report.pdf",
+                 "chain": run.folder / "chain/chain_overview.pdf"}  # S02: its PDF failed
+    path = write_index(run, documents=documents, path=tmp_path / "index_print.html")
+    text = _text(path)
+    assert "<a " not in text and "href" not in text
+    assert t("open_report", "en") not in text
+    row = re.search(r"<tr><td>S01</td>(.*?)</tr>", text, re.S).group(1)
+    assert "<td>stores/S01/report.pdf</td>" in row
+    h = store_headline(chain, "S01")
+    assert f"<td>{format_rate(h['user_repurchase_rate'])}</td>" in row
+    row = re.search(r"<tr><td>S02</td>(.*?)</tr>", text, re.S).group(1)
+    assert f"<td>{t('no_document', 'en')}</td>" in row
+    failed = re.search(r'<tr class="failed-row"><td>S99</td>(.*?)</tr>', text, re.S).group(1)
+    assert "DataContractError" in failed and "partial notebook — stores/S99/report.ipynb" in failed
+    assert f"{t('chain_overview', 'en')} — chain/chain_overview.pdf" in text
+    assert str(run.folder) in text  # where the files are kept
+    assert 'href="stores/S01/report.html"' in _text(run.index_html)  # the screen page keeps its links
 
 
 def test_chain_overview_ranks_every_store(run, chain):

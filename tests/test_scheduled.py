@@ -197,6 +197,13 @@ def test_scheduled_run_emails_every_report_to_the_right_people_and_nothing_else(
         "chain_overview.pdf": (run_folder / "chain" / "chain_overview.pdf").read_bytes(),
         "index.pdf": (run_folder / "index.pdf").read_bytes(),
     }
+    # The index PDF links nothing (head office has no HTML pages): it names the PDF files.
+    index = PdfReader(run_folder / "index.pdf")
+    assert all("/Annots" not in page for page in index.pages)
+    text = "".join(page.extract_text() for page in index.pages).replace("\n", "")
+    assert "stores/S01/report.pdf" in text and "stores/S02/report.pdf" in text
+    assert "chain/chain_overview.pdf" in text
+    assert "查看报告" not in text  # "open report"
 
     delivery = json.loads((run_folder / "delivery.json").read_text(encoding="utf-8"))
     assert delivery["failed"] == [] and delivery["problems"] == [] and len(delivery["sent"]) == 3
