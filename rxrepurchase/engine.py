@@ -455,15 +455,11 @@ def _fetch(src: ChainSource, query: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _check_unit(time_unit: str) -> int:
-    return rfm._check_unit(time_unit)
-
-
 def _day_sql(ts) -> int:
     return rfm._day_number(pd.Timestamp(ts))
 
 
-def _group_columns(src: ChainSource, by: str | Sequence[str] | None) -> tuple[list[str], list[str]]:
+def _group_columns(by: str | Sequence[str] | None) -> tuple[list[str], list[str]]:
     """``by`` as a list, and the member columns among it (looked up in ``members``)."""
     by = metrics._as_list(by)
     order_cols = set(TABLES["orders"].column_names)
@@ -478,13 +474,14 @@ def _group_columns(src: ChainSource, by: str | Sequence[str] | None) -> tuple[li
     return by, [c for c in by if c not in order_cols]
 
 
-def _member_orders(by: list[str], member_cols: list[str], extra: str = "") -> str:
+def _member_orders(by: list[str], member_cols: list[str]) -> str:
     """Member orders with the ``by`` columns (member columns joined from ``members``)."""
-    cols = ", ".join(f"o.{c}" if c not in member_cols else f"m.{c}" for c in by)
+    cols = "".join(f", o.{c}" if c not in member_cols else f", m.{c}" for c in by)
     join = " JOIN members m ON m.member_id = o.member_id" if member_cols else ""
+    day = _DAY.replace("ordered_at", "o.ordered_at")
     return (
-        f"SELECT o.member_id, o.ordered_at, o.order_id, o.paid_amount, {_DAY.replace('ordered_at', 'o.ordered_at')} AS day"
-        f"{', ' + cols if cols else ''}{extra} FROM orders o{join} WHERE o.member_id IS NOT NULL"
+        f"SELECT o.member_id, o.ordered_at, o.order_id, o.paid_amount, {day} AS day{cols} "
+        f"FROM orders o{join} WHERE o.member_id IS NOT NULL"
     )
 
 
@@ -593,7 +590,7 @@ def rfm_summary(
     DataFrame
         As :func:`rxrepurchase.rfm.rfm_summary`, ``attrs`` included.
     """
-    unit_days = _check_unit(time_unit)
+    unit_days = rfm._check_unit(time_unit)
     amount_col = _amount(amount_col)
     keys = _rfm_keys(by)
     end_day = None if observation_end is None else _day_sql(rfm._as_date(observation_end, "observation_end"))
@@ -639,7 +636,7 @@ def calibration_holdout(
     arguments are the same, plus ``data`` and ``as_of`` as in :func:`rfm_summary`. One pass
     over the orders (into a temporary table of member-days).
     """
-    unit_days = _check_unit(time_unit)
+    unit_days = rfm._check_unit(time_unit)
     amount_col = _amount(amount_col)
     keys = _rfm_keys(by)
     key_list = ", ".join(keys)
@@ -799,7 +796,7 @@ def repurchase_rates(
     freq = _calendar(window)
     src, owned = _open(data, as_of)
     try:
-        by, member_cols = _group_columns(src, by)
+        by, member_cols = _group_columns(by)
         first, last = src.con.execute(
             "SELECT min(ordered_at), max(ordered_at) FROM orders WHERE member_id IS NOT NULL"
         ).fetchall()[0]
@@ -883,7 +880,7 @@ def cohort_retention(
         raise EngineError(f"freq must be 'W', 'M', 'Q' or 'Y', got {freq!r}")
     src, owned = _open(data, None)
     try:
-        by, member_cols = _group_columns(src, by)
+        by, member_cols = _group_columns(by)
         if as_of is None:
             latest = src.scalar("SELECT max(ordered_at) FROM orders")
             if latest is None:
