@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import functools
 import html
 import json
 import multiprocessing
@@ -249,6 +250,7 @@ def _execute(job: Mapping[str, Any]) -> dict:
             job["output"],
             parameters=dict(job["parameters"]),
             kernel_name=KERNEL_NAME,
+            kernel_manager_class=_kernel_manager_class(),
             config=_private_kernel_config(),
             cwd=job["cwd"],
             progress_bar=False,
@@ -263,6 +265,28 @@ def _execute(job: Mapping[str, Any]) -> dict:
         outcome["metrics"] = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
     outcome["seconds"] = time.perf_counter() - started
     return outcome
+
+
+@functools.cache
+def _kernel_manager_class() -> type:
+    """jupyter_client's kernel manager, minus the interrupt before shutdown.
+
+    jupyter_client interrupts a kernel (SIGINT) before asking it to shut down, to stop code
+    that is still running. A report's kernel runs nothing by then, but papermill's last
+    request (``kernel_info``, after the last cell) returns as soon as the reply is sent: the
+    kernel may still be inside that request's handler, where SIGINT raises KeyboardInterrupt
+    and ipykernel logs "KeyboardInterrupt caught in kernel" into the run's output. Without the
+    interrupt the kernel finishes the reply and exits on the shutdown request; a kernel that
+    did not would still be terminated by jupyter_client after its shutdown wait.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ReportKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+    return ReportKernelManager
 
 
 def _private_kernel_config():

@@ -454,6 +454,31 @@ def test_missing_notebook_gives_a_clear_error(tmp_path, monkeypatch):
         reporting.find_notebook(reporting.STORE_NOTEBOOK, tmp_path / "mine.ipynb")
 
 
+# The kernel's own handler of papermill's last request (kernel_info) lingers after replying,
+# as on a busy machine: jupyter_client's interrupt before shutdown lands in it for certain.
+_LINGERING_KERNEL = """\
+import time
+kernel = get_ipython().kernel
+reply = kernel.shell_handlers["kernel_info_request"]
+async def reply_then_linger(*args):
+    await reply(*args)
+    time.sleep(2)
+kernel.shell_handlers["kernel_info_request"] = reply_then_linger
+"""
+
+
+def test_kernels_shut_down_without_a_keyboard_interrupt(tmp_path, capfd):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(_LINGERING_KERNEL)])
+    nb.metadata["kernelspec"] = {"name": reporting.KERNEL_NAME, "language": "python",
+                                 "display_name": "Python 3"}
+    nbformat.write(nb, tmp_path / "linger.ipynb")
+    # In this process, so the kernel writes to the captured stderr.
+    outcome = reporting._execute(
+        reporting._job("linger", tmp_path / "linger.ipynb", tmp_path / "linger", {}, None))
+    assert outcome["ok"], outcome["error"]
+    assert "KeyboardInterrupt" not in capfd.readouterr().err
+
+
 # --- the notebooks in git ------------------------------------------------------------------
 
 
