@@ -599,21 +599,27 @@ def plot_cohort_retention(retention: pd.DataFrame, lang: str = "en", *,
     return ax
 
 
-def plot_cohort_spend(spend: pd.DataFrame, lang: str = "en", *,
-                      ax: plt.Axes | None = None) -> plt.Axes:
-    """Distribution of what each member paid at the store, per cohort (box plot, log scale)."""
+def _plot_money_by_cohort(members: pd.DataFrame, column: str, title: str, lang: str,
+                          ax: plt.Axes | None) -> plt.Axes:
+    """Box plot per cohort of a money ``column`` per member, log scale (floor at ¥1)."""
     ax = ax if ax is not None else plt.subplots()[1]
-    cohorts = [c for c in COHORTS if (spend["subsidy_cohort"] == c).any()]
-    data = [spend.loc[spend["subsidy_cohort"] == c, "spend"].clip(lower=1) for c in cohorts]
+    cohorts = [c for c in COHORTS if (members["subsidy_cohort"] == c).any()]
+    data = [members.loc[members["subsidy_cohort"] == c, column].clip(lower=1) for c in cohorts]
     box = ax.boxplot(data, tick_labels=[cohort_label(c, lang) for c in cohorts],
                      patch_artist=True, showfliers=False)
     for patch, c in zip(box["boxes"], cohorts, strict=True):
         patch.set_facecolor(COHORT_COLORS.get(c, "#cccccc"))
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(lambda y, _: format_money(y, lang))
-    ax.set_title(t("spend_title", lang))
+    ax.set_title(t(title, lang))
     ax.tick_params(axis="x", labelsize=8)
     return ax
+
+
+def plot_cohort_spend(spend: pd.DataFrame, lang: str = "en", *,
+                      ax: plt.Axes | None = None) -> plt.Axes:
+    """Distribution of what each member paid at the store, per cohort (box plot, log scale)."""
+    return _plot_money_by_cohort(spend, "spend", "spend_title", lang, ax)
 
 
 def plot_post_subsidy(post: pd.DataFrame, lang: str = "en", *,
@@ -828,18 +834,7 @@ def model_summary(models: StoreModels, lang: str = "en") -> str:
 def plot_clv_by_cohort(scores: pd.DataFrame, lang: str = "en", *,
                        ax: plt.Axes | None = None) -> plt.Axes:
     """Distribution of predicted CLV per cohort (box plot, log scale)."""
-    ax = ax if ax is not None else plt.subplots()[1]
-    cohorts = [c for c in COHORTS if (scores["subsidy_cohort"] == c).any()]
-    data = [scores.loc[scores["subsidy_cohort"] == c, "clv"].clip(lower=1) for c in cohorts]
-    box = ax.boxplot(data, tick_labels=[cohort_label(c, lang) for c in cohorts],
-                     patch_artist=True, showfliers=False)
-    for patch, c in zip(box["boxes"], cohorts, strict=True):
-        patch.set_facecolor(COHORT_COLORS.get(c, "#cccccc"))
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(lambda y, _: format_money(y, lang))
-    ax.set_title(t("clv_title", lang))
-    ax.tick_params(axis="x", labelsize=8)
-    return ax
+    return _plot_money_by_cohort(scores, "clv", "clv_title", lang, ax)
 
 
 def plot_holdout_check(holdout: pd.DataFrame, lang: str = "en", *,
