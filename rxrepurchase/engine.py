@@ -192,6 +192,7 @@ class ChainSource:
             raise EngineError(f"validate must be 'full', 'rows' or 'none', got {validate!r}")
         self.validate = validate
         self.files: dict[str, Path] = {}
+        self._expressions: dict[str, dict[str, str]] = {}  # table -> column -> SQL on the raw file
         for table in TABLES.values():
             file = self._loader._find_file(table)
             if file is not None:
@@ -271,11 +272,11 @@ class ChainSource:
         renamed = self._loader._rename(table, file, pd.DataFrame(columns=[n.strip() for n in raw_names]))
         source = dict(zip(renamed.columns, raw_names, strict=False))
         clean = self.validate != "none"
-        typed = ",\n  ".join(
-            f"{_typed(col, source.get(col.name), raw_types.get(source.get(col.name), ''), clean)} "
-            f"AS {col.name}"
+        self._expressions[table.name] = {
+            col.name: _typed(col, source.get(col.name), raw_types.get(source.get(col.name), ""), clean)
             for col in table.columns
-        )
+        }
+        typed = ",\n  ".join(f"{sql} AS {col}" for col, sql in self._expressions[table.name].items())
         if table.name == "order_lines":
             position = "file_row_number" if "file_row_number" in raw_types else "NULL"
             typed += f",\n  CAST({position} AS BIGINT) AS _line"
@@ -298,18 +299,28 @@ class ChainSource:
             where = " AND ".join(cross) if (cross and full) else "true"
             self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM _typed_{name} WHERE {where}")
             return
-        key = table.key
-        # One pass: duplicate keys and unknown references (outer joins to the small tables).
-        joins, unknown = "", []
-        for i, (col, ref) in enumerate(self._references(name)):
-            joins += (f" LEFT JOIN (SELECT {col} AS _ref{i}, true AS _known{i} FROM {ref}) "
-                      f"ON t.{col} = _ref{i}")
-            unknown.append(f"(t.{col} IS NOT NULL AND _known{i} IS NULL)")
-        bad = f" OR bool_or({' OR '.join(unknown)})" if unknown else ""
+        key, expr = table.key, self._expressions[name]
+        # Candidates come from the raw file one column at a time, far cheaper than whole
+        # typed rows: keys seen more than once, and keys of rows referring to a value the other
+        # table lacks. A candidate that turns out fine (its other rows broke row rules) is
+        # kept by the resolution below, so candidates may be a superset.
         self.con.execute(
-            f"CREATE TEMP TABLE _problem_{name} AS SELECT t.{key} FROM _typed_{name} t{joins} "
-            f"GROUP BY t.{key} HAVING count(*) > 1{bad}"
+            f"CREATE TEMP TABLE _problem_{name} AS SELECT k AS {key} FROM "
+            f"(SELECT {expr[key]} AS k FROM _raw_{name}) WHERE k IS NOT NULL "
+            f"GROUP BY k HAVING count(*) > 1"
         )
+        for col, ref in self._references(name):
+            unknown = f"_unknown_{name}_{col}"
+            self.con.execute(
+                f"CREATE TEMP TABLE {unknown} AS SELECT DISTINCT v FROM "
+                f"(SELECT {expr[col]} AS v FROM _raw_{name}) "
+                f"WHERE v IS NOT NULL AND v NOT IN (SELECT {col} FROM {ref})"
+            )
+            if self.scalar(f"SELECT count(*) FROM {unknown}"):
+                self.con.execute(
+                    f"INSERT INTO _problem_{name} SELECT DISTINCT {expr[key]} FROM _raw_{name} "
+                    f"WHERE {expr[col]} IN (SELECT v FROM {unknown}) AND {expr[key]} IS NOT NULL"
+                )
         if not self.scalar(f"SELECT count(*) FROM _problem_{name}"):
             self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM _typed_{name}")
             return
