@@ -1,13 +1,15 @@
 """Benchmark: user / order repurchase rates by store x month on a large synthetic order table.
 
 Run ``.venv/bin/python benchmarks/metrics_bench.py [n_orders]`` (default 10,000,000). Prints the
-table size and the time of :func:`rxrepurchase.metrics.repurchase_rates` by store x month, with
-the default same-day merge and with ``purchase_unit="order"``. Figures, not assertions: the
-machine is shared and timings vary.
+table size, the machine's load average and the time of
+:func:`rxrepurchase.metrics.repurchase_rates` by store x month with the default same-day merge
+and with ``purchase_unit="order"``, then by member tier x month (a column looked up in the
+members table). Figures, not assertions: the machine is shared and timings vary.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -15,6 +17,18 @@ import numpy as np
 import pandas as pd
 
 from rxrepurchase.metrics import repurchase_rates
+
+
+def synthetic_members(n_orders: int) -> pd.DataFrame:
+    """The members of :func:`synthetic_orders` with a tier (``普通/金卡/钻石/PLUS``)."""
+    n_members = max(n_orders // 5, 1)
+    tiers = pd.array(["普通", "金卡", "钻石", "PLUS"], dtype="string")
+    return pd.DataFrame(
+        {
+            "member_id": pd.array([f"M{i:08d}" for i in range(n_members)], dtype="string"),
+            "tier": tiers.take(np.arange(n_members) % 7 % 4),
+        }
+    )
 
 
 def synthetic_orders(n_orders: int, seed: int = 0) -> pd.DataFrame:
@@ -46,15 +60,19 @@ def synthetic_orders(n_orders: int, seed: int = 0) -> pd.DataFrame:
 def main(n_orders: int) -> None:
     t0 = time.perf_counter()
     orders = synthetic_orders(n_orders)
+    members = synthetic_members(n_orders)
     print(f"generated {len(orders):,} orders in {time.perf_counter() - t0:.1f} s")
-    for unit in ("day", "order"):
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    runs = [("store_id", "day"), ("store_id", "order"), ("tier", "day")]
+    for by, unit in runs:
         t0 = time.perf_counter()
-        rates = repurchase_rates(orders, "M", by="store_id", purchase_unit=unit)
+        rates = repurchase_rates(orders, "M", by=by, members=members, purchase_unit=unit)
         took = time.perf_counter() - t0
         print(
-            f"repurchase_rates(window='M', by='store_id', purchase_unit={unit!r}): "
-            f"{took:.1f} s -> {len(rates):,} store x month rows"
+            f"repurchase_rates(window='M', by={by!r}, purchase_unit={unit!r}): "
+            f"{took:.1f} s -> {len(rates):,} {by} x month rows"
         )
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from typing import Literal
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from rxrepurchase.errors import DataContractError, RxRepurchaseError
 
@@ -136,6 +137,19 @@ def _lookup_member_columns(
     need = [c for c in by if c not in frame.columns]
     if not need:
         return frame
+    pos = _member_positions(frame["member_id"], need, members)
+    out = frame.copy()
+    for c in need:
+        out[c] = members[c].take(pos).to_numpy()
+    return out
+
+
+def _member_positions(
+    member_ids, need: list[str], members: pd.DataFrame | None, rows_per_id=None
+) -> np.ndarray:
+    """Row of ``members`` holding each of ``member_ids``, after checking that ``members`` has the
+    ``need`` columns, unique ids and every id. ``rows_per_id`` (order rows behind each id, when
+    the ids are distinct) makes the error count order rows."""
     if members is None or any(c not in members.columns for c in need):
         have = [] if members is None else list(members.columns)
         missing = [c for c in need if c not in have]
@@ -145,21 +159,160 @@ def _lookup_member_columns(
             "acquisition_month or tenure_band come from rxrepurchase.segments.member_attributes"
         )
     _require(members, ["member_id"], "members")
-    if members["member_id"].duplicated().any():
+    # One factorization of both id lists finds duplicates and positions (faster than get_indexer).
+    k = len(members)
+    ids = pd.concat([members["member_id"], pd.Series(member_ids)], ignore_index=True)
+    codes, distinct = _codes(ids)
+    if len(_first_rows(codes[:k])) < k:
         dup = members.loc[members["member_id"].duplicated(), "member_id"].iloc[0]
         raise DataContractError(f"members: member_id {dup!r} appears more than once")
-    pos = pd.Index(members["member_id"]).get_indexer(frame["member_id"])
+    row_of_code = np.full(len(distinct), -1)
+    row_of_code[codes[:k]] = np.arange(k)
+    pos = row_of_code[codes[k:]]
     unknown = pos < 0
     if unknown.any():
-        mid = frame["member_id"].to_numpy()[unknown][0]
+        mid = member_ids.to_numpy()[np.flatnonzero(unknown)[0]]
+        n_rows = int(unknown.sum() if rows_per_id is None else rows_per_id[unknown].sum())
         raise DataContractError(
-            f"orders: member_id {mid!r} ({int(unknown.sum())} order rows in all) is not in "
+            f"orders: member_id {mid!r} ({n_rows} order rows in all) is not in "
             "members, so its grouping column(s) "
             f"{need} are unknown"
         )
-    out = frame.copy()
-    for c in need:
-        out[c] = members[c].take(pos).to_numpy()
+    return pos
+
+
+# --------------------------------------------------------------------------- integer keys
+
+# Keys beyond this are re-coded before packing (a module constant so tests can force it).
+_KEY_LIMIT = 2**63 - 1
+# Masks keeping the first k bytes (k = 0..8) of a little-endian 64-bit word.
+_BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype="uint64")
+_NA_LENGTH = 65  # an impossible length (the fast path takes strings of up to 64 bytes): NA
+_MAX_FAST_BYTES = 64
+
+
+def _codes(values, rows: np.ndarray | None = None) -> tuple[np.ndarray, object]:
+    """``pd.factorize(values[rows], use_na_sentinel=False)``: codes in order of appearance, NA a
+    value of its own, and the distinct values.
+
+    pandas factorizes Arrow-backed strings through Arrow's hash table (several seconds for
+    10 million member ids); ids are short, so here each string's bytes become a few 64-bit words
+    that numpy hashes at once. The hashes are factorized and every string is compared with the
+    first string of its code, so a hash collision can only send the work back to pandas, never
+    merge two ids.
+    """
+    words = _string_words(values)
+    if words is not None:
+        if rows is not None:
+            words = [w[rows] for w in words]
+        codes, _ = pd.factorize(_hash_words(words))
+        first = _first_rows(codes)
+        if all(np.array_equal(w[first[codes]], w) for w in words):
+            at = first if rows is None else rows[first]
+            return codes.astype("int64", copy=False), pd.Index(values.array.take(at))
+    return pd.factorize(values if rows is None else values.iloc[rows], use_na_sentinel=False)
+
+
+def _string_words(values) -> list[np.ndarray] | None:
+    """Length (``_NA_LENGTH`` for NA) and the zero-padded bytes of each string as 64-bit words,
+    or None when ``values`` are not Arrow-backed strings of at most ``_MAX_FAST_BYTES`` bytes."""
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.StringDtype):
+        arrow_str = dtype.storage == "pyarrow"
+    elif isinstance(dtype, pd.ArrowDtype):
+        arrow_str = pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(
+            dtype.pyarrow_dtype
+        )
+    else:
+        arrow_str = False
+    if not (arrow_str and isinstance(values, pd.Series)):
+        return None
+    arrow = values.array.__arrow_array__()
+    chunks = []
+    for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
+        _, offset_buf, data_buf = chunk.buffers()
+        wide = pa.types.is_large_string(chunk.type)
+        offsets = np.frombuffer(offset_buf, dtype="int64" if wide else "int32")
+        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1].astype("int64")
+        lengths = np.diff(offsets)
+        valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+        data = np.empty(0, "uint8") if data_buf is None else np.frombuffer(data_buf, "uint8")
+        chunks.append((offsets[:-1], lengths, valid, data))
+    longest = max(
+        (int(lengths[valid].max(initial=0)) for _, lengths, valid, _ in chunks), default=0
+    )
+    if longest > _MAX_FAST_BYTES:
+        return None
+    n_words = max(1, -(-longest // 8))
+    columns: list[list[np.ndarray]] = [[] for _ in range(n_words + 1)]
+    for starts, lengths, valid, data in chunks:
+        padded = np.concatenate([data, np.zeros(8 * n_words + 8, "uint8")])
+        # The eight bytes starting at each byte: an unaligned uint64 view of the buffer.
+        at = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+        columns[0].append(np.where(valid, lengths, _NA_LENGTH).astype("uint64"))
+        lengths = np.where(valid, lengths, 0)  # Arrow may keep bytes under a missing value
+        for j in range(n_words):
+            columns[j + 1].append(at[starts + 8 * j] & _BYTE_MASKS[np.clip(lengths - 8 * j, 0, 8)])
+    return [np.concatenate(c) for c in columns]
+
+
+def _hash_words(words: list[np.ndarray]) -> np.ndarray:
+    """A 64-bit hash per row: one multiply-xorshift round per word (wrapping uint64 arithmetic)."""
+    h = np.zeros(len(words[0]), dtype="uint64")
+    for w in words:
+        h = (h ^ w) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(29)
+    return h
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """Position of each code's first row, for codes numbered in order of appearance."""
+    if len(codes) == 0:
+        return np.empty(0, dtype="int64")
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    new[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
+    return np.flatnonzero(new)
+
+
+def _pack(high: np.ndarray, low: np.ndarray, n_low: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Order-preserving int64 keys of (high, low) pairs, ``high * n_low + low``. When that could
+    overflow, ``high`` is replaced by its rank among its distinct values, which are returned for
+    :func:`_unpack` (ranks and codes are below the row count, so the product then fits)."""
+    top = int(high.max()) + 1 if len(high) else 1
+    if top * n_low <= _KEY_LIMIT:
+        return high * n_low + low, None
+    distinct = _distinct(np.sort(high))
+    return np.searchsorted(distinct, high) * n_low + low, distinct
+
+
+def _unpack(
+    key: np.ndarray, n_low: int, distinct: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    high, low = np.divmod(key, n_low)
+    return (high if distinct is None else distinct[high]), low
+
+
+def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Positions where a run of equal values starts in a sorted array."""
+    if len(sorted_keys) == 0:
+        return np.empty(0, dtype="int64")
+    return np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
+
+
+def _distinct(sorted_keys: np.ndarray) -> np.ndarray:
+    return sorted_keys[_run_starts(sorted_keys)]
+
+
+def _run_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    values = values.astype("int64", copy=False)
+    return np.add.reduceat(values, starts) if len(starts) else np.zeros(0, dtype="int64")
+
+
+def _spread(keys: np.ndarray, at: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` placed at the positions of the keys ``at`` in the sorted ``keys``, 0 elsewhere."""
+    out = np.zeros(len(keys), dtype="int64")
+    out[np.searchsorted(keys, at)] = values
     return out
 
 
@@ -256,20 +409,30 @@ def _assign(days: np.ndarray, windows: pd.DataFrame) -> list[tuple[int, np.ndarr
 def _windowed(frame: pd.DataFrame, window, start, end, step) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the window table and ``frame`` with a ``_w`` window-position column (rows repeated
     for overlapping windows, rows outside every window removed)."""
-    day = frame["ordered_at"].to_numpy("datetime64[D]").astype("int64")
-    first = pd.Timestamp(start).normalize() if start is not None else frame["ordered_at"].min()
-    last = pd.Timestamp(end).normalize() if end is not None else frame["ordered_at"].max()
+    windows, rows, w, repeated = _window_rows(frame["ordered_at"], window, start, end, step)
+    part = frame.iloc[rows].assign(_w=w)
+    return windows, part.reset_index(drop=True) if repeated else part
+
+
+def _window_rows(
+    ordered_at: pd.Series, window, start, end, step
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, bool]:
+    """The window table, the positions of the rows inside a window, their window positions and
+    whether rows repeat (overlapping windows: a row then appears once per window)."""
+    first = pd.Timestamp(start).normalize() if start is not None else ordered_at.min()
+    last = pd.Timestamp(end).normalize() if end is not None else ordered_at.max()
     windows = _window_table(window, first.normalize(), last.normalize(), step)
     if windows.empty:
         raise MetricsInputError(
             f"window {window!r} yields no window between {first:%Y-%m-%d} and {last:%Y-%m-%d}"
         )
-    pos = _assign(day, windows)
+    pos = _assign(ordered_at.to_numpy("datetime64[D]").astype("int64"), windows)
     if isinstance(pos, np.ndarray):
-        keep = pos >= 0
-        return windows, frame.loc[keep].assign(_w=pos[keep])
-    parts = [frame.loc[mask].assign(_w=i) for i, mask in pos]
-    return windows, pd.concat(parts, ignore_index=True)
+        rows = np.flatnonzero(pos >= 0)
+        return windows, rows, pos[rows], False
+    parts = [np.flatnonzero(mask) for _, mask in pos]
+    w = np.repeat([i for i, _ in pos], [len(r) for r in parts])
+    return windows, np.concatenate(parts), w, True
 
 
 def _with_window_columns(table: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
@@ -381,39 +544,53 @@ def repurchase_rates(
     _check_options(purchase_unit, zero_paid)
     _require(orders, _ORDER_COLUMNS, "orders")
     by = _as_list(by)
-    frame = orders.loc[orders["member_id"].notna(), ["member_id", "ordered_at", "paid_amount"]]
-    frame = frame.assign(_p=_is_purchase(frame, zero_paid))
-    for c in by:
-        if c in orders.columns:
-            frame[c] = orders.loc[frame.index, c]
-    frame = _lookup_member_columns(frame, by, members)
-    windows, frame = _windowed(frame, window, start, end, step)
+    # Everything below runs on integer codes: each id column is factorized once, and each
+    # (window, group, member[, day]) becomes one int64 key, so counting is a sort and run lengths.
+    is_member = orders["member_id"].notna().to_numpy()
+    rows = np.flatnonzero(is_member)
+    purchase = _is_purchase(orders.loc[is_member, ["paid_amount"]], zero_paid)
+    member, member_ids = _codes(orders["member_id"], rows)
+    group, n_groups, group_labels = _group_codes(orders, rows, member, member_ids, by, members)
+    ordered_at = orders["ordered_at"].iloc[rows]
+    windows, inside, w, _ = _window_rows(ordered_at, window, start, end, step)
 
-    # Integer codes keep the 10M-row group-bys fast; NA is a group of its own.
-    codes = pd.DataFrame({"_w": frame["_w"].to_numpy()})
-    labels = {}
-    for c in by:
-        codes[c], labels[c] = pd.factorize(frame[c], use_na_sentinel=False)
-    codes["_m"] = pd.factorize(frame["member_id"])[0]
-    purchase = frame["_p"].to_numpy()
-    keys = ["_w", *by]
-
-    excluded = codes.loc[~purchase].groupby(keys, sort=False).size().rename("excluded_orders")
-    bought = codes.loc[purchase]
+    group_key, group_distinct = _pack(w, group[inside], n_groups)
+    bought = purchase[inside]
+    key, member_distinct = _pack(group_key[bought], member[inside][bought], len(member_ids))
     if purchase_unit == "day":
-        bought = bought.assign(_d=frame["ordered_at"].to_numpy("datetime64[D]")[purchase])
-        bought = bought.drop_duplicates()
-    per_member = bought.groupby([*keys, "_m"], sort=False).size().rename("n").reset_index()
-    per_member["repeat"] = per_member["n"] >= 2
-    table = per_member.groupby(keys, sort=False).agg(
-        members=("n", "size"), repeat_members=("repeat", "sum"), purchases=("n", "sum")
-    )
-    table = table.join(excluded, how="outer").fillna(0).astype("int64").reset_index()
+        # Day within the window: a member's orders of one day in one group are one purchase.
+        starts = windows["window_start"].to_numpy("datetime64[D]").astype("int64")
+        day = (
+            ordered_at.to_numpy("datetime64[D]").astype("int64")[inside][bought] - starts[w[bought]]
+        )
+        n_days = int(day.max()) + 1 if len(day) else 1
+        key, day_distinct = _pack(key, day, n_days)
+        key = _unpack(_distinct(np.sort(key)), n_days, day_distinct)[0]
+    else:
+        key = np.sort(key)
+    # key: one entry per purchase, sorted by window, group and member.
+    runs = _run_starts(key)
+    per_member = np.diff(np.append(runs, len(key)))
+    member_group = _unpack(key[runs], len(member_ids), member_distinct)[0]
+    runs = _run_starts(member_group)
+    bought_keys = member_group[runs]
+    excluded = np.sort(group_key[~bought])
+    excluded_runs = _run_starts(excluded)
+    excluded_keys = excluded[excluded_runs]
+    # A (window, group) with member orders but no purchase still gets a row (members 0).
+    keys = _distinct(np.sort(np.concatenate([bought_keys, excluded_keys])))
+    table_w, table_group = _unpack(keys, n_groups, group_distinct)
+    table = pd.DataFrame({"_w": table_w})
+    for c in by:
+        table[c] = group_labels[c].take(table_group)
+    table["members"] = _spread(keys, bought_keys, np.diff(np.append(runs, len(member_group))))
+    table["repeat_members"] = _spread(keys, bought_keys, _run_sums(per_member >= 2, runs))
+    table["purchases"] = _spread(keys, bought_keys, _run_sums(per_member, runs))
+    excluded_counts = np.diff(np.append(excluded_runs, len(excluded)))
+    table["excluded_orders"] = _spread(keys, excluded_keys, excluded_counts)
     table["repeat_purchases"] = table["purchases"] - table["members"]
     table["user_repurchase_rate"] = _ratio(table["repeat_members"], table["members"])
     table["order_repurchase_rate"] = _ratio(table["repeat_purchases"], table["purchases"])
-    for c in by:
-        table[c] = labels[c].take(table[c].to_numpy())
     cols = [
         "_w", *by, "members", "repeat_members", "user_repurchase_rate",
         "purchases", "repeat_purchases", "order_repurchase_rate", "excluded_orders",
@@ -422,6 +599,40 @@ def repurchase_rates(
     return out.sort_values(["window_start", "window_end", *by], kind="stable").reset_index(
         drop=True
     )
+
+
+def _group_codes(
+    orders: pd.DataFrame,
+    rows: np.ndarray,
+    member: np.ndarray,
+    member_ids,
+    by: list[str],
+    members: pd.DataFrame | None,
+) -> tuple[np.ndarray, int, dict[str, object]]:
+    """Group code of each member order (``rows`` of ``orders``; members coded ``member``) over
+    the ``by`` columns, the number of groups and each column's value per group code. Member
+    columns are looked up once per member, not once per order."""
+    need = [c for c in by if c not in orders.columns]
+    if need:
+        rows_per_id = np.bincount(member, minlength=len(member_ids))
+        pos = _member_positions(member_ids, need, members, rows_per_id)
+    columns = []
+    for c in by:
+        if c in orders.columns:
+            columns.append(_codes(orders[c], rows))
+        else:
+            codes, labels = _codes(members[c].take(pos).to_numpy())
+            columns.append((codes[member], labels))
+    if not columns:
+        return np.zeros(len(rows), dtype="int64"), 1, {}
+    if len(columns) == 1:
+        return columns[0][0], len(columns[0][1]), {by[0]: columns[0][1]}
+    group = np.zeros(len(rows), dtype="int64")
+    for codes, labels in columns:
+        group, distinct = pd.factorize(group * len(labels) + codes)
+    first = _first_rows(group)
+    labels = {c: values.take(codes[first]) for c, (codes, values) in zip(by, columns, strict=True)}
+    return group, len(distinct), labels
 
 
 def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:

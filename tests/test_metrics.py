@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402
 
 from rxrepurchase import metrics as m  # noqa: E402
@@ -319,3 +320,160 @@ def test_plots_return_axes():
     with pytest.raises(m.MetricsInputError, match="nope"):
         m.plot_repurchase_rates(m.repurchase_rates(o), rate="nope")
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- integer-code path
+
+
+def _random_chain(seed: int, n: int = 3000, dtype="string") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Orders with the awkward cases: walk-ins, several orders of a member on one day (in one
+    store and across stores, some at the same second), zero-paid and refund tickets, an empty
+    store id next to a missing one, ids of 0 to 16 bytes (non-ASCII too; seed 2 adds one longer
+    than the string fast path takes) and multi-chunk Arrow columns."""
+    rng = np.random.default_rng(seed)
+    ids = [f"M{i}" for i in range(60)] + ["", "会员-0001", "x" * 8, "y" * 16]
+    ids += ["long-" + "z" * 65] if seed == 2 else []
+    member = pd.array(rng.choice(np.array(ids, dtype=object), n), dtype=dtype)
+    member[rng.random(n) < 0.25] = pd.NA
+    store = pd.array(rng.choice(np.array(["S1", "S2", "S3", ""], dtype=object), n), dtype=dtype)
+    store[rng.random(n) < 0.05] = pd.NA
+    seconds = rng.integers(0, 120, n) * 86400 + rng.choice([0, 3600, 36000], n)
+    orders = pd.DataFrame(
+        {
+            "order_id": pd.array([f"o{i}" for i in range(n)], dtype=dtype),
+            "member_id": member,
+            "store_id": store,
+            "ordered_at": pd.Timestamp("2024-01-01") + pd.to_timedelta(seconds, unit="s"),
+            "paid_amount": rng.choice([0.0, -10.0, 15.0, 80.0], n, p=[0.1, 0.05, 0.5, 0.35]),
+            "channel": pd.array(
+                rng.choice(np.array(["app", "store"], dtype=object), n), dtype=dtype
+            ),
+        }
+    )
+    orders = pd.concat([orders.iloc[: n // 2], orders.iloc[n // 2 :]])  # two Arrow chunks
+    orders.index = rng.permutation(n) + 1000
+    members = pd.DataFrame(
+        {
+            "member_id": pd.array(ids, dtype=dtype),
+            "tier": pd.array(rng.choice(np.array(["gold", "plus", None]), len(ids)), dtype=dtype),
+        }
+    )
+    return orders, members
+
+
+def _reference_rates(orders, windows, by, members, purchase_unit, zero_paid) -> pd.DataFrame:
+    """The definitions as plain group-bys over the id strings, one window at a time."""
+    frame = orders.loc[orders["member_id"].notna()].merge(members, on="member_id", how="left")
+    frame["day"] = frame["ordered_at"].dt.normalize()
+    paid = frame["paid_amount"]
+    frame["purchase"] = paid >= 0 if zero_paid == "include" else paid > 0
+    rows = []
+    for start, end in windows:
+        inside = frame.loc[(frame["day"] >= start) & (frame["day"] <= end)]
+        for key, part in inside.groupby(by, dropna=False, sort=True):
+            bought = part.loc[part["purchase"]]
+            if purchase_unit == "day":
+                bought = bought.drop_duplicates(["member_id", "day"])
+            n = bought.groupby("member_id").size()
+            rows.append(
+                (pd.Timestamp(start), pd.Timestamp(end), *key, len(n), int((n >= 2).sum()),
+                 int(n.sum()), int((~part["purchase"]).sum()))
+            )  # fmt: skip
+    cols = ["window_start", "window_end", *by, "members", "repeat_members", "purchases",
+            "excluded_orders"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+@pytest.mark.parametrize("purchase_unit", ["day", "order"])
+@pytest.mark.parametrize("zero_paid", ["exclude", "include"])
+@pytest.mark.parametrize(
+    "window, windows, by",
+    [
+        (
+            "M",
+            [
+                (f"2024-{k:02d}-01", f"2024-{k:02d}-{d}")
+                for k, d in [(1, 31), (2, 29), (3, 31), (4, 30)]
+            ],
+            ["store_id"],
+        ),
+        ("Q", [("2024-01-01", "2024-03-31"), ("2024-04-01", "2024-06-30")], ["store_id", "tier"]),
+        (
+            [("2024-01-10", "2024-02-20"), ("2024-02-01", "2024-03-15")],
+            [("2024-01-10", "2024-02-20"), ("2024-02-01", "2024-03-15")],
+            ["channel", "store_id"],
+        ),
+    ],
+)
+def test_rates_match_a_plain_groupby_reference(window, windows, by, purchase_unit, zero_paid):
+    for seed in range(3):
+        orders, members = _random_chain(seed)
+        got = m.repurchase_rates(orders, window, by, members=members,
+                                 purchase_unit=purchase_unit, zero_paid=zero_paid)  # fmt: skip
+        ref = _reference_rates(orders, windows, by, members, purchase_unit, zero_paid)
+        keys = ["window_start", "window_end", *by]
+        got = got.sort_values(keys, ignore_index=True)
+        ref = ref.sort_values(keys, ignore_index=True)
+        assert len(got) == len(ref) > 10 and ref["repeat_members"].sum() > 0
+        for c in [*by, "members", "repeat_members", "purchases", "excluded_orders"]:
+            assert [None if pd.isna(v) else v for v in got[c]] == [
+                None if pd.isna(v) else v for v in ref[c]
+            ], c
+        assert (got["repeat_purchases"] == ref["purchases"] - ref["members"]).all()
+
+
+def test_key_recoding_when_packed_keys_would_overflow(monkeypatch):
+    # 2**61 * 8 overflows int64: the high part is re-coded by rank, order and values kept.
+    high, low = np.array([2**61, 5, 2**61, 7, 5]), np.array([1, 2, 3, 0, 7])
+    key, distinct = m._pack(high, low, 8)
+    assert list(distinct) == [5, 7, 2**61]
+    assert [tuple(map(int, x)) for x in zip(*m._unpack(key, 8, distinct), strict=True)] == list(
+        zip(high.tolist(), low.tolist(), strict=True)
+    )
+    assert np.argsort(key, kind="stable").tolist() == np.lexsort((low, high)).tolist()
+    orders, members = _random_chain(7)
+    expected = [
+        m.repurchase_rates(orders, "M", ["store_id", "tier"], members=members),
+        m.repurchase_rates(orders, 30, "channel", step=10, purchase_unit="order"),
+    ]
+    monkeypatch.setattr(m, "_KEY_LIMIT", 1)  # every packing step re-codes by rank
+    pd.testing.assert_frame_equal(
+        m.repurchase_rates(orders, "M", ["store_id", "tier"], members=members), expected[0]
+    )
+    pd.testing.assert_frame_equal(
+        m.repurchase_rates(orders, 30, "channel", step=10, purchase_unit="order"), expected[1]
+    )
+
+
+def test_codes_ignore_bytes_under_missing_values():
+    # Arrow may keep bytes under a null slot: "bb" and "cc" here are both just missing.
+    arr = pa.StringArray.from_buffers(
+        4,
+        pa.py_buffer(np.array([0, 2, 4, 6, 8], dtype="int32")),
+        pa.py_buffer(b"aabbccaa"),
+        pa.py_buffer(np.packbits([1, 0, 0, 1], bitorder="little")),
+        null_count=2,
+    )
+    codes, uniques = m._codes(pd.Series(pd.arrays.ArrowExtensionArray(arr)))
+    assert codes.tolist() == [0, 1, 1, 0]
+    assert uniques[0] == "aa" and pd.isna(uniques[1]) and len(uniques) == 2
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+@pytest.mark.parametrize("dtype", ["string", "str", pd.ArrowDtype(pa.string()), object])
+def test_codes_match_pandas_factorize(dtype, seed, monkeypatch):
+    orders, _ = _random_chain(seed, dtype=dtype)
+    rows = np.flatnonzero(np.random.default_rng(0).random(len(orders)) < 0.7)
+    for values, sel in [(orders["member_id"], None), (orders["member_id"], rows),
+                        (orders["store_id"].iloc[5:], rows[rows < len(orders) - 5])]:  # fmt: skip
+        picked = values if sel is None else values.iloc[sel]
+        want_codes, want_uniques = pd.factorize(picked, use_na_sentinel=False)
+        codes, uniques = m._codes(values, sel)
+        np.testing.assert_array_equal(codes, want_codes)
+        pd.testing.assert_index_equal(uniques, want_uniques)
+        # Strings that all hash alike must not merge: the check hands them back to pandas.
+        with monkeypatch.context() as patch:
+            patch.setattr(m, "_hash_words", lambda words: np.zeros(len(words[0]), "uint64"))
+            codes, uniques = m._codes(values, sel)
+        np.testing.assert_array_equal(codes, want_codes)
+        pd.testing.assert_index_equal(uniques, want_uniques)
