@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,6 +9,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from cdnow import read_cdnow_sample
 
 from rxrepurchase.errors import ModelFitError
 from rxrepurchase.holdout import (
@@ -28,16 +27,7 @@ from rxrepurchase.rfm import RFMInputError, calibration_holdout
 
 @pytest.fixture(scope="module")
 def split():
-    path = importlib.resources.files("lifetimes") / "datasets" / "CDNOW_sample.txt"
-    with importlib.resources.as_file(path) as file:
-        raw = pd.read_csv(
-            file,
-            sep=r"\s+",
-            header=None,
-            names=["master_id", "customer_id", "date", "cds", "amount"],
-            dtype={"master_id": str, "customer_id": str, "date": str},
-        )
-    raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
+    raw = read_cdnow_sample()
     return calibration_holdout(
         raw, "1997-09-30", time_unit="weeks", customer_col="customer_id", time_col="date", amount_col="amount"
     )

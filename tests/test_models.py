@@ -3,8 +3,6 @@ recovery of simulated parameters, the penalizer ladder, checks, CLV, wake-up lis
 
 from __future__ import annotations
 
-import importlib.resources
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -12,6 +10,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from cdnow import read_cdnow_sample
 from lifetimes import BetaGeoFitter
 from lifetimes.utils import ConvergenceError
 
@@ -37,17 +36,7 @@ CDNOW_COLUMNS = {"customer_col": "customer_id", "time_col": "date", "amount_col"
 @pytest.fixture(scope="module")
 def cdnow() -> pd.DataFrame:
     """lifetimes' raw CDNOW 1/10 sample: master id, sample id, date, number of CDs, dollars."""
-    path = importlib.resources.files("lifetimes") / "datasets" / "CDNOW_sample.txt"
-    with importlib.resources.as_file(path) as file:
-        raw = pd.read_csv(
-            file,
-            sep=r"\s+",
-            header=None,
-            names=["master_id", "customer_id", "date", "cds", "amount"],
-            dtype={"master_id": str, "customer_id": str, "date": str},
-        )
-    raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
-    return raw
+    return read_cdnow_sample()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import importlib.resources
 import numpy as np
 import pandas as pd
 import pytest
+from cdnow import read_cdnow_sample
 
 from rxrepurchase.errors import RxRepurchaseError
 from rxrepurchase.rfm import RFMInputError, _sort_with_order, calibration_holdout, rfm_summary
@@ -118,23 +119,9 @@ def test_calibration_holdout_per_store_in_weeks(orders):
     assert list(split.new_in_holdout.index) == [("S2", "B")]
 
 
-def _cdnow() -> pd.DataFrame:
-    path = importlib.resources.files("lifetimes") / "datasets" / "CDNOW_sample.txt"
-    with importlib.resources.as_file(path) as file:
-        raw = pd.read_csv(
-            file,
-            sep=r"\s+",
-            header=None,
-            names=["master_id", "customer_id", "date", "cds", "amount"],
-            dtype={"master_id": str, "customer_id": str, "date": str},
-        )
-    raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
-    return raw
-
-
 def test_cdnow_calibration_matches_published_summary():
     split = calibration_holdout(
-        _cdnow(), "1997-09-30", time_unit="weeks", customer_col="customer_id", time_col="date", amount_col="amount"
+        read_cdnow_sample(), "1997-09-30", time_unit="weeks", customer_col="customer_id", time_col="date", amount_col="amount"
     )
     cal = split.calibration
     # Hardie's CDNOW 1/10 sample summary (x, t_x, T in weeks, rounded to 2 decimals), shipped with lifetimes.
