@@ -65,3 +65,16 @@ def test_notebooks_are_stored_without_outputs():
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, f"{path.name} has outputs"
+
+
+def test_readme_notebook_example_runs(tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"## In a notebook\n\n```python\n(.*?)```", readme, re.S).group(1)
+    assert "DemoConfig()" in code
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code.replace("DemoConfig()", "DemoConfig(n_members=1500, n_stores=2)"), "README", "exec"), namespace)
+    assert set(namespace["rates"]["store_id"]) == {"S01", "S02"}
+    assert "subsidy_driven" in set(namespace["labels"]["subsidy_cohort"])
+    assert namespace["scores"]["clv"].notna().all()
+    assert len(namespace["due"]) > 0
