@@ -435,6 +435,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the generated chain (default: a temporary folder)")
     parser.add_argument("--reuse", action="store_true", help="reuse the chain already in --work")
+    parser.add_argument("--stages", type=lambda text: set(text.split(",")),
+                        default={"rfm", "fit", "score", "report"},
+                        help="stages to run, e.g. fit,score (default: rfm,fit,score,report)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
@@ -468,16 +471,20 @@ def main(argv=None) -> int:
         print(f"orders.parquet: {n_rows:,} rows\n")
 
         plain = not args.skip_lifetimes
-        results["rfm-engine"] = run_child("rfm-engine", data, work, opts)
-        for mode in ("rows", "none"):
-            results[f"rfm-engine-{mode}"] = run_child("rfm-engine", data, work, {**opts, "validate": mode})
-        results["rfm-pandas"] = None if args.skip_pandas else run_child("rfm-pandas", data, work, opts)
-        results["rfm-lifetimes"] = run_child("rfm-lifetimes", data, work, opts) if plain else None
-        results["fit-rx"] = run_child("fit-rx", data, work, opts)
-        results["fit-lifetimes"] = run_child("fit-lifetimes", data, work, opts) if plain else None
-        results["score-rx"] = run_child("score-rx", data, work, opts)
-        results["score-lifetimes"] = run_child("score-lifetimes", data, work, opts) if plain else None
-        if args.report_stores:
+        if "rfm" in args.stages or not (work / "rfm_engine.parquet").exists():
+            results["rfm-engine"] = run_child("rfm-engine", data, work, opts)
+        if "rfm" in args.stages:
+            for mode in ("rows", "none"):
+                results[f"rfm-engine-{mode}"] = run_child("rfm-engine", data, work, {**opts, "validate": mode})
+            results["rfm-pandas"] = None if args.skip_pandas else run_child("rfm-pandas", data, work, opts)
+            results["rfm-lifetimes"] = run_child("rfm-lifetimes", data, work, opts) if plain else None
+        if "fit" in args.stages:
+            results["fit-rx"] = run_child("fit-rx", data, work, opts)
+            results["fit-lifetimes"] = run_child("fit-lifetimes", data, work, opts) if plain else None
+        if "score" in args.stages:
+            results["score-rx"] = run_child("score-rx", data, work, opts)
+            results["score-lifetimes"] = run_child("score-lifetimes", data, work, opts) if plain else None
+        if "report" in args.stages and args.report_stores:
             results["report"] = run_child("report", data, work, opts)
     finally:
         if args.work is None:
@@ -505,17 +512,20 @@ def report(results: dict, n_rows: int) -> None:
     gen = results.get("generate")
     if gen:
         row(f"generate demo chain ({n_rows / 1e6:.1f}M rows)", gen)
-    row("RFM: engine, validate=full vs lifetimes.utils", results["rfm-engine"], lt)
-    row("RFM: engine, validate=rows vs lifetimes.utils", results["rfm-engine-rows"], lt)
-    row("RFM: engine, validate=none vs lifetimes.utils", results["rfm-engine-none"], lt)
-    row("RFM: pandas rfm_summary vs lifetimes.utils", results.get("rfm-pandas"), lt)
-    fit, fit_lt = results["fit-rx"], results.get("fit-lifetimes")
-    n_fit = fit.get("members", 0) if fit and "error" not in fit else 0
-    row(f"BG/NBD fit, {n_fit:,} members (compressed)", fit, fit_lt)
-    row(f"Gamma-Gamma fit, {n_fit:,} members", fit, fit_lt, "gg_seconds", "gg_peak_mb")
-    score = results["score-rx"]
-    n_score = score.get("members", 0) if score and "error" not in score else 0
-    row(f"score {n_score:,}: P(alive), E[purchases], CLV", score, results.get("score-lifetimes"))
+    if "rfm-engine-rows" in results:
+        row("RFM: engine, validate=full vs lifetimes.utils", results["rfm-engine"], lt)
+        row("RFM: engine, validate=rows vs lifetimes.utils", results["rfm-engine-rows"], lt)
+        row("RFM: engine, validate=none vs lifetimes.utils", results["rfm-engine-none"], lt)
+        row("RFM: pandas rfm_summary vs lifetimes.utils", results.get("rfm-pandas"), lt)
+    fit, fit_lt = results.get("fit-rx"), results.get("fit-lifetimes")
+    if "fit-rx" in results:
+        n_fit = fit.get("members", 0) if fit and "error" not in fit else 0
+        row(f"BG/NBD fit, {n_fit:,} members (compressed)", fit, fit_lt)
+        row(f"Gamma-Gamma fit, {n_fit:,} members", fit, fit_lt, "gg_seconds", "gg_peak_mb")
+    score = results.get("score-rx")
+    if "score-rx" in results:
+        n_score = score.get("members", 0) if score and "error" not in score else 0
+        row(f"score {n_score:,}: P(alive), E[purchases], CLV", score, results.get("score-lifetimes"))
 
     rep = results.get("report")
     if rep and "error" not in rep:
