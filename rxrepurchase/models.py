@@ -95,20 +95,30 @@ def _rfm_arrays(rfm: pd.DataFrame, columns: tuple[str, ...]) -> list[np.ndarray]
     return arrays
 
 
-def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Unique rows of ``columns``: ``(unique columns, number of rows of each)``."""
+def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of ``columns``: ``(their columns, each input row's position in them)``.
+
+    Members share few distinct ``(frequency, recency, T)`` rows (whole days or weeks), so
+    fitting and predicting on those rows costs a fraction of doing it per member.
+    """
     key = np.zeros(len(columns[0]), dtype=np.int64)
     for col in columns:
         codes, uniques = pd.factorize(col)
         # Re-factorizing keeps the combined key below len(rows) ** 2: no overflow.
         key = pd.factorize(key * len(uniques) + codes)[0]
     n_unique = int(key.max()) + 1 if len(key) else 0
-    compressed = []
+    distinct = []
     for col in columns:
         values = np.empty(n_unique, dtype=np.float64)
-        values[key] = col  # every row of a unique key holds the same value
-        compressed.append(values)
-    return compressed, np.bincount(key, minlength=n_unique)
+        values[key] = col  # every row of a distinct key holds the same value
+        distinct.append(values)
+    return distinct, key
+
+
+def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of ``columns``: ``(their columns, number of rows of each)``."""
+    distinct, key = _distinct_rows(*columns)
+    return distinct, np.bincount(key, minlength=len(distinct[0]))
 
 
 def _time_unit_of(rfm: pd.DataFrame) -> str | None:
@@ -238,19 +248,32 @@ class PurchaseModel:
             )
         return _rfm_arrays(rfm, ("frequency", "recency", "T"))
 
-    def predict_purchases(self, rfm: pd.DataFrame, t: float) -> pd.Series:
-        """Expected number of purchases of each member in the next ``t`` time units."""
-        frequency, recency, T = self._inputs(rfm)
+    def _conditional_purchases(self, t: float, frequency, recency, T) -> np.ndarray:
+        """Expected purchases in the next ``t`` time units, for arrays of RFM values."""
         values = _quiet(
             self.fitter_.conditional_expected_number_of_purchases_up_to_time, t, frequency, recency, T
         )
-        return pd.Series(np.asarray(values, dtype=np.float64), index=rfm.index, name="expected_purchases")
+        return np.asarray(values, dtype=np.float64)
+
+    def predict_purchases(self, rfm: pd.DataFrame, t) -> pd.Series:
+        """Expected number of purchases of each member in the next ``t`` time units.
+
+        ``t`` is one horizon for all, or one per member (e.g. holdout durations).
+        """
+        columns = self._inputs(rfm)
+        t = np.asarray(t, dtype=np.float64)
+        if t.ndim:  # a horizon per member is part of what makes a row distinct
+            columns.append(np.broadcast_to(t, columns[0].shape))
+        distinct, rows = _distinct_rows(*columns)
+        horizon = distinct[3] if t.ndim else float(t)
+        values = self._conditional_purchases(horizon, *distinct[:3])[rows]
+        return pd.Series(values, index=rfm.index, name="expected_purchases")
 
     def probability_alive(self, rfm: pd.DataFrame) -> pd.Series:
         """Probability that each member is still active ("alive") at the end of observation."""
-        frequency, recency, T = self._inputs(rfm)
+        (frequency, recency, T), rows = _distinct_rows(*self._inputs(rfm))
         values = _quiet(self.fitter_.conditional_probability_alive, frequency, recency, T)
-        return pd.Series(np.asarray(values, dtype=np.float64), index=rfm.index, name="p_alive")
+        return pd.Series(np.asarray(values, dtype=np.float64)[rows], index=rfm.index, name="p_alive")
 
     def expected_purchases(self, t) -> np.ndarray:
         """Expected repeat purchases by time ``t`` after a new member's first purchase."""
@@ -307,15 +330,13 @@ class BGNBDModel(PurchaseModel):
     _fitter_class = BetaGeoFitter
     param_names = ("r", "alpha", "a", "b")
 
-    def predict_purchases(self, rfm: pd.DataFrame, t: float) -> pd.Series:
-        """Expected number of purchases of each member in the next ``t`` time units.
+    def _conditional_purchases(self, t: float, frequency, recency, T) -> np.ndarray:
+        """Expected purchases in the next ``t`` time units, for arrays of RFM values.
 
         Fader, Hardie & Lee (2005) eq. 10, computed directly. lifetimes takes the log of the
         Gauss hypergeometric term, which is negative when ``a + b + x - 1 < 0`` (fitted
         ``a + b < 1`` is common in pharmacy data), and so returns NaN for those members.
         """
-        self._check_fitted()
-        frequency, recency, T = self._inputs(rfm)
         r, alpha, a, b = (float(self.params_[k]) for k in self.param_names)
         x = frequency
         z = t / (alpha + T + t)
@@ -329,8 +350,7 @@ class BGNBDModel(PurchaseModel):
             second = 1 - hyp * ((alpha + T) / (alpha + T + t)) ** (r + x)
             ratio = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + recency)))
             third = 1 + (x > 0) * a / (b + np.maximum(x, 1) - 1) * ratio
-            values = first * second / third
-        return pd.Series(values, index=rfm.index, name="expected_purchases")
+            return first * second / third
 
 
 class MBGNBDModel(BGNBDModel):
@@ -533,14 +553,15 @@ def customer_lifetime_value(
     if monthly_discount_rate < 0:
         raise RFMInputError(f"monthly_discount_rate must be >= 0, got {monthly_discount_rate}")
     month = DAYS_PER_MONTH * _units_per_day(purchase_model)
-    discounted = np.zeros(len(rfm))
-    previous = np.zeros(len(rfm))
+    (frequency, recency, T), rows = _distinct_rows(*purchase_model._inputs(rfm))
+    discounted = np.zeros(len(frequency))
+    previous = np.zeros(len(frequency))
     for m in range(1, int(horizon_months) + 1):  # a few dozen vectorized steps, not rows
-        cumulative = purchase_model.predict_purchases(rfm, m * month).to_numpy()
+        cumulative = purchase_model._conditional_purchases(m * month, frequency, recency, T)
         discounted += (cumulative - previous) / (1 + monthly_discount_rate) ** m
         previous = cumulative
     spend = spend_model.expected_spend(rfm).to_numpy()
-    return pd.Series(gross_margin * spend * discounted, index=rfm.index, name="clv")
+    return pd.Series(gross_margin * spend * discounted[rows], index=rfm.index, name="clv")
 
 
 def score_members(

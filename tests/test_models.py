@@ -103,6 +103,13 @@ def test_predictions_agree_with_lifetimes(cdnow_cal, cdnow_bg):
         fitter.conditional_expected_number_of_purchases_up_to_time(39, f, r, T),
     )
     alive = cdnow_bg.probability_alive(cdnow_cal)
+    # predictions are made once per distinct (frequency, recency, T) row and spread back
+    np.testing.assert_allclose(alive.to_numpy(), fitter.conditional_probability_alive(f, r, T))
+    durations = np.linspace(1, 39, len(cdnow_cal))  # a horizon per member, as in holdout checks
+    np.testing.assert_allclose(
+        cdnow_bg.predict_purchases(cdnow_cal, durations).to_numpy(),
+        fitter.conditional_expected_number_of_purchases_up_to_time(durations, f, r, T),
+    )
     assert (alive[cdnow_cal["frequency"] == 0] == 1).all()  # BG/NBD: no dropout before a repeat
     assert alive.index.equals(cdnow_cal.index)
     # Unconditional curve: E[X(0)] = 0, increasing.
