@@ -33,6 +33,7 @@ lang = "en"  # report language: en or zh
 encoding = None  # encoding of the export's CSV files, e.g. "gbk" (None: the loader's default)
 mapping = None  # file-name and header mapping of the export (TOML path or dict; None: none)
 chain_cache = ""  # pickled chain written by the runner (empty: read the export folder)
+chain_wide_cache = ""  # chain-wide figures pickled by the runner (empty: compute them)
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 clv_horizon_months = 12  # CLV horizon
@@ -53,6 +54,7 @@ from rxrepurchase.plotting import configure_matplotlib
 configure_matplotlib()
 chain = rd.load_report_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
                              chain_cache=chain_cache)
+shared = rd.load_chain_wide(chain_wide_cache, chain)  # None: computed by each call
 headline = rd.store_headline(chain, store_id, period_days=period_days)
 metrics = dict(headline)
 
@@ -71,7 +73,7 @@ rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id), lang);
 # ## 2. Subsidy-driven vs loyal members
 
 # %%
-cohorts = rd.store_cohorts(chain, store_id)
+cohorts = rd.store_cohorts(chain, store_id, shared=shared)
 display(Markdown(f"## {t('section_cohorts', lang)}"))
 display(Markdown(rd.cohort_summary(cohorts["comparison"], lang)))
 display(HTML(rd.cohort_table_html(cohorts["comparison"], lang)))
@@ -133,7 +135,7 @@ display(HTML(rd.channels_table_html(segments["channels"], lang)))
 # ## 5. Refills
 
 # %%
-refills = rd.store_refills(chain, store_id, within=refill_within_days)
+refills = rd.store_refills(chain, store_id, within=refill_within_days, shared=shared)
 metrics.update({f"refill_{k}": v for k, v in refills.headline.items() if k != "as_of"})
 display(Markdown(f"## {t('section_refills', lang)}"))
 display(Markdown(rd.refills_summary(refills, lang)))

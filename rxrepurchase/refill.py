@@ -909,23 +909,39 @@ def refill_overview(
     as_of: str | pd.Timestamp | None = None,
     within: int = 14,
     group_by: str | Mapping[str, str] | pd.Series = "sku",
+    chain_predictions: pd.DataFrame | None = None,
+    chain_adherence: pd.DataFrame | None = None,
+    chain_lift: pd.DataFrame | None = None,
 ) -> RefillOverview:
     """Refill predictions, adherence and the reminder list of a loaded chain, restricted to
     the members whose home store is ``store_id`` (all members by default), as of ``as_of``
     (default ``chain.as_of``). Phones in the list are masked; ``walk_in_lines`` in the
-    headline is chain-wide (walk-ins have no home store)."""
+    headline is chain-wide (walk-ins have no home store).
+
+    ``chain_predictions``, ``chain_adherence`` and ``chain_lift`` are the chain-wide
+    :func:`predict_refills`, :func:`adherence` and :func:`co_purchase_lift` tables of this
+    chain as of ``as_of`` with this ``group_by``, computed here when not given: a report run
+    computes them once and slices them for every store (same figures, much less work)."""
     as_of = pd.Timestamp(as_of if as_of is not None else chain.as_of).normalize()
     if store_id is not None and store_id not in set(chain.stores["store_id"]):
         raise RefillError(f"store_id {store_id!r} is not in the stores table")
+    for name, table, key in (("chain_predictions", chain_predictions, "as_of"),
+                             ("chain_adherence", chain_adherence, "end")):
+        if table is not None and table.attrs.get(key) != as_of:
+            raise RefillError(f"{name} is as of {table.attrs.get(key)}, not {as_of.date()}; "
+                              "compute it as of the overview's day or leave it out")
     # Predict chain-wide, so a store's figures use the chain's product rhythms and match
     # the chain's list.
-    fills = refill_fills(chain.order_lines, chain.orders, chain.members, group_by=group_by)
-    predictions = predict_refills(fills, as_of=as_of)
-    adh = adherence(fills, end=as_of)
+    if chain_predictions is None or chain_adherence is None:
+        fills = refill_fills(chain.order_lines, chain.orders, chain.members, group_by=group_by)
+    predictions = chain_predictions if chain_predictions is not None else predict_refills(
+        fills, as_of=as_of)
+    adh = chain_adherence if chain_adherence is not None else adherence(fills, end=as_of)
     if store_id is not None:
         predictions = predictions[predictions["home_store_id"] == store_id].reset_index(drop=True)
         adh = adh[adh["home_store_id"] == store_id].reset_index(drop=True)
-    lift = co_purchase_lift(chain.order_lines, chain.orders, group_by=group_by, end=as_of)
+    lift = chain_lift if chain_lift is not None else co_purchase_lift(
+        chain.order_lines, chain.orders, group_by=group_by, end=as_of)
     return RefillOverview(
         predictions=predictions,
         adherence=adh,

@@ -50,8 +50,12 @@ from rxrepurchase.models import (
 )
 from rxrepurchase.refill import (
     RefillOverview,
+    adherence,
+    co_purchase_lift,
     export_target_list,
     plot_refills_due_by_week,
+    predict_refills,
+    refill_fills,
     refill_overview,
 )
 from rxrepurchase.rfm import calibration_holdout, rfm_summary
@@ -64,6 +68,9 @@ from rxrepurchase.segments import (
 
 __all__ = [
     "ReportDataError",
+    "ChainWide",
+    "chain_wide",
+    "load_chain_wide",
     "load_report_chain",
     "actions_html",
     "adherence_table_html",
@@ -149,6 +156,85 @@ def load_report_chain(data: str | os.PathLike, *, as_of=None, encoding: str | No
             "remove the chain_cache parameter to load the data directly"
         )
     return chain
+
+
+@dataclass
+class ChainWide:
+    """The chain-wide work behind every store report, done once per run.
+
+    A store's cohorts classify its members on their whole history in the chain, and its
+    refill figures use the chain's product rhythms; both need the whole chain. The runner
+    computes them once (:func:`chain_wide`) and every store notebook takes its slice, instead
+    of each store repeating the work.
+
+    Attributes
+    ----------
+    as_of : Timestamp
+        ``chain.as_of`` of the chain they were computed on.
+    source : Path or None
+        ``chain.source`` of that chain.
+    rules : CohortRules
+        The cohort rules of ``members``.
+    members : DataFrame
+        :func:`~rxrepurchase.cohorts.classify_members` of every member.
+    refill_predictions, refill_adherence, refill_lift : DataFrame
+        Chain-wide :func:`~rxrepurchase.refill.predict_refills`,
+        :func:`~rxrepurchase.refill.adherence` and :func:`~rxrepurchase.refill.co_purchase_lift`
+        (product groups by SKU, as :func:`store_refills` uses them).
+    """
+
+    as_of: pd.Timestamp
+    source: Path | None
+    rules: CohortRules
+    members: pd.DataFrame
+    refill_predictions: pd.DataFrame
+    refill_adherence: pd.DataFrame
+    refill_lift: pd.DataFrame
+
+    def check(self, chain: Chain) -> None:
+        """Raise :class:`ReportDataError` unless these were computed on ``chain``'s data and day."""
+        if self.as_of != chain.as_of or self.source != chain.source:
+            raise ReportDataError(
+                f"the chain-wide figures are of {self.source or 'a chain'} as of "
+                f"{self.as_of.date()}, not of {chain.source or 'this chain'} as of "
+                f"{chain.as_of.date()}; leave them out to compute them from the chain"
+            )
+
+
+def chain_wide(chain: Chain, *, rules: CohortRules | None = None) -> ChainWide:
+    """Compute the chain-wide figures every store report needs (see :class:`ChainWide`)."""
+    rules = rules or CohortRules()
+    members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
+                               as_of=chain.as_of, rules=rules)
+    fills = refill_fills(chain.order_lines, chain.orders, chain.members)
+    return ChainWide(
+        as_of=chain.as_of,
+        source=chain.source,
+        rules=rules,
+        members=members,
+        refill_predictions=predict_refills(fills, as_of=chain.as_of),
+        refill_adherence=adherence(fills, end=chain.as_of),
+        refill_lift=co_purchase_lift(chain.order_lines, chain.orders, end=chain.as_of),
+    )
+
+
+def load_chain_wide(cache: str | os.PathLike, chain: Chain) -> ChainWide | None:
+    """The :class:`ChainWide` figures the runner pickled for this run (None without ``cache``).
+
+    Raises
+    ------
+    ReportDataError
+        If the cache does not hold the figures of ``chain``.
+    """
+    if not cache:
+        return None
+    with open(cache, "rb") as f:
+        shared = pickle.load(f)  # written by run_reports for this run, never user input
+    if not isinstance(shared, ChainWide):
+        raise ReportDataError(f"{cache} does not hold chain-wide report figures; "
+                              "remove the chain_wide_cache parameter to compute them")
+    shared.check(chain)
+    return shared
 
 
 def report_period(as_of: pd.Timestamp, period_days: int = 90) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -512,7 +598,8 @@ _COHORT_ROWS: tuple[tuple[str, str], ...] = (
 
 
 def store_cohorts(
-    chain: Chain, store_id: str, *, rules: CohortRules | None = None, days: int = 90
+    chain: Chain, store_id: str, *, rules: CohortRules | None = None, days: int = 90,
+    shared: ChainWide | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Everything section 2 shows for a store, from :mod:`rxrepurchase.cohorts`.
 
@@ -529,10 +616,20 @@ def store_cohorts(
         (:func:`~rxrepurchase.cohorts.post_subsidy_repurchase` at ``days``) and ``waves``
         (:func:`~rxrepurchase.cohorts.wave_response` of the new-member waves, or of every
         campaign when none is marked ``new_member``).
+
+    ``shared`` (:func:`chain_wide` of this chain with the same ``rules``) supplies the
+    classification instead of computing it here.
     """
     store = chain.for_store(store_id)
-    members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
-                               as_of=chain.as_of, rules=rules)
+    if shared is None:
+        members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
+                                   as_of=chain.as_of, rules=rules)
+    else:
+        shared.check(chain)
+        if shared.rules != (rules or CohortRules()):
+            raise ReportDataError("the chain-wide figures were classified with other cohort "
+                                  "rules; leave them out or compute them with these rules")
+        members = shared.members
     lookup = members[["member_id", "subsidy_cohort"]]
     comparison = compare_cohorts(store.orders, members, campaigns=chain.campaigns,
                                  as_of=chain.as_of, days=days, rules=rules)
@@ -1009,10 +1106,21 @@ def plot_hours(hours: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | None = N
 # --------------------------------------------------------------------------- sections 5, 6
 
 
-def store_refills(chain: Chain, store_id: str, *, within: int = 14) -> RefillOverview:
-    """Section 5: :func:`rxrepurchase.refill.refill_overview` of the store's members."""
+def store_refills(chain: Chain, store_id: str, *, within: int = 14,
+                  shared: ChainWide | None = None) -> RefillOverview:
+    """Section 5: :func:`rxrepurchase.refill.refill_overview` of the store's members.
+
+    ``shared`` (:func:`chain_wide` of this chain) supplies the chain-wide refill tables the
+    store's figures are sliced from, instead of computing them here.
+    """
     chain.for_store(store_id)
-    return refill_overview(chain, store_id=store_id, within=within)
+    if shared is None:
+        return refill_overview(chain, store_id=store_id, within=within)
+    shared.check(chain)
+    return refill_overview(chain, store_id=store_id, within=within,
+                           chain_predictions=shared.refill_predictions,
+                           chain_adherence=shared.refill_adherence,
+                           chain_lift=shared.refill_lift)
 
 
 def refills_summary(refills: RefillOverview, lang: str = "en") -> str:

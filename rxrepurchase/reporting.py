@@ -390,6 +390,7 @@ def run_reports(
         The export cannot be read or validated (before anything is executed).
     """
     from rxrepurchase.loading import load_chain
+    from rxrepurchase.report_data import chain_wide
 
     started_at = dt.datetime.now()
     started = time.perf_counter()
@@ -414,7 +415,7 @@ def run_reports(
               "mapping": dict(mapping) if isinstance(mapping, Mapping) else mapping}
     extra = dict(parameters or {})
     reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "chain_cache",
-                                    *common})
+                                    "chain_wide_cache", *common})
     if reserved:
         raise ReportError(f"parameters {reserved} are set by the runner; use its arguments")
     calibration_text = str(calibration_end) if calibration_end is not None else None
@@ -422,15 +423,20 @@ def run_reports(
     # Absolute: every notebook runs in its own folder, where a relative path means elsewhere.
     folder = new_run_folder(Path(out).expanduser().resolve(), started_at)
     # The chain is read and validated once; every notebook unpickles it (much faster than
-    # each re-reading the export). Outside the run folder, removed when the run ends.
+    # each re-reading the export). So is the chain-wide work of the store reports (cohort
+    # classification, refill predictions): each store takes its slice instead of redoing it.
+    # Outside the run folder, removed when the run ends.
     cache_dir = Path(tempfile.mkdtemp(prefix="rxrepurchase-run-"))
     try:
         cache = cache_dir / "chain.pickle"
         with open(cache, "wb") as f:
             pickle.dump(chain, f, protocol=pickle.HIGHEST_PROTOCOL)
+        shared_cache = cache_dir / "chain_wide.pickle"
+        with open(shared_cache, "wb") as f:
+            pickle.dump(chain_wide(chain), f, protocol=pickle.HIGHEST_PROTOCOL)
         results, chain_result = _run_notebooks(
             folder, {**common, "chain_cache": str(cache)}, extra, calibration_text, store_ids,
-            store_nb, chain_nb, jobs, progress,
+            store_nb, chain_nb, jobs, progress, shared_cache=str(shared_cache),
         )
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
@@ -461,7 +467,7 @@ def run_reports(
 
 
 def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
-                   progress) -> tuple[list[StoreResult], StoreResult | None]:
+                   progress, *, shared_cache: str = "") -> tuple[list[StoreResult], StoreResult | None]:
     """Lay out the run folder, execute every notebook, collect the results."""
     jobs_list = []
     for store_id in store_ids:
@@ -471,6 +477,7 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
             **common,
             **extra,
             "store_id": store_id,
+            "chain_wide_cache": shared_cache,
             "calibration_end": calibration_text,
             "metrics_path": str(sdir / "metrics.json"),
             "actions_dir": str(sdir / "actions"),

@@ -661,3 +661,30 @@ def test_refill_overview_per_store_adds_up_to_the_chain(demo):
     assert table["members"].is_monotonic_decreasing
     with pytest.raises(RefillError, match="'nope' is not in the stores table"):
         refill_overview(chain, store_id="nope")
+
+
+def test_refill_overview_from_chain_wide_tables_is_the_same(demo):
+    from rxrepurchase.loading import Chain, DataQualityReport
+
+    as_of = demo.orders["ordered_at"].max().normalize()
+    chain = Chain(stores=demo.stores, members=demo.members, orders=demo.orders,
+                  order_lines=demo.order_lines, campaigns=demo.campaigns, as_of=as_of,
+                  quality=DataQualityReport())
+    fills = refill_fills(chain.order_lines, chain.orders, chain.members)
+    tables = {
+        "chain_predictions": predict_refills(fills, as_of=as_of),
+        "chain_adherence": adherence(fills, end=as_of),
+        "chain_lift": co_purchase_lift(chain.order_lines, chain.orders, end=as_of),
+    }
+    for store_id in [None, *demo.stores["store_id"]]:
+        computed = refill_overview(chain, store_id=store_id, within=14)
+        sliced = refill_overview(chain, store_id=store_id, within=14, **tables)
+        for key in ("predictions", "adherence", "targets"):
+            pd.testing.assert_frame_equal(getattr(sliced, key), getattr(computed, key))
+        assert sliced.headline == computed.headline and computed.headline["reminders"] > 0
+    assert tables["chain_predictions"]["home_store_id"].nunique() == len(demo.stores)
+    earlier = predict_refills(fills, as_of=as_of - pd.Timedelta(days=7))
+    with pytest.raises(RefillError, match="chain_predictions is as of .* not " + str(as_of.date())):
+        refill_overview(chain, store_id=demo.stores["store_id"].iloc[0], chain_predictions=earlier)
+    with pytest.raises(RefillError, match="chain_adherence is as of"):
+        refill_overview(chain, chain_adherence=adherence(fills, end=as_of - pd.Timedelta(days=1)))

@@ -12,6 +12,7 @@ import dataclasses
 import html
 import json
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -139,8 +140,9 @@ def test_executed_notebook_carries_the_store_parameters(run):
     assert len(injected) == 1
     assert "store_id = \"S02\"" in injected[0].source
     assert f'as_of = "{AS_OF}"' in injected[0].source
-    cache = re.search(r'chain_cache = "([^"]+)"', injected[0].source).group(1)
-    assert not Path(cache).exists()  # the run's pickled chain is removed when it ends
+    for name in ("chain_cache", "chain_wide_cache"):
+        cache = re.search(rf'\b{name} = "([^"]+)"', injected[0].source).group(1)
+        assert not Path(cache).exists()  # the run's pickles are removed when it ends
 
 
 def test_failing_store_does_not_stop_the_others(run):
@@ -231,6 +233,40 @@ def test_metrics_json_equals_the_package_figures(run, chain):
         assert 0 < written["user_repurchase_rate"] < 1 and written["active_members"] > 0
         assert written["modelled"] and written["clv_total"] > 0
         assert written["loyal_members"] + written["subsidy_driven_members"] <= written["cohort_members"]
+
+
+def test_store_figures_from_the_chain_wide_figures_are_the_same(chain, tmp_path):
+    # What a run computes once and pickles for its notebooks, sliced per store, gives exactly
+    # the figures each store computes on its own from the chain.
+    path = tmp_path / "chain_wide.pickle"
+    path.write_bytes(pickle.dumps(rd.chain_wide(chain)))
+    shared = rd.load_chain_wide(path, chain)
+    assert rd.load_chain_wide("", chain) is None
+    for store_id in chain.stores["store_id"]:
+        alone, sliced = rd.store_cohorts(chain, store_id), rd.store_cohorts(chain, store_id, shared=shared)
+        assert alone.keys() == sliced.keys()
+        for key in alone:
+            pd.testing.assert_frame_equal(sliced[key], alone[key])
+        models = rd.store_models(chain, store_id, sliced["members"])
+        assert rd.section_metrics(sliced, models) == rd.section_metrics(alone, models)
+        alone, sliced = rd.store_refills(chain, store_id), rd.store_refills(chain, store_id, shared=shared)
+        for key in ("predictions", "adherence", "targets"):
+            pd.testing.assert_frame_equal(getattr(sliced, key), getattr(alone, key))
+            assert getattr(sliced, key).attrs == getattr(alone, key).attrs
+        assert sliced.headline == alone.headline and sliced.headline["refill_members"] > 0
+        assert sliced.adherence_by_product.equals(alone.adherence_by_product)
+
+
+def test_chain_wide_figures_of_other_data_are_refused(chain, demo_data):
+    shared = rd.chain_wide(chain)
+    later = dataclasses.replace(chain, as_of=chain.as_of + pd.Timedelta(days=1))
+    with pytest.raises(rd.ReportDataError, match="as of 2026-09-30, not of .* as of 2026-10-01"):
+        rd.store_refills(later, "S01", shared=shared)
+    with pytest.raises(rd.ReportDataError, match="as of 2026-09-30"):
+        rd.store_cohorts(later, "S01", shared=shared)
+    strict = dataclasses.replace(shared.rules, subsidized_min_discount=0.5)
+    with pytest.raises(rd.ReportDataError, match="other cohort rules"):
+        rd.store_cohorts(chain, "S01", rules=strict, shared=shared)
 
 
 def test_model_section_shows_the_holdout_check(run, chain):
