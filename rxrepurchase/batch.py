@@ -57,7 +57,6 @@ ROW_GROUP_ROWS = 50_000
 
 MANIFEST = "manifest.json"
 _TABLE_FILES = ("stores", "orders", "order_lines", "members", "campaigns")
-_FRAME_FILES = ("rfm", "calibration", "repurchase_monthly", "cohorts")
 
 
 class BatchError(RxRepurchaseError, ValueError):
