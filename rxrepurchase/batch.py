@@ -135,8 +135,8 @@ def precompute_chain(
             data, as_of=as_of, memory_limit=memory_limit, threads=threads,
             temp_directory=work / "spill", database=work / "batch.duckdb",
         ) as src:
-            counts = src.row_counts()
             src.materialize()
+            counts = src.row_counts()  # the loaded rows are counted in the tables just made
             files = _write_tables(src, out)
             files |= _write_aggregates(src, out, as_of, cut, time_unit)
             stores = src.con.execute(
