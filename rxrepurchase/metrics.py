@@ -1148,6 +1148,7 @@ def plot_retention_curves(
         ax.plot(part["periods_since_first"], part["retention"], marker="o",
                 label=" / ".join(map(str, key)) if by else "all")  # fmt: skip
     ax.set_xlabel("periods since first purchase")
+    ax.xaxis.set_major_locator(plt.matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("share of members purchasing")
     ax.set_ylim(0, 1.02)
     ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))

@@ -562,7 +562,10 @@ def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | N
                label=t(key, lang))
         ax.axhline(ranked[key].astype("float64").median(), color=color, linestyle="--",
                    alpha=0.6, label=t("chain_median_of", lang, what=t(key, lang)))
-    ax.set_xticks(list(x), [f"{s}\n{n}" for s, n in zip(ranked["store_id"], ranked["store_name"], strict=True)])
+    # Store ids only (the ranking table beside the chart has the names): names overlap.
+    ax.set_xticks(list(x), ranked["store_id"].tolist())
+    if len(ranked) > 12:
+        ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
     # Head room for the legend above the bars.
     ax.set_ylim(0, 1.4 * float(ranked[["user_repurchase_rate", "order_repurchase_rate"]].max().max()))
@@ -689,6 +692,7 @@ def plot_cohort_retention(retention: pd.DataFrame, lang: str = "en", *,
         ax.plot(part["periods_since_first"], part["retention"], marker="o", markersize=3,
                 color=COHORT_COLORS.get(cohort), label=cohort_label(cohort, lang))
     ax.set_xlabel(t("months_since_first", lang))
+    ax.xaxis.set_major_locator(plt.matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylim(0, 1.02)
     ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
     ax.set_title(t("retention_title", lang))
