@@ -41,6 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from rxrepurchase.contract import require_columns
 from rxrepurchase.errors import DataContractError
 from rxrepurchase.metrics import (
     MetricsInputError,
@@ -49,7 +50,6 @@ from rxrepurchase.metrics import (
     _is_purchase,
     _lookup_member_columns,
     _ratio,
-    _require,
 )
 
 __all__ = [
@@ -190,7 +190,7 @@ def _campaign_days(
     first to its last order.
     """
     if campaigns is not None:
-        _require(campaigns, ["campaign_id", "starts_on", "ends_on"], "campaigns")
+        require_columns(campaigns, ["campaign_id", "starts_on", "ends_on"], "campaigns")
         if campaigns[["starts_on", "ends_on"]].isna().any().any():
             row = campaigns.index[campaigns[["starts_on", "ends_on"]].isna().any(axis=1)][0]
             raise DataContractError(f"campaigns: starts_on / ends_on empty at row {row}")
@@ -223,7 +223,7 @@ def _in_intervals(days: np.ndarray, intervals: np.ndarray) -> np.ndarray:
 def _has_regular_product(orders: pd.DataFrame, order_lines: pd.DataFrame | None) -> np.ndarray:
     if order_lines is None:
         return np.zeros(len(orders), dtype=bool)
-    _require(order_lines, ["order_id", "is_chronic"], "order_lines")
+    require_columns(order_lines, ["order_id", "is_chronic"], "order_lines")
     regular = order_lines.loc[order_lines["is_chronic"].to_numpy(dtype=bool), "order_id"]
     return orders["order_id"].isin(regular.unique()).to_numpy()
 
@@ -263,7 +263,7 @@ def subsidized_purchases(
     """
     rules = rules or CohortRules()
     within = list(within)
-    _require(orders, [*_ORDER_COLUMNS, *within], "orders")
+    require_columns(orders, [*_ORDER_COLUMNS, *within], "orders")
     keep = orders["member_id"].notna().to_numpy() & _is_purchase(orders, "exclude")
     o = orders.loc[keep]
     gross = o["gross_amount"].to_numpy("float64")
@@ -396,7 +396,7 @@ def classify_members(
     ]  # fmt: skip
     out = m[cols].reset_index()
     if members is not None:
-        _require(members, ["member_id"], "members")
+        require_columns(members, ["member_id"], "members")
         never = members.loc[~members["member_id"].isin(out["member_id"]), ["member_id"]]
         out = pd.concat([out, never.assign(subsidy_cohort="no_purchase")], ignore_index=True)
     counts = ["purchases", "subsidized_purchases", "subsidy_signals", "regular_purchases"]
@@ -475,10 +475,10 @@ def _cohort_lookup(cohorts: pd.DataFrame | pd.Series, members: pd.DataFrame | No
     """Member table with ``subsidy_cohort`` (and the members' columns when given)."""
     if isinstance(cohorts, pd.Series):
         cohorts = cohorts.rename("subsidy_cohort").rename_axis("member_id").reset_index()
-    _require(cohorts, ["member_id", "subsidy_cohort"], "cohorts")
+    require_columns(cohorts, ["member_id", "subsidy_cohort"], "cohorts")
     table = cohorts[["member_id", "subsidy_cohort"]]
     if members is not None:
-        _require(members, ["member_id"], "members")
+        require_columns(members, ["member_id"], "members")
         extra = members.drop(columns=[c for c in members.columns if c == "subsidy_cohort"])
         table = table.merge(extra, on="member_id", how="left")
     return table
@@ -676,7 +676,7 @@ def promotion_waves(
         ).reset_index()
         campaigns["name"] = campaigns["campaign_id"]
         campaigns["kind"] = pd.NA
-    _require(campaigns, ["campaign_id", "starts_on", "ends_on"], "campaigns")
+    require_columns(campaigns, ["campaign_id", "starts_on", "ends_on"], "campaigns")
     waves = campaigns.copy()
     for c in ("name", "kind"):
         if c not in waves.columns:

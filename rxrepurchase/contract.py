@@ -11,7 +11,12 @@ become ``datetime64[ns]`` (dates at midnight), ``money`` and ``number`` ``float6
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import pandas as pd
+
+from rxrepurchase.errors import DataContractError, RxRepurchaseError
 
 __all__ = [
     "Column",
@@ -24,6 +29,7 @@ __all__ = [
     "HEADER_ALIASES_ZH",
     "TAG_SEPARATOR",
     "contract_markdown",
+    "require_columns",
 ]
 
 TIERS: tuple[str, ...] = ("regular", "gold", "diamond", "plus")
@@ -327,3 +333,17 @@ def contract_markdown() -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+def require_columns(
+    df: pd.DataFrame,
+    columns: Iterable[str],
+    table: str,
+    *,
+    error: type[RxRepurchaseError] = DataContractError,
+) -> None:
+    """Raise ``error`` naming the columns of ``columns`` that ``table`` lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise error(f"{table} has no column(s) {', '.join(missing)}; present: {list(df.columns)}")
+

@@ -31,7 +31,7 @@ named pairs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 import matplotlib.pyplot as plt
@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from rxrepurchase.contract import require_columns
 from rxrepurchase.errors import DataContractError, RxRepurchaseError
 
 __all__ = [
@@ -88,12 +89,6 @@ class MetricsInputError(RxRepurchaseError, ValueError):
 # --------------------------------------------------------------------------- input checks
 
 
-def _require(df: pd.DataFrame, columns: Iterable[str], table: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataContractError(
-            f"{table}: missing column(s) {missing}; present: {list(df.columns)}"
-        )
 
 
 def _check_options(purchase_unit: str, zero_paid: str) -> None:
@@ -158,7 +153,7 @@ def _member_positions(
             f"(members columns: {have}); derived member columns such as age_band, "
             "acquisition_month or tenure_band come from rxrepurchase.segments.member_attributes"
         )
-    _require(members, ["member_id"], "members")
+    require_columns(members, ["member_id"], "members")
     # One factorization of both id lists finds duplicates and positions (faster than get_indexer).
     k = len(members)
     ids = pd.concat([members["member_id"], pd.Series(member_ids)], ignore_index=True)
@@ -474,7 +469,7 @@ def purchases(
         (1 for the member's first purchase).
     """
     _check_options(purchase_unit, zero_paid)
-    _require(orders, [*_ORDER_COLUMNS, *columns], "orders")
+    require_columns(orders, [*_ORDER_COLUMNS, *columns], "orders")
     member = orders["member_id"].notna().to_numpy() & _is_purchase(orders, zero_paid)
     df = orders.loc[member]
     df = df.assign(purchased_on=df["ordered_at"].dt.normalize()).sort_values(
@@ -542,7 +537,7 @@ def repurchase_rates(
         Windows and groups without any purchase are absent.
     """
     _check_options(purchase_unit, zero_paid)
-    _require(orders, _ORDER_COLUMNS, "orders")
+    require_columns(orders, _ORDER_COLUMNS, "orders")
     by = _as_list(by)
     # Everything below runs on integer codes: each id column is factorized once, and each
     # (window, group, member[, day]) becomes one int64 key, so counting is a sort and run lengths.
@@ -685,7 +680,7 @@ def walk_in_share(
         One row per window x group: ``orders, walk_in_orders, walk_in_order_share, revenue,
         walk_in_revenue, walk_in_revenue_share`` (revenue = ``paid_amount``, all orders).
     """
-    _require(orders, _ORDER_COLUMNS, "orders")
+    require_columns(orders, _ORDER_COLUMNS, "orders")
     by = _as_list(by)
     bad = [c for c in by if c not in orders.columns]
     if bad:
@@ -994,7 +989,7 @@ def arpu(
         ``window, window_start, window_end, by..., members, revenue, arpu`` and, when the
         orders have them, ``gross_amount, discount_amount`` (summed).
     """
-    _require(orders, _ORDER_COLUMNS, "orders")
+    require_columns(orders, _ORDER_COLUMNS, "orders")
     by = _as_list(by)
     money = [c for c in ("gross_amount", "discount_amount") if c in orders.columns]
     frame = orders.loc[
@@ -1054,7 +1049,7 @@ def pareto_share(
     """
     if not 0 < top <= 1:
         raise MetricsInputError(f"top must be a share in (0, 1], got {top!r}")
-    _require(orders, [*_ORDER_COLUMNS, "gross_amount"], "orders")
+    require_columns(orders, [*_ORDER_COLUMNS, "gross_amount"], "orders")
     by = _as_list(by)
     frame = orders.loc[orders["member_id"].notna()]
     day = frame["ordered_at"].dt.normalize()

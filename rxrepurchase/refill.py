@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from rxrepurchase.contract import TAG_SEPARATOR
+from rxrepurchase.contract import TAG_SEPARATOR, require_columns
 from rxrepurchase.errors import RxRepurchaseError
 from rxrepurchase.i18n import t
 
@@ -70,15 +70,13 @@ class RefillError(RxRepurchaseError, ValueError):
     existing output file. The message names the column, rows or path."""
 
 
+def _require_columns(df: pd.DataFrame, table: str, columns: Sequence[str]) -> None:
+    require_columns(df, columns, table, error=RefillError)
+
+
 # --------------------------------------------------------------------------------------------
 # Fills
 # --------------------------------------------------------------------------------------------
-
-
-def _require_columns(df: pd.DataFrame, table: str, columns: Sequence[str]) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise RefillError(f"{table} has no column(s) {', '.join(missing)}")
 
 
 def _examples(values: pd.Series | pd.Index, n: int = 5) -> str:

@@ -24,14 +24,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rxrepurchase.contract import TAG_SEPARATOR, TIERS
+from rxrepurchase.contract import TAG_SEPARATOR, TIERS, require_columns
 from rxrepurchase.errors import DataContractError
 from rxrepurchase.metrics import (
     MetricsInputError,
     _as_list,
     _default_as_of,
     _lookup_member_columns,
-    _require,
     purchases,
 )
 
@@ -111,7 +110,7 @@ def member_attributes(
     as an ordered category, and with ``orders`` ``first_purchase_month``. Unknown birth years
     give an empty band, which group-bys keep as its own group.
     """
-    _require(members, ["member_id", "joined_on", "tier", "birth_year"], "members")
+    require_columns(members, ["member_id", "joined_on", "tier", "birth_year"], "members")
     as_of = pd.Timestamp(as_of).normalize()
     out = members.copy()
     age = as_of.year - out["birth_year"].astype("Float64")
@@ -278,7 +277,7 @@ def rfm_segments(
     table["segment"] = grid[table["r_score"] - 1, table["f_score"] - 1]
     out = table.drop(columns="last").reset_index()
     if members is not None:
-        _require(members, ["member_id"], "members")
+        require_columns(members, ["member_id"], "members")
         never = members.loc[~members["member_id"].isin(out["member_id"]), ["member_id"]]
         out = pd.concat([out, never.assign(segment="never_purchased")], ignore_index=True)
     counts = ["recency_days", "frequency", "r_score", "f_score", "m_score"]
@@ -324,7 +323,7 @@ def member_profile(
     ``evening_share`` (orders 18:00-22:00). Members without orders have empty behaviour
     columns and ``activity = "no_orders"``.
     """
-    _require(order_lines, ["order_id", "category", "is_chronic", "line_amount"], "order_lines")
+    require_columns(order_lines, ["order_id", "category", "is_chronic", "line_amount"], "order_lines")
     as_of = _default_as_of(orders, as_of)
     orders = orders.loc[orders["ordered_at"].dt.normalize() <= as_of]
     prof = member_attributes(members, as_of, orders=orders).set_index("member_id")
@@ -417,7 +416,7 @@ def hour_of_day_profile(
     DataFrame
         ``by..., hour, orders, share`` (share of the group's orders), all 24 hours per group.
     """
-    _require(orders, ["member_id", "ordered_at"], "orders")
+    require_columns(orders, ["member_id", "ordered_at"], "orders")
     by = _as_list(by)
     frame = orders if include_walk_ins else orders.loc[orders["member_id"].notna()]
     if include_walk_ins and any(c not in orders.columns for c in by):
@@ -452,7 +451,7 @@ def tier_transitions(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
         empty tier on the other side (joined or left).
     """
     for name, df in (("before", before), ("after", after)):
-        _require(df, ["member_id", "tier"], f"members ({name})")
+        require_columns(df, ["member_id", "tier"], f"members ({name})")
     both = before[["member_id", "tier"]].merge(
         after[["member_id", "tier"]], on="member_id", how="outer", suffixes=("_before", "_after")
     )
@@ -474,7 +473,7 @@ def tier_transitions(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
 
 def member_tags(members: pd.DataFrame) -> pd.DataFrame:
     """One row per member and tag of ``members.tags`` (separator ``;``), blanks removed."""
-    _require(members, ["member_id", "tags"], "members")
+    require_columns(members, ["member_id", "tags"], "members")
     tags = members[["member_id", "tags"]].dropna(subset=["tags"])
     tags = tags.assign(tag=tags["tags"].str.split(TAG_SEPARATOR)).explode("tag")
     tags["tag"] = tags["tag"].str.strip()
