@@ -25,10 +25,13 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rxrepurchase.errors import RxRepurchaseError
 from rxrepurchase.i18n import format_count, format_money, format_rate, normalize_lang, t
+
+if TYPE_CHECKING:
+    from rxrepurchase.loading import Chain
 
 __all__ = [
     "CHAIN_NOTEBOOK",
@@ -343,6 +346,7 @@ def run_reports(
     chain_notebook: str | os.PathLike | None = None,
     include_chain: bool = True,
     progress: Callable[[str], None] | None = print_progress,
+    chain: Chain | None = None,
 ) -> ReportRun:
     """Run the per-store reports and the chain overview into a new run folder.
 
@@ -376,6 +380,9 @@ def run_reports(
         Also run the chain overview.
     progress : callable or None
         Receives one line per finished notebook; None for silence.
+    chain : Chain, optional
+        The chain already loaded from ``data`` with ``as_of``, ``encoding`` and ``mapping``
+        (a caller that validated it first need not read the export twice).
 
     Returns
     -------
@@ -406,7 +413,8 @@ def run_reports(
     store_nb = find_notebook(STORE_NOTEBOOK, notebook)
     chain_nb = find_notebook(CHAIN_NOTEBOOK, chain_notebook) if include_chain else None
 
-    chain = load_chain(data, as_of=as_of, encoding=encoding, mapping=mapping)
+    if chain is None:
+        chain = load_chain(data, as_of=as_of, encoding=encoding, mapping=mapping)
     as_of_text = chain.as_of.date().isoformat()
     store_ids = _resolve_stores(stores, chain.stores["store_id"].tolist())
     # How to read the export goes to the notebooks too: an executed notebook re-run by hand

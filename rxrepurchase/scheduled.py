@@ -406,6 +406,7 @@ def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
         encoding=config.encoding,
         mapping=config.mapping,
         progress=log.info,
+        chain=chain,
     )
     problems: list[str] = [f"report failed: {r.store_id}: {r.error}" for r in run.failures]
 
