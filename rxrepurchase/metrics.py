@@ -37,7 +37,6 @@ from typing import Literal
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from rxrepurchase.contract import require_columns
 from rxrepurchase.errors import DataContractError, RxRepurchaseError
@@ -180,84 +179,11 @@ def _member_positions(
 
 # Keys beyond this are re-coded before packing (a module constant so tests can force it).
 _KEY_LIMIT = 2**63 - 1
-# Masks keeping the first k bytes (k = 0..8) of a little-endian 64-bit word.
-_BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype="uint64")
-_NA_LENGTH = 65  # an impossible length (the fast path takes strings of up to 64 bytes): NA
-_MAX_FAST_BYTES = 64
-
-
 def _codes(values, rows: np.ndarray | None = None) -> tuple[np.ndarray, object]:
     """``pd.factorize(values[rows], use_na_sentinel=False)``: codes in order of appearance, NA a
-    value of its own, and the distinct values.
-
-    pandas factorizes Arrow-backed strings through Arrow's hash table (several seconds for
-    10 million member ids); ids are short, so here each string's bytes become a few 64-bit words
-    that numpy hashes at once. The hashes are factorized and every string is compared with the
-    first string of its code, so a hash collision can only send the work back to pandas, never
-    merge two ids.
-    """
-    words = _string_words(values)
-    if words is not None:
-        if rows is not None:
-            words = [w[rows] for w in words]
-        codes, _ = pd.factorize(_hash_words(words))
-        first = _first_rows(codes)
-        if all(np.array_equal(w[first[codes]], w) for w in words):
-            at = first if rows is None else rows[first]
-            return codes.astype("int64", copy=False), pd.Index(values.array.take(at))
-    return pd.factorize(values if rows is None else values.iloc[rows], use_na_sentinel=False)
-
-
-def _string_words(values) -> list[np.ndarray] | None:
-    """Length (``_NA_LENGTH`` for NA) and the zero-padded bytes of each string as 64-bit words,
-    or None when ``values`` are not Arrow-backed strings of at most ``_MAX_FAST_BYTES`` bytes."""
-    dtype = getattr(values, "dtype", None)
-    if isinstance(dtype, pd.StringDtype):
-        arrow_str = dtype.storage == "pyarrow"
-    elif isinstance(dtype, pd.ArrowDtype):
-        arrow_str = pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(
-            dtype.pyarrow_dtype
-        )
-    else:
-        arrow_str = False
-    if not (arrow_str and isinstance(values, pd.Series)):
-        return None
-    arrow = values.array.__arrow_array__()
-    chunks = []
-    for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
-        _, offset_buf, data_buf = chunk.buffers()
-        wide = pa.types.is_large_string(chunk.type)
-        offsets = np.frombuffer(offset_buf, dtype="int64" if wide else "int32")
-        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1].astype("int64")
-        lengths = np.diff(offsets)
-        valid = chunk.is_valid().to_numpy(zero_copy_only=False)
-        data = np.empty(0, "uint8") if data_buf is None else np.frombuffer(data_buf, "uint8")
-        chunks.append((offsets[:-1], lengths, valid, data))
-    longest = max(
-        (int(lengths[valid].max(initial=0)) for _, lengths, valid, _ in chunks), default=0
-    )
-    if longest > _MAX_FAST_BYTES:
-        return None
-    n_words = max(1, -(-longest // 8))
-    columns: list[list[np.ndarray]] = [[] for _ in range(n_words + 1)]
-    for starts, lengths, valid, data in chunks:
-        padded = np.concatenate([data, np.zeros(8 * n_words + 8, "uint8")])
-        # The eight bytes starting at each byte: an unaligned uint64 view of the buffer.
-        at = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-        columns[0].append(np.where(valid, lengths, _NA_LENGTH).astype("uint64"))
-        lengths = np.where(valid, lengths, 0)  # Arrow may keep bytes under a missing value
-        for j in range(n_words):
-            columns[j + 1].append(at[starts + 8 * j] & _BYTE_MASKS[np.clip(lengths - 8 * j, 0, 8)])
-    return [np.concatenate(c) for c in columns]
-
-
-def _hash_words(words: list[np.ndarray]) -> np.ndarray:
-    """A 64-bit hash per row: one multiply-xorshift round per word (wrapping uint64 arithmetic)."""
-    h = np.zeros(len(words[0]), dtype="uint64")
-    for w in words:
-        h = (h ^ w) * np.uint64(0x9E3779B97F4A7C15)
-        h ^= h >> np.uint64(29)
-    return h
+    value of its own, and the distinct values."""
+    codes, distinct = pd.factorize(values if rows is None else values.iloc[rows], use_na_sentinel=False)
+    return codes.astype("int64", copy=False), distinct
 
 
 def _first_rows(codes: np.ndarray) -> np.ndarray:
