@@ -1,25 +1,51 @@
-# Two commands a new user needs: `make demo` and `make test`. Both bootstrap .venv first.
+# Two commands a new user needs: `make demo` and `make test`. Both bootstrap .venv first, from
+# the lock (uv.lock), so every machine runs the same releases.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.rxrepurchase-installed
+# uv, pinned, in a bootstrap venv of its own: a machine needs only Python 3.11+ and make.
+UV_VERSION := 0.13.9
+TOOLS  := .tools
+UV     := $(TOOLS)/bin/uv
+# Never download a Python: use the one PYTHON names.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 DEMO   := data/demo
 DEMO_AS_OF ?= 2026-09-30# last day of the demo chain (DemoConfig.end_date)
 JOBS   ?= 2
 
-.PHONY: demo test lint lab bench setup sysdeps clean
+.PHONY: demo test test-latest lint lab bench setup sysdeps lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "rxrepurchase needs Python 3.11 or newer (PYTHON=$(PYTHON))"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# Installs exactly the lock (runtime + dev extra); --locked fails if pyproject.toml changed
+# without `make lock`.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev --python $(PYTHON)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	bash scripts/system-deps.sh
 	touch $(STAMP)
+
+# The newest releases pyproject.toml allows, written to uv.lock; commit it after `make test`.
+lock: | $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
+# The suite on the newest releases, in a throwaway environment: drift shows up here first.
+test-latest: | $(UV)
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(UV) venv -q --python $(PYTHON) "$$tmp/venv"; \
+	$(UV) pip install -q --python "$$tmp/venv/bin/python" --upgrade --no-cache-dir -e '.[dev]'; \
+	"$$tmp/venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null; \
+	$(UV) pip freeze --python "$$tmp/venv/bin/python" | grep -iE '^(pandas|numpy|duckdb|pyarrow|scipy|lifetimes|matplotlib|papermill|weasyprint)==' || true; \
+	PATH="$$tmp/venv/bin:$$PATH" "$$tmp/venv/bin/python" -m pytest; \
+	"$$tmp/venv/bin/ruff" check rxrepurchase tests benchmarks
 
 sysdeps:
 	bash scripts/system-deps.sh
@@ -43,4 +69,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) build *.egg-info .pytest_cache .ruff_cache

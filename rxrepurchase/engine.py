@@ -976,9 +976,9 @@ def refill_fills(
 
     Notes
     -----
-    Within a day, the fill's store, channel and product name are those of its last line by
-    order time. Lines at the very same time are ordered by their row in a Parquet file, as the
-    loader keeps them; a CSV file gives no row number, so such ties follow ``order_id``.
+    Within a day, the fill's store, channel and product name are those of the line that
+    :data:`rxrepurchase.refill.FILL_NAMING_ORDER` puts first (largest amount, latest order
+    time, then smallest SKU, order id and product name).
     """
     line_cols = set(TABLES["order_lines"].column_names) - {"order_id"}
     if group_by not in line_cols:
@@ -989,7 +989,8 @@ def refill_fills(
     src, owned = _open(data, as_of)
     try:
         chronic = "l.is_chronic AND " if chronic_only else ""
-        last = "(o.ordered_at, o.order_id, l._line)"
+        # refill.FILL_NAMING_ORDER: largest amount, latest time, then smallest sku, order, name.
+        last = "(-l.line_amount, -epoch_us(o.ordered_at), l.sku, o.order_id, l.product_name)"
         walk_in = src.scalar(
             f"SELECT count(*) FROM order_lines l JOIN orders o USING (order_id) "
             f"WHERE {chronic}o.member_id IS NULL"
@@ -1004,8 +1005,8 @@ def refill_fills(
             f"    AS supply_ratio "
             f"FROM (SELECT o.member_id, CAST(l.{group_by} AS VARCHAR) AS product, "
             f"  date_trunc('day', o.ordered_at) AS filled_on, "
-            f"  arg_max(o.store_id, {last}) AS store_id, arg_max(o.channel, {last}) AS channel, "
-            f"  arg_max(l.product_name, {last}) AS product_name, "
+            f"  arg_min(o.store_id, {last}) AS store_id, arg_min(o.channel, {last}) AS channel, "
+            f"  arg_min(l.product_name, {last}) AS product_name, "
             f"  sum(l.quantity) AS quantity, sum(l.line_amount) AS line_amount, "
             f"  CASE WHEN count(l.days_supply) = count(*) THEN sum(l.days_supply) END AS days_supply, "
             f"  count(*) AS n_lines "

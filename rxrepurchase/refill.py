@@ -62,6 +62,14 @@ REFILL_STATUSES: tuple[str, ...] = ("not_due", "due_soon", "due_now", "overdue",
 """Refill statuses from earliest to latest; ``unknown`` when nothing predicts the interval."""
 
 _KEYS = ["member_id", "product"]
+
+# Which line names a fill (its store, channel and product name) when several lines of one
+# product group fall on one member-day: the largest line amount, then the latest order time,
+# then the smallest SKU, order id and product name. Decided by the data alone, so that the row
+# order of an export (or a library's sort) cannot change a fill's name.
+FILL_NAMING_ORDER = ["member_id", "product", "filled_on", "line_amount", "ordered_at", "sku",
+                     "order_id", "product_name"]
+_FILL_NAMING_ASCENDING = [True, True, True, False, False, True, True, True]
 _DAY = np.timedelta64(1, "D")
 
 
@@ -140,7 +148,9 @@ def refill_fills(
         ``member_id, product, filled_on, store_id, channel, product_name, quantity,
         line_amount, days_supply, n_lines`` (+ ``home_store_id``), sorted by member, product
         and date. Several lines of the same product group on the same day are one fill; their
-        days supply is summed (empty if any line's supply is unknown). ``attrs`` counts the
+        days supply is summed (empty if any line's supply is unknown), and the fill takes its
+        store, channel and product name from its line with the largest amount (then the latest
+        order time, the smallest SKU, order id and product name). ``attrs`` counts the
         lines left out: ``walk_in_lines`` (no member), ``return_lines`` (quantity <= 0), and
         records ``group_by``.
 
@@ -181,23 +191,25 @@ def refill_fills(
             "store_id": used["store_id"],
             "channel": used["channel"],
             "product_name": used["product_name"],
+            "sku": used["sku"],
+            "order_id": used["order_id"],
             "quantity": used["quantity"],
             "line_amount": used["line_amount"],
             "days_supply": supply,
             "supply_unknown": supply.isna(),
         }
-    ).sort_values(["member_id", "product", "ordered_at"], kind="stable")
+    ).sort_values(FILL_NAMING_ORDER, ascending=_FILL_NAMING_ASCENDING, kind="stable")
     day = fills.groupby(["member_id", "product", "filled_on"], sort=False, observed=True)
     merged = day.agg(
-        store_id=("store_id", "last"),
-        channel=("channel", "last"),
-        product_name=("product_name", "last"),
+        store_id=("store_id", "first"),
+        channel=("channel", "first"),
+        product_name=("product_name", "first"),
         quantity=("quantity", "sum"),
         line_amount=("line_amount", "sum"),
         days_supply=("days_supply", "sum"),
         supply_unknown=("supply_unknown", "any"),
         n_lines=("product", "size"),
-    ).reset_index()
+    ).reset_index().sort_values(["member_id", "product", "filled_on"], ignore_index=True)
     merged["days_supply"] = merged["days_supply"].where(~merged.pop("supply_unknown"))
     merged["n_lines"] = merged["n_lines"].astype("Int64")
 

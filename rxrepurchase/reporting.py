@@ -49,8 +49,10 @@ __all__ = [
     "write_index",
 ]
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-"""``notebooks/`` of the repository checkout the package is installed from (editable install)."""
+NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
+"""The report notebooks an installed wheel carries (``setup.py`` copies them there)."""
+CHECKOUT_NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+"""``notebooks/`` of the repository checkout, for an editable install."""
 STORE_NOTEBOOK = "store_report.ipynb"
 CHAIN_NOTEBOOK = "chain_overview.ipynb"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -145,26 +147,29 @@ def print_progress(line: str) -> None:
 
 
 def find_notebook(name: str, notebook: str | os.PathLike | None = None) -> Path:
-    """Locate a report notebook: ``notebook`` if given, else ``notebooks/<name>`` of the checkout.
+    """Locate a report notebook: ``notebook`` if given, else the one the package ships.
+
+    An installed wheel carries the report notebooks in ``rxrepurchase/notebooks/``; an
+    editable install reads them from ``notebooks/`` of the checkout.
 
     Raises
     ------
     ReportError
-        If the file does not exist (e.g. the package is not an editable install).
+        If the file does not exist.
     """
     if notebook is not None:
         path = Path(notebook).expanduser().resolve()
         if not path.is_file():
             raise ReportError(f"notebook {path} does not exist")
         return path
-    path = NOTEBOOK_DIR / name
-    if not path.is_file():
-        raise ReportError(
-            f"cannot find {name}: expected it at {path}, in the notebooks/ folder of the "
-            "repository checkout (install rxrepurchase with `pip install -e .` from the "
-            "checkout), or pass the notebook's path explicitly (--notebook / --chain-notebook)"
-        )
-    return path
+    for folder in (NOTEBOOK_DIR, CHECKOUT_NOTEBOOK_DIR):
+        if (folder / name).is_file():
+            return folder / name
+    raise ReportError(
+        f"cannot find {name}: neither the installed package ({NOTEBOOK_DIR}) nor a checkout "
+        f"({CHECKOUT_NOTEBOOK_DIR}) has it; reinstall rxrepurchase, or pass the notebook's "
+        "path explicitly (--notebook / --chain-notebook)"
+    )
 
 
 def check_encoding(encoding: str | None) -> str | None:

@@ -78,3 +78,40 @@ def test_readme_notebook_example_runs(tmp_path, monkeypatch):
     assert "subsidy_driven" in set(namespace["labels"]["subsidy_cohort"])
     assert namespace["scores"]["clv"].notna().all()
     assert len(namespace["due"]) > 0
+
+
+def _locked() -> tuple[dict, dict[str, str]]:
+    """(rxrepurchase's entry in uv.lock, locked version of every package)."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+    ours = next(p for p in lock["package"] if p["name"] == "rxrepurchase")
+    versions: dict[str, str] = {}
+    for p in lock["package"]:
+        versions.setdefault(p["name"], p.get("version", ""))  # forks by Python: the oldest
+    return ours, versions
+
+
+def test_lock_covers_pyproject_and_environment_yml():
+    from packaging.specifiers import SpecifierSet
+
+    ours, versions = _locked()
+    project = _pyproject()["project"]
+    locked_direct = {d["name"]: d.get("specifier", "") for d in ours["metadata"]["requires-dist"]}
+    wanted = dict(_requirement(s) for s in project["dependencies"])
+    wanted.update(_requirement(s) for s in project["optional-dependencies"]["dev"])
+    # The lock was made from this pyproject (uv sync --locked also refuses a stale lock) ...
+    assert locked_direct == wanted
+    # ... and environment.yml names the lock's direct dependencies, each bound met by the lock.
+    conda = _conda_dependencies()
+    conda.pop("pip", None)
+    conda.pop("python")
+    assert set(conda) == set(locked_direct)
+    for name, bound in conda.items():
+        assert SpecifierSet(bound).contains(versions[name]), (name, bound, versions[name])
+
+
+def test_make_installs_the_lock_with_a_pinned_uv():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^UV_VERSION := \d+\.\d+\.\d+$", makefile, re.M)
+    assert "sync --locked" in makefile
+    for target in ("lock", "test-latest", "demo", "test"):
+        assert re.search(rf"^{target}:", makefile, re.M), target

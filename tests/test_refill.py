@@ -79,6 +79,54 @@ def day(n: int) -> pd.Timestamp:
 # ---------------------------------------------------------------------------- fills
 
 
+def _tied_day(amounts, hours, skus):
+    """One member buying several SKUs of one category on 2024-01-01, one order per line."""
+    n = len(amounts)
+    orders = pd.DataFrame({
+        "order_id": pd.array([f"o{i}" for i in range(n)], dtype="string"),
+        "member_id": pd.array(["m1"] * n, dtype="string"),
+        "store_id": pd.array([f"s{i}" for i in range(n)], dtype="string"),
+        "ordered_at": [DAY0 + pd.Timedelta(hours=h) for h in hours],
+        "channel": pd.array([f"c{i}" for i in range(n)], dtype="string"),
+    })
+    lines = pd.DataFrame({
+        "order_id": orders["order_id"],
+        "sku": pd.array(skus, dtype="string"),
+        "product_name": pd.array([f"name {s}" for s in skus], dtype="string"),
+        "category": pd.array(["diabetes"] * n, dtype="string"),
+        "is_chronic": True,
+        "quantity": 1.0,
+        "line_amount": [float(a) for a in amounts],
+        "days_supply": pd.array([30] * n, dtype="Int64"),
+    })
+    return orders, lines
+
+
+@pytest.mark.parametrize(
+    ("amounts", "hours", "skus", "named_by"),
+    [
+        ([20, 80, 50], [9, 10, 11], ["A", "B", "C"], 1),  # largest amount wins, not the last
+        ([50, 50, 20], [9, 12, 15], ["A", "B", "C"], 1),  # equal amounts: the later order
+        ([50, 50, 20], [12, 12, 15], ["Z", "B", "C"], 1),  # same amount and time: smaller SKU
+    ],
+)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fill_named_by_its_largest_line_whatever_the_row_order(amounts, hours, skus, named_by,
+                                                                reverse):
+    orders, lines = _tied_day(amounts, hours, skus)
+    if reverse:
+        orders, lines = orders.iloc[::-1], lines.iloc[::-1]
+    fills = refill_fills(lines, orders, group_by="category")
+    assert len(fills) == 1
+    fill = fills.iloc[0]
+    assert fill["product_name"] == f"name {skus[named_by]}"
+    assert fill["store_id"] == f"s{named_by}"
+    assert fill["channel"] == f"c{named_by}"
+    assert fill["line_amount"] == sum(amounts)
+    assert fill["days_supply"] == 90
+    assert fill["n_lines"] == 3
+
+
 def test_fills_merge_same_day_and_count_lines_left_out():
     fills = fills_of([
         ("m1", 0, "A", 1, 30),

@@ -33,7 +33,7 @@ from rxrepurchase.reporting import ReportError, new_run_folder, run_reports, wri
 pytestmark = pytest.mark.slow
 
 AS_OF = "2026-09-30"
-NOTEBOOKS = Path(reporting.NOTEBOOK_DIR)
+NOTEBOOKS = Path(reporting.CHECKOUT_NOTEBOOK_DIR)
 
 
 @pytest.fixture(scope="session")
@@ -483,7 +483,8 @@ def test_run_folders_are_never_reused(tmp_path):
 
 
 def test_missing_notebook_gives_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(reporting, "NOTEBOOK_DIR", tmp_path)
+    monkeypatch.setattr(reporting, "NOTEBOOK_DIR", tmp_path / "package")
+    monkeypatch.setattr(reporting, "CHECKOUT_NOTEBOOK_DIR", tmp_path / "checkout")
     with pytest.raises(ReportError, match="--notebook"):
         reporting.find_notebook(reporting.STORE_NOTEBOOK)
     with pytest.raises(ReportError, match="does not exist"):
