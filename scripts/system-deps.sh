@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Operating-system packages the reports need: a CJK font (Chinese charts and pages) and Pango
-# (weasyprint's PDF rendering). Installs them with apt-get when run as root on Debian/Ubuntu;
+# (weasyprint's PDF rendering) with HarfBuzz's font subsetting. Installs them with apt-get when run as root on Debian/Ubuntu;
 # otherwise says exactly what is missing and how to get it.
 set -u
 missing=()
 fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
 ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' || missing+=(libpango-1.0-0)
 ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so' || missing+=(libpangoft2-1.0-0)
+# weasyprint subsets fonts with it (future versions require it; it warns without it)
+ldconfig -p 2>/dev/null | grep -q 'libharfbuzz-subset.so' || missing+=(libharfbuzz-subset0)
 command -v fc-list >/dev/null || missing+=(fontconfig)
 ((${#missing[@]})) || exit 0
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
