@@ -225,6 +225,20 @@ class Chain:
             campaigns=self.campaigns[isin(self.campaigns["campaign_id"], orders["campaign_id"])],
         )
 
+    def nothing_to_analyse(self) -> str | None:
+        """Why no analysis can run on this chain (no member orders left), or None if one can."""
+        if len(self.member_orders):
+            return None
+        read = self.quality.rows_read.get("orders", 0)
+        what = "no orders" if self.orders.empty else "no member orders (walk-in customers only)"
+        reason = (f"{what} left to analyse: {read:,} orders read, "
+                  f"{self.quality.excluded('orders'):,} excluded (see the data-quality report)")
+        span = self.quality.ordered_range
+        if span is not None and span[0] >= self.as_of + pd.Timedelta(days=1):
+            reason += (f"; the analysis date {self.as_of.date()} is before the first order "
+                       f"({span[0].date()}, last {span[1].date()}): choose a later analysis date")
+        return reason
+
     def describe(self) -> str:
         """A short text summary: table sizes, date range, walk-in share and data quality."""
         o = self.orders
@@ -309,7 +323,7 @@ def load_chain(
     mapping: str | Path | Mapping[str, Any] | None = None,
     strict: bool = False,
     amount_tolerance: float = 0.01,
-    time_zone: str = DEFAULT_TIME_ZONE,
+    time_zone: str | None = DEFAULT_TIME_ZONE,
     timestamp_format: str | None = None,
     date_format: str | None = None,
     max_amount: float | None = MAX_AMOUNT,
@@ -874,14 +888,17 @@ class _Loader:
                 self.report.rows_loaded[name] = len(df)
         return Chain(**out, as_of=self.as_of, quality=self.report, source=self.folder)
 
-def check_time_zone(time_zone: str) -> str:
-    """``time_zone`` if it is an IANA time-zone name (``Asia/Shanghai``, ``UTC``).
+def check_time_zone(time_zone: str | None) -> str:
+    """``time_zone`` if it is an IANA time-zone name (``Asia/Shanghai``, ``UTC``); None gives
+    the default, Asia/Shanghai.
 
     Raises
     ------
     DataContractError
         For an unknown name, before any file is read.
     """
+    if time_zone is None:
+        return DEFAULT_TIME_ZONE
     try:
         zoneinfo.ZoneInfo(str(time_zone))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
@@ -922,6 +939,13 @@ def parse_timestamps(
         ``ambiguous`` (day and month first, ``01/10/2025``, and no ``fmt``) or
         ``unparseable``; NA elsewhere.
     """
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):  # a Parquet timestamp column
+        if isinstance(raw.dtype, pd.DatetimeTZDtype):
+            raw = raw.dt.tz_convert(time_zone).dt.tz_localize(None)
+        fits = raw.dt.year.between(*YEARS)
+        problem = pd.Series(pd.NA, index=raw.index, dtype="string")
+        problem[raw.notna() & ~fits] = "out_of_range"
+        return raw.where(fits).astype("datetime64[ns]"), problem
     text = raw.astype("string")
     present = text.notna().to_numpy()
     arr = pyarrow.array(text, from_pandas=True)
