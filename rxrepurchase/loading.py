@@ -635,12 +635,10 @@ class _Loader:
             else:  # pragma: no cover - the contract only uses the kinds above
                 raise AssertionError(col.kind)
             for rule, failed, what in failures:
-                if not failed.any():
-                    continue
                 if col.nullable:
                     self._issue(table.name, df, failed, col.name, rule, "kept", f"{what} (value blanked)")
-                else:
-                    self._issue(table.name, df, failed, col.name, rule, "excluded", what)
+                else:  # a row is counted once, under the first column that excludes it
+                    self._issue(table.name, df, failed & ~drop, col.name, rule, "excluded", what)
                     drop |= failed
             if not col.nullable:
                 empty = ~present & ~drop
