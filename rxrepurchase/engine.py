@@ -54,7 +54,6 @@ from rxrepurchase.loading import (
     DEFAULT_TIME_ZONE,
     ISO_START,
     OFFSET_TAIL,
-    YEARS,
     _Loader,
     check_time_zone,
     read_mapping,
@@ -450,9 +449,8 @@ def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
             value = f"timezone({zone}, {ref})"
         else:
             value = f"CAST({ref} AS TIMESTAMP)"
-        low, high = YEARS
-        value = (f"CASE WHEN {value} BETWEEN TIMESTAMP '{low}-01-01' "
-                 f"AND TIMESTAMP '{high}-12-31 23:59:59.999999' THEN {value} END")
+        # NULL outside the nanosecond range, as the loader (cheaper than comparing twice).
+        value = f"CAST(TRY_CAST({value} AS TIMESTAMP_NS) AS TIMESTAMP)"
         if col.kind == "date":
             value = f"date_trunc('day', {value})"
     elif col.kind in ("money", "number", "integer"):

@@ -54,8 +54,10 @@ MAX_AMOUNT = 1_000_000.0
 sale (the dearest specialty drugs sold over the counter cost a few hundred thousand yuan)."""
 MIN_YEAR = 2000
 """Default first plausible year of an order: older orders are flagged (kept)."""
-# pandas holds timestamps in nanoseconds: years 1678-2261 fit, with the boundary years whole.
-YEARS = (1678, 2261)
+# pandas (and DuckDB's TIMESTAMP_NS) hold timestamps in nanoseconds since 1970 in 64 bits:
+# from 1677-09-21 00:12:43 to 2262-04-11 23:47:16. Years outside 1677-2262 are not parsed.
+SPAN = (pd.Timestamp.min, pd.Timestamp.max)
+_YEARS = (1677, 2262)
 # A value is read as ISO 8601 when it starts with a year-first date (``-`` or ``/``) followed by
 # its end or a time with minutes; it carries a UTC offset when it ends in Z or +hh[:mm]. The
 # offset is looked for in the last 7 characters of values holding a ':' (a time), the same
@@ -600,7 +602,7 @@ class _Loader:
                 codes = problem.fillna("").to_numpy(str)
                 failures = [
                     (f"out_of_range_{col.kind}", pd.Series(codes == "out_of_range", index=df.index),
-                     f"with a year outside {YEARS[0]}-{YEARS[1]}"),
+                     f"outside the dates that can be held ({SPAN[0]:%Y-%m-%d} to {SPAN[1]:%Y-%m-%d})"),
                     (f"ambiguous_{col.kind}", pd.Series(codes == "ambiguous", index=df.index),
                      f"written day and month first (e.g. 01/10/2025), which could be either; set "
                      f"{setting} in the mapping (e.g. \"%d/%m/%Y %H:%M:%S\")"),
@@ -933,14 +935,14 @@ def parse_timestamps(
     values : pandas.Series
         ``datetime64[ns]``, naive local time; NaT where a value cannot be used.
     problem : pandas.Series
-        Why a present value gave NaT: ``out_of_range`` (a year outside 1678-2261),
+        Why a present value gave NaT: ``out_of_range`` (outside 1677-09-21 to 2262-04-11),
         ``ambiguous`` (day and month first, ``01/10/2025``, and no ``fmt``) or
         ``unparseable``; NA elsewhere.
     """
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):  # a Parquet timestamp column
         if isinstance(raw.dtype, pd.DatetimeTZDtype):
             raw = raw.dt.tz_convert(time_zone).dt.tz_localize(None)
-        fits = raw.dt.year.between(*YEARS)
+        fits = raw.between(*SPAN)
         problem = pd.Series(pd.NA, index=raw.index, dtype="string")
         problem[raw.notna() & ~fits] = "out_of_range"
         return raw.where(fits).astype("datetime64[ns]"), problem
@@ -954,7 +956,7 @@ def parse_timestamps(
     in_range = np.zeros(len(text), dtype=bool)
     if iso.any():
         years = pc.cast(pc.utf8_slice_codeunits(arr.filter(pyarrow.array(iso)), 0, 4), pyarrow.int32())
-        in_range[iso] = ((years.to_numpy() >= YEARS[0]) & (years.to_numpy() <= YEARS[1]))
+        in_range[iso] = (years.to_numpy() >= _YEARS[0]) & (years.to_numpy() <= _YEARS[1])
     value = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     problem = pd.Series(pd.NA, index=text.index, dtype="string")
     problem[iso & ~in_range] = "out_of_range"
@@ -968,7 +970,7 @@ def parse_timestamps(
                                 errors="coerce", utc=aware)
         if aware:
             parsed = parsed.dt.tz_convert(time_zone).dt.tz_localize(None)
-        fits = parsed.dt.year.between(*YEARS)
+        fits = parsed.between(*SPAN)
         value[mask] = parsed.where(fits).astype("datetime64[ns]").to_numpy()
         problem[parsed.index[(parsed.notna() & ~fits).to_numpy()]] = "out_of_range"
     failed = present & value.isna().to_numpy() & problem.isna().to_numpy()

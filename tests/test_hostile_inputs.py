@@ -127,7 +127,7 @@ def test_years_out_of_range_are_excluded_and_counted(tmp_path, capsys, year):
                                    "2026-06-30 21:00:00"])
     found = issue(load(folder), "out_of_range_timestamp")
     assert (found.action, found.rows) == ("excluded", 1)
-    assert "year outside 1678-2261" in found.message and "order_id=O1" in found.message
+    assert "outside the dates that can be held (1677-09-21 to 2262-04-11)" in found.message and "order_id=O1" in found.message
     assert main(["summary", "--data", str(folder), "--as-of", AS_OF]) == 0
     assert "Traceback" not in capsys.readouterr().err
 
@@ -270,11 +270,12 @@ def test_line_exclusions_belong_to_their_orders_store_with_exact_reasons(tmp_pat
 
 def test_engine_reads_timestamps_and_amounts_as_the_loader(tmp_path):
     t = good_tables()
-    extra = t["orders"].iloc[[0] * 8].reset_index(drop=True)
-    extra["order_id"] = [f"X{i}" for i in range(8)]
+    extra = t["orders"].iloc[[0] * 10].reset_index(drop=True)
+    extra["order_id"] = [f"X{i}" for i in range(10)]
     extra["ordered_at"] = ["2026-01-03T01:15:00Z", "2026-02-14 12:05:00+00:00",
                            "2026/03/01 12:00", "2026-03-01", "01/03/2026 09:00:00",
-                           "2300-01-01 10:00:00", "2026-06-30T17:00:00Z", "2026-03-01 08:00:00.5"]
+                           "2300-01-01 10:00:00", "2026-06-30T17:00:00Z", "2026-03-01 08:00:00.5",
+                           "1677-09-21 12:00:00", "2262-04-12 00:00:00"]  # just inside, just out
     extra.loc[extra.index[2], "paid_amount"] = "inf"
     extra.loc[extra.index[3], "stored_value_amount"] = "abc"
     t["orders"] = pd.concat([t["orders"], extra], ignore_index=True)
@@ -289,8 +290,8 @@ def test_engine_reads_timestamps_and_amounts_as_the_loader(tmp_path):
         assert got["order_id"].tolist() == expected["order_id"].tolist()
         assert (got["ordered_at"].to_numpy() == expected["ordered_at"].to_numpy()).all()
     # Hand count, default time zone: the inf, the unparseable stored value, the ambiguous
-    # and the out-of-range timestamps and the one pushed past as_of go.
-    assert sorted(set(ORDER_IDS) | {"X0", "X1", "X7"}) == sorted(load(folder).orders["order_id"])
+    # and the two out-of-range timestamps and the one pushed past as_of go.
+    assert sorted(set(ORDER_IDS) | {"X0", "X1", "X7", "X8"}) == sorted(load(folder).orders["order_id"])
 
 
 def test_time_zone_on_the_command_line_and_in_the_run_config(tmp_path, capsys):
