@@ -10,13 +10,19 @@ Validation explains itself and drops nothing silently:
 
 - A problem with a whole file (missing file or required column, undecodable text, two files for
   one table) raises :class:`~rxrepurchase.errors.DataContractError` naming the file and column.
-- A problem with rows either excludes them (the row cannot be used: unparseable timestamp,
-  negative paid amount, discount larger than gross, duplicate key, unknown store or member,
-  order line of an unknown or excluded order, timestamp after the analysis date) or keeps them
-  with a warning (paid differs from gross − discount beyond the tolerance, order lines that do
-  not add up to the order, unknown tier, ...). Every such issue is counted, with example rows,
-  in :class:`DataQualityReport`, which the reports show. With ``strict=True`` any excluded row
-  raises instead.
+- A problem with rows either excludes them (the row cannot be used: unparseable, ambiguous
+  (day/month first) or out-of-range timestamp, ``inf``/``NaN`` amount, negative paid amount,
+  discount larger than gross, duplicate key, unknown store or member, order line of an unknown
+  or excluded order, timestamp after the analysis date) or keeps them with a warning (paid
+  differs from gross − discount beyond the tolerance, order lines that do not add up to the
+  order, implausibly large amount or old date, unknown tier, ...). Every such issue is
+  counted, with example rows and their file lines, in :class:`DataQualityReport`, which the
+  reports show; order-line issues count for their order's store. With ``strict=True`` any
+  excluded row raises instead.
+
+Timestamps are parsed value by value (:func:`parse_timestamps`): ISO 8601 in any of its
+common forms, UTC offsets converted to the chain's ``time_zone``, other layouts only with a
+configured format.
 """
 
 from __future__ import annotations
@@ -41,7 +47,16 @@ import pyarrow.compute as pc
 from rxrepurchase.contract import HEADER_ALIASES_ZH, TABLES, TIER_ALIASES, TIERS, Table
 from rxrepurchase.errors import DataContractError
 
-__all__ = ["Chain", "DataQualityReport", "QualityIssue", "isin", "load_chain", "read_mapping"]
+__all__ = [
+    "Chain",
+    "DataQualityReport",
+    "QualityIssue",
+    "check_time_zone",
+    "isin",
+    "load_chain",
+    "parse_timestamps",
+    "read_mapping",
+]
 
 Action = Literal["excluded", "kept"]
 _EXAMPLES = 5
