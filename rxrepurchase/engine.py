@@ -445,8 +445,8 @@ def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
                 f"THEN timezone({zone}, TRY_CAST({cell} AS TIMESTAMPTZ)) "
                 f"ELSE TRY_CAST({cell} AS TIMESTAMP) END"
             )
-        elif "WITH TIME ZONE" in raw_type:
-            value = f"timezone({zone}, {ref})"
+        elif "WITH TIME ZONE" in raw_type or raw_type.startswith("TIMESTAMPTZ"):
+            value = f"timezone({zone}, CAST({ref} AS TIMESTAMPTZ))"
         else:
             value = f"CAST({ref} AS TIMESTAMP)"
         # NULL outside the nanosecond range, as the loader (cheaper than comparing twice).

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import re
 import tomllib
 import warnings
 import zoneinfo
@@ -80,7 +79,7 @@ _YEARS = (1677, 2262)
 ISO_START = r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([T ]\d{1,2}:\d{2}|$)"
 OFFSET_TAIL = r"([Zz]|[+-]\d{1,2}(:?\d{2})?)$"
 # Day and month first (01/10/2025, 1.10.25): which is which only a configured format can say.
-_DAY_MONTH = re.compile(r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(\s|T|$)")
+_DAY_MONTH = r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(\s|T|$)"
 _NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
@@ -990,7 +989,7 @@ def parse_timestamps(
         problem[parsed.index[(parsed.notna() & ~fits).to_numpy()]] = "out_of_range"
     failed = present & value.isna().to_numpy() & problem.isna().to_numpy()
     if failed.any():
-        day_month = text[failed].str.match(_DAY_MONTH.pattern).fillna(False).to_numpy(bool)
+        day_month = text[failed].str.match(_DAY_MONTH).fillna(False).to_numpy(bool)
         problem[failed] = np.where(day_month & (fmt is None), "ambiguous", "unparseable")
     return value, problem
 

@@ -322,3 +322,18 @@ def test_parse_timestamps_reasons():
     assert parsed.iloc[0] == pd.Timestamp("2026-03-01 09:00")
     assert problem.fillna("-").tolist() == ["-", "ambiguous", "unparseable", "out_of_range", "-",
                                             "unparseable"]
+
+
+def test_parquet_timestamps_with_a_zone_are_converted_by_loader_and_engine(tmp_path):
+    folder = write(tmp_path, good_tables())
+    orders = load(folder).orders
+    # Shanghai wall time stored as UTC instants (a zone-aware Parquet column).
+    orders["ordered_at"] = orders["ordered_at"].dt.tz_localize("Asia/Shanghai").dt.tz_convert("UTC")
+    (folder / "orders.csv").unlink()
+    orders.to_parquet(folder / "orders.parquet")
+    chain = load(folder)
+    assert times_of(chain)["O1"] == "2026-01-03 09:15:00"
+    with engine.ChainSource(folder, as_of=AS_OF, threads=1) as src:
+        got = src.sql("SELECT ordered_at FROM orders ORDER BY order_id").df()["ordered_at"]
+    assert (got.to_numpy() == chain.orders.sort_values("order_id")["ordered_at"].to_numpy()).all()
+    assert times_of(load(folder, time_zone="UTC"))["O1"] == "2026-01-03 01:15:00"
