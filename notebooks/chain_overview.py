@@ -28,6 +28,7 @@ as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 lang = "en"  # report language: en or zh
 encoding = None  # encoding of the export's CSV files, e.g. "gbk" (None: the loader's default)
 mapping = None  # file-name and header mapping of the export (TOML path or dict; None: none)
+time_zone = None  # the chain's time zone, e.g. "Asia/Shanghai" (None: the loader's default)
 chain_cache = ""  # pickled chain written by the runner (empty: read the export folder)
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
@@ -41,6 +42,7 @@ from rxrepurchase.plotting import configure_matplotlib
 
 configure_matplotlib()
 chain = rd.load_report_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
+                             time_zone=time_zone,
                              chain_cache=chain_cache)
 stores = rd.chain_comparison(chain, period_days=period_days, gross_margin=gross_margin)
 

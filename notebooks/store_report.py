@@ -32,6 +32,7 @@ calibration_end = None  # end of the models' calibration period (None: as_of min
 lang = "en"  # report language: en or zh
 encoding = None  # encoding of the export's CSV files, e.g. "gbk" (None: the loader's default)
 mapping = None  # file-name and header mapping of the export (TOML path or dict; None: none)
+time_zone = None  # the chain's time zone, e.g. "Asia/Shanghai" (None: the loader's default)
 chain_cache = ""  # pickled chain written by the runner (empty: read the export folder)
 chain_wide_cache = ""  # chain-wide figures pickled by the runner (empty: compute them)
 period_days = 90  # length of "this period" for the headline figures
@@ -53,6 +54,7 @@ from rxrepurchase.plotting import configure_matplotlib
 
 configure_matplotlib()
 chain = rd.load_report_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
+                             time_zone=time_zone,
                              chain_cache=chain_cache)
 shared = rd.load_chain_wide(chain_wide_cache, chain)  # None: computed by each call
 headline = rd.store_headline(chain, store_id, period_days=period_days)

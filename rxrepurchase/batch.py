@@ -90,6 +90,7 @@ def precompute_chain(
     memory_limit: str = "4GB",
     threads: int | None = None,
     overwrite: bool = False,
+    time_zone: str | None = None,
 ) -> dict:
     """Compute every store's slice, metrics and model inputs and write them to ``out``.
 
@@ -111,6 +112,8 @@ def precompute_chain(
         in a database file inside ``out`` while the step runs, so memory stays bounded.
     overwrite : bool
         Replace an earlier batch in ``out``.
+    time_zone : str, optional
+        The chain's time zone (default Asia/Shanghai), as for the loader.
 
     Returns
     -------
@@ -133,7 +136,7 @@ def precompute_chain(
     try:
         with engine.ChainSource(
             data, as_of=as_of, memory_limit=memory_limit, threads=threads,
-            temp_directory=work / "spill", database=work / "batch.duckdb",
+            temp_directory=work / "spill", database=work / "batch.duckdb", time_zone=time_zone,
         ) as src:
             src.materialize()
             counts = src.row_counts()  # the loaded rows are counted in the tables just made

@@ -27,16 +27,26 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():  # the exclusions are printed once, in the quality report
         warnings.simplefilter("ignore", UserWarning)
-        chain = load_chain(args.data, as_of=args.as_of, encoding=args.encoding, mapping=args.mapping)
+        chain = load_chain(args.data, **_load_args(args))
     print(chain.describe())
+    reason = chain.nothing_to_analyse()
+    if reason:
+        print(f"rxrepurchase summary: {reason}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _load_args(args: argparse.Namespace) -> dict:
+    """The loader's options of the data arguments (see _add_data_args)."""
+    return {"as_of": args.as_of, "encoding": args.encoding, "mapping": args.mapping,
+            "time_zone": args.time_zone}
 
 
 def _cmd_refills(args: argparse.Namespace) -> int:
     from rxrepurchase.loading import load_chain
     from rxrepurchase.refill import chain_refill_targets, export_target_list
 
-    chain = load_chain(args.data, as_of=args.as_of, encoding=args.encoding, mapping=args.mapping)
+    chain = load_chain(args.data, **_load_args(args))
     targets = chain_refill_targets(
         chain, within=args.within, group_by=args.group_by, show_phone=args.show_phone
     )
@@ -60,6 +70,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         calibration_end=args.calibration_end,
         encoding=args.encoding,
         mapping=args.mapping,
+        time_zone=args.time_zone,
         notebook=args.notebook,
         chain_notebook=args.chain_notebook,
         include_chain=not args.no_chain,
@@ -79,6 +90,7 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
     manifest = precompute_chain(
         args.data, args.out, as_of=args.as_of, cut=args.cut, time_unit=args.time_unit,
         memory_limit=args.memory_limit, threads=args.threads, overwrite=args.overwrite,
+        time_zone=args.time_zone,
     )
     loaded = manifest["rows_loaded"]
     excluded = sum(manifest["rows_read"].values()) - sum(loaded.values())
@@ -92,6 +104,13 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as-of", default=None, help="analysis date YYYY-MM-DD (default: today)")
     p.add_argument("--encoding", default=None, help="CSV encoding, e.g. gbk (default: utf-8)")
     p.add_argument("--mapping", default=None, help="TOML file mapping file names and headers")
+    _add_time_zone(p)
+
+
+def _add_time_zone(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--time-zone", default=None,
+                   help="the chain's time zone; timestamps with a UTC offset are converted to it "
+                   "(default Asia/Shanghai)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", default=None, help="analysis date YYYY-MM-DD (default: today)")
     p.add_argument("--cut", default=None, help="calibration end YYYY-MM-DD (holdout to --as-of)")
     p.add_argument("--time-unit", choices=["days", "weeks"], default="days")
+    _add_time_zone(p)
     p.add_argument("--memory-limit", default="4GB", help="DuckDB memory limit (default 4GB)")
     p.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier batch in --out")

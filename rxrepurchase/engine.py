@@ -27,10 +27,11 @@ after ``as_of``, duplicate key, unknown store or member, line of an excluded ord
 out here too, and :meth:`ChainSource.row_counts` tells how many rows each table lost. Warnings
 that keep a row (``paid_mismatch`` ...) change nothing in the aggregates and are only reported
 by the loader. ``ChainSource(validate=...)`` trades these checks for speed on files validated
-upstream. Differences from the loader, documented in ``docs/scale.md``: CSV timestamps must be
-ISO-like (``2024-05-01 09:30:00``; the loader also guesses other layouts), ids are trimmed of
-spaces only (the loader strips tabs and full-width spaces too), and CSV files must be UTF-8
-(convert a GBK export once with ``iconv``, or use the loader).
+upstream. Timestamps are read as the loader reads them (ISO 8601 value by value, offsets
+converted to the chain's time zone, other layouts only with the mapping's format). Differences
+from the loader, documented in ``docs/scale.md``: ids are trimmed of spaces only (the loader
+strips tabs and full-width spaces too), and CSV files must be UTF-8 (convert a GBK export once
+with ``iconv``, or use the loader).
 """
 
 from __future__ import annotations
@@ -47,7 +48,16 @@ import pandas as pd
 from rxrepurchase import metrics, rfm
 from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
 from rxrepurchase.errors import DataContractError, RxRepurchaseError
-from rxrepurchase.loading import _FALSE, _TRUE, _Loader, read_mapping
+from rxrepurchase.loading import (
+    _FALSE,
+    _TRUE,
+    DEFAULT_TIME_ZONE,
+    ISO_START,
+    OFFSET_TAIL,
+    _Loader,
+    check_time_zone,
+    read_mapping,
+)
 
 __all__ = [
     "ChainSource",
@@ -143,6 +153,9 @@ class ChainSource:
         CSV encoding; DuckDB reads ``utf-8`` (default) and ``latin-1``/``utf-16``.
     amount_tolerance : float
         CNY tolerance of the ``discount <= gross`` rule, as for the loader.
+    time_zone : str
+        The chain's time zone, as for the loader: timestamps with a UTC offset are converted
+        to it.
     memory_limit, threads, temp_directory, database
         See :func:`connect`.
     validate : {"full", "rows", "none"}
@@ -167,6 +180,7 @@ class ChainSource:
         mapping=None,
         encoding: str | None = None,
         amount_tolerance: float = 0.01,
+        time_zone: str | None = DEFAULT_TIME_ZONE,
         memory_limit: str = "4GB",
         threads: int | None = None,
         temp_directory: str | os.PathLike | None = None,
@@ -183,7 +197,8 @@ class ChainSource:
         self.as_of = (pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.today()).normalize()
         self.tolerance = float(amount_tolerance)
         # The loader's own file finding and header mapping, so both paths read the same files.
-        self._loader = _Loader(self.folder, spec, self.encoding, self.as_of, self.tolerance)
+        self._loader = _Loader(self.folder, spec, self.encoding, self.as_of, self.tolerance,
+                               time_zone=check_time_zone(time_zone))
         self.con = connect(
             memory_limit=memory_limit, threads=threads, temp_directory=temp_directory,
             database=database,
@@ -275,7 +290,9 @@ class ChainSource:
         clean = self.validate != "none"
         self._sources[table.name] = source
         self._expressions[table.name] = {
-            col.name: _typed(col, source.get(col.name), raw_types.get(source.get(col.name), ""), clean)
+            col.name: _typed(col, source.get(col.name), raw_types.get(source.get(col.name), ""), clean,
+                             time_zone=self._loader.time_zone,
+                             fmt=self._loader.formats.get(col.kind))
             for col in table.columns
         }
         typed = ",\n  ".join(f"{sql} AS {col}" for col, sql in self._expressions[table.name].items())
@@ -348,11 +365,7 @@ class ChainSource:
         future = f"ordered_at < TIMESTAMP '{end:%Y-%m-%d %H:%M:%S}'"
         if self.validate == "none":
             return [future] if table.name == "orders" else []
-        rules = [
-            f"{c.name} IS NOT NULL"
-            for c in table.columns
-            if not c.nullable and c.name != "stored_value_amount"
-        ]
+        rules = [f"{c.name} IS NOT NULL" for c in table.columns if not c.nullable]
         tol = self.tolerance
         if table.name == "orders":
             rules += [
@@ -394,10 +407,14 @@ class ChainSource:
         )
 
 
-def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True) -> str:
-    """SQL giving a raw column the contract type the loader gives it (NULL when unparseable).
+def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
+           time_zone: str = DEFAULT_TIME_ZONE, fmt: str | None = None) -> str:
+    """SQL giving a raw column the contract type the loader gives it (NULL when unparseable,
+    non-finite or, for timestamps, out of range).
 
-    ``clean=False`` casts only: no trimming of text, no blanking of empty strings."""
+    ``clean=False`` casts only: no trimming of text, no blanking of empty strings. Timestamps
+    follow :func:`rxrepurchase.loading.parse_timestamps`: ISO 8601 value by value, a UTC offset
+    converted to ``time_zone``, other layouts only with ``fmt``."""
     if name is None:  # optional column absent from the file
         sql_type = {"money": "DOUBLE", "number": "DOUBLE", "integer": "BIGINT", "flag": "BOOLEAN",
                     "timestamp": "TIMESTAMP", "date": "TIMESTAMP"}.get(col.kind, "VARCHAR")
@@ -416,17 +433,35 @@ def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True) -> 
             cases = " ".join(f"WHEN {_quote(k)} THEN {_quote(v)}" for k, v in TIER_ALIASES.items())
             value = f"CASE {value} {cases} ELSE {value} END"
     elif col.kind in ("timestamp", "date"):
-        value = f"TRY_CAST({cell} AS TIMESTAMP)" if text else f"CAST({ref} AS TIMESTAMP)"
+        zone = _quote(time_zone)
+        if text:
+            other = "NULL"
+            if fmt:
+                other = f"try_strptime({cell}, {_quote(fmt)})"
+                other = f"timezone({zone}, {other})" if "%z" in fmt else other
+            value = (
+                f"CASE WHEN NOT regexp_matches({cell}, {_quote(ISO_START)}) THEN {other} "
+                f"WHEN contains({cell}, ':') AND regexp_matches(right({cell}, 7), {_quote(OFFSET_TAIL)}) "
+                f"THEN timezone({zone}, TRY_CAST({cell} AS TIMESTAMPTZ)) "
+                f"ELSE TRY_CAST({cell} AS TIMESTAMP) END"
+            )
+        elif "WITH TIME ZONE" in raw_type or raw_type.startswith("TIMESTAMPTZ"):
+            value = f"timezone({zone}, CAST({ref} AS TIMESTAMPTZ))"
+        else:
+            value = f"CAST({ref} AS TIMESTAMP)"
+        # NULL outside the nanosecond range, as the loader (cheaper than comparing twice).
+        value = f"CAST(TRY_CAST({value} AS TIMESTAMP_NS) AS TIMESTAMP)"
         if col.kind == "date":
             value = f"date_trunc('day', {value})"
     elif col.kind in ("money", "number", "integer"):
-        value = f"TRY_CAST({cell} AS DOUBLE)"
+        number = f"TRY_CAST({cell} AS DOUBLE)"
+        value = f"CASE WHEN isfinite({number}) THEN {number} END"  # inf and NaN are no amounts
         if col.kind == "integer":
             value = f"CASE WHEN {value} = floor({value}) THEN CAST({value} AS BIGINT) END"
             if col.name == "days_supply":  # kept, but a supply of zero or less is blanked
                 value = f"CASE WHEN {value} > 0 THEN CAST({value} AS BIGINT) END"
-        elif col.name == "stored_value_amount":
-            value = f"coalesce({value}, 0.0)"
+        elif col.name == "stored_value_amount":  # empty means no stored-value payment
+            value = f"CASE WHEN {cell} IS NULL THEN 0.0 ELSE {value} END"
     elif col.kind == "flag":
         if text:
             low = f"lower({cell})"

@@ -10,19 +10,28 @@ Validation explains itself and drops nothing silently:
 
 - A problem with a whole file (missing file or required column, undecodable text, two files for
   one table) raises :class:`~rxrepurchase.errors.DataContractError` naming the file and column.
-- A problem with rows either excludes them (the row cannot be used: unparseable timestamp,
-  negative paid amount, discount larger than gross, duplicate key, unknown store or member,
-  order line of an unknown or excluded order, timestamp after the analysis date) or keeps them
-  with a warning (paid differs from gross − discount beyond the tolerance, order lines that do
-  not add up to the order, unknown tier, ...). Every such issue is counted, with example rows,
-  in :class:`DataQualityReport`, which the reports show. With ``strict=True`` any excluded row
-  raises instead.
+- A problem with rows either excludes them (the row cannot be used: unparseable, ambiguous
+  (day/month first) or out-of-range timestamp, ``inf``/``NaN`` amount, negative paid amount,
+  discount larger than gross, duplicate key, unknown store or member, order line of an unknown
+  or excluded order, timestamp after the analysis date) or keeps them with a warning (paid
+  differs from gross − discount beyond the tolerance, order lines that do not add up to the
+  order, implausibly large amount or old date, unknown tier, ...). Every such issue is
+  counted, with example rows and their file lines, in :class:`DataQualityReport`, which the
+  reports show; order-line issues count for their order's store. With ``strict=True`` any
+  excluded row raises instead.
+
+Timestamps are parsed value by value (:func:`parse_timestamps`): ISO 8601 in any of its
+common forms, UTC offsets converted to the chain's ``time_zone``, other layouts only with a
+configured format.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import tomllib
 import warnings
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,12 +46,41 @@ import pyarrow.compute as pc
 from rxrepurchase.contract import HEADER_ALIASES_ZH, TABLES, TIER_ALIASES, TIERS, Table
 from rxrepurchase.errors import DataContractError
 
-__all__ = ["Chain", "DataQualityReport", "QualityIssue", "isin", "load_chain", "read_mapping"]
+__all__ = [
+    "Chain",
+    "DataQualityReport",
+    "QualityIssue",
+    "check_time_zone",
+    "isin",
+    "load_chain",
+    "parse_timestamps",
+    "read_mapping",
+]
 
 Action = Literal["excluded", "kept"]
 _EXAMPLES = 5
 _TRUE = {"true", "1", "yes", "y", "t", "是", "y是"}
 _FALSE = {"false", "0", "no", "n", "f", "否"}
+
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+MAX_AMOUNT = 1_000_000.0
+"""Default plausibility limit of one order's (or line's) amount, CNY: far above any pharmacy
+sale (the dearest specialty drugs sold over the counter cost a few hundred thousand yuan)."""
+MIN_YEAR = 2000
+"""Default first plausible year of an order: older orders are flagged (kept)."""
+# pandas (and DuckDB's TIMESTAMP_NS) hold timestamps in nanoseconds since 1970 in 64 bits:
+# from 1677-09-21 00:12:43 to 2262-04-11 23:47:16. Years outside 1677-2262 are not parsed.
+SPAN = (pd.Timestamp.min, pd.Timestamp.max)
+_YEARS = (1677, 2262)
+# A value is read as ISO 8601 when it starts with a year-first date (``-`` or ``/``) followed by
+# its end or a time with minutes; it carries a UTC offset when it ends in Z or +hh[:mm]. The
+# offset is looked for in the last 7 characters of values holding a ':' (a time), the same
+# test as the DuckDB engine's.
+ISO_START = r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([T ]\d{1,2}:\d{2}|$)"
+OFFSET_TAIL = r"([Zz]|[+-]\d{1,2}(:?\d{2})?)$"
+# Day and month first (01/10/2025, 1.10.25): which is which only a configured format can say.
+_DAY_MONTH = r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(\s|T|$)"
+_NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
 @dataclass
@@ -83,6 +121,8 @@ class DataQualityReport:
     rows_read: dict[str, int] = field(default_factory=dict)
     rows_loaded: dict[str, int] = field(default_factory=dict)
     renamed_columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    ordered_range: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    """First and last readable order time in the orders file, before any row rule."""
 
     def summary(self, store_id: str | None = None) -> pd.DataFrame:
         """One row per issue: table, file, rule, column, action, rows, message.
@@ -201,6 +241,20 @@ class Chain:
             campaigns=self.campaigns[isin(self.campaigns["campaign_id"], orders["campaign_id"])],
         )
 
+    def nothing_to_analyse(self) -> str | None:
+        """Why no analysis can run on this chain (no member orders left), or None if one can."""
+        if len(self.member_orders):
+            return None
+        read = self.quality.rows_read.get("orders", 0)
+        what = "no orders" if self.orders.empty else "no member orders (walk-in customers only)"
+        reason = (f"{what} left to analyse: {read:,} orders read, "
+                  f"{self.quality.excluded('orders'):,} excluded (see the data-quality report)")
+        span = self.quality.ordered_range
+        if span is not None and span[0] >= self.as_of + pd.Timedelta(days=1):
+            reason += (f"; the analysis date {self.as_of.date()} is before the first order "
+                       f"({span[0].date()}, last {span[1].date()}): choose a later analysis date")
+        return reason
+
     def describe(self) -> str:
         """A short text summary: table sizes, date range, walk-in share and data quality."""
         o = self.orders
@@ -225,6 +279,8 @@ def read_mapping(mapping: str | Path | Mapping[str, Any] | None) -> dict[str, An
     The TOML form::
 
         encoding = "gbk"                 # CSV encoding of every file
+        timestamp_format = "%d/%m/%Y %H:%M:%S"   # layout of timestamps that are not ISO 8601
+        date_format = "%d/%m/%Y"                 # same for dates
         [files]                          # table -> file name in the folder
         orders = "销售订单.csv"
         [columns.orders]                 # header in the file -> contract column
@@ -246,11 +302,18 @@ def read_mapping(mapping: str | Path | Mapping[str, Any] | None) -> dict[str, An
             raise DataContractError(f"mapping file {source} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise DataContractError(f"mapping file {source} is not valid TOML: {exc}") from exc
-    unknown = set(data) - {"encoding", "files", "columns"}
+    keys = ("encoding", "timestamp_format", "date_format", "files", "columns")
+    unknown = set(data) - set(keys)
     if unknown:
         raise DataContractError(
-            f"{source}: unknown key(s) {sorted(unknown)}; expected encoding, files, columns"
+            f"{source}: unknown key(s) {sorted(unknown)}; expected {', '.join(keys)}"
         )
+    for key in ("timestamp_format", "date_format"):
+        if key in data and not (isinstance(data[key], str) and "%" in data[key]):
+            raise DataContractError(
+                f"{source}: {key} must be a strptime layout such as \"%d/%m/%Y %H:%M:%S\", "
+                f"got {data[key]!r}"
+            )
     for key in ("files", "columns"):
         bad = set(data.get(key, {})) - set(TABLES)
         if bad:
@@ -276,6 +339,11 @@ def load_chain(
     mapping: str | Path | Mapping[str, Any] | None = None,
     strict: bool = False,
     amount_tolerance: float = 0.01,
+    time_zone: str | None = DEFAULT_TIME_ZONE,
+    timestamp_format: str | None = None,
+    date_format: str | None = None,
+    max_amount: float | None = MAX_AMOUNT,
+    min_year: int | None = MIN_YEAR,
 ) -> Chain:
     """Read and validate a chain's export folder.
 
@@ -295,6 +363,20 @@ def load_chain(
         Raise :class:`DataContractError` instead of excluding bad rows.
     amount_tolerance : float
         CNY tolerance for ``paid = gross - discount`` and similar money checks.
+    time_zone : str
+        The chain's IANA time zone. Timestamps with a UTC offset (``Z``, ``+08:00``) are
+        converted to it; timestamps without one are taken as already in it.
+    timestamp_format, date_format : str, optional
+        ``strptime`` layout of the timestamps (dates) that are not ISO 8601, e.g.
+        ``"%d/%m/%Y %H:%M:%S"``; default: the mapping's. Without one, day-and-month-first
+        values such as ``01/10/2025`` are excluded as ambiguous.
+    max_amount : float or None
+        Plausibility limit of an order's (or line's) amount, default 1,000,000 CNY; larger
+        amounts are kept and flagged (``implausible_amount``). None: no limit.
+    min_year : int or None
+        Orders before 1 January of this year (default 2000), or before the first store's
+        ``opened_on`` if later, are kept and flagged (``implausibly_old``). None: only the
+        opening date counts.
 
     Returns
     -------
@@ -305,9 +387,12 @@ def load_chain(
     if not folder.is_dir():
         raise DataContractError(f"data folder {folder} does not exist or is not a folder")
     spec = read_mapping(mapping)
+    spec.update({k: v for k, v in (("timestamp_format", timestamp_format),
+                                   ("date_format", date_format)) if v})
     encoding = encoding or spec.get("encoding") or "utf-8-sig"
     as_of_day = (pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.today()).normalize()
-    loader = _Loader(folder, spec, encoding, as_of_day, amount_tolerance)
+    loader = _Loader(folder, spec, encoding, as_of_day, amount_tolerance, time_zone=time_zone,
+                     max_amount=max_amount, min_year=min_year)
     chain = loader.run()
     if strict:
         excluded = [i for i in chain.quality.issues if i.action == "excluded"]
@@ -325,14 +410,22 @@ def load_chain(
 class _Loader:
     """One load: reads each table, then checks rows within and across tables."""
 
-    def __init__(self, folder, spec, encoding, as_of, tolerance):
+    def __init__(self, folder, spec, encoding, as_of, tolerance, *, time_zone=DEFAULT_TIME_ZONE,
+                 max_amount=MAX_AMOUNT, min_year=MIN_YEAR):
         self.folder = folder
         self.spec = spec
         self.encoding = encoding
         self.as_of = as_of
         self.tol = tolerance
+        self.time_zone = check_time_zone(time_zone)
+        self.formats = {k: spec[f"{k}_format"] for k in ("timestamp", "date") if spec.get(f"{k}_format")}
+        self.max_amount = max_amount
+        self.min_year = min_year
+        self.first_opened: pd.Timestamp | None = None  # the chain's first store opening
+        self.order_store: pd.Series | None = None  # order id -> store, for order-line issues
         self.report = DataQualityReport()
         self.files: dict[str, Path] = {}
+        self._lines: dict[Path, np.ndarray | None] = {}
 
     # -- files -------------------------------------------------------------------------
     def _find_file(self, table: Table) -> Path | None:
@@ -423,7 +516,43 @@ class _Loader:
         # CSV rows are reported as file lines (header = line 1), Parquet rows from 1.
         if file.suffix == ".parquet":
             return "rows " + ", ".join(str(p + 1) for p in positions[:_EXAMPLES])
-        return "lines " + ", ".join(str(p + 2) for p in positions[:_EXAMPLES])
+        if file not in self._lines:
+            self._lines[file] = self._record_lines(file)
+        starts = self._lines[file]
+        shown = positions[:_EXAMPLES]
+        lines = shown + 2 if starts is None else starts[shown]
+        return "lines " + ", ".join(str(n) for n in lines)
+
+    def _record_lines(self, file: Path) -> np.ndarray | None:
+        """The file line each data record starts on, or None when record i is on line i + 2.
+
+        Quoted fields may hold line breaks, and blank lines are skipped, so record and line
+        numbers can part. Counting line breaks tells cheaply whether they do; only then is the
+        file read again as CSV, once.
+        """
+        opener = gzip.open if file.name.endswith(".gz") else open
+        with opener(file, "rb") as f:
+            breaks, last = 0, b"\n"
+            while chunk := f.read(1 << 24):
+                breaks += chunk.count(b"\n")
+                last = chunk[-1:]
+        lines = breaks + (last != b"\n")
+        if lines == self.report.rows_read.get(self._table_of(file), -1) + 1:
+            return None
+        encoding = "utf-8-sig" if self.encoding.lower() in ("utf-8", "utf8") else self.encoding
+        starts = []
+        with opener(file, "rt", encoding=encoding, newline="") as f:
+            reader = csv.reader(f)
+            next(reader, None)  # header
+            line = reader.line_num
+            for record in reader:
+                if record:  # blank lines are no records
+                    starts.append(line + 1)
+                line = reader.line_num
+        return np.asarray(starts)
+
+    def _table_of(self, file: Path) -> str:
+        return next(t for t, f in self.files.items() if f == file)
 
     def _issue(
         self,
@@ -456,8 +585,9 @@ class _Loader:
         by_store: dict[str, int] = {}
         if "store_id" in bad.columns:
             by_store = bad["store_id"].value_counts().astype(int).to_dict()
-        elif "_store_id" in bad.columns:
-            by_store = bad["_store_id"].value_counts().astype(int).to_dict()
+        elif table == "order_lines" and self.order_store is not None:
+            # A line belongs to its order's store, whether or not the order was kept.
+            by_store = bad["order_id"].map(self.order_store).value_counts().astype(int).to_dict()
         self.report.issues.append(
             QualityIssue(table, file.name, column, rule, action, n, message, by_store)
         )
@@ -475,39 +605,56 @@ class _Loader:
                 raw = stripped.where(present)
             if col.kind in ("id", "text"):
                 value = raw.astype("string")
-                failed = pd.Series(False, index=df.index)
+                failures = []
             elif col.kind in ("timestamp", "date"):
-                value = pd.to_datetime(raw, errors="coerce")
-                if isinstance(value.dtype, pd.DatetimeTZDtype):
-                    value = value.dt.tz_localize(None)
-                value = value.astype("datetime64[ns]")
+                value, problem = parse_timestamps(
+                    raw, time_zone=self.time_zone, fmt=self.formats.get(col.kind)
+                )
                 if col.kind == "date":
                     value = value.dt.normalize()
-                failed = present & value.isna()
+                setting = f"{col.kind}_format"
+                codes = problem.fillna("").to_numpy(str)
+                failures = [
+                    (f"out_of_range_{col.kind}", pd.Series(codes == "out_of_range", index=df.index),
+                     f"outside the dates that can be held ({SPAN[0]:%Y-%m-%d} to {SPAN[1]:%Y-%m-%d})"),
+                    (f"ambiguous_{col.kind}", pd.Series(codes == "ambiguous", index=df.index),
+                     f"written day and month first (e.g. 01/10/2025), which could be either; set "
+                     f"{setting} in the mapping (e.g. \"%d/%m/%Y %H:%M:%S\")"),
+                    (f"unparseable_{col.kind}", pd.Series(codes == "unparseable", index=df.index),
+                     f"with an unparseable {col.kind} (expected ISO 8601 such as "
+                     f"2026-03-01 14:05:00, or the mapping's {setting})"),
+                ]
             elif col.kind in ("money", "number", "integer"):
                 value = _to_number(raw)
-                failed = present & value.isna()
+                # inf, -inf, NaN and their spellings parse as numbers but are none.
+                non_finite = present & value.isna()
+                if non_finite.any():  # few cells: only those that did not parse are looked at
+                    non_finite[non_finite] = raw[non_finite].astype("string").str.lower().isin(_NON_FINITE)
+                non_finite |= present & np.isinf(value)
+                value = value.where(~non_finite)
+                failed = present & value.isna() & ~non_finite
                 if col.kind == "integer":
                     frac = value.notna() & (value != np.floor(value.fillna(0)))
                     failed |= frac
                     value = value.where(~frac).astype("Int64")
                 else:
                     value = value.astype("float64")
+                failures = [
+                    (f"non_finite_{col.kind}", non_finite, "with a non-finite number (inf or NaN)"),
+                    (f"unparseable_{col.kind}", failed, "with an unparseable number"),
+                ]
             elif col.kind == "flag":
                 text = raw.astype("string").str.lower()
                 value = text.isin(_TRUE).astype(bool)
                 failed = present & ~text.isin(_TRUE | _FALSE).fillna(False).astype(bool)
+                failures = [(f"unparseable_{col.kind}", failed, "with an unparseable true/false value")]
             else:  # pragma: no cover - the contract only uses the kinds above
                 raise AssertionError(col.kind)
-            kind_word = {"timestamp": "timestamp", "date": "date", "flag": "true/false value"}
-            if failed.any():
-                word = kind_word.get(col.kind, "number")
+            for rule, failed, what in failures:
                 if col.nullable:
-                    self._issue(table.name, df, failed, col.name, f"unparseable_{col.kind}",
-                                "kept", f"with an unparseable {word} (value blanked)")
-                else:
-                    self._issue(table.name, df, failed, col.name, f"unparseable_{col.kind}",
-                                "excluded", f"with an unparseable {word}")
+                    self._issue(table.name, df, failed, col.name, rule, "kept", f"{what} (value blanked)")
+                else:  # a row is counted once, under the first column that excludes it
+                    self._issue(table.name, df, failed & ~drop, col.name, rule, "excluded", what)
                     drop |= failed
             if not col.nullable:
                 empty = ~present & ~drop
@@ -555,17 +702,42 @@ class _Loader:
                     ["ordered_at"], lambda d: d["ordered_at"] < end_of_day,
                 ),
             }
+            floor, why = self._plausible_start()
+            if floor is not None:
+                rules["implausibly_old"] = (
+                    "ordered_at", "kept", f"dated before {floor.date()} ({why})",
+                    ["ordered_at"], lambda d: d["ordered_at"] >= floor,
+                )
+            if self.max_amount is not None:
+                limit = self.max_amount
+                money = ["gross_amount", "discount_amount", "paid_amount", "stored_value_amount"]
+                rules["implausible_amount"] = (
+                    "paid_amount", "kept", f"with an amount above the plausibility limit of {limit:,.0f}",
+                    ["gross_amount", "paid_amount"], lambda d: d[money].max(axis=1) <= limit,
+                )
         elif table == "order_lines":
             rules = {
-                "non_positive_quantity": ("quantity", "excluded", "with a quantity of zero or less (returns are not analysed)",
-                                          ["sku", "quantity"], lambda d: d["quantity"] > 0),
-                "negative_line_amount": ("line_amount", "excluded", "with a negative line amount",
+                "negative_quantity": ("quantity", "excluded",
+                                      "with a negative quantity (returns or corrections are not analysed)",
+                                      ["sku", "quantity"], lambda d: d["quantity"] >= 0),
+                "zero_quantity": ("quantity", "excluded",
+                                  "with a quantity of zero (no pack sold: coupon, service or other "
+                                  "pseudo-item lines)",
+                                  ["sku", "quantity"], lambda d: d["quantity"] != 0),
+                "negative_line_amount": ("line_amount", "excluded",
+                                         "with a negative line amount (discount or coupon lines)",
                                          ["sku", "line_amount"], lambda d: d["line_amount"] >= 0),
                 "non_positive_days_supply": (
                     "days_supply", "kept", "with days_supply of zero or less (value blanked)",
                     ["sku", "days_supply"], lambda d: d["days_supply"].isna() | (d["days_supply"] > 0),
                 ),
             }
+            if self.max_amount is not None:
+                limit = self.max_amount
+                rules["implausible_amount"] = (
+                    "line_amount", "kept", f"with an amount above the plausibility limit of {limit:,.0f}",
+                    ["sku", "line_amount"], lambda d: d["line_amount"] <= limit,
+                )
         elif table == "members":
             year = self.as_of.year
             rules = {
@@ -595,6 +767,15 @@ class _Loader:
             for name, (_, _, _, _, fn) in rules.items()
         ]
         return pa.DataFrameSchema(checks=checks), {k: v[:4] for k, v in rules.items()}
+
+    def _plausible_start(self) -> tuple[pd.Timestamp | None, str]:
+        """The earliest plausible order time, and why: the configured year or the opening of
+        the chain's first store, whichever is later."""
+        year = pd.Timestamp(self.min_year, 1, 1) if self.min_year is not None else None
+        opened = self.first_opened
+        if opened is not None and (year is None or opened > year):
+            return opened, "when the chain's first store opened"
+        return year, f"the first plausible year, min_year={self.min_year}"
 
     def _check_values(self, table: str, df: pd.DataFrame, drop: pd.Series) -> pd.Series:
         """Apply the value rules to rows not yet excluded; return the grown exclusion mask."""
@@ -648,16 +829,28 @@ class _Loader:
                 continue
             self.files[name] = file
             df = self._read(table, file)
+            if df.empty and name in ("stores", "orders"):
+                raise DataContractError(
+                    f"{file}: table '{name}' has a header but no rows; nothing can be analysed "
+                    "without them (check the export's date range and filters)"
+                )
             df["_pos"] = np.arange(len(df))
             self.report.rows_read[name] = len(df)
             if name == "members":
                 df["tier"] = df["tier"].astype("string").str.strip().replace(TIER_ALIASES)
             drop = self._coerce(table, df)
+            if name == "stores":
+                opened = df.loc[~drop, "opened_on"].min()
+                self.first_opened = None if pd.isna(opened) else opened
             if name == "orders":
                 # Lines are checked against every order id in the file, so that a line of an
                 # order excluded for its own reason is reported as such, not as unknown.
                 all_order_ids = df["order_id"].dropna().unique()
-                order_store = df.drop_duplicates("order_id").set_index("order_id")["store_id"]
+                self.order_store = (df.dropna(subset=["order_id"]).drop_duplicates("order_id")
+                                    .set_index("order_id")["store_id"])
+                parsed = df.loc[~drop, "ordered_at"]
+                if parsed.notna().any():
+                    self.report.ordered_range = (parsed.min(), parsed.max())
             drop = self._check_values(name, df, drop)
             drop |= self._check_duplicates(name, df[~drop]).reindex(df.index, fill_value=False)
             frames[name] = df[~drop]
@@ -674,7 +867,6 @@ class _Loader:
                     "excluded", "referencing a member not in the members table")
         orders = orders[~(unknown_store | unknown_member)]
 
-        lines = lines.assign(_store_id=lines["order_id"].map(order_store))
         kept = isin(lines["order_id"], orders["order_id"])
         known = isin(lines["order_id"], all_order_ids)
         self._issue("order_lines", lines, ~known, "order_id", "unknown_order", "excluded",
@@ -684,7 +876,7 @@ class _Loader:
         lines = lines[kept]
         line_sum = lines.groupby("order_id", observed=True)["line_amount"].sum()
         has_lines = isin(orders["order_id"], line_sum.index.to_series())
-        diff = (orders["order_id"].map(line_sum) - orders["paid_amount"]).abs()
+        diff = (orders["order_id"].map(line_sum).astype("float64") - orders["paid_amount"]).abs()
         self._issue("orders", orders, has_lines & (diff > self.tol * 10), "paid_amount",
                     "lines_do_not_sum_to_paid", "kept",
                     "whose order lines do not add up to paid_amount", ["paid_amount"])
@@ -709,6 +901,98 @@ class _Loader:
             if name in self.report.rows_read:
                 self.report.rows_loaded[name] = len(df)
         return Chain(**out, as_of=self.as_of, quality=self.report, source=self.folder)
+
+def check_time_zone(time_zone: str | None) -> str:
+    """``time_zone`` if it is an IANA time-zone name (``Asia/Shanghai``, ``UTC``); None gives
+    the default, Asia/Shanghai.
+
+    Raises
+    ------
+    DataContractError
+        For an unknown name, before any file is read.
+    """
+    if time_zone is None:
+        return DEFAULT_TIME_ZONE
+    try:
+        zoneinfo.ZoneInfo(str(time_zone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise DataContractError(
+            f"unknown time zone {time_zone!r}; name the chain's time zone as in the IANA "
+            "database, e.g. Asia/Shanghai or UTC"
+        ) from exc
+    return str(time_zone)
+
+
+def parse_timestamps(
+    raw: pd.Series, *, time_zone: str = DEFAULT_TIME_ZONE, fmt: str | None = None
+) -> tuple[pd.Series, pd.Series]:
+    """Parse timestamps value by value into the chain's local time.
+
+    Each value is read on its own, never by the layout of the first one. A value is ISO 8601
+    when it starts with a year-first date (``2026-03-01``, ``2026/3/1``), optionally followed by
+    a time (``T`` or a space; hours and minutes, seconds and their fractions optional) and a UTC
+    offset (``Z``, ``+08:00``, ``+0800``, ``+08``). A value with an offset is converted to
+    ``time_zone``; a value without one is taken as already in it. Other layouts are read only
+    with ``fmt`` (``strptime`` codes, e.g. ``"%d/%m/%Y %H:%M:%S"``).
+
+    Parameters
+    ----------
+    raw : pandas.Series
+        Text, missing values as NA.
+    time_zone : str
+        The chain's IANA time zone.
+    fmt : str, optional
+        Layout of the values that are not ISO 8601.
+
+    Returns
+    -------
+    values : pandas.Series
+        ``datetime64[ns]``, naive local time; NaT where a value cannot be used.
+    problem : pandas.Series
+        Why a present value gave NaT: ``out_of_range`` (outside 1677-09-21 to 2262-04-11),
+        ``ambiguous`` (day and month first, ``01/10/2025``, and no ``fmt``) or
+        ``unparseable``; NA elsewhere.
+    """
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):  # a Parquet timestamp column
+        if isinstance(raw.dtype, pd.DatetimeTZDtype):
+            raw = raw.dt.tz_convert(time_zone).dt.tz_localize(None)
+        fits = raw.between(*SPAN)
+        problem = pd.Series(pd.NA, index=raw.index, dtype="string")
+        problem[raw.notna() & ~fits] = "out_of_range"
+        return raw.where(fits).astype("datetime64[ns]"), problem
+    text = raw.astype("string")
+    present = text.notna().to_numpy()
+    arr = pyarrow.array(text, from_pandas=True)
+    iso = pc.match_substring_regex(arr, ISO_START).fill_null(False).to_numpy(zero_copy_only=False)
+    has_time = pc.match_substring(arr, ":")
+    tail = pc.match_substring_regex(pc.utf8_slice_codeunits(arr, -7), OFFSET_TAIL)
+    offset = pc.and_(has_time, tail).fill_null(False).to_numpy(zero_copy_only=False)
+    in_range = np.zeros(len(text), dtype=bool)
+    if iso.any():
+        years = pc.cast(pc.utf8_slice_codeunits(arr.filter(pyarrow.array(iso)), 0, 4), pyarrow.int32())
+        in_range[iso] = (years.to_numpy() >= _YEARS[0]) & (years.to_numpy() <= _YEARS[1])
+    value = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    problem = pd.Series(pd.NA, index=text.index, dtype="string")
+    problem[iso & ~in_range] = "out_of_range"
+    groups = [(iso & in_range & ~offset, "ISO8601", False), (iso & in_range & offset, "ISO8601", True)]
+    if fmt:
+        groups.append((present & ~iso, fmt, "%z" in fmt))
+    for mask, pattern, aware in groups:
+        if not mask.any():
+            continue
+        parsed = pd.to_datetime(text if mask.all() else text[mask], format=pattern,
+                                errors="coerce", utc=aware)
+        if aware:
+            parsed = parsed.dt.tz_convert(time_zone).dt.tz_localize(None)
+        fits = parsed.between(*SPAN)
+        value[mask] = parsed.where(fits).astype("datetime64[ns]").to_numpy()
+        problem[parsed.index[(parsed.notna() & ~fits).to_numpy()]] = "out_of_range"
+    failed = present & value.isna().to_numpy() & problem.isna().to_numpy()
+    if failed.any():
+        day_month = text[failed].str.match(_DAY_MONTH).fillna(False).to_numpy(bool)
+        problem[failed] = np.where(day_month & (fmt is None), "ambiguous", "unparseable")
+    return value, problem
+
 
 def _to_number(raw: pd.Series) -> pd.Series:
     """Parse numbers; unparseable cells become NaN (and are reported by the caller)."""

@@ -130,13 +130,15 @@ class ReportDataError(RxRepurchaseError, ValueError):
 
 
 def load_report_chain(data: str | os.PathLike, *, as_of=None, encoding: str | None = None,
-                      mapping=None, chain_cache: str | os.PathLike = "") -> Chain:
+                      mapping=None, chain_cache: str | os.PathLike = "",
+                      time_zone: str | None = None) -> Chain:
     """The chain a report notebook works on.
 
     ``chain_cache`` is the pickle :func:`rxrepurchase.reporting.run_reports` writes once per
     run so that every notebook skips re-reading and re-validating the export (the slowest step
     of a store report); without it (an analyst running the notebook by hand) the export is read
-    with :func:`~rxrepurchase.loading.load_chain`, with its ``encoding`` and ``mapping``.
+    with :func:`~rxrepurchase.loading.load_chain`, with its ``encoding``, ``mapping`` and
+    ``time_zone``.
 
     Raises
     ------
@@ -144,7 +146,8 @@ def load_report_chain(data: str | os.PathLike, *, as_of=None, encoding: str | No
         If the cache is not a chain loaded from ``data`` as of ``as_of``.
     """
     if not chain_cache:
-        return load_chain(data, as_of=as_of, encoding=encoding, mapping=mapping)
+        return load_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
+                          time_zone=time_zone)
     with open(chain_cache, "rb") as f:
         chain = pickle.load(f)  # written by run_reports for this run, never user input
     same_day = as_of is None or chain.as_of == pd.Timestamp(as_of).normalize()

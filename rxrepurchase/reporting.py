@@ -346,6 +346,7 @@ def run_reports(
     calibration_end: str | dt.date | None = None,
     encoding: str | None = None,
     mapping: str | os.PathLike | Mapping[str, Any] | None = None,
+    time_zone: str | None = None,
     parameters: Mapping[str, Any] | None = None,
     notebook: str | os.PathLike | None = None,
     chain_notebook: str | os.PathLike | None = None,
@@ -377,6 +378,9 @@ def run_reports(
     mapping : path or dict, optional
         File-name and header mapping of the export (TOML file or dict, see
         :func:`rxrepurchase.loading.read_mapping`).
+    time_zone : str, optional
+        The chain's time zone (default Asia/Shanghai): timestamps with a UTC offset are
+        converted to it (see :func:`rxrepurchase.loading.load_chain`).
     parameters : mapping, optional
         Further notebook parameters (thresholds), passed to every store notebook.
     notebook, chain_notebook : path, optional
@@ -401,7 +405,7 @@ def run_reports(
     DataContractError
         The export cannot be read or validated (before anything is executed).
     """
-    from rxrepurchase.loading import load_chain
+    from rxrepurchase.loading import check_time_zone, load_chain
     from rxrepurchase.report_data import chain_wide
 
     started_at = dt.datetime.now()
@@ -419,13 +423,15 @@ def run_reports(
     chain_nb = find_notebook(CHAIN_NOTEBOOK, chain_notebook) if include_chain else None
 
     if chain is None:
-        chain = load_chain(data, as_of=as_of, encoding=encoding, mapping=mapping)
+        chain = load_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
+                           time_zone=time_zone)
     as_of_text = chain.as_of.date().isoformat()
     store_ids = _resolve_stores(stores, chain.stores["store_id"].tolist())
     # How to read the export goes to the notebooks too: an executed notebook re-run by hand
     # (without this run's chain cache) reads the same files the same way.
     common = {"data": str(data), "as_of": as_of_text, "lang": lang, "encoding": encoding,
-              "mapping": dict(mapping) if isinstance(mapping, Mapping) else mapping}
+              "mapping": dict(mapping) if isinstance(mapping, Mapping) else mapping,
+              "time_zone": check_time_zone(time_zone)}
     extra = dict(parameters or {})
     reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "chain_cache",
                                     "chain_wide_cache", *common})

@@ -78,7 +78,7 @@ class ScheduledConfigError(RxRepurchaseError, ValueError):
 # --------------------------------------------------------------------------- config
 
 _SECTIONS = {
-    "data": {"path", "encoding", "mapping"},
+    "data": {"path", "encoding", "mapping", "time_zone"},
     "run": {"stores", "lang", "as_of", "jobs", "output", "pdf_engine", "log_file", "lock_file"},
     "recipients": {"head_office", "stores"},
     "email": {"store_subject", "chain_subject"},
@@ -100,6 +100,7 @@ class ScheduledConfig:
     as_of: dt.date
     encoding: str | None = None
     mapping: Path | None = None
+    time_zone: str | None = None
     stores: str | tuple[str, ...] = "all"
     lang: str = "en"
     jobs: int = 2
@@ -127,7 +128,7 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
         Missing file, TOML syntax error, unknown section or key, wrong type or value; the
         message names the file and the key. A ``password`` key in ``[smtp]`` is refused.
     """
-    from rxrepurchase.loading import read_mapping
+    from rxrepurchase.loading import check_time_zone, read_mapping
 
     path = Path(path).expanduser().resolve()
     if not path.is_file():
@@ -177,6 +178,11 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
     except ReportError as exc:
         fail("data.encoding", str(exc))
     mapping = a_path(get(data, "data", "mapping", str))
+    time_zone = get(data, "data", "time_zone", str)
+    try:
+        check_time_zone(time_zone)
+    except RxRepurchaseError as exc:
+        fail("data.time_zone", str(exc))
     try:
         read_mapping(mapping)  # the file's own errors name it
     except RxRepurchaseError as exc:
@@ -250,6 +256,7 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
         as_of=as_of,
         encoding=encoding,
         mapping=mapping,
+        time_zone=time_zone,
         stores=stores,
         lang=lang,
         jobs=jobs,
@@ -386,7 +393,7 @@ def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
         config.smtp.read_password()
     check_pdf_engine(config.pdf_engine)
     chain = load_chain(config.data, as_of=config.as_of.isoformat(), encoding=config.encoding,
-                       mapping=config.mapping)
+                       mapping=config.mapping, time_zone=config.time_zone)
     known = set(chain.stores["store_id"].astype(str))
     if config.stores != "all":
         missing = sorted(set(config.stores) - known)
@@ -405,6 +412,7 @@ def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
         lang=config.lang,
         encoding=config.encoding,
         mapping=config.mapping,
+        time_zone=config.time_zone,
         progress=log.info,
         chain=chain,
     )

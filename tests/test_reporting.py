@@ -102,7 +102,8 @@ def zh_cli_run(gbk_export, reports_out, run):
     data, mapping = gbk_export
     code = main(["report", "--data", str(data), "--encoding", "gbk", "--mapping",
                  os.path.relpath(mapping), "--stores", "S03,S99", "--out", str(reports_out),
-                 "--as-of", AS_OF, "--lang", "zh", "--no-chain", "--jobs", "2"])
+                 "--as-of", AS_OF, "--lang", "zh", "--no-chain", "--jobs", "2",
+                 "--time-zone", "UTC"])  # naive demo times: the same figures in any zone
     folders = sorted(p for p in reports_out.iterdir() if p != run.folder)
     assert len(folders) == 1
     return code, folders[0]
@@ -374,7 +375,7 @@ def test_gbk_export_with_chinese_headers_gives_the_same_figures(zh_cli_run, gbk_
     _, folder = zh_cli_run
     data, mapping = gbk_export
     params = json.loads(_text(folder / "run.json"))["parameters"]
-    assert (params["data"], params["encoding"]) == (str(data), "gbk")
+    assert (params["data"], params["encoding"], params["time_zone"]) == (str(data), "gbk", "UTC")
     assert params["mapping"] == str(mapping.resolve())  # given relative, handed on absolute
     metrics = json.loads(_text(folder / "stores/S03/metrics.json"))
     expected = store_headline(chain, "S03")  # the same chain read from the UTF-8 export
@@ -383,6 +384,7 @@ def test_gbk_export_with_chinese_headers_gives_the_same_figures(zh_cli_run, gbk_
     nb = nbformat.read(folder / "stores/S03/report.ipynb", as_version=4)
     [injected] = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert 'encoding = "gbk"' in injected.source and str(mapping.resolve()) in injected.source
+    assert 'time_zone = "UTC"' in injected.source
     again = rd.load_report_chain(data, as_of=AS_OF, encoding="gbk", mapping=str(mapping))
     pd.testing.assert_frame_equal(again.orders, chain.orders)
 
