@@ -264,7 +264,7 @@ def test_chain_wide_figures_of_other_data_are_refused(chain, demo_data):
         rd.store_refills(later, "S01", shared=shared)
     with pytest.raises(rd.ReportDataError, match="as of 2026-09-30"):
         rd.store_cohorts(later, "S01", shared=shared)
-    strict = dataclasses.replace(shared.rules, subsidized_min_discount=0.5)
+    strict = dataclasses.replace(shared.rules, subsidized_min_excess=0.5)
     with pytest.raises(rd.ReportDataError, match="other cohort rules"):
         rd.store_cohorts(chain, "S01", rules=strict, shared=shared)
 
