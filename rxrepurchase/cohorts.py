@@ -241,7 +241,7 @@ THRESHOLDS: tuple[str, ...] = (
 
 # Fitted share thresholds stay within these bounds: a split outside them is no split.
 _FIT_BOUNDS = {
-    "subsidized_share_high": (0.3, 0.7),
+    "subsidized_share_high": (0.3, 0.8),
     "discount_depth_high": (0.05, 0.3),
     "campaign_window_share_high": (0.5, 0.95),
 }
@@ -627,7 +627,9 @@ def _signals(m: pd.DataFrame, th: dict[str, float], campaign_on: bool) -> pd.Dat
     return pd.DataFrame(
         {
             "first_purchase_subsidized": m["first_purchase_subsidized"],
-            "mostly_subsidized": m["subsidized_share"] >= th["subsidized_share_high"],
+            # One purchase makes its share the first-purchase signal again: not counted twice.
+            "mostly_subsidized": (m["subsidized_share"] >= th["subsidized_share_high"])
+            & (m["purchases"] >= 2),
             "deep_discount": m["discount_depth"] >= th["discount_depth_high"],
             "campaign_window_buyer": (m["campaign_window_share"] >= th["campaign_window_share_high"])
             & campaign_on,

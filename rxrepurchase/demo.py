@@ -42,6 +42,8 @@ __all__ = [
     "DemoOutputError",
     "PopulationParams",
     "generate_demo_chain",
+    "TRUTH_COHORT",
+    "cohort_recovery",
     "load_ground_truth",
     "write_demo_chain",
 ]
@@ -1192,3 +1194,41 @@ def load_ground_truth(folder) -> tuple[pd.DataFrame, dict[str, Any]]:
         truth[col] = pd.to_datetime(truth[col]).astype("datetime64[ns]")
     truth["stored_value_member"] = truth["stored_value_member"] == "True"
     return truth, json.loads(params_file.read_text(encoding="utf-8"))
+
+
+TRUTH_COHORT: dict[str, str] = {
+    "coupon_hunter": "subsidy_driven",
+    "loyal_chronic": "loyal",
+    "loyal_general": "loyal",
+    "occasional_acute": "occasional",
+}
+"""The subsidy cohort each archetype should get (tests and benchmarks)."""
+
+
+def cohort_recovery(labels: pd.DataFrame, truth: pd.DataFrame,
+                    cohorts: tuple[str, ...] = ("subsidy_driven", "loyal", "occasional")) -> pd.DataFrame:
+    """Precision and recall of subsidy-cohort labels against the archetypes (tests, benchmarks).
+
+    Members labelled ``new`` are left out (too early to tell, by design); ``undetermined``
+    and every other wrong label count as a miss.
+
+    Returns
+    -------
+    DataFrame
+        One row per cohort: ``cohort, precision, recall, members`` (of the cohort in truth),
+        plus ``undetermined_share`` (of the judged members) and ``new_share`` (of all).
+    """
+    m = labels.merge(truth[["member_id", "archetype"]], on="member_id", how="inner")
+    new = m["subsidy_cohort"] == "new"
+    judged = m.loc[~new]
+    want = judged["archetype"].map(TRUTH_COHORT)
+    rows = []
+    for cohort in cohorts:
+        said, true = judged["subsidy_cohort"] == cohort, want == cohort
+        hit = int((said & true).sum())
+        rows.append({"cohort": cohort, "precision": hit / max(int(said.sum()), 1),
+                     "recall": hit / max(int(true.sum()), 1), "members": int(true.sum())})
+    out = pd.DataFrame(rows)
+    out["undetermined_share"] = float((judged["subsidy_cohort"] == "undetermined").mean())
+    out["new_share"] = float(new.mean())
+    return out
