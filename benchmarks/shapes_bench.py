@@ -20,7 +20,13 @@ import warnings
 import pandas as pd
 
 from rxrepurchase.cohorts import SubsidyCohortClassifier
-from rxrepurchase.demo import DEMO_SHAPES, DemoConfig, cohort_recovery, generate_demo_chain, write_demo_chain
+from rxrepurchase.demo import (
+    DEMO_SHAPES,
+    DemoConfig,
+    cohort_recovery,
+    generate_demo_chain,
+    write_demo_chain,
+)
 from rxrepurchase.loading import load_chain
 
 
