@@ -57,6 +57,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         as_of=args.as_of,
         lang=args.lang,
+        currency=args.currency,
         calibration_end=args.calibration_end,
         encoding=args.encoding,
         mapping=args.mapping,
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="parent folder of the dated run folders")
     p.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel")
     p.add_argument("--lang", default="en", help="report language: en or zh")
+    p.add_argument("--currency", default="CNY",
+                   help="ISO 4217 code of the export's amounts, e.g. USD (default: CNY)")
     p.add_argument("--calibration-end", default=None, help="end of the models' calibration")
     p.add_argument("--notebook", default=None, help="store notebook to run instead of ours")
     p.add_argument("--chain-notebook", default=None, help="chain overview notebook to run")
