@@ -102,7 +102,8 @@ def zh_cli_run(gbk_export, reports_out, run):
     data, mapping = gbk_export
     code = main(["report", "--data", str(data), "--encoding", "gbk", "--mapping",
                  os.path.relpath(mapping), "--stores", "S03,S99", "--out", str(reports_out),
-                 "--as-of", AS_OF, "--lang", "zh", "--no-chain", "--jobs", "2"])
+                 "--as-of", AS_OF, "--lang", "zh", "--no-chain", "--jobs", "2",
+                 "--currency", "USD"])
     folders = sorted(p for p in reports_out.iterdir() if p != run.folder)
     assert len(folders) == 1
     return code, folders[0]
@@ -364,10 +365,14 @@ def test_chinese_report_is_in_chinese(zh_cli_run, chain):
     assert "核心指标" in text and "用户复购率" in text and "会员复购分析报告" in text
     assert "Headline" not in text and "User repurchase rate" not in text
     h = store_headline(chain, "S03")
-    assert f'<div class="rx-value">{format_money(h["revenue"], "zh")}</div>' in text
+    # The run said the amounts are US dollars (--currency USD): every amount shows $.
+    assert f'<div class="rx-value">{format_money(h["revenue"], "zh", "USD")}</div>' in text
+    assert format_money(h["revenue"], "zh", "USD").startswith("$")
     assert "万" in format_money(h["revenue"], "zh")
+    assert "¥" not in text
     index = _text(folder / "index.html")
     assert "用户复购率" in index and 'lang="zh-CN"' in index
+    assert format_money(h["revenue"], "zh", "USD") in index and "¥" not in index
 
 
 def test_gbk_export_with_chinese_headers_gives_the_same_figures(zh_cli_run, gbk_export, chain):
