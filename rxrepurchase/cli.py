@@ -14,7 +14,8 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     from rxrepurchase.demo import DemoConfig, write_demo_chain
 
     config = DemoConfig(
-        n_members=args.members, n_stores=args.stores, months=args.months, seed=args.seed
+        n_members=args.members, n_stores=args.stores, months=args.months, seed=args.seed,
+        shape=args.shape,
     )
     paths = write_demo_chain(args.out, config, file_format=args.format, overwrite=args.overwrite)
     for table, path in paths.items():
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--months", type=int, default=18)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    p.add_argument("--shape", default="standard",
+                   help="kind of chain: standard, member_price, campaigns_most_of_year, "
+                        "multi_store, discount_only, utc, tiny_stores (docs/demo-chain.md)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files in --out")
     p.set_defaults(func=_cmd_demo_data)
 
