@@ -103,6 +103,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "user_repurchase_low": ("95% interval, low", "95% 区间下限"),
     "user_repurchase_high": ("95% interval, high", "95% 区间上限"),
     "partial_month": ("partial: {days} d", "未完：{days} 天"),
+    "bar_n": ("n={n}", "{n}人"),
     "store_rates_title": ("Repurchase rates by store", "各门店复购率"),
     "rank": ("Rank", "排名"),
     "outliers": ("Outliers", "异常项"),

@@ -642,7 +642,7 @@ def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | N
         bars = ax.bar([i + shift for i in x], ranked[key].astype("float64"), width, color=color,
                       label=t(key, lang))
         if key == "user_repurchase_rate":
-            ax.bar_label(bars, [f"n={n}" for n in ranked["active_members"]], fontsize=6)
+            ax.bar_label(bars, [t("bar_n", lang, n=n) for n in ranked["active_members"]], fontsize=6)
         ax.axhline(ranked[key].astype("float64").median(), color=color, linestyle="--",
                    alpha=0.6, label=t("chain_median_of", lang, what=t(key, lang)))
     if not len(ranked):
@@ -732,7 +732,8 @@ def store_cohorts(
                                    as_of=chain.as_of, rules=rules)
     kinds = ["new_member"] if (chain.campaigns["kind"] == "new_member").any() else None
     waves = wave_response(store.orders, chain.campaigns, kinds=kinds, days=days,
-                          as_of=chain.as_of, rules=rules)
+                          as_of=chain.as_of, rules=rules,
+                          calibration=members.attrs.get("calibration"))
     return {"members": members, "comparison": comparison, "retention": retention,
             "spend": spend, "post_subsidy": post, "waves": waves}
 

@@ -432,6 +432,8 @@ def test_every_demo_shape_recovers_subsidy_driven_and_loyal(shape, tmp_path):
     off = shape in ("campaigns_most_of_year", "discount_only")
     assert cal.campaign_signal_on is not off
     assert ("switched off" in cal.describe()) is off
+    someone = clf.labels_["member_id"].iloc[0]
+    assert ("signal switched off" in co.explain_member(clf.labels_, someone)) is off
     assert not clf.labels_["campaign_window_buyer"].any() if off else clf.labels_[
         "campaign_window_buyer"].any()
     # Abstention stays rare; the stability table moves every threshold both ways.
