@@ -178,6 +178,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "cmp_members": ("Members who bought here", "本店购买会员数"),
     "cmp_member_share": ("Share of members", "会员占比"),
     "cmp_user_repurchase_rate": ("User repurchase rate", "用户复购率"),
+    "cmp_user_repurchase_interval": ("User repurchase rate, 95% interval", "用户复购率 95% 区间"),
     "cmp_order_repurchase_rate": ("Order repurchase rate", "订单复购率"),
     "cmp_repurchase_within_days": ("Bought again within {days} days of the first purchase",
                                    "首购后 {days} 天内复购"),

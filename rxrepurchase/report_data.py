@@ -675,6 +675,7 @@ _COHORT_ROWS: tuple[tuple[str, str], ...] = (
     ("members", "count"),
     ("member_share", "rate"),
     ("user_repurchase_rate", "rate"),
+    ("user_repurchase_interval", "interval"),
     ("order_repurchase_rate", "rate"),
     ("repurchase_within_days", "rate"),
     ("repurchase_after_last_subsidy", "rate"),
@@ -786,9 +787,15 @@ def post_subsidy_note(days: int, as_of: pd.Timestamp, lang: str = "en") -> str:
 
 
 def cohort_table_html(comparison: pd.DataFrame, lang: str = "en") -> str:
-    """The cohorts side by side: one column per cohort, one row per figure."""
-    fmt = {"count": format_count, "rate": format_rate, "money": format_money}
+    """The cohorts side by side: one column per cohort, one row per figure (the user
+    repurchase rate with its 95% Wilson interval)."""
+    def interval(pair, lang):
+        return "–".join(format_rate(v, lang, digits=0) for v in pair)
+
+    fmt = {"count": format_count, "rate": format_rate, "money": format_money, "interval": interval}
     c = comparison.set_index("subsidy_cohort")
+    low, high = repurchase_interval(c["repeat_members"], c["members"])
+    c = c.assign(user_repurchase_interval=list(zip(low, high, strict=True)))
     days = int(c["days"].iloc[0]) if len(c) else 90
     rows = {
         t(f"cmp_{key}", lang, days=days): [fmt[kind](c.at[k, key], lang) for k in c.index]

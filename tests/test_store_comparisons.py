@@ -98,3 +98,19 @@ def test_unfinished_month_is_marked_and_not_drawn_as_a_drop(tiny):
         assert pd.Timestamp("2026-09-01") not in set(pd.to_datetime(line.get_xdata()))
     assert any("partial: 1 d" in t.get_text() for t in ax.texts)
     plt.close(fig)
+
+
+def test_cohort_table_shows_each_cohorts_interval(tiny):
+    chain, stores = tiny
+    store = rd.store_ranking(stores)[0]["store_id"].iloc[0]
+    cohorts = rd.store_cohorts(chain, store)
+    cmp = cohorts["comparison"].set_index("subsidy_cohort")
+    page = rd.cohort_table_html(cohorts["comparison"])
+    row = page.split("User repurchase rate, 95% interval</th>", 1)[1].split("</tr>", 1)[0]
+    cells = [c.split("</td>")[0] for c in row.split("<td>")[1:]]
+    low, high = rd.repurchase_interval(cmp["repeat_members"], cmp["members"])
+    assert cells == [f"{100 * lo:.0f}%–{100 * hi:.0f}%" for lo, hi in zip(low, high, strict=True)]
+    # The page says who the store's members are and how subsidies were judged.
+    assert "everyone who bought here at least once" in rd.cohort_summary(cohorts["comparison"])
+    note = rd.calibration_note(cohorts["members"])
+    assert "routine member discount" in note and "undetermined" in note
