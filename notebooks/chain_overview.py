@@ -26,6 +26,8 @@
 data = "../data/demo"  # export folder of the chain
 as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 lang = "en"  # report language: en or zh
+currency = "CNY"  # ISO 4217 code of the export's amounts (CNY shown as ¥, USD as $ ...)
+min_active_members = 30  # fewest active members for a store to be ranked and compared
 encoding = None  # encoding of the export's CSV files, e.g. "gbk" (None: the loader's default)
 mapping = None  # file-name and header mapping of the export (TOML path or dict; None: none)
 time_zone = None  # the chain's time zone, e.g. "Asia/Shanghai" (None: the loader's default)
@@ -37,14 +39,16 @@ gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 from IPython.display import HTML, Markdown, display
 
 from rxrepurchase import report_data as rd
-from rxrepurchase.i18n import t
+from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
 
 configure_matplotlib()
+set_currency(currency)
 chain = rd.load_report_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
                              time_zone=time_zone,
                              chain_cache=chain_cache)
-stores = rd.chain_comparison(chain, period_days=period_days, gross_margin=gross_margin)
+stores = rd.chain_comparison(chain, period_days=period_days, gross_margin=gross_margin,
+                             min_active_members=min_active_members)
 
 # %%
 display(Markdown(rd.chain_title(chain, lang)))

@@ -87,8 +87,10 @@ metrics.pareto_share(orders, top=0.2)
 # %% [markdown]
 # ## Subsidy-driven vs loyal members (薅羊毛 vs 忠诚会员)
 #
-# Rule-based and transparent: the thresholds are one `CohortRules` object, every member's signals
-# are in the table, and `explain_member` says why a member got its label.
+# Rule-based and transparent: the settings are one `CohortRules` object; what a subsidy is on
+# this chain (routine member discount, fitted thresholds, campaign signal on or off) is learned
+# from the chain and printed with the labels; every member's signals are in the table, and
+# `explain_member` says why a member got its label.
 
 # %%
 rules = cohorts.CohortRules()
@@ -96,6 +98,7 @@ rules.to_frame()
 
 # %%
 labels = cohorts.classify_members(orders, campaigns, order_lines=lines, as_of=as_of, rules=rules)
+print(labels.attrs["calibration"].describe())
 labels["subsidy_cohort"].value_counts()
 
 # %%

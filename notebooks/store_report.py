@@ -30,6 +30,8 @@ data = "../data/demo"  # export folder of the chain
 as_of = None  # analysis date YYYY-MM-DD (None: today, as the loader does)
 calibration_end = None  # end of the models' calibration period (None: as_of minus holdout)
 lang = "en"  # report language: en or zh
+currency = "CNY"  # ISO 4217 code of the export's amounts (CNY shown as ¥, USD as $ ...)
+min_active_members = 30  # stores with fewer active members are left out of the chain median
 encoding = None  # encoding of the export's CSV files, e.g. "gbk" (None: the loader's default)
 mapping = None  # file-name and header mapping of the export (TOML path or dict; None: none)
 time_zone = None  # the chain's time zone, e.g. "Asia/Shanghai" (None: the loader's default)
@@ -49,15 +51,17 @@ import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown, display
 
 from rxrepurchase import report_data as rd
-from rxrepurchase.i18n import t
+from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
 
 configure_matplotlib()
+set_currency(currency)
 chain = rd.load_report_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
                              time_zone=time_zone,
                              chain_cache=chain_cache)
 shared = rd.load_chain_wide(chain_wide_cache, chain)  # None: computed by each call
-headline = rd.store_headline(chain, store_id, period_days=period_days)
+headline = rd.store_headline(chain, store_id, period_days=period_days,
+                            min_active_members=min_active_members)
 metrics = dict(headline)
 
 # %%
@@ -69,7 +73,8 @@ display(Markdown(rd.report_title(headline, lang)))
 # %%
 display(Markdown(f"## {t('section_headline', lang)}"))
 display(HTML(rd.headline_html(headline, lang)))
-rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id), lang);
+rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id,
+                                                 min_active_members=min_active_members), lang);
 
 # %% [markdown] tags=["remove_cell"]
 # ## 2. Subsidy-driven vs loyal members
@@ -78,6 +83,7 @@ rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id), lang);
 cohorts = rd.store_cohorts(chain, store_id, shared=shared)
 display(Markdown(f"## {t('section_cohorts', lang)}"))
 display(Markdown(rd.cohort_summary(cohorts["comparison"], lang)))
+display(Markdown(rd.calibration_note(cohorts["members"], lang)))
 display(HTML(rd.cohort_table_html(cohorts["comparison"], lang)))
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
 rd.plot_cohort_retention(cohorts["retention"], lang, ax=left)
@@ -89,6 +95,7 @@ fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
 rd.plot_post_subsidy(cohorts["post_subsidy"], lang, ax=left)
 rd.plot_waves(cohorts["waves"], lang, ax=right)
 plt.show()
+display(Markdown(rd.post_subsidy_note(90, chain.as_of, lang)))
 display(HTML(rd.waves_table_html(cohorts["waves"], lang)))
 
 # %% [markdown] tags=["remove_cell"]

@@ -14,7 +14,8 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     from rxrepurchase.demo import DemoConfig, write_demo_chain
 
     config = DemoConfig(
-        n_members=args.members, n_stores=args.stores, months=args.months, seed=args.seed
+        n_members=args.members, n_stores=args.stores, months=args.months, seed=args.seed,
+        shape=args.shape,
     )
     paths = write_demo_chain(args.out, config, file_format=args.format, overwrite=args.overwrite)
     for table, path in paths.items():
@@ -67,6 +68,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         as_of=args.as_of,
         lang=args.lang,
+        currency=args.currency,
         calibration_end=args.calibration_end,
         encoding=args.encoding,
         mapping=args.mapping,
@@ -127,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--months", type=int, default=18)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    p.add_argument("--shape", default="standard",
+                   help="kind of chain: standard, member_price, campaigns_most_of_year, "
+                        "multi_store, discount_only, utc, tiny_stores (docs/demo-chain.md)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files in --out")
     p.set_defaults(func=_cmd_demo_data)
 
@@ -140,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="parent folder of the dated run folders")
     p.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel")
     p.add_argument("--lang", default="en", help="report language: en or zh")
+    p.add_argument("--currency", default="CNY",
+                   help="ISO 4217 code of the export's amounts, e.g. USD (default: CNY)")
     p.add_argument("--calibration-end", default=None, help="end of the models' calibration")
     p.add_argument("--notebook", default=None, help="store notebook to run instead of ours")
     p.add_argument("--chain-notebook", default=None, help="chain overview notebook to run")

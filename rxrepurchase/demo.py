@@ -22,7 +22,7 @@ file that the analysis code never reads.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,15 @@ from rxrepurchase.errors import DataContractError, RxRepurchaseError
 
 __all__ = [
     "ARCHETYPES",
+    "DEMO_SHAPES",
     "DemoChain",
     "DemoConfig",
     "DemoConfigError",
     "DemoOutputError",
     "PopulationParams",
     "generate_demo_chain",
+    "TRUTH_COHORT",
+    "cohort_recovery",
     "load_ground_truth",
     "write_demo_chain",
 ]
@@ -50,6 +53,7 @@ ARCHETYPES: tuple[str, ...] = ("loyal_chronic", "loyal_general", "occasional_acu
 
 CHRONIC, GENERAL, ACUTE, HUNTER, WALK_IN = range(5)
 TRUTH_MEMBERS_FILE = "ground_truth_members.csv"
+CHAIN_TIME_ZONE = "Asia/Shanghai"  # the demo chain's local time (its order times)
 TRUTH_PARAMS_FILE = "ground_truth.json"
 _DIGIT_TRIPLES = np.array([list(f"{k:03d}".encode()) for k in range(1000)], dtype=np.uint8)
 
@@ -79,6 +83,25 @@ class PopulationParams:
         """Parameters as a dict; ``unit="weeks"`` rescales alpha (rate per week = 7 x per day)."""
         scale = {"days": 1.0, "weeks": 7.0}[unit]
         return {"r": self.r, "alpha": self.alpha / scale, "a": self.a, "b": self.b}
+
+
+DEMO_SHAPES: dict[str, dict[str, Any]] = {
+    "standard": {},
+    # The loyalty-card price: 13-17% off list on every member order (routine, not a subsidy).
+    "member_price": {"member_discount": (0.13, 0.17)},
+    # Week-long member-day promotions on 80% of the calendar (3-8% off, no coupon).
+    "campaigns_most_of_year": {"promo_calendar_share": 0.8},
+    # Members shop at their home store half the time, else at two other stores of their own.
+    "multi_store": {"home_store_share": 0.5, "other_stores": 2},
+    # The export has no coupon or campaign ids: the subsidy shows only in the discount.
+    "discount_only": {"subsidy_ids": False},
+    # Files hold order times in UTC with a "+00:00" suffix (the chain is on Asia/Shanghai).
+    "utc": {"utc_timestamps": True},
+    # Store sizes vary a lot: many stores have only a handful of members.
+    "tiny_stores": {"store_size_spread": 2.0},
+}
+"""Demo chain shapes: the :class:`DemoConfig` fields each one sets (``shape=`` applies them).
+A new shape is one more entry here."""
 
 
 def _default_shares() -> dict[str, float]:
@@ -123,6 +146,26 @@ class DemoConfig:
         counts as recruited by the wave).
     tier_thresholds : tuple of float
         Spend over the last 365 days (CNY) from which a member is gold, diamond, plus.
+    shape : str
+        A name of :data:`DEMO_SHAPES`: sets the fields listed there (setting one of them to
+        another value as well is refused, so nothing is silently overwritten).
+    member_discount : tuple of float
+        Routine member price: every member order gets a discount drawn uniformly from this
+        range (share of list price).
+    promo_calendar_share : float
+        Share of the calendar covered by week-long member-day promotions (kind
+        ``promotion``, 3-8% off, taken by a third of member orders); 0 for none.
+    home_store_share : float
+        Chance that a member's purchase (after the first) is at the registration store.
+    other_stores : int
+        0: other purchases go to any store; 1-3: to that many stores of the member's own.
+    subsidy_ids : bool
+        False leaves ``coupon_id`` and ``campaign_id`` empty and the campaigns table empty.
+    utc_timestamps : bool
+        :func:`write_demo_chain` writes ``ordered_at`` in UTC with a ``+00:00`` suffix (the
+        tables in memory keep the chain's local time, Asia/Shanghai).
+    store_size_spread : float
+        Standard deviation of the log of the stores' relative sizes.
     """
 
     n_members: int = 20_000
@@ -147,6 +190,25 @@ class DemoConfig:
     acute_seasonality: float = 0.6
     loyal_wave_coupon_prob: float = 0.5
     tier_thresholds: tuple[float, float, float] = (600.0, 2000.0, 5000.0)
+    shape: str = "standard"
+    member_discount: tuple[float, float] = (0.0, 0.08)
+    promo_calendar_share: float = 0.0
+    home_store_share: float = 0.85
+    other_stores: int = 0
+    subsidy_ids: bool = True
+    utc_timestamps: bool = False
+    store_size_spread: float = 0.35
+
+    def __post_init__(self) -> None:
+        if self.shape not in DEMO_SHAPES:
+            raise DemoConfigError(f"DemoConfig.shape must be one of {sorted(DEMO_SHAPES)} "
+                                  f"(got {self.shape!r})")
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, value in DEMO_SHAPES[self.shape].items():
+            if getattr(self, name) not in (defaults[name], value):
+                raise DemoConfigError(f"DemoConfig.{name}: shape {self.shape!r} sets it to "
+                                      f"{value!r}; use shape='standard' to set it yourself")
+            object.__setattr__(self, name, value)
 
     def validate(self) -> None:
         """Raise :class:`DemoConfigError` naming the first field out of range."""
@@ -164,6 +226,13 @@ class DemoConfig:
             ("chronic_jitter", 0 <= self.chronic_jitter < 0.5, "must be in [0, 0.5)"),
             ("acute_seasonality", 0 <= self.acute_seasonality < 1, "must be in [0, 1)"),
             ("loyal_wave_coupon_prob", 0 <= self.loyal_wave_coupon_prob <= 1, "must be in [0, 1]"),
+            ("member_discount", 0 <= self.member_discount[0] <= self.member_discount[1] < 0.5,
+             "must be a (low, high) range within [0, 0.5)"),
+            ("promo_calendar_share", 0 <= self.promo_calendar_share <= 1, "must be in [0, 1]"),
+            ("home_store_share", 0 <= self.home_store_share <= 1, "must be in [0, 1]"),
+            ("other_stores", 0 <= self.other_stores <= 3 and self.other_stores < self.n_stores,
+             "must be 0-3 and fewer than n_stores"),
+            ("store_size_spread", self.store_size_spread >= 0, "must be 0 or more"),
             ("tier_thresholds", list(self.tier_thresholds) == sorted(self.tier_thresholds)
              and len(self.tier_thresholds) == len(TIERS) - 1, "must be 3 increasing amounts"),
         ]
@@ -605,12 +674,18 @@ def _place_orders(rng: np.random.Generator, config: DemoConfig, period: _Period,
     day = np.minimum(np.floor(t), period.length - 1).astype(np.int64)
 
     # Stores: sizes vary; members shop at their registration store 85% of the time.
-    store_w = rng.lognormal(0, 0.35, config.n_stores)
+    store_w = rng.lognormal(0, config.store_size_spread, config.n_stores)
     store_probs = (store_w / store_w.sum())[None, :]
     reg_store = _choice_by_group(rng, np.zeros(config.n_members, dtype=np.int64), store_probs)
     store = _choice_by_group(rng, np.zeros(len(t), dtype=np.int64), store_probs)
-    at_home = is_member & (first | (rng.random(len(t)) < 0.85))
+    at_home = is_member & (first | (rng.random(len(t)) < config.home_store_share))
     store[at_home] = reg_store[owner[at_home]]
+    if config.other_stores:
+        # Each member's few other stores: the registration store plus 1..other_stores steps.
+        steps = rng.permutation(np.arange(1, config.n_stores))[: config.other_stores]
+        own = (reg_store[:, None] + steps[None, :]) % config.n_stores
+        away = np.flatnonzero(is_member & ~at_home)
+        store[away] = own[owner[away], rng.integers(0, config.other_stores, len(away))]
     evening_store = np.arange(config.n_stores) % 3 == 2
     channel = _choice_by_group(rng, group, _CHANNEL_PROBS)
 
@@ -644,7 +719,8 @@ def _place_orders(rng: np.random.Generator, config: DemoConfig, period: _Period,
 
 
 def _subsidise(rng: np.random.Generator, config: DemoConfig, period: _Period, waves: _Waves,
-               holidays: list, m: _Members, o: dict[str, Any], birth_month: np.ndarray) -> dict[str, Any]:
+               holidays: list, promos: list, m: _Members, o: dict[str, Any],
+               birth_month: np.ndarray) -> dict[str, Any]:
     """Campaign, coupon and discount rate of every order (see docs/demo-chain.md)."""
     n_orders, group, day, is_member, mo = len(o["ts"]), o["group"], o["day"], o["is_member"], o["mo"]
     n_w, n_h = config.n_waves, len(holidays)
@@ -687,7 +763,15 @@ def _subsidise(rng: np.random.Generator, config: DemoConfig, period: _Period, wa
                & (rng.random(n_orders) < np.array([0.05, 0.06, 0.05, 0.45, 0.0])[group]))
     coupon[general] = gen_coupon
     coupon_rate[general] = rng.uniform(0.05, 0.15, general.sum())
-    member_rate = np.where(is_member, rng.uniform(0.0, 0.08, n_orders), 0.0)
+    if promos:
+        promo_of_day = np.full(period.length, -1)
+        for k, (_, _, first_day, last_day) in enumerate(promos):  # over the few promotions
+            promo_of_day[first_day:last_day + 1] = bday_campaign + 1 + k
+        promo = promo_of_day[day]
+        take_promo = is_member & (campaign < 0) & (promo >= 0) & (rng.random(n_orders) < 1 / 3)
+        campaign[take_promo] = promo[take_promo]
+        promo_rate[take_promo] = rng.uniform(0.03, 0.08, take_promo.sum())
+    member_rate = np.where(is_member, rng.uniform(*config.member_discount, n_orders), 0.0)
     return {"campaign": campaign, "coupon": coupon,
             "rate": np.minimum(coupon_rate + promo_rate + member_rate, 0.7)}
 
@@ -753,7 +837,8 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     o = _place_orders(rng, config, period, m, events)
     del events
     birth_month = np.where(rng.random(n) < 0.85, rng.integers(1, 13, n), 0)  # 0: unknown
-    subsidy = _subsidise(rng, config, period, waves, holidays, m, o, birth_month)
+    promos = _promotions(period.length, config.promo_calendar_share)
+    subsidy = _subsidise(rng, config, period, waves, holidays, promos, m, o, birth_month)
     lines = _baskets(rng, m, o, subsidy["rate"])
     is_member, mo, paid = o["is_member"], o["mo"], lines["paid"]
 
@@ -816,7 +901,7 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     # -- orders, lines, campaigns -------------------------------------------------------
     n_orders = len(paid)
     campaign_codes = ([f"CP-NEW{k + 1:02d}" for k in range(config.n_waves)]
-                      + [f"CP-{h[0]}" for h in holidays] + ["CP-BDAY"])
+                      + [f"CP-{h[0]}" for h in holidays] + ["CP-BDAY"] + [p[0] for p in promos])
     coupon_codes = ([f"CPN-NEW{k + 1:02d}" for k in range(config.n_waves)]
                     + [f"CPN-{h[0]}" for h in holidays] + ["CPN-BDAY", "CPN-GEN"])
     orders_df = pd.DataFrame({
@@ -844,7 +929,13 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
         "line_amount": lines["line_paid"] / 100,
         "days_supply": _int64(days_supply, days_supply == 0),
     })
-    campaigns_df = _campaigns_frame(start, period.length, waves.start, waves.end, holidays, campaign_codes)
+    campaigns_df = _campaigns_frame(start, period.length, waves.start, waves.end, holidays, promos,
+                                    campaign_codes)
+    if not config.subsidy_ids:
+        no_ids = _strings([], np.full(n_orders, -1))
+        orders_df["coupon_id"] = no_ids
+        orders_df["campaign_id"] = no_ids
+        campaigns_df = campaigns_df.iloc[:0]
 
     # -- ground truth -------------------------------------------------------------------
     drop_pos = np.flatnonzero(o["is_drop"])
@@ -938,14 +1029,29 @@ def _member_demographics(rng: np.random.Generator, arch: np.ndarray, home: np.nd
     }
 
 
+def _promotions(length: int, share: float) -> list[tuple[str, str, int, int]]:
+    """Week-long member-day promotions evenly spread over ``share`` of the ``length`` days."""
+    n = int(np.ceil(share * length / 7))
+    if n == 0:
+        return []
+    starts = np.round(np.linspace(0, max(length - 7, 0), n)).astype(np.int64)
+    return [(f"CP-PROMO{k + 1:03d}", f"会员日特惠第{k + 1}期", int(s), int(min(s + 6, length - 1)))
+            for k, s in enumerate(starts)]
+
+
 def _campaigns_frame(start: pd.Timestamp, length: int, wave_start: np.ndarray, wave_end: np.ndarray,
-                     holidays: list, codes: list[str]) -> pd.DataFrame:
-    """The campaigns table: acquisition waves, holiday promotions, the birthday campaign."""
+                     holidays: list, promos: list, codes: list[str]) -> pd.DataFrame:
+    """The campaigns table: acquisition waves, holiday promotions, the birthday campaign, and
+    member-day promotions."""
     names = [f"第{k + 1}波新客招募(首单券)" for k in range(len(wave_start))] + [h[1] for h in holidays]
     names.append("会员生日礼")
-    first = np.concatenate([wave_start, [h[2] for h in holidays], [0]]).astype(np.int64)
-    last = np.concatenate([wave_end, [h[3] for h in holidays], [length - 1]]).astype(np.int64)
-    kinds = ["new_member"] * len(wave_start) + ["holiday"] * len(holidays) + ["birthday"]
+    names += [p[1] for p in promos]
+    first = np.concatenate([wave_start, [h[2] for h in holidays], [0],
+                            [p[2] for p in promos]]).astype(np.int64)
+    last = np.concatenate([wave_end, [h[3] for h in holidays], [length - 1],
+                           [p[3] for p in promos]]).astype(np.int64)
+    kinds = (["new_member"] * len(wave_start) + ["holiday"] * len(holidays) + ["birthday"]
+             + ["promotion"] * len(promos))
     return pd.DataFrame({
         "campaign_id": pd.array(codes, dtype="string"),
         "name": pd.array(names, dtype="string"),
@@ -1046,6 +1152,10 @@ def write_demo_chain(out, config: DemoConfig | None = None, *, file_format: str 
     chain = generate_demo_chain(config)
     folder.mkdir(parents=True, exist_ok=True)
     for name, df in chain.tables().items():
+        if name == "orders" and chain.config.utc_timestamps:
+            utc = df["ordered_at"].dt.tz_localize(CHAIN_TIME_ZONE).dt.tz_convert("UTC")
+            df = df.assign(ordered_at=utc.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+                           if file_format == "csv" else utc)
         other = folder / f"{name}.{'parquet' if file_format == 'csv' else 'csv'}"
         other.unlink(missing_ok=True)  # reached only with overwrite=True (checked above)
         if file_format == "csv":
@@ -1084,3 +1194,41 @@ def load_ground_truth(folder) -> tuple[pd.DataFrame, dict[str, Any]]:
         truth[col] = pd.to_datetime(truth[col]).astype("datetime64[ns]")
     truth["stored_value_member"] = truth["stored_value_member"] == "True"
     return truth, json.loads(params_file.read_text(encoding="utf-8"))
+
+
+TRUTH_COHORT: dict[str, str] = {
+    "coupon_hunter": "subsidy_driven",
+    "loyal_chronic": "loyal",
+    "loyal_general": "loyal",
+    "occasional_acute": "occasional",
+}
+"""The subsidy cohort each archetype should get (tests and benchmarks)."""
+
+
+def cohort_recovery(labels: pd.DataFrame, truth: pd.DataFrame,
+                    cohorts: tuple[str, ...] = ("subsidy_driven", "loyal", "occasional")) -> pd.DataFrame:
+    """Precision and recall of subsidy-cohort labels against the archetypes (tests, benchmarks).
+
+    Members labelled ``new`` are left out (too early to tell, by design); ``undetermined``
+    and every other wrong label count as a miss.
+
+    Returns
+    -------
+    DataFrame
+        One row per cohort: ``cohort, precision, recall, members`` (of the cohort in truth),
+        plus ``undetermined_share`` (of the judged members) and ``new_share`` (of all).
+    """
+    m = labels.merge(truth[["member_id", "archetype"]], on="member_id", how="inner")
+    new = m["subsidy_cohort"] == "new"
+    judged = m.loc[~new]
+    want = judged["archetype"].map(TRUTH_COHORT)
+    rows = []
+    for cohort in cohorts:
+        said, true = judged["subsidy_cohort"] == cohort, want == cohort
+        hit = int((said & true).sum())
+        rows.append({"cohort": cohort, "precision": hit / max(int(said.sum()), 1),
+                     "recall": hit / max(int(true.sum()), 1), "members": int(true.sum())})
+    out = pd.DataFrame(rows)
+    out["undetermined_share"] = float((judged["subsidy_cohort"] == "undetermined").mean())
+    out["new_share"] = float(new.mean())
+    return out

@@ -7,14 +7,23 @@ so a report is entirely in one language (``lang="en"`` or ``"zh"``).
 from __future__ import annotations
 
 import math
+import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from numbers import Real
 
 from rxrepurchase.contract import TIER_LABELS_ZH
 from rxrepurchase.errors import RxRepurchaseError
 
 __all__ = [
+    "CURRENCY_SYMBOLS",
+    "DEFAULT_CURRENCY",
     "LANGUAGES",
     "STRINGS",
+    "UnknownCurrencyError",
+    "check_currency",
+    "currency",
+    "set_currency",
     "format_count",
     "format_money",
     "format_rate",
@@ -66,7 +75,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "chain_median_of": ("{what}, chain median", "{what}（连锁中位数）"),
     "period": ("{start} to {end}", "{start} 至 {end}"),
     "member_purchases": ("Member purchases", "会员购买次数"),
-    "trend_title": ("Repurchase rates by month", "月度复购率"),
+    "trend_title": ("Repurchase rates by calendar month (each month's own purchases)",
+                    "按自然月的复购率（各月内的购买）"),
     # store report
     "store_report_title": ("{name} ({store_id}): member repurchase report",
                            "{name}（{store_id}）会员复购分析报告"),
@@ -81,6 +91,19 @@ STRINGS: dict[str, tuple[str, str]] = {
     # chain overview
     "chain_meta": ("{n} stores · data as of {as_of}", "门店 {n} 家 · 数据截至 {as_of}"),
     "section_store_ranking": ("Stores ranked by user repurchase rate", "门店用户复购率排名"),
+    "ranking_intro": (
+        "{start} to {end}. Ranked: stores with at least {n} active members; the range is the 95% "
+        "(Wilson) interval of the user repurchase rate. The chain median and the outliers use "
+        "these stores only.",
+        "{start} 至 {end}。参与排名：活跃会员不少于 {n} 人的门店；区间为用户复购率的 95%（Wilson）置信区间。"
+        "连锁中位数与异常门店也只按这些门店计算。",
+    ),
+    "unranked_stores": ("{n} stores with fewer active members, not ranked (too few to compare):",
+                        "活跃会员太少、不参与排名的门店 {n} 家："),
+    "user_repurchase_low": ("95% interval, low", "95% 区间下限"),
+    "user_repurchase_high": ("95% interval, high", "95% 区间上限"),
+    "partial_month": ("partial: {days} d", "未完：{days} 天"),
+    "bar_n": ("n={n}", "{n}人"),
     "store_rates_title": ("Repurchase rates by store", "各门店复购率"),
     "rank": ("Rank", "排名"),
     "outliers": ("Outliers", "异常项"),
@@ -109,6 +132,38 @@ STRINGS: dict[str, tuple[str, str]] = {
     "cohort_occasional": ("Occasional", "偶发购买"),
     "cohort_subsidy_driven": ("Subsidy-driven", "补贴驱动"),
     "cohort_new": ("New", "新会员"),
+    "cohort_undetermined": ("Undetermined", "待定"),
+    "store_membership": (
+        "Members of this store: everyone who bought here at least once. Their cohort comes from "
+        "their whole history in the chain; every figure on this page counts their purchases "
+        "here only (so members who also shop at other stores repurchase less here).",
+        "本店会员：在本店至少购买过一次的会员。会员类型按其全连锁购买记录判定；本页所有数字只计其在本店的购买"
+        "（同时在其他门店购买的会员，在本店的复购率会更低）。",
+    ),
+    "calibration_note": (
+        "How subsidies were judged on this chain: the routine member discount is {routine} of "
+        "list price; a purchase counts as subsidised from {excess} beyond it. Signals: "
+        "subsidised share at least {share}; discount beyond routine at least {depth}; {campaign}; "
+        "last purchase subsidised and none for {days} days. Subsidy-driven: at least {needed} "
+        "signals. {undetermined} members ({undetermined_share}) are undetermined: too close to "
+        "call.",
+        "本连锁的补贴判定：日常会员折扣为原价的 {routine}；比日常折扣多优惠 {excess} 及以上的购买算作补贴购买。"
+        "信号：补贴购买占比不低于 {share}；超出日常折扣的优惠不低于 {depth}；{campaign}；最后一次为补贴购买且"
+        " {days} 天未再购买。至少 {needed} 个信号为补贴驱动。{undetermined} 名会员（{undetermined_share}）"
+        "证据不足，列为待定。",
+    ),
+    "calibration_campaign_on": ("campaigns run on {cover} of days, bought in them at least {share}",
+                                "活动覆盖 {cover} 的天数，活动期内购买占比不低于 {share}"),
+    "calibration_campaign_off": ("campaigns run on {cover} of days: the campaign signal is off",
+                                 "活动覆盖 {cover} 的天数：活动期信号不使用"),
+    "post_subsidy_note": (
+        "Counted: members with a subsidised purchase on or before {cutoff} ({days} days before "
+        "the analysis date). Both bars are the same members: bought again within {days} days "
+        "of their first purchase, and within {days} days of their last subsidised purchase "
+        "up to {cutoff}.",
+        "统计对象：在 {cutoff}（分析日前 {days} 天）及之前有过补贴购买的会员。两组柱子是同一批会员："
+        "首购后 {days} 天内复购，以及截至 {cutoff} 的最后一次补贴购买后 {days} 天内复购。",
+    ),
     "cohort_no_purchase": ("No purchase", "未购买"),
     "cohort_count": ("{label} {n} ({share})", "{label} {n} 人（{share}）"),
     "cohort_summary": (
@@ -123,6 +178,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "cmp_members": ("Members who bought here", "本店购买会员数"),
     "cmp_member_share": ("Share of members", "会员占比"),
     "cmp_user_repurchase_rate": ("User repurchase rate", "用户复购率"),
+    "cmp_user_repurchase_interval": ("User repurchase rate, 95% interval", "用户复购率 95% 区间"),
     "cmp_order_repurchase_rate": ("Order repurchase rate", "订单复购率"),
     "cmp_repurchase_within_days": ("Bought again within {days} days of the first purchase",
                                    "首购后 {days} 天内复购"),
@@ -354,12 +410,59 @@ def format_count(value: float | None, lang: str = "en") -> str:
     return MISSING if _is_missing(value) else f"{round(float(value)):,}"
 
 
-def format_money(value: float | None, lang: str = "en") -> str:
-    """An amount in CNY: ``"¥1,234,567"`` in English, ``"¥123.5万"`` from 10,000 up in Chinese."""
+DEFAULT_CURRENCY = "CNY"
+CURRENCY_SYMBOLS: dict[str, str] = {
+    "CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "HKD": "HK$",
+    "TWD": "NT$", "SGD": "S$", "AUD": "A$", "CAD": "C$", "KRW": "₩",
+}  # fmt: skip
+"""Symbols of common currencies; any other ISO 4217 code is shown as the code ("CHF 1,234")."""
+
+_CURRENCY: ContextVar[str] = ContextVar("rxrepurchase_currency", default=DEFAULT_CURRENCY)
+
+
+class UnknownCurrencyError(RxRepurchaseError, ValueError):
+    """A currency is not a three-letter ISO 4217 code."""
+
+
+def check_currency(code: str) -> str:
+    """``code`` upper-cased if it is a three-letter ISO 4217 code (``"usd"`` → ``"USD"``)."""
+    if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z]{3}", code.strip()):
+        raise UnknownCurrencyError(
+            f"currency must be a three-letter ISO 4217 code such as CNY or USD, got {code!r}"
+        )
+    return code.strip().upper()
+
+
+def currency() -> str:
+    """The currency amounts are formatted in (``CNY`` unless :func:`set_currency` changed it)."""
+    return _CURRENCY.get()
+
+
+@contextmanager
+def _restoring(token):
+    try:
+        yield
+    finally:
+        _CURRENCY.reset(token)
+
+
+def set_currency(code: str):
+    """Format amounts in ``code`` from now on (a report notebook calls it once, with its
+    ``currency`` parameter); usable as ``with set_currency("USD"): ...`` to change it for a
+    block only."""
+    return _restoring(_CURRENCY.set(check_currency(code)))
+
+
+def format_money(value: float | None, lang: str = "en", currency: str | None = None) -> str:
+    """An amount in ``currency`` (default :func:`currency`, CNY): ``"¥1,234,567"`` in English,
+    ``"¥123.5万"`` from 10,000 up in Chinese; ``"$1,234"``, ``"CHF 1,234"``."""
     lang = normalize_lang(lang)
+    code = check_currency(currency) if currency is not None else _CURRENCY.get()
     if _is_missing(value):
         return MISSING
     value = float(value)
+    symbol = CURRENCY_SYMBOLS.get(code, f"{code} ")
+    sign = "-" if value < 0 else ""
     if lang == "zh" and abs(value) >= 10_000:
-        return f"¥{value / 10_000:,.1f}万"
-    return f"¥{value:,.0f}"
+        return f"{sign}{symbol}{abs(value) / 10_000:,.1f}万"
+    return f"{sign}{symbol}{abs(value):,.0f}"

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
 
 from rxrepurchase.cohorts import (
     COHORTS,
@@ -95,7 +97,12 @@ __all__ = [
     "store_models",
     "value_by",
     "value_table_html",
+    "MIN_ACTIVE_MEMBERS",
     "OUTLIER_COLUMNS",
+    "calibration_note",
+    "post_subsidy_note",
+    "repurchase_interval",
+    "store_ranking",
     "chain_comparison",
     "chain_value_html",
     "outliers_text",
@@ -254,7 +261,29 @@ def _number(value) -> float | None:
     return None if math.isnan(value) else value
 
 
-def store_headline(chain: Chain, store_id: str, *, period_days: int = 90) -> dict:
+MIN_ACTIVE_MEMBERS = 30
+"""Fewest active members a store needs to be ranked, flagged as an outlier or counted in the
+chain median (``min_active_members`` of the functions below)."""
+
+
+def repurchase_interval(repeat: pd.Series | float, members: pd.Series | float,
+                        level: float = 0.95) -> tuple:
+    """Wilson interval (statsmodels) of a user repurchase rate: ``repeat`` of ``members``
+    bought twice or more. NaN where ``members`` is 0."""
+    n = np.asarray(members, dtype="float64")
+    k = np.asarray(repeat, dtype="float64")
+    safe = np.where(n > 0, n, 1)
+    low, high = proportion_confint(k, safe, alpha=1 - level, method="wilson")
+    return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
+
+
+def _chain_median(rates: pd.DataFrame, column: str, min_active_members: int) -> float | None:
+    """Median of ``column`` over the stores with at least ``min_active_members`` members."""
+    return _number(rates.loc[rates["members"] >= min_active_members, column].median())
+
+
+def store_headline(chain: Chain, store_id: str, *, period_days: int = 90,
+                   min_active_members: int = MIN_ACTIVE_MEMBERS) -> dict:
     """A store's headline figures over the last ``period_days`` days to ``chain.as_of``.
 
     Parameters
@@ -272,8 +301,11 @@ def store_headline(chain: Chain, store_id: str, *, period_days: int = 90) -> dic
         JSON-ready: ``store_id, store_name, city, manager_email, as_of, period_start,
         period_end, user_repurchase_rate, order_repurchase_rate`` (the store's, see
         :func:`rxrepurchase.metrics.repurchase_rates`), ``chain_median_user_repurchase_rate,
-        chain_median_order_repurchase_rate`` (median over the stores with member purchases),
-        ``active_members`` (members with a purchase at the store in the period),
+        chain_median_order_repurchase_rate`` (median over the stores with at least
+        ``min_active_members`` active members; None when none has), ``active_members``
+        (members with a purchase at the store in the period), ``repeat_members`` (with two or
+        more), ``user_repurchase_low, user_repurchase_high`` (95% Wilson interval),
+        ``ranked`` (the store has at least ``min_active_members`` active members),
         ``member_purchases``, ``orders`` (all orders incl. walk-in), ``revenue`` (paid, all
         orders) and ``subsidy`` (discount, all orders). Rates are None when nobody purchased.
 
@@ -300,9 +332,18 @@ def store_headline(chain: Chain, store_id: str, *, period_days: int = 90) -> dic
         "period_end": end.date().isoformat(),
         "user_repurchase_rate": None if row is None else _number(row["user_repurchase_rate"]),
         "order_repurchase_rate": None if row is None else _number(row["order_repurchase_rate"]),
-        "chain_median_user_repurchase_rate": _number(rates["user_repurchase_rate"].median()),
-        "chain_median_order_repurchase_rate": _number(rates["order_repurchase_rate"].median()),
+        "chain_median_user_repurchase_rate": _chain_median(rates, "user_repurchase_rate",
+                                                           min_active_members),
+        "chain_median_order_repurchase_rate": _chain_median(rates, "order_repurchase_rate",
+                                                            min_active_members),
         "active_members": 0 if row is None else int(row["members"]),
+        "repeat_members": 0 if row is None else int(row["repeat_members"]),
+        **dict(zip(("user_repurchase_low", "user_repurchase_high"), (
+            _number(v[0]) for v in repurchase_interval(
+                [0 if row is None else row["repeat_members"]],
+                [0 if row is None else row["members"]])), strict=True)),
+        "ranked": row is not None and int(row["members"]) >= min_active_members,
+        "min_active_members": min_active_members,
         "member_purchases": 0 if row is None else int(row["purchases"]),
         "orders": len(in_period),
         "revenue": float(in_period["paid_amount"].sum()),
@@ -346,36 +387,55 @@ def headline_html(headline: dict, lang: str = "en") -> str:
     return f'<p class="rx-meta">{e(period)}</p><div class="rx-tiles">{cells}</div>'
 
 
-def monthly_repurchase(chain: Chain, store_id: str, *, months: int = 12) -> pd.DataFrame:
+def monthly_repurchase(chain: Chain, store_id: str, *, months: int = 12,
+                       min_active_members: int = MIN_ACTIVE_MEMBERS) -> pd.DataFrame:
     """Monthly user and order repurchase rates of the store and the chain median of stores.
 
     Returns
     -------
     DataFrame
         One row per calendar month (the last ``months`` up to ``chain.as_of``) with
-        ``month`` (period start), ``user_repurchase_rate, order_repurchase_rate`` (the
-        store's) and ``chain_median_user_repurchase_rate, chain_median_order_repurchase_rate``.
+        ``month`` (period start), ``members`` (the store's active members that month),
+        ``user_repurchase_rate, order_repurchase_rate`` (the store's),
+        ``chain_median_user_repurchase_rate, chain_median_order_repurchase_rate`` (over the
+        stores with at least ``min_active_members`` active members that month), ``days``
+        (days of the month up to ``as_of``) and ``partial`` (the month is not over: its rates
+        cover fewer days and are not comparable with full months).
     """
     chain.for_store(store_id)
     end = chain.as_of
     start = (end.to_period("M") - (months - 1)).to_timestamp()
     rates = repurchase_rates(chain.orders, "M", by="store_id", start=start, end=end)
     cols = ["user_repurchase_rate", "order_repurchase_rate"]
-    median = rates.groupby("window_start")[cols].median().add_prefix("chain_median_")
-    store = rates[rates["store_id"] == store_id].set_index("window_start")[cols]
-    table = store.join(median, how="right").rename_axis("month").reset_index()
+    big = rates[rates["members"] >= min_active_members]
+    median = big.groupby("window_start")[cols].median().add_prefix("chain_median_")
+    months_index = pd.Index(sorted(rates["window_start"].unique()), name="window_start")
+    store = rates[rates["store_id"] == store_id].set_index("window_start")[["members", *cols]]
+    table = store.reindex(months_index).join(median).rename_axis("month").reset_index()
+    month_end = table["month"] + pd.offsets.MonthEnd(0)
+    table["days"] = (np.minimum(month_end, end) - table["month"]).dt.days + 1
+    table["partial"] = month_end > end
     return table
 
 
 def plot_monthly_repurchase(
     table: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | None = None
 ) -> plt.Axes:
-    """Plot :func:`monthly_repurchase`: the store's two rates, dashed chain medians."""
+    """Plot :func:`monthly_repurchase`: the store's two rates, dashed chain medians.
+
+    An unfinished month is left out of the lines (its rate is not comparable: fewer days) and
+    shown as a hollow marker labelled with the days it covers.
+    """
     ax = ax if ax is not None else plt.subplots()[1]
+    full, partial = table[~table["partial"]], table[table["partial"]]
     for key, color in (("user_repurchase_rate", "#1f6f8b"), ("order_repurchase_rate", "#e07a1f")):
-        ax.plot(table["month"], table[key], marker="o", color=color, label=t(key, lang))
-        ax.plot(table["month"], table[f"chain_median_{key}"], linestyle="--", color=color,
+        ax.plot(full["month"], full[key], marker="o", color=color, label=t(key, lang))
+        ax.plot(full["month"], full[f"chain_median_{key}"], linestyle="--", color=color,
                 alpha=0.6, label=t("chain_median_of", lang, what=t(key, lang)))
+        ax.scatter(partial["month"], partial[key], facecolors="none", edgecolors=color)
+    for row in partial.itertuples():
+        ax.annotate(t("partial_month", lang, days=row.days), (row.month, 0),
+                    textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
     ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
     ax.set_ylim(bottom=0)
     ax.set_title(t("trend_title", lang))
@@ -450,7 +510,8 @@ OUTLIER_COLUMNS: tuple[str, ...] = (
 
 
 def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float = 0.3,
-                     rules: CohortRules | None = None) -> pd.DataFrame:
+                     rules: CohortRules | None = None,
+                     min_active_members: int = MIN_ACTIVE_MEMBERS) -> pd.DataFrame:
     """Every store side by side: headline, cohort mix, subsidy efficiency, CLV, outliers.
 
     Returns
@@ -462,11 +523,13 @@ def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float
         orders / members who bought twice or more); ``clv_mean`` and ``clv_total`` of a
         BG/NBD + Gamma-Gamma fit per store (:func:`rxrepurchase.models.fit_by_group`) and
         ``model_error`` for stores that could not be modelled; ``outliers``: the columns of
-        :data:`OUTLIER_COLUMNS` where the store is outside Tukey's fences of all stores, as
-        ``"column:high"`` / ``"column:low"`` separated by ``;``.
+        :data:`OUTLIER_COLUMNS` where the store is outside Tukey's fences of the ranked stores,
+        as ``"column:high"`` / ``"column:low"`` separated by ``;`` (only ranked stores, those
+        with at least ``min_active_members`` active members, are checked).
     """
     table = pd.DataFrame(
-        [store_headline(chain, s, period_days=period_days) for s in chain.store_ids]
+        [store_headline(chain, s, period_days=period_days, min_active_members=min_active_members)
+         for s in chain.store_ids]
     ).set_index("store_id")
     members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
                                as_of=chain.as_of, rules=rules)
@@ -490,7 +553,9 @@ def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float
     else:
         table["clv_mean"] = table["clv_total"] = float("nan")
     table["model_error"] = fits.params["error"].reindex(table.index).fillna("")
-    flags = pd.DataFrame({c: _outside_fences(table[c]) for c in OUTLIER_COLUMNS})
+    ranked = table[table["ranked"]]
+    flags = pd.DataFrame({c: _outside_fences(ranked[c]) for c in OUTLIER_COLUMNS},
+                         index=ranked.index).reindex(table.index, fill_value="")
     table["outliers"] = flags.apply(
         lambda row: ";".join(f"{c}:{v}" for c, v in row.items() if v), axis=1)
     return table.reset_index()
@@ -511,18 +576,33 @@ def outliers_text(outliers: str, lang: str = "en") -> str:
     return "; ".join(parts)
 
 
+def store_ranking(stores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stores with enough active members (``ranked``) by user repurchase rate, best first
+    with a ``rank`` column, and the others by store id."""
+    ranked = stores[stores["ranked"]].sort_values("user_repurchase_rate", ascending=False)
+    return (ranked.assign(rank=range(1, len(ranked) + 1)),
+            stores[~stores["ranked"]].sort_values("store_id"))
+
+
 def chain_ranking_html(stores: pd.DataFrame, lang: str = "en") -> str:
-    """Stores ranked by user repurchase rate (best first), with headline figures."""
-    ranked = stores.sort_values("user_repurchase_rate", ascending=False, na_position="last")
-    ranked = ranked.assign(rank=range(1, len(ranked) + 1))
-    cols = ["rank", "store_id", "store_name", "city", "user_repurchase_rate",
-            "order_repurchase_rate", "active_members", "revenue", "subsidy"]
-    table = ranked[cols].rename(columns={"store_id": "store"})
-    return table_html(
-        table, lang,
-        rates=("user_repurchase_rate", "order_repurchase_rate"),
-        money=("revenue", "subsidy"), counts=("active_members",),
-    )
+    """Stores with enough active members ranked by user repurchase rate (best first), with its
+    95% interval; the other stores listed apart, unranked (:func:`store_ranking`)."""
+    first = stores.iloc[0] if len(stores) else {}
+    intro = t("ranking_intro", lang, n=first.get("min_active_members", MIN_ACTIVE_MEMBERS),
+              start=first.get("period_start", ""), end=first.get("period_end", ""))
+    ranked, small = store_ranking(stores)
+    cols = ["store_id", "store_name", "city", "user_repurchase_rate", "user_repurchase_low",
+            "user_repurchase_high", "order_repurchase_rate", "active_members", "revenue",
+            "subsidy"]
+    fmt = {"rates": ("user_repurchase_rate", "user_repurchase_low", "user_repurchase_high",
+                     "order_repurchase_rate"),
+           "money": ("revenue", "subsidy"), "counts": ("active_members",)}  # fmt: skip
+    out = f"<p>{html.escape(intro)}</p>" + table_html(
+        ranked[["rank", *cols]].rename(columns={"store_id": "store"}), lang, **fmt)
+    if len(small):
+        out += f"<p>{html.escape(t('unranked_stores', lang, n=len(small)))}</p>" + table_html(
+            small[cols].rename(columns={"store_id": "store"}), lang, **fmt)
+    return out
 
 
 def chain_value_html(stores: pd.DataFrame, lang: str = "en") -> str:
@@ -554,17 +634,22 @@ def plot_subsidy_efficiency(stores: pd.DataFrame, lang: str = "en", *,
 
 
 def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | None = None) -> plt.Axes:
-    """Bar chart of every store's user and order repurchase rates, chain median as a line."""
+    """Bar chart of the ranked stores' user and order repurchase rates (each store's active
+    members under its bar), chain median as a line."""
     ax = ax if ax is not None else plt.subplots()[1]
-    ranked = stores.sort_values("user_repurchase_rate", ascending=False)
+    ranked = store_ranking(stores)[0]
     x = range(len(ranked))
     width = 0.4
     for shift, key, color in ((-width / 2, "user_repurchase_rate", "#1f6f8b"),
                               (width / 2, "order_repurchase_rate", "#e07a1f")):
-        ax.bar([i + shift for i in x], ranked[key].astype("float64"), width, color=color,
-               label=t(key, lang))
+        bars = ax.bar([i + shift for i in x], ranked[key].astype("float64"), width, color=color,
+                      label=t(key, lang))
+        if key == "user_repurchase_rate":
+            ax.bar_label(bars, [t("bar_n", lang, n=n) for n in ranked["active_members"]], fontsize=6)
         ax.axhline(ranked[key].astype("float64").median(), color=color, linestyle="--",
                    alpha=0.6, label=t("chain_median_of", lang, what=t(key, lang)))
+    if not len(ranked):
+        return ax
     # Store ids only (the ranking table beside the chart has the names): names overlap.
     ax.set_xticks(list(x), ranked["store_id"].tolist())
     if len(ranked) > 12:
@@ -584,6 +669,7 @@ COHORT_COLORS = {
     "mixed": "#8fb9a8",
     "occasional": "#b0bec5",
     "subsidy_driven": "#e07a1f",
+    "undetermined": "#d7ccc8",
     "new": "#c9b458",
 }
 
@@ -592,6 +678,7 @@ _COHORT_ROWS: tuple[tuple[str, str], ...] = (
     ("members", "count"),
     ("member_share", "rate"),
     ("user_repurchase_rate", "rate"),
+    ("user_repurchase_interval", "interval"),
     ("order_repurchase_rate", "rate"),
     ("repurchase_within_days", "rate"),
     ("repurchase_after_last_subsidy", "rate"),
@@ -649,7 +736,8 @@ def store_cohorts(
                                    as_of=chain.as_of, rules=rules)
     kinds = ["new_member"] if (chain.campaigns["kind"] == "new_member").any() else None
     waves = wave_response(store.orders, chain.campaigns, kinds=kinds, days=days,
-                          as_of=chain.as_of, rules=rules)
+                          as_of=chain.as_of, rules=rules,
+                          calibration=members.attrs.get("calibration"))
     return {"members": members, "comparison": comparison, "retention": retention,
             "spend": spend, "post_subsidy": post, "waves": waves}
 
@@ -668,13 +756,49 @@ def cohort_summary(comparison: pd.DataFrame, lang: str = "en") -> str:
         for k, row in c.iterrows()
     ]
     return t("cohort_summary", lang, total=format_count(c["members"].sum(), lang),
-             parts="; ".join(parts) if lang == "en" else "；".join(parts))
+             parts="; ".join(parts) if lang == "en" else "；".join(parts)) + "\n\n" + t(
+        "store_membership", lang)
+
+
+def calibration_note(members: pd.DataFrame, lang: str = "en") -> str:
+    """How subsidies were judged on this chain (routine discount, thresholds, campaign signal)
+    and how many members are undetermined, from :func:`~rxrepurchase.cohorts.classify_members`
+    output."""
+    cal = members.attrs.get("calibration")
+    if cal is None:
+        raise ReportDataError("members has no calibration: pass classify_members output")
+    th = cal.thresholds
+    campaign = (t("calibration_campaign_on", lang, cover=format_rate(cal.campaign_calendar_share, lang, 0),
+                  share=format_rate(th["campaign_window_share_high"], lang, 0))
+                if cal.campaign_signal_on else
+                t("calibration_campaign_off", lang, cover=format_rate(cal.campaign_calendar_share, lang, 0)))
+    judged = members["subsidy_cohort"].isin([c for c in COHORTS if c != "new"])
+    unsure = int((members["subsidy_cohort"] == "undetermined").sum())
+    return t("calibration_note", lang, routine=format_rate(cal.chain_routine, lang),
+             excess=format_rate(th["excess_threshold"], lang),
+             share=format_rate(th["subsidized_share_high"], lang, 0),
+             depth=format_rate(th["discount_depth_high"], lang), campaign=campaign,
+             needed=cal.signals_needed, days=int(th["lapse_days"]),
+             undetermined=format_count(unsure, lang),
+             undetermined_share=format_rate(unsure / max(int(judged.sum()), 1), lang))
+
+
+def post_subsidy_note(days: int, as_of: pd.Timestamp, lang: str = "en") -> str:
+    """Who the repurchase-after-subsidy chart counts (:func:`post_subsidy_repurchase`)."""
+    cutoff = (pd.Timestamp(as_of) - pd.Timedelta(days=days)).date().isoformat()
+    return t("post_subsidy_note", lang, days=days, cutoff=cutoff)
 
 
 def cohort_table_html(comparison: pd.DataFrame, lang: str = "en") -> str:
-    """The cohorts side by side: one column per cohort, one row per figure."""
-    fmt = {"count": format_count, "rate": format_rate, "money": format_money}
+    """The cohorts side by side: one column per cohort, one row per figure (the user
+    repurchase rate with its 95% Wilson interval)."""
+    def interval(pair, lang):
+        return "–".join(format_rate(v, lang, digits=0) for v in pair)
+
+    fmt = {"count": format_count, "rate": format_rate, "money": format_money, "interval": interval}
     c = comparison.set_index("subsidy_cohort")
+    low, high = repurchase_interval(c["repeat_members"], c["members"])
+    c = c.assign(user_repurchase_interval=list(zip(low, high, strict=True)))
     days = int(c["days"].iloc[0]) if len(c) else 90
     rows = {
         t(f"cmp_{key}", lang, days=days): [fmt[kind](c.at[k, key], lang) for k in c.index]

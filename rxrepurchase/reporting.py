@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rxrepurchase.errors import RxRepurchaseError
-from rxrepurchase.i18n import format_count, format_money, format_rate, normalize_lang, t
+from rxrepurchase.i18n import (
+    DEFAULT_CURRENCY,
+    check_currency,
+    format_count,
+    format_money,
+    format_rate,
+    normalize_lang,
+    t,
+)
 
 if TYPE_CHECKING:
     from rxrepurchase.loading import Chain
@@ -343,6 +351,7 @@ def run_reports(
     jobs: int = 2,
     as_of: str | dt.date | None = None,
     lang: str = "en",
+    currency: str = DEFAULT_CURRENCY,
     calibration_end: str | dt.date | None = None,
     encoding: str | None = None,
     mapping: str | os.PathLike | Mapping[str, Any] | None = None,
@@ -370,6 +379,8 @@ def run_reports(
         Analysis date; default: the loader's default, resolved once for all stores.
     lang : {"en", "zh"}
         Report language.
+    currency : str
+        ISO 4217 code of the export's amounts (default CNY): how every amount is shown.
     calibration_end : date-like, optional
         End of the models' calibration period (default chosen by the notebook).
     encoding : str, optional
@@ -411,6 +422,7 @@ def run_reports(
     started_at = dt.datetime.now()
     started = time.perf_counter()
     lang = normalize_lang(lang)
+    currency = check_currency(currency)
     if jobs < 1:
         raise ReportError(f"jobs must be at least 1, got {jobs}")
     data = Path(data).expanduser().resolve()
@@ -429,7 +441,8 @@ def run_reports(
     store_ids = _resolve_stores(stores, chain.stores["store_id"].tolist())
     # How to read the export goes to the notebooks too: an executed notebook re-run by hand
     # (without this run's chain cache) reads the same files the same way.
-    common = {"data": str(data), "as_of": as_of_text, "lang": lang, "encoding": encoding,
+    common = {"data": str(data), "as_of": as_of_text, "lang": lang, "currency": currency,
+              "encoding": encoding,
               "mapping": dict(mapping) if isinstance(mapping, Mapping) else mapping,
               "time_zone": check_time_zone(time_zone)}
     extra = dict(parameters or {})
@@ -634,6 +647,7 @@ def write_index(run: ReportRun, *, lang: str = "en",
         Where to write (default ``run.index_html``).
     """
     lang = normalize_lang(lang)
+    money = run.parameters.get("currency", DEFAULT_CURRENCY)
     e = html.escape
     printed = documents is not None
 
@@ -666,8 +680,8 @@ def write_index(run: ReportRun, *, lang: str = "en",
             format_rate(m.get("user_repurchase_rate"), lang),
             format_rate(m.get("order_repurchase_rate"), lang),
             format_count(m.get("active_members"), lang),
-            format_money(m.get("revenue"), lang),
-            format_money(m.get("subsidy"), lang),
+            format_money(m.get("revenue"), lang, money),
+            format_money(m.get("subsidy"), lang, money),
         ]
         tds = "".join(f"<td>{e(str(c))}</td>" for c in cells) + f"<td>{link}</td>"
         rows.append(f"<tr{cls}>{tds}</tr>")

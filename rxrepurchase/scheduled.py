@@ -35,6 +35,7 @@ from rxrepurchase.delivery import (
     store_managers,
 )
 from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.i18n import check_currency
 from rxrepurchase.pdf import ENGINES, check_pdf_engine, html_to_pdf
 from rxrepurchase.reporting import ReportError, check_encoding
 
@@ -79,7 +80,8 @@ class ScheduledConfigError(RxRepurchaseError, ValueError):
 
 _SECTIONS = {
     "data": {"path", "encoding", "mapping", "time_zone"},
-    "run": {"stores", "lang", "as_of", "jobs", "output", "pdf_engine", "log_file", "lock_file"},
+    "run": {"stores", "lang", "currency", "as_of", "jobs", "output", "pdf_engine", "log_file",
+            "lock_file"},
     "recipients": {"head_office", "stores"},
     "email": {"store_subject", "chain_subject"},
     "smtp": None,  # checked by SmtpSettings.from_mapping
@@ -103,6 +105,7 @@ class ScheduledConfig:
     time_zone: str | None = None
     stores: str | tuple[str, ...] = "all"
     lang: str = "en"
+    currency: str = "CNY"
     jobs: int = 2
     pdf_engine: str = "weasyprint"
     log_file: Path | None = None
@@ -200,6 +203,10 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
     lang = get(run, "run", "lang", str, "en")
     if lang not in ("en", "zh"):
         fail("run.lang", f"{lang!r}; choose en or zh")
+    try:
+        currency = check_currency(get(run, "run", "currency", str, "CNY"))
+    except RxRepurchaseError as exc:
+        fail("run.currency", str(exc))
     as_of = get(run, "run", "as_of", (str, dt.date), "yesterday")
     if isinstance(as_of, dt.datetime):
         fail("run.as_of", "a date without time, e.g. 2025-06-30")
@@ -259,6 +266,7 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
         time_zone=time_zone,
         stores=stores,
         lang=lang,
+        currency=currency,
         jobs=jobs,
         pdf_engine=engine,
         log_file=a_path(get(run, "run", "log_file", str)) or output / "rxrepurchase-run.log",
@@ -410,6 +418,7 @@ def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
         jobs=config.jobs,
         as_of=config.as_of.isoformat(),
         lang=config.lang,
+        currency=config.currency,
         encoding=config.encoding,
         mapping=config.mapping,
         time_zone=config.time_zone,

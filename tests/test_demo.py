@@ -350,3 +350,50 @@ def test_cli_demo_data(tmp_path, capsys):
 def test_bad_config_is_refused_naming_the_field(change, field):
     with pytest.raises(DemoConfigError, match=f"DemoConfig.{field}"):
         generate_demo_chain(DemoConfig(**change))
+
+
+def test_shapes_set_their_fields_and_refuse_a_contradiction(tmp_path, capsys):
+    from rxrepurchase.demo import DEMO_SHAPES
+
+    for shape, changes in DEMO_SHAPES.items():
+        config = DemoConfig(n_members=10, shape=shape)
+        assert all(getattr(config, k) == v for k, v in changes.items())
+    with pytest.raises(DemoConfigError, match="member_discount: shape 'member_price' sets it"):
+        DemoConfig(shape="member_price", member_discount=(0.2, 0.3))
+    with pytest.raises(DemoConfigError, match="shape must be one of"):
+        DemoConfig(shape="nope")
+    assert main(["demo-data", "--out", str(tmp_path), "--members", "300", "--stores", "3",
+                 "--months", "6", "--shape", "nope"]) == 2
+    assert "shape must be one of" in capsys.readouterr().err
+
+
+def test_shapes_shape_the_data():
+    small = dict(n_members=1500, n_stores=6, months=9, seed=2)
+    price = generate_demo_chain(DemoConfig(**small, shape="member_price")).orders
+    plain = price.loc[price["member_id"].notna() & price["coupon_id"].isna() & price["campaign_id"].isna()]
+    depth = plain["discount_amount"] / plain["gross_amount"]
+    assert 0.13 <= depth.quantile(0.05) and depth.quantile(0.95) <= 0.17 + 0.001  # fen rounding
+    bare = generate_demo_chain(DemoConfig(**small, shape="discount_only"))
+    assert bare.orders["coupon_id"].isna().all() and bare.orders["campaign_id"].isna().all()
+    assert bare.campaigns.empty and (bare.orders["discount_amount"] > 0).any()
+    promo = generate_demo_chain(DemoConfig(**small, shape="campaigns_most_of_year")).campaigns
+    days = set()
+    for row in promo[promo["kind"] == "promotion"].itertuples():
+        days |= set(pd.date_range(row.starts_on, row.ends_on))
+    span = pd.date_range(promo["starts_on"].min(), promo["ends_on"].max())
+    assert 0.75 <= len(days) / len(span) <= 0.9
+    multi = generate_demo_chain(DemoConfig(**small, shape="multi_store"))
+    stores_per_member = multi.orders.dropna(subset=["member_id"]).groupby("member_id")["store_id"].nunique()
+    assert stores_per_member.max() == 3  # home store and two others
+    many = multi.truth.loc[multi.truth["n_orders"] >= 8, "member_id"]
+    assert stores_per_member.reindex(many).mean() > 2.5
+
+
+def test_utc_shape_writes_offsets(tmp_path):
+    config = DemoConfig(n_members=200, n_stores=2, months=3, seed=1, shape="utc")
+    chain = generate_demo_chain(config)
+    write_demo_chain(tmp_path, config)
+    raw = pd.read_csv(tmp_path / "orders.csv", dtype=str)
+    assert raw["ordered_at"].str.endswith("+00:00").all()
+    back = pd.to_datetime(raw["ordered_at"]).dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+    assert (back.to_numpy() == chain.orders["ordered_at"].to_numpy()).all()

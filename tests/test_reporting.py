@@ -103,6 +103,7 @@ def zh_cli_run(gbk_export, reports_out, run):
     code = main(["report", "--data", str(data), "--encoding", "gbk", "--mapping",
                  os.path.relpath(mapping), "--stores", "S03,S99", "--out", str(reports_out),
                  "--as-of", AS_OF, "--lang", "zh", "--no-chain", "--jobs", "2",
+                 "--currency", "USD",
                  "--time-zone", "UTC"])  # naive demo times: the same figures in any zone
     folders = sorted(p for p in reports_out.iterdir() if p != run.folder)
     assert len(folders) == 1
@@ -265,7 +266,7 @@ def test_chain_wide_figures_of_other_data_are_refused(chain, demo_data):
         rd.store_refills(later, "S01", shared=shared)
     with pytest.raises(rd.ReportDataError, match="as of 2026-09-30"):
         rd.store_cohorts(later, "S01", shared=shared)
-    strict = dataclasses.replace(shared.rules, subsidized_min_discount=0.5)
+    strict = dataclasses.replace(shared.rules, subsidized_min_excess=0.5)
     with pytest.raises(rd.ReportDataError, match="other cohort rules"):
         rd.store_cohorts(chain, "S01", rules=strict, shared=shared)
 
@@ -365,10 +366,14 @@ def test_chinese_report_is_in_chinese(zh_cli_run, chain):
     assert "核心指标" in text and "用户复购率" in text and "会员复购分析报告" in text
     assert "Headline" not in text and "User repurchase rate" not in text
     h = store_headline(chain, "S03")
-    assert f'<div class="rx-value">{format_money(h["revenue"], "zh")}</div>' in text
+    # The run said the amounts are US dollars (--currency USD): every amount shows $.
+    assert f'<div class="rx-value">{format_money(h["revenue"], "zh", "USD")}</div>' in text
+    assert format_money(h["revenue"], "zh", "USD").startswith("$")
     assert "万" in format_money(h["revenue"], "zh")
+    assert "¥" not in text
     index = _text(folder / "index.html")
     assert "用户复购率" in index and 'lang="zh-CN"' in index
+    assert format_money(h["revenue"], "zh", "USD") in index and "¥" not in index
 
 
 def test_gbk_export_with_chinese_headers_gives_the_same_figures(zh_cli_run, gbk_export, chain):

@@ -66,6 +66,7 @@ def test_example_config_is_valid_and_documents_every_key(tmp_path):
     assert config.data == tmp_path / "data" / "demo"  # relative to the config file
     assert config.smtp.password_env == "RXREPURCHASE_SMTP_PASSWORD"
     assert config.head_office == ("ops@kanghe-pharmacy.example.com", "ceo@kanghe-pharmacy.example.com")
+    assert config.currency == "CNY"
     text = (REPO / "examples" / "chain.toml").read_text(encoding="utf-8")
     for section, keys in _SECTIONS.items():
         assert f"[{section}]" in text
@@ -83,6 +84,7 @@ def test_example_config_is_valid_and_documents_every_key(tmp_path):
         (PLAIN_SMTP, 'as_of = "last week"', None),  # duplicate key: TOML error
         (PLAIN_SMTP, "jobs = 0", "run.jobs: must be at least 1"),
         (PLAIN_SMTP, 'lang = "fr"', "run.lang: 'fr'"),
+        (PLAIN_SMTP, 'currency = "RMB¥"', "run.currency: currency must be a three-letter"),
         (PLAIN_SMTP, 'pdf_engine = "wkhtml"', "run.pdf_engine"),
         (PLAIN_SMTP, "colour = 1", "run.colour: unknown key"),
         (PLAIN_SMTP + "\nport = 70000", "", "smtp.port: 70000"),
