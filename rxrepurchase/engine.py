@@ -278,7 +278,7 @@ class ChainSource:
             col.name: _typed(col, source.get(col.name), raw_types.get(source.get(col.name), ""), clean)
             for col in table.columns
         }
-        typed = ",\n  ".join(f"{sql} AS {col}" for col, sql in self._expressions[table.name].items())
+        typed = ",\n  ".join(f"{sql} AS {_ident(col)}" for col, sql in self._expressions[table.name].items())
         if table.name == "order_lines":
             position = "file_row_number" if "file_row_number" in raw_types else "NULL"
             typed += f",\n  CAST({position} AS BIGINT) AS _line"
@@ -349,7 +349,7 @@ class ChainSource:
         if self.validate == "none":
             return [future] if table.name == "orders" else []
         rules = [
-            f"{c.name} IS NOT NULL"
+            f"{_ident(c.name)} IS NOT NULL"
             for c in table.columns
             if not c.nullable and c.name != "stored_value_amount"
         ]

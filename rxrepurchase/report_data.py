@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from rxrepurchase.cohorts import (
@@ -65,8 +66,12 @@ from rxrepurchase.segments import (
     rfm_segments,
     segment_summary,
 )
+from rxrepurchase.uplift import campaign_uplift
 
 __all__ = [
+    "campaign_effects",
+    "uplift_html",
+    "uplift_ranking_html",
     "ReportDataError",
     "ChainWide",
     "chain_wide",
@@ -1198,3 +1203,82 @@ def actions_html(actions: pd.DataFrame, lang: str = "en", *,
                      f"{where}<br><span class='rx-meta'>"
                      f"{html.escape(t(f'list_{row.list}_what', lang))}</span></li>")
     return f"<ul>{''.join(items)}</ul>"
+
+
+# --------------------------------------------------------------------------- did the subsidy pay?
+
+
+def campaign_effects(chain: Chain, store_id: str | None = None, *, window_days: int = 30) -> pd.DataFrame | None:
+    """:func:`~rxrepurchase.uplift.campaign_uplift` of the chain, or of the sends to one store's
+    members (``home_store_id``); None when the export has no ``campaign_members``."""
+    if chain.campaign_members is None:
+        return None
+    members = None
+    if store_id is not None:
+        members = chain.members.loc[chain.members["home_store_id"] == store_id, "member_id"]
+    return campaign_uplift(chain, window_days=window_days, member_ids=members)
+
+
+def _money_or_missing(value: float, lang: str) -> str:
+    return format_money(value, lang) if math.isfinite(value) and value > 0 else "–"
+
+
+def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: int = 30) -> str:
+    """The "Did the subsidy pay?" section: one sentence per wave (HTML, data escaped), or what
+    the chain would need to export when there are no send lists."""
+    e = html.escape
+    if effects is None:
+        return note_html(t("uplift_missing", lang))
+    if effects.empty:
+        return note_html(t("uplift_none_for_store", lang))
+    items = []
+    for r in effects.itertuples():
+        method = t("method_randomized" if r.method == "randomized" else "method_observational", lang)
+        values = dict(wave=r.wave, name=_text(r.name) or r.campaign_id, method=method,
+                      cost=format_money(r.subsidy, lang),
+                      low=format_count(r.incremental_members_low, lang),
+                      high=format_count(r.incremental_members_high, lang))
+        if r.incremental_members_low > 0:
+            text = t("uplift_sentence", lang, n=format_count(r.incremental_members, lang),
+                     per=_money_or_missing(r.subsidy_per_incremental_member, lang),
+                     value=format_money(r.twelve_month_value, lang), **values)
+        else:
+            text = t("uplift_sentence_none", lang, **values)
+        if not math.isnan(r.extra_purchases_180d):
+            text += " " + t("uplift_pull_forward", lang, days=window_days,
+                            net=f"{r.extra_purchases_180d:+.2f}", low=f"{r.extra_purchases_180d_low:+.2f}",
+                            high=f"{r.extra_purchases_180d_high:+.2f}",
+                            window=f"{r.extra_purchases_window:+.2f}")
+        items.append(f"<li>{e(text)}</li>")
+    intro = t("uplift_intro", lang, days=window_days)
+    return f"<p>{e(intro)}</p><ul class=\"rx-uplift\">{''.join(items)}</ul>"
+
+
+def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
+    """The campaigns ranked by subsidy per extra member (cheapest first; those with no
+    measurable extra member last), as a table."""
+    if effects is None or effects.empty:
+        return ""
+    ranked = effects.assign(
+        _cost=effects["subsidy_per_incremental_member"].where(effects["incremental_members_low"] > 0, np.inf),
+    ).sort_values(["_cost", "wave"], kind="stable")
+    table = pd.DataFrame({
+        "wave": ranked["wave"],
+        "name": ranked["name"].fillna(ranked["campaign_id"]),
+        "sent_on": ranked["sent_on"].dt.date.astype(str),
+        "method": [t("method_randomized" if m == "randomized" else "method_observational", lang)
+                   for m in ranked["method"]],
+        "treatment": ranked["treatment"],
+        "control": ranked["control"],
+        "uplift_interval": [f"{format_rate(u, lang)} ({format_rate(lo, lang)} – {format_rate(hi, lang)})"
+                            for u, lo, hi in zip(ranked["uplift"], ranked["uplift_low"],
+                                                 ranked["uplift_high"], strict=True)],
+        "incremental_members": ranked["incremental_members"],
+        "subsidy": ranked["subsidy"],
+        "subsidy_per_incremental_member": [_money_or_missing(v, lang) for v in ranked["_cost"]],
+        "return_on_subsidy": ranked["return_on_subsidy"].round(2),
+        "extra_purchases_180d": ranked["extra_purchases_180d"].round(2),
+        "twelve_month_value": ranked["twelve_month_value"],
+    })
+    return table_html(table, lang, money=("subsidy", "twelve_month_value"),
+                      counts=("treatment", "control", "incremental_members"))
