@@ -179,11 +179,14 @@ STRINGS: dict[str, tuple[str, str]] = {
         "第{wave}波（{name}，{method}）花费 {cost}，未带回可测出的额外会员（{low} 至 {high}）："
         "补贴主要给了本来就会回来的会员。",
     ),
-    "uplift_pull_forward": (
-        "Over 180 days the sent members made {net} extra purchases each ({low} to {high}), "
-        "against {window} in the first {days} days: the rest was bought earlier, not extra.",
-        "180 天内每位收到活动的会员多买 {net} 次（{low} 至 {high}），而前 {days} 天多买 {window} 次："
-        "其余只是提前购买，并非新增。",
+    "uplift_net": (
+        "Over 180 days each sent member made {net} extra purchases ({low} to {high}), against "
+        "{window} in the first {days} days.",
+        "180 天内每位收到活动的会员多买 {net} 次（{low} 至 {high}），前 {days} 天为 {window} 次。",
+    ),
+    "uplift_pulled_forward": (
+        "Part of the lift was bought earlier, not extra (pulled forward).",
+        "部分增量只是提前购买，并非新增（透支了后续购买）。",
     ),
     "method_randomized": ("randomized", "随机对照"),
     "method_observational": ("observational", "观察性估计"),
@@ -199,9 +202,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "uplift_none_for_store": ("No member of this store was on a send list.",
                               "本店会员不在任何活动发送名单中。"),
     "uplift_ranking": ("Campaigns ranked by cost per extra member", "按每位增量会员成本排序的活动"),
-    "sent_on": ("Sent", "发送日期"),
+    "sent_on": ("Sent on", "发送日期"),
     "method": ("Method", "方法"),
-    "treatment": ("Sent", "发送人数"),
+    "treatment": ("Members sent", "发送人数"),
     "control": ("Held out / compared", "对照人数"),
     "uplift_interval": ("Extra repurchase rate (95%)", "增量复购率（95%）"),
     "incremental_members": ("Extra members", "增量会员"),

@@ -1245,10 +1245,12 @@ def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: 
         else:
             text = t("uplift_sentence_none", lang, **values)
         if not math.isnan(r.extra_purchases_180d):
-            text += " " + t("uplift_pull_forward", lang, days=window_days,
+            text += " " + t("uplift_net", lang, days=window_days,
                             net=f"{r.extra_purchases_180d:+.2f}", low=f"{r.extra_purchases_180d_low:+.2f}",
                             high=f"{r.extra_purchases_180d_high:+.2f}",
                             window=f"{r.extra_purchases_window:+.2f}")
+            if r.extra_purchases_window > 0 and r.extra_purchases_180d < r.extra_purchases_window:
+                text += " " + t("uplift_pulled_forward", lang)
         items.append(f"<li>{e(text)}</li>")
     intro = t("uplift_intro", lang, days=window_days)
     return f"<p>{e(intro)}</p><ul class=\"rx-uplift\">{''.join(items)}</ul>"

@@ -237,3 +237,52 @@ def test_observational_estimate_is_less_biased_than_the_naive_comparison(recover
     print(f"observational bias {bias:+.4f}, naive {naive_bias:+.4f}, coverage {_covered(r).mean():.0%}")
     assert abs(bias) < abs(naive_bias)
     assert _covered(r).mean() >= 0.75
+
+
+# -- the report section ------------------------------------------------------------------
+def _effects() -> pd.DataFrame:
+    base = {"kind": "wake_up", "treatment": 1000, "control": 200, "twelve_month_value": 500.0,
+            "extra_purchases_window": 0.2, "extra_purchases_180d": 0.01,
+            "extra_purchases_180d_low": -0.1, "extra_purchases_180d_high": 0.12,
+            "return_on_subsidy": 1.5, "sent_on": pd.Timestamp("2026-01-05")}
+    return pd.DataFrame([
+        {**base, "wave": 1, "campaign_id": "C1", "name": "<b>春季</b>唤醒", "method": "randomized",
+         "subsidy": 40307.0, "incremental_members": 120.0, "incremental_members_low": 40.0,
+         "incremental_members_high": 200.0, "subsidy_per_incremental_member": 40307 / 120,
+         "uplift": 0.12, "uplift_low": 0.04, "uplift_high": 0.2},
+        {**base, "wave": 2, "campaign_id": "C2", "name": None, "method": "observational (matched)",
+         "subsidy": 1000.0, "incremental_members": 50.0, "incremental_members_low": 10.0,
+         "incremental_members_high": 90.0, "subsidy_per_incremental_member": 20.0,
+         "uplift": 0.05, "uplift_low": 0.01, "uplift_high": 0.09},
+        {**base, "wave": 3, "campaign_id": "C3", "name": "夏季", "method": "randomized",
+         "subsidy": 500.0, "incremental_members": 5.0, "incremental_members_low": -30.0,
+         "incremental_members_high": 40.0, "subsidy_per_incremental_member": 100.0,
+         "uplift": 0.005, "uplift_low": -0.03, "uplift_high": 0.04},
+    ])
+
+
+def test_uplift_sentences_in_both_languages_escape_the_data():
+    from rxrepurchase import report_data as rd
+
+    en = rd.uplift_html(_effects(), "en")
+    assert ("Wave 1 (&lt;b&gt;春季&lt;/b&gt;唤醒, randomized) cost ¥40,307 and brought 120 (40 to 200) "
+            "members back who would not otherwise have come back; ¥336 per extra member, against a "
+            "12-month value of ¥500 per member.") in en
+    assert "<b>" not in en
+    assert "Wave 2 (C2, observational)" in en  # no name: the campaign id
+    assert "Wave 3 (夏季, randomized) cost ¥500 and brought back no measurable extra members" in en
+    assert "pulled forward" in en  # +0.01 over 180 days against +0.20 in the window
+    zh = rd.uplift_html(_effects(), "zh")
+    assert "第1波（&lt;b&gt;春季&lt;/b&gt;唤醒，随机对照）花费 ¥4.0万，多带回 120（40 至 200）位" in zh
+    assert "campaign_members.csv" in rd.uplift_html(None, "en")
+    assert "campaign_members.csv" in rd.uplift_html(None, "zh")
+
+
+def test_overview_ranks_campaigns_by_cost_per_extra_member():
+    from rxrepurchase import report_data as rd
+
+    html = rd.uplift_ranking_html(_effects(), "en")
+    # ¥20 per extra member, then ¥336, then the wave with no measurable extra member
+    assert html.index("<td>C2</td>") < html.index("&lt;b&gt;春季") < html.index("<td>夏季</td>")
+    assert "<td>¥20</td>" in html and "<td>¥336</td>" in html and "<td>–</td>" in html
+    assert "Subsidy per extra member" in html and "<b>" not in html
