@@ -179,6 +179,11 @@ STRINGS: dict[str, tuple[str, str]] = {
         "第{wave}波（{name}，{method}）花费 {cost}，未带回可测出的额外会员（{low} 至 {high}）："
         "补贴主要给了本来就会回来的会员。",
     ),
+    "uplift_not_measured": (
+        "Wave {wave} ({name}, {method}) cost {cost}; its effect cannot be measured yet (the "
+        "window has not ended, or no comparable members).",
+        "第{wave}波（{name}，{method}）花费 {cost}；尚无法测算其效果（观察期未结束，或没有可比的会员）。",
+    ),
     "uplift_net": (
         "Over 180 days each sent member made {net} extra purchases ({low} to {high}), against "
         "{window} in the first {days} days.",

@@ -1238,7 +1238,9 @@ def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: 
                       cost=format_money(r.subsidy, lang),
                       low=format_count(r.incremental_members_low, lang),
                       high=format_count(r.incremental_members_high, lang))
-        if r.incremental_members_low > 0:
+        if math.isnan(r.incremental_members):
+            text = t("uplift_not_measured", lang, **values)
+        elif r.incremental_members_low > 0:
             text = t("uplift_sentence", lang, n=format_count(r.incremental_members, lang),
                      per=_money_or_missing(r.subsidy_per_incremental_member, lang),
                      value=format_money(r.twelve_month_value, lang), **values)

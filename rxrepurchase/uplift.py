@@ -518,9 +518,11 @@ def campaign_uplift(
         raise UpliftInputError("the chain has no campaign_members table (send lists with a "
                                "control group); see docs/uplift.md")
     sends = sends[sends["campaign_id"].notna()]
+    # A campaign is randomized if it kept a control group anywhere in the chain.
+    has_control = sends.groupby("campaign_id", observed=True)["group"].apply(lambda g: (g == "control").any())
     if member_ids is not None:
         sends = sends[sends["member_id"].isin(member_ids)]
-    has_control = sends.groupby("campaign_id", observed=True)["group"].apply(lambda g: (g == "control").any())
+        has_control = has_control[has_control.index.isin(sends["campaign_id"])]
     rows = []
     randomized = sends[sends["campaign_id"].isin(has_control[has_control].index)]
     if len(randomized):

@@ -210,6 +210,19 @@ def recovery() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def test_matching_balances_the_pre_campaign_behaviour():
+    chain, _, _ = _demo(1)
+    fit = MatchedUplift().fit("CP-WAKE02", chain.campaign_members, chain.orders, chain.members,
+                              as_of=chain.as_of)
+    b = fit.balance_.set_index("behaviour")
+    # the wave targeted lapsing members: far apart before matching, close after
+    assert abs(b.loc["frequency", "smd_before"]) > 0.3 and abs(b.loc["tier_regular", "smd_before"]) > 0.3
+    assert (b["smd_after"].abs() < 0.1).all(), b
+    assert fit.effects_.loc[0, "method"] == "observational (matched)"
+    assert fit.effects_.loc[0, "treatment"] + fit.effects_.loc[0, "unmatched"] == (
+        chain.campaign_members["campaign_id"] == "CP-WAKE02").sum()
+
+
 def _covered(df: pd.DataFrame, est: str = "uplift", truth: str = "truth") -> pd.Series:
     return (df[f"{est}_low"] <= df[truth]) & (df[truth] <= df[f"{est}_high"])
 
@@ -258,6 +271,11 @@ def _effects() -> pd.DataFrame:
          "subsidy": 500.0, "incremental_members": 5.0, "incremental_members_low": -30.0,
          "incremental_members_high": 40.0, "subsidy_per_incremental_member": 100.0,
          "uplift": 0.005, "uplift_low": -0.03, "uplift_high": 0.04},
+        {**base, "wave": 4, "campaign_id": "C4", "name": "秋季", "method": "randomized",
+         "subsidy": 700.0, **dict.fromkeys(
+             ["incremental_members", "incremental_members_low", "incremental_members_high",
+              "subsidy_per_incremental_member", "uplift", "uplift_low", "uplift_high",
+              "extra_purchases_180d"], np.nan)},
     ])
 
 
@@ -272,6 +290,7 @@ def test_uplift_sentences_in_both_languages_escape_the_data():
     assert "Wave 2 (C2, observational)" in en  # no name: the campaign id
     assert "Wave 3 (夏季, randomized) cost ¥500 and brought back no measurable extra members" in en
     assert "pulled forward" in en  # +0.01 over 180 days against +0.20 in the window
+    assert "Wave 4 (秋季, randomized) cost ¥700; its effect cannot be measured yet" in en
     zh = rd.uplift_html(_effects(), "zh")
     assert "第1波（&lt;b&gt;春季&lt;/b&gt;唤醒，随机对照）花费 ¥4.0万，多带回 120（40 至 200）位" in zh
     assert "campaign_members.csv" in rd.uplift_html(None, "en")
