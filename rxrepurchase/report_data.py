@@ -1223,6 +1223,11 @@ def _money_or_missing(value: float, lang: str) -> str:
     return format_money(value, lang) if math.isfinite(value) and value > 0 else "–"
 
 
+def _signed(value: float) -> str:
+    """``+0.12`` / ``-0.12``; a value that rounds to zero is ``+0.00``, never ``-0.00``."""
+    return f"{round(value, 2) + 0.0:+.2f}"
+
+
 def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: int = 30) -> str:
     """The "Did the subsidy pay?" section: one sentence per wave (HTML, data escaped), or what
     the chain would need to export when there are no send lists."""
@@ -1247,11 +1252,10 @@ def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: 
         else:
             text = t("uplift_sentence_none", lang, **values)
         if not math.isnan(r.extra_purchases_180d):
-            text += " " + t("uplift_net", lang, days=window_days,
-                            net=f"{r.extra_purchases_180d:+.2f}", low=f"{r.extra_purchases_180d_low:+.2f}",
-                            high=f"{r.extra_purchases_180d_high:+.2f}",
-                            window=f"{r.extra_purchases_window:+.2f}")
-            if r.extra_purchases_window > 0 and r.extra_purchases_180d < r.extra_purchases_window:
+            text += " " + t("uplift_net", lang, days=window_days, net=_signed(r.extra_purchases_180d),
+                            low=_signed(r.extra_purchases_180d_low), high=_signed(r.extra_purchases_180d_high),
+                            window=_signed(r.extra_purchases_window))
+            if r.incremental_members_low > 0 and r.extra_purchases_180d < r.extra_purchases_window:
                 text += " " + t("uplift_pulled_forward", lang)
         items.append(f"<li>{e(text)}</li>")
     intro = t("uplift_intro", lang, days=window_days)
@@ -1269,7 +1273,6 @@ def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
     table = pd.DataFrame({
         "wave": ranked["wave"],
         "name": ranked["name"].fillna(ranked["campaign_id"]),
-        "sent_on": ranked["sent_on"].dt.date.astype(str),
         "method": [t("method_randomized" if m == "randomized" else "method_observational", lang)
                    for m in ranked["method"]],
         "treatment": ranked["treatment"],
@@ -1281,8 +1284,7 @@ def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
         "subsidy": ranked["subsidy"],
         "subsidy_per_incremental_member": [_money_or_missing(v, lang) for v in ranked["_cost"]],
         "return_on_subsidy": ranked["return_on_subsidy"].round(2),
-        "extra_purchases_180d": ranked["extra_purchases_180d"].round(2),
-        "twelve_month_value": ranked["twelve_month_value"],
+        "extra_purchases_180d": ranked["extra_purchases_180d"].map(_signed),
     })
-    return table_html(table, lang, money=("subsidy", "twelve_month_value"),
+    return table_html(table, lang, money=("subsidy",),
                       counts=("treatment", "control", "incremental_members"))
