@@ -1275,9 +1275,9 @@ def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
         "name": ranked["name"].fillna(ranked["campaign_id"]),
         "method": [t("method_randomized" if m == "randomized" else "method_observational", lang)
                    for m in ranked["method"]],
-        "treatment": ranked["treatment"],
-        "control": ranked["control"],
-        "uplift_interval": [f"{format_rate(u, lang)} ({format_rate(lo, lang)} – {format_rate(hi, lang)})"
+        "sent_and_control": [f"{format_count(n, lang)} / {format_count(c, lang)}"
+                             for n, c in zip(ranked["treatment"], ranked["control"], strict=True)],
+        "uplift_interval": [f"{format_rate(u, lang)} ({format_rate(lo, lang)} to {format_rate(hi, lang)})"
                             for u, lo, hi in zip(ranked["uplift"], ranked["uplift_low"],
                                                  ranked["uplift_high"], strict=True)],
         "incremental_members": ranked["incremental_members"],
@@ -1287,4 +1287,4 @@ def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
         "extra_purchases_180d": ranked["extra_purchases_180d"].map(_signed),
     })
     return table_html(table, lang, money=("subsidy",),
-                      counts=("treatment", "control", "incremental_members"))
+                      counts=("incremental_members",))
