@@ -193,6 +193,7 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Part of the lift was bought earlier, not extra (pulled forward).",
         "部分增量只是提前购买，并非新增（透支了后续购买）。",
     ),
+    "estimate_interval": ("{value} ({low} to {high})", "{value}（{low} 至 {high}）"),
     "method_randomized": ("randomized", "随机对照"),
     "method_observational": ("observational", "观察性估计"),
     "uplift_missing": (
@@ -210,7 +211,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "method": ("Method", "方法"),
     "sent_and_control": ("Sent / control", "发送 / 对照人数"),
     "uplift_interval": ("Extra repurchase (95%)", "增量复购率（95%）"),
-    "incremental_members": ("Extra members", "增量会员"),
     "subsidy_per_incremental_member": ("Subsidy per extra member", "每位增量会员补贴"),
     "return_on_subsidy": ("Revenue per ¥ subsidy", "每元补贴增量销售额"),
     "extra_purchases_180d": ("Net extra buys, 180 d", "180 天人均净增购买"),

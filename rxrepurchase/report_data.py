@@ -1264,7 +1264,8 @@ def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: 
 
 def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
     """The campaigns ranked by subsidy per extra member (cheapest first; those with no
-    measurable extra member last), as a table."""
+    measurable extra member last), as a table (the counts of extra members are in the
+    sentences of :func:`uplift_html`)."""
     if effects is None or effects.empty:
         return ""
     ranked = effects.assign(
@@ -1277,14 +1278,13 @@ def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
                    for m in ranked["method"]],
         "sent_and_control": [f"{format_count(n, lang)} / {format_count(c, lang)}"
                              for n, c in zip(ranked["treatment"], ranked["control"], strict=True)],
-        "uplift_interval": [f"{format_rate(u, lang)} ({format_rate(lo, lang)} to {format_rate(hi, lang)})"
+        "uplift_interval": [t("estimate_interval", lang, value=format_rate(u, lang), low=format_rate(lo, lang),
+                              high=format_rate(hi, lang))
                             for u, lo, hi in zip(ranked["uplift"], ranked["uplift_low"],
                                                  ranked["uplift_high"], strict=True)],
-        "incremental_members": ranked["incremental_members"],
         "subsidy": ranked["subsidy"],
         "subsidy_per_incremental_member": [_money_or_missing(v, lang) for v in ranked["_cost"]],
         "return_on_subsidy": ranked["return_on_subsidy"].round(2),
         "extra_purchases_180d": ranked["extra_purchases_180d"].map(_signed),
     })
-    return table_html(table, lang, money=("subsidy",),
-                      counts=("incremental_members",))
+    return table_html(table, lang, money=("subsidy",))
