@@ -172,6 +172,8 @@ def _welch(t: np.ndarray, c: np.ndarray, alpha: float) -> tuple[float, float, fl
     t, c = t[~np.isnan(t)], c[~np.isnan(c)]
     if len(t) < 2 or len(c) < 2:
         return np.nan, np.nan, np.nan
+    if t.var() == 0 and c.var() == 0:  # no spread at all: the difference is exact
+        return float(t.mean() - c.mean()), float(t.mean() - c.mean()), float(t.mean() - c.mean())
     low, high = CompareMeans(DescrStatsW(t), DescrStatsW(c)).tconfint_diff(alpha=alpha, usevar="unequal")
     return float(t.mean() - c.mean()), float(low), float(high)
 

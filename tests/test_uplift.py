@@ -143,6 +143,7 @@ def test_randomized_uplift_by_hand():
     assert row["incremental_revenue_low"] < 1000 < row["incremental_revenue_high"]
     assert row["extra_purchases_90d"] == pytest.approx(0.2)
     assert row["extra_purchases_180d"] == 0 and row["control_redeemed"] == 1
+    assert row["extra_purchases_180d_low"] == row["extra_purchases_180d_high"] == 0  # no spread
     assert randomized_uplift(out[out["group"] == "treatment"]).empty  # no control: not randomized
 
 
