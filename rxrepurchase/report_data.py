@@ -1232,6 +1232,7 @@ def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: 
     """The "Did the subsidy pay?" section: one sentence per wave (HTML, data escaped), or what
     the chain would need to export when there are no send lists."""
     e = html.escape
+    sep = "" if normalize_lang(lang) == "zh" else " "  # Chinese sentences run on after 。
     if effects is None:
         return note_html(t("uplift_missing", lang))
     if effects.empty:
@@ -1252,11 +1253,11 @@ def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: 
         else:
             text = t("uplift_sentence_none", lang, **values)
         if not math.isnan(r.extra_purchases_180d):
-            text += " " + t("uplift_net", lang, days=window_days, net=_signed(r.extra_purchases_180d),
+            text += sep + t("uplift_net", lang, days=window_days, net=_signed(r.extra_purchases_180d),
                             low=_signed(r.extra_purchases_180d_low), high=_signed(r.extra_purchases_180d_high),
                             window=_signed(r.extra_purchases_window))
             if r.incremental_members_low > 0 and r.extra_purchases_180d < r.extra_purchases_window:
-                text += " " + t("uplift_pulled_forward", lang)
+                text += sep + t("uplift_pulled_forward", lang)
         items.append(f"<li>{e(text)}</li>")
     intro = t("uplift_intro", lang, days=window_days)
     return f"<p>{e(intro)}</p><ul class=\"rx-uplift\">{''.join(items)}</ul>"

@@ -294,6 +294,7 @@ def test_uplift_sentences_in_both_languages_escape_the_data():
     assert "Wave 4 (秋季, randomized) cost ¥700; its effect cannot be measured yet" in en
     zh = rd.uplift_html(_effects(), "zh")
     assert "第1波（&lt;b&gt;春季&lt;/b&gt;唤醒，随机对照）花费 ¥4.0万，多带回 120（40 至 200）位" in zh
+    assert "¥500。180 天内" in zh  # no space between Chinese sentences
     assert "campaign_members.csv" in rd.uplift_html(None, "en")
     assert "campaign_members.csv" in rd.uplift_html(None, "zh")
 
