@@ -66,3 +66,11 @@ if (stores["model_error"] != "").any():
     unmodelled = stores.loc[stores["model_error"] != "", "store_id"]
     display(HTML(rd.note_html(t("not_modelled_stores", lang, stores=", ".join(unmodelled)))))
 rd.plot_subsidy_efficiency(stores, lang);
+
+# %%
+effects = rd.campaign_effects(chain)
+display(Markdown(f"## {t('section_uplift', lang)}"))
+display(HTML(rd.uplift_html(effects, lang)))
+if effects is not None and not effects.empty:
+    display(Markdown(f"### {t('uplift_ranking', lang)}"))
+    display(HTML(rd.uplift_ranking_html(effects, lang)))

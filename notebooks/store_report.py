@@ -99,6 +99,13 @@ display(Markdown(rd.post_subsidy_note(90, chain.as_of, lang)))
 display(HTML(rd.waves_table_html(cohorts["waves"], lang)))
 
 # %% [markdown] tags=["remove_cell"]
+# ### Did the subsidy pay? (what the campaigns caused, from their send lists)
+
+# %%
+display(Markdown(f"### {t('section_uplift', lang)}"))
+display(HTML(rd.uplift_html(rd.campaign_effects(chain, store_id), lang)))
+
+# %% [markdown] tags=["remove_cell"]
 # ## 3. Member value (BG/NBD, Gamma-Gamma, CLV, holdout check)
 
 # %%

@@ -26,6 +26,8 @@ __all__ = [
     "TIER_LABELS_ZH",
     "ORDER_CHANNELS",
     "ACQUISITION_CHANNELS",
+    "CAMPAIGN_GROUPS",
+    "SEND_CHANNELS",
     "HEADER_ALIASES_ZH",
     "TAG_SEPARATOR",
     "contract_markdown",
@@ -53,6 +55,12 @@ ACQUISITION_CHANNELS: tuple[str, ...] = (
     "referral",
 )
 """How a member was recruited. Other values are accepted and kept as they are."""
+
+CAMPAIGN_GROUPS: tuple[str, ...] = ("treatment", "control")
+"""Groups of a campaign's send list: sent the offer, or held out of it (the holdout group)."""
+
+SEND_CHANNELS: tuple[str, ...] = ("wechat", "sms", "app", "in_store")
+"""How a campaign reached a member. Other values are accepted with a warning."""
 
 TAG_SEPARATOR = ";"
 """Separator of the free tag list in ``members.tags`` (e.g. ``公众号;慢病;高血压``)."""
@@ -233,6 +241,29 @@ TABLES: dict[str, Table] = {
                 ),
             ),
         ),
+        Table(
+            "campaign_members",
+            "Optional: a campaign's send list (WeChat / SMS / app export), one row per member "
+            "sent the offer or held out of it (the control group). Needed to measure what a "
+            "campaign caused (docs/uplift.md).",
+            key=None,
+            required=False,
+            columns=(
+                Column("campaign_id", "id", "Campaign code, as in campaigns.campaign_id."),
+                Column("member_id", "id", "Member number; a member appears once per campaign."),
+                Column(
+                    "group",
+                    "text",
+                    "treatment (sent the offer) / control (randomly held out, sent nothing).",
+                ),
+                Column(
+                    "sent_at",
+                    "timestamp",
+                    "When the offer was sent; for the control group, when it would have been.",
+                ),
+                Column("channel", "text", "wechat / sms / app / in_store."),
+            ),
+        ),
     )
 }
 
@@ -299,6 +330,14 @@ HEADER_ALIASES_ZH: dict[str, dict[str, str]] = {
         "开始日期": "starts_on",
         "结束日期": "ends_on",
         "活动类型": "kind",
+    },
+    "campaign_members": {
+        "活动编号": "campaign_id",
+        "会员编号": "member_id",
+        "会员卡号": "member_id",
+        "分组": "group",
+        "发送时间": "sent_at",
+        "触达渠道": "channel",
     },
 }
 

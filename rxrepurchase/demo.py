@@ -45,6 +45,7 @@ __all__ = [
     "TRUTH_COHORT",
     "cohort_recovery",
     "load_ground_truth",
+    "load_send_truth",
     "write_demo_chain",
 ]
 
@@ -166,6 +167,16 @@ class DemoConfig:
         tables in memory keep the chain's local time, Asia/Shanghai).
     store_size_spread : float
         Standard deviation of the log of the stores' relative sizes.
+    send_waves, send_window_days : int
+        Wake-up coupon waves sent to existing members (``campaign_members``), and the days
+        from the send in which the coupon is valid and the effect is measured. 0 waves: none.
+    send_share, send_control_share : float
+        Share of eligible members a wave is sent to, and share of an odd (randomized) wave's
+        list held out as the control group. Even waves target lapsing members, no control.
+    send_effect_decay : float
+        Chance to respond to wave k's offer is ``decay ** (k - 1)`` times wave 1's.
+    send_control_leak : float
+        Chance that a control member buying in the window redeems the coupon anyway.
     """
 
     n_members: int = 20_000
@@ -198,6 +209,14 @@ class DemoConfig:
     subsidy_ids: bool = True
     utc_timestamps: bool = False
     store_size_spread: float = 0.35
+
+    # campaign send lists and their true effect (issue 16)
+    send_waves: int = 4
+    send_window_days: int = 30
+    send_share: float = 0.3
+    send_control_share: float = 0.2
+    send_effect_decay: float = 0.7
+    send_control_leak: float = 0.03
 
     def __post_init__(self) -> None:
         if self.shape not in DEMO_SHAPES:
@@ -233,6 +252,12 @@ class DemoConfig:
             ("other_stores", 0 <= self.other_stores <= 3 and self.other_stores < self.n_stores,
              "must be 0-3 and fewer than n_stores"),
             ("store_size_spread", self.store_size_spread >= 0, "must be 0 or more"),
+            ("send_waves", 0 <= self.send_waves <= 24, "must be between 0 and 24"),
+            ("send_window_days", 1 <= self.send_window_days <= 90, "must be between 1 and 90"),
+            ("send_share", 0 < self.send_share <= 1, "must be in (0, 1]"),
+            ("send_control_share", 0 < self.send_control_share < 1, "must be in (0, 1)"),
+            ("send_effect_decay", self.send_effect_decay > 0, "must be positive"),
+            ("send_control_leak", 0 <= self.send_control_leak <= 1, "must be in [0, 1]"),
             ("tier_thresholds", list(self.tier_thresholds) == sorted(self.tier_thresholds)
              and len(self.tier_thresholds) == len(TIERS) - 1, "must be 3 increasing amounts"),
         ]
@@ -267,16 +292,21 @@ class DemoChain:
     truth: pd.DataFrame
     truth_params: dict[str, Any]
     config: DemoConfig
+    campaign_members: pd.DataFrame | None = None
+    send_truth: pd.DataFrame | None = None  # both potential outcomes of every listed member
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The five contract tables by name."""
-        return {
+        """The contract tables by name (``campaign_members`` when the demo sends waves)."""
+        tables = {
             "stores": self.stores,
             "members": self.members,
             "orders": self.orders,
             "order_lines": self.order_lines,
             "campaigns": self.campaigns,
         }
+        if self.campaign_members is not None:
+            tables["campaign_members"] = self.campaign_members
+        return tables
 
 
 # -- catalogue ---------------------------------------------------------------------------
@@ -834,11 +864,20 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     members = np.arange(n)
 
     m, events = _simulate_members(rng, config, period, waves)
+    send_rng = np.random.default_rng([config.seed, 16])  # the chain without sends is unchanged
+    sends = None
+    if config.send_waves:
+        events, sends = _simulate_sends(send_rng, config, period, m, events)
     o = _place_orders(rng, config, period, m, events)
     del events
     birth_month = np.where(rng.random(n) < 0.85, rng.integers(1, 13, n), 0)  # 0: unknown
     promos = _promotions(period.length, config.promo_calendar_share)
     subsidy = _subsidise(rng, config, period, waves, holidays, promos, m, o, birth_month)
+    if sends is not None:
+        # send-wave campaigns follow the waves', holidays', birthday and promotions' codes
+        n_codes = config.n_waves + len(holidays) + 1
+        _redeem_send_coupons(send_rng, config, sends, o, subsidy, n_codes + len(promos),
+                             n_codes + 1)
     lines = _baskets(rng, m, o, subsidy["rate"])
     is_member, mo, paid = o["is_member"], o["mo"], lines["paid"]
 
@@ -904,6 +943,8 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
                       + [f"CP-{h[0]}" for h in holidays] + ["CP-BDAY"] + [p[0] for p in promos])
     coupon_codes = ([f"CPN-NEW{k + 1:02d}" for k in range(config.n_waves)]
                     + [f"CPN-{h[0]}" for h in holidays] + ["CPN-BDAY", "CPN-GEN"])
+    n_sent = 0 if sends is None else len(sends.days)
+    coupon_codes += [f"CPN-WAKE{k + 1:02d}" for k in range(n_sent)]
     orders_df = pd.DataFrame({
         "order_id": _numbered("O", np.arange(1, n_orders + 1), max(9, len(str(n_orders)))),
         "member_id": _numbered("M", rank[mo] + 1, id_width, missing=~is_member),
@@ -914,7 +955,8 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
         "discount_amount": lines["discount"] / 100,
         "paid_amount": paid / 100,
         "coupon_id": _strings(coupon_codes, subsidy["coupon"]),
-        "campaign_id": _strings(campaign_codes, subsidy["campaign"]),
+        "campaign_id": _strings(campaign_codes + [f"CP-WAKE{k + 1:02d}" for k in range(n_sent)],
+                                subsidy["campaign"]),
         "stored_value_amount": stored_value_amount / 100,
     })
     sku = lines["sku"]
@@ -936,6 +978,10 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
         orders_df["coupon_id"] = no_ids
         orders_df["campaign_id"] = no_ids
         campaigns_df = campaigns_df.iloc[:0]
+    send_members = send_truth = None
+    if sends is not None:
+        send_campaigns, send_members, send_truth = _send_tables(config, start, sends, m, rank, id_width)
+        campaigns_df = pd.concat([campaigns_df, send_campaigns], ignore_index=True)
 
     # -- ground truth -------------------------------------------------------------------
     drop_pos = np.flatnonzero(o["is_drop"])
@@ -958,7 +1004,10 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     })
     params = _truth_params(config, start, end, m, waves, campaign_codes, stores_df,
                            o["evening_store"], n_orders, o["n_walk"])
-    return DemoChain(stores_df, member_df, orders_df, lines_df, campaigns_df, truth, params, config)
+    if send_truth is not None:
+        params["send_waves"] = _send_truth_params(config, send_truth)
+    return DemoChain(stores_df, member_df, orders_df, lines_df, campaigns_df, truth, params, config,
+                     send_members, send_truth)
 
 
 def _add_tag(tags: np.ndarray, mask: np.ndarray, tag) -> np.ndarray:
@@ -1114,6 +1163,242 @@ def _truth_params(config: DemoConfig, start: pd.Timestamp, end: pd.Timestamp, m:
     }
 
 
+# -- campaign send lists with a holdout group, and their true effect -----------------------
+# Wake-up coupon waves sent to existing members (WeChat / SMS / app). Odd waves keep a random
+# control group out of the send; even waves are targeted at lapsing members without one, as
+# chains usually do. Every listed member's response to the offer is simulated whether or not
+# they were sent it, so both potential outcomes are known: the truth the estimators of
+# rxrepurchase.uplift are checked against (docs/demo-chain.md, docs/uplift.md).
+SEND_TRUTH_FILE = "ground_truth_campaign_members.csv"
+_SEND_CHANNELS = ("wechat", "sms", "app", "in_store")
+_SEND_CHANNEL_PROBS = np.array([[0.5, 0.3, 0.15, 0.05]])
+# Per archetype (chronic, general, acute, hunter): chance to respond to wave 1's offer, and
+# the share of responses that only pull the next purchase forward into the window.
+_SEND_RESPONSE = np.array([0.02, 0.06, 0.25, 0.50])
+_SEND_PULL_SHARE = np.array([0.0, 0.3, 0.2, 0.9])
+_SEND_HORIZONS = (90, 180)
+
+
+@dataclass
+class _Sends:
+    """The simulated send lists, in simulation member indices, and both potential outcomes."""
+
+    wave: np.ndarray
+    member: np.ndarray
+    control: np.ndarray
+    day: np.ndarray  # send day, days since start
+    channel: np.ndarray
+    respond: np.ndarray  # 0: none, 1: pulls a purchase forward, 2: an extra purchase
+    outcomes: dict[str, np.ndarray]  # y0_/y1_ window (any purchase), 90, 180 (purchases)
+    days: np.ndarray  # send day of each wave
+
+
+def _send_days(config: DemoConfig, length: int) -> np.ndarray:
+    """Send day of each wake-up wave: spread over the period, leaving 180 days to watch."""
+    first = min(120, length // 3)
+    last = length - max(_SEND_HORIZONS) - 1
+    if last < first:
+        last = max(first, length - config.send_window_days - 1)
+    return np.round(np.linspace(first, last, config.send_waves)).astype(np.int64)
+
+
+def _window_counts(owner: np.ndarray, t: np.ndarray, members: np.ndarray, start: np.ndarray,
+                   days: int) -> np.ndarray:
+    """Purchases of each of ``members`` in [start, start + days) (whole days), from events
+    sorted by (owner, t)."""
+    key = owner * 1e6 + np.floor(t)
+    lo = np.searchsorted(key, members * 1e6 + start, side="left")
+    hi = np.searchsorted(key, members * 1e6 + start + days, side="left")
+    return hi - lo
+
+
+def _simulate_sends(rng: np.random.Generator, config: DemoConfig, period: _Period, m: _Members,
+                    events: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+                    ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], _Sends]:
+    """Send lists of the wake-up waves and the purchases the offers cause.
+
+    A listed member responds with probability ``_SEND_RESPONSE[archetype] * decay ** (wave - 1)``
+    (if alive through the window). A response either pulls the member's next purchase after
+    the window (within 180 days of the send) into the window, or adds an extra purchase in it.
+    Only the treatment group's responses happen; the control group's are recorded as truth.
+    """
+    owner, t, refill = (np.concatenate(parts) for parts in zip(*events, strict=True))
+    n, window = config.n_members, config.send_window_days
+    days = _send_days(config, period.length)
+    sent_before = np.zeros(n, dtype=bool)
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("wave", "member", "control", "day", "respond")}
+    outcomes: dict[str, list[np.ndarray]] = {}
+    alive_to = np.where(np.isnan(m.dropout), np.inf, m.dropout)
+    for k, d in enumerate(days):  # over the few waves
+        order = np.lexsort((t, owner))
+        owner, t, refill = owner[order], t[order], refill[order]
+        eligible = (m.t0 < d - 30) & ~sent_before
+        if k % 2 == 0:  # randomized: a random sample, a random control group within it
+            listed = eligible & (rng.random(n) < config.send_share)
+            control = rng.random(n) < config.send_control_share
+        else:  # targeted at members lapsing 30-120 days, no control group
+            last = np.full(n, -np.inf)
+            before = t < d
+            np.maximum.at(last, owner[before], t[before])
+            lapsing = (d - last >= 30) & (d - last <= 120)
+            listed = eligible & (rng.random(n) < np.where(lapsing, 0.6, 0.08) * config.send_share / 0.3)
+            control = np.zeros(n, dtype=bool)
+        idx = np.flatnonzero(listed)
+        sent_before[idx] = True
+        ctrl = control[idx]
+        prob = _SEND_RESPONSE[m.arch[idx]] * config.send_effect_decay ** k
+        respond = np.where(rng.random(len(idx)) < prob,
+                           np.where(rng.random(len(idx)) < _SEND_PULL_SHARE[m.arch[idx]], 1, 2), 0)
+        start = np.full(len(idx), d)
+        y0 = {"window": _window_counts(owner, t, idx, start, window)}
+        y0.update({str(h): _window_counts(owner, t, idx, start, h) for h in _SEND_HORIZONS})
+        # Pull forward: the first purchase after the window and within the longest horizon.
+        key = owner * 1e6 + np.floor(t)
+        nxt = np.searchsorted(key, idx * 1e6 + d + window, side="left")
+        has_next = (nxt < len(t)) & (owner[np.minimum(nxt, len(t) - 1)] == idx)
+        has_next &= t[np.minimum(nxt, len(t) - 1)] < d + max(_SEND_HORIZONS)
+        pull = (respond == 1) & has_next
+        extra = (respond == 2) & (alive_to[idx] >= d + window) & (d + window <= period.horizon)
+        respond = np.where(pull, 1, np.where(extra, 2, 0))
+        # Potential outcome under treatment, for every listed member.
+        y1 = {key_: v.copy() for key_, v in y0.items()}
+        y1["window"] += pull | extra
+        for h in _SEND_HORIZONS:
+            moved_in = pull & (np.floor(t[np.minimum(nxt, len(t) - 1)]) >= d + h)
+            y1[str(h)] += moved_in | extra
+        for name, v in y0.items():
+            outcomes.setdefault(f"y0_{name}", []).append(v)
+            outcomes.setdefault(f"y1_{name}", []).append(y1[name])
+        # Only the treatment group's responses happen.
+        act = ~ctrl
+        pos = nxt[pull & act]
+        prev_t = np.where(pos > 0, t[np.maximum(pos - 1, 0)], -np.inf)
+        prev_t = np.where(owner[np.maximum(pos - 1, 0)] == owner[pos], prev_t, -np.inf)
+        low = np.maximum(d, prev_t)
+        new_t = low + rng.random(len(pos)) * (d + window - low)
+        was_drop = t[pos] == m.dropout[owner[pos]]
+        m.dropout[owner[pos][was_drop]] = new_t[was_drop]  # the dropout purchase moved earlier
+        t[pos] = new_t
+        add = idx[extra & act]
+        owner = np.concatenate([owner, add])
+        t = np.concatenate([t, d + rng.random(len(add)) * window])
+        refill = np.concatenate([refill, np.zeros(len(add), dtype=bool)])
+        for name, v in (("wave", np.full(len(idx), k)), ("member", idx), ("control", ctrl),
+                        ("day", start), ("respond", respond)):
+            cols[name].append(v)
+    # The first purchases stay the first n events (the order placement relies on it).
+    first = np.zeros(len(owner), dtype=bool)
+    first_pos = np.flatnonzero(t == m.t0[owner])
+    first[first_pos[np.unique(owner[first_pos], return_index=True)[1]]] = True
+    keep = np.concatenate([np.flatnonzero(first)[np.argsort(owner[first])], np.flatnonzero(~first)])
+    sends = _Sends(**{k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for k, v in cols.items()},
+                   channel=np.zeros(0, dtype=np.int64),
+                   outcomes={k: np.concatenate(v) for k, v in outcomes.items()}, days=days)
+    sends.channel = _choice_by_group(rng, np.zeros(len(sends.member), dtype=np.int64), _SEND_CHANNEL_PROBS)
+    return [(owner[keep], t[keep], refill[keep])], sends
+
+
+def _redeem_send_coupons(rng: np.random.Generator, config: DemoConfig, sends: _Sends, o: dict[str, Any],
+                         subsidy: dict[str, Any], first_campaign: int, first_coupon: int) -> None:
+    """The wake-up coupon on a treated member's first order in the window (and, by a leak,
+    on a few control members' orders): campaign, coupon and a 15-25% discount."""
+    wave_of = np.full((config.n_members,), -1)
+    wave_of[sends.member] = sends.wave
+    is_control = np.zeros(config.n_members, dtype=bool)
+    is_control[sends.member[sends.control]] = True
+    w = np.where(o["is_member"], wave_of[o["mo"]], -1)
+    day0 = sends.days[np.maximum(w, 0)]
+    in_window = (w >= 0) & (o["day"] >= day0) & (o["day"] < day0 + config.send_window_days)
+    pos = np.flatnonzero(in_window)
+    first = pos[np.unique(o["mo"][pos], return_index=True)[1]]  # orders are sorted by time
+    leak = rng.random(len(first)) < config.send_control_leak
+    first = first[~is_control[o["mo"][first]] | leak]
+    first = first[subsidy["campaign"][first] < 0]  # a new-member coupon takes precedence
+    subsidy["campaign"][first] = first_campaign + w[first]
+    subsidy["coupon"][first] = first_coupon + w[first]
+    subsidy["rate"][first] = np.minimum(subsidy["rate"][first] + rng.uniform(0.15, 0.25, len(first)), 0.7)
+
+
+def _send_tables(config: DemoConfig, start: pd.Timestamp, sends: _Sends, m: _Members, rank: np.ndarray,
+                 id_width: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The campaigns of the waves, the ``campaign_members`` table and its per-member truth."""
+    codes = [f"CP-WAKE{k + 1:02d}" for k in range(len(sends.days))]
+    first = start + pd.to_timedelta(sends.days, unit="D")
+    campaigns = pd.DataFrame({
+        "campaign_id": pd.array(codes, dtype="string"),
+        "name": pd.array([f"第{k + 1}波沉睡会员唤醒券" for k in range(len(codes))], dtype="string"),
+        "starts_on": first.astype("datetime64[ns]"),
+        "ends_on": (first + pd.Timedelta(days=config.send_window_days - 1)).astype("datetime64[ns]"),
+        "kind": pd.array(["wake_up"] * len(codes), dtype="string"),
+    })
+    order = np.lexsort((rank[sends.member], sends.wave))
+    member_ids = _numbered("M", rank[sends.member[order]] + 1, id_width)
+    campaign = _strings(codes, sends.wave[order])
+    # Sent at 09:00-10:59 on the send day (the window counts whole days from it).
+    minutes = (sends.member[order] * 7919) % 120 + 9 * 60
+    sent_at = (start + pd.to_timedelta(sends.day[order], unit="D")
+               + pd.to_timedelta(minutes, unit="m")).astype("datetime64[ns]")
+    table = pd.DataFrame({
+        "campaign_id": campaign,
+        "member_id": member_ids,
+        "group": _strings(["treatment", "control"], sends.control[order].astype(np.int64)),
+        "sent_at": sent_at,
+        "channel": _strings(_SEND_CHANNELS, sends.channel[order]),
+    })
+    truth = table[["campaign_id", "member_id", "group"]].assign(
+        wave=sends.wave[order] + 1,
+        randomized=sends.wave[order] % 2 == 0,
+        archetype=_strings(ARCHETYPES, m.arch[sends.member[order]]),
+        response=_strings(["none", "pull_forward", "extra_purchase"], sends.respond[order]),
+        **{k: v[order] for k, v in sends.outcomes.items()},
+    )
+    return campaigns, table, truth
+
+
+def _send_truth_params(config: DemoConfig, truth: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per wake-up wave: the true effects on the listed members (ground_truth.json)."""
+    out = []
+    t = truth.assign(
+        effect_window=truth["y1_window"].clip(upper=1) - truth["y0_window"].clip(upper=1),
+        **{f"effect_{h}": truth[f"y1_{h}"] - truth[f"y0_{h}"] for h in _SEND_HORIZONS},
+    )
+    effects = ["effect_window", *(f"effect_{h}" for h in _SEND_HORIZONS)]
+    for (wave, campaign), g in t.groupby(["wave", "campaign_id"], sort=True):
+        treated = g[g["group"] == "treatment"]
+        out.append({
+            "wave": int(wave),
+            "campaign_id": str(campaign),
+            "randomized": bool(g["randomized"].iloc[0]),
+            "window_days": config.send_window_days,
+            "treatment": int(len(treated)),
+            "control": int((g["group"] == "control").sum()),
+            "response_prob_by_archetype": {
+                a: float(_SEND_RESPONSE[i] * config.send_effect_decay ** (wave - 1))
+                for i, a in enumerate(ARCHETYPES)},
+            # Sample average effects: over every listed member (what a random control group
+            # estimates) and over the treated (what an observational comparison estimates).
+            "repurchase_effect_listed": float(g["effect_window"].mean()),
+            "repurchase_effect_treated": float(treated["effect_window"].mean()),
+            **{f"purchases_effect_{h}d_listed": float(g[f"effect_{h}"].mean()) for h in _SEND_HORIZONS},
+            **{f"purchases_effect_{h}d_treated": float(treated[f"effect_{h}"].mean()) for h in _SEND_HORIZONS},
+            "by_archetype": {
+                str(a): {e: float(v) for e, v in ga[effects].mean().items()}
+                for a, ga in g.groupby("archetype", sort=True)},
+        })
+    return out
+
+
+def load_send_truth(folder) -> pd.DataFrame:
+    """The per-member potential outcomes of the demo's send lists (tests and benchmarks only)."""
+    path = Path(folder) / SEND_TRUTH_FILE
+    if not path.exists():
+        raise DataContractError(f"{path} does not exist: the folder holds no demo send-list truth")
+    truth = pd.read_csv(path, dtype={"campaign_id": "string", "member_id": "string", "group": "string",
+                                     "archetype": "string", "response": "string"}, encoding="utf-8")
+    truth["randomized"] = truth["randomized"].astype(str) == "True"
+    return truth
+
+
 # -- files --------------------------------------------------------------------------------
 def write_demo_chain(out, config: DemoConfig | None = None, *, file_format: str = "csv",
                      overwrite: bool = False) -> dict[str, Path]:
@@ -1164,6 +1449,12 @@ def write_demo_chain(out, config: DemoConfig | None = None, *, file_format: str 
             df.to_parquet(paths[name], index=False)
     chain.truth.to_csv(paths["ground_truth_members"], index=False, encoding="utf-8")
     paths["ground_truth"].write_text(json.dumps(chain.truth_params, ensure_ascii=False, indent=2), encoding="utf-8")
+    if chain.send_truth is not None:
+        paths["ground_truth_campaign_members"] = folder / SEND_TRUTH_FILE
+        chain.send_truth.to_csv(paths["ground_truth_campaign_members"], index=False, encoding="utf-8")
+    else:
+        paths.pop("campaign_members")
+        (folder / f"campaign_members.{file_format}").unlink(missing_ok=True)
     return paths
 
 

@@ -295,7 +295,7 @@ class ChainSource:
                              fmt=self._loader.formats.get(col.kind))
             for col in table.columns
         }
-        typed = ",\n  ".join(f"{sql} AS {col}" for col, sql in self._expressions[table.name].items())
+        typed = ",\n  ".join(f"{sql} AS {_ident(col)}" for col, sql in self._expressions[table.name].items())
         if table.name == "order_lines":
             position = "file_row_number" if "file_row_number" in raw_types else "NULL"
             typed += f",\n  CAST({position} AS BIGINT) AS _line"
@@ -365,7 +365,7 @@ class ChainSource:
         future = f"ordered_at < TIMESTAMP '{end:%Y-%m-%d %H:%M:%S}'"
         if self.validate == "none":
             return [future] if table.name == "orders" else []
-        rules = [f"{c.name} IS NOT NULL" for c in table.columns if not c.nullable]
+        rules = [f"{_ident(c.name)} IS NOT NULL" for c in table.columns if not c.nullable]
         tol = self.tolerance
         if table.name == "orders":
             rules += [

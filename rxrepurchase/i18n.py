@@ -211,6 +211,65 @@ STRINGS: dict[str, tuple[str, str]] = {
                                         "{days} 天内原价复购"),
     "waves_title": ("Response to successive promotion waves", "历次促销活动的效果"),
     "section_cohorts_waves": ("Promotion waves", "促销波次"),
+    # did the subsidy pay? (rxrepurchase.uplift)
+    "section_uplift": ("Did the subsidy pay?", "补贴值不值？"),
+    "uplift_intro": (
+        "What each campaign caused: members of its send list who bought again within {days} "
+        "days, against members held out of it (randomized) or, without a holdout group, "
+        "against non-recipients who had bought as recently, as often and as much "
+        "(observational). Intervals are 95%. Money is revenue, not profit.",
+        "每次活动带来的真实增量：发送名单中 {days} 天内再次购买的会员，与被随机留出的对照组比较"
+        "（随机对照）；没有对照组时，与购买时间、频次和金额相近、未收到活动的会员比较（观察性估计）。"
+        "区间为 95% 置信区间。金额为销售额而非利润。",
+    ),
+    "uplift_sentence": (
+        "Wave {wave} ({name}, {method}) cost {cost} and brought {n} ({low} to {high}) members "
+        "back who would not otherwise have come back; {per} per extra member, against a "
+        "12-month value of {value} per member.",
+        "第{wave}波（{name}，{method}）花费 {cost}，多带回 {n}（{low} 至 {high}）位本不会回来的"
+        "会员；每多带回一位会员花费 {per}，而一位会员 12 个月的价值为 {value}。",
+    ),
+    "uplift_sentence_none": (
+        "Wave {wave} ({name}, {method}) cost {cost} and brought back no measurable extra "
+        "members ({low} to {high}): the coupons mostly paid members who would have come anyway.",
+        "第{wave}波（{name}，{method}）花费 {cost}，未带回可测出的额外会员（{low} 至 {high}）："
+        "补贴主要给了本来就会回来的会员。",
+    ),
+    "uplift_not_measured": (
+        "Wave {wave} ({name}, {method}) cost {cost}; its effect cannot be measured yet (the "
+        "window has not ended, or no comparable members).",
+        "第{wave}波（{name}，{method}）花费 {cost}；尚无法测算其效果（观察期未结束，或没有可比的会员）。",
+    ),
+    "uplift_net": (
+        "Over 180 days each sent member made {net} extra purchases ({low} to {high}), against "
+        "{window} in the first {days} days.",
+        "180 天内每位收到活动的会员多买 {net} 次（{low} 至 {high}），前 {days} 天为 {window} 次。",
+    ),
+    "uplift_pulled_forward": (
+        "Part of the lift was bought earlier, not extra (pulled forward).",
+        "部分增量只是提前购买，并非新增（透支了后续购买）。",
+    ),
+    "estimate_interval": ("{value} ({low} to {high})", "{value}（{low} 至 {high}）"),
+    "method_randomized": ("randomized", "随机对照"),
+    "method_observational": ("observational", "观察性估计"),
+    "uplift_missing": (
+        "The export has no send lists, so what the campaigns caused cannot be measured. Export "
+        "campaign_members.csv: for each WeChat / SMS / app campaign, one row per member with "
+        "campaign_id, member_id, group (treatment, or control for a random 10-20% held out and "
+        "sent nothing), sent_at and channel. See docs/uplift.md.",
+        "数据中没有活动发送名单，无法测算活动带来的真实增量。请导出 campaign_members.csv："
+        "每次微信 / 短信 / App 活动，每位会员一行，包含 campaign_id、member_id、group"
+        "（treatment；随机留出 10-20% 不发券的会员为 control）、sent_at 和 channel。详见 docs/uplift.md。",
+    ),
+    "uplift_none_for_store": ("No member of this store was on a send list.",
+                              "本店会员不在任何活动发送名单中。"),
+    "uplift_ranking": ("Campaigns ranked by cost per extra member", "按每位增量会员成本排序的活动"),
+    "method": ("Method", "方法"),
+    "sent_and_control": ("Sent / control", "发送 / 对照人数"),
+    "uplift_interval": ("Extra repurchase (95%)", "增量复购率（95%）"),
+    "subsidy_per_incremental_member": ("Subsidy per extra member", "每位增量会员补贴"),
+    "return_on_subsidy": ("Revenue per ¥ subsidy", "每元补贴增量销售额"),
+    "extra_purchases_180d": ("Net extra buys, 180 d", "180 天人均净增购买"),
     # section 3: member value
     "group_subsidy_cohort": ("Cohort", "会员类型"),
     "group_tier": ("Tier", "会员等级"),

@@ -43,7 +43,15 @@ import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
 
-from rxrepurchase.contract import HEADER_ALIASES_ZH, TABLES, TIER_ALIASES, TIERS, Table
+from rxrepurchase.contract import (
+    CAMPAIGN_GROUPS,
+    HEADER_ALIASES_ZH,
+    SEND_CHANNELS,
+    TABLES,
+    TIER_ALIASES,
+    TIERS,
+    Table,
+)
 from rxrepurchase.errors import DataContractError
 
 __all__ = [
@@ -51,6 +59,7 @@ __all__ = [
     "DataQualityReport",
     "QualityIssue",
     "check_time_zone",
+    "control_redemptions",
     "isin",
     "load_chain",
     "parse_timestamps",
@@ -189,6 +198,9 @@ class Chain:
     stores, members, orders, order_lines, campaigns : pandas.DataFrame
         The contract's tables with proper dtypes. ``campaigns`` is derived from
         ``orders.campaign_id`` (first and last order date) when the export has none.
+    campaign_members : pandas.DataFrame or None
+        The campaigns' send lists (treatment and control groups), None when the export has
+        none.
     as_of : pandas.Timestamp
         Analysis date (midnight); orders up to the end of this day are loaded.
     quality : DataQualityReport
@@ -205,6 +217,7 @@ class Chain:
     as_of: pd.Timestamp
     quality: DataQualityReport
     source: Path | None = None
+    campaign_members: pd.DataFrame | None = None
 
     @property
     def member_orders(self) -> pd.DataFrame:
@@ -232,8 +245,12 @@ class Chain:
         member_ids = pd.concat(
             [orders["member_id"], self.members.loc[self.members["home_store_id"] == store_id, "member_id"]]
         )
+        sends = self.campaign_members
+        if sends is not None:
+            sends = sends[isin(sends["member_id"], member_ids)]
         return replace(
             self,
+            campaign_members=sends,
             stores=self.stores[self.stores["store_id"] == store_id],
             members=self.members[isin(self.members["member_id"], member_ids)],
             orders=orders,
@@ -755,6 +772,21 @@ class _Loader:
                     ["joined_on"], lambda d: d["joined_on"] < end_of_day,
                 ),
             }
+        elif table == "campaign_members":
+            rules = {
+                "unknown_group": (
+                    "group", "excluded", f"with a group other than {' / '.join(CAMPAIGN_GROUPS)}",
+                    ["member_id", "group"], lambda d: d["group"].isin(CAMPAIGN_GROUPS),
+                ),
+                "sent_after_as_of": (
+                    "sent_at", "excluded", f"sent after the analysis date {self.as_of.date()}",
+                    ["member_id", "sent_at"], lambda d: d["sent_at"] < end_of_day,
+                ),
+                "unknown_send_channel": (
+                    "channel", "kept", f"with a channel other than {', '.join(SEND_CHANNELS)}",
+                    ["member_id", "channel"], lambda d: d["channel"].isin(SEND_CHANNELS),
+                ),
+            }
         elif table == "campaigns":
             rules = {
                 "campaign_ends_before_start": (
@@ -891,6 +923,13 @@ class _Loader:
             self._issue("orders", orders, in_orders & ~isin(orders["campaign_id"], campaigns["campaign_id"]),
                         "campaign_id", "unknown_campaign", "kept",
                         "referencing a campaign not in the campaigns table")
+        sends = frames["campaign_members"]
+        if sends is not None:
+            sends = self._check_campaign_members(sends, campaigns, members, orders)
+            self.report.rows_loaded["campaign_members"] = len(sends)
+            extra = [c for c in sends.columns if c not in TABLES["campaign_members"].column_names
+                     and not c.startswith("_")]
+            sends = sends[TABLES["campaign_members"].column_names + extra].reset_index(drop=True)
 
         out = {}
         for name, df in (("stores", stores), ("members", members), ("orders", orders),
@@ -900,7 +939,65 @@ class _Loader:
             out[name] = df[cols + extra].reset_index(drop=True)
             if name in self.report.rows_read:
                 self.report.rows_loaded[name] = len(df)
-        return Chain(**out, as_of=self.as_of, quality=self.report, source=self.folder)
+        return Chain(**out, as_of=self.as_of, quality=self.report, source=self.folder,
+                     campaign_members=sends)
+
+    def _check_campaign_members(self, sends: pd.DataFrame, campaigns: pd.DataFrame,
+                                members: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+        """Send-list rules across tables: duplicates, unknown references, contamination."""
+        table, pair = "campaign_members", ["campaign_id", "member_id"]
+        cols = TABLES[table].column_names
+        dup = sends.duplicated(pair, keep=False)
+        copy = sends.duplicated(cols, keep="first")
+        # A member listed twice in one campaign with different content (e.g. in both groups)
+        # cannot be placed in either group: all their rows go.
+        versions = sends[dup].drop_duplicates(cols).groupby(pair, observed=True).size()
+        conflicting = dup & pd.MultiIndex.from_frame(sends[pair]).isin(versions[versions > 1].index)
+        self._issue(table, sends, copy & ~conflicting, "member_id", "duplicate_send", "excluded",
+                    "repeating an earlier row of the same campaign and member (copy dropped)", pair)
+        self._issue(table, sends, conflicting, "member_id", "conflicting_send", "excluded",
+                    "listing a member twice in one campaign with different group, time or "
+                    "channel (all versions excluded)", [*pair, "group"])
+        sends = sends[~(copy | conflicting)]
+        unknown_campaign = ~isin(sends["campaign_id"], campaigns["campaign_id"])
+        self._issue(table, sends, unknown_campaign, "campaign_id", "unknown_campaign", "excluded",
+                    "referencing a campaign not in the campaigns table (or in no order)", pair)
+        unknown_member = ~isin(sends["member_id"], members["member_id"]) & ~unknown_campaign
+        self._issue(table, sends, unknown_member, "member_id", "unknown_member", "excluded",
+                    "referencing a member not in the members table", pair)
+        sends = sends[~(unknown_campaign | unknown_member)]
+        ends = sends["campaign_id"].map(campaigns.set_index("campaign_id")["ends_on"])
+        late = sends["sent_at"].dt.normalize() > ends
+        self._issue(table, sends, late.fillna(False).astype(bool), "sent_at",
+                    "sent_after_campaign_end", "kept", "sent after the campaign's last day",
+                    [*pair, "sent_at"])
+        self._issue(table, sends, control_redemptions(sends, orders), "group",
+                    "control_redeemed_coupon", "kept",
+                    "in the control group who nevertheless redeemed the campaign's coupon "
+                    "(contamination: the measured effect is diluted)", [*pair, "group"])
+        return sends
+
+def control_redemptions(sends: pd.DataFrame, orders: pd.DataFrame) -> pd.Series:
+    """Which control-group rows of a send list redeemed the campaign's coupon (contamination).
+
+    A control member redeemed it when one of their orders on or after ``sent_at`` carries the
+    campaign's ``campaign_id`` and a ``coupon_id``: the coupon reached them although they
+    were held out (a shared code, a cashier's coupon).
+
+    Returns
+    -------
+    Series of bool
+        Aligned on ``sends``.
+    """
+    coupon = orders[orders["coupon_id"].notna() & orders["campaign_id"].notna()]
+    last = (coupon.groupby(["campaign_id", "member_id"], observed=True)["ordered_at"].max()
+             .rename("_last_redeemed"))
+    found = sends[["campaign_id", "member_id"]].merge(
+        last.reset_index(), on=["campaign_id", "member_id"], how="left"
+    )["_last_redeemed"].to_numpy()
+    redeemed = pd.Series(found, index=sends.index) >= sends["sent_at"]
+    return (sends["group"] == "control") & redeemed.fillna(False).astype(bool)
+
 
 def check_time_zone(time_zone: str | None) -> str:
     """``time_zone`` if it is an IANA time-zone name (``Asia/Shanghai``, ``UTC``); None gives

@@ -67,8 +67,12 @@ from rxrepurchase.segments import (
     rfm_segments,
     segment_summary,
 )
+from rxrepurchase.uplift import campaign_uplift
 
 __all__ = [
+    "campaign_effects",
+    "uplift_html",
+    "uplift_ranking_html",
     "ReportDataError",
     "ChainWide",
     "chain_wide",
@@ -1325,3 +1329,89 @@ def actions_html(actions: pd.DataFrame, lang: str = "en", *,
                      f"{where}<br><span class='rx-meta'>"
                      f"{html.escape(t(f'list_{row.list}_what', lang))}</span></li>")
     return f"<ul>{''.join(items)}</ul>"
+
+
+# --------------------------------------------------------------------------- did the subsidy pay?
+
+
+def campaign_effects(chain: Chain, store_id: str | None = None, *, window_days: int = 30) -> pd.DataFrame | None:
+    """:func:`~rxrepurchase.uplift.campaign_uplift` of the chain, or of the sends to one store's
+    members (``home_store_id``); None when the export has no ``campaign_members``."""
+    if chain.campaign_members is None:
+        return None
+    members = None
+    if store_id is not None:
+        members = chain.members.loc[chain.members["home_store_id"] == store_id, "member_id"]
+    return campaign_uplift(chain, window_days=window_days, member_ids=members)
+
+
+def _money_or_missing(value: float, lang: str) -> str:
+    return format_money(value, lang) if math.isfinite(value) and value > 0 else "–"
+
+
+def _signed(value: float) -> str:
+    """``+0.12`` / ``-0.12``; a value that rounds to zero is ``+0.00``, never ``-0.00``."""
+    return f"{round(value, 2) + 0.0:+.2f}"
+
+
+def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: int = 30) -> str:
+    """The "Did the subsidy pay?" section: one sentence per wave (HTML, data escaped), or what
+    the chain would need to export when there are no send lists."""
+    e = html.escape
+    sep = "" if normalize_lang(lang) == "zh" else " "  # Chinese sentences run on after 。
+    if effects is None:
+        return note_html(t("uplift_missing", lang))
+    if effects.empty:
+        return note_html(t("uplift_none_for_store", lang))
+    items = []
+    for r in effects.itertuples():
+        method = t("method_randomized" if r.method == "randomized" else "method_observational", lang)
+        values = dict(wave=r.wave, name=_text(r.name) or r.campaign_id, method=method,
+                      cost=format_money(r.subsidy, lang),
+                      low=format_count(r.incremental_members_low, lang),
+                      high=format_count(r.incremental_members_high, lang))
+        if math.isnan(r.incremental_members):
+            text = t("uplift_not_measured", lang, **values)
+        elif r.incremental_members_low > 0:
+            text = t("uplift_sentence", lang, n=format_count(r.incremental_members, lang),
+                     per=_money_or_missing(r.subsidy_per_incremental_member, lang),
+                     value=format_money(r.twelve_month_value, lang), **values)
+        else:
+            text = t("uplift_sentence_none", lang, **values)
+        if not math.isnan(r.extra_purchases_180d):
+            text += sep + t("uplift_net", lang, days=window_days, net=_signed(r.extra_purchases_180d),
+                            low=_signed(r.extra_purchases_180d_low), high=_signed(r.extra_purchases_180d_high),
+                            window=_signed(r.extra_purchases_window))
+            if r.incremental_members_low > 0 and r.extra_purchases_180d < r.extra_purchases_window:
+                text += sep + t("uplift_pulled_forward", lang)
+        items.append(f"<li>{e(text)}</li>")
+    intro = t("uplift_intro", lang, days=window_days)
+    return f"<p>{e(intro)}</p><ul class=\"rx-uplift\">{''.join(items)}</ul>"
+
+
+def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
+    """The campaigns ranked by subsidy per extra member (cheapest first; those with no
+    measurable extra member last), as a table (the counts of extra members are in the
+    sentences of :func:`uplift_html`)."""
+    if effects is None or effects.empty:
+        return ""
+    ranked = effects.assign(
+        _cost=effects["subsidy_per_incremental_member"].where(effects["incremental_members_low"] > 0, np.inf),
+    ).sort_values(["_cost", "wave"], kind="stable")
+    table = pd.DataFrame({
+        "wave": ranked["wave"],
+        "name": ranked["name"].fillna(ranked["campaign_id"]),
+        "method": [t("method_randomized" if m == "randomized" else "method_observational", lang)
+                   for m in ranked["method"]],
+        "sent_and_control": [f"{format_count(n, lang)} / {format_count(c, lang)}"
+                             for n, c in zip(ranked["treatment"], ranked["control"], strict=True)],
+        "uplift_interval": [t("estimate_interval", lang, value=format_rate(u, lang), low=format_rate(lo, lang),
+                              high=format_rate(hi, lang))
+                            for u, lo, hi in zip(ranked["uplift"], ranked["uplift_low"],
+                                                 ranked["uplift_high"], strict=True)],
+        "subsidy": ranked["subsidy"],
+        "subsidy_per_incremental_member": [_money_or_missing(v, lang) for v in ranked["_cost"]],
+        "return_on_subsidy": ranked["return_on_subsidy"].round(2),
+        "extra_purchases_180d": ranked["extra_purchases_180d"].map(_signed),
+    })
+    return table_html(table, lang, money=("subsidy",))

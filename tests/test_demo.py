@@ -17,6 +17,7 @@ from rxrepurchase.demo import (
     _bgnbd_repeats,
     generate_demo_chain,
     load_ground_truth,
+    load_send_truth,
     write_demo_chain,
 )
 from rxrepurchase.errors import RxRepurchaseError
@@ -288,15 +289,18 @@ def test_write_then_load_with_the_loader(tmp_path):
     paths = write_demo_chain(tmp_path, SMALL)
     assert {p.name for p in paths.values()} == {
         "stores.csv", "members.csv", "orders.csv", "order_lines.csv", "campaigns.csv",
-        "ground_truth_members.csv", "ground_truth.json"}
+        "campaign_members.csv", "ground_truth_members.csv", "ground_truth.json",
+        "ground_truth_campaign_members.csv"}
     expected = generate_demo_chain(SMALL)
     loaded = load_chain(tmp_path, as_of=expected.truth_params["period"]["end"])
-    assert loaded.quality.ok, str(loaded.quality)
+    # the only finding: control members the coupon leaked to (simulated contamination)
+    assert {i.rule for i in loaded.quality.issues} <= {"control_redeemed_coupon"}, str(loaded.quality)
     for name, df in expected.tables().items():
         pdt.assert_frame_equal(getattr(loaded, name), df, check_exact=False, rtol=0, atol=1e-9)
     truth, params = load_ground_truth(tmp_path)
     pdt.assert_frame_equal(truth, expected.truth, check_exact=False, rtol=1e-12)
     assert params == expected.truth_params
+    pdt.assert_frame_equal(load_send_truth(tmp_path), expected.send_truth, check_dtype=False)
 
     with pytest.raises(DemoOutputError, match="stores.csv"):
         write_demo_chain(tmp_path, SMALL)

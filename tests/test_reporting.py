@@ -348,6 +348,20 @@ def test_chain_overview_ranks_every_store(run, chain):
         assert format_rate(rate) in text
 
 
+def test_subsidy_section_tells_each_wave_and_ranks_the_campaigns(run, chain):
+    effects = rd.campaign_effects(chain)
+    assert set(effects["method"]) == {"randomized", "observational (matched)"}
+    text = _text(run.chain_html)
+    section = text[text.index("Did the subsidy pay?"):]
+    for r in effects.itertuples():
+        assert f"Wave {r.wave} (" in section and f"cost {format_money(r.subsidy)}" in section
+    assert "Campaigns ranked by cost per extra member" in section
+    store = rd.campaign_effects(chain, "S01")
+    page = _text(_ok(run, "S01").html)
+    assert "Did the subsidy pay?" in page
+    assert all(f"cost {format_money(v)}" in page for v in store["subsidy"])
+
+
 # --- the CLI, Chinese reports, a second run -------------------------------------------------
 
 
@@ -365,6 +379,7 @@ def test_chinese_report_is_in_chinese(zh_cli_run, chain):
     text = _text(folder / "stores/S03/report.html")
     assert "核心指标" in text and "用户复购率" in text and "会员复购分析报告" in text
     assert "Headline" not in text and "User repurchase rate" not in text
+    assert "补贴值不值？" in text and "第1波" in text and "Did the subsidy pay?" not in text
     h = store_headline(chain, "S03")
     # The run said the amounts are US dollars (--currency USD): every amount shows $.
     assert f'<div class="rx-value">{format_money(h["revenue"], "zh", "USD")}</div>' in text
