@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.vq import kmeans2
 
-from rxrepurchase.contract import require_columns
+from rxrepurchase.contract import TARGETED_CAMPAIGN_KINDS, require_columns
 from rxrepurchase.errors import DataContractError
 from rxrepurchase.metrics import (
     MetricsInputError,
@@ -454,10 +454,15 @@ def _campaign_days(
     ``max_days`` days ran.
 
     Without a campaigns table the windows come from the orders: each campaign id runs from its
-    first to its last order.
+    first to its last order. Campaigns sent to a list of members
+    (:data:`~rxrepurchase.contract.TARGETED_CAMPAIGN_KINDS`) are left out: their window is
+    open to the list only.
     """
     if campaigns is not None:
         require_columns(campaigns, ["campaign_id", "starts_on", "ends_on"], "campaigns")
+        if "kind" in campaigns:
+            campaigns = campaigns[~campaigns["kind"].isin(TARGETED_CAMPAIGN_KINDS).fillna(False)
+                                  .astype(bool)]
         if campaigns[["starts_on", "ends_on"]].isna().any().any():
             row = campaigns.index[campaigns[["starts_on", "ends_on"]].isna().any(axis=1)][0]
             raise DataContractError(f"campaigns: starts_on / ends_on empty at row {row}")

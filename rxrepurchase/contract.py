@@ -22,6 +22,7 @@ __all__ = [
     "Column",
     "Table",
     "TABLES",
+    "TARGETED_CAMPAIGN_KINDS",
     "TIERS",
     "TIER_LABELS_ZH",
     "ORDER_CHANNELS",
@@ -63,6 +64,10 @@ SEND_CHANNELS: tuple[str, ...] = ("wechat", "sms", "app", "in_store")
 """How a campaign reached a member. Other values are accepted with a warning."""
 
 TAG_SEPARATOR = ";"
+
+TARGETED_CAMPAIGN_KINDS: frozenset[str] = frozenset({"wake_up", "birthday"})
+"""Campaign kinds sent to a list of members: their window is open to those members only,
+not a period when anyone buying in the chain meets a campaign."""
 """Separator of the free tag list in ``members.tags`` (e.g. ``公众号;慢病;高血压``)."""
 
 

@@ -95,7 +95,8 @@ DEMO_SHAPES: dict[str, dict[str, Any]] = {
     # Members shop at their home store half the time, else at two other stores of their own.
     "multi_store": {"home_store_share": 0.5, "other_stores": 2},
     # The export has no coupon or campaign ids: the subsidy shows only in the discount.
-    "discount_only": {"subsidy_ids": False},
+    # No send lists either: they name the campaigns such an export does not have.
+    "discount_only": {"subsidy_ids": False, "send_waves": 0},
     # Files hold order times in UTC with a "+00:00" suffix (the chain is on Asia/Shanghai).
     "utc": {"utc_timestamps": True},
     # Store sizes vary a lot: many stores have only a handful of members.

@@ -278,6 +278,9 @@ def repurchase_interval(repeat: pd.Series | float, members: pd.Series | float,
     k = np.asarray(repeat, dtype="float64")
     safe = np.where(n > 0, n, 1)
     low, high = proportion_confint(k, safe, alpha=1 - level, method="wilson")
+    # At k = 0 or k = n statsmodels' bounds miss the rate by rounding (2.8e-17 above 0).
+    rate = k / safe
+    low, high = np.minimum(low, rate), np.maximum(high, rate)
     return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
 
 
