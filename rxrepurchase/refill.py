@@ -53,6 +53,7 @@ __all__ = [
     "predict_refills",
     "refill_due_counts",
     "refill_fills",
+    "refill_rhythm",
     "refill_overview",
     "refill_status",
     "refill_targets",
@@ -361,8 +362,10 @@ def predict_refills(
         One row per member x product group: ``member_id, product, product_name, n_fills,
         first_fill, last_fill, last_store_id, last_channel, last_days_supply, member_interval,
         n_intervals, product_interval, method, predicted_interval, expected_on,
-        window_start, window_end`` (+ ``home_store_id``) and the status columns of
-        :func:`refill_status`. ``method`` is ``days_supply`` or ``intervals``; ``attrs``
+        window_start, window_end, rhythm`` (+ ``home_store_id``) and the status columns of
+        :func:`refill_status`. ``method`` is ``days_supply`` or ``intervals``; ``rhythm``
+        (:func:`refill_rhythm`) is ``repeat``, ``first_refill`` or ``none`` (a one-off buy,
+        whose status is ``unknown``: it is never called due); ``attrs``
         carries the fills' attrs (``walk_in_lines`` ...) and ``as_of``.
     """
     _require_columns(fills, "fills", [*_KEYS, "filled_on", "days_supply", "store_id"])
@@ -437,12 +440,27 @@ def predict_refills(
     out["expected_on"] = out["last_fill"] + pd.to_timedelta(days, unit="D")
     out["window_start"] = out["expected_on"] - pd.to_timedelta(half, unit="D")
     out["window_end"] = out["expected_on"] + pd.to_timedelta(half, unit="D")
+    out["rhythm"] = refill_rhythm(out["n_fills"], out["last_days_supply"])
     out = out.reset_index()
     out.attrs = {**fills.attrs, "as_of": as_of}
     return refill_status(
         out, as_of=as_of, soon_days=soon_days, lapse_factor=lapse_factor,
         lapse_min_days=lapse_min_days,
     )
+
+
+def refill_rhythm(n_fills: pd.Series, last_days_supply: pd.Series) -> pd.Series:
+    """Whether a member x product has a rhythm to remind on.
+
+    - ``repeat``: two fills or more, so the member has shown a cycle;
+    - ``first_refill``: one fill with a known days supply (a first chronic purchase: its
+      supply says when it runs out), for the separate first-refill list;
+    - ``none``: one fill and no days supply: a one-off buy, never called due.
+    """
+    n = n_fills.astype("float64").to_numpy()
+    supply = last_days_supply.astype("float64").notna().to_numpy()
+    rhythm = np.select([n >= 2, supply], ["repeat", "first_refill"], default="none")
+    return pd.Series(rhythm, index=n_fills.index, dtype="string")
 
 
 def refill_status(
@@ -462,7 +480,9 @@ def refill_status(
       ``max(lapse_min_days, lapse_factor x predicted interval)`` days;
     - ``lapsed``: overdue by more than that (a 30-day refiller who missed two cycles): treat
       as likely lost and hand to the wake-up list rather than a refill reminder;
-    - ``unknown``: no interval could be predicted (no intervals and no days supply anywhere).
+    - ``unknown``: no interval could be predicted (no intervals and no days supply anywhere),
+      or, where ``predictions`` has a ``rhythm`` column (:func:`refill_rhythm`), the member
+      x product has no rhythm (``none``: a one-off buy).
 
     Returns a copy with ``status`` (ordered categorical), ``days_until_due`` (negative when
     past the expected day) and ``days_overdue`` (0 unless overdue or lapsed).
@@ -473,8 +493,10 @@ def refill_status(
     out = predictions.copy()
     until = (out["expected_on"] - as_of) / _DAY
     lapse_after = np.maximum(lapse_min_days, lapse_factor * out["predicted_interval"])
+    # A one-off buy has no rhythm: whatever the product's cycle says, it is not "due".
+    no_rhythm = (out["rhythm"] == "none").fillna(False) if "rhythm" in out else False
     conditions = [
-        out["expected_on"].isna(),
+        out["expected_on"].isna() | no_rhythm,
         as_of < out["window_start"] - pd.Timedelta(days=soon_days),
         as_of < out["window_start"],
         as_of <= out["window_end"],
@@ -745,8 +767,14 @@ def refill_targets(
     show_phone: bool = False,
     lift: pd.DataFrame | None = None,
     n_recommend: int = 2,
+    first_refill: bool = False,
 ) -> pd.DataFrame:
     """The reminder list: member x products due within ``within`` days of the prediction day.
+
+    Only member x products with a rhythm are listed: by default those with two fills or more
+    (``rhythm == "repeat"``); with ``first_refill=True``, the separate first-refill list of
+    first chronic purchases whose days supply says when they run out
+    (``rhythm == "first_refill"``). One-off buys are never listed.
 
     Parameters
     ----------
@@ -770,7 +798,7 @@ def refill_targets(
     -------
     DataFrame
         One row per reminder, sorted by home store and expected date; ``attrs`` holds
-        ``as_of``, ``within``, ``status_counts``, ``phone_masked``.
+        ``as_of``, ``within``, ``status_counts``, ``phone_masked``, ``first_refill``.
     """
     _require_columns(predictions, "predictions",
                      [*_KEYS, "status", "days_until_due", "expected_on", "last_fill"])
@@ -783,6 +811,8 @@ def refill_targets(
     if not include_lapsed:
         excluded.append("lapsed")
     pick = (predictions["days_until_due"] <= within).fillna(False) & ~predictions["status"].isin(excluded)
+    if "rhythm" in predictions:
+        pick &= (predictions["rhythm"] == ("first_refill" if first_refill else "repeat")).fillna(False)
     targets = predictions[pick].drop(columns=["home_store_id"], errors="ignore")
 
     member_cols = [c for c in ("home_store_id", "tier", "acquisition_channel", "tags", "phone",
@@ -812,6 +842,7 @@ def refill_targets(
         "within": within,
         "status_counts": targets["status"].value_counts().to_dict(),
         "phone_masked": not show_phone,
+        "first_refill": first_refill,
     }
     return targets
 
@@ -845,16 +876,18 @@ def chain_refill_targets(
     show_phone: bool = False,
     include_lapsed: bool = False,
     pack_days: Mapping[str, float] | pd.Series | None = None,
+    first_refill: bool = False,
 ) -> pd.DataFrame:
     """The reminder list of a loaded :class:`~rxrepurchase.loading.Chain`: fills, predictions
-    as of ``as_of`` (default ``chain.as_of``), co-purchase offers and the list."""
+    as of ``as_of`` (default ``chain.as_of``), co-purchase offers and the list (the
+    first-refill list with ``first_refill=True``, see :func:`refill_targets`)."""
     as_of = pd.Timestamp(as_of if as_of is not None else chain.as_of).normalize()
     fills = refill_fills(chain.order_lines, chain.orders, chain.members, group_by=group_by,
                          pack_days=pack_days)
     predictions = predict_refills(fills, as_of=as_of)
     lift = co_purchase_lift(chain.order_lines, chain.orders, group_by=group_by, end=as_of)
     return refill_targets(predictions, chain.members, within=within, show_phone=show_phone,
-                          include_lapsed=include_lapsed, lift=lift)
+                          include_lapsed=include_lapsed, lift=lift, first_refill=first_refill)
 
 
 @dataclass
@@ -1061,7 +1094,8 @@ def plot_refills_due_by_week(predictions: pd.DataFrame, *, weeks: int = 8, lang:
 
     _require_columns(predictions, "predictions", ["status", "days_until_due"])
     ax = ax if ax is not None else plt.subplots(figsize=(7, 3.5))[1]
-    until = predictions["days_until_due"].astype("float64")
+    # Unknown rows (one-off buys among them) are never due.
+    until = predictions["days_until_due"].astype("float64").where(predictions["status"] != "unknown")
     upcoming = until[(until > 0) & (until <= 7 * weeks)]
     week = np.ceil(upcoming / 7).astype(int)
     counts = week.value_counts().reindex(range(1, weeks + 1), fill_value=0)

@@ -477,7 +477,8 @@ def members_table():
 def target_predictions():
     rows = [
         *[("m1", d, "A", 1, 30) for d in (0, 30, 60)],   # due day 90
-        ("m1", 60, "B", 1, 30),                           # due day 90 too
+        ("m1", 60, "B", 1, 30),                           # first fill, 30 days supply: day 90
+        ("m2", 60, "C", 1, None),                         # one-off, no supply: never due
         # m2: ratios 1.0, 1.5 -> (2 x 1.25 + 2 x 1.0) / 4 = 1.125 x 30 = 34 days: day 109
         *[("m2", d, "A", 1, 30) for d in (0, 30, 75)],
         *[("m3", d, "A", 1, 30) for d in (0, 30)],       # due day 60: overdue at day 85
@@ -495,25 +496,34 @@ def test_refill_targets_window_contacts_and_recommendations():
         "consequent_name": ["二甲双胍片", "维生素C", "血压计", "维生素C"],
         "lift": [3.0, 2.0, 0.5, 1.5],
     })
+    rhythm = pred.set_index(["member_id", "product"])["rhythm"]
+    assert rhythm[("m1", "A")] == "repeat" and rhythm[("m1", "B")] == "first_refill"
+    assert rhythm[("m2", "C")] == "none"
+    # The one-off C has the overall median interval (30 days: day 90) but no rhythm.
+    assert pred.set_index(["member_id", "product"]).loc[("m2", "C"), "status"] == "unknown"
     targets = refill_targets(pred, members_table(), within=7, lift=lift)
-    # Within 7 days of day 85: m1 A and B (day 90) and m3 (overdue); m2 (day 109) is not.
+    # Within 7 days of day 85: m1 A (day 90) and m3 (overdue); m2 (day 109) is not; m1 B's
+    # first fill belongs to the first-refill list.
     got = targets[["member_id", "product", "status", "days_until_due"]].astype(str)
     assert got.values.tolist() == [
         ["m3", "A", "overdue", "-25"],
         ["m1", "A", "due_soon", "5"],
-        ["m1", "B", "due_soon", "5"],
     ]
-    assert targets["home_store_id"].tolist() == ["s1", "s1", "s1"]
-    assert targets["tier"].tolist() == ["plus", "gold", "gold"]
+    assert targets["home_store_id"].tolist() == ["s1", "s1"]
+    assert targets["tier"].tolist() == ["plus", "gold"]
     assert targets["phone"].tolist()[1] == "138****5678"
     # m1 already refills B, so A's offers are C only (D has lift < 1); m3 gets B;C.
-    assert targets["also_recommend"].tolist() == ["二甲双胍片;维生素C", "维生素C", "维生素C"]
-    assert targets.attrs["status_counts"] == {"due_soon": 2, "overdue": 1}
+    assert targets["also_recommend"].tolist() == ["二甲双胍片;维生素C", "维生素C"]
+    assert targets.attrs["status_counts"] == {"due_soon": 1, "overdue": 1}
+
+    first = refill_targets(pred, members_table(), within=7, first_refill=True)
+    assert first[["member_id", "product"]].values.tolist() == [["m1", "B"]]
+    assert first.attrs["first_refill"] is True
 
     wider = refill_targets(pred, members_table(), within=30, include_overdue=False,
                            show_phone=True)
-    assert wider["member_id"].tolist() == ["m1", "m1", "m2"]
-    assert wider["phone"].tolist()[2] == "13900001111"
+    assert wider["member_id"].tolist() == ["m1", "m2"]
+    assert wider["phone"].tolist()[1] == "13900001111"
     assert "also_recommend" not in wider
 
 
@@ -525,9 +535,8 @@ def test_export_target_list_csv_parquet_and_overwrite(tmp_path):
     text = raw.decode("utf-8-sig")
     assert "氨氯地平片" in text and "慢病;高血压" in text and "138****5678" in text
     back = pd.read_csv(csv, encoding="utf-8-sig", dtype=str)
-    # Days 60, 90, 90, 109 after Jan 1 2024.
-    assert back["expected_on"].tolist() == ["2024-03-01", "2024-03-31", "2024-03-31",
-                                            "2024-04-19"]
+    # Days 60, 90, 109 after Jan 1 2024.
+    assert back["expected_on"].tolist() == ["2024-03-01", "2024-03-31", "2024-04-19"]
     assert back["member_id"].tolist() == targets["member_id"].tolist()
 
     pq = export_target_list(targets, tmp_path / "reminders.parquet")
@@ -683,6 +692,13 @@ def test_cli_refills_end_to_end(tmp_path, capsys):
     lines = pd.read_parquet(data / "order_lines.parquet")
     assert set(by_category["product"]) <= set(lines.loc[lines["is_chronic"], "category"])
     assert by_category["phone"].dropna().str.fullmatch(r"\d{11}").all()
+    first = tmp_path / "first.csv"
+    assert main([*argv[:-1], str(first), "--first-refill"]) == 0
+    assert "first-refill reminders as of 2026-09-30" in capsys.readouterr().out
+    first_list = pd.read_csv(first, encoding="utf-8-sig", dtype=str)
+    # A first fill and a repeat rhythm are never the same member x product.
+    both = first_list.merge(targets, on=["member_id", "product"])
+    assert both.empty and len(first_list) > 0
 
 
 def test_refill_overview_per_store_adds_up_to_the_chain(demo):
