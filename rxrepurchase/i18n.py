@@ -243,6 +243,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     "label_o2o_delivery": ("O2O delivery", "O2O 外卖"),
     "label_b2c_online": ("B2C online", "B2C 电商"),
     # section 5: refills
+    "refills_precision_sentence": (
+        "How good is this list? Of the {listed} refills it named on {as_of}, {precision} were "
+        "bought within {days} days (95% interval {low}–{high}); a list timed by each "
+        "product's median interval: {naive}.",
+        "名单准确吗？{as_of} 的名单列出的 {listed} 个续方中，{precision} 在 {days} 天内购买"
+        "（95% 区间 {low}–{high}）；按各商品中位间隔排期的名单为 {naive}。",
+    ),
     "refills_sentence": (
         "{members} members of this store buy chronic or regularly taken products on a rhythm. "
         "In the next {within} days {due} refills fall due, {overdue} are overdue and {lapsed} "

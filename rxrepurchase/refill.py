@@ -47,6 +47,9 @@ __all__ = [
     "chain_refill_targets",
     "co_purchase_lift",
     "export_target_list",
+    "list_check",
+    "list_outcomes",
+    "list_precision",
     "mask_phone",
     "plot_pdc_by_product",
     "plot_refills_due_by_week",
@@ -757,6 +760,20 @@ def mask_phone(phone: pd.Series) -> pd.Series:
     return long.where(s.str.len() >= 11, short).where(s.notna() & (s != ""), s)
 
 
+def _on_list(predictions: pd.DataFrame, *, within: int, include_overdue: bool = True,
+             include_lapsed: bool = False, first_refill: bool = False) -> pd.Series:
+    """Which predictions the reminder list takes (the rule of :func:`refill_targets`)."""
+    excluded = ["unknown"]
+    if not include_overdue:
+        excluded.append("overdue")
+    if not include_lapsed:
+        excluded.append("lapsed")
+    pick = (predictions["days_until_due"] <= within).fillna(False) & ~predictions["status"].isin(excluded)
+    if "rhythm" in predictions:
+        pick &= (predictions["rhythm"] == ("first_refill" if first_refill else "repeat")).fillna(False)
+    return pick
+
+
 def refill_targets(
     predictions: pd.DataFrame,
     members: pd.DataFrame,
@@ -805,14 +822,8 @@ def refill_targets(
     _require_columns(members, "members", ["member_id"])
     if within < 0:
         raise RefillError(f"within must be >= 0 days, got {within}")
-    excluded = ["unknown"]
-    if not include_overdue:
-        excluded.append("overdue")
-    if not include_lapsed:
-        excluded.append("lapsed")
-    pick = (predictions["days_until_due"] <= within).fillna(False) & ~predictions["status"].isin(excluded)
-    if "rhythm" in predictions:
-        pick &= (predictions["rhythm"] == ("first_refill" if first_refill else "repeat")).fillna(False)
+    pick = _on_list(predictions, within=within, include_overdue=include_overdue,
+                    include_lapsed=include_lapsed, first_refill=first_refill)
     targets = predictions[pick].drop(columns=["home_store_id"], errors="ignore")
 
     member_cols = [c for c in ("home_store_id", "tier", "acquisition_channel", "tags", "phone",
@@ -904,6 +915,9 @@ class RefillOverview:
         The reminder list (:func:`refill_targets`, due within ``within`` days or overdue).
     as_of : Timestamp
     within : int
+    list_check : DataFrame
+        :func:`list_outcomes` of the list as it would have been sent ``outcome_days`` before
+        ``as_of``: its measured precision is shown beside today's list.
     """
 
     predictions: pd.DataFrame
@@ -911,6 +925,13 @@ class RefillOverview:
     targets: pd.DataFrame
     as_of: pd.Timestamp
     within: int
+    list_check: pd.DataFrame
+
+    @property
+    def list_precision(self) -> pd.DataFrame:
+        """:func:`list_precision` of ``list_check``: the list's and the naive list's measured
+        precision and recall."""
+        return list_precision(self.list_check)
 
     @property
     def status_counts(self) -> pd.Series:
@@ -942,6 +963,23 @@ class RefillOverview:
             "pdc_mean": float(eligible["pdc"].mean()) if len(eligible) else None,
             "adherent_share": float(eligible["adherent"].mean()) if len(eligible) else None,
             "walk_in_lines": self.predictions.attrs.get("walk_in_lines"),
+            **self._list_check_headline(),
+        }
+
+    def _list_check_headline(self) -> dict:
+        table = self.list_precision
+
+        def share(value) -> float | None:
+            return None if pd.isna(value) else float(value)
+
+        return {
+            "list_check_as_of": self.list_check.attrs["as_of"].date().isoformat(),
+            "list_check_days": self.list_check.attrs["outcome_days"],
+            "list_check_listed": int(table.loc["refill_model", "listed"]),
+            "list_precision": share(table.loc["refill_model", "precision"]),
+            "list_precision_low": share(table.loc["refill_model", "precision_low"]),
+            "list_precision_high": share(table.loc["refill_model", "precision_high"]),
+            "naive_list_precision": share(table.loc["naive_median", "precision"]),
         }
 
 
@@ -955,6 +993,8 @@ def refill_overview(
     chain_predictions: pd.DataFrame | None = None,
     chain_adherence: pd.DataFrame | None = None,
     chain_lift: pd.DataFrame | None = None,
+    chain_list_check: pd.DataFrame | None = None,
+    check_days: int = 30,
 ) -> RefillOverview:
     """Refill predictions, adherence and the reminder list of a loaded chain, restricted to
     the members whose home store is ``store_id`` (all members by default), as of ``as_of``
@@ -964,7 +1004,12 @@ def refill_overview(
     ``chain_predictions``, ``chain_adherence`` and ``chain_lift`` are the chain-wide
     :func:`predict_refills`, :func:`adherence` and :func:`co_purchase_lift` tables of this
     chain as of ``as_of`` with this ``group_by``, computed here when not given: a report run
-    computes them once and slices them for every store (same figures, much less work)."""
+    computes them once and slices them for every store (same figures, much less work).
+
+    ``list_check`` measures the list: the reminder list as it would have been sent
+    ``check_days`` before ``as_of`` and which of its members refilled since
+    (:func:`list_outcomes`; ``chain_list_check`` is the chain-wide table, computed here when
+    not given)."""
     as_of = pd.Timestamp(as_of if as_of is not None else chain.as_of).normalize()
     if store_id is not None and store_id not in set(chain.stores["store_id"]):
         raise RefillError(f"store_id {store_id!r} is not in the stores table")
@@ -973,16 +1018,28 @@ def refill_overview(
         if table is not None and table.attrs.get(key) != as_of:
             raise RefillError(f"{name} is as of {table.attrs.get(key)}, not {as_of.date()}; "
                               "compute it as of the overview's day or leave it out")
+    check_cut = as_of - pd.Timedelta(days=check_days)
+    if chain_list_check is not None and (chain_list_check.attrs.get("as_of") != check_cut
+                                         or chain_list_check.attrs.get("within") != within):
+        raise RefillError(
+            f"chain_list_check is of the list as of {chain_list_check.attrs.get('as_of')} within "
+            f"{chain_list_check.attrs.get('within')} days, not {check_cut.date()} within {within}; "
+            "compute it with list_check(fills, as_of=..., within=..., days=check_days)")
     # Predict chain-wide, so a store's figures use the chain's product rhythms and match
     # the chain's list.
-    if chain_predictions is None or chain_adherence is None:
+    if chain_predictions is None or chain_adherence is None or chain_list_check is None:
         fills = refill_fills(chain.order_lines, chain.orders, chain.members, group_by=group_by)
     predictions = chain_predictions if chain_predictions is not None else predict_refills(
         fills, as_of=as_of)
     adh = chain_adherence if chain_adherence is not None else adherence(fills, end=as_of)
+    check = chain_list_check if chain_list_check is not None else list_check(
+        fills, as_of=as_of, within=within, days=check_days)
     if store_id is not None:
         predictions = predictions[predictions["home_store_id"] == store_id].reset_index(drop=True)
         adh = adh[adh["home_store_id"] == store_id].reset_index(drop=True)
+        attrs = check.attrs
+        check = check[check["home_store_id"] == store_id].reset_index(drop=True)
+        check.attrs = attrs
     lift = chain_lift if chain_lift is not None else co_purchase_lift(
         chain.order_lines, chain.orders, group_by=group_by, end=as_of)
     return RefillOverview(
@@ -991,7 +1048,18 @@ def refill_overview(
         targets=refill_targets(predictions, chain.members, within=within, lift=lift),
         as_of=as_of,
         within=within,
+        list_check=check,
     )
+
+
+def list_check(fills: pd.DataFrame, *, as_of: str | pd.Timestamp, within: int = 14,
+               days: int = 30, **predict_kwargs) -> pd.DataFrame:
+    """:func:`list_outcomes` of the list that would have been sent ``days`` before ``as_of``,
+    followed for those ``days``: the measured precision shown beside a list."""
+    cut = pd.Timestamp(as_of).normalize() - pd.Timedelta(days=days)
+    before = predict_refills(fills, as_of=cut, **predict_kwargs)
+    return list_outcomes(before, fills[fills["filled_on"] <= pd.Timestamp(as_of)], within=within,
+                         outcome_days=days)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1013,11 +1081,123 @@ class RefillBacktest:
         One row per active member x product: predictions, the actual next fill (empty when
         the member did not come back by the end of the data or horizon) and both errors.
     cutoff : Timestamp
+    lists : DataFrame
+        :func:`list_precision` of the lists at the cutoff: precision and recall.
+    list_detail : DataFrame
+        :func:`list_outcomes`: the pairs each list named and whether they refilled.
     """
 
     summary: pd.DataFrame
     detail: pd.DataFrame
     cutoff: pd.Timestamp
+    lists: pd.DataFrame
+    list_detail: pd.DataFrame
+
+    @property
+    def headline(self) -> dict:
+        """What an operator needs: the list's precision and recall against the naive list's,
+        and model against baseline MAE on the pairs that came back."""
+        lists, s = self.lists, self.summary
+        return {
+            "cutoff": self.cutoff.date().isoformat(),
+            "outcome_days": lists.attrs["outcome_days"],
+            "listed": int(lists.loc["refill_model", "listed"]),
+            "precision": float(lists.loc["refill_model", "precision"]),
+            "recall": float(lists.loc["refill_model", "recall"]),
+            "naive_listed": int(lists.loc["naive_median", "listed"]),
+            "naive_precision": float(lists.loc["naive_median", "precision"]),
+            "naive_recall": float(lists.loc["naive_median", "recall"]),
+            "scored": int(s.loc["refill_model", "scored"]),
+            "mae_days": float(s.loc["refill_model", "mae_days"]),
+            "baseline_mae_days": float(s.loc["product_median", "mae_days"]),
+            "not_returned": int(s.attrs["not_returned"]),
+        }
+
+
+def list_outcomes(
+    predictions: pd.DataFrame,
+    fills: pd.DataFrame,
+    *,
+    within: int = 14,
+    outcome_days: int = 30,
+    baseline_interval: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Which member x products each list would have named at the prediction day, and whether
+    they refilled within ``outcome_days`` after it.
+
+    Lists compared (``list`` column):
+
+    - ``refill_model``: the reminder list (:func:`refill_targets` with ``within``);
+    - ``naive_median``: the same pairs with a rhythm, due at *last fill + the product's median
+      interval* (``baseline_interval``, per product; computed from the history when not
+      given), listed by the same rule (due within ``within`` days, overdue but not lapsed);
+    - ``all_pairs``: the model's list when one-off buys are not left out (the list before
+      rhythm was required).
+
+    Returns one row per listed pair and list: ``list, member_id, product, refilled`` (+
+    ``home_store_id`` when the predictions have it); ``attrs`` holds ``as_of``,
+    ``outcome_days`` and ``refills`` (pairs with history that refilled in the window: the
+    recall denominator).
+    """
+    as_of = pd.Timestamp(predictions.attrs["as_of"]).normalize()
+    later = fills[(fills["filled_on"] > as_of)
+                  & (fills["filled_on"] <= as_of + pd.Timedelta(days=outcome_days))]
+    came = pd.MultiIndex.from_frame(later[_KEYS].drop_duplicates())
+    if baseline_interval is None:
+        hist = _with_intervals(fills[fills["filled_on"] <= as_of])
+        baseline_interval = _product_median_interval(hist)
+
+    naive = predictions.copy()
+    days = np.round(naive["product"].map(baseline_interval).astype("float64").to_numpy())
+    naive["predicted_interval"] = days
+    naive["expected_on"] = naive["last_fill"] + pd.to_timedelta(days, unit="D")
+    naive["window_start"] = naive["window_end"] = naive["expected_on"]
+    # The same status rule (lapse after max(30 days, one interval)) on the naive dates.
+    naive = refill_status(naive, as_of=as_of)
+    any_rhythm = refill_status(predictions.drop(columns="rhythm"), as_of=as_of)
+    keep = [*(["home_store_id"] if "home_store_id" in predictions else []), *_KEYS]
+    parts = []
+    for name, table in (("refill_model", predictions), ("naive_median", naive),
+                        ("all_pairs", any_rhythm)):
+        picked = table.loc[_on_list(table, within=within), keep]
+        picked.insert(0, "list", name)
+        picked["refilled"] = pd.MultiIndex.from_frame(picked[_KEYS]).isin(came)
+        parts.append(picked)
+    out = pd.concat(parts, ignore_index=True)
+    out["list"] = out["list"].astype("string")
+    with_history = pd.MultiIndex.from_frame(predictions[_KEYS])
+    out.attrs = {"as_of": as_of, "outcome_days": outcome_days, "within": within,
+                 "refills": int(came.isin(with_history).sum())}
+    return out
+
+
+def list_precision(outcomes: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Per list of :func:`list_outcomes`: ``listed``, ``refilled``, ``precision`` (share of
+    listed pairs that refilled) with its Wilson interval (``precision_low``,
+    ``precision_high``) and ``recall`` (share of all refills in the window the list caught)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    order = ["refill_model", "naive_median", "all_pairs"]
+    g = outcomes.groupby("list", observed=True)["refilled"]
+    table = pd.DataFrame({"listed": g.size(), "refilled": g.sum()}).reindex(order, fill_value=0)
+    table = table.astype("int64")
+    n, k = table["listed"], table["refilled"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["precision"] = k / n.where(n > 0)
+        low, high = proportion_confint(k, n.where(n > 0), alpha=1 - confidence, method="wilson")
+        table["precision_low"], table["precision_high"] = low, high
+        refills = outcomes.attrs["refills"]
+        table["recall"] = k / refills if refills else np.nan
+    table.index.name = "list"
+    table.attrs = {**outcomes.attrs, "confidence": confidence}
+    return table
+
+
+def _product_median_interval(hist: pd.DataFrame) -> pd.Series:
+    """The naive rhythm: each product's median interval (the overall median where a product
+    has none)."""
+    median = hist.groupby("product", observed=True)["interval_days"].median()
+    return median.fillna(hist["interval_days"].median())
 
 
 def backtest_refills(
@@ -1025,16 +1205,27 @@ def backtest_refills(
     *,
     cutoff: str | pd.Timestamp,
     horizon_days: int | None = None,
+    within: int = 14,
+    outcome_days: int = 30,
     **predict_kwargs,
 ) -> RefillBacktest:
     """Cut the history at ``cutoff``, predict, and compare with the fills that followed.
 
-    Every member x product not lapsed (nor unknown) at the cutoff is predicted; those who
-    filled again after the cutoff (within ``horizon_days``, default to the end of the data)
-    are scored by the absolute error in days of the predicted next fill, against the naive
-    baseline *last fill + the product's median interval*. A prediction before the cutoff
-    (overdue) can only come true the day after the cutoff, so both methods' predictions are
-    moved to ``cutoff + 1`` at the earliest.
+    Two questions are answered.
+
+    *Is the list worth sending?* (``lists``, :func:`list_precision`): of the pairs the reminder
+    list would have named at the cutoff (due within ``within`` days or overdue), the share that
+    refilled within ``outcome_days`` (precision), and the share of all refills in those days
+    the list caught (recall), beside the naive median-interval list and the list that also
+    names one-off buys. ``list_detail`` has the pairs (:func:`list_outcomes`).
+
+    *How good is the date?* (``summary``): every member x product with a rhythm and not lapsed
+    (nor unknown) at the cutoff is predicted; those who filled again after the cutoff (within
+    ``horizon_days``, default to the end of the data) are scored by the absolute error in days
+    of the predicted next fill, against the naive baseline *last fill + the product's median
+    interval*. A prediction before the cutoff (overdue) can only come true the day after the
+    cutoff, so both methods' predictions are moved to ``cutoff + 1`` at the earliest.
+    ``summary.attrs["not_returned"]`` counts the predicted pairs that did not come back.
     """
     cutoff = pd.Timestamp(cutoff).normalize()
     predictions = predict_refills(fills, as_of=cutoff, **predict_kwargs)
@@ -1044,9 +1235,7 @@ def backtest_refills(
         future = future[future["filled_on"] <= cutoff + pd.Timedelta(days=horizon_days)]
     actual = future.groupby(_KEYS, observed=True)["filled_on"].min().rename("actual_next")
 
-    hist = _with_intervals(fills[fills["filled_on"] <= cutoff])
-    median = hist.groupby("product", observed=True)["interval_days"].median()
-    median = median.fillna(hist["interval_days"].median())
+    median = _product_median_interval(_with_intervals(fills[fills["filled_on"] <= cutoff]))
     detail = active.join(actual, on=_KEYS)
     earliest = cutoff + pd.Timedelta(days=1)
     baseline_days = np.round(detail["product"].map(median).astype("float64").to_numpy())
@@ -1077,7 +1266,10 @@ def backtest_refills(
         "active": len(active),
         "not_returned": int(detail["actual_next"].isna().sum()),
     }
-    return RefillBacktest(summary=summary, detail=detail.reset_index(drop=True), cutoff=cutoff)
+    outcomes = list_outcomes(predictions, fills, within=within, outcome_days=outcome_days,
+                             baseline_interval=median)
+    return RefillBacktest(summary=summary, detail=detail.reset_index(drop=True), cutoff=cutoff,
+                          lists=list_precision(outcomes), list_detail=outcomes)
 
 
 # --------------------------------------------------------------------------------------------

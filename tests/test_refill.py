@@ -21,6 +21,7 @@ from rxrepurchase.refill import (
     backtest_refills,
     co_purchase_lift,
     export_target_list,
+    list_check,
     mask_phone,
     plot_pdc_by_product,
     plot_refills_due_by_week,
@@ -582,6 +583,36 @@ def test_backtest_beats_product_median_on_simulated_rhythms():
     assert (d["model_on"] > result.cutoff).all()
 
 
+def test_backtest_list_precision_and_recall_by_hand():
+    rows = [
+        *[("m1", d, "A", 1, None) for d in (0, 20, 40, 60, 81)],  # due 80; refills day 81
+        *[("m2", d, "A", 1, None) for d in (0, 50, 98)],          # due 100; refills day 98
+        *[("m3", d, "A", 1, None) for d in (0, 45, 105)],         # due 90; back after 30 days
+        *[("m4", d, "C", 1, None) for d in (60, 75)],             # one-off at the cut
+    ]
+    result = backtest_refills(fills_of(rows), cutoff=day(70), within=14, outcome_days=30,
+                              prior_weight=1e-9)
+    # Product A's median interval of 20, 20, 20, 50, 45 is 20 (C has none: the overall 20).
+    # Model (own rhythm): m1 due day 80 (listed), m2 day 100 and m3 day 90 (not within 14).
+    # Naive (last fill + 20): m1 day 80, m2 day 70 (due now), m3 day 65 (overdue 5 <= 30).
+    # Without the rhythm rule m4's one-off C is due day 80 too.
+    # Refills in days 71-100 of pairs with history: m1, m2, m4 (m3 came back on day 105).
+    lists = result.lists
+    assert lists["listed"].tolist() == [1, 3, 2]
+    assert lists["refilled"].tolist() == [1, 2, 2]
+    assert lists["precision"].tolist() == pytest.approx([1.0, 2 / 3, 1.0])
+    assert lists["recall"].tolist() == pytest.approx([1 / 3, 2 / 3, 2 / 3])
+    assert (lists["precision_low"] < lists["precision"]).all()
+    assert (lists["precision_high"] <= 1.0).all()
+    assert lists.attrs["refills"] == 3
+    detail = result.list_detail
+    assert detail.loc[detail["list"] == "naive_median", "member_id"].tolist() == ["m1", "m2", "m3"]
+    # Dates: model errors 1, 2, 15 days; baseline 80, 70 -> 71, 65 -> 71: 1, 27, 34 days.
+    h = result.headline
+    assert (h["mae_days"], h["baseline_mae_days"]) == pytest.approx((6.0, 62 / 3))
+    assert (h["precision"], h["naive_precision"], h["listed"], h["scored"]) == (1.0, 2 / 3, 1, 3)
+
+
 # ---------------------------------------------------------------------------- plots
 
 
@@ -633,6 +664,11 @@ def test_backtest_on_demo_chain_beats_product_median(demo):
     assert s.loc["refill_model", "scored"] > 500
     assert s.loc["refill_model", "mae_days"] < s.loc["product_median", "mae_days"] - 0.5
     assert s.loc["refill_model", "within_7_days"] > s.loc["product_median", "within_7_days"]
+    # The list at the cut: measured precision 52% (465 listed) vs the naive list's 51%; the
+    # list with one-off buys 34%.
+    lists = result.lists
+    assert lists.loc["refill_model", "precision"] >= lists.loc["naive_median", "precision"]
+    assert lists.loc["all_pairs", "precision"] < lists.loc["refill_model", "precision"] - 0.1
 
     # The simulated chronic patients' own medication: each has a true refill cycle.
     truth = demo.truth[demo.truth["archetype"] == "loyal_chronic"]
@@ -723,6 +759,12 @@ def test_refill_overview_per_store_adds_up_to_the_chain(demo):
     table = whole.adherence_by_product
     assert table["members"].sum() == len(eligible)
     assert table["members"].is_monotonic_decreasing
+    # The list as sent 30 days earlier, per store, adds up to the chain's list.
+    assert sum(p.headline["list_check_listed"] for p in parts) == h["list_check_listed"] > 100
+    assert h["list_check_as_of"] == (as_of - pd.Timedelta(days=30)).date().isoformat()
+    check = whole.list_check[whole.list_check["list"] == "refill_model"]
+    assert h["list_precision"] == pytest.approx(check["refilled"].mean())
+    assert h["list_precision_low"] < h["list_precision"] < h["list_precision_high"]
     with pytest.raises(RefillError, match="'nope' is not in the stores table"):
         refill_overview(chain, store_id="nope")
 
@@ -739,11 +781,12 @@ def test_refill_overview_from_chain_wide_tables_is_the_same(demo):
         "chain_predictions": predict_refills(fills, as_of=as_of),
         "chain_adherence": adherence(fills, end=as_of),
         "chain_lift": co_purchase_lift(chain.order_lines, chain.orders, end=as_of),
+        "chain_list_check": list_check(fills, as_of=as_of, within=14),
     }
     for store_id in [None, *demo.stores["store_id"]]:
         computed = refill_overview(chain, store_id=store_id, within=14)
         sliced = refill_overview(chain, store_id=store_id, within=14, **tables)
-        for key in ("predictions", "adherence", "targets"):
+        for key in ("predictions", "adherence", "targets", "list_check"):
             pd.testing.assert_frame_equal(getattr(sliced, key), getattr(computed, key))
         assert sliced.headline == computed.headline and computed.headline["reminders"] > 0
     assert tables["chain_predictions"]["home_store_id"].nunique() == len(demo.stores)
@@ -752,3 +795,5 @@ def test_refill_overview_from_chain_wide_tables_is_the_same(demo):
         refill_overview(chain, store_id=demo.stores["store_id"].iloc[0], chain_predictions=earlier)
     with pytest.raises(RefillError, match="chain_adherence is as of"):
         refill_overview(chain, chain_adherence=adherence(fills, end=as_of - pd.Timedelta(days=1)))
+    with pytest.raises(RefillError, match="chain_list_check is of the list as of .* within 14"):
+        refill_overview(chain, within=7, chain_list_check=tables["chain_list_check"])
