@@ -134,8 +134,12 @@ def _quiet(call, *args, **kwargs):
             return call(*args, **kwargs)
 
 
-def _fit_with_ladder(model, fit_once) -> tuple[object, float, list[str]]:
-    """Try ``fit_once(penalizer)`` up the ladder; return (fitter, penalizer used, notes)."""
+def _fit_with_ladder(model, fit_once, problem=None) -> tuple[object, float, list[str]]:
+    """Try ``fit_once(penalizer)`` up the ladder; return (fitter, penalizer used, notes).
+
+    A fit whose parameters are not finite and positive, or for which ``problem(fitter)``
+    names a reason (a non-finite log-likelihood or predictions), is a failure: the next
+    penalizer is tried and the reason is noted."""
     ladder = [model.penalizer_coef] + [p for p in model.penalizer_ladder if p > model.penalizer_coef]
     notes: list[str] = []
     for penalizer in ladder:
@@ -148,6 +152,10 @@ def _fit_with_ladder(model, fit_once) -> tuple[object, float, list[str]]:
         params = np.asarray(fitter.params_, dtype=np.float64)
         if not np.all(np.isfinite(params)) or np.any(params <= 0):
             notes.append(f"penalizer {penalizer:g}: non-finite or non-positive parameters")
+            continue
+        reason = _quiet(problem, fitter) if problem is not None else None
+        if reason:
+            notes.append(f"penalizer {penalizer:g}: {reason}")
             continue
         if notes:
             notes.append(
@@ -211,14 +219,17 @@ class PurchaseModel:
         if not (T > 0).any():
             raise ModelFitError(f"{type(self).__name__}: every member has T = 0")
         (f, r, t), weights = _compress(frequency, recency, T)
-        fitter, penalizer, notes = _fit_with_ladder(
-            self,
-            lambda pen: self._lifetimes_fit(self._fitter_class(penalizer_coef=pen), f, r, t, weights),
-        )
-        self.fitter_ = fitter
-        self.params_ = pd.Series(
-            np.asarray(fitter.params_, dtype=np.float64), index=list(self.param_names), name=type(self).__name__
-        )
+        try:
+            fitter, penalizer, notes = _fit_with_ladder(
+                self,
+                lambda pen: self._lifetimes_fit(self._fitter_class(penalizer_coef=pen), f, r, t, weights),
+                lambda fitter: self._unusable(fitter, f, r, t, weights),
+            )
+        except ModelFitError:
+            for name in ("fitter_", "params_"):  # left by the failed trials: not a fitted model
+                self.__dict__.pop(name, None)
+            raise
+        self._use(fitter)
         self.penalizer_coef_ = penalizer
         self.convergence_notes_ = notes
         self.n_members_ = len(frequency)
@@ -227,6 +238,30 @@ class PurchaseModel:
         self.time_unit_ = _time_unit_of(rfm)
         self.log_likelihood_ = float(self._log_likelihood(f, r, t, weights))
         return self
+
+    def _use(self, fitter) -> None:
+        self.fitter_ = fitter
+        self.params_ = pd.Series(
+            np.asarray(fitter.params_, dtype=np.float64), index=list(self.param_names), name=type(self).__name__
+        )
+
+    def _unusable(self, fitter, f, r, t, weights) -> str | None:
+        """Why a converged fit cannot be used: a non-finite log-likelihood, or non-finite
+        P(alive) or expected purchases (over the longest T) for members of the data; None if
+        it can."""
+        self._use(fitter)
+        ll = self._log_likelihood(f, r, t, weights)
+        if not np.isfinite(ll):
+            return f"the log-likelihood is {ll}"
+        p_alive = np.asarray(fitter.conditional_probability_alive(f, r, t), dtype=np.float64)
+        purchases = self._conditional_purchases(float(t.max()), f, r, t)
+        bad = ~(np.isfinite(p_alive) & np.isfinite(purchases))
+        if bad.any():
+            i = np.flatnonzero(bad)[0]
+            return (f"predictions are not finite for {int(weights[bad].sum())} of "
+                    f"{int(weights.sum())} members (e.g. frequency {f[i]:g}, recency {r[i]:g}, "
+                    f"T {t[i]:g})")
+        return None
 
     def _log_likelihood(self, f, r, t, weights) -> float:
         """Log-likelihood of the fitted parameters on the unscaled data, without penalty."""

@@ -878,11 +878,12 @@ def store_models(
 
 
 def holdout_check(orders: pd.DataFrame, calibration_end, holdout_end, *,
-                  max_frequency: int = 7) -> pd.DataFrame:
+                  max_frequency: int | None = None) -> pd.DataFrame:
     """BG/NBD fitted on the calibration period only, compared with the holdout period.
 
     :func:`rxrepurchase.holdout.holdout_by_frequency` (mean holdout purchases by calibration
-    repeat purchases: actual, model, naive baseline), with the aggregate errors of
+    repeat purchases, in bins adapted to the store's members unless ``max_frequency`` is given:
+    actual, model, naive baseline), with the aggregate errors of
     :func:`rxrepurchase.holdout.holdout_error` in ``attrs["errors"]`` and the period in
     ``attrs["calibration_end"]`` / ``attrs["holdout_end"]``.
 

@@ -265,6 +265,33 @@ def test_penalizer_ladder_retries_and_says_so(cdnow_cal):
         _FlakyBGNBD(penalizer_ladder=(0.0, 0.001)).fit(cdnow_cal)
 
 
+class _NaNLikelihoodUnpenalized(BGNBDModel):
+    """A fit whose log-likelihood is NaN without penalizer (as lifetimes' Pareto/NBD gave on a
+    real chain, noted as 'converged')."""
+
+    def _log_likelihood(self, f, r, t, weights) -> float:
+        return np.nan if self.fitter_.penalizer_coef == 0 else super()._log_likelihood(f, r, t, weights)
+
+
+class _NaNForFrequentBuyers(BGNBDModel):
+    def _conditional_purchases(self, t, frequency, recency, T):
+        return np.where(frequency >= 10, np.nan, super()._conditional_purchases(t, frequency, recency, T))
+
+
+def test_non_finite_likelihood_or_predictions_are_failures_with_reasons(cdnow_cal):
+    model = _NaNLikelihoodUnpenalized().fit(cdnow_cal)
+    assert model.convergence_notes_[0] == "penalizer 0: the log-likelihood is nan"
+    assert model.penalizer_coef_ == 0.001 and np.isfinite(model.log_likelihood_)
+    frequent = int((cdnow_cal["frequency"] >= 10).sum())
+    with pytest.raises(ModelFitError, match=f"penalizer 0: predictions are not finite for {frequent} "
+                                            "of 2357 members \\(e.g. frequency 1"):
+        _NaNForFrequentBuyers().fit(cdnow_cal)
+    failed = _NaNForFrequentBuyers()
+    with pytest.raises(ModelFitError):
+        failed.fit(cdnow_cal)
+    assert not hasattr(failed, "params_")  # a failed fit leaves no half-fitted model
+
+
 def test_too_few_repeat_buyers_is_a_clear_error(cdnow_cal):
     few = pd.concat([cdnow_cal[cdnow_cal["frequency"] > 0].head(5), cdnow_cal[cdnow_cal["frequency"] == 0]])
     with pytest.raises(ModelFitError, match="only 5 of 1416 members made a repeat purchase; at least 30"):
