@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
+from scipy import optimize, sparse, special
 
 from rxrepurchase.contract import TAG_SEPARATOR, require_columns
 from rxrepurchase.errors import RxRepurchaseError
@@ -307,6 +307,89 @@ def _shrinkage_weight(values: pd.Series, hist: pd.DataFrame, min_members: int,
     return weight.where(enough, fallback)
 
 
+def _prior_df(log_var: np.ndarray, dof: np.ndarray, group: np.ndarray) -> float:
+    """Degrees of freedom of the scaled-inverse-chi-square prior on members' variances, from
+    how much their sample log-variances spread beyond sampling noise (Smyth 2004, limma's
+    moment estimate); ``inf`` when they do not spread more than noise."""
+    e = log_var - special.digamma(dof / 2) + np.log(dof / 2)
+    centred = e - pd.Series(e).groupby(group).transform("mean").to_numpy()
+    excess = centred.var() - special.polygamma(1, dof / 2).mean() if len(e) > 1 else 0.0
+    if not excess > 0:
+        return np.inf
+    # Solve trigamma(d0 / 2) = excess; trigamma decreases from inf to 0.
+    half = optimize.brentq(lambda x: special.polygamma(1, x) - excess, 1e-8, 1e8)
+    return 2 * half
+
+
+@dataclass
+class _Dispersion:
+    """Per member x product: shrunk and prior variance of log intervals (or ratios), and the
+    product's quantiles of a member's log deviations from their own mean."""
+
+    posterior: np.ndarray
+    prior: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    def bounds(self, log_days: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The interval around ``log_days``: the product's deviation quantiles, scaled by the
+        member's own regularity (shrunk sd / product sd) and by the uncertainty of a mean of
+        ``n`` values."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.sqrt(self.posterior / self.prior * (1 + 1 / np.maximum(n, 1)))
+        return log_days + self.low * scale, log_days + self.high * scale
+
+
+def _log_dispersion(values: pd.Series, hist: pd.DataFrame, index: pd.MultiIndex,
+                    min_count: int, prior_df: float | None, level: float) -> _Dispersion:
+    """Each member x product's (rows of ``index``) variance of log ``values`` around their own
+    mean, shrunk toward the product's (empirical Bayes as in limma): a scaled-inverse-chi-square
+    prior centred on the product's pooled within-member variance (the pooled variance over
+    all products where a product has fewer than ``min_count`` degrees of freedom), of
+    ``prior_df`` degrees of freedom (estimated by :func:`_prior_df` when None). With it, the
+    product's empirical ``level`` quantiles of members' log deviations from their own mean
+    (skewed and heavy-tailed: refills are late more often and by more than early).
+
+    Whole days put a floor under a variance: a sample variance is at least the rounding
+    noise ``1 / (12 x mean^2)`` of its log values."""
+    logv = np.log(values.where(values > 0)).dropna()
+    keys = [hist.loc[logv.index, "member_id"], hist.loc[logv.index, "product"]]
+    g = logv.groupby(keys, observed=True)
+    deviation = logv - g.transform("mean")
+    squares = (deviation ** 2).groupby(keys, observed=True).sum()
+    dof = (g.size() - 1).astype("float64")
+    rounding = 1 / (12 * values.loc[logv.index].groupby(keys, observed=True).mean() ** 2)
+    squares = np.maximum(squares, rounding * dof)
+    of = squares.index.get_level_values(1)
+    dof_by_product = dof.groupby(of, observed=True).sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        overall = squares.sum() / dof.sum() if dof.sum() > 0 else np.nan
+        pooled = squares.groupby(of, observed=True).sum() / dof_by_product
+    prior = pooled.where(dof_by_product >= min_count, overall)
+    if prior_df is None:
+        has = (dof > 0).to_numpy()
+        prior_df = _prior_df(np.log((squares / dof).to_numpy()[has]), dof.to_numpy()[has],
+                             np.asarray(of)[has])
+    at = index.get_level_values("product")
+    prior_at = prior.reindex(at).fillna(overall).to_numpy()
+    own_squares = squares.reindex(index).fillna(0.0).to_numpy()
+    own_dof = dof.reindex(index).fillna(0.0).to_numpy()
+    if np.isinf(prior_df):  # no spread beyond noise: every member has the product's variance
+        posterior = prior_at
+    else:
+        posterior = (prior_df * prior_at + own_squares) / (prior_df + own_dof)
+
+    repeated = g.transform("size") >= 2
+    deviation, product = deviation[repeated], keys[1][repeated]
+    probs = [(1 - level) / 2, (1 + level) / 2]
+    overall_q = deviation.quantile(probs).to_numpy() if len(deviation) else np.full(2, np.nan)
+    q = deviation.groupby(product, observed=True).quantile(probs).unstack().reindex(columns=probs)
+    enough = deviation.groupby(product, observed=True).size() >= min_count
+    low = q[probs[0]].where(enough, overall_q[0]).reindex(at).fillna(overall_q[0]).to_numpy()
+    high = q[probs[1]].where(enough, overall_q[1]).reindex(at).fillna(overall_q[1]).to_numpy()
+    return _Dispersion(posterior=posterior, prior=prior_at, low=low, high=high)
+
+
 def predict_refills(
     fills: pd.DataFrame,
     *,
@@ -318,6 +401,8 @@ def predict_refills(
     soon_days: int = 14,
     lapse_factor: float = 1.0,
     lapse_min_days: int = 30,
+    interval_level: float = 0.8,
+    regularity_prior_df: float | None = None,
 ) -> pd.DataFrame:
     """Predict each member's next fill of each product group, with a due window and status.
 
@@ -413,10 +498,16 @@ def predict_refills(
     products = out.index.get_level_values("product")
     out["product_interval"] = product_interval.reindex(products).to_numpy()
 
-    def shrink(member: pd.Series, n: pd.Series, prior: pd.Series, values: pd.Series) -> np.ndarray:
+    def shrink(member: pd.Series, n: pd.Series, prior: pd.Series, values: pd.Series,
+               dispersion: tuple) -> np.ndarray:
         if prior_weight is None:
             weight = _shrinkage_weight(values, hist, min_product_intervals)
             weight = weight.reindex(products).fillna(2.0).to_numpy()
+            # Regularity: a member more erratic than the product's members is pulled harder
+            # toward the product's rhythm, a more regular one keeps their own.
+            with np.errstate(invalid="ignore", divide="ignore"):
+                relative = np.where(dispersion.prior > 0, dispersion.posterior / dispersion.prior, 1.0)
+            weight = weight * np.nan_to_num(relative, nan=1.0)
         else:
             weight = prior_weight
         n = n.fillna(0).to_numpy(dtype="float64")
@@ -425,17 +516,31 @@ def predict_refills(
         with np.errstate(invalid="ignore"):  # 0/0: no history and no prior weight: unknown
             return (n * own + weight * prior) / (n + weight)
 
+    interval_spread = _log_dispersion(hist["interval_days"], hist, out.index,
+                                      min_product_intervals, regularity_prior_df, interval_level)
+    ratio_spread = _log_dispersion(hist["supply_ratio"], hist, out.index,
+                                   min_product_intervals, regularity_prior_df, interval_level)
     by_interval = shrink(out["member_interval"], out["n_intervals"].astype("float64"),
-                         product_interval, hist["interval_days"])
-    ratio = shrink(member_ratio["median"].reindex(out.index),
-                   member_ratio["count"].reindex(out.index).astype("float64"),
-                   product_ratio, hist["supply_ratio"])
+                         product_interval, hist["interval_days"], interval_spread)
+    n_ratios = member_ratio["count"].reindex(out.index).astype("float64")
+    ratio = shrink(member_ratio["median"].reindex(out.index), n_ratios,
+                   product_ratio, hist["supply_ratio"], ratio_spread)
     by_supply = ratio * out["last_days_supply"].to_numpy(dtype="float64")
     supply_fits = _supply_predicts_timing(hist).reindex(products).fillna(False).to_numpy()
     use_supply = ~np.isnan(by_supply) & supply_fits
     out["method"] = pd.Series(np.where(use_supply, "days_supply", "intervals"),
                               index=out.index, dtype="string")
     out["predicted_interval"] = np.where(use_supply, by_supply, by_interval)
+
+    # The due interval, in log days around the prediction.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_days = np.log(out["predicted_interval"].to_numpy(dtype="float64"))
+    by_ratio = ratio_spread.bounds(log_days, n_ratios.fillna(0).to_numpy())
+    by_days = interval_spread.bounds(log_days, out["n_intervals"].to_numpy(dtype="float64"))
+    low = np.round(np.exp(np.where(use_supply, by_ratio[0], by_days[0])))
+    high = np.round(np.exp(np.where(use_supply, by_ratio[1], by_days[1])))
+    out["due_low"] = out["last_fill"] + pd.to_timedelta(low, unit="D")
+    out["due_high"] = out["last_fill"] + pd.to_timedelta(high, unit="D")
 
     days = np.round(out["predicted_interval"].to_numpy())
     half = np.maximum(min_window_days,
@@ -841,7 +946,8 @@ def refill_targets(
     columns = [
         "member_id", "home_store_id", "last_store_id", "tier", "acquisition_channel",
         "last_channel", "tags", "product", "product_name", "status", "last_fill",
-        "expected_on", "window_start", "window_end", "days_until_due", "days_overdue",
+        "expected_on", "due_low", "due_high", "window_start", "window_end", "days_until_due",
+        "days_overdue",
         "also_recommend", "phone", "wechat_id",
     ]
     targets = targets[[c for c in columns if c in targets.columns]]
@@ -1075,8 +1181,11 @@ class RefillBacktest:
     ----------
     summary : DataFrame
         One row per method (``refill_model``, ``product_median``): ``scored``, ``mae_days``,
-        ``median_abs_error_days``, ``within_7_days``, ``in_window`` (share of actual fills in
-        the predicted due window; model only).
+        ``rmse_days``, ``median_abs_error_days``, ``within_7_days``, ``in_window`` (share of
+        actual fills in the predicted due window; model only), ``in_interval`` (coverage of
+        the ``due_low`` ... ``due_high`` interval, 80% by default: the share of the pairs
+        whose whole interval lies in the observed period that filled within it; those who
+        did not come back, dropouts included, count as misses; model only).
     detail : DataFrame
         One row per active member x product: predictions, the actual next fill (empty when
         the member did not come back by the end of the data or horizon) and both errors.
@@ -1247,18 +1356,28 @@ def backtest_refills(
     in_window = scored["actual_next"].between(
         scored["window_start"].clip(lower=earliest), scored["window_end"].clip(lower=earliest)
     )
+    # Coverage over the pairs whose whole interval was observed, returned or not: counting
+    # only those who came back would leave out the late tail.
+    seen_until = (cutoff + pd.Timedelta(days=horizon_days) if horizon_days is not None
+                  else fills["filled_on"].max())
+    observed = detail[detail["due_high"] <= seen_until]
+    in_interval = observed["actual_next"].between(
+        observed["due_low"].clip(lower=earliest), observed["due_high"].clip(lower=earliest)
+    )
     rows = []
-    for method, error, coverage in (
-        ("refill_model", scored["model_error"], in_window.mean()),
-        ("product_median", scored["baseline_error"], np.nan),
+    for method, error, coverage, interval in (
+        ("refill_model", scored["model_error"], in_window.mean(), in_interval.mean()),
+        ("product_median", scored["baseline_error"], np.nan, np.nan),
     ):
         rows.append({
             "method": method,
             "scored": len(scored),
             "mae_days": error.mean(),
+            "rmse_days": np.sqrt((error**2).mean()),
             "median_abs_error_days": error.median(),
             "within_7_days": (error <= 7).mean(),
             "in_window": coverage,
+            "in_interval": interval,
         })
     summary = pd.DataFrame(rows).set_index("method")
     summary.attrs = {
