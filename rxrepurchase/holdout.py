@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from rxrepurchase.errors import ModelFitError
+from rxrepurchase.mbgcnbd import MBGCNBDModel
 from rxrepurchase.models import BGNBDModel, MBGNBDModel, ParetoNBDModel
 from rxrepurchase.rfm import TIME_UNITS, CalibrationHoldout, RFMInputError
 
@@ -32,7 +33,8 @@ __all__ = [
     "tracking_curves",
 ]
 
-CANDIDATE_MODELS = {"bgnbd": BGNBDModel, "mbgnbd": MBGNBDModel, "pareto_nbd": ParetoNBDModel}
+CANDIDATE_MODELS = {"bgnbd": BGNBDModel, "mbgnbd": MBGNBDModel, "pareto_nbd": ParetoNBDModel,
+                    "mbgcnbd": MBGCNBDModel}
 """Model names :func:`select_model` accepts."""
 
 
@@ -286,7 +288,7 @@ class ModelSelection:
 def select_model(
     calibration: pd.DataFrame,
     holdout: pd.DataFrame,
-    candidates=("bgnbd", "mbgnbd", "pareto_nbd"),
+    candidates=("bgnbd", "mbgnbd", "pareto_nbd", "mbgcnbd"),
     *,
     metric: str = "rmse",
     n_boot: int = 500,

@@ -72,7 +72,7 @@ def _rfm_arrays(rfm: pd.DataFrame, columns: tuple[str, ...]) -> list[np.ndarray]
     for col in columns:
         values = pd.to_numeric(rfm[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isfinite(values)
-        if col != "monetary_value":
+        if col not in ("monetary_value", "litt"):  # a sum of logs may be negative
             bad |= values < 0
         if bad.any():
             raise RFMInputError(
@@ -317,12 +317,18 @@ class PurchaseModel:
         values = _quiet(self.fitter_.expected_number_of_purchases_up_to_time, np.maximum(t, 0.0))
         return np.where(t > 0, values, 0.0)
 
+    def _standard_errors(self) -> np.ndarray | None:
+        if getattr(self.fitter_, "_hessian_", None) is None:
+            return None
+        return np.asarray(self.fitter_.standard_errors_, dtype=np.float64)
+
     def summary(self) -> pd.DataFrame:
         """Parameters with standard errors (where lifetimes gives them) and the fit's figures."""
         self._check_fitted()
         table = pd.DataFrame({"estimate": self.params_})
-        if getattr(self.fitter_, "_hessian_", None) is not None:
-            table["std_error"] = np.asarray(self.fitter_.standard_errors_, dtype=np.float64)
+        std_error = self._standard_errors()
+        if std_error is not None:
+            table["std_error"] = std_error
         table.attrs = {
             "model": type(self).__name__,
             "time_unit": self.time_unit_,
@@ -388,11 +394,28 @@ class BGNBDModel(PurchaseModel):
             return first * second / third
 
 
+def mbgnbd_expected_if_alive(t, r: float, scale, a: float, b: float, frequency) -> np.ndarray:
+    """MBG/NBD's expected purchases in the next ``t`` of a member known to be alive, with
+    ``scale = alpha + T`` (Batislam et al. 2007; MBG/CNBD-k uses ``k alpha + T``)."""
+    x = frequency
+    with np.errstate(over="ignore", invalid="ignore"):
+        hyp = hyp2f1(r + x, b + x + 1, a + b + x, t / (scale + t))
+        return (a + b + x) / (a - 1) * (1 - hyp * (scale / (scale + t)) ** (r + x))
+
+
 class MBGNBDModel(BGNBDModel):
     """MBG/NBD (Batislam et al. 2007): like BG/NBD, but members may also drop out right after
     their first purchase. lifetimes' ``ModifiedBetaGeoFitter``; same parameters."""
 
     _fitter_class = ModifiedBetaGeoFitter
+
+    def _conditional_purchases(self, t: float, frequency, recency, T) -> np.ndarray:
+        """Expected purchases in the next ``t`` time units (its own formula: BG/NBD's does not
+        hold once members may leave after their first purchase)."""
+        r, alpha, a, b = (float(self.params_[k]) for k in self.param_names)
+        p_alive = np.asarray(self.fitter_.conditional_probability_alive(frequency, recency, T),
+                             dtype=np.float64)
+        return mbgnbd_expected_if_alive(t, r, alpha + T, a, b, frequency) * p_alive
 
 
 class ParetoNBDModel(PurchaseModel):

@@ -168,6 +168,10 @@ def test_mbgnbd_fits_cdnow_with_its_own_likelihood(cdnow_cal):
     assert abs(model.log_likelihood_ - (-9582.43)) < 1.0
     alive = model.probability_alive(cdnow_cal)
     assert (alive[cdnow_cal["frequency"] == 0] < 1).all()  # MBG/NBD: one-time buyers may be gone
+    # Its own conditional expectation (it used BG/NBD's, inherited: up to 2x off on CDNOW).
+    lifetimes_values = model.fitter_.conditional_expected_number_of_purchases_up_to_time(
+        39.0, cdnow_cal["frequency"], cdnow_cal["recency"], cdnow_cal["T"])
+    np.testing.assert_allclose(model.predict_purchases(cdnow_cal, 39.0), lifetimes_values, rtol=1e-8)
 
 
 def test_simulator_matches_closed_form_mean():
