@@ -570,8 +570,16 @@ class GammaGammaModel:
 
 
 def _units_per_day(model: PurchaseModel) -> float:
+    """Time units per day of a fitted model; a model that does not know its unit (fitted on a
+    table without ``attrs["time_unit"]``) is refused, so weeks are never read as days."""
     model._check_fitted()
-    return 1.0 / TIME_UNITS[model.time_unit_ or "days"]
+    if model.time_unit_ is None:
+        raise RFMInputError(
+            f"{type(model).__name__} does not know its time unit: fit it on an RFM summary whose "
+            "attrs['time_unit'] is 'days' or 'weeks' (rfm_summary and the simulators set it), so "
+            "that horizons in days and months are converted right"
+        )
+    return 1.0 / TIME_UNITS[model.time_unit_]
 
 
 def customer_lifetime_value(
@@ -884,18 +892,24 @@ def simulate_bgnbd(
     b: float,
     T,
     seed=None,
+    time_unit: str = "days",
 ) -> pd.DataFrame:
     """Simulate RFM data from the BG/NBD model with known parameters (vectorized).
 
     Each member buys as a Poisson process with rate ``lambda ~ Gamma(r, rate=alpha)`` and drops
     out after each repeat purchase with probability ``p ~ Beta(a, b)``; observed over ``(0, T]``
-    after the first purchase. ``T`` is a scalar or one value per member.
+    after the first purchase. ``T`` is a scalar or one value per member, in ``time_unit``
+    (``alpha`` too).
 
     Returns
     -------
     DataFrame
-        ``frequency``, ``recency``, ``T`` and the hidden ``lambda_``, ``p``, ``alive``.
+        ``frequency``, ``recency``, ``T`` and the hidden ``lambda_``, ``p``, ``alive``;
+        ``attrs["time_unit"]`` records the unit, so a model fitted on it converts CLV
+        horizons right (a CLV on weekly data is never read as days).
     """
+    if time_unit not in TIME_UNITS:
+        raise RFMInputError(f"time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}")
     rng = np.random.default_rng(seed)
     T = np.broadcast_to(np.asarray(T, dtype=np.float64), (n_members,))
     lam = rng.gamma(r, 1.0 / alpha, n_members)
@@ -910,7 +924,7 @@ def simulate_bgnbd(
     recency[has_repeat] = T[has_repeat] * rng.beta(
         frequency[has_repeat], n_purchases[has_repeat] - frequency[has_repeat] + 1
     )
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "frequency": frequency.astype(np.int64),
             "recency": recency,
@@ -920,3 +934,5 @@ def simulate_bgnbd(
             "alive": n_purchases < dropout_at,
         }
     )
+    out.attrs = {"time_unit": time_unit}
+    return out

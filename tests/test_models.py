@@ -198,6 +198,26 @@ def test_bgnbd_recovers_simulated_parameters():
     assert model.probability_alive(sim).mean() == pytest.approx(sim["alive"].mean(), abs=0.01)
 
 
+def test_simulator_records_its_time_unit_and_clv_needs_one(cdnow_cal, cdnow_gg):
+    truth = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
+    weekly = simulate_bgnbd(3000, T=39.0, seed=2, time_unit="weeks", **truth)
+    assert weekly.attrs["time_unit"] == "weeks"
+    model = BGNBDModel().fit(weekly)
+    assert model.time_unit_ == "weeks"
+    # Expected purchases in the next 30 days are those of 30 / 7 weeks.
+    scores = score_members(model, cdnow_gg, cdnow_cal.head(50), gross_margin=0.3, days=30)
+    expected = model.predict_purchases(cdnow_cal.head(50), 30 / 7)
+    np.testing.assert_allclose(scores["expected_purchases"], expected)
+    # Without a unit, a CLV horizon in months cannot be converted: refused, not read as days.
+    no_unit = weekly.copy()
+    no_unit.attrs = {}
+    unknown = BGNBDModel().fit(no_unit)
+    with pytest.raises(RFMInputError, match="does not know its time unit"):
+        customer_lifetime_value(unknown, cdnow_gg, cdnow_cal.head(5), gross_margin=0.3)
+    with pytest.raises(RFMInputError, match="time_unit must be"):
+        simulate_bgnbd(10, T=1.0, time_unit="months", **truth)
+
+
 def test_gamma_gamma_recovers_simulated_parameters():
     p, q, v = 6.0, 4.0, 15.0
     rng = np.random.default_rng(2)
