@@ -22,6 +22,8 @@ unconditional expectation of those members (a sum of incomplete beta functions).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 from scipy import optimize, special
@@ -181,6 +183,7 @@ class MBGCNBDModel(PurchaseModel):
         self.log_likelihood_by_k_ = pd.Series({j: fits[j][1] for j in sorted(fits)}, name="log_likelihood")
         self.log_likelihood_by_k_.index.name = "k"
         hessian = approx_hess3(np.asarray(params), lambda p: self._nll(best, p, f, r, t, lt, weights))
+        hessian = (hessian + hessian.T) / 2  # numerical differences are not exactly symmetric
         try:
             covariance = np.linalg.inv(hessian)
         except np.linalg.LinAlgError:
@@ -275,6 +278,16 @@ class MBGCNBDModel(PurchaseModel):
         t = np.asarray(t, dtype=np.float64)
         values, rows = np.unique(np.maximum(t, 0.0), return_inverse=True)
         return _unconditional(*self._params(), values)[rows].reshape(t.shape)
+
+    def parameter_covariance(self) -> pd.DataFrame:
+        """Covariance of ``r, alpha, a, b`` (``k`` is chosen on a grid and held fixed)."""
+        self._check_fitted()
+        return self.covariance_
+
+    def _with_params(self, values: np.ndarray) -> MBGCNBDModel:
+        other = copy.copy(self)
+        other.params_ = pd.Series(values, index=self.params_.index, name=self.params_.name)
+        return other
 
     def _standard_errors(self) -> np.ndarray:
         return self.standard_errors_.reindex(self.params_.index).to_numpy()

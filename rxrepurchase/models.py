@@ -15,6 +15,7 @@ happened; a penalized fit is biased toward small parameters, so the note says so
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ __all__ = [
     "customer_lifetime_value",
     "fit_by_group",
     "plot_clv_by_group",
+    "score_intervals",
     "score_members",
     "simulate_bgnbd",
     "wake_up_list",
@@ -316,6 +318,27 @@ class PurchaseModel:
         t = np.asarray(t, dtype=np.float64)
         values = _quiet(self.fitter_.expected_number_of_purchases_up_to_time, np.maximum(t, 0.0))
         return np.where(t > 0, values, 0.0)
+
+    def parameter_covariance(self) -> pd.DataFrame:
+        """Covariance of the estimated parameters (inverse Hessian of the log-likelihood).
+
+        Raises
+        ------
+        ModelFitError
+            The fit has none (lifetimes' Pareto/NBD computes no Hessian).
+        """
+        self._check_fitted()
+        if getattr(self.fitter_, "_hessian_", None) is None:
+            raise ModelFitError(f"{type(self).__name__} has no Hessian: no parameter uncertainty")
+        return self.fitter_.variance_matrix_.set_axis(self.param_names).set_axis(self.param_names, axis=1)
+
+    def _with_params(self, values: np.ndarray) -> PurchaseModel:
+        """A copy of this fitted model with other parameter values (for parameter draws)."""
+        other = copy.copy(self)
+        other.params_ = pd.Series(values, index=self.params_.index, name=self.params_.name)
+        other.fitter_ = copy.copy(self.fitter_)
+        other.fitter_.params_ = pd.Series(values, index=self.fitter_.params_.index)
+        return other
 
     def _standard_errors(self) -> np.ndarray | None:
         if getattr(self.fitter_, "_hessian_", None) is None:
@@ -664,6 +687,63 @@ def score_members(
     return scores
 
 
+def score_intervals(
+    purchase_model: PurchaseModel,
+    spend_model: GammaGammaModel,
+    rfm: pd.DataFrame,
+    *,
+    gross_margin: float,
+    days: int = 30,
+    horizon_months: int = 12,
+    monthly_discount_rate: float = 0.01,
+    level: float = 0.8,
+    n_draws: int = 100,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per member ranges of P(alive), expected purchases in the next ``days`` and CLV from
+    the purchase model's parameter uncertainty.
+
+    ``n_draws`` parameter sets are drawn from the estimate's asymptotic normal distribution on
+    the log scale (covariance: :meth:`PurchaseModel.parameter_covariance`, the inverse
+    Hessian); each member's figures are computed for every draw and the central ``level``
+    interval taken (``*_low``, ``*_high``). The spend per purchase is the Gamma-Gamma
+    estimate (its own uncertainty is not included). With a few thousand members the ranges
+    are wide; they narrow as 1 / sqrt(members).
+
+    Returns
+    -------
+    DataFrame
+        ``p_alive_low, p_alive_high, expected_purchases_low, expected_purchases_high,
+        clv_low, clv_high``, indexed like ``rfm``; ``attrs`` records ``level``, ``n_draws``.
+    """
+    if not 0 < level < 1:
+        raise RFMInputError(f"level must be in (0, 1), got {level}")
+    covariance = purchase_model.parameter_covariance()
+    names = list(covariance.index)
+    estimate = purchase_model.params_[names].to_numpy(dtype=np.float64)
+    log_covariance = covariance.to_numpy() / np.outer(estimate, estimate)  # delta method
+    draws = np.exp(np.random.default_rng(seed).multivariate_normal(
+        np.log(estimate), log_covariance, size=n_draws))
+    horizon = days * _units_per_day(purchase_model)
+    value = {"gross_margin": gross_margin, "horizon_months": horizon_months,
+             "monthly_discount_rate": monthly_discount_rate}
+    figures = {"p_alive": [], "expected_purchases": [], "clv": []}
+    for draw in draws:
+        params = purchase_model.params_.copy()
+        params[names] = draw
+        model = purchase_model._with_params(params.to_numpy())
+        figures["p_alive"].append(model.probability_alive(rfm).to_numpy())
+        figures["expected_purchases"].append(model.predict_purchases(rfm, horizon).to_numpy())
+        figures["clv"].append(customer_lifetime_value(model, spend_model, rfm, **value).to_numpy())
+    probs = [(1 - level) / 2, (1 + level) / 2]
+    out = pd.DataFrame(index=rfm.index)
+    for name, values in figures.items():
+        low, high = np.nanquantile(np.vstack(values), probs, axis=0)
+        out[f"{name}_low"], out[f"{name}_high"] = low, high
+    out.attrs = {"level": level, "n_draws": n_draws}
+    return out
+
+
 def wake_up_list(
     transactions: pd.DataFrame,
     purchase_model: PurchaseModel,
@@ -679,6 +759,8 @@ def wake_up_list(
     customer_col: str = "member_id",
     time_col: str = "ordered_at",
     amount_col: str = "paid_amount",
+    intervals: bool = True,
+    level: float = 0.8,
 ) -> pd.DataFrame:
     """Valuable members whose probability of being active is falling: whom to contact.
 
@@ -694,7 +776,10 @@ def wake_up_list(
     -------
     DataFrame
         ``p_alive_before``, ``p_alive_now``, ``p_alive_drop``, ``clv_before``, ``clv_now``,
-        ``value_at_risk``, ``frequency``, ``last_purchase``, ``days_since_last_purchase``.
+        ``value_at_risk``, ``frequency``, ``last_purchase``, ``days_since_last_purchase``;
+        with ``intervals`` (and a model with a Hessian), the ``level`` ranges of today's figures
+        from parameter uncertainty (:func:`score_intervals`): ``p_alive_now_low/high``,
+        ``clv_now_low/high``.
     """
     if lookback_days <= 0:
         raise RFMInputError(f"lookback_days must be positive, got {lookback_days}")
@@ -735,6 +820,18 @@ def wake_up_list(
         "value_at_risk", "frequency", "last_purchase", "days_since_last_purchase",
     ]  # fmt: skip
     listed = listed[order].sort_values("value_at_risk", ascending=False)
+    if intervals and len(listed):
+        try:
+            ranges = score_intervals(purchase_model, spend_model, rfm_now.loc[listed.index],
+                                     level=level, **value)
+        except ModelFitError:  # no Hessian (lifetimes' Pareto/NBD): no ranges to show
+            ranges = None
+        if ranges is not None:
+            for name in ("p_alive", "clv"):
+                listed.insert(listed.columns.get_loc(f"{name}_now") + 1, f"{name}_now_high",
+                              ranges[f"{name}_high"])
+                listed.insert(listed.columns.get_loc(f"{name}_now") + 1, f"{name}_now_low",
+                              ranges[f"{name}_low"])
     listed.attrs = {
         "as_of": now,
         "compared_with": before,
