@@ -42,7 +42,6 @@ __all__ = [
     "customer_lifetime_value",
     "fit_by_group",
     "plot_clv_by_group",
-    "score_intervals",
     "score_members",
     "simulate_bgnbd",
     "wake_up_list",
@@ -662,9 +661,24 @@ def score_members(
     days: int = 30,
     horizon_months: int = 12,
     monthly_discount_rate: float = 0.01,
+    intervals: bool = False,
+    level: float = 0.8,
+    n_draws: int = 100,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Per member: ``p_alive``, ``expected_purchases`` in the next ``days``, ``expected_spend``
-    per purchase and ``clv`` (see :func:`customer_lifetime_value`), plus the RFM columns."""
+    per purchase and ``clv`` (see :func:`customer_lifetime_value`), plus the RFM columns.
+
+    With ``intervals=True``, also the ``level`` ranges of P(alive), expected purchases and
+    CLV from the purchase model's parameter uncertainty (``p_alive_low``, ``p_alive_high``,
+    ``expected_purchases_low`` ..., ``clv_high``): ``n_draws`` parameter sets drawn from the
+    estimate's asymptotic normal distribution on the log scale (covariance:
+    :meth:`PurchaseModel.parameter_covariance`, the inverse Hessian), each member's figures
+    computed for every draw, the central ``level`` interval taken. The spend per purchase is
+    the Gamma-Gamma estimate (its own uncertainty is not included). Ranges narrow as
+    1 / sqrt(members fitted on)."""
+    value = {"gross_margin": gross_margin, "horizon_months": horizon_months,
+             "monthly_discount_rate": monthly_discount_rate}
     scores = pd.DataFrame(
         {
             "p_alive": purchase_model.probability_alive(rfm),
@@ -672,61 +686,34 @@ def score_members(
                 rfm, days * _units_per_day(purchase_model)
             ),
             "expected_spend": spend_model.expected_spend(rfm),
-            "clv": customer_lifetime_value(
-                purchase_model,
-                spend_model,
-                rfm,
-                gross_margin=gross_margin,
-                horizon_months=horizon_months,
-                monthly_discount_rate=monthly_discount_rate,
-            ),
+            "clv": customer_lifetime_value(purchase_model, spend_model, rfm, **value),
         }
     )
+    if intervals:
+        ranges = _score_ranges(purchase_model, spend_model, rfm, days=days, level=level,
+                               n_draws=n_draws, seed=seed, **value)
+        for name in ("clv", "expected_purchases", "p_alive"):  # each range after its figure
+            at = scores.columns.get_loc(name) + 1
+            scores.insert(at, f"{name}_high", ranges[f"{name}_high"])
+            scores.insert(at, f"{name}_low", ranges[f"{name}_low"])
     scores = scores.join(rfm[["frequency", "recency", "T", "monetary_value"]])
     scores.attrs = {"days": days, "horizon_months": horizon_months, "gross_margin": gross_margin}
     return scores
 
 
-def score_intervals(
-    purchase_model: PurchaseModel,
-    spend_model: GammaGammaModel,
-    rfm: pd.DataFrame,
-    *,
-    gross_margin: float,
-    days: int = 30,
-    horizon_months: int = 12,
-    monthly_discount_rate: float = 0.01,
-    level: float = 0.8,
-    n_draws: int = 100,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Per member ranges of P(alive), expected purchases in the next ``days`` and CLV from
-    the purchase model's parameter uncertainty.
-
-    ``n_draws`` parameter sets are drawn from the estimate's asymptotic normal distribution on
-    the log scale (covariance: :meth:`PurchaseModel.parameter_covariance`, the inverse
-    Hessian); each member's figures are computed for every draw and the central ``level``
-    interval taken (``*_low``, ``*_high``). The spend per purchase is the Gamma-Gamma
-    estimate (its own uncertainty is not included). With a few thousand members the ranges
-    are wide; they narrow as 1 / sqrt(members).
-
-    Returns
-    -------
-    DataFrame
-        ``p_alive_low, p_alive_high, expected_purchases_low, expected_purchases_high,
-        clv_low, clv_high``, indexed like ``rfm``; ``attrs`` records ``level``, ``n_draws``.
-    """
+def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
+                  *, days: float, level: float, n_draws: int, seed: int, **value) -> pd.DataFrame:
+    """The ``*_low`` / ``*_high`` columns of :func:`score_members` (``intervals=True``)."""
     if not 0 < level < 1:
         raise RFMInputError(f"level must be in (0, 1), got {level}")
     covariance = purchase_model.parameter_covariance()
     names = list(covariance.index)
     estimate = purchase_model.params_[names].to_numpy(dtype=np.float64)
+    covariance = (covariance + covariance.T) / 2  # numerical Hessians are not exactly symmetric
     log_covariance = covariance.to_numpy() / np.outer(estimate, estimate)  # delta method
     draws = np.exp(np.random.default_rng(seed).multivariate_normal(
         np.log(estimate), log_covariance, size=n_draws))
     horizon = days * _units_per_day(purchase_model)
-    value = {"gross_margin": gross_margin, "horizon_months": horizon_months,
-             "monthly_discount_rate": monthly_discount_rate}
     figures = {"p_alive": [], "expected_purchases": [], "clv": []}
     for draw in draws:
         params = purchase_model.params_.copy()
@@ -740,7 +727,6 @@ def score_intervals(
     for name, values in figures.items():
         low, high = np.nanquantile(np.vstack(values), probs, axis=0)
         out[f"{name}_low"], out[f"{name}_high"] = low, high
-    out.attrs = {"level": level, "n_draws": n_draws}
     return out
 
 
@@ -778,7 +764,7 @@ def wake_up_list(
         ``p_alive_before``, ``p_alive_now``, ``p_alive_drop``, ``clv_before``, ``clv_now``,
         ``value_at_risk``, ``frequency``, ``last_purchase``, ``days_since_last_purchase``;
         with ``intervals`` (and a model with a Hessian), the ``level`` ranges of today's figures
-        from parameter uncertainty (:func:`score_intervals`): ``p_alive_now_low/high``,
+        from parameter uncertainty (:func:`score_members`): ``p_alive_now_low/high``,
         ``clv_now_low/high``.
     """
     if lookback_days <= 0:
@@ -822,8 +808,8 @@ def wake_up_list(
     listed = listed[order].sort_values("value_at_risk", ascending=False)
     if intervals and len(listed):
         try:
-            ranges = score_intervals(purchase_model, spend_model, rfm_now.loc[listed.index],
-                                     level=level, **value)
+            ranges = _score_ranges(purchase_model, spend_model, rfm_now.loc[listed.index],
+                                   days=30, level=level, n_draws=100, seed=0, **value)
         except ModelFitError:  # no Hessian (lifetimes' Pareto/NBD): no ranges to show
             ranges = None
         if ranges is not None:

@@ -24,7 +24,6 @@ from rxrepurchase.models import (
     customer_lifetime_value,
     fit_by_group,
     plot_clv_by_group,
-    score_intervals,
     score_members,
     simulate_bgnbd,
     wake_up_list,
@@ -405,23 +404,24 @@ def test_wake_up_list_flags_valuable_members_going_quiet(cdnow, cdnow_bg, cdnow_
                                         "p_alive_now_high", "p_alive_drop"]
 
 
-def test_score_intervals_narrow_with_more_members(cdnow_gg):
+def test_score_ranges_narrow_with_more_members(cdnow_gg):
     truth = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
     sim = simulate_bgnbd(40_000, T=39.0, seed=4, time_unit="weeks", **truth)
     members = sim[sim["frequency"] > 0].head(200).assign(monetary_value=30.0)
     widths = {}
     for n in (2_500, 40_000):
         model = BGNBDModel().fit(sim.head(n))
-        ranges = score_intervals(model, cdnow_gg, members, gross_margin=0.3, n_draws=60)
-        scores = score_members(model, cdnow_gg, members, gross_margin=0.3)
+        scores = score_members(model, cdnow_gg, members, gross_margin=0.3, intervals=True, n_draws=60)
         for name in ("p_alive", "expected_purchases", "clv"):
-            inside = (ranges[f"{name}_low"] <= scores[name]) & (scores[name] <= ranges[f"{name}_high"])
+            inside = (scores[f"{name}_low"] <= scores[name]) & (scores[name] <= scores[f"{name}_high"])
             assert inside.mean() > 0.95, name
-        widths[n] = (ranges["clv_high"] - ranges["clv_low"]).median()
+        widths[n] = (scores["clv_high"] - scores["clv_low"]).median()
+    assert list(scores.columns[:4]) == ["p_alive", "p_alive_low", "p_alive_high", "expected_purchases"]
     # 16 times the members: about a quarter of the width (1 / sqrt(16)).
     assert 2.5 < widths[2_500] / widths[40_000] < 6
     with pytest.raises(ModelFitError, match="has no Hessian"):
-        score_intervals(ParetoNBDModel().fit(sim.head(2_500)), cdnow_gg, members, gross_margin=0.3)
+        score_members(ParetoNBDModel().fit(sim.head(2_500)), cdnow_gg, members, gross_margin=0.3,
+                      intervals=True)
 
 
 def test_fit_by_group_side_by_side(cdnow_cal):
