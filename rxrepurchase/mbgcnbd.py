@@ -279,6 +279,27 @@ class MBGCNBDModel(PurchaseModel):
         values, rows = np.unique(np.maximum(t, 0.0), return_inverse=True)
         return _unconditional(*self._params(), values)[rows].reshape(t.shape)
 
+    def time_to_next_purchase(self, rfm: pd.DataFrame, *, quantile: float = 0.5) -> pd.Series:
+        """The ``quantile`` of the time to the next purchase if still active.
+
+        The rate's posterior is taken as ``Gamma(r + k x, alpha + T)`` and the whole Erlang-k
+        gap as still ahead (the phases already run since the last purchase are ignored, so
+        the time is an upper estimate for ``k > 1``); a Gamma-mixed Erlang-k gap ends by ``t``
+        with probability ``I_{t/(alpha+T+t)}(k, r + k x)``, solved for ``t``. For ``k = 1`` it
+        equals MBG/NBD's.
+        """
+        if not 0 < quantile < 1:
+            raise RFMInputError(f"quantile must be in (0, 1), got {quantile}")
+        (x, _, T), rows = _distinct_rows(*self._inputs(rfm))
+        k, r, alpha, _, _ = self._params()
+        shape, scale = r + k * x, alpha + T
+        values = np.array([
+            optimize.brentq(lambda t, s=s, c=c: special.betainc(k, s, t / (c + t)) - quantile,
+                            0.0, 1e6 * c)
+            for s, c in zip(shape, scale, strict=True)
+        ])
+        return pd.Series(values[rows], index=rfm.index, name="time_to_next_purchase")
+
     def parameter_covariance(self) -> pd.DataFrame:
         """Covariance of ``r, alpha, a, b`` (``k`` is chosen on a grid and held fixed)."""
         self._check_fitted()

@@ -311,6 +311,24 @@ class PurchaseModel:
         values = _quiet(self.fitter_.conditional_probability_alive, frequency, recency, T)
         return pd.Series(np.asarray(values, dtype=np.float64)[rows], index=rfm.index, name="p_alive")
 
+    def time_to_next_purchase(self, rfm: pd.DataFrame, *, quantile: float = 0.5) -> pd.Series:
+        """Each member's time (in the model's unit) until their next purchase, if still
+        active: the ``quantile`` (median by default) of its distribution given the history.
+
+        Given alive, the member buys at rate ``lambda`` whose posterior is
+        ``Gamma(r + frequency, alpha + T)`` (BG/NBD, MBG/NBD and Pareto/NBD alike), so
+        ``P(no purchase within t) = ((alpha + T) / (alpha + T + t)) ** (r + frequency)`` and
+        the quantile is ``(alpha + T) * ((1 - quantile) ** (-1 / (r + frequency)) - 1)``.
+        Read it with P(alive): a member likely gone will probably not buy at all.
+        """
+        if not 0 < quantile < 1:
+            raise RFMInputError(f"quantile must be in (0, 1), got {quantile}")
+        frequency, _, T = self._inputs(rfm)
+        r, alpha = float(self.params_["r"]), float(self.params_["alpha"])
+        shape = r + frequency
+        values = (alpha + T) * ((1 - quantile) ** (-1 / shape) - 1)
+        return pd.Series(values, index=rfm.index, name="time_to_next_purchase")
+
     def expected_purchases(self, t) -> np.ndarray:
         """Expected repeat purchases by time ``t`` after a new member's first purchase."""
         self._check_fitted()
@@ -666,8 +684,11 @@ def score_members(
     n_draws: int = 100,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Per member: ``p_alive``, ``expected_purchases`` in the next ``days``, ``expected_spend``
-    per purchase and ``clv`` (see :func:`customer_lifetime_value`), plus the RFM columns.
+    """Per member: ``p_alive``, ``expected_purchases`` in the next ``days``,
+    ``next_purchase_days`` (median days to the next purchase if still active,
+    :meth:`PurchaseModel.time_to_next_purchase`) and ``next_purchase_on`` (that date, when the
+    RFM records its ``observation_end``), ``expected_spend`` per purchase and ``clv`` (see
+    :func:`customer_lifetime_value`), plus the RFM columns.
 
     With ``intervals=True``, also the ``level`` ranges of P(alive), expected purchases and
     CLV from the purchase model's parameter uncertainty (``p_alive_low``, ``p_alive_high``,
@@ -689,6 +710,15 @@ def score_members(
             "clv": customer_lifetime_value(purchase_model, spend_model, rfm, **value),
         }
     )
+    # The median time to the next purchase if still active, as a date when the RFM says when
+    # observation ended: what an operator's "expected next visit" column shows.
+    next_days = purchase_model.time_to_next_purchase(rfm) / _units_per_day(purchase_model)
+    at = scores.columns.get_loc("expected_purchases") + 1
+    scores.insert(at, "next_purchase_days", next_days)
+    end = rfm.attrs.get("observation_end")
+    if end is not None:
+        scores.insert(at + 1, "next_purchase_on",
+                      pd.Timestamp(end) + pd.to_timedelta(np.ceil(next_days.to_numpy()), unit="D"))
     if intervals:
         ranges = _score_ranges(purchase_model, spend_model, rfm, days=days, level=level,
                                n_draws=n_draws, seed=seed, **value)

@@ -67,6 +67,8 @@ def test_k1_is_mbgnbd_on_cdnow():
                                mbg.probability_alive(split.calibration), atol=0.01)
     np.testing.assert_allclose(ours.predict_purchases(split.calibration, 39.0),
                                mbg.predict_purchases(split.calibration, 39.0), rtol=0.03, atol=0.01)
+    np.testing.assert_allclose(ours.time_to_next_purchase(split.calibration),
+                               mbg.time_to_next_purchase(split.calibration), rtol=0.03)
     # On CDNOW the grid keeps k = 1 (BTYDplus's vignette finds the same).
     assert MBGCNBDModel(max_k=4).fit(split.calibration).params_["k"] == 1
 

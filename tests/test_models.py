@@ -364,7 +364,8 @@ def test_clv_hand_computed_from_monthly_expected_purchases(cdnow_cal, cdnow_bg, 
 
 def test_score_members_columns(cdnow_cal, cdnow_bg, cdnow_gg):
     scores = score_members(cdnow_bg, cdnow_gg, cdnow_cal, gross_margin=0.3, days=70)
-    assert list(scores.columns[:4]) == ["p_alive", "expected_purchases", "expected_spend", "clv"]
+    assert list(scores.columns[:6]) == ["p_alive", "expected_purchases", "next_purchase_days",
+                                        "next_purchase_on", "expected_spend", "clv"]
     np.testing.assert_allclose(
         scores["expected_purchases"].to_numpy(), cdnow_bg.predict_purchases(cdnow_cal, 10).to_numpy()
     )  # 70 days = 10 weeks
@@ -402,6 +403,21 @@ def test_wake_up_list_flags_valuable_members_going_quiet(cdnow, cdnow_bg, cdnow_
     assert (listed["clv_now_low"] < listed["clv_now"]).all() and (listed["clv_now"] < listed["clv_now_high"]).all()
     assert list(listed.columns[:5]) == ["p_alive_before", "p_alive_now", "p_alive_now_low",
                                         "p_alive_now_high", "p_alive_drop"]
+
+
+def test_next_purchase_date_by_hand(cdnow_cal, cdnow_bg, cdnow_gg):
+    scores = score_members(cdnow_bg, cdnow_gg, cdnow_cal, gross_margin=0.3)
+    r, alpha = cdnow_bg.params_["r"], cdnow_bg.params_["alpha"]
+    row = cdnow_cal.iloc[0]
+    # Given alive, the rate ~ Gamma(r + x, alpha + T): half the time no purchase within
+    # (alpha + T) (2 ** (1 / (r + x)) - 1) weeks.
+    weeks = (alpha + row["T"]) * (2 ** (1 / (r + row["frequency"])) - 1)
+    assert scores["next_purchase_days"].iloc[0] == pytest.approx(7 * weeks)
+    assert scores["next_purchase_on"].iloc[0] == pd.Timestamp("1997-09-30") + pd.Timedelta(
+        days=int(np.ceil(7 * weeks)))
+    # Frequent buyers are expected back sooner.
+    by_frequency = scores.groupby(cdnow_cal["frequency"].clip(upper=5))["next_purchase_days"].median()
+    assert by_frequency.is_monotonic_decreasing
 
 
 def test_score_ranges_narrow_with_more_members(cdnow_gg):
