@@ -172,11 +172,15 @@ STRINGS: dict[str, tuple[str, str]] = {
         "with probability {alive}; together they are expected to make {purchases} purchases in "
         "the next {days} days. Customer lifetime value (CLV) is the gross profit a member is "
         "expected to bring in the next {months} months, discounted, at a gross margin of "
-        "{margin}: {clv} for all members of the store.",
+        "{margin}: {clv}{clv_range} for all members of the store.",
         "基于本店 {members} 名购买会员拟合购买模型（BG/NBD）和消费金额模型（Gamma-Gamma）。"
         "会员平均仍活跃概率为 {alive}；预计未来 {days} 天共购买 {purchases} 次。"
         "客户终身价值（CLV）指会员在未来 {months} 个月预计带来的毛利（按 {margin} 毛利率、"
-        "折现后）：本店会员合计 {clv}。",
+        "折现后）：本店会员合计 {clv}{clv_range}。",
+    ),
+    "range_suffix": (
+        " ({level} range from the models' parameter uncertainty: {low} to {high})",
+        "（模型参数不确定性下的 {level} 区间：{low} 至 {high}）",
     ),
     "not_modelled": (
         "This store could not be modelled: {reason}. Member value figures are left out; the "

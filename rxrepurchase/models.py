@@ -695,9 +695,10 @@ def score_members(
     ``expected_purchases_low`` ..., ``clv_high``): ``n_draws`` parameter sets drawn from the
     estimate's asymptotic normal distribution on the log scale (covariance:
     :meth:`PurchaseModel.parameter_covariance`, the inverse Hessian), each member's figures
-    computed for every draw, the central ``level`` interval taken. The spend per purchase is
-    the Gamma-Gamma estimate (its own uncertainty is not included). Ranges narrow as
-    1 / sqrt(members fitted on)."""
+    computed for every draw, the central ``level`` interval taken; ``attrs`` also holds the
+    ranges of the totals (``clv_total_low`` ..., ``expected_purchases_total_high``). The spend
+    per purchase is the Gamma-Gamma estimate (its own uncertainty is not included). Ranges
+    narrow as 1 / sqrt(members fitted on)."""
     value = {"gross_margin": gross_margin, "horizon_months": horizon_months,
              "monthly_discount_rate": monthly_discount_rate}
     scores = pd.DataFrame(
@@ -727,7 +728,8 @@ def score_members(
             scores.insert(at, f"{name}_high", ranges[f"{name}_high"])
             scores.insert(at, f"{name}_low", ranges[f"{name}_low"])
     scores = scores.join(rfm[["frequency", "recency", "T", "monetary_value"]])
-    scores.attrs = {"days": days, "horizon_months": horizon_months, "gross_margin": gross_margin}
+    scores.attrs = {"days": days, "horizon_months": horizon_months, "gross_margin": gross_margin,
+                    **(ranges.attrs if intervals else {})}
     return scores
 
 
@@ -754,9 +756,15 @@ def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, r
         figures["clv"].append(customer_lifetime_value(model, spend_model, rfm, **value).to_numpy())
     probs = [(1 - level) / 2, (1 + level) / 2]
     out = pd.DataFrame(index=rfm.index)
+    totals = {}
     for name, values in figures.items():
-        low, high = np.nanquantile(np.vstack(values), probs, axis=0)
+        values = np.vstack(values)
+        low, high = np.nanquantile(values, probs, axis=0)
         out[f"{name}_low"], out[f"{name}_high"] = low, high
+        if name != "p_alive":  # a total's range: the quantiles of the per-draw totals
+            totals[f"{name}_total_low"], totals[f"{name}_total_high"] = (
+                float(v) for v in np.nanquantile(values.sum(axis=1), probs))
+    out.attrs = {"level": level, "n_draws": n_draws, **totals}
     return out
 
 

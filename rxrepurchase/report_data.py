@@ -861,7 +861,7 @@ def store_models(
     except ModelFitError as exc:
         return StoreModels(reason=str(exc))
     scores = score_members(pm, sm, rfm, gross_margin=gross_margin, days=days,
-                           horizon_months=horizon_months)
+                           horizon_months=horizon_months, intervals=True, n_draws=30)
     labels = cohorts.set_index("member_id")["subsidy_cohort"]
     tiers = chain.members.set_index("member_id")["tier"]
     scores = scores.assign(subsidy_cohort=labels.reindex(scores.index).to_numpy(),
@@ -935,6 +935,10 @@ def model_summary(models: StoreModels, lang: str = "en") -> str:
              purchases=f"{s['expected_purchases'].sum():,.0f}",
              days=s.attrs.get("days", 30),
              clv=format_money(s["clv"].sum(), lang),
+             clv_range=t("range_suffix", lang, low=format_money(s.attrs["clv_total_low"], lang),
+                         high=format_money(s.attrs["clv_total_high"], lang),
+                         level=format_rate(s.attrs["level"], lang, digits=0))
+             if "clv_total_low" in s.attrs else "",
              months=s.attrs.get("horizon_months", 12),
              margin=format_rate(s.attrs.get("gross_margin"), lang, digits=0))
 

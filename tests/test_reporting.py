@@ -278,6 +278,16 @@ def test_model_section_shows_the_holdout_check(run, chain):
     assert f"it predicted {errors.at['model', 'total_predicted']:,.0f} repeat purchases" in text
 
 
+def test_model_summary_gives_the_clv_range(chain):
+    cohorts = rd.store_cohorts(chain, "S01")
+    models = rd.store_models(chain, "S01", cohorts["members"])
+    s = models.scores
+    assert s.attrs["clv_total_low"] < s["clv"].sum() < s.attrs["clv_total_high"]
+    assert (s["p_alive_low"] <= s["p_alive_high"]).all()
+    assert "(80% range from the models' parameter uncertainty: " in rd.model_summary(models, "en")
+    assert "模型参数不确定性下的 80% 区间" in rd.model_summary(models, "zh")
+
+
 def test_action_lists_are_written_next_to_the_report(run, chain):
     r = _ok(run, "S01")
     # Beside the list, its measured precision: the list of 30 days ago and who refilled.
