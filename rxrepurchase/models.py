@@ -741,8 +741,11 @@ def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, r
     covariance = purchase_model.parameter_covariance()
     names = list(covariance.index)
     estimate = purchase_model.params_[names].to_numpy(dtype=np.float64)
-    covariance = (covariance + covariance.T) / 2  # numerical Hessians are not exactly symmetric
     log_covariance = covariance.to_numpy() / np.outer(estimate, estimate)  # delta method
+    # A numerical Hessian is not exactly symmetric nor always positive semi-definite: use the
+    # nearest matrix that is (negative eigenvalues set to 0).
+    values, vectors = np.linalg.eigh((log_covariance + log_covariance.T) / 2)
+    log_covariance = (vectors * np.clip(values, 0, None)) @ vectors.T
     draws = np.exp(np.random.default_rng(seed).multivariate_normal(
         np.log(estimate), log_covariance, size=n_draws))
     horizon = days * _units_per_day(purchase_model)

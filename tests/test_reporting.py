@@ -275,17 +275,13 @@ def test_model_section_shows_the_holdout_check(run, chain):
     errors = models.holdout.attrs["errors"]
     text = _text(_ok(run, "S01").html)
     assert rd.holdout_summary(models.holdout, "en") in text
-    assert f"it predicted {errors.at['model', 'total_predicted']:,.0f} repeat purchases" in text
-
-
-def test_model_summary_gives_the_clv_range(chain):
-    cohorts = rd.store_cohorts(chain, "S01")
-    models = rd.store_models(chain, "S01", cohorts["members"])
+    # The store's total CLV with its range from parameter uncertainty.
     s = models.scores
     assert s.attrs["clv_total_low"] < s["clv"].sum() < s.attrs["clv_total_high"]
     assert (s["p_alive_low"] <= s["p_alive_high"]).all()
     assert "(80% range from the models' parameter uncertainty: " in rd.model_summary(models, "en")
     assert "模型参数不确定性下的 80% 区间" in rd.model_summary(models, "zh")
+    assert f"it predicted {errors.at['model', 'total_predicted']:,.0f} repeat purchases" in text
 
 
 def test_action_lists_are_written_next_to_the_report(run, chain):
