@@ -42,7 +42,8 @@ def refill_row(shape: str, chain) -> dict:
     result = backtest_refills(fills, cutoff=cut)
     lists, s = result.lists, result.summary
     row = {"shape": shape, "listed": int(lists.at["refill_model", "listed"])}
-    for prefix, name in (("", "refill_model"), ("naive ", "naive_median"), ("one-offs ", "all_pairs")):
+    for prefix, name in (("", "refill_model"), ("naive ", "naive_median"), ("one-offs ", "all_pairs"),
+                         ("regular ", "regular_model")):
         row[f"{prefix}precision"] = lists.at[name, "precision"]
         row[f"{prefix}recall"] = lists.at[name, "recall"]
     row["scored"] = int(s.at["refill_model", "scored"])

@@ -57,6 +57,7 @@ __all__ = [
     "refill_due_counts",
     "refill_fills",
     "refill_rhythm",
+    "refill_spread",
     "refill_overview",
     "refill_status",
     "refill_targets",
@@ -866,7 +867,8 @@ def mask_phone(phone: pd.Series) -> pd.Series:
 
 
 def _on_list(predictions: pd.DataFrame, *, within: int, include_overdue: bool = True,
-             include_lapsed: bool = False, first_refill: bool = False) -> pd.Series:
+             include_lapsed: bool = False, first_refill: bool = False,
+             max_spread: float | None = None) -> pd.Series:
     """Which predictions the reminder list takes (the rule of :func:`refill_targets`)."""
     excluded = ["unknown"]
     if not include_overdue:
@@ -876,7 +878,17 @@ def _on_list(predictions: pd.DataFrame, *, within: int, include_overdue: bool = 
     pick = (predictions["days_until_due"] <= within).fillna(False) & ~predictions["status"].isin(excluded)
     if "rhythm" in predictions:
         pick &= (predictions["rhythm"] == ("first_refill" if first_refill else "repeat")).fillna(False)
+    if max_spread is not None:
+        pick &= (refill_spread(predictions) <= max_spread).fillna(False)
     return pick
+
+
+def refill_spread(predictions: pd.DataFrame) -> pd.Series:
+    """Width of each prediction's due interval relative to its predicted interval: how
+    regular the member's rhythm is. Clockwork refills are well below 1; a member buying at
+    random (exponential gaps) has about 3.2 for an 80% interval."""
+    width = (predictions["due_high"] - predictions["due_low"]) / _DAY
+    return width / predictions["predicted_interval"].astype("float64")
 
 
 def refill_targets(
@@ -890,13 +902,17 @@ def refill_targets(
     lift: pd.DataFrame | None = None,
     n_recommend: int = 2,
     first_refill: bool = False,
+    max_spread: float | None = None,
 ) -> pd.DataFrame:
     """The reminder list: member x products due within ``within`` days of the prediction day.
 
     Only member x products with a rhythm are listed: by default those with two fills or more
     (``rhythm == "repeat"``); with ``first_refill=True``, the separate first-refill list of
     first chronic purchases whose days supply says when they run out
-    (``rhythm == "first_refill"``). One-off buys are never listed.
+    (``rhythm == "first_refill"``). One-off buys are never listed. ``max_spread`` (e.g. 2)
+    also leaves out members whose rhythm is irregular (:func:`refill_spread` above it): a
+    shorter, much more precise list (measured on the demo chain: precision 0.46 -> 0.79-0.90
+    for recall 0.37 -> 0.31, :func:`backtest_refills`' ``regular_model`` list).
 
     Parameters
     ----------
@@ -928,7 +944,8 @@ def refill_targets(
     if within < 0:
         raise RefillError(f"within must be >= 0 days, got {within}")
     pick = _on_list(predictions, within=within, include_overdue=include_overdue,
-                    include_lapsed=include_lapsed, first_refill=first_refill)
+                    include_lapsed=include_lapsed, first_refill=first_refill,
+                    max_spread=max_spread)
     targets = predictions[pick].drop(columns=["home_store_id"], errors="ignore")
 
     member_cols = [c for c in ("home_store_id", "tier", "acquisition_channel", "tags", "phone",
@@ -1230,6 +1247,7 @@ def list_outcomes(
     within: int = 14,
     outcome_days: int = 30,
     baseline_interval: pd.Series | None = None,
+    regular_spread: float = 2.0,
 ) -> pd.DataFrame:
     """Which member x products each list would have named at the prediction day, and whether
     they refilled within ``outcome_days`` after it.
@@ -1241,7 +1259,9 @@ def list_outcomes(
       interval* (``baseline_interval``, per product; computed from the history when not
       given), listed by the same rule (due within ``within`` days, overdue but not lapsed);
     - ``all_pairs``: the model's list when one-off buys are not left out (the list before
-      rhythm was required).
+      rhythm was required);
+    - ``regular_model``: the reminder list of the members with a regular rhythm only
+      (:func:`refill_spread` at most ``regular_spread``; ``refill_targets(max_spread=)``).
 
     Returns one row per listed pair and list: ``list, member_id, product, refilled`` (+
     ``home_store_id`` when the predictions have it); ``attrs`` holds ``as_of``,
@@ -1266,9 +1286,10 @@ def list_outcomes(
     any_rhythm = refill_status(predictions.drop(columns="rhythm"), as_of=as_of)
     keep = [*(["home_store_id"] if "home_store_id" in predictions else []), *_KEYS]
     parts = []
-    for name, table in (("refill_model", predictions), ("naive_median", naive),
-                        ("all_pairs", any_rhythm)):
-        picked = table.loc[_on_list(table, within=within), keep]
+    for name, table, spread in (("refill_model", predictions, None), ("naive_median", naive, None),
+                                ("all_pairs", any_rhythm, None),
+                                ("regular_model", predictions, regular_spread)):
+        picked = table.loc[_on_list(table, within=within, max_spread=spread), keep]
         picked.insert(0, "list", name)
         picked["refilled"] = pd.MultiIndex.from_frame(picked[_KEYS]).isin(came)
         parts.append(picked)
@@ -1286,7 +1307,7 @@ def list_precision(outcomes: pd.DataFrame, *, confidence: float = 0.95) -> pd.Da
     ``precision_high``) and ``recall`` (share of all refills in the window the list caught)."""
     from statsmodels.stats.proportion import proportion_confint
 
-    order = ["refill_model", "naive_median", "all_pairs"]
+    order = ["refill_model", "naive_median", "all_pairs", "regular_model"]
     g = outcomes.groupby("list", observed=True)["refilled"]
     table = pd.DataFrame({"listed": g.size(), "refilled": g.sum()}).reindex(order, fill_value=0)
     table = table.astype("int64")
