@@ -335,7 +335,7 @@ def load_store_slice(out: str | os.PathLike, store_id: str) -> StoreSlice:
                                 rows_loaded=dict(manifest["rows_loaded"]))
     chain = Chain(**tables, as_of=as_of, quality=quality, source=Path(manifest["source"]))
 
-    rfm_cols = ["frequency", "recency", "T", "monetary_value", "first_purchase", "last_purchase"]
+    rfm_cols = ["frequency", "recency", "T", "litt", "monetary_value", "first_purchase", "last_purchase"]
     summary = _rfm_frame(_read(out, "rfm", store_id), rfm_cols)
     summary.attrs = _rfm_attrs(chain.orders, manifest, as_of)
     calibration = holdout = None

@@ -49,11 +49,13 @@ def _cmd_refills(args: argparse.Namespace) -> int:
 
     chain = load_chain(args.data, **_load_args(args))
     targets = chain_refill_targets(
-        chain, within=args.within, group_by=args.group_by, show_phone=args.show_phone
+        chain, within=args.within, group_by=args.group_by, show_phone=args.show_phone,
+        first_refill=args.first_refill,
     )
     path = export_target_list(targets, args.out, overwrite=args.overwrite)
     counts = ", ".join(f"{k} {v}" for k, v in targets.attrs["status_counts"].items())
-    print(f"{len(targets)} refill reminders as of {targets.attrs['as_of']:%Y-%m-%d} "
+    what = "first-refill reminders" if args.first_refill else "refill reminders"
+    print(f"{len(targets)} {what} as of {targets.attrs['as_of']:%Y-%m-%d} "
           f"(within {args.within} days: {counts or 'none'}) -> {path}")
     return 0
 
@@ -160,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-by", choices=["sku", "category"], default="sku",
                    help="product grouping for refills (default sku)")
     p.add_argument("--show-phone", action="store_true", help="show full phone numbers")
+    p.add_argument("--first-refill", action="store_true",
+                   help="list first chronic purchases (one fill, known days supply) instead of "
+                        "members with a refill rhythm")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_cmd_refills)
 

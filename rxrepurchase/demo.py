@@ -141,6 +141,11 @@ class DemoConfig:
     chronic_late_prob, chronic_late_mean_days, chronic_jitter : float
         A refill is late with this probability by an exponential number of days of this mean;
         every refill gap also varies by a normal relative jitter of this standard deviation.
+    refill_dispersion : float
+        Irregular refills (0, the default: off). When positive, each patient gets a
+        coefficient of variation ``refill_dispersion x Uniform(0.25, 1.75)`` and every refill
+        gap is also multiplied by a Gamma draw of mean 1 and that CV: some patients stay
+        regular, others refill erratically, as on a real retailer's export.
     acute_seasonality : float
         Relative amplitude of the winter (mid-January) peak of acute buying.
     loyal_wave_coupon_prob : float
@@ -199,6 +204,7 @@ class DemoConfig:
     chronic_late_prob: float = 0.12
     chronic_late_mean_days: float = 12.0
     chronic_jitter: float = 0.06
+    refill_dispersion: float = 0.0
     acute_seasonality: float = 0.6
     loyal_wave_coupon_prob: float = 0.5
     tier_thresholds: tuple[float, float, float] = (600.0, 2000.0, 5000.0)
@@ -244,6 +250,7 @@ class DemoConfig:
             ("wave_rate_decay", self.wave_rate_decay > 0, "must be positive"),
             ("chronic_late_prob", 0 <= self.chronic_late_prob <= 1, "must be in [0, 1]"),
             ("chronic_jitter", 0 <= self.chronic_jitter < 0.5, "must be in [0, 0.5)"),
+            ("refill_dispersion", 0 <= self.refill_dispersion <= 1.5, "must be in [0, 1.5]"),
             ("acute_seasonality", 0 <= self.acute_seasonality < 1, "must be in [0, 1)"),
             ("loyal_wave_coupon_prob", 0 <= self.loyal_wave_coupon_prob <= 1, "must be in [0, 1]"),
             ("member_discount", 0 <= self.member_discount[0] <= self.member_discount[1] < 0.5,
@@ -668,6 +675,9 @@ def _simulate_chronic(rng: np.random.Generator, config: DemoConfig, horizon: flo
     gaps = cycle[:, None] * np.maximum(1 + config.chronic_jitter * rng.standard_normal(shape), 0.5)
     gaps += np.where(rng.random(shape) < config.chronic_late_prob,
                      rng.exponential(config.chronic_late_mean_days, shape), 0.0)
+    if config.refill_dispersion > 0:  # drawn only when asked: the default chain stays the same
+        cv2 = (config.refill_dispersion * rng.uniform(0.25, 1.75, nc)) ** 2
+        gaps *= rng.gamma(1 / cv2[:, None], cv2[:, None], shape)
     t0 = m.t0[idx]
     refill_t = t0[:, None] + np.cumsum(gaps, axis=1)
     cp = config.chronic_other
@@ -1125,7 +1135,8 @@ def _truth_params(config: DemoConfig, start: pd.Timestamp, end: pd.Timestamp, m:
             entry["dropout_per_refill"] = {"a": cp.a, "b": cp.b}
             entry["refill"] = {"cycle": "pack days x packs x Uniform(1.0, 1.15)",
                                "jitter_sd": config.chronic_jitter, "late_prob": config.chronic_late_prob,
-                               "late_mean_days": config.chronic_late_mean_days}
+                               "late_mean_days": config.chronic_late_mean_days,
+                               "dispersion": config.refill_dispersion}
         else:
             params = getattr(config, name)
             entry["bgnbd_days"] = params.as_dict("days")

@@ -576,9 +576,17 @@ def _per_member_sql(keys: list[str], days: str, end_day: int | None) -> str:
         f"max(day) FILTER (WHERE {upto}) AS last_day, "
         f"sum(amount) FILTER (WHERE {upto}) - arg_min(amount, day) FILTER (WHERE {upto}) "
         f"  AS repeat_total, "
+        f"coalesce(sum(ln(gap)) FILTER (WHERE {upto}), 0) AS log_gaps, "
         f"coalesce(sum(orders) FILTER (WHERE NOT ({upto})), 0) AS orders_after "
-        f"FROM ({days}) GROUP BY ALL ORDER BY {key_list}"
+        f"FROM ({_with_gaps(keys, days)}) GROUP BY ALL ORDER BY {key_list}"
     )
+
+
+def _with_gaps(keys: list[str], days: str) -> str:
+    """``days`` rows with ``gap``: days since the key's previous purchase day (NULL at the
+    first), for the sum of log inter-purchase times (``litt``)."""
+    return (f"SELECT *, day - lag(day) OVER (PARTITION BY {', '.join(keys)} ORDER BY day) AS gap "
+            f"FROM ({days})")
 
 
 def _index(keys: list[str], columns: dict[str, np.ndarray], rows=slice(None)) -> pd.Index:
@@ -589,9 +597,10 @@ def _index(keys: list[str], columns: dict[str, np.ndarray], rows=slice(None)) ->
 
 def _rfm_frame(
     keys: list[str], cols: dict, n: np.ndarray, first: np.ndarray, last: np.ndarray,
-    repeat_total: np.ndarray, end_day: int, unit_days: int, rows,
+    repeat_total: np.ndarray, log_gaps: np.ndarray, end_day: int, unit_days: int, rows,
 ) -> pd.DataFrame:
-    """The RFM table from per-member purchase count, first/last day and repeat spend."""
+    """The RFM table from per-member purchase count, first/last day, repeat spend and sum of
+    log gaps in days."""
     frequency = (n[rows] - 1).astype(np.int64)
     first_day, last_day = first[rows].astype(np.int64), last[rows].astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -601,6 +610,7 @@ def _rfm_frame(
             "frequency": frequency,
             "recency": (last_day - first_day) / unit_days,
             "T": (end_day - first_day) / unit_days,
+            "litt": log_gaps[rows].astype(np.float64) - frequency * np.log(unit_days),
             "monetary_value": monetary,
             "first_purchase": rfm._dates(first_day),
             "last_purchase": rfm._dates(last_day),
@@ -662,7 +672,7 @@ def rfm_summary(
     if not len(rows):
         raise rfm.RFMInputError(f"no member purchase on or before {rfm._day_date(end_day).date()}")
     summary = _rfm_frame(keys, cols, cols["n"], cols["first_day"], cols["last_day"],
-                         cols["repeat_total"], end_day, unit_days, rows)
+                         cols["repeat_total"], cols["log_gaps"], end_day, unit_days, rows)
     summary.attrs = {
         "time_unit": time_unit,
         "observation_end": rfm._day_date(end_day),
@@ -721,9 +731,10 @@ def calibration_holdout(
                 f"SELECT {key_list}, min(day) AS first_day, "
                 f"count(*) FILTER (WHERE {cal}) AS n_cal, max(day) FILTER (WHERE {cal}) AS last_cal, "
                 f"coalesce(sum(amount) FILTER (WHERE {cal}), 0) - arg_min(amount, day) AS repeat_cal, "
+                f"coalesce(sum(ln(gap)) FILTER (WHERE {cal}), 0) AS log_gaps_cal, "
                 f"count(*) FILTER (WHERE NOT {cal}) AS n_hold, "
                 f"coalesce(sum(amount) FILTER (WHERE NOT {cal}), 0) AS spend_hold "
-                f"FROM ({purchases}) GROUP BY ALL ORDER BY {key_list}",
+                f"FROM ({_with_gaps(keys, purchases)}) GROUP BY ALL ORDER BY {key_list}",
             )
             repeat = src.con.execute(
                 f"SELECT p.day, count(*) AS n FROM ({purchases}) p JOIN ("
@@ -741,7 +752,7 @@ def calibration_holdout(
     if not len(cal_rows):
         raise rfm.RFMInputError(f"no member purchase on or before cut_date {cut.date()}")
     calibration = _rfm_frame(keys, cols, cols["n_cal"], first_day, cols["last_cal"],
-                             cols["repeat_cal"], cut_day, unit_days, cal_rows)
+                             cols["repeat_cal"], cols["log_gaps_cal"], cut_day, unit_days, cal_rows)
     calibration.attrs = {
         "time_unit": time_unit,
         "observation_end": cut,

@@ -287,11 +287,15 @@ STRINGS: dict[str, tuple[str, str]] = {
         "with probability {alive}; together they are expected to make {purchases} purchases in "
         "the next {days} days. Customer lifetime value (CLV) is the gross profit a member is "
         "expected to bring in the next {months} months, discounted, at a gross margin of "
-        "{margin}: {clv} for all members of the store.",
+        "{margin}: {clv}{clv_range} for all members of the store.",
         "基于本店 {members} 名购买会员拟合购买模型（BG/NBD）和消费金额模型（Gamma-Gamma）。"
         "会员平均仍活跃概率为 {alive}；预计未来 {days} 天共购买 {purchases} 次。"
         "客户终身价值（CLV）指会员在未来 {months} 个月预计带来的毛利（按 {margin} 毛利率、"
-        "折现后）：本店会员合计 {clv}。",
+        "折现后）：本店会员合计 {clv}{clv_range}。",
+    ),
+    "range_suffix": (
+        " ({level} range from the models' parameter uncertainty: {low} to {high})",
+        "（模型参数不确定性下的 {level} 区间：{low} 至 {high}）",
     ),
     "not_modelled": (
         "This store could not be modelled: {reason}. Member value figures are left out; the "
@@ -358,6 +362,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     "label_o2o_delivery": ("O2O delivery", "O2O 外卖"),
     "label_b2c_online": ("B2C online", "B2C 电商"),
     # section 5: refills
+    "refills_precision_sentence": (
+        "How good is this list? Of the {listed} refills it named on {as_of}, {precision} were "
+        "bought within {days} days (95% interval {low}–{high}); a list timed by each "
+        "product's median interval: {naive}.",
+        "名单准确吗？{as_of} 的名单列出的 {listed} 个续方中，{precision} 在 {days} 天内购买"
+        "（95% 区间 {low}–{high}）；按各商品中位间隔排期的名单为 {naive}。",
+    ),
     "refills_sentence": (
         "{members} members of this store buy chronic or regularly taken products on a rhythm. "
         "In the next {within} days {due} refills fall due, {overdue} are overdue and {lapsed} "

@@ -15,6 +15,7 @@ happened; a penalized fit is biased toward small parameters, so the note says so
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ def _rfm_arrays(rfm: pd.DataFrame, columns: tuple[str, ...]) -> list[np.ndarray]
     for col in columns:
         values = pd.to_numeric(rfm[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isfinite(values)
-        if col != "monetary_value":
+        if col not in ("monetary_value", "litt"):  # a sum of logs may be negative
             bad |= values < 0
         if bad.any():
             raise RFMInputError(
@@ -134,8 +135,12 @@ def _quiet(call, *args, **kwargs):
             return call(*args, **kwargs)
 
 
-def _fit_with_ladder(model, fit_once) -> tuple[object, float, list[str]]:
-    """Try ``fit_once(penalizer)`` up the ladder; return (fitter, penalizer used, notes)."""
+def _fit_with_ladder(model, fit_once, problem=None) -> tuple[object, float, list[str]]:
+    """Try ``fit_once(penalizer)`` up the ladder; return (fitter, penalizer used, notes).
+
+    A fit whose parameters are not finite and positive, or for which ``problem(fitter)``
+    names a reason (a non-finite log-likelihood or predictions), is a failure: the next
+    penalizer is tried and the reason is noted."""
     ladder = [model.penalizer_coef] + [p for p in model.penalizer_ladder if p > model.penalizer_coef]
     notes: list[str] = []
     for penalizer in ladder:
@@ -148,6 +153,10 @@ def _fit_with_ladder(model, fit_once) -> tuple[object, float, list[str]]:
         params = np.asarray(fitter.params_, dtype=np.float64)
         if not np.all(np.isfinite(params)) or np.any(params <= 0):
             notes.append(f"penalizer {penalizer:g}: non-finite or non-positive parameters")
+            continue
+        reason = _quiet(problem, fitter) if problem is not None else None
+        if reason:
+            notes.append(f"penalizer {penalizer:g}: {reason}")
             continue
         if notes:
             notes.append(
@@ -211,14 +220,17 @@ class PurchaseModel:
         if not (T > 0).any():
             raise ModelFitError(f"{type(self).__name__}: every member has T = 0")
         (f, r, t), weights = _compress(frequency, recency, T)
-        fitter, penalizer, notes = _fit_with_ladder(
-            self,
-            lambda pen: self._lifetimes_fit(self._fitter_class(penalizer_coef=pen), f, r, t, weights),
-        )
-        self.fitter_ = fitter
-        self.params_ = pd.Series(
-            np.asarray(fitter.params_, dtype=np.float64), index=list(self.param_names), name=type(self).__name__
-        )
+        try:
+            fitter, penalizer, notes = _fit_with_ladder(
+                self,
+                lambda pen: self._lifetimes_fit(self._fitter_class(penalizer_coef=pen), f, r, t, weights),
+                lambda fitter: self._unusable(fitter, f, r, t, weights),
+            )
+        except ModelFitError:
+            for name in ("fitter_", "params_"):  # left by the failed trials: not a fitted model
+                self.__dict__.pop(name, None)
+            raise
+        self._use(fitter)
         self.penalizer_coef_ = penalizer
         self.convergence_notes_ = notes
         self.n_members_ = len(frequency)
@@ -227,6 +239,30 @@ class PurchaseModel:
         self.time_unit_ = _time_unit_of(rfm)
         self.log_likelihood_ = float(self._log_likelihood(f, r, t, weights))
         return self
+
+    def _use(self, fitter) -> None:
+        self.fitter_ = fitter
+        self.params_ = pd.Series(
+            np.asarray(fitter.params_, dtype=np.float64), index=list(self.param_names), name=type(self).__name__
+        )
+
+    def _unusable(self, fitter, f, r, t, weights) -> str | None:
+        """Why a converged fit cannot be used: a non-finite log-likelihood, or non-finite
+        P(alive) or expected purchases (over the longest T) for members of the data; None if
+        it can."""
+        self._use(fitter)
+        ll = self._log_likelihood(f, r, t, weights)
+        if not np.isfinite(ll):
+            return f"the log-likelihood is {ll}"
+        p_alive = np.asarray(fitter.conditional_probability_alive(f, r, t), dtype=np.float64)
+        purchases = self._conditional_purchases(float(t.max()), f, r, t)
+        bad = ~(np.isfinite(p_alive) & np.isfinite(purchases))
+        if bad.any():
+            i = np.flatnonzero(bad)[0]
+            return (f"predictions are not finite for {int(weights[bad].sum())} of "
+                    f"{int(weights.sum())} members (e.g. frequency {f[i]:g}, recency {r[i]:g}, "
+                    f"T {t[i]:g})")
+        return None
 
     def _log_likelihood(self, f, r, t, weights) -> float:
         """Log-likelihood of the fitted parameters on the unscaled data, without penalty."""
@@ -275,6 +311,24 @@ class PurchaseModel:
         values = _quiet(self.fitter_.conditional_probability_alive, frequency, recency, T)
         return pd.Series(np.asarray(values, dtype=np.float64)[rows], index=rfm.index, name="p_alive")
 
+    def time_to_next_purchase(self, rfm: pd.DataFrame, *, quantile: float = 0.5) -> pd.Series:
+        """Each member's time (in the model's unit) until their next purchase, if still
+        active: the ``quantile`` (median by default) of its distribution given the history.
+
+        Given alive, the member buys at rate ``lambda`` whose posterior is
+        ``Gamma(r + frequency, alpha + T)`` (BG/NBD, MBG/NBD and Pareto/NBD alike), so
+        ``P(no purchase within t) = ((alpha + T) / (alpha + T + t)) ** (r + frequency)`` and
+        the quantile is ``(alpha + T) * ((1 - quantile) ** (-1 / (r + frequency)) - 1)``.
+        Read it with P(alive): a member likely gone will probably not buy at all.
+        """
+        if not 0 < quantile < 1:
+            raise RFMInputError(f"quantile must be in (0, 1), got {quantile}")
+        frequency, _, T = self._inputs(rfm)
+        r, alpha = float(self.params_["r"]), float(self.params_["alpha"])
+        shape = r + frequency
+        values = (alpha + T) * ((1 - quantile) ** (-1 / shape) - 1)
+        return pd.Series(values, index=rfm.index, name="time_to_next_purchase")
+
     def expected_purchases(self, t) -> np.ndarray:
         """Expected repeat purchases by time ``t`` after a new member's first purchase."""
         self._check_fitted()
@@ -282,12 +336,39 @@ class PurchaseModel:
         values = _quiet(self.fitter_.expected_number_of_purchases_up_to_time, np.maximum(t, 0.0))
         return np.where(t > 0, values, 0.0)
 
+    def parameter_covariance(self) -> pd.DataFrame:
+        """Covariance of the estimated parameters (inverse Hessian of the log-likelihood).
+
+        Raises
+        ------
+        ModelFitError
+            The fit has none (lifetimes' Pareto/NBD computes no Hessian).
+        """
+        self._check_fitted()
+        if getattr(self.fitter_, "_hessian_", None) is None:
+            raise ModelFitError(f"{type(self).__name__} has no Hessian: no parameter uncertainty")
+        return self.fitter_.variance_matrix_.set_axis(self.param_names).set_axis(self.param_names, axis=1)
+
+    def _with_params(self, values: np.ndarray) -> PurchaseModel:
+        """A copy of this fitted model with other parameter values (for parameter draws)."""
+        other = copy.copy(self)
+        other.params_ = pd.Series(values, index=self.params_.index, name=self.params_.name)
+        other.fitter_ = copy.copy(self.fitter_)
+        other.fitter_.params_ = pd.Series(values, index=self.fitter_.params_.index)
+        return other
+
+    def _standard_errors(self) -> np.ndarray | None:
+        if getattr(self.fitter_, "_hessian_", None) is None:
+            return None
+        return np.asarray(self.fitter_.standard_errors_, dtype=np.float64)
+
     def summary(self) -> pd.DataFrame:
         """Parameters with standard errors (where lifetimes gives them) and the fit's figures."""
         self._check_fitted()
         table = pd.DataFrame({"estimate": self.params_})
-        if getattr(self.fitter_, "_hessian_", None) is not None:
-            table["std_error"] = np.asarray(self.fitter_.standard_errors_, dtype=np.float64)
+        std_error = self._standard_errors()
+        if std_error is not None:
+            table["std_error"] = std_error
         table.attrs = {
             "model": type(self).__name__,
             "time_unit": self.time_unit_,
@@ -353,11 +434,28 @@ class BGNBDModel(PurchaseModel):
             return first * second / third
 
 
+def mbgnbd_expected_if_alive(t, r: float, scale, a: float, b: float, frequency) -> np.ndarray:
+    """MBG/NBD's expected purchases in the next ``t`` of a member known to be alive, with
+    ``scale = alpha + T`` (Batislam et al. 2007; MBG/CNBD-k uses ``k alpha + T``)."""
+    x = frequency
+    with np.errstate(over="ignore", invalid="ignore"):
+        hyp = hyp2f1(r + x, b + x + 1, a + b + x, t / (scale + t))
+        return (a + b + x) / (a - 1) * (1 - hyp * (scale / (scale + t)) ** (r + x))
+
+
 class MBGNBDModel(BGNBDModel):
     """MBG/NBD (Batislam et al. 2007): like BG/NBD, but members may also drop out right after
     their first purchase. lifetimes' ``ModifiedBetaGeoFitter``; same parameters."""
 
     _fitter_class = ModifiedBetaGeoFitter
+
+    def _conditional_purchases(self, t: float, frequency, recency, T) -> np.ndarray:
+        """Expected purchases in the next ``t`` time units (its own formula: BG/NBD's does not
+        hold once members may leave after their first purchase)."""
+        r, alpha, a, b = (float(self.params_[k]) for k in self.param_names)
+        p_alive = np.asarray(self.fitter_.conditional_probability_alive(frequency, recency, T),
+                             dtype=np.float64)
+        return mbgnbd_expected_if_alive(t, r, alpha + T, a, b, frequency) * p_alive
 
 
 class ParetoNBDModel(PurchaseModel):
@@ -512,8 +610,16 @@ class GammaGammaModel:
 
 
 def _units_per_day(model: PurchaseModel) -> float:
+    """Time units per day of a fitted model; a model that does not know its unit (fitted on a
+    table without ``attrs["time_unit"]``) is refused, so weeks are never read as days."""
     model._check_fitted()
-    return 1.0 / TIME_UNITS[model.time_unit_ or "days"]
+    if model.time_unit_ is None:
+        raise RFMInputError(
+            f"{type(model).__name__} does not know its time unit: fit it on an RFM summary whose "
+            "attrs['time_unit'] is 'days' or 'weeks' (rfm_summary and the simulators set it), so "
+            "that horizons in days and months are converted right"
+        )
+    return 1.0 / TIME_UNITS[model.time_unit_]
 
 
 def customer_lifetime_value(
@@ -573,9 +679,28 @@ def score_members(
     days: int = 30,
     horizon_months: int = 12,
     monthly_discount_rate: float = 0.01,
+    intervals: bool = False,
+    level: float = 0.8,
+    n_draws: int = 100,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Per member: ``p_alive``, ``expected_purchases`` in the next ``days``, ``expected_spend``
-    per purchase and ``clv`` (see :func:`customer_lifetime_value`), plus the RFM columns."""
+    """Per member: ``p_alive``, ``expected_purchases`` in the next ``days``,
+    ``next_purchase_days`` (median days to the next purchase if still active,
+    :meth:`PurchaseModel.time_to_next_purchase`) and ``next_purchase_on`` (that date, when the
+    RFM records its ``observation_end``), ``expected_spend`` per purchase and ``clv`` (see
+    :func:`customer_lifetime_value`), plus the RFM columns.
+
+    With ``intervals=True``, also the ``level`` ranges of P(alive), expected purchases and
+    CLV from the purchase model's parameter uncertainty (``p_alive_low``, ``p_alive_high``,
+    ``expected_purchases_low`` ..., ``clv_high``): ``n_draws`` parameter sets drawn from the
+    estimate's asymptotic normal distribution on the log scale (covariance:
+    :meth:`PurchaseModel.parameter_covariance`, the inverse Hessian), each member's figures
+    computed for every draw, the central ``level`` interval taken; ``attrs`` also holds the
+    ranges of the totals (``clv_total_low`` ..., ``expected_purchases_total_high``). The spend
+    per purchase is the Gamma-Gamma estimate (its own uncertainty is not included). Ranges
+    narrow as 1 / sqrt(members fitted on)."""
+    value = {"gross_margin": gross_margin, "horizon_months": horizon_months,
+             "monthly_discount_rate": monthly_discount_rate}
     scores = pd.DataFrame(
         {
             "p_alive": purchase_model.probability_alive(rfm),
@@ -583,19 +708,67 @@ def score_members(
                 rfm, days * _units_per_day(purchase_model)
             ),
             "expected_spend": spend_model.expected_spend(rfm),
-            "clv": customer_lifetime_value(
-                purchase_model,
-                spend_model,
-                rfm,
-                gross_margin=gross_margin,
-                horizon_months=horizon_months,
-                monthly_discount_rate=monthly_discount_rate,
-            ),
+            "clv": customer_lifetime_value(purchase_model, spend_model, rfm, **value),
         }
     )
+    # The median time to the next purchase if still active, as a date when the RFM says when
+    # observation ended: what an operator's "expected next visit" column shows.
+    next_days = purchase_model.time_to_next_purchase(rfm) / _units_per_day(purchase_model)
+    at = scores.columns.get_loc("expected_purchases") + 1
+    scores.insert(at, "next_purchase_days", next_days)
+    end = rfm.attrs.get("observation_end")
+    if end is not None:
+        scores.insert(at + 1, "next_purchase_on",
+                      pd.Timestamp(end) + pd.to_timedelta(np.ceil(next_days.to_numpy()), unit="D"))
+    if intervals:
+        ranges = _score_ranges(purchase_model, spend_model, rfm, days=days, level=level,
+                               n_draws=n_draws, seed=seed, **value)
+        for name in ("clv", "expected_purchases", "p_alive"):  # each range after its figure
+            at = scores.columns.get_loc(name) + 1
+            scores.insert(at, f"{name}_high", ranges[f"{name}_high"])
+            scores.insert(at, f"{name}_low", ranges[f"{name}_low"])
     scores = scores.join(rfm[["frequency", "recency", "T", "monetary_value"]])
-    scores.attrs = {"days": days, "horizon_months": horizon_months, "gross_margin": gross_margin}
+    scores.attrs = {"days": days, "horizon_months": horizon_months, "gross_margin": gross_margin,
+                    **(ranges.attrs if intervals else {})}
     return scores
+
+
+def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
+                  *, days: float, level: float, n_draws: int, seed: int, **value) -> pd.DataFrame:
+    """The ``*_low`` / ``*_high`` columns of :func:`score_members` (``intervals=True``)."""
+    if not 0 < level < 1:
+        raise RFMInputError(f"level must be in (0, 1), got {level}")
+    covariance = purchase_model.parameter_covariance()
+    names = list(covariance.index)
+    estimate = purchase_model.params_[names].to_numpy(dtype=np.float64)
+    log_covariance = covariance.to_numpy() / np.outer(estimate, estimate)  # delta method
+    # A numerical Hessian is not exactly symmetric nor always positive semi-definite: use the
+    # nearest matrix that is (negative eigenvalues set to 0).
+    values, vectors = np.linalg.eigh((log_covariance + log_covariance.T) / 2)
+    log_covariance = (vectors * np.clip(values, 0, None)) @ vectors.T
+    draws = np.exp(np.random.default_rng(seed).multivariate_normal(
+        np.log(estimate), log_covariance, size=n_draws))
+    horizon = days * _units_per_day(purchase_model)
+    figures = {"p_alive": [], "expected_purchases": [], "clv": []}
+    for draw in draws:
+        params = purchase_model.params_.copy()
+        params[names] = draw
+        model = purchase_model._with_params(params.to_numpy())
+        figures["p_alive"].append(model.probability_alive(rfm).to_numpy())
+        figures["expected_purchases"].append(model.predict_purchases(rfm, horizon).to_numpy())
+        figures["clv"].append(customer_lifetime_value(model, spend_model, rfm, **value).to_numpy())
+    probs = [(1 - level) / 2, (1 + level) / 2]
+    out = pd.DataFrame(index=rfm.index)
+    totals = {}
+    for name, values in figures.items():
+        values = np.vstack(values)
+        low, high = np.nanquantile(values, probs, axis=0)
+        out[f"{name}_low"], out[f"{name}_high"] = low, high
+        if name != "p_alive":  # a total's range: the quantiles of the per-draw totals
+            totals[f"{name}_total_low"], totals[f"{name}_total_high"] = (
+                float(v) for v in np.nanquantile(values.sum(axis=1), probs))
+    out.attrs = {"level": level, "n_draws": n_draws, **totals}
+    return out
 
 
 def wake_up_list(
@@ -613,6 +786,8 @@ def wake_up_list(
     customer_col: str = "member_id",
     time_col: str = "ordered_at",
     amount_col: str = "paid_amount",
+    intervals: bool = True,
+    level: float = 0.8,
 ) -> pd.DataFrame:
     """Valuable members whose probability of being active is falling: whom to contact.
 
@@ -628,7 +803,10 @@ def wake_up_list(
     -------
     DataFrame
         ``p_alive_before``, ``p_alive_now``, ``p_alive_drop``, ``clv_before``, ``clv_now``,
-        ``value_at_risk``, ``frequency``, ``last_purchase``, ``days_since_last_purchase``.
+        ``value_at_risk``, ``frequency``, ``last_purchase``, ``days_since_last_purchase``;
+        with ``intervals`` (and a model with a Hessian), the ``level`` ranges of today's figures
+        from parameter uncertainty (:func:`score_members`): ``p_alive_now_low/high``,
+        ``clv_now_low/high``.
     """
     if lookback_days <= 0:
         raise RFMInputError(f"lookback_days must be positive, got {lookback_days}")
@@ -669,6 +847,18 @@ def wake_up_list(
         "value_at_risk", "frequency", "last_purchase", "days_since_last_purchase",
     ]  # fmt: skip
     listed = listed[order].sort_values("value_at_risk", ascending=False)
+    if intervals and len(listed):
+        try:
+            ranges = _score_ranges(purchase_model, spend_model, rfm_now.loc[listed.index],
+                                   days=30, level=level, n_draws=100, seed=0, **value)
+        except ModelFitError:  # no Hessian (lifetimes' Pareto/NBD): no ranges to show
+            ranges = None
+        if ranges is not None:
+            for name in ("p_alive", "clv"):
+                listed.insert(listed.columns.get_loc(f"{name}_now") + 1, f"{name}_now_high",
+                              ranges[f"{name}_high"])
+                listed.insert(listed.columns.get_loc(f"{name}_now") + 1, f"{name}_now_low",
+                              ranges[f"{name}_low"])
     listed.attrs = {
         "as_of": now,
         "compared_with": before,
@@ -826,18 +1016,24 @@ def simulate_bgnbd(
     b: float,
     T,
     seed=None,
+    time_unit: str = "days",
 ) -> pd.DataFrame:
     """Simulate RFM data from the BG/NBD model with known parameters (vectorized).
 
     Each member buys as a Poisson process with rate ``lambda ~ Gamma(r, rate=alpha)`` and drops
     out after each repeat purchase with probability ``p ~ Beta(a, b)``; observed over ``(0, T]``
-    after the first purchase. ``T`` is a scalar or one value per member.
+    after the first purchase. ``T`` is a scalar or one value per member, in ``time_unit``
+    (``alpha`` too).
 
     Returns
     -------
     DataFrame
-        ``frequency``, ``recency``, ``T`` and the hidden ``lambda_``, ``p``, ``alive``.
+        ``frequency``, ``recency``, ``T`` and the hidden ``lambda_``, ``p``, ``alive``;
+        ``attrs["time_unit"]`` records the unit, so a model fitted on it converts CLV
+        horizons right (a CLV on weekly data is never read as days).
     """
+    if time_unit not in TIME_UNITS:
+        raise RFMInputError(f"time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}")
     rng = np.random.default_rng(seed)
     T = np.broadcast_to(np.asarray(T, dtype=np.float64), (n_members,))
     lam = rng.gamma(r, 1.0 / alpha, n_members)
@@ -852,7 +1048,7 @@ def simulate_bgnbd(
     recency[has_repeat] = T[has_repeat] * rng.beta(
         frequency[has_repeat], n_purchases[has_repeat] - frequency[has_repeat] + 1
     )
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "frequency": frequency.astype(np.int64),
             "recency": recency,
@@ -862,3 +1058,5 @@ def simulate_bgnbd(
             "alive": n_purchases < dropout_at,
         }
     )
+    out.attrs = {"time_unit": time_unit}
+    return out

@@ -55,6 +55,7 @@ from rxrepurchase.refill import (
     adherence,
     co_purchase_lift,
     export_target_list,
+    list_check,
     plot_refills_due_by_week,
     predict_refills,
     refill_fills,
@@ -195,6 +196,9 @@ class ChainWide:
         Chain-wide :func:`~rxrepurchase.refill.predict_refills`,
         :func:`~rxrepurchase.refill.adherence` and :func:`~rxrepurchase.refill.co_purchase_lift`
         (product groups by SKU, as :func:`store_refills` uses them).
+    refill_list_check : DataFrame
+        Chain-wide :func:`~rxrepurchase.refill.list_check`: the reminder list as sent 30 days
+        before ``as_of`` and who refilled since (its measured precision).
     """
 
     as_of: pd.Timestamp
@@ -204,6 +208,7 @@ class ChainWide:
     refill_predictions: pd.DataFrame
     refill_adherence: pd.DataFrame
     refill_lift: pd.DataFrame
+    refill_list_check: pd.DataFrame
 
     def check(self, chain: Chain) -> None:
         """Raise :class:`ReportDataError` unless these were computed on ``chain``'s data and day."""
@@ -229,6 +234,7 @@ def chain_wide(chain: Chain, *, rules: CohortRules | None = None) -> ChainWide:
         refill_predictions=predict_refills(fills, as_of=chain.as_of),
         refill_adherence=adherence(fills, end=chain.as_of),
         refill_lift=co_purchase_lift(chain.order_lines, chain.orders, end=chain.as_of),
+        refill_list_check=list_check(fills, as_of=chain.as_of),
     )
 
 
@@ -989,7 +995,7 @@ def store_models(
     except ModelFitError as exc:
         return StoreModels(reason=str(exc))
     scores = score_members(pm, sm, rfm, gross_margin=gross_margin, days=days,
-                           horizon_months=horizon_months)
+                           horizon_months=horizon_months, intervals=True, n_draws=30)
     labels = cohorts.set_index("member_id")["subsidy_cohort"]
     tiers = chain.members.set_index("member_id")["tier"]
     scores = scores.assign(subsidy_cohort=labels.reindex(scores.index).to_numpy(),
@@ -1006,11 +1012,12 @@ def store_models(
 
 
 def holdout_check(orders: pd.DataFrame, calibration_end, holdout_end, *,
-                  max_frequency: int = 7) -> pd.DataFrame:
+                  max_frequency: int | None = None) -> pd.DataFrame:
     """BG/NBD fitted on the calibration period only, compared with the holdout period.
 
     :func:`rxrepurchase.holdout.holdout_by_frequency` (mean holdout purchases by calibration
-    repeat purchases: actual, model, naive baseline), with the aggregate errors of
+    repeat purchases, in bins adapted to the store's members unless ``max_frequency`` is given:
+    actual, model, naive baseline), with the aggregate errors of
     :func:`rxrepurchase.holdout.holdout_error` in ``attrs["errors"]`` and the period in
     ``attrs["calibration_end"]`` / ``attrs["holdout_end"]``.
 
@@ -1062,6 +1069,10 @@ def model_summary(models: StoreModels, lang: str = "en") -> str:
              purchases=f"{s['expected_purchases'].sum():,.0f}",
              days=s.attrs.get("days", 30),
              clv=format_money(s["clv"].sum(), lang),
+             clv_range=t("range_suffix", lang, low=format_money(s.attrs["clv_total_low"], lang),
+                         high=format_money(s.attrs["clv_total_high"], lang),
+                         level=format_rate(s.attrs["level"], lang, digits=0))
+             if "clv_total_low" in s.attrs else "",
              months=s.attrs.get("horizon_months", 12),
              margin=format_rate(s.attrs.get("gross_margin"), lang, digits=0))
 
@@ -1258,18 +1269,27 @@ def store_refills(chain: Chain, store_id: str, *, within: int = 14,
     return refill_overview(chain, store_id=store_id, within=within,
                            chain_predictions=shared.refill_predictions,
                            chain_adherence=shared.refill_adherence,
-                           chain_lift=shared.refill_lift)
+                           chain_lift=shared.refill_lift,
+                           chain_list_check=shared.refill_list_check)
 
 
 def refills_summary(refills: RefillOverview, lang: str = "en") -> str:
-    """Sentences: members on a refill rhythm, due and overdue, adherence (Markdown)."""
+    """Sentences: members on a refill rhythm, due and overdue, adherence, and the list's
+    measured precision (the list as of ``check_days`` ago) beside the naive list's (Markdown)."""
     h = refills.headline
     return t("refills_sentence", lang, members=format_count(h["refill_members"], lang),
              due=format_count(h["reminders_due"], lang),
              overdue=format_count(h["reminders_overdue"], lang),
              lapsed=format_count(h["lapsed_for_wake_up"], lang), within=h["within_days"],
              pdc=format_rate(h["pdc_mean"], lang, digits=0),
-             adherent=format_rate(h["adherent_share"], lang, digits=0))
+             adherent=format_rate(h["adherent_share"], lang, digits=0)) + (
+        "" if h["list_precision"] is None else " " + t(
+            "refills_precision_sentence", lang, listed=format_count(h["list_check_listed"], lang),
+            as_of=h["list_check_as_of"], days=h["list_check_days"],
+            precision=format_rate(h["list_precision"], lang, digits=0),
+            low=format_rate(h["list_precision_low"], lang, digits=0),
+            high=format_rate(h["list_precision_high"], lang, digits=0),
+            naive=format_rate(h["naive_list_precision"], lang, digits=0)))
 
 
 def adherence_table_html(refills: RefillOverview, lang: str = "en", *, top: int = 10) -> str:

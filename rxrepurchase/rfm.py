@@ -213,11 +213,18 @@ def _summarise(p: _Purchases, keep: np.ndarray, end_day: int, unit_days: int) ->
     with np.errstate(invalid="ignore", divide="ignore"):
         monetary = np.where(frequency > 0, repeat_total / frequency, 0.0)
     first_day, last_day = day[first], day[last]
+    # Sum of log inter-purchase times (the MBG/CNBD-k regularity statistic): same-day
+    # purchases are merged, so every gap is at least one day.
+    gap = np.diff(day, prepend=day[0]) / unit_days if len(day) else day.astype(np.float64)
+    log_gap = np.log(np.where(gap > 0, gap, 1.0))
+    log_gap[first] = 0.0
+    litt = np.add.reduceat(log_gap, first) if len(first) else log_gap
     return pd.DataFrame(
         {
             "frequency": frequency.astype(np.int64),
             "recency": (last_day - first_day) / unit_days,
             "T": (end_day - first_day) / unit_days,
+            "litt": litt,
             "monetary_value": monetary,
             "first_purchase": _dates(first_day),
             "last_purchase": _dates(last_day),
@@ -258,8 +265,9 @@ def rfm_summary(
     Returns
     -------
     DataFrame
-        Indexed by member (sorted), columns ``frequency`` (int), ``recency``, ``T``,
-        ``monetary_value`` (mean repeat-purchase value), ``first_purchase`` and
+        Indexed by member (sorted), columns ``frequency`` (int), ``recency``, ``T``, ``litt``
+        (sum of the logs of the times between purchases, in ``time_unit``: the regularity
+        statistic of :class:`~rxrepurchase.mbgcnbd.MBGCNBDModel`), ``monetary_value`` (mean repeat-purchase value), ``first_purchase`` and
         ``last_purchase`` (dates). ``attrs`` record ``time_unit``, ``observation_end``,
         ``amount_col``, ``walk_in_orders`` (excluded transactions without a customer id) and
         ``transactions_after_end`` (excluded transactions dated after ``observation_end``).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pandas.testing as pdt
@@ -112,16 +114,23 @@ def test_stored_value_only_for_stored_value_members(chain):
     assert (m["tags"].str.contains("储值").to_numpy(dtype=bool) == sv).all()
 
 
-def test_chronic_refill_gaps_are_near_the_true_cycle(chain):
+def _chronic_refills(chain) -> tuple[pd.DataFrame, pd.Series]:
+    """The chronic patients' own medication lines and the gaps between them (days)."""
     truth = chain.truth[chain.truth["archetype"] == "loyal_chronic"]
     lines = chain.order_lines.merge(chain.orders[["order_id", "member_id", "ordered_at"]], on="order_id")
     lines = lines.merge(truth[["member_id", "chronic_sku", "refill_interval_days", "packs_per_refill"]],
                         on="member_id")
     refills = lines[lines["sku"] == lines["chronic_sku"]].sort_values(["member_id", "ordered_at"])
+    gaps = refills.groupby("member_id")["ordered_at"].diff().dt.total_seconds() / 86_400
+    return refills, gaps
+
+
+def test_chronic_refill_gaps_are_near_the_true_cycle(chain):
+    truth = chain.truth[chain.truth["archetype"] == "loyal_chronic"]
+    refills, gaps = _chronic_refills(chain)
     assert refills["is_chronic"].all()
     pack_days = refills["days_supply"] / refills["packs_per_refill"]
     assert pack_days.isin([28, 30]).all()
-    gaps = refills.groupby("member_id")["ordered_at"].diff().dt.total_seconds() / 86_400
     median_gap = gaps.groupby(refills["member_id"]).median().dropna()
     cycle = truth.set_index("member_id")["refill_interval_days"].reindex(median_gap.index)
     ratio = median_gap / cycle
@@ -129,6 +138,21 @@ def test_chronic_refill_gaps_are_near_the_true_cycle(chain):
     assert ratio.median() == pytest.approx(1.01, abs=0.02)
     assert (ratio.between(0.85, 1.2)).mean() > 0.9
     assert cycle.between(28, 70).all() and (cycle < 35).mean() > 0.85
+
+
+def test_irregular_refills_option():
+    # Off by default: the standard chain is unchanged. On: each patient's own CV is
+    # 0.8 x Uniform(0.25, 1.75), so regular and erratic patients side by side.
+    def member_cv(config):
+        refills, gaps = _chronic_refills(generate_demo_chain(config))
+        by_member = gaps.groupby(refills["member_id"])
+        return (by_member.std() / by_member.mean())[by_member.count() >= 5]
+
+    regular = member_cv(SMALL)
+    irregular = member_cv(dataclasses.replace(SMALL, refill_dispersion=0.8))
+    assert regular.median() < 0.25 and len(irregular) > 100
+    assert 0.55 < irregular.median() < 1.0
+    assert irregular.quantile(0.1) < 0.45 and irregular.quantile(0.9) > 1.0
 
 
 def test_coupon_hunters_buy_mostly_with_coupons_loyal_members_rarely(chain, member_orders):
@@ -350,6 +374,7 @@ def test_cli_demo_data(tmp_path, capsys):
     ({"end_date": "not a date"}, "end_date"),
     ({"n_members": 0}, "n_members"),
     ({"n_waves": 0}, "n_waves"),
+    ({"refill_dispersion": -0.1}, "refill_dispersion"),
 ])
 def test_bad_config_is_refused_naming_the_field(change, field):
     with pytest.raises(DemoConfigError, match=f"DemoConfig.{field}"):

@@ -168,6 +168,10 @@ def test_mbgnbd_fits_cdnow_with_its_own_likelihood(cdnow_cal):
     assert abs(model.log_likelihood_ - (-9582.43)) < 1.0
     alive = model.probability_alive(cdnow_cal)
     assert (alive[cdnow_cal["frequency"] == 0] < 1).all()  # MBG/NBD: one-time buyers may be gone
+    # Its own conditional expectation (it used BG/NBD's, inherited: up to 2x off on CDNOW).
+    lifetimes_values = model.fitter_.conditional_expected_number_of_purchases_up_to_time(
+        39.0, cdnow_cal["frequency"], cdnow_cal["recency"], cdnow_cal["T"])
+    np.testing.assert_allclose(model.predict_purchases(cdnow_cal, 39.0), lifetimes_values, rtol=1e-8)
 
 
 def test_simulator_matches_closed_form_mean():
@@ -192,6 +196,26 @@ def test_bgnbd_recovers_simulated_parameters():
         assert model.params_[name] == pytest.approx(value, rel=0.15), name
     # P(alive) averages to the simulated share of members still active.
     assert model.probability_alive(sim).mean() == pytest.approx(sim["alive"].mean(), abs=0.01)
+
+
+def test_simulator_records_its_time_unit_and_clv_needs_one(cdnow_cal, cdnow_gg):
+    truth = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
+    weekly = simulate_bgnbd(3000, T=39.0, seed=2, time_unit="weeks", **truth)
+    assert weekly.attrs["time_unit"] == "weeks"
+    model = BGNBDModel().fit(weekly)
+    assert model.time_unit_ == "weeks"
+    # Expected purchases in the next 30 days are those of 30 / 7 weeks.
+    scores = score_members(model, cdnow_gg, cdnow_cal.head(50), gross_margin=0.3, days=30)
+    expected = model.predict_purchases(cdnow_cal.head(50), 30 / 7)
+    np.testing.assert_allclose(scores["expected_purchases"], expected)
+    # Without a unit, a CLV horizon in months cannot be converted: refused, not read as days.
+    no_unit = weekly.copy()
+    no_unit.attrs = {}
+    unknown = BGNBDModel().fit(no_unit)
+    with pytest.raises(RFMInputError, match="does not know its time unit"):
+        customer_lifetime_value(unknown, cdnow_gg, cdnow_cal.head(5), gross_margin=0.3)
+    with pytest.raises(RFMInputError, match="time_unit must be"):
+        simulate_bgnbd(10, T=1.0, time_unit="months", **truth)
 
 
 def test_gamma_gamma_recovers_simulated_parameters():
@@ -265,6 +289,33 @@ def test_penalizer_ladder_retries_and_says_so(cdnow_cal):
         _FlakyBGNBD(penalizer_ladder=(0.0, 0.001)).fit(cdnow_cal)
 
 
+class _NaNLikelihoodUnpenalized(BGNBDModel):
+    """A fit whose log-likelihood is NaN without penalizer (as lifetimes' Pareto/NBD gave on a
+    real chain, noted as 'converged')."""
+
+    def _log_likelihood(self, f, r, t, weights) -> float:
+        return np.nan if self.fitter_.penalizer_coef == 0 else super()._log_likelihood(f, r, t, weights)
+
+
+class _NaNForFrequentBuyers(BGNBDModel):
+    def _conditional_purchases(self, t, frequency, recency, T):
+        return np.where(frequency >= 10, np.nan, super()._conditional_purchases(t, frequency, recency, T))
+
+
+def test_non_finite_likelihood_or_predictions_are_failures_with_reasons(cdnow_cal):
+    model = _NaNLikelihoodUnpenalized().fit(cdnow_cal)
+    assert model.convergence_notes_[0] == "penalizer 0: the log-likelihood is nan"
+    assert model.penalizer_coef_ == 0.001 and np.isfinite(model.log_likelihood_)
+    frequent = int((cdnow_cal["frequency"] >= 10).sum())
+    with pytest.raises(ModelFitError, match=f"penalizer 0: predictions are not finite for {frequent} "
+                                            "of 2357 members \\(e.g. frequency 1"):
+        _NaNForFrequentBuyers().fit(cdnow_cal)
+    failed = _NaNForFrequentBuyers()
+    with pytest.raises(ModelFitError):
+        failed.fit(cdnow_cal)
+    assert not hasattr(failed, "params_")  # a failed fit leaves no half-fitted model
+
+
 def test_too_few_repeat_buyers_is_a_clear_error(cdnow_cal):
     few = pd.concat([cdnow_cal[cdnow_cal["frequency"] > 0].head(5), cdnow_cal[cdnow_cal["frequency"] == 0]])
     with pytest.raises(ModelFitError, match="only 5 of 1416 members made a repeat purchase; at least 30"):
@@ -313,7 +364,8 @@ def test_clv_hand_computed_from_monthly_expected_purchases(cdnow_cal, cdnow_bg, 
 
 def test_score_members_columns(cdnow_cal, cdnow_bg, cdnow_gg):
     scores = score_members(cdnow_bg, cdnow_gg, cdnow_cal, gross_margin=0.3, days=70)
-    assert list(scores.columns[:4]) == ["p_alive", "expected_purchases", "expected_spend", "clv"]
+    assert list(scores.columns[:6]) == ["p_alive", "expected_purchases", "next_purchase_days",
+                                        "next_purchase_on", "expected_spend", "clv"]
     np.testing.assert_allclose(
         scores["expected_purchases"].to_numpy(), cdnow_bg.predict_purchases(cdnow_cal, 10).to_numpy()
     )  # 70 days = 10 weeks
@@ -345,6 +397,47 @@ def test_wake_up_list_flags_valuable_members_going_quiet(cdnow, cdnow_bg, cdnow_
     # Most went quiet for the whole 91 days; days since last purchase count to 1997-09-30.
     assert (listed["last_purchase"] <= pd.Timestamp("1997-07-01")).mean() > 0.5
     assert (listed["days_since_last_purchase"] == (pd.Timestamp("1997-09-30") - listed["last_purchase"]).dt.days).all()
+    # Ranges of today's figures from parameter uncertainty, around the estimates.
+    assert (listed["p_alive_now_low"] <= listed["p_alive_now"]).all()
+    assert (listed["p_alive_now"] <= listed["p_alive_now_high"]).all()
+    assert (listed["clv_now_low"] < listed["clv_now"]).all() and (listed["clv_now"] < listed["clv_now_high"]).all()
+    assert list(listed.columns[:5]) == ["p_alive_before", "p_alive_now", "p_alive_now_low",
+                                        "p_alive_now_high", "p_alive_drop"]
+
+
+def test_next_purchase_date_by_hand(cdnow_cal, cdnow_bg, cdnow_gg):
+    scores = score_members(cdnow_bg, cdnow_gg, cdnow_cal, gross_margin=0.3)
+    r, alpha = cdnow_bg.params_["r"], cdnow_bg.params_["alpha"]
+    row = cdnow_cal.iloc[0]
+    # Given alive, the rate ~ Gamma(r + x, alpha + T): half the time no purchase within
+    # (alpha + T) (2 ** (1 / (r + x)) - 1) weeks.
+    weeks = (alpha + row["T"]) * (2 ** (1 / (r + row["frequency"])) - 1)
+    assert scores["next_purchase_days"].iloc[0] == pytest.approx(7 * weeks)
+    assert scores["next_purchase_on"].iloc[0] == pd.Timestamp("1997-09-30") + pd.Timedelta(
+        days=int(np.ceil(7 * weeks)))
+    # Frequent buyers are expected back sooner.
+    by_frequency = scores.groupby(cdnow_cal["frequency"].clip(upper=5))["next_purchase_days"].median()
+    assert by_frequency.is_monotonic_decreasing
+
+
+def test_score_ranges_narrow_with_more_members(cdnow_gg):
+    truth = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
+    sim = simulate_bgnbd(40_000, T=39.0, seed=4, time_unit="weeks", **truth)
+    members = sim[sim["frequency"] > 0].head(200).assign(monetary_value=30.0)
+    widths = {}
+    for n in (2_500, 40_000):
+        model = BGNBDModel().fit(sim.head(n))
+        scores = score_members(model, cdnow_gg, members, gross_margin=0.3, intervals=True, n_draws=60)
+        for name in ("p_alive", "expected_purchases", "clv"):
+            inside = (scores[f"{name}_low"] <= scores[name]) & (scores[name] <= scores[f"{name}_high"])
+            assert inside.mean() > 0.95, name
+        widths[n] = (scores["clv_high"] - scores["clv_low"]).median()
+    assert list(scores.columns[:4]) == ["p_alive", "p_alive_low", "p_alive_high", "expected_purchases"]
+    # 16 times the members: about a quarter of the width (1 / sqrt(16)).
+    assert 2.5 < widths[2_500] / widths[40_000] < 6
+    with pytest.raises(ModelFitError, match="has no Hessian"):
+        score_members(ParetoNBDModel().fit(sim.head(2_500)), cdnow_gg, members, gross_margin=0.3,
+                      intervals=True)
 
 
 def test_fit_by_group_side_by_side(cdnow_cal):

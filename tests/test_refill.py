@@ -21,6 +21,7 @@ from rxrepurchase.refill import (
     backtest_refills,
     co_purchase_lift,
     export_target_list,
+    list_check,
     mask_phone,
     plot_pdc_by_product,
     plot_refills_due_by_week,
@@ -28,6 +29,7 @@ from rxrepurchase.refill import (
     refill_due_counts,
     refill_fills,
     refill_overview,
+    refill_spread,
     refill_status,
     refill_targets,
 )
@@ -477,7 +479,8 @@ def members_table():
 def target_predictions():
     rows = [
         *[("m1", d, "A", 1, 30) for d in (0, 30, 60)],   # due day 90
-        ("m1", 60, "B", 1, 30),                           # due day 90 too
+        ("m1", 60, "B", 1, 30),                           # first fill, 30 days supply: day 90
+        ("m2", 60, "C", 1, None),                         # one-off, no supply: never due
         # m2: ratios 1.0, 1.5 -> (2 x 1.25 + 2 x 1.0) / 4 = 1.125 x 30 = 34 days: day 109
         *[("m2", d, "A", 1, 30) for d in (0, 30, 75)],
         *[("m3", d, "A", 1, 30) for d in (0, 30)],       # due day 60: overdue at day 85
@@ -495,25 +498,42 @@ def test_refill_targets_window_contacts_and_recommendations():
         "consequent_name": ["二甲双胍片", "维生素C", "血压计", "维生素C"],
         "lift": [3.0, 2.0, 0.5, 1.5],
     })
+    rhythm = pred.set_index(["member_id", "product"])["rhythm"]
+    assert rhythm[("m1", "A")] == "repeat" and rhythm[("m1", "B")] == "first_refill"
+    assert rhythm[("m2", "C")] == "none"
+    # The one-off C has the overall median interval (30 days: day 90) but no rhythm.
+    assert pred.set_index(["member_id", "product"]).loc[("m2", "C"), "status"] == "unknown"
     targets = refill_targets(pred, members_table(), within=7, lift=lift)
-    # Within 7 days of day 85: m1 A and B (day 90) and m3 (overdue); m2 (day 109) is not.
+    # Within 7 days of day 85: m1 A (day 90) and m3 (overdue); m2 (day 109) is not; m1 B's
+    # first fill belongs to the first-refill list.
     got = targets[["member_id", "product", "status", "days_until_due"]].astype(str)
     assert got.values.tolist() == [
         ["m3", "A", "overdue", "-25"],
         ["m1", "A", "due_soon", "5"],
-        ["m1", "B", "due_soon", "5"],
     ]
-    assert targets["home_store_id"].tolist() == ["s1", "s1", "s1"]
-    assert targets["tier"].tolist() == ["plus", "gold", "gold"]
+    assert targets["home_store_id"].tolist() == ["s1", "s1"]
+    assert targets["tier"].tolist() == ["plus", "gold"]
     assert targets["phone"].tolist()[1] == "138****5678"
     # m1 already refills B, so A's offers are C only (D has lift < 1); m3 gets B;C.
-    assert targets["also_recommend"].tolist() == ["二甲双胍片;维生素C", "维生素C", "维生素C"]
-    assert targets.attrs["status_counts"] == {"due_soon": 2, "overdue": 1}
+    assert targets["also_recommend"].tolist() == ["二甲双胍片;维生素C", "维生素C"]
+    assert targets.attrs["status_counts"] == {"due_soon": 1, "overdue": 1}
+
+    # The spread is the due interval's width over the predicted interval: m3's one interval
+    # leaves it at the product's (wider) than m1's and m2's two.
+    spread = refill_spread(pred).set_axis(pd.MultiIndex.from_frame(pred[["member_id", "product"]]))
+    assert spread[("m3", "A")] > max(spread[("m1", "A")], spread[("m2", "A")])
+    within_30 = refill_targets(pred, members_table(), within=30)
+    assert within_30["member_id"].tolist() == ["m3", "m1", "m2"]
+    regular = refill_targets(pred, members_table(), within=30, max_spread=spread[("m3", "A")] - 1e-9)
+    assert regular["member_id"].tolist() == ["m1", "m2"]
+    first = refill_targets(pred, members_table(), within=7, first_refill=True)
+    assert first[["member_id", "product"]].values.tolist() == [["m1", "B"]]
+    assert first.attrs["first_refill"] is True
 
     wider = refill_targets(pred, members_table(), within=30, include_overdue=False,
                            show_phone=True)
-    assert wider["member_id"].tolist() == ["m1", "m1", "m2"]
-    assert wider["phone"].tolist()[2] == "13900001111"
+    assert wider["member_id"].tolist() == ["m1", "m2"]
+    assert wider["phone"].tolist()[1] == "13900001111"
     assert "also_recommend" not in wider
 
 
@@ -525,9 +545,8 @@ def test_export_target_list_csv_parquet_and_overwrite(tmp_path):
     text = raw.decode("utf-8-sig")
     assert "氨氯地平片" in text and "慢病;高血压" in text and "138****5678" in text
     back = pd.read_csv(csv, encoding="utf-8-sig", dtype=str)
-    # Days 60, 90, 90, 109 after Jan 1 2024.
-    assert back["expected_on"].tolist() == ["2024-03-01", "2024-03-31", "2024-03-31",
-                                            "2024-04-19"]
+    # Days 60, 90, 109 after Jan 1 2024.
+    assert back["expected_on"].tolist() == ["2024-03-01", "2024-03-31", "2024-04-19"]
     assert back["member_id"].tolist() == targets["member_id"].tolist()
 
     pq = export_target_list(targets, tmp_path / "reminders.parquet")
@@ -571,6 +590,61 @@ def test_backtest_beats_product_median_on_simulated_rhythms():
     d = result.detail.dropna(subset=["actual_next"])
     assert (d["actual_next"] > result.cutoff).all()
     assert (d["model_on"] > result.cutoff).all()
+
+
+def test_backtest_list_precision_and_recall_by_hand():
+    rows = [
+        *[("m1", d, "A", 1, None) for d in (0, 20, 40, 60, 81)],  # due 80; refills day 81
+        *[("m2", d, "A", 1, None) for d in (0, 50, 98)],          # due 100; refills day 98
+        *[("m3", d, "A", 1, None) for d in (0, 45, 105)],         # due 90; back after 30 days
+        *[("m4", d, "C", 1, None) for d in (60, 75)],             # one-off at the cut
+    ]
+    result = backtest_refills(fills_of(rows), cutoff=day(70), within=14, outcome_days=30,
+                              prior_weight=1e-9)
+    # Product A's median interval of 20, 20, 20, 50, 45 is 20 (C has none: the overall 20).
+    # Model (own rhythm): m1 due day 80 (listed), m2 day 100 and m3 day 90 (not within 14).
+    # Naive (last fill + 20): m1 day 80, m2 day 70 (due now), m3 day 65 (overdue 5 <= 30).
+    # Without the rhythm rule m4's one-off C is due day 80 too.
+    # Refills in days 71-100 of pairs with history: m1, m2, m4 (m3 came back on day 105).
+    lists = result.lists.drop(index="regular_model")
+    assert lists["listed"].tolist() == [1, 3, 2]
+    assert lists["refilled"].tolist() == [1, 2, 2]
+    assert lists["precision"].tolist() == pytest.approx([1.0, 2 / 3, 1.0])
+    assert lists["recall"].tolist() == pytest.approx([1 / 3, 2 / 3, 2 / 3])
+    assert (lists["precision_low"] < lists["precision"]).all()
+    assert (lists["precision_high"] <= 1.0).all()
+    assert lists.attrs["refills"] == 3
+    detail = result.list_detail
+    assert detail.loc[detail["list"] == "naive_median", "member_id"].tolist() == ["m1", "m2", "m3"]
+    # Dates: model errors 1, 2, 15 days; baseline 80, 70 -> 71, 65 -> 71: 1, 27, 34 days.
+    h = result.headline
+    assert (h["mae_days"], h["baseline_mae_days"]) == pytest.approx((6.0, 62 / 3))
+    assert (h["precision"], h["naive_precision"], h["listed"], h["scored"]) == (1.0, 2 / 3, 1, 3)
+
+
+def test_due_interval_covers_80_percent_and_follows_each_members_regularity():
+    # Ground truth: 500 members, own cycle 25-40 days, log-normal gaps with a member's own
+    # regularity sigma from 0.03 (clockwork) to 0.4 (erratic).
+    rng = np.random.default_rng(3)
+    sigma = rng.uniform(0.03, 0.4, 500)
+    rows = []
+    for m in range(500):
+        cycle, d = rng.uniform(25, 40), rng.uniform(0, 40)
+        while d < 520:
+            rows.append((f"m{m}", int(d), "A", 1, None))
+            d += cycle * np.exp(sigma[m] * rng.standard_normal())
+    result = backtest_refills(fills_of(rows), cutoff=day(400))
+    model = result.summary.loc["refill_model"]
+    # Measured 0.84 against the nominal 80% (pairs whose interval ended before the data did).
+    assert 0.72 < model["in_interval"] < 0.88
+    assert model["mae_days"] < result.summary.loc["product_median", "mae_days"]
+    d = result.detail
+    assert (d["due_low"] <= d["expected_on"]).all() and (d["expected_on"] <= d["due_high"]).all()
+    width = (d["due_high"] - d["due_low"]) / pd.Timedelta(days=1)
+    member_sigma = d["member_id"].str[1:].astype(int).map(lambda i: sigma[i])
+    # Clockwork members get narrow intervals, erratic ones wide: width follows sigma.
+    assert width.corr(member_sigma, method="spearman") > 0.7
+    assert width[member_sigma < 0.1].median() < 0.4 * width[member_sigma > 0.3].median()
 
 
 # ---------------------------------------------------------------------------- plots
@@ -624,6 +698,17 @@ def test_backtest_on_demo_chain_beats_product_median(demo):
     assert s.loc["refill_model", "scored"] > 500
     assert s.loc["refill_model", "mae_days"] < s.loc["product_median", "mae_days"] - 0.5
     assert s.loc["refill_model", "within_7_days"] > s.loc["product_median", "within_7_days"]
+    # The list at the cut: measured precision 52% (465 listed) vs the naive list's 51%; the
+    # list with one-off buys 34%.
+    # The 80% due interval: measured coverage 0.80 of the pairs whose interval was observed.
+    assert 0.72 < s.loc["refill_model", "in_interval"] < 0.88
+    lists = result.lists
+    assert lists.loc["refill_model", "precision"] >= lists.loc["naive_median", "precision"]
+    assert lists.loc["all_pairs", "precision"] < lists.loc["refill_model", "precision"] - 0.1
+    # Members with a regular rhythm only: far more precise, a little less recall (measured
+    # on 5 000 members: 0.90 vs 0.46, recall 0.30 vs 0.37).
+    assert lists.loc["regular_model", "precision"] > lists.loc["refill_model", "precision"] + 0.25
+    assert lists.loc["regular_model", "recall"] > 0.6 * lists.loc["refill_model", "recall"]
 
     # The simulated chronic patients' own medication: each has a true refill cycle.
     truth = demo.truth[demo.truth["archetype"] == "loyal_chronic"]
@@ -683,6 +768,13 @@ def test_cli_refills_end_to_end(tmp_path, capsys):
     lines = pd.read_parquet(data / "order_lines.parquet")
     assert set(by_category["product"]) <= set(lines.loc[lines["is_chronic"], "category"])
     assert by_category["phone"].dropna().str.fullmatch(r"\d{11}").all()
+    first = tmp_path / "first.csv"
+    assert main([*argv[:-1], str(first), "--first-refill"]) == 0
+    assert "first-refill reminders as of 2026-09-30" in capsys.readouterr().out
+    first_list = pd.read_csv(first, encoding="utf-8-sig", dtype=str)
+    # A first fill and a repeat rhythm are never the same member x product.
+    both = first_list.merge(targets, on=["member_id", "product"])
+    assert both.empty and len(first_list) > 0
 
 
 def test_refill_overview_per_store_adds_up_to_the_chain(demo):
@@ -707,6 +799,12 @@ def test_refill_overview_per_store_adds_up_to_the_chain(demo):
     table = whole.adherence_by_product
     assert table["members"].sum() == len(eligible)
     assert table["members"].is_monotonic_decreasing
+    # The list as sent 30 days earlier, per store, adds up to the chain's list.
+    assert sum(p.headline["list_check_listed"] for p in parts) == h["list_check_listed"] > 100
+    assert h["list_check_as_of"] == (as_of - pd.Timedelta(days=30)).date().isoformat()
+    check = whole.list_check[whole.list_check["list"] == "refill_model"]
+    assert h["list_precision"] == pytest.approx(check["refilled"].mean())
+    assert h["list_precision_low"] < h["list_precision"] < h["list_precision_high"]
     with pytest.raises(RefillError, match="'nope' is not in the stores table"):
         refill_overview(chain, store_id="nope")
 
@@ -723,11 +821,12 @@ def test_refill_overview_from_chain_wide_tables_is_the_same(demo):
         "chain_predictions": predict_refills(fills, as_of=as_of),
         "chain_adherence": adherence(fills, end=as_of),
         "chain_lift": co_purchase_lift(chain.order_lines, chain.orders, end=as_of),
+        "chain_list_check": list_check(fills, as_of=as_of, within=14),
     }
     for store_id in [None, *demo.stores["store_id"]]:
         computed = refill_overview(chain, store_id=store_id, within=14)
         sliced = refill_overview(chain, store_id=store_id, within=14, **tables)
-        for key in ("predictions", "adherence", "targets"):
+        for key in ("predictions", "adherence", "targets", "list_check"):
             pd.testing.assert_frame_equal(getattr(sliced, key), getattr(computed, key))
         assert sliced.headline == computed.headline and computed.headline["reminders"] > 0
     assert tables["chain_predictions"]["home_store_id"].nunique() == len(demo.stores)
@@ -736,3 +835,5 @@ def test_refill_overview_from_chain_wide_tables_is_the_same(demo):
         refill_overview(chain, store_id=demo.stores["store_id"].iloc[0], chain_predictions=earlier)
     with pytest.raises(RefillError, match="chain_adherence is as of"):
         refill_overview(chain, chain_adherence=adherence(fills, end=as_of - pd.Timedelta(days=1)))
+    with pytest.raises(RefillError, match="chain_list_check is of the list as of .* within 14"):
+        refill_overview(chain, within=7, chain_list_check=tables["chain_list_check"])

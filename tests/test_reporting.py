@@ -252,7 +252,7 @@ def test_store_figures_from_the_chain_wide_figures_are_the_same(chain, tmp_path)
         models = rd.store_models(chain, store_id, sliced["members"])
         assert rd.section_metrics(sliced, models) == rd.section_metrics(alone, models)
         alone, sliced = rd.store_refills(chain, store_id), rd.store_refills(chain, store_id, shared=shared)
-        for key in ("predictions", "adherence", "targets"):
+        for key in ("predictions", "adherence", "targets", "list_check"):
             pd.testing.assert_frame_equal(getattr(sliced, key), getattr(alone, key))
             assert getattr(sliced, key).attrs == getattr(alone, key).attrs
         assert sliced.headline == alone.headline and sliced.headline["refill_members"] > 0
@@ -277,11 +277,22 @@ def test_model_section_shows_the_holdout_check(run, chain):
     errors = models.holdout.attrs["errors"]
     text = _text(_ok(run, "S01").html)
     assert rd.holdout_summary(models.holdout, "en") in text
+    # The store's total CLV with its range from parameter uncertainty.
+    s = models.scores
+    assert s.attrs["clv_total_low"] < s["clv"].sum() < s.attrs["clv_total_high"]
+    assert (s["p_alive_low"] <= s["p_alive_high"]).all()
+    assert "(80% range from the models' parameter uncertainty: " in rd.model_summary(models, "en")
+    assert "模型参数不确定性下的 80% 区间" in rd.model_summary(models, "zh")
     assert f"it predicted {errors.at['model', 'total_predicted']:,.0f} repeat purchases" in text
 
 
-def test_action_lists_are_written_next_to_the_report(run):
+def test_action_lists_are_written_next_to_the_report(run, chain):
     r = _ok(run, "S01")
+    # Beside the list, its measured precision: the list of 30 days ago and who refilled.
+    refills = rd.store_refills(chain, "S01")
+    sentence = rd.refills_summary(refills, "en")
+    assert "How good is this list? Of the " in sentence and sentence in _text(r.html)
+    assert r.metrics["refill_list_precision"] == pytest.approx(refills.headline["list_precision"])
     folder = r.html.parent / "actions"
     for name in ("wake_up", "refill_reminders"):
         listed = pd.read_csv(folder / f"{name}.csv", encoding="utf-8-sig")

@@ -48,6 +48,8 @@ def test_rfm_summary_hand_computed_days(orders):
     assert a["first_purchase"] == pd.Timestamp("2024-01-01")
     assert a["last_purchase"] == pd.Timestamp("2024-01-15")
     assert (b["frequency"], b["recency"], b["T"], b["monetary_value"]) == (0, 0, 10, 0)
+    # Gaps of 7 and 7 days: litt = 2 log 7; B has no gap.
+    assert a["litt"] == pytest.approx(2 * np.log(7)) and b["litt"] == 0
     assert rfm.attrs["walk_in_orders"] == 1
     assert rfm.attrs["transactions_after_end"] == 1  # C's order on Jan 25
     assert rfm.attrs["observation_end"] == pd.Timestamp("2024-01-20")
@@ -58,6 +60,7 @@ def test_rfm_summary_weeks_count_from_first_purchase(orders):
     rfm = rfm_summary(orders, observation_end="2024-01-20", time_unit="weeks")
     assert rfm.loc["A", "recency"] == pytest.approx(2.0)  # 14 days / 7
     assert rfm.loc["A", "T"] == pytest.approx(19 / 7)
+    assert rfm.loc["A", "litt"] == pytest.approx(0.0)  # two gaps of one week: log 1 + log 1
     assert rfm.loc["B", "T"] == pytest.approx(10 / 7)
     assert rfm.attrs["time_unit"] == "weeks"
 
