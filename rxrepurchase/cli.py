@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
     p.add_argument("--shape", default="standard",
                    help="kind of chain: standard, member_price, campaigns_most_of_year, "
-                        "multi_store, discount_only, utc, tiny_stores (docs/demo-chain.md)")
+                        "multi_store, discount_only, utc, irregular_refill, tiny_stores "
+                        "(docs/demo-chain.md)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files in --out")
     p.set_defaults(func=_cmd_demo_data)
 

@@ -99,6 +99,8 @@ DEMO_SHAPES: dict[str, dict[str, Any]] = {
     "discount_only": {"subsidy_ids": False, "send_waves": 0},
     # Files hold order times in UTC with a "+00:00" suffix (the chain is on Asia/Shanghai).
     "utc": {"utc_timestamps": True},
+    # Chronic patients refill on an erratic rhythm (gap CV 0.125-0.875 per patient).
+    "irregular_refill": {"refill_dispersion": 0.5},
     # Store sizes vary a lot: many stores have only a handful of members.
     "tiny_stores": {"store_size_spread": 2.0},
 }

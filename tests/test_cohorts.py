@@ -413,7 +413,7 @@ def _shape_classifier(shape: str, tmp_path) -> tuple[co.SubsidyCohortClassifier,
 
 
 @pytest.mark.parametrize("shape", ["standard", "member_price", "campaigns_most_of_year",
-                                   "multi_store", "discount_only", "utc"])
+                                   "multi_store", "discount_only", "utc", "irregular_refill"])
 def test_every_demo_shape_recovers_subsidy_driven_and_loyal(shape, tmp_path):
     from rxrepurchase.demo import cohort_recovery
 
