@@ -59,7 +59,7 @@ headline = rd.store_headline(chain, store_id, period_days=period_days)
 metrics = dict(headline)
 
 # %%
-display(Markdown(rd.report_title(headline, lang)))
+display(HTML(rd.report_title(headline, lang)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 1. Headline
@@ -111,7 +111,7 @@ if models.ok:
     if models.holdout is not None:
         display(Markdown(rd.holdout_summary(models.holdout, lang)))
     else:
-        display(Markdown(t("holdout_failed", lang, reason=models.holdout_reason)))
+        display(HTML(rd.note_html(t("holdout_failed", lang, reason=models.holdout_reason))))
     display(Markdown(f"### {t('value_by_tier', lang)}"))
     display(HTML(rd.value_table_html(rd.value_by(models.scores, "tier"), "tier", lang)))
 else:

@@ -7,6 +7,7 @@ so a report is entirely in one language (``lang="en"`` or ``"zh"``).
 from __future__ import annotations
 
 import math
+import unicodedata
 from numbers import Real
 
 from rxrepurchase.contract import TIER_LABELS_ZH
@@ -18,6 +19,7 @@ __all__ = [
     "format_count",
     "format_money",
     "format_rate",
+    "format_text",
     "label",
     "normalize_lang",
     "t",
@@ -363,3 +365,19 @@ def format_money(value: float | None, lang: str = "en") -> str:
     if lang == "zh" and abs(value) >= 10_000:
         return f"¥{value / 10_000:,.1f}万"
     return f"¥{value:,.0f}"
+
+
+TEXT_LIMIT = 80
+"""Characters of a data-borne text (store name, city, product) shown on a report page."""
+
+
+def format_text(value, limit: int = TEXT_LIMIT) -> str:
+    """Text from data as shown on a page: control characters as spaces, at most ``limit``
+    characters (cut with ``…``). For display only: the data keep the full text.
+
+    Not HTML-escaped: the page writer escapes (Jinja, ``html.escape``, ``to_html``).
+    """
+    if _is_missing(value):
+        return ""
+    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -35,6 +35,7 @@ from rxrepurchase.i18n import (
     format_count,
     format_money,
     format_rate,
+    format_text,
     label,
     normalize_lang,
     t,
@@ -48,6 +49,7 @@ from rxrepurchase.models import (
     score_members,
     wake_up_list,
 )
+from rxrepurchase.outputs import write_atomic
 from rxrepurchase.refill import (
     RefillOverview,
     adherence,
@@ -313,10 +315,7 @@ def _text(value) -> str:
 
 def write_metrics(metrics: dict, path: str | os.PathLike) -> Path:
     """Write a store's figures as ``metrics.json`` (UTF-8, store names kept readable)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
-    return path
+    return write_atomic(path, json.dumps(metrics, ensure_ascii=False, indent=2))
 
 
 def headline_html(headline: dict, lang: str = "en") -> str:
@@ -381,11 +380,18 @@ def plot_monthly_repurchase(
 
 
 def report_title(headline: dict, lang: str = "en") -> str:
-    """Markdown title of a store report: store, name, city and analysis date."""
-    title = t("store_report_title", lang, store_id=headline["store_id"],
-              name=headline["store_name"] or headline["store_id"])
-    meta = t("report_meta", lang, city=headline["city"] or "–", as_of=headline["as_of"])
-    return f"# {title}\n\n{meta}"
+    """HTML title of a store report: store, name, city and analysis date.
+
+    HTML, not Markdown: names come from data, and Markdown would pass markup in them through
+    to the page. Every value is escaped and shortened for display (:func:`format_text`).
+    """
+    e = html.escape
+    store_id = format_text(headline["store_id"])
+    title = t("store_report_title", lang, store_id=store_id,
+              name=format_text(headline["store_name"]) or store_id)
+    meta = t("report_meta", lang, city=format_text(headline["city"]) or "–",
+             as_of=headline["as_of"])
+    return f'<h1>{e(title)}</h1><p class="rx-meta">{e(meta)}</p>'
 
 
 def quality_table(chain: Chain, store_id: str, lang: str = "en") -> pd.DataFrame:
@@ -419,9 +425,13 @@ def table_html(
 
     Columns named in ``rates`` / ``money`` / ``counts`` are formatted with
     :func:`~rxrepurchase.i18n.format_rate` / ``format_money`` / ``format_count``; headers that
-    are keys of :data:`rxrepurchase.i18n.STRINGS` are translated, others kept.
+    are keys of :data:`rxrepurchase.i18n.STRINGS` are translated, others kept. Text cells are
+    escaped and shortened for display (:func:`~rxrepurchase.i18n.format_text`).
     """
     out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_object_dtype(out[c]) or pd.api.types.is_string_dtype(out[c]):
+            out[c] = out[c].map(lambda v: format_text(v) if isinstance(v, str) else v)
     for cols, fmt in ((rates, format_rate), (money, format_money), (counts, format_count)):
         for c in cols:
             out[c] = out[c].map(lambda v, fmt=fmt: fmt(v, lang))
