@@ -180,6 +180,11 @@ STRINGS: dict[str, tuple[str, str]] = {
         "客户终身价值（CLV）指会员在未来 {months} 个月预计带来的毛利（按 {margin} 毛利率、"
         "折现后）：本店会员合计 {clv}。",
     ),
+    "store_no_orders": (
+        "No member orders at this store up to {as_of}: there is nothing to analyse yet, so this "
+        "report holds no figures.",
+        "截至 {as_of}，本店没有会员订单，尚无可分析的数据，本报告不含指标。",
+    ),
     "not_modelled": (
         "This store could not be modelled: {reason}. Member value figures are left out; the "
         "repurchase figures above do not depend on the models.",

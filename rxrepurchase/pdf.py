@@ -49,7 +49,7 @@ PRINT_CSS = """
 html, body {
   background: white !important;
   font-family: "Noto Sans", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
-    "WenQuanYi Micro Hei", "Microsoft YaHei", "Noto Color Emoji", sans-serif;
+    "WenQuanYi Micro Hei", "Microsoft YaHei", sans-serif;
   font-size: 10pt;
   line-height: 1.4;
   margin: 0;

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from rxrepurchase.cohorts import (
@@ -379,6 +380,17 @@ def plot_monthly_repurchase(
     return ax
 
 
+def thin_data_reason(chain: Chain, store_id: str, lang: str = "en") -> str | None:
+    """Why the store's report can show no analysis (one sentence), or None when it can.
+
+    A store with no member orders up to the analysis date has nothing to analyse: its report
+    says so in one line instead of failing on empty tables.
+    """
+    if chain.for_store(store_id).member_orders.empty:
+        return t("store_no_orders", lang, as_of=chain.as_of.date().isoformat())
+    return None
+
+
 def report_title(headline: dict, lang: str = "en") -> str:
     """HTML title of a store report: store, name, city and analysis date.
 
@@ -448,6 +460,9 @@ def _outside_fences(values: pd.Series) -> pd.Series:
     out[v < q1 - 1.5 * (q3 - q1)] = "low"
     return out
 
+
+LABEL_LIMIT = 20
+"""Characters of a store id shown as a chart label."""
 
 OUTLIER_COLUMNS: tuple[str, ...] = (
     "user_repurchase_rate", "order_repurchase_rate", "subsidy_driven_share",
@@ -550,7 +565,8 @@ def plot_subsidy_efficiency(stores: pd.DataFrame, lang: str = "en", *,
     ax.scatter(stores["subsidy_driven_share"], stores["subsidy_per_retained_member"],
                s=40 + 400 * stores["loyal_share"].fillna(0), color="#e07a1f", alpha=0.7)
     for row in stores.itertuples():
-        ax.annotate(row.store_id, (row.subsidy_driven_share, row.subsidy_per_retained_member),
+        ax.annotate(format_text(row.store_id, LABEL_LIMIT),
+                    (row.subsidy_driven_share, row.subsidy_per_retained_member),
                     textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.xaxis.set_major_formatter(lambda x, _: format_rate(x, lang))
     ax.yaxis.set_major_formatter(lambda y, _: format_money(y, lang))
@@ -573,12 +589,13 @@ def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | N
         ax.axhline(ranked[key].astype("float64").median(), color=color, linestyle="--",
                    alpha=0.6, label=t("chain_median_of", lang, what=t(key, lang)))
     # Store ids only (the ranking table beside the chart has the names): names overlap.
-    ax.set_xticks(list(x), ranked["store_id"].tolist())
+    ax.set_xticks(list(x), [format_text(s, LABEL_LIMIT) for s in ranked["store_id"]])
     if len(ranked) > 12:
         ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
-    # Head room for the legend above the bars.
-    ax.set_ylim(0, 1.4 * float(ranked[["user_repurchase_rate", "order_repurchase_rate"]].max().max()))
+    # Head room for the legend above the bars (no rate at all in a chain too young: 0-100%).
+    top = float(ranked[["user_repurchase_rate", "order_repurchase_rate"]].astype("float64").max().max())
+    ax.set_ylim(0, 1.4 * top if np.isfinite(top) and top > 0 else 1.0)
     ax.set_title(t("store_rates_title", lang))
     ax.legend(fontsize=8, ncol=2)
     return ax
@@ -1200,7 +1217,7 @@ def actions_html(actions: pd.DataFrame, lang: str = "en", *,
     for row in actions.itertuples():
         size = format_count(row.members, lang) if row.members is not None else "–"
         where = t("not_written", lang)
-        if row.path:
+        if isinstance(row.path, str) and row.path:  # pandas makes an all-None column NaN
             path = Path(row.path)
             shown = os.path.relpath(path, relative_to) if relative_to else str(path)
             where = f'<a href="{html.escape(Path(shown).as_posix())}">{html.escape(shown)}</a>'
