@@ -40,6 +40,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.i18n import format_text
 
 __all__ = [
     "DeliveryConfigError",
@@ -425,7 +426,9 @@ def route_reports(
         if not to:
             unrouted[report.store_id] = "no recipient for this store"
             continue
-        fmt = {"store_id": report.store_id, "store_name": report.store_name, "as_of": as_of}
+        # Names are data: shortened for a subject line (the PDF has them whole).
+        fmt = {"store_id": format_text(report.store_id), "store_name": format_text(report.store_name),
+               "as_of": as_of}
         emails.append(
             OutgoingEmail(
                 key=f"store:{report.store_id}",
