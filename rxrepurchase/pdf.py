@@ -48,13 +48,20 @@ PRINT_CSS = """
 }
 html, body {
   background: white !important;
-  font-family: "Noto Sans", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
-    "WenQuanYi Micro Hei", "Microsoft YaHei", sans-serif;
   font-size: 10pt;
   line-height: 1.4;
   margin: 0;
   padding: 0;
 }
+/* One font stack for all text. The screen styles' stacks start with "system-ui", which
+   fontconfig may resolve to the emoji font: digits would print as its wide glyphs. Emoji
+   still print, from the emoji font as fallback. */
+html, body, body * {
+  font-family: "Noto Sans", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
+    "WenQuanYi Micro Hei", "Microsoft YaHei", sans-serif !important;
+}
+/* Long names from data wrap instead of running off the page. */
+h1, h2, h3, h4, p, li { overflow-wrap: anywhere; }
 /* Screen-only chrome of notebook pages. */
 .jp-InputPrompt, .jp-OutputPrompt, .jp-Collapser, .jp-InputArea-prompt,
 .jp-OutputArea-prompt, .anchor-link, .jp-Notebook-footer { display: none !important; }

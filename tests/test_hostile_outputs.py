@@ -222,6 +222,9 @@ def test_pdfs_show_the_markup_as_text(hostile_runs):
     text = reader.pages[0].extract_text()
     assert "<script>alert(1)</script>" in text
     assert "City: <img src=x onerror=alert(1)>" in text
+    # The trend chart and the title's emoji. Digits drawn from the emoji font (under the
+    # screen styles' font stack) would add an image per digit: 22 on this page before the fix.
+    assert len(reader.pages[0].images) == 2
 
 
 @pytest.mark.slow
@@ -436,9 +439,10 @@ def test_emoji_print_as_emoji(tmp_path):
     """With the emoji font scripts/system-deps.sh installs, an emoji is a colour glyph (an
     image in the PDF), not an empty box."""
     html = tmp_path / "e.html"
-    html.write_text("<html><body><p>药店 💊</p></body></html>", encoding="utf-8")
+    html.write_text("<html><body><p>药店 💊 S009</p></body></html>", encoding="utf-8")
     reader = PdfReader(io.BytesIO(html_to_pdf(html, tmp_path / "e.pdf").read_bytes()))
     assert len(reader.pages[0].images) == 1
+    assert "药店 💊 S009" in reader.pages[0].extract_text()
 
 
 # --------------------------------------------------------------------------- thin data
