@@ -39,7 +39,7 @@ from rxrepurchase.delivery import (
 )
 from rxrepurchase.errors import OutputError, RxRepurchaseError
 from rxrepurchase.i18n import format_text
-from rxrepurchase.outputs import write_atomic
+from rxrepurchase.outputs import mark_complete, mark_incomplete, write_atomic
 from rxrepurchase.pdf import ENGINES, check_pdf_engine, html_to_pdf
 from rxrepurchase.reporting import ReportError, check_encoding
 
@@ -436,6 +436,9 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
         progress=log.info,
         chain=chain,
     )
+    # The reports are done, the PDFs and emails are not: the folder is incomplete until
+    # delivery.json is written.
+    mark_incomplete(run.folder, "rxrepurchase run (PDFs and emails)")
     problems: list[str] = [f"report failed: {r.store_id}: {r.error}" for r in run.failures]
     undelivered = {r.store_id: f"report failed: {r.error}" for r in run.failures}
 
@@ -498,6 +501,7 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
     delivery.already_sent += ho.already_sent
     problems += [f"email failed: {f.key} to {f.recipient}: {f.reason}" for f in delivery.failed]
     _write_delivery_json(run.folder, delivery, problems, ledger)
+    mark_complete(run.folder)
 
     lines = [
         f"run folder: {run.folder}",
