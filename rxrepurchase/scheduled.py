@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -297,8 +298,9 @@ def run_lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file() and path.stat().st_size:
         with open(path, encoding="utf-8", errors="replace") as existing:
-            first = existing.read(len(LOCK_HEADER))
-        if first != LOCK_HEADER:
+            first = existing.read(200)
+        # Lock files of earlier versions held "pid N since <time>" only.
+        if not (first.startswith(LOCK_HEADER) or re.match(r"pid \d+ since ", first)):
             raise OutputError(
                 f"run.lock_file {path} is an existing file that is not an rxrepurchase lock "
                 "file; it is left as it is. Point run.lock_file at a new file (default: "

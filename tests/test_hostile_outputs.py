@@ -426,6 +426,9 @@ def test_lock_file_never_truncates_a_users_file(parquet_chain, tmp_path):
     assert outcome.exit_code == 2
     assert "is not an rxrepurchase lock file" in outcome.summary[0]
     assert notes.read_text() == "my notes\n"
+    # A lock file an earlier version left behind (a crashed run) is still a lock file.
+    notes.write_text("pid 4242 since 2026-06-30T06:30:00\n")
+    assert "not an rxrepurchase lock file" not in run_scheduled(load_config(config), dry_run=True).summary[0]
 
 
 # --------------------------------------------------------------------------- rendering limits
