@@ -22,7 +22,8 @@
 # Executed once per store by `rxrepurchase report` (papermill) and published as HTML with the
 # code hidden; see `docs/reports.md`. Every figure comes from a function of the package
 # (mostly `rxrepurchase.report_data`); this notebook only chooses what to show and in which
-# order. Cells tagged `remove_cell` (like this one) are left out of the HTML.
+# order. Cells tagged `remove_cell` (like this one) are left out of the HTML. A store with no
+# member orders gets a one-line note (`thin`) instead of the analysis sections.
 
 # %% tags=["parameters"]
 store_id = "S01"  # store to report on
@@ -65,38 +66,44 @@ headline = rd.store_headline(chain, store_id, period_days=period_days,
 metrics = dict(headline)
 
 # %%
-display(Markdown(rd.report_title(headline, lang)))
+display(HTML(rd.report_title(headline, lang)))
+thin = rd.thin_data_reason(chain, store_id, lang)  # None, or why there is nothing to analyse
+if thin:
+    display(HTML(rd.note_html(thin)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 1. Headline
 
 # %%
-display(Markdown(f"## {t('section_headline', lang)}"))
-display(HTML(rd.headline_html(headline, lang)))
-rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id,
-                                                 min_active_members=min_active_members), lang);
+if not thin:
+    display(Markdown(f"## {t('section_headline', lang)}"))
+    display(HTML(rd.headline_html(headline, lang)))
+    rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id,
+                                                     min_active_members=min_active_members), lang)
 
 # %% [markdown] tags=["remove_cell"]
 # ## 2. Subsidy-driven vs loyal members
 
 # %%
-cohorts = rd.store_cohorts(chain, store_id, shared=shared)
-display(Markdown(f"## {t('section_cohorts', lang)}"))
-display(Markdown(rd.cohort_summary(cohorts["comparison"], lang)))
-display(Markdown(rd.calibration_note(cohorts["members"], lang)))
-display(HTML(rd.cohort_table_html(cohorts["comparison"], lang)))
-fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-rd.plot_cohort_retention(cohorts["retention"], lang, ax=left)
-rd.plot_cohort_spend(cohorts["spend"], lang, ax=right)
-plt.show()
+if not thin:
+    cohorts = rd.store_cohorts(chain, store_id, shared=shared)
+    display(Markdown(f"## {t('section_cohorts', lang)}"))
+    display(Markdown(rd.cohort_summary(cohorts["comparison"], lang)))
+    display(Markdown(rd.calibration_note(cohorts["members"], lang)))
+    display(HTML(rd.cohort_table_html(cohorts["comparison"], lang)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    rd.plot_cohort_retention(cohorts["retention"], lang, ax=left)
+    rd.plot_cohort_spend(cohorts["spend"], lang, ax=right)
+    plt.show()
 
 # %%
-fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-rd.plot_post_subsidy(cohorts["post_subsidy"], lang, ax=left)
-rd.plot_waves(cohorts["waves"], lang, ax=right)
-plt.show()
-display(Markdown(rd.post_subsidy_note(90, chain.as_of, lang)))
-display(HTML(rd.waves_table_html(cohorts["waves"], lang)))
+if not thin:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    rd.plot_post_subsidy(cohorts["post_subsidy"], lang, ax=left)
+    rd.plot_waves(cohorts["waves"], lang, ax=right)
+    plt.show()
+    display(Markdown(rd.post_subsidy_note(90, chain.as_of, lang)))
+    display(HTML(rd.waves_table_html(cohorts["waves"], lang)))
 
 # %% [markdown] tags=["remove_cell"]
 # ### Did the subsidy pay? (what the campaigns caused, from their send lists)
@@ -109,66 +116,70 @@ display(HTML(rd.uplift_html(rd.campaign_effects(chain, store_id), lang)))
 # ## 3. Member value (BG/NBD, Gamma-Gamma, CLV, holdout check)
 
 # %%
-models = rd.store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
-                         horizon_months=clv_horizon_months, calibration_end=calibration_end)
-metrics.update(rd.section_metrics(cohorts, models))
-display(Markdown(f"## {t('section_value', lang)}"))
-if models.ok:
-    display(Markdown(rd.model_summary(models, lang)))
-    display(HTML(rd.value_table_html(rd.value_by(models.scores, "subsidy_cohort"),
-                                     "subsidy_cohort", lang)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    rd.plot_clv_by_cohort(models.scores, lang, ax=left)
-    if models.holdout is not None:
-        rd.plot_holdout_check(models.holdout, lang, ax=right)
+if not thin:
+    models = rd.store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
+                             horizon_months=clv_horizon_months, calibration_end=calibration_end)
+    metrics.update(rd.section_metrics(cohorts, models))
+    display(Markdown(f"## {t('section_value', lang)}"))
+    if models.ok:
+        display(Markdown(rd.model_summary(models, lang)))
+        display(HTML(rd.value_table_html(rd.value_by(models.scores, "subsidy_cohort"),
+                                         "subsidy_cohort", lang)))
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+        rd.plot_clv_by_cohort(models.scores, lang, ax=left)
+        if models.holdout is not None:
+            rd.plot_holdout_check(models.holdout, lang, ax=right)
+        else:
+            right.set_axis_off()
+        plt.show()
+        if models.holdout is not None:
+            display(Markdown(rd.holdout_summary(models.holdout, lang)))
+        else:
+            display(HTML(rd.note_html(t("holdout_failed", lang, reason=models.holdout_reason))))
+        display(Markdown(f"### {t('value_by_tier', lang)}"))
+        display(HTML(rd.value_table_html(rd.value_by(models.scores, "tier"), "tier", lang)))
     else:
-        right.set_axis_off()
-    plt.show()
-    if models.holdout is not None:
-        display(Markdown(rd.holdout_summary(models.holdout, lang)))
-    else:
-        display(Markdown(t("holdout_failed", lang, reason=models.holdout_reason)))
-    display(Markdown(f"### {t('value_by_tier', lang)}"))
-    display(HTML(rd.value_table_html(rd.value_by(models.scores, "tier"), "tier", lang)))
-else:
-    display(HTML(rd.note_html(t("not_modelled", lang, reason=models.reason))))
+        display(HTML(rd.note_html(t("not_modelled", lang, reason=models.reason))))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 4. Segments
 
 # %%
-segments = rd.store_segments(chain, store_id, cohorts["members"], period_days=period_days)
-display(Markdown(f"## {t('section_segments', lang)}"))
-display(Markdown(rd.segments_summary(segments, lang)))
-display(HTML(rd.tiers_table_html(segments["tiers"], lang)))
-fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-rd.plot_rfm(segments["rfm"], lang, ax=left)
-rd.plot_hours(segments["hours"], lang, ax=right)
-plt.show()
-display(HTML(rd.channels_table_html(segments["channels"], lang)))
+if not thin:
+    segments = rd.store_segments(chain, store_id, cohorts["members"], period_days=period_days)
+    display(Markdown(f"## {t('section_segments', lang)}"))
+    display(Markdown(rd.segments_summary(segments, lang)))
+    display(HTML(rd.tiers_table_html(segments["tiers"], lang)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    rd.plot_rfm(segments["rfm"], lang, ax=left)
+    rd.plot_hours(segments["hours"], lang, ax=right)
+    plt.show()
+    display(HTML(rd.channels_table_html(segments["channels"], lang)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 5. Refills
 
 # %%
-refills = rd.store_refills(chain, store_id, within=refill_within_days, shared=shared)
-metrics.update({f"refill_{k}": v for k, v in refills.headline.items() if k != "as_of"})
-display(Markdown(f"## {t('section_refills', lang)}"))
-display(Markdown(rd.refills_summary(refills, lang)))
-fig, ax = plt.subplots(figsize=(7, 3.2))
-rd.plot_refills_due(refills, lang, ax=ax)
-plt.show()
-display(HTML(rd.adherence_table_html(refills, lang)))
+if not thin:
+    refills = rd.store_refills(chain, store_id, within=refill_within_days, shared=shared)
+    metrics.update({f"refill_{k}": v for k, v in refills.headline.items() if k != "as_of"})
+    display(Markdown(f"## {t('section_refills', lang)}"))
+    display(Markdown(rd.refills_summary(refills, lang)))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    rd.plot_refills_due(refills, lang, ax=ax)
+    plt.show()
+    display(HTML(rd.adherence_table_html(refills, lang)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 6. Actions
 
 # %%
-actions = rd.write_action_lists(chain, store_id, models, refills, actions_dir,
-                                gross_margin=gross_margin)
-metrics.update({f"{row.list}_members": row.members for row in actions.itertuples()})
-display(Markdown(f"## {t('section_actions', lang)}"))
-display(HTML(rd.actions_html(actions, lang, relative_to=Path(metrics_path).parent if metrics_path else None)))
+if not thin:
+    actions = rd.write_action_lists(chain, store_id, models, refills, actions_dir,
+                                    gross_margin=gross_margin)
+    metrics.update({f"{row.list}_members": row.members for row in actions.itertuples()})
+    display(Markdown(f"## {t('section_actions', lang)}"))
+    display(HTML(rd.actions_html(actions, lang, relative_to=Path(metrics_path).parent if metrics_path else None)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 7. Data quality

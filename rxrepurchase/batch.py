@@ -36,8 +36,9 @@ import pyarrow.parquet as pq
 
 from rxrepurchase import engine, rfm
 from rxrepurchase.contract import TABLES
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import OutputError, RxRepurchaseError
 from rxrepurchase.loading import Chain, DataQualityReport
+from rxrepurchase.outputs import write_atomic
 
 __all__ = [
     "BatchError",
@@ -99,7 +100,10 @@ def precompute_chain(
     data : path
         The chain's export folder (Parquet or CSV, as for :func:`rxrepurchase.loading.load_chain`).
     out : path
-        Output folder; must not hold an earlier batch unless ``overwrite``.
+        Output folder: new, empty, or (with ``overwrite``) one whose files may be replaced;
+        never the export folder ``data``. The files are written to a work folder and moved
+        into ``out`` only when all are complete, ``manifest.json`` last; a failed run leaves
+        ``out`` as it was.
     as_of : date-like, optional
         Analysis date: orders after it are excluded; RFM is observed to it. Default: today.
     cut : date-like, optional
@@ -111,7 +115,7 @@ def precompute_chain(
         DuckDB settings (see :func:`rxrepurchase.engine.connect`); intermediate tables live
         in a database file inside ``out`` while the step runs, so memory stays bounded.
     overwrite : bool
-        Replace an earlier batch in ``out``.
+        Replace files of the same names in a folder that holds files already.
     time_zone : str, optional
         The chain's time zone (default Asia/Shanghai), as for the loader.
 
@@ -119,6 +123,11 @@ def precompute_chain(
     -------
     dict
         The manifest, also written to ``out/manifest.json``.
+
+    Raises
+    ------
+    OutputError
+        ``out`` is ``data``, is a file, or holds files and ``overwrite`` is False.
     """
     out = Path(out)
     rfm._check_unit(time_unit)
@@ -126,12 +135,12 @@ def precompute_chain(
     cut = None if cut is None else rfm._as_date(cut, "cut")
     if cut is not None and cut >= as_of:
         raise BatchError(f"cut {cut.date()} must be before as_of {as_of.date()}")
-    if (out / MANIFEST).exists() and not overwrite:
-        raise BatchError(f"{out} already holds a batch ({MANIFEST}); pass overwrite=True")
+    _check_output_folder(Path(data), out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     work = out / ".work"
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    staged = work / "staged"
+    staged.mkdir(parents=True)
     started = dt.datetime.now()
     try:
         with engine.ChainSource(
@@ -140,12 +149,17 @@ def precompute_chain(
         ) as src:
             src.materialize()
             counts = src.row_counts()  # the loaded rows are counted in the tables just made
-            files = _write_tables(src, out)
-            files |= _write_aggregates(src, out, as_of, cut, time_unit)
+            files = _write_tables(src, staged)
+            files |= _write_aggregates(src, staged, as_of, cut, time_unit)
             stores = src.con.execute(
                 "SELECT s.store_id, count(o.order_id) AS orders FROM stores s "
                 "LEFT JOIN orders o USING (store_id) GROUP BY s.store_id ORDER BY s.store_id"
             ).fetchall()
+        # Complete: the files replace any earlier batch's; the manifest (written last) then
+        # says a batch is there.
+        (out / MANIFEST).unlink(missing_ok=True)
+        for name in files.values():
+            os.replace(staged / name, out / name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     manifest = {
@@ -162,8 +176,23 @@ def precompute_chain(
         "stores": {sid: int(n) for sid, n in stores},
         "files": files,
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
+
+
+def _check_output_folder(data: Path, out: Path, overwrite: bool) -> None:
+    """Refuse an output folder that is the export folder, a file, or (without ``overwrite``)
+    holds files."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"precompute --out {out} is a file, not a folder; it is left as it is")
+    if out.exists() and data.exists() and out.resolve() == data.resolve():
+        raise OutputError(f"precompute --out {out} is the export folder (--data); write the "
+                          "batch to another folder (the export is never replaced)")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not overwrite:
+        shown = ", ".join(held[:5]) + (" ..." if len(held) > 5 else "")
+        raise OutputError(f"precompute --out {out} holds files already ({shown}); name a new "
+                          "or empty folder, or pass --overwrite to replace the batch files there")
 
 
 def _write_tables(src: engine.ChainSource, out: Path) -> dict[str, str]:

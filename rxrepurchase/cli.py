@@ -85,7 +85,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rxrepurchase.scheduled import run_scheduled
 
-    return run_scheduled(args.config, dry_run=args.dry_run, echo=print).exit_code
+    return run_scheduled(args.config, dry_run=args.dry_run, echo=print, resend=args.resend).exit_code
 
 
 def _cmd_precompute(args: argparse.Namespace) -> int:
@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="the run's TOML file (see examples/chain.toml)")
     p.add_argument("--dry-run", action="store_true",
                    help="write the emails as .eml files into <run folder>/outbox/ instead of sending")
+    p.add_argument("--resend", action="store_true",
+                   help="email every report again, also to recipients the delivery ledger says "
+                   "have it (by default a rerun on the same data and date sends only the rest)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("precompute", help="per-store slices, metrics and model inputs in one "

@@ -11,6 +11,9 @@ Three steps, each usable on its own:
    retrying temporary failures with exponential backoff; a recipient refused for good does not
    stop the others. With ``dry_run_dir`` it writes ``.eml`` files instead. It returns a
    :class:`DeliverySummary` of what was and was not sent.
+4. A :class:`DeliveryLedger` makes delivery idempotent: every recipient who accepted an email
+   is recorded at once (email, recipient, attached files and their SHA-256, time), and a
+   later :func:`deliver` with the same ledger sends only to recipients not recorded there.
 
 The SMTP password never appears in settings files, logs, summaries or error messages: it is
 read when sending from an environment variable or from a secrets file outside any git
@@ -19,6 +22,9 @@ repository (see :class:`SmtpSettings`).
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import logging
 import mimetypes
 import os
@@ -28,15 +34,17 @@ import ssl
 import stat
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.i18n import format_text
 
 __all__ = [
     "DeliveryConfigError",
+    "DeliveryLedger",
     "DeliverySummary",
     "FailedRecipient",
     "OutgoingEmail",
@@ -418,7 +426,9 @@ def route_reports(
         if not to:
             unrouted[report.store_id] = "no recipient for this store"
             continue
-        fmt = {"store_id": report.store_id, "store_name": report.store_name, "as_of": as_of}
+        # Names are data: shortened for a subject line (the PDF has them whole).
+        fmt = {"store_id": format_text(report.store_id), "store_name": format_text(report.store_name),
+               "as_of": as_of}
         emails.append(
             OutgoingEmail(
                 key=f"store:{report.store_id}",
@@ -496,11 +506,13 @@ class FailedRecipient:
 
 @dataclass
 class DeliverySummary:
-    """What :func:`deliver` sent (or wrote, in a dry run) and what it could not send."""
+    """What :func:`deliver` sent (or wrote, in a dry run), what it could not send, and what
+    it left out because the ledger says it was delivered before."""
 
     sent: list[SentEmail] = field(default_factory=list)
     failed: list[FailedRecipient] = field(default_factory=list)
     dry_run: bool = False
+    already_sent: list[SentEmail] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -513,9 +525,89 @@ class DeliverySummary:
         for s in self.sent:
             where = f" -> {s.eml}" if s.eml else ""
             out.append(f"{verb}: {s.key} to {', '.join(s.recipients)} [{', '.join(s.attachments)}]{where}")
+        for s in self.already_sent:
+            out.append(f"not sent again (delivered before, see the ledger): {s.key} to "
+                       f"{', '.join(s.recipients)}")
         for f in self.failed:
             out.append(f"NOT sent: {f.key} to {f.recipient}: {f.reason}")
         return out
+
+
+class DeliveryLedger:
+    """Who has received which email: an append-only JSON-lines file.
+
+    One line per recipient who accepted an email: ``email`` (its key, ``store:<id>`` or
+    ``head_office``), ``to``, ``files`` (attachment name -> SHA-256 of its content),
+    ``sent_at`` and ``run`` (the run folder). Lines are written and flushed to disk as each
+    email is accepted, so a run killed half-way still records what went out.
+
+    A delivery is identified by its email key and recipient, not by the files' hashes: a rerun
+    prints the same report again, and PDFs carry their creation time, so the bytes differ
+    while the report is the same. The hashes say exactly which file a recipient got.
+
+    Parameters
+    ----------
+    path : path
+        The ledger file (created on the first delivery).
+    run : str
+        Written with each line: which run sent it.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, run: str = ""):
+        self.path = Path(path)
+        self.run = run
+
+    def entries(self) -> list[dict]:
+        """Every recorded delivery, oldest first.
+
+        Raises
+        ------
+        DeliveryConfigError
+            A line is not a ledger record (the message names the file and line).
+        """
+        if not self.path.is_file():
+            return []
+        out = []
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                record["email"], record["to"]
+            except (ValueError, TypeError, KeyError):
+                if n == len(lines):
+                    continue  # a last line cut short by a killed run: that send is not recorded
+                raise DeliveryConfigError(f"{self.path}: line {n} is not a delivery record") from None
+            out.append(record)
+        return out
+
+    def delivered(self) -> set[tuple[str, str]]:
+        """``(email key, recipient in lower case)`` of every recorded delivery."""
+        return {(r["email"], r["to"].lower()) for r in self.entries()}
+
+    def record(self, email: OutgoingEmail, recipient: str) -> None:
+        """Append one delivery and flush it to disk."""
+        line = {
+            "email": email.key,
+            "to": recipient,
+            "files": {p.name: _sha256(p) for p in email.attachments},
+            "sent_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "run": self.run,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class _AuthenticationFailed(Exception):
@@ -595,6 +687,8 @@ def deliver(
     *,
     dry_run_dir: str | os.PathLike | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    ledger: DeliveryLedger | None = None,
+    resend: bool = False,
 ) -> DeliverySummary:
     """Send ``emails``, or write them as ``.eml`` files with ``dry_run_dir``.
 
@@ -612,13 +706,20 @@ def deliver(
         Write ``NN-<key>.eml`` files here instead of sending. No password is needed.
     sleep : callable
         Waits between attempts (``time.sleep``).
+    ledger : DeliveryLedger, optional
+        Recipients recorded there are left out (listed in ``already_sent``), and each new
+        delivery is recorded. A dry run reads the ledger but records nothing.
+    resend : bool
+        Send to every recipient, recorded or not (deliveries are still recorded).
 
     Returns
     -------
     DeliverySummary
     """
-    messages = [(email, build_message(email, settings.sender)) for email in emails]
     summary = DeliverySummary(dry_run=dry_run_dir is not None)
+    if ledger is not None and not resend:
+        emails = _not_yet_delivered(emails, ledger.delivered(), summary)
+    messages = [(email, build_message(email, settings.sender)) for email in emails]
     if dry_run_dir is not None:
         folder = Path(dry_run_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -635,7 +736,7 @@ def deliver(
     try:
         for n, (email, msg) in enumerate(messages):
             try:
-                _send_one(session, email, msg, summary, sleep)
+                _send_one(session, email, msg, summary, sleep, ledger)
             except _AuthenticationFailed as exc:
                 for later, _ in messages[n:]:
                     summary.failed.extend(
@@ -648,13 +749,28 @@ def deliver(
     return summary
 
 
+def _not_yet_delivered(emails: Sequence[OutgoingEmail], delivered: set[tuple[str, str]],
+                       summary: DeliverySummary) -> list[OutgoingEmail]:
+    """``emails`` without the recipients the ledger has; those go to ``already_sent``."""
+    out = []
+    for email in emails:
+        done = tuple(r for r in email.to if (email.key, r.lower()) in delivered)
+        if done:
+            summary.already_sent.append(_sent(email, done))
+        rest = tuple(r for r in email.to if r not in done)
+        if rest:
+            out.append(replace(email, to=rest))
+    return out
+
+
 def _sent(email: OutgoingEmail, recipients: Sequence[str], eml: Path | None = None) -> SentEmail:
     return SentEmail(
         email.key, tuple(recipients), email.subject, tuple(p.name for p in email.attachments), eml
     )
 
 
-def _send_one(session: _Session, email: OutgoingEmail, msg: EmailMessage, summary, sleep) -> None:
+def _send_one(session: _Session, email: OutgoingEmail, msg: EmailMessage, summary, sleep,
+              ledger: DeliveryLedger | None) -> None:
     settings = session.settings
     pending = list(email.to)
     reason = ""
@@ -689,6 +805,8 @@ def _send_one(session: _Session, email: OutgoingEmail, msg: EmailMessage, summar
         if accepted:
             summary.sent.append(_sent(email, accepted))
             log.info("sent %s to %s", email.key, ", ".join(accepted))
+            for rcpt in accepted if ledger is not None else ():
+                ledger.record(email, rcpt)
         temporary = []
         for rcpt, (code, text) in refused.items():
             why = f"{code} {_text(text)}"

@@ -14,3 +14,10 @@ class DataContractError(RxRepurchaseError, ValueError):
 
 class ModelFitError(RxRepurchaseError, RuntimeError):
     """A customer-lifetime model cannot be fitted (too few repeat buyers, no convergence)."""
+
+
+class OutputError(RxRepurchaseError, ValueError):
+    """An output would replace a user's file, land outside its folder, or in the input folder.
+
+    The message names the path and how to proceed (``--overwrite``, another folder).
+    """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from contextlib import contextmanager
 from contextvars import ContextVar
 from numbers import Real
@@ -27,6 +28,7 @@ __all__ = [
     "format_count",
     "format_money",
     "format_rate",
+    "format_text",
     "label",
     "normalize_lang",
     "t",
@@ -297,6 +299,11 @@ STRINGS: dict[str, tuple[str, str]] = {
         " ({level} range from the models' parameter uncertainty: {low} to {high})",
         "（模型参数不确定性下的 {level} 区间：{low} 至 {high}）",
     ),
+    "store_no_orders": (
+        "No member orders at this store up to {as_of}: there is nothing to analyse yet, so this "
+        "report holds no figures.",
+        "截至 {as_of}，本店没有会员订单，尚无可分析的数据，本报告不含指标。",
+    ),
     "not_modelled": (
         "This store could not be modelled: {reason}. Member value figures are left out; the "
         "repurchase figures above do not depend on the models.",
@@ -536,3 +543,19 @@ def format_money(value: float | None, lang: str = "en", currency: str | None = N
     if lang == "zh" and abs(value) >= 10_000:
         return f"{sign}{symbol}{abs(value) / 10_000:,.1f}万"
     return f"{sign}{symbol}{abs(value):,.0f}"
+
+
+TEXT_LIMIT = 80
+"""Characters of a data-borne text (store name, city, product) shown on a report page."""
+
+
+def format_text(value, limit: int = TEXT_LIMIT) -> str:
+    """Text from data as shown on a page: control characters as spaces, at most ``limit``
+    characters (cut with ``…``). For display only: the data keep the full text.
+
+    Not HTML-escaped: the page writer escapes (Jinja, ``html.escape``, ``to_html``).
+    """
+    if _is_missing(value):
+        return ""
+    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,7 +8,8 @@ follows, and no notebook prompts. Two engines print it:
 ``weasyprint`` (default)
     Pure Python from PyPI; needs the Pango library from the operating system
     (``scripts/system-deps.sh`` installs it; Debian/Ubuntu: ``libpango-1.0-0
-    libpangoft2-1.0-0``).
+    libpangoft2-1.0-0``). It runs in a child process, so a document that takes too long
+    (weasyprint itself has no time limit) is stopped after ``timeout`` seconds.
 ``chromium``
     Headless Chromium, used only when installed (``apt-get install chromium``).
 """
@@ -19,10 +20,12 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.outputs import atomic_path, die_with_parent
 
 __all__ = ["ENGINES", "PRINT_CSS", "PdfRenderError", "check_pdf_engine", "html_to_pdf"]
 
@@ -45,13 +48,20 @@ PRINT_CSS = """
 }
 html, body {
   background: white !important;
-  font-family: "Noto Sans", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
-    "WenQuanYi Micro Hei", "Microsoft YaHei", sans-serif;
   font-size: 10pt;
   line-height: 1.4;
   margin: 0;
   padding: 0;
 }
+/* One font stack for all text. The screen styles' stacks start with "system-ui", which
+   fontconfig may resolve to the emoji font: digits would print as its wide glyphs. Emoji
+   still print, from the emoji font as fallback. */
+html, body, body * {
+  font-family: "Noto Sans", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
+    "WenQuanYi Micro Hei", "Microsoft YaHei", sans-serif !important;
+}
+/* Long names from data wrap instead of running off the page. */
+h1, h2, h3, h4, p, li { overflow-wrap: anywhere; }
 /* Screen-only chrome of notebook pages. */
 .jp-InputPrompt, .jp-OutputPrompt, .jp-Collapser, .jp-InputArea-prompt,
 .jp-OutputArea-prompt, .anchor-link, .jp-Notebook-footer { display: none !important; }
@@ -228,11 +238,12 @@ def html_to_pdf(
     html_path : path
         The HTML report (images may be embedded or relative to its folder).
     pdf_path : path
-        Where to write the PDF; its folder is created. An existing file is replaced.
+        Where to write the PDF; its folder is created. The PDF is written under a temporary
+        name and renamed when complete, replacing an existing file.
     engine : {"weasyprint", "chromium"}
         Printing engine; see the module documentation.
     timeout : float
-        Seconds Chromium may take before it is stopped (weasyprint runs in-process).
+        Seconds the engine may take for this document before it is stopped.
 
     Returns
     -------
@@ -250,25 +261,47 @@ def html_to_pdf(
         raise PdfRenderError(f"{html_path}: HTML report not found")
     html = _mark_wide_tables(html_path.read_text(encoding="utf-8"))
     html = _with_print_css(html, html_path.resolve().parent)
-    pdf_path.parent.mkdir(parents=True, exist_ok=True)
-    if engine == "weasyprint":
-        _print_weasyprint(html, html_path, pdf_path)
-    else:
-        _print_chromium(html, html_path, pdf_path, timeout)
-    if not pdf_path.is_file() or pdf_path.stat().st_size == 0:
-        raise PdfRenderError(f"{html_path}: {engine} wrote no PDF to {pdf_path}")
+    with atomic_path(pdf_path) as tmp:
+        if engine == "weasyprint":
+            _print_weasyprint(html, html_path, tmp, timeout)
+        else:
+            _print_chromium(html, html_path, tmp, timeout)
+        if tmp.stat().st_size == 0:
+            raise PdfRenderError(f"{html_path}: {engine} wrote no PDF to {pdf_path}")
     return pdf_path
 
 
-def _print_weasyprint(html: str, html_path: Path, pdf_path: Path) -> None:
+def _print_weasyprint(html: str, html_path: Path, pdf_path: Path, timeout: float) -> None:
+    """Print in a child process that is killed after ``timeout`` seconds (or when this
+    process dies)."""
+    with tempfile.TemporaryDirectory(prefix="rxrepurchase-pdf-") as tmp:
+        page = Path(tmp) / "page.html"
+        page.write_text(html, encoding="utf-8")
+        cmd = [sys.executable, "-c", "from rxrepurchase.pdf import _weasyprint_main; _weasyprint_main()",
+               str(page), str(html_path.resolve().parent), str(pdf_path.resolve())]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                  preexec_fn=die_with_parent)
+        except subprocess.TimeoutExpired as exc:
+            raise PdfRenderError(f"{html_path}: weasyprint did not finish within {timeout:g} s; "
+                                 "no PDF written") from exc
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise PdfRenderError(f"{html_path}: weasyprint failed: {lines[-1] if lines else done.returncode}")
+
+
+def _weasyprint_main() -> None:
+    """Child process of :func:`_print_weasyprint`: ``page.html base_dir out.pdf``."""
+    page, base_dir, out = sys.argv[1:4]
     weasyprint = _import_weasyprint()
     try:
         document = weasyprint.HTML(
-            string=html, base_url=str(html_path.resolve().parent), url_fetcher=_offline_fetcher(weasyprint)
+            string=Path(page).read_text(encoding="utf-8"), base_url=base_dir,
+            url_fetcher=_offline_fetcher(weasyprint),
         )
-        document.write_pdf(pdf_path)
-    except Exception as exc:  # weasyprint raises many kinds; say which file failed
-        raise PdfRenderError(f"{html_path}: weasyprint failed: {exc}") from exc
+        document.write_pdf(out)
+    except Exception as exc:  # weasyprint raises many kinds: one line for the parent
+        sys.exit(f"{type(exc).__name__}: {exc}")
 
 
 def _offline_fetcher(weasyprint):
@@ -306,7 +339,8 @@ def _print_chromium(html: str, html_path: Path, pdf_path: Path, timeout: float) 
             page.as_uri(),
         ]
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                  preexec_fn=die_with_parent)
         except subprocess.TimeoutExpired as exc:
             raise PdfRenderError(f"{html_path}: chromium did not finish within {timeout:g} s") from exc
         if done.returncode != 0:

@@ -97,6 +97,8 @@ def configure_matplotlib(*, dpi: int = 110, style: bool = True) -> str | None:
     rc["font.family"] = (latin[:1] or ["DejaVu Sans"]) + ([cjk] if cjk else [])
     rc["figure.dpi"] = dpi
     rc["savefig.dpi"] = dpi
+    # Labels come from data (store ids, product names): a "$" must print, not start math.
+    rc["text.parse_math"] = False
     if style:
         rc["axes.spines.top"] = False
         rc["axes.spines.right"] = False

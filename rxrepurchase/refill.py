@@ -35,6 +35,7 @@ from scipy import optimize, sparse, special
 from rxrepurchase.contract import TAG_SEPARATOR, require_columns
 from rxrepurchase.errors import RxRepurchaseError
 from rxrepurchase.i18n import t
+from rxrepurchase.outputs import atomic_path
 
 __all__ = [
     "REFILL_STATUSES",
@@ -990,14 +991,14 @@ def export_target_list(targets: pd.DataFrame, path: str | Path, *, overwrite: bo
         raise RefillError(f"{path}: target lists are written as .csv or .parquet, not {suffix!r}")
     if path.exists() and not overwrite:
         raise RefillError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        targets.to_csv(path, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d")
-    else:
-        # Parquet keeps attrs as JSON metadata: dates as ISO text.
-        targets = targets.copy()
-        targets.attrs = json.loads(json.dumps(targets.attrs, default=str))
-        targets.to_parquet(path, index=False)
+    with atomic_path(path) as tmp:  # a reader never sees half a list
+        if suffix == ".csv":
+            targets.to_csv(tmp, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d")
+        else:
+            # Parquet keeps attrs as JSON metadata: dates as ISO text.
+            targets = targets.copy()
+            targets.attrs = json.loads(json.dumps(targets.attrs, default=str))
+            targets.to_parquet(tmp, index=False)
     return path
 
 

@@ -37,6 +37,7 @@ from rxrepurchase.i18n import (
     format_count,
     format_money,
     format_rate,
+    format_text,
     label,
     normalize_lang,
     t,
@@ -50,6 +51,7 @@ from rxrepurchase.models import (
     score_members,
     wake_up_list,
 )
+from rxrepurchase.outputs import write_atomic
 from rxrepurchase.refill import (
     RefillOverview,
     adherence,
@@ -370,10 +372,7 @@ def _text(value) -> str:
 
 def write_metrics(metrics: dict, path: str | os.PathLike) -> Path:
     """Write a store's figures as ``metrics.json`` (UTF-8, store names kept readable)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
-    return path
+    return write_atomic(path, json.dumps(metrics, ensure_ascii=False, indent=2))
 
 
 def headline_html(headline: dict, lang: str = "en") -> str:
@@ -456,12 +455,30 @@ def plot_monthly_repurchase(
     return ax
 
 
+def thin_data_reason(chain: Chain, store_id: str, lang: str = "en") -> str | None:
+    """Why the store's report can show no analysis (one sentence), or None when it can.
+
+    A store with no member orders up to the analysis date has nothing to analyse: its report
+    says so in one line instead of failing on empty tables.
+    """
+    if chain.for_store(store_id).member_orders.empty:
+        return t("store_no_orders", lang, as_of=chain.as_of.date().isoformat())
+    return None
+
+
 def report_title(headline: dict, lang: str = "en") -> str:
-    """Markdown title of a store report: store, name, city and analysis date."""
-    title = t("store_report_title", lang, store_id=headline["store_id"],
-              name=headline["store_name"] or headline["store_id"])
-    meta = t("report_meta", lang, city=headline["city"] or "–", as_of=headline["as_of"])
-    return f"# {title}\n\n{meta}"
+    """HTML title of a store report: store, name, city and analysis date.
+
+    HTML, not Markdown: names come from data, and Markdown would pass markup in them through
+    to the page. Every value is escaped and shortened for display (:func:`format_text`).
+    """
+    e = html.escape
+    store_id = format_text(headline["store_id"])
+    title = t("store_report_title", lang, store_id=store_id,
+              name=format_text(headline["store_name"]) or store_id)
+    meta = t("report_meta", lang, city=format_text(headline["city"]) or "–",
+             as_of=headline["as_of"])
+    return f'<h1>{e(title)}</h1><p class="rx-meta">{e(meta)}</p>'
 
 
 def quality_table(chain: Chain, store_id: str, lang: str = "en") -> pd.DataFrame:
@@ -495,9 +512,13 @@ def table_html(
 
     Columns named in ``rates`` / ``money`` / ``counts`` are formatted with
     :func:`~rxrepurchase.i18n.format_rate` / ``format_money`` / ``format_count``; headers that
-    are keys of :data:`rxrepurchase.i18n.STRINGS` are translated, others kept.
+    are keys of :data:`rxrepurchase.i18n.STRINGS` are translated, others kept. Text cells are
+    escaped and shortened for display (:func:`~rxrepurchase.i18n.format_text`).
     """
     out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_object_dtype(out[c]) or pd.api.types.is_string_dtype(out[c]):
+            out[c] = out[c].map(lambda v: format_text(v) if isinstance(v, str) else v)
     for cols, fmt in ((rates, format_rate), (money, format_money), (counts, format_count)):
         for c in cols:
             out[c] = out[c].map(lambda v, fmt=fmt: fmt(v, lang))
@@ -514,6 +535,9 @@ def _outside_fences(values: pd.Series) -> pd.Series:
     out[v < q1 - 1.5 * (q3 - q1)] = "low"
     return out
 
+
+LABEL_LIMIT = 20
+"""Characters of a store id shown as a chart label."""
 
 OUTLIER_COLUMNS: tuple[str, ...] = (
     "user_repurchase_rate", "order_repurchase_rate", "subsidy_driven_share",
@@ -636,7 +660,8 @@ def plot_subsidy_efficiency(stores: pd.DataFrame, lang: str = "en", *,
     ax.scatter(stores["subsidy_driven_share"], stores["subsidy_per_retained_member"],
                s=40 + 400 * stores["loyal_share"].fillna(0), color="#e07a1f", alpha=0.7)
     for row in stores.itertuples():
-        ax.annotate(row.store_id, (row.subsidy_driven_share, row.subsidy_per_retained_member),
+        ax.annotate(format_text(row.store_id, LABEL_LIMIT),
+                    (row.subsidy_driven_share, row.subsidy_per_retained_member),
                     textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.xaxis.set_major_formatter(lambda x, _: format_rate(x, lang))
     ax.yaxis.set_major_formatter(lambda y, _: format_money(y, lang))
@@ -664,12 +689,13 @@ def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | N
     if not len(ranked):
         return ax
     # Store ids only (the ranking table beside the chart has the names): names overlap.
-    ax.set_xticks(list(x), ranked["store_id"].tolist())
+    ax.set_xticks(list(x), [format_text(s, LABEL_LIMIT) for s in ranked["store_id"]])
     if len(ranked) > 12:
         ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
-    # Head room for the legend above the bars.
-    ax.set_ylim(0, 1.4 * float(ranked[["user_repurchase_rate", "order_repurchase_rate"]].max().max()))
+    # Head room for the legend above the bars (no rate at all in a chain too young: 0-100%).
+    top = float(ranked[["user_repurchase_rate", "order_repurchase_rate"]].astype("float64").max().max())
+    ax.set_ylim(0, 1.4 * top if np.isfinite(top) and top > 0 else 1.0)
     ax.set_title(t("store_rates_title", lang))
     ax.legend(fontsize=8, ncol=2)
     return ax
@@ -1344,7 +1370,7 @@ def actions_html(actions: pd.DataFrame, lang: str = "en", *,
     for row in actions.itertuples():
         size = format_count(row.members, lang) if row.members is not None else "–"
         where = t("not_written", lang)
-        if row.path:
+        if isinstance(row.path, str) and row.path:  # pandas makes an all-None column NaN
             path = Path(row.path)
             shown = os.path.relpath(path, relative_to) if relative_to else str(path)
             where = f'<a href="{html.escape(Path(shown).as_posix())}">{html.escape(shown)}</a>'

@@ -34,8 +34,17 @@ from rxrepurchase.i18n import (
     format_count,
     format_money,
     format_rate,
+    format_text,
     normalize_lang,
     t,
+)
+from rxrepurchase.outputs import (
+    die_with_parent,
+    inside,
+    mark_complete,
+    mark_incomplete,
+    safe_name,
+    write_atomic,
 )
 
 if TYPE_CHECKING:
@@ -66,6 +75,12 @@ CHAIN_NOTEBOOK = "chain_overview.ipynb"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "rxreport"
 KERNEL_NAME = "python3"
+CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+                           "font-src data:; form-action 'none'")
+"""Policy of every HTML page of a run (also in the ``rxreport`` template): no script at all,
+only embedded images, fonts and inline styles, so text from data can never run."""
+ERROR_LIMIT = 300
+"""Characters of a failure message shown in the index (run.json keeps it whole)."""
 
 
 class ReportError(RxRepurchaseError):
@@ -200,8 +215,17 @@ def check_encoding(encoding: str | None) -> str | None:
 
 
 def new_run_folder(out: str | os.PathLike, now: dt.datetime | None = None) -> Path:
-    """Create and return a new ``<out>/<YYYYMMDD-HHMMSS>[-N]`` folder; never reuse one."""
+    """Create and return a new ``<out>/<YYYYMMDD-HHMMSS>[-N]`` folder; never reuse one.
+
+    Raises
+    ------
+    ReportError
+        ``out`` is an existing file, not a folder.
+    """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"--out {out} is an existing file, not a folder; name a folder for "
+                          "the run folders (the file is left as it is)")
     out.mkdir(parents=True, exist_ok=True)
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
     for n in range(1, 1000):
@@ -235,10 +259,10 @@ def notebook_to_html(notebook: str | os.PathLike, html_path: str | os.PathLike) 
     )
     # Analyst notes in the notebook are tagged "remove_cell"; they are not for the reader.
     exporter.register_preprocessor(_remove_tagged_cells(), enabled=True)
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb)}})
-    html_path = Path(html_path)
-    html_path.write_text(body, encoding="utf-8")
-    return html_path
+    body, _ = exporter.from_notebook_node(
+        nb, resources={"metadata": {"name": _title(nb)}, "rx_csp": CONTENT_SECURITY_POLICY}
+    )
+    return write_atomic(html_path, body)
 
 
 def _remove_tagged_cells():
@@ -438,6 +462,9 @@ def run_reports(
         chain = load_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
                            time_zone=time_zone)
     as_of_text = chain.as_of.date().isoformat()
+    nothing = chain.nothing_to_analyse()
+    if nothing:
+        raise ReportError(f"nothing to report from {data}: {nothing}")
     store_ids = _resolve_stores(stores, chain.stores["store_id"].tolist())
     # How to read the export goes to the notebooks too: an executed notebook re-run by hand
     # (without this run's chain cache) reads the same files the same way.
@@ -454,6 +481,7 @@ def run_reports(
 
     # Absolute: every notebook runs in its own folder, where a relative path means elsewhere.
     folder = new_run_folder(Path(out).expanduser().resolve(), started_at)
+    mark_incomplete(folder, "rxrepurchase report")
     # The chain is read and validated once; every notebook unpickles it (much faster than
     # each re-reading the export). So is the chain-wide work of the store reports (cohort
     # classification, refill predictions): each store takes its slice instead of redoing it.
@@ -493,6 +521,7 @@ def run_reports(
     write_index(run, lang=lang)
     run.seconds = time.perf_counter() - started
     _write_run_json(run, started_at)
+    mark_complete(folder)
     if progress is not None:
         progress(_summary(run))
     return run
@@ -500,10 +529,18 @@ def run_reports(
 
 def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
                    progress, *, shared_cache: str = "") -> tuple[list[StoreResult], StoreResult | None]:
-    """Lay out the run folder, execute every notebook, collect the results."""
+    """Lay out the run folder, execute every notebook, collect the results.
+
+    Store ids are data: each store's folder is :func:`rxrepurchase.outputs.safe_name` of its
+    id, checked to lie inside the run folder.
+    """
     jobs_list = []
     for store_id in store_ids:
-        sdir = folder / "stores" / store_id
+        name = safe_name(store_id)
+        sdir = inside(folder / "stores" / name, folder / "stores")
+        if name != store_id and progress is not None:
+            progress(f"store id {format_text(repr(store_id))} is not a plain file name: "
+                     f"its files are in stores/{name}/")
         sdir.mkdir(parents=True)
         params = {
             **common,
@@ -546,7 +583,9 @@ def _execute_all(
     context = multiprocessing.get_context("spawn")
     outcomes: dict[str, dict] = {}
     total = len(jobs_list)
-    with ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=context) as pool:
+    # Workers die with this process, even killed by SIGKILL; their kernels then exit too.
+    with ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=context,
+                             initializer=die_with_parent) as pool:
         futures = {pool.submit(_execute, job): job for job in jobs_list}
         for done, future in enumerate(as_completed(futures), start=1):
             job = futures[future]
@@ -593,6 +632,7 @@ def _rel(run: ReportRun, path: Path | None) -> str | None:
 def _result_json(run: ReportRun, r: StoreResult) -> dict:
     return {
         "store_id": r.store_id,
+        "folder": _rel(run, r.notebook.parent),
         "ok": r.ok,
         "html": _rel(run, r.html),
         "notebook": _rel(run, r.notebook),
@@ -619,7 +659,7 @@ def _write_run_json(run: ReportRun, started_at: dt.datetime) -> None:
             for r in run.failures
         ],
     }
-    run.run_json.write_text(json.dumps(doc, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_atomic(run.run_json, json.dumps(doc, ensure_ascii=False, indent=2))
 
 
 _INDEX_CSS = (TEMPLATE_DIR / TEMPLATE_NAME / "index_page.css")
@@ -670,13 +710,14 @@ def write_index(run: ReportRun, *, lang: str = "en",
                     else ref(r.html, t("open_report", lang)))
             cls = ""
         else:
-            link = (f'<span class="failed">{e(t("failed", lang))}</span>: {e(r.error or "")}'
+            link = (f'<span class="failed">{e(t("failed", lang))}</span>: '
+                    f'{e(format_text(r.error, ERROR_LIMIT))}'
                     f' ({ref(r.notebook, t("partial_notebook", lang))})')
             cls = ' class="failed-row"'
         cells = [
-            r.store_id,
-            m.get("store_name", ""),
-            m.get("city", ""),
+            format_text(r.store_id),
+            format_text(m.get("store_name", "")),
+            format_text(m.get("city", "")),
             format_rate(m.get("user_repurchase_rate"), lang),
             format_rate(m.get("order_repurchase_rate"), lang),
             format_count(m.get("active_members"), lang),
@@ -692,7 +733,7 @@ def write_index(run: ReportRun, *, lang: str = "en",
         chain_line = f'<p class="chain">{ref(chain_doc, t("chain_overview", lang))}</p>'
     else:
         chain_line = (f'<p class="chain failed">{e(t("chain_overview", lang))}: '
-                      f'{e(t("failed", lang))}: {e(run.chain.error or "")} '
+                      f'{e(t("failed", lang))}: {e(format_text(run.chain.error, ERROR_LIMIT))} '
                       f'({ref(run.chain.notebook, t("partial_notebook", lang))})</p>')
     if printed:
         chain_line += f'<p class="meta">{e(t("index_print_note", lang, folder=str(run.folder)))}</p>'
@@ -703,6 +744,7 @@ def write_index(run: ReportRun, *, lang: str = "en",
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>{e(t("index_title", lang))}</title>
 <style>
@@ -724,6 +766,4 @@ def write_index(run: ReportRun, *, lang: str = "en",
 </body>
 </html>
 """
-    path = path or run.index_html
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_atomic(path or run.index_html, page)

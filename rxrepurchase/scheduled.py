@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
+import hashlib
 import json
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rxrepurchase.delivery import (
+    DeliveryLedger,
     DeliverySummary,
     SmtpSettings,
     StoreReport,
@@ -34,8 +38,9 @@ from rxrepurchase.delivery import (
     route_reports,
     store_managers,
 )
-from rxrepurchase.errors import RxRepurchaseError
-from rxrepurchase.i18n import check_currency
+from rxrepurchase.errors import OutputError, RxRepurchaseError
+from rxrepurchase.i18n import check_currency, format_text
+from rxrepurchase.outputs import mark_complete, mark_incomplete, write_atomic
 from rxrepurchase.pdf import ENGINES, check_pdf_engine, html_to_pdf
 from rxrepurchase.reporting import ReportError, check_encoding
 
@@ -287,6 +292,10 @@ def _addresses(path: Path, table: dict, key: str, prefix: str = "recipients") ->
 # --------------------------------------------------------------------------- lock and log
 
 
+LOCK_HEADER = "rxrepurchase run lock:"
+"""First words of a lock file :func:`run_lock` writes (how it knows the file is its own)."""
+
+
 class RunLocked(RxRepurchaseError):
     """Another run holds the lock file."""
 
@@ -295,18 +304,35 @@ class RunLocked(RxRepurchaseError):
 def run_lock(path: Path):
     """Hold an exclusive ``flock`` on ``path`` for the block; raise :class:`RunLocked` if
     another process holds it. The kernel releases the lock if the process dies, so a crashed
-    run never blocks the next one."""
+    run never blocks the next one.
+
+    The lock file is new, empty, or one this function wrote (it starts with
+    :data:`LOCK_HEADER`); any other file is a user's and is refused, never truncated.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file() and path.stat().st_size:
+        with open(path, encoding="utf-8", errors="replace") as existing:
+            first = existing.read(200)
+        # Lock files of earlier versions held "pid N since <time>" only.
+        if not (first.startswith(LOCK_HEADER) or re.match(r"pid \d+ since ", first)):
+            raise OutputError(
+                f"run.lock_file {path} is an existing file that is not an rxrepurchase lock "
+                "file; it is left as it is. Point run.lock_file at a new file (default: "
+                "<output>/.rxrepurchase-run.lock)"
+            )
+    elif path.exists() and not path.is_file():
+        raise OutputError(f"run.lock_file {path} exists and is not a file")
     with open(path, "a+", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            holder = handle.read().removeprefix(LOCK_HEADER).strip() or "unknown"
             raise RunLocked(f"another run holds the lock {path} ({holder})") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} since {dt.datetime.now().isoformat(timespec='seconds')}\n")
+        handle.write(f"{LOCK_HEADER} pid {os.getpid()} since "
+                     f"{dt.datetime.now().isoformat(timespec='seconds')}\n")
         handle.flush()
         try:
             yield
@@ -351,6 +377,7 @@ def run_scheduled(
     *,
     dry_run: bool = False,
     echo: Callable[[str], None] | None = None,
+    resend: bool = False,
 ) -> RunOutcome:
     """Load, report, print and email, as configured. Never raises for bad input: the outcome's
     ``exit_code`` (see :data:`EXIT_CODES`) and ``summary`` say what happened.
@@ -363,6 +390,8 @@ def run_scheduled(
         Write the emails as ``.eml`` files into ``<run folder>/outbox/`` instead of sending.
     echo : callable, optional
         Receives the summary lines as well (the CLI prints them).
+    resend : bool
+        Email every report again, even to recipients the delivery ledger says have it.
     """
     echo = echo or (lambda line: None)
 
@@ -382,7 +411,7 @@ def run_scheduled(
         log.info("run starts: config %s, as of %s%s", config.source, config.as_of, " (dry run)" if dry_run else "")
         try:
             with run_lock(config.lock_file):
-                return _run(config, dry_run, finish)
+                return _run(config, dry_run, finish, resend)
         except RunLocked as exc:
             return finish(EXIT_LOCKED, [str(exc)])
         except RxRepurchaseError as exc:
@@ -392,7 +421,7 @@ def run_scheduled(
             return finish(EXIT_INTERNAL_ERROR, [f"unexpected error: {type(exc).__name__}: {exc}"])
 
 
-def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
+def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -> RunOutcome:
     from rxrepurchase.loading import load_chain
     from rxrepurchase.reporting import run_reports, write_index
 
@@ -425,21 +454,28 @@ def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
         progress=log.info,
         chain=chain,
     )
+    # The reports are done, the PDFs and emails are not: the folder is incomplete until
+    # delivery.json is written.
+    mark_incomplete(run.folder, "rxrepurchase run (PDFs and emails)")
     problems: list[str] = [f"report failed: {r.store_id}: {r.error}" for r in run.failures]
+    undelivered = {r.store_id: f"report failed: {r.error}" for r in run.failures}
 
-    def pdf(html: Path | None, target: Path, what: str) -> Path | None:
+    def pdf(html: Path | None, target: Path, what: str, store_id: str | None = None) -> Path | None:
         if html is None:
             return None
         try:
             return html_to_pdf(html, target, engine=config.pdf_engine)
         except RxRepurchaseError as exc:
             problems.append(f"PDF failed: {what}: {exc}")
+            if store_id is not None:
+                undelivered[store_id] = f"PDF failed: {exc}"
             return None
 
     store_reports = []
     for result in run.results:
         if result.ok:
-            made = pdf(result.html, result.html.with_suffix(".pdf"), f"store {result.store_id}")
+            made = pdf(result.html, result.html.with_suffix(".pdf"), f"store {result.store_id}",
+                       result.store_id)
             if made is not None:
                 store_reports.append(StoreReport(result.store_id, made, names.get(result.store_id, "")))
     chain_pdf = pdf(run.chain_html, run.folder / "chain" / "chain_overview.pdf", "chain overview")
@@ -453,30 +489,37 @@ def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
     index_pdf = pdf(index_print, run.folder / "index.pdf", "index")
     chain_files = [p for p in (chain_pdf, index_pdf) if p is not None]
     failed_ids = [r.store_id for r in run.failures]
-    status = (
-        f"Reports failed for: {', '.join(failed_ids)} (details in {run.folder / 'run.json'})."
-        if failed_ids else f"All {len(run.results)} store reports were produced."
-    )
-    emails, unrouted = route_reports(
-        store_reports,
-        managers,
-        head_office=config.head_office,
-        chain_attachments=chain_files,
-        as_of=config.as_of.isoformat(),
-        lang=config.lang,
+    route = functools.partial(
+        route_reports, managers=managers, head_office=config.head_office,
+        chain_attachments=chain_files, as_of=config.as_of.isoformat(), lang=config.lang,
         subjects=config.subjects,
-        status=status,
     )
+    emails, unrouted = route(store_reports)
+    store_emails = [e for e in emails if e.key != "head_office"]
     for store_id, reason in unrouted.items():
+        undelivered[store_id] = f"not emailed: {no_manager.get(store_id, reason)}"
         problems.append(f"not emailed: store {store_id}: {no_manager.get(store_id, reason)}")
     if not config.head_office:
         problems.append("not emailed: chain overview and index: no recipients.head_office")
     elif not chain_files:
         problems.append("not emailed: head office: neither the chain overview nor the index could be printed")
 
-    delivery = deliver(emails, config.smtp, dry_run_dir=run.folder / "outbox" if dry_run else None)
+    # The stores' emails go first, so that head office learns in its own email which stores
+    # got nothing, and why.
+    ledger = DeliveryLedger(_ledger_path(config), run=str(run.folder))
+    send = functools.partial(deliver, settings=config.smtp, ledger=ledger, resend=resend,
+                             dry_run_dir=run.folder / "outbox" if dry_run else None)
+    delivery = send(store_emails)
+    for f in delivery.failed:
+        undelivered[f.key.removeprefix("store:")] = f"email to {f.recipient} failed: {f.reason}"
+    head_office, _ = route([], status=_head_office_status(run, undelivered))
+    ho = send(head_office)
+    delivery.sent += ho.sent
+    delivery.failed += ho.failed
+    delivery.already_sent += ho.already_sent
     problems += [f"email failed: {f.key} to {f.recipient}: {f.reason}" for f in delivery.failed]
-    _write_delivery_json(run.folder, delivery, problems)
+    _write_delivery_json(run.folder, delivery, problems, ledger)
+    mark_complete(run.folder)
 
     lines = [
         f"run folder: {run.folder}",
@@ -489,9 +532,45 @@ def _run(config: ScheduledConfig, dry_run: bool, finish) -> RunOutcome:
     return finish(code, lines, folder=run.folder, delivery=delivery)
 
 
-def _write_delivery_json(folder: Path, delivery: DeliverySummary, problems: list[str]) -> None:
+def _ledger_path(config: ScheduledConfig) -> Path:
+    """The delivery ledger shared by every run of the same export, date, stores and language.
+
+    The export is identified by the content of its files, so a rerun on the same data and date
+    finds the deliveries of the earlier runs, and a corrected export starts a new ledger.
+    """
+    digest = hashlib.sha256()
+    identity = {"as_of": config.as_of.isoformat(), "stores": config.stores, "lang": config.lang,
+                "mapping": str(config.mapping) if config.mapping else None}
+    digest.update(json.dumps(identity, sort_keys=True).encode())
+    for path in sorted(p for p in config.data.iterdir() if p.is_file()):
+        digest.update(path.name.encode("utf-8", "surrogatepass") + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                digest.update(block)
+    return config.output / "delivery-ledger" / f"{config.as_of.isoformat()}-{digest.hexdigest()[:16]}.jsonl"
+
+
+def _head_office_status(run, undelivered: dict[str, str]) -> str:
+    """The lines head office reads about the stores' reports."""
+    n = len(run.results)
+    if not undelivered:
+        return f"All {n} store reports were produced and delivered to their managers."
+    lines = [f"{n - len(undelivered)} of {n} store reports were delivered to their managers. "
+             f"Not delivered (details in {run.folder / 'run.json'} and delivery.json):"]
+    lines += [f"- {format_text(store_id)}: {format_text(reason, 300)}"
+              for store_id, reason in undelivered.items()]
+    return "\n".join(lines)
+
+
+def _write_delivery_json(folder: Path, delivery: DeliverySummary, problems: list[str],
+                         ledger: DeliveryLedger) -> None:
     record = {
         "dry_run": delivery.dry_run,
+        "ledger": str(ledger.path),
+        "already_sent": [
+            {"email": s.key, "to": list(s.recipients), "attachments": list(s.attachments)}
+            for s in delivery.already_sent
+        ],
         "sent": [
             {"email": s.key, "to": list(s.recipients), "subject": s.subject,
              "attachments": list(s.attachments), "eml": str(s.eml) if s.eml else None}
@@ -503,4 +582,4 @@ def _write_delivery_json(folder: Path, delivery: DeliverySummary, problems: list
         ],
         "problems": problems,
     }
-    (folder / "delivery.json").write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_atomic(folder / "delivery.json", json.dumps(record, ensure_ascii=False, indent=2))

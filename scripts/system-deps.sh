@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Operating-system packages the reports need: a CJK font (Chinese charts and pages) and Pango
+# Operating-system packages the reports need: a CJK font (Chinese charts and pages), an emoji
+# font (emoji in names print as emoji, not boxes) and Pango
 # (weasyprint's PDF rendering) with HarfBuzz's font subsetting. Installs them with apt-get when run as root on Debian/Ubuntu;
 # otherwise says exactly what is missing and how to get it.
 set -u
 missing=()
 fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
+fc-list 2>/dev/null | grep -qi "Noto Color Emoji" || missing+=(fonts-noto-color-emoji)
 ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' || missing+=(libpango-1.0-0)
 ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so' || missing+=(libpangoft2-1.0-0)
 # weasyprint subsets fonts with it (future versions require it; it warns without it)

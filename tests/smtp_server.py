@@ -50,15 +50,19 @@ class Recorder:
     """aiosmtpd handler: keeps every message, refuses recipients as scripted.
 
     ``permanent``: addresses always refused with 550. ``temporary``: address -> number of
-    times it is refused with 451 before being accepted.
+    times it is refused with 451 before being accepted. ``fail_after``: after this many
+    messages every recipient is refused with 421, as by a server going down.
     """
 
     permanent: set[str] = field(default_factory=set)
     temporary: dict[str, int] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     refusals: Counter = field(default_factory=Counter)
+    fail_after: int | None = None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if self.fail_after is not None and len(self.received) >= self.fail_after:
+            return "421 4.3.2 service shutting down"
         if address in self.permanent:
             return "550 5.1.1 mailbox unavailable"
         if self.refusals[address] < self.temporary.get(address, 0):

@@ -15,6 +15,7 @@ from lifetimes import BetaGeoFitter, GammaGammaFitter
 from rxrepurchase import batch, metrics, rfm
 from rxrepurchase.cli import main
 from rxrepurchase.demo import DemoConfig, write_demo_chain
+from rxrepurchase.errors import OutputError
 from rxrepurchase.loading import load_chain
 from rxrepurchase.models import BGNBDModel, GammaGammaModel
 
@@ -109,7 +110,7 @@ def test_errors_name_the_folder_and_store(batch_run, tmp_path):
         batch.load_store_slice(out, "S-NONE")
     with pytest.raises(batch.BatchError, match="manifest.json does not exist"):
         batch.load_store_slice(tmp_path, chain.store_ids[0])
-    with pytest.raises(batch.BatchError, match="already holds a batch"):
+    with pytest.raises(OutputError, match="holds files already"):
         batch.precompute_chain(chain.source, out, as_of=AS_OF)
     with pytest.raises(batch.BatchError, match="must be before as_of"):
         batch.precompute_chain(chain.source, tmp_path / "x", as_of=AS_OF, cut=AS_OF)
@@ -125,7 +126,7 @@ def test_cli_precompute(tmp_path, capsys):
     assert "2 stores" in capsys.readouterr().out
     assert batch.read_manifest(tmp_path / "out")["time_unit"] == "days"
     assert main(["precompute", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
-    assert "already holds a batch" in capsys.readouterr().err
+    assert "holds files already" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- compressed fits
