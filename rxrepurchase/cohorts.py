@@ -29,11 +29,12 @@ threshold: ``rules.excess_noise_multiple`` robust standard deviations of routine
 their routine, at least ``rules.subsidized_min_excess``. A loyalty-card price of 15% off every
 order is then routine, not a subsidy.
 
-The five signals are: the first purchase was subsidised; the share of purchases subsidised;
-the discount beyond routine over the member's list-price spend; the share of purchases made
-inside campaign windows; and buying stopped after the last subsidised purchase. The three
-share thresholds are *fitted* to the chain (a two-group split, k-means with k = 2, of the
-members' values, kept within sane bounds) unless the chain has fewer than
+The five signals are: the first purchase was subsidised; the share of purchases subsidised
+(from ``rules.share_min_purchases``, 3, purchases: the share of two only repeats the first and
+last purchase's flags); the discount beyond routine over the member's list-price spend; the
+share of purchases made inside campaign windows; and buying stopped after the last subsidised
+purchase. The three share thresholds are *fitted* to the chain (a two-group split, k-means
+with k = 2, of the members' values, kept within sane bounds) unless the chain has fewer than
 ``rules.calibration_min_members`` members to judge, when the documented defaults apply. The
 campaign-window signal is switched off when short campaigns cover more than
 ``rules.campaign_max_calendar_share`` of the calendar: then buying "in a campaign" says nothing.
@@ -118,6 +119,10 @@ class CohortRules:
         Members whose first purchase is fewer days than this before ``as_of`` are ``new``.
     subsidized_share_high : float, default 0.5
         Signal: at least this share of the member's purchases are subsidised (default; fitted).
+    share_min_purchases : int, default 3
+        ... among at least this many purchases. With two, the share only repeats the
+        first-purchase flag and the last purchase's (one of two subsidised is 50% whenever the
+        first was): the same evidence would count twice.
     discount_depth_high : float, default 0.15
         Signal: the member's discount beyond routine is at least this share of their list-price
         spend (default; fitted).
@@ -159,6 +164,7 @@ class CohortRules:
     excess_noise_multiple: float = 3.0
     new_member_days: int = 30
     subsidized_share_high: float = 0.5
+    share_min_purchases: int = 3
     discount_depth_high: float = 0.15
     campaign_window_share_high: float = 0.8
     campaign_window_max_days: int = 62
@@ -188,6 +194,11 @@ class CohortRules:
                      "loyal_min_regular_purchases"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise MetricsInputError(f"CohortRules.{name} must not be negative")
+        if self.share_min_purchases < 2:
+            raise MetricsInputError(
+                "CohortRules.share_min_purchases must be at least 2 (the share of one purchase "
+                f"is the first-purchase signal), got {self.share_min_purchases!r}"
+            )
         if not 1 <= self.min_subsidy_signals <= len(SIGNALS):
             raise MetricsInputError(
                 f"CohortRules.min_subsidy_signals must be 1..{len(SIGNALS)}, "
@@ -209,6 +220,7 @@ _RULE_MEANING = {
     "excess_noise_multiple": "excess threshold in robust SDs of routine orders' discount",
     "new_member_days": "first purchase fewer days ago than this: new",
     "subsidized_share_high": "signal: share of purchases subsidised at least (default)",
+    "share_min_purchases": "signal on the subsidised share: purchases at least",
     "discount_depth_high": "signal: discount beyond routine / list-price spend at least (default)",
     "campaign_window_share_high": "signal: share of purchases inside campaign windows (default)",
     "campaign_window_max_days": "campaigns longer than this are standing programmes, not windows",
@@ -627,14 +639,16 @@ def _member_features(p: pd.DataFrame, excess_threshold: float, as_of: pd.Timesta
     return m
 
 
-def _signals(m: pd.DataFrame, th: dict[str, float], campaign_on: bool) -> pd.DataFrame:
+def _signals(m: pd.DataFrame, th: dict[str, float], campaign_on: bool,
+             rules: CohortRules) -> pd.DataFrame:
     """The five boolean signals of members ``m`` at thresholds ``th``."""
     return pd.DataFrame(
         {
             "first_purchase_subsidized": m["first_purchase_subsidized"],
-            # One purchase makes its share the first-purchase signal again: not counted twice.
+            # The share of one or two purchases is the first (and last) purchase's flag again:
+            # not counted twice.
             "mostly_subsidized": (m["subsidized_share"] >= th["subsidized_share_high"])
-            & (m["purchases"] >= 2),
+            & (m["purchases"] >= rules.share_min_purchases),
             "deep_discount": m["discount_depth"] >= th["discount_depth_high"],
             "campaign_window_buyer": (m["campaign_window_share"] >= th["campaign_window_share_high"])
             & campaign_on,
@@ -722,7 +736,7 @@ class SubsidyCohortClassifier:
 
     def _labels_at(self, th: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
         m = _member_features(self.purchases_, th["excess_threshold"], self.as_of_, self.rules)
-        sig = _signals(m, th, self.calibration_.campaign_signal_on)
+        sig = _signals(m, th, self.calibration_.campaign_signal_on, self.rules)
         return m, sig, _cohorts(m, sig, self.rules, self.calibration_.signals_needed)
 
     def predict(self, thresholds: dict[str, float] | None = None) -> pd.Series:
@@ -896,7 +910,8 @@ def explain_member(
         f"beyond the routine member discount)",
         f"  [{mark[bool(r['first_purchase_subsidized'])]}] first purchase subsidised",
         f"  [{mark[bool(r['mostly_subsidized'])]}] subsidised share {r['subsidized_share']:.0%} "
-        f"(signal at >= {th['subsidized_share_high']:.0%}, {src['subsidized_share_high']})",
+        f"(signal at >= {th['subsidized_share_high']:.0%}, {src['subsidized_share_high']}, "
+        f"from {rules.share_min_purchases} purchases)",
         f"  [{mark[bool(r['deep_discount'])]}] discount beyond routine {r['discount_depth']:.0%} "
         f"(signal at >= {th['discount_depth_high']:.0%}, {src['discount_depth_high']})",
         f"  [{mark[bool(r['campaign_window_buyer'])]}] {campaign}",

@@ -145,12 +145,14 @@ STRINGS: dict[str, tuple[str, str]] = {
     "calibration_note": (
         "How subsidies were judged on this chain: the routine member discount is {routine} of "
         "list price; a purchase counts as subsidised from {excess} beyond it. Signals: "
-        "subsidised share at least {share}; discount beyond routine at least {depth}; {campaign}; "
+        "subsidised share at least {share} (of {share_purchases} or more purchases); discount "
+        "beyond routine at least {depth}; {campaign}; "
         "last purchase subsidised and none for {days} days. Subsidy-driven: at least {needed} "
         "signals. {undetermined} members ({undetermined_share}) are undetermined: too close to "
         "call.",
         "本连锁的补贴判定：日常会员折扣为原价的 {routine}；比日常折扣多优惠 {excess} 及以上的购买算作补贴购买。"
-        "信号：补贴购买占比不低于 {share}；超出日常折扣的优惠不低于 {depth}；{campaign}；最后一次为补贴购买且"
+        "信号：补贴购买占比不低于 {share}（购买 {share_purchases} 次及以上）；超出日常折扣的优惠不低于 {depth}；"
+        "{campaign}；最后一次为补贴购买且"
         " {days} 天未再购买。至少 {needed} 个信号为补贴驱动。{undetermined} 名会员（{undetermined_share}）"
         "证据不足，列为待定。",
     ),

@@ -803,9 +803,9 @@ def calibration_note(members: pd.DataFrame, lang: str = "en") -> str:
     """How subsidies were judged on this chain (routine discount, thresholds, campaign signal)
     and how many members are undetermined, from :func:`~rxrepurchase.cohorts.classify_members`
     output."""
-    cal = members.attrs.get("calibration")
-    if cal is None:
-        raise ReportDataError("members has no calibration: pass classify_members output")
+    cal, rules = members.attrs.get("calibration"), members.attrs.get("rules")
+    if cal is None or rules is None:
+        raise ReportDataError("members has no calibration or rules: pass classify_members output")
     th = cal.thresholds
     campaign = (t("calibration_campaign_on", lang, cover=format_rate(cal.campaign_calendar_share, lang, 0),
                   share=format_rate(th["campaign_window_share_high"], lang, 0))
@@ -816,6 +816,7 @@ def calibration_note(members: pd.DataFrame, lang: str = "en") -> str:
     return t("calibration_note", lang, routine=format_rate(cal.chain_routine, lang),
              excess=format_rate(th["excess_threshold"], lang),
              share=format_rate(th["subsidized_share_high"], lang, 0),
+             share_purchases=rules.share_min_purchases,
              depth=format_rate(th["discount_depth_high"], lang), campaign=campaign,
              needed=cal.signals_needed, days=int(th["lapse_days"]),
              undetermined=format_count(unsure, lang),

@@ -101,10 +101,15 @@ def test_labels_and_signals_hand_computed():
     assert cal.campaign_calendar_share == pytest.approx(12 / 180) and cal.campaign_signal_on
     h = c.loc["H"]
     # 2 of 2 purchases subsidised (50% and 40% beyond the routine 0%); depth (50+40)/200 = 0.45;
-    # both inside K1; last purchase 01-10 subsidised, idle 172 days >= 90: all five signals.
+    # both inside K1; last purchase 01-10 subsidised, idle 172 days >= 90. The share of two
+    # purchases repeats the first and last flags, so it is no signal (needs 3 purchases):
+    # four signals.
     assert (h.purchases, h.subsidized_share, h.discount_depth) == (2, 1.0, 0.45)
     assert h.campaign_window_share == 1.0 and h.stopped_after_subsidy
-    assert h.subsidy_signals == 5
+    assert not h.mostly_subsidized and h.subsidy_signals == 4
+    # Counting the share from two purchases (the former rule) adds it: all five.
+    two = classified(share_min_purchases=2).loc["H"]
+    assert two.mostly_subsidized and two.subsidy_signals == 5
     lo = c.loc["L"]
     # 5% off on every order, also in K1 and on the birthday: 5 points beyond routine, below
     # the 8% threshold -> nothing subsidised; depth 30/600 = 0.05; in a window only 01-05
@@ -145,6 +150,8 @@ def test_rules_move_members_between_cohorts():
         co.CohortRules(subsidized_share_high=1.5)
     with pytest.raises(RxRepurchaseError, match="min_subsidy_signals"):
         co.CohortRules(min_subsidy_signals=6)
+    with pytest.raises(RxRepurchaseError, match="share_min_purchases"):
+        co.CohortRules(share_min_purchases=1)
     assert set(co.CohortRules().to_frame()["rule"]) >= {"lapse_days", "min_subsidy_signals"}
 
 
@@ -152,7 +159,9 @@ def test_explain_member():
     c = classified().reset_index()
     text = co.explain_member(c, "H")
     assert text.startswith("member H: subsidy_driven")
-    assert "5 of 5 signals fired" in text
+    assert "4 of 5 signals fired" in text
+    # H's 100% share of two purchases: no signal, and the line says why.
+    assert "[no ] subsidised share 100% (signal at >= 50%, default, from 3 purchases)" in text
     assert "discount beyond routine 45% (signal at >= 15%, default)" in text
     assert "(>= 8.0% of list price beyond the routine member discount)" in text
     assert "loyal: 0 of 5 signals" in co.explain_member(c, "L")

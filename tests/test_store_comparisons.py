@@ -114,3 +114,4 @@ def test_cohort_table_shows_each_cohorts_interval(tiny):
     assert "everyone who bought here at least once" in rd.cohort_summary(cohorts["comparison"])
     note = rd.calibration_note(cohorts["members"])
     assert "routine member discount" in note and "undetermined" in note
+    assert "subsidised share at least 50% (of 3 or more purchases)" in note
