@@ -6,7 +6,8 @@ loader (:mod:`rxrepurchase.loading`), the demo generator and ``docs/data-contrac
 
 Types are logical: ``id`` and ``text`` become pandas ``string``, ``timestamp`` and ``date``
 become ``datetime64[ns]`` (dates at midnight), ``money`` and ``number`` ``float64``,
-``integer`` nullable ``Int64``, ``flag`` ``bool``.
+``integer`` nullable ``Int64``, ``flag`` ``bool`` (nullable ``boolean`` where empty is allowed:
+empty means unknown).
 """
 
 from __future__ import annotations
@@ -218,6 +219,15 @@ TABLES: dict[str, Table] = {
                     "flag",
                     "True for chronic-disease medication or a regularly taken health product.",
                 ),
+                Column(
+                    "is_prescription",
+                    "flag",
+                    "True for a prescription drug (处方药), False for OTC and non-drug products. "
+                    "Optional; empty or absent means unknown, and an unknown product is never "
+                    "suggested as an add-on without a pharmacist's review (docs/refills.md).",
+                    required=False,
+                    nullable=True,
+                ),
                 Column("quantity", "number", "Packs sold."),
                 Column("line_amount", "money", "Amount paid for the line, CNY."),
                 Column(
@@ -325,6 +335,8 @@ HEADER_ALIASES_ZH: dict[str, dict[str, str]] = {
         "商品名称": "product_name",
         "品类": "category",
         "是否慢病": "is_chronic",
+        "是否处方药": "is_prescription",
+        "处方药": "is_prescription",
         "数量": "quantity",
         "金额": "line_amount",
         "用药天数": "days_supply",

@@ -610,6 +610,12 @@ class _Waves:
 
 
 _CATALOGUE_FRAME = pd.DataFrame(_CATALOGUE, columns=["sku", "product_name", "category", "price", "pack_days"])
+# Prescription drugs (处方药) of the catalogue: the chronic medicines and the antibiotic.
+# Supplies, vitamins, TCM tonics and the OTC cold / pain / allergy medicines are not.
+_PRESCRIPTION_SKUS = frozenset({
+    "HBP-AML5", "HBP-NIF30", "HBP-VAL80", "HBP-IRB150", "DM-MET500", "DM-GLM2", "LIP-ATO20",
+    "LIP-ROS10", "CV-ASP100", "CV-CLO75", "THY-LEV50", "AB-AMX24",
+})
 
 
 def _simulate_members(rng: np.random.Generator, config: DemoConfig, period: _Period,
@@ -980,6 +986,8 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
         "product_name": _strings(_CATALOGUE_FRAME["product_name"], sku),
         "category": _strings(_CATALOGUE_FRAME["category"], sku),
         "is_chronic": days_supply > 0,
+        "is_prescription": pd.array(_CATALOGUE_FRAME["sku"].isin(_PRESCRIPTION_SKUS).to_numpy()[sku],
+                                    dtype="boolean"),
         "quantity": lines["quantity"].astype(float),
         "line_amount": lines["line_paid"] / 100,
         "days_supply": _int64(days_supply, days_supply == 0),

@@ -664,6 +664,8 @@ class _Loader:
                 text = raw.astype("string").str.lower()
                 value = text.isin(_TRUE).astype(bool)
                 failed = present & ~text.isin(_TRUE | _FALSE).fillna(False).astype(bool)
+                if col.nullable:  # empty is unknown, not False (is_prescription)
+                    value = value.astype("boolean").where(present & ~failed)
                 failures = [(f"unparseable_{col.kind}", failed, "with an unparseable true/false value")]
             else:  # pragma: no cover - the contract only uses the kinds above
                 raise AssertionError(col.kind)

@@ -762,6 +762,7 @@ def co_purchase_lift(
     min_members: int = 10,
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
+    prescription: Mapping[str, bool] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """What members on a chronic product also buy, by lift over the member base.
 
@@ -777,12 +778,17 @@ def co_purchase_lift(
     Computed as a sparse member x product incidence product, so it scales to millions of
     members.
 
+    Each consequent carries ``consequent_is_prescription``: True when any of its lines is a
+    prescription drug, False when all of them are known not to be, unknown (NA) otherwise.
+    The flag comes from ``prescription`` (SKU -> flag, e.g. a product master's column) where it
+    names the SKU, else from the lines' ``is_prescription`` column where the export has one.
+
     Returns
     -------
     DataFrame
-        ``antecedent, consequent, consequent_name, members_both, members_antecedent,
-        members_consequent, confidence, lift``, sorted by antecedent and descending lift;
-        ``attrs["members"]`` is the member base.
+        ``antecedent, consequent, consequent_name, consequent_is_prescription, members_both,
+        members_antecedent, members_consequent, confidence, lift``, sorted by antecedent and
+        descending lift; ``attrs["members"]`` is the member base.
     """
     _require_columns(order_lines, "order_lines", ["order_id", "sku", "product_name", "is_chronic", "quantity"])
     lines = _with_orders(order_lines, orders)
@@ -807,11 +813,13 @@ def co_purchase_lift(
     keep = (a != b) & (n_ab >= min_members)
     a, b, n_ab = a[keep], b[keep], n_ab[keep]
     names = lines.groupby(product_code)["product_name"].last()
+    rx = _prescription_by_product(lines, product_code, prescription)
     out = pd.DataFrame(
         {
             "antecedent": pd.array(products[a], dtype="string"),
             "consequent": pd.array(products[b], dtype="string"),
             "consequent_name": pd.array(names.reindex(b).to_numpy(), dtype="string"),
+            "consequent_is_prescription": pd.array(rx.reindex(b).to_numpy(), dtype="boolean"),
             "members_both": n_ab.astype("int64"),
             "members_antecedent": buyers[a].astype("int64"),
             "members_consequent": buyers[b].astype("int64"),
@@ -825,29 +833,58 @@ def co_purchase_lift(
     return out
 
 
+def _prescription_by_product(lines: pd.DataFrame, product_code: np.ndarray,
+                             prescription: Mapping[str, bool] | pd.Series | None) -> pd.Series:
+    """Per product code: True if any line is a prescription drug, False if every line is
+    known not to be, NA if any line is unknown (and none is a prescription drug)."""
+    flag = pd.Series(pd.NA, index=lines.index, dtype="boolean")
+    if "is_prescription" in lines:
+        flag = lines["is_prescription"].astype("boolean")
+    if prescription is not None:
+        given = lines["sku"].map(pd.Series(prescription).astype("boolean")).astype("boolean")
+        flag = given.fillna(flag)
+    by_product = pd.DataFrame({"rx": flag.fillna(False), "unknown": flag.isna()}).groupby(product_code)
+    anyrx, unknown = by_product["rx"].any(), by_product["unknown"].any()
+    return anyrx.astype("boolean").where(anyrx | ~unknown)
+
+
 def _recommendations(targets: pd.DataFrame, lift: pd.DataFrame, refills: pd.DataFrame,
-                     n: int) -> pd.Series:
-    """Top ``n`` consequents (lift > 1) of each target's product that the member does not
-    already refill, joined with ``;`` (empty string when none)."""
+                     n: int) -> tuple[pd.Series, pd.Series]:
+    """Add-ons for each target: the top ``n`` consequents (lift > 1) of its product that the
+    member does not already refill and that are not prescription drugs, joined with ``;``
+    (empty string when none). Returns the add-ons known not to be prescription drugs and,
+    separately, those whose prescription status is unknown (for a pharmacist to review; a
+    lift table without ``consequent_is_prescription`` makes every add-on unknown). A
+    prescription drug is never suggested."""
     _require_columns(lift, "lift table", ["antecedent", "consequent", "consequent_name", "lift"])
-    offers = lift[lift["lift"] > 1].sort_values("lift", ascending=False, kind="stable")
+    rx = (lift["consequent_is_prescription"].astype("boolean") if "consequent_is_prescription" in lift
+          else pd.Series(pd.NA, index=lift.index, dtype="boolean"))
+    offers = lift.assign(_rx=rx)
+    offers = offers[(offers["lift"] > 1) & ~offers["_rx"].fillna(False)]
+    offers = offers.sort_values("lift", ascending=False, kind="stable")
     cand = targets[_KEYS].reset_index().merge(
-        offers[["antecedent", "consequent", "consequent_name"]],
+        offers[["antecedent", "consequent", "consequent_name", "_rx"]],
         left_on="product", right_on="antecedent",
     )
     own = refills[_KEYS].rename(columns={"product": "consequent"}).assign(_own=True)
     cand = cand.merge(own, on=["member_id", "consequent"], how="left")
     cand = cand[cand["_own"].isna()]
+    unknown = cand["_rx"].isna().to_numpy()
+    return (_joined(cand[~unknown], targets.index, n), _joined(cand[unknown], targets.index, n))
+
+
+def _joined(cand: pd.DataFrame, index: pd.Index, n: int) -> pd.Series:
+    """The first ``n`` candidate labels of each target row, joined with ``;``."""
     cand = cand.assign(rank=cand.groupby("index").cumcount())
     cand = cand[cand["rank"] < n]
     if cand.empty:
-        return pd.Series("", index=targets.index, dtype="string")
+        return pd.Series("", index=index, dtype="string")
     label = cand["consequent_name"].fillna(cand["consequent"])
     wide = label.set_axis(pd.MultiIndex.from_frame(cand[["index", "rank"]])).unstack()
     joined = wide[0]
     for col in wide.columns[1:]:
         joined = joined.str.cat(wide[col], sep=TAG_SEPARATOR, na_rep="").str.rstrip(TAG_SEPARATOR)
-    return joined.reindex(targets.index).fillna("").astype("string")
+    return joined.reindex(index).fillna("").astype("string")
 
 
 # --------------------------------------------------------------------------------------------
@@ -931,7 +968,9 @@ def refill_targets(
     lift : DataFrame, optional
         From :func:`co_purchase_lift`: fills ``also_recommend`` with up to ``n_recommend``
         products members on the same product commonly buy (lift > 1) and the member does not
-        already refill.
+        already refill. Prescription drugs are never suggested; products whose prescription
+        status the data cannot tell go to ``pharmacist_review`` instead (to be checked by a
+        pharmacist before they are offered).
 
     Returns
     -------
@@ -959,14 +998,15 @@ def refill_targets(
     if "phone" in targets and not show_phone:
         targets["phone"] = mask_phone(targets["phone"])
     if lift is not None:
-        targets["also_recommend"] = _recommendations(targets, lift, predictions, n_recommend)
+        targets["also_recommend"], targets["pharmacist_review"] = _recommendations(
+            targets, lift, predictions, n_recommend)
 
     columns = [
         "member_id", "home_store_id", "last_store_id", "tier", "acquisition_channel",
         "last_channel", "tags", "product", "product_name", "status", "last_fill",
         "expected_on", "due_low", "due_high", "window_start", "window_end", "days_until_due",
         "days_overdue",
-        "also_recommend", "phone", "wechat_id",
+        "also_recommend", "pharmacist_review", "phone", "wechat_id",
     ]
     targets = targets[[c for c in columns if c in targets.columns]]
     sort = [c for c in ("home_store_id", "expected_on", "member_id") if c in targets]

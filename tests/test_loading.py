@@ -306,6 +306,17 @@ def test_published_contract_doc_matches_the_code():
     assert contract_markdown() in doc, "regenerate the tables in docs/data-contract.md"
 
 
+def test_prescription_flag_empty_is_unknown_not_false(tmp_path):
+    t = good_tables()
+    t["order_lines"]["是否处方药"] = ["是", "true", "否", "", "0", "maybe"]
+    chain = load(write(tmp_path, t))
+    flag = chain.order_lines["is_prescription"]
+    assert flag.dtype == "boolean"
+    assert flag.tolist() == [True, True, False, pd.NA, False, pd.NA]
+    bad = issue(chain, "unparseable_flag")
+    assert bad.column == "is_prescription" and bad.action == "kept"
+
+
 def test_gzipped_csv_and_utf8_bom(tmp_path):
     t = good_tables()
     folder = write(tmp_path, t, encoding="utf-8-sig")  # Excel's "CSV UTF-8" has a BOM

@@ -456,6 +456,24 @@ def test_co_purchase_lift_hand_counts():
     assert lift.loc["C", "members_consequent"] == 2
     assert lift.loc["V", "consequent_name"] == "维生素E"
     assert co_purchase_lift(lines, orders, min_members=2).index.tolist() == [0]
+    # No is_prescription column and no mapping: the data cannot tell.
+    assert lift["consequent_is_prescription"].isna().all()
+
+
+def test_co_purchase_lift_prescription_flag_from_lines_and_mapping():
+    orders, lines = chain_tables([
+        ("m1", 0, "A", 1, 30), ("m1", 1, "V", 1, None, False), ("m1", 2, "C", 1, None, False),
+        ("m2", 0, "A", 1, 30), ("m2", 1, "V", 1, None, False), ("m2", 2, "C", 1, None, False),
+    ])
+    # V: one line unknown, one OTC -> unknown; C: one line prescription -> prescription.
+    lines["is_prescription"] = pd.array([True, None, True, True, False, None], dtype="boolean")
+    got = co_purchase_lift(lines, orders, min_members=1).set_index("consequent")
+    assert pd.isna(got.loc["V", "consequent_is_prescription"])
+    assert got.loc["C", "consequent_is_prescription"] == True  # noqa: E712 (a pandas NA-able flag)
+    # A product master (SKU -> flag) overrides the lines: V known OTC, C known OTC.
+    master = pd.Series({"V": False, "C": False})
+    got = co_purchase_lift(lines, orders, min_members=1, prescription=master).set_index("consequent")
+    assert got["consequent_is_prescription"].tolist() == [False, False]
 
 
 def test_mask_phone():
@@ -496,7 +514,8 @@ def test_refill_targets_window_contacts_and_recommendations():
         "antecedent": ["A", "A", "A", "B"],
         "consequent": ["B", "C", "D", "C"],
         "consequent_name": ["二甲双胍片", "维生素C", "血压计", "维生素C"],
-        "lift": [3.0, 2.0, 0.5, 1.5],
+        "consequent_is_prescription": pd.array([True, False, None, False], dtype="boolean"),
+        "lift": [3.0, 2.0, 1.2, 1.5],
     })
     rhythm = pred.set_index(["member_id", "product"])["rhythm"]
     assert rhythm[("m1", "A")] == "repeat" and rhythm[("m1", "B")] == "first_refill"
@@ -514,8 +533,15 @@ def test_refill_targets_window_contacts_and_recommendations():
     assert targets["home_store_id"].tolist() == ["s1", "s1"]
     assert targets["tier"].tolist() == ["plus", "gold"]
     assert targets["phone"].tolist()[1] == "138****5678"
-    # m1 already refills B, so A's offers are C only (D has lift < 1); m3 gets B;C.
-    assert targets["also_recommend"].tolist() == ["二甲双胍片;维生素C", "维生素C"]
+    # B (metformin) is a prescription drug: never offered, though its lift is highest. m1
+    # already refills B anyway. D's status is unknown: listed for a pharmacist's review only.
+    assert targets["also_recommend"].tolist() == ["维生素C", "维生素C"]
+    assert targets["pharmacist_review"].tolist() == ["血压计", "血压计"]
+    # A lift table that cannot tell prescription drugs suggests nothing silently.
+    blind = refill_targets(pred, members_table(), within=7,
+                           lift=lift.drop(columns="consequent_is_prescription"))
+    assert blind["also_recommend"].tolist() == ["", ""]
+    assert blind["pharmacist_review"].tolist() == ["二甲双胍片;维生素C", "维生素C;血压计"]
     assert targets.attrs["status_counts"] == {"due_soon": 1, "overdue": 1}
 
     # The spread is the due interval's width over the predicted interval: m3's one interval
@@ -722,6 +748,31 @@ def test_backtest_on_demo_chain_beats_product_median(demo):
     came_back = refills.dropna(subset=["actual_next"])
     assert came_back["model_error"].mean() < 0.75 * came_back["baseline_error"].mean()
     assert (came_back["model_error"] <= 7).mean() > 0.85
+
+
+def test_no_prescription_drug_suggested_on_the_demo_list(demo):
+    from rxrepurchase.demo import _PRESCRIPTION_SKUS
+
+    fills = refill_fills(demo.order_lines, demo.orders, demo.members)
+    end = demo.orders["ordered_at"].max().normalize()
+    pred = predict_refills(fills, as_of=end)
+    lift = co_purchase_lift(demo.order_lines, demo.orders, end=end)
+    assert set(lift.loc[lift["consequent_is_prescription"], "consequent"]) <= _PRESCRIPTION_SKUS
+    rx_names = set(demo.order_lines.loc[demo.order_lines["sku"].isin(_PRESCRIPTION_SKUS),
+                                        "product_name"])
+
+    def suggests_rx(column: pd.Series) -> pd.Series:
+        return column.str.split(";").map(lambda names: bool(rx_names.intersection(names)))
+
+    targets = refill_targets(pred, demo.members, lift=lift)
+    assert len(targets) > 300 and (targets["also_recommend"] != "").sum() > 100
+    assert not suggests_rx(targets["also_recommend"]).any()
+    assert (targets["pharmacist_review"] == "").all()  # the demo export tells every product
+    # Without the flag, the same list would have offered prescription drugs (measured on the
+    # default demo chain: 393 of 3,499 rows), and now sends them to a pharmacist instead.
+    blind = refill_targets(pred, demo.members, lift=lift.drop(columns="consequent_is_prescription"))
+    assert suggests_rx(blind["pharmacist_review"]).sum() > 20
+    assert (blind["also_recommend"] == "").all()
 
 
 def test_demo_dropouts_are_lapsed_and_active_patients_are_not(demo):
