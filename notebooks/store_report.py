@@ -177,7 +177,7 @@ if not thin:
 if not thin:
     actions = rd.write_action_lists(chain, store_id, models, refills, actions_dir,
                                     gross_margin=gross_margin)
-    metrics.update({f"{row.list}_members": row.members for row in actions.itertuples()})
+    metrics.update(rd.action_list_metrics(actions))
     display(Markdown(f"## {t('section_actions', lang)}"))
     display(HTML(rd.actions_html(actions, lang, relative_to=Path(metrics_path).parent if metrics_path else None)))
 

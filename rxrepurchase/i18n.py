@@ -380,11 +380,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "refills_sentence": (
         "{members} members of this store buy chronic or regularly taken products on a rhythm. "
-        "In the next {within} days {due} refills fall due, {overdue} are overdue and {lapsed} "
-        "have lapsed. On average they had {pdc} of days covered over the last year; {adherent} "
+        "In the next {within} days {due} refills (member × product) fall due, {overdue} are "
+        "overdue and {lapsed} have lapsed. On average they had {pdc} of days covered over the last year; {adherent} "
         "of them are adherent (at least 80% of days covered).",
         "本店有 {members} 名会员按周期购买慢病或常用健康产品。未来 {within} 天内有 {due} "
-        "个续方到期，{overdue} 个已逾期，{lapsed} 个已中断。近一年平均用药覆盖率为 {pdc}；"
+        "个续方（会员×商品）到期，{overdue} 个已逾期，{lapsed} 个已中断。近一年平均用药覆盖率为 {pdc}；"
         "{adherent} 的会员依从性良好（覆盖率至少 80%）。",
     ),
     "refills_due_title": ("Refills coming due, by week", "未来各周到期的续方"),
@@ -399,15 +399,27 @@ STRINGS: dict[str, tuple[str, str]] = {
     "list_wake_up": ("Wake-up list", "唤醒名单"),
     "list_wake_up_what": (
         "Valuable members (top 20% by CLV a month ago) whose probability of still being "
-        "active fell by at least 20 points: contact them before they are gone.",
-        "一个月前 CLV 排名前 20%、且仍活跃概率下降至少 20 个百分点的高价值会员：请在流失前联系。",
+        "active fell by at least 20 points, largest value at risk × probability still active "
+        "first; members who bought in the last 14 days are left out: contact them before "
+        "they are gone.",
+        "一个月前 CLV 排名前 20%、且仍活跃概率下降至少 20 个百分点的高价值会员，按风险价值×仍活跃概率"
+        "排序；近 14 天内购买过的会员不在名单上：请在流失前联系。",
     ),
-    "list_refill_reminders": ("Refill reminder list", "续方提醒名单"),
-    "list_refill_reminders_what": (
-        "Members whose refill is due within the next days or overdue, with the product and "
-        "a suggested add-on, for WeChat / SMS reminders (phone numbers masked).",
-        "续方即将到期或已逾期的会员，含商品与推荐搭配，用于微信/短信提醒（手机号已脱敏）。",
+    "list_refill_reminder": ("Refill reminder list", "续方提醒名单"),
+    "list_refill_reminder_what": (
+        "Refills (member × product) due within the next days or up to 30 days overdue, soonest "
+        "first, with a suggested add-on that is never a prescription drug (unknown products "
+        "await a pharmacist's review), for WeChat / SMS reminders (phone numbers masked).",
+        "未来几天到期或逾期不超过 30 天的续方（会员×商品），按到期日排序；推荐搭配绝不含处方药"
+        "（无法判断的商品需药师审核），用于微信/短信提醒（手机号已脱敏）。",
     ),
+    "list_lapsed_refill": ("Wake-up list: lapsed refills", "唤醒名单：中断的续方"),
+    "list_lapsed_refill_what": (
+        "Refills (member × product) more than 30 days past due, moved here from the reminder "
+        "list; members who bought in the last 14 days are left out.",
+        "逾期超过 30 天的续方（会员×商品），已从续方提醒名单移到这里；近 14 天内购买过的会员不在名单上。",
+    ),
+    "list_size": ("{rows} rows, {members} members", "{rows} 行，{members} 名会员"),
     "not_written": ("file not written", "未生成文件"),
     # data quality
     "quality_none": ("No order or order-line row of this store was excluded or flagged while loading.",

@@ -52,6 +52,7 @@ __all__ = [
     "list_outcomes",
     "list_precision",
     "mask_phone",
+    "member_details",
     "plot_pdc_by_product",
     "plot_refills_due_by_week",
     "predict_refills",
@@ -941,6 +942,7 @@ def refill_targets(
     n_recommend: int = 2,
     first_refill: bool = False,
     max_spread: float | None = None,
+    max_overdue_days: int | None = 30,
 ) -> pd.DataFrame:
     """The reminder list: member x products due within ``within`` days of the prediction day.
 
@@ -965,6 +967,12 @@ def refill_targets(
         Also list overdue (default) / lapsed (default not: those belong to the wake-up list).
     show_phone : bool
         Show full phone numbers; by default they are masked (``138****5678``).
+    max_overdue_days : int or None
+        Rows more than this many days past their expected day are left out even when their
+        status is still ``overdue`` (a 90-day refill is "lapsed" only after 90 days): they
+        are lapsing, not due, and belong to the wake-up list
+        (:func:`rxrepurchase.actionlists.lapsed_refill_list`). Their count is
+        ``attrs["moved_to_wake_up"]``. None keeps them.
     lift : DataFrame, optional
         From :func:`co_purchase_lift`: fills ``also_recommend`` with up to ``n_recommend``
         products members on the same product commonly buy (lift > 1) and the member does not
@@ -975,37 +983,35 @@ def refill_targets(
     Returns
     -------
     DataFrame
-        One row per reminder, sorted by home store and expected date; ``attrs`` holds
-        ``as_of``, ``within``, ``status_counts``, ``phone_masked``, ``first_refill``.
+        One row per reminder (member x product), sorted by home store and expected date
+        (soonest first), with the prediction's interval (``due_low``, ``due_high``) and a
+        ``suggested_action`` code (``refill_reminder``); ``attrs`` holds ``as_of``,
+        ``within``, ``status_counts``, ``phone_masked``, ``first_refill``,
+        ``max_overdue_days`` and ``moved_to_wake_up``.
     """
     _require_columns(predictions, "predictions",
                      [*_KEYS, "status", "days_until_due", "expected_on", "last_fill"])
-    _require_columns(members, "members", ["member_id"])
     if within < 0:
         raise RefillError(f"within must be >= 0 days, got {within}")
+    if max_overdue_days is not None and max_overdue_days < 0:
+        raise RefillError(f"max_overdue_days must be >= 0 days or None, got {max_overdue_days}")
     pick = _on_list(predictions, within=within, include_overdue=include_overdue,
                     include_lapsed=include_lapsed, first_refill=first_refill,
                     max_spread=max_spread)
-    targets = predictions[pick].drop(columns=["home_store_id"], errors="ignore")
-
-    member_cols = [c for c in ("home_store_id", "tier", "acquisition_channel", "tags", "phone",
-                               "wechat_id") if c in members.columns]
-    info = members.set_index("member_id")[member_cols]
-    missing = ~targets["member_id"].isin(info.index)
-    if missing.any():
-        raise RefillError(f"member_id not in members: {_examples(targets.loc[missing, 'member_id'])}")
-    targets = targets.join(info, on="member_id")
-    if "phone" in targets and not show_phone:
-        targets["phone"] = mask_phone(targets["phone"])
+    too_late = pd.Series(False, index=predictions.index)
+    if max_overdue_days is not None:
+        too_late = (predictions["days_overdue"] > max_overdue_days).fillna(False)
+    targets = member_details(predictions[pick & ~too_late], members, show_phone=show_phone)
     if lift is not None:
         targets["also_recommend"], targets["pharmacist_review"] = _recommendations(
             targets, lift, predictions, n_recommend)
 
+    targets["suggested_action"] = pd.array(["refill_reminder"] * len(targets), dtype="string")
     columns = [
         "member_id", "home_store_id", "last_store_id", "tier", "acquisition_channel",
         "last_channel", "tags", "product", "product_name", "status", "last_fill",
         "expected_on", "due_low", "due_high", "window_start", "window_end", "days_until_due",
-        "days_overdue",
+        "days_overdue", "suggested_action",
         "also_recommend", "pharmacist_review", "phone", "wechat_id",
     ]
     targets = targets[[c for c in columns if c in targets.columns]]
@@ -1018,8 +1024,35 @@ def refill_targets(
         "status_counts": targets["status"].value_counts().to_dict(),
         "phone_masked": not show_phone,
         "first_refill": first_refill,
+        "max_overdue_days": max_overdue_days,
+        "moved_to_wake_up": int((pick & too_late).sum()),
     }
     return targets
+
+
+def member_details(table: pd.DataFrame, members: pd.DataFrame, *,
+                   show_phone: bool = False) -> pd.DataFrame:
+    """``table`` (with a ``member_id`` column) joined with the member's home store, tier,
+    acquisition channel, tags and contacts (the columns of these ``members`` has), phone
+    masked unless ``show_phone``: what a list needs to reach the member.
+
+    Raises
+    ------
+    RefillError
+        A ``member_id`` that is not in ``members``.
+    """
+    _require_columns(members, "members", ["member_id"])
+    table = table.drop(columns=["home_store_id"], errors="ignore")
+    member_cols = [c for c in ("home_store_id", "tier", "acquisition_channel", "tags", "phone",
+                               "wechat_id") if c in members.columns]
+    info = members.set_index("member_id")[member_cols]
+    missing = ~table["member_id"].isin(info.index)
+    if missing.any():
+        raise RefillError(f"member_id not in members: {_examples(table.loc[missing, 'member_id'])}")
+    table = table.join(info, on="member_id")
+    if "phone" in table and not show_phone:
+        table["phone"] = mask_phone(table["phone"])
+    return table
 
 
 def export_target_list(targets: pd.DataFrame, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -1112,17 +1145,19 @@ class RefillOverview:
 
     @property
     def headline(self) -> dict:
-        """Plain numbers: list sizes and adherence."""
+        """Plain numbers: list sizes and adherence. ``*_members`` count distinct members,
+        ``*_rows`` member x product rows (a member due for two products is two rows)."""
         eligible = self.adherence[self.adherence["eligible"]]
         status = self.targets["status"]
         return {
             "as_of": self.as_of.date().isoformat(),
             "within_days": self.within,
             "refill_members": int(self.predictions["member_id"].nunique()),
-            "reminders": len(self.targets),
-            "reminders_due": int(status.isin(["due_soon", "due_now"]).sum()),
-            "reminders_overdue": int((status == "overdue").sum()),
-            "lapsed_for_wake_up": int((self.predictions["status"] == "lapsed").sum()),
+            "reminder_rows": len(self.targets),
+            "reminder_members": int(self.targets["member_id"].nunique()),
+            "reminder_rows_due": int(status.isin(["due_soon", "due_now"]).sum()),
+            "reminder_rows_overdue": int((status == "overdue").sum()),
+            "lapsed_rows": int((self.predictions["status"] == "lapsed").sum()),
             "pdc_eligible": len(eligible),
             "pdc_mean": float(eligible["pdc"].mean()) if len(eligible) else None,
             "adherent_share": float(eligible["adherent"].mean()) if len(eligible) else None,

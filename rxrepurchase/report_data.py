@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
+from rxrepurchase.actionlists import lapsed_refill_list, list_sizes, wake_up_targets
 from rxrepurchase.cohorts import (
     COHORTS,
     CohortRules,
@@ -81,6 +82,7 @@ __all__ = [
     "chain_wide",
     "load_chain_wide",
     "load_report_chain",
+    "action_list_metrics",
     "actions_html",
     "adherence_table_html",
     "channels_table_html",
@@ -1305,9 +1307,9 @@ def refills_summary(refills: RefillOverview, lang: str = "en") -> str:
     measured precision (the list as of ``check_days`` ago) beside the naive list's (Markdown)."""
     h = refills.headline
     return t("refills_sentence", lang, members=format_count(h["refill_members"], lang),
-             due=format_count(h["reminders_due"], lang),
-             overdue=format_count(h["reminders_overdue"], lang),
-             lapsed=format_count(h["lapsed_for_wake_up"], lang), within=h["within_days"],
+             due=format_count(h["reminder_rows_due"], lang),
+             overdue=format_count(h["reminder_rows_overdue"], lang),
+             lapsed=format_count(h["lapsed_rows"], lang), within=h["within_days"],
              pdc=format_rate(h["pdc_mean"], lang, digits=0),
              adherent=format_rate(h["adherent_share"], lang, digits=0)) + (
         "" if h["list_precision"] is None else " " + t(
@@ -1336,32 +1338,45 @@ def write_action_lists(
     chain: Chain, store_id: str, models: StoreModels, refills: RefillOverview,
     folder: str | os.PathLike | None, *, gross_margin: float = 0.3,
 ) -> pd.DataFrame:
-    """Section 6: the wake-up list (valuable members whose activity is falling, from
-    :func:`rxrepurchase.models.wake_up_list`) and the refill reminder list, written as CSV
-    into ``folder`` (skipped when ``folder`` is empty or None).
+    """Section 6: the refill reminder list, the wake-up list (valuable members whose
+    activity is falling, :func:`rxrepurchase.actionlists.wake_up_targets`) and the wake-up
+    list of lapsed refills (:func:`rxrepurchase.actionlists.lapsed_refill_list`), written as
+    CSV into ``folder`` (skipped when ``folder`` is empty or None).
 
     Returns
     -------
     DataFrame
-        ``list, members, path`` (path None when not written; wake-up size None when the store
-        could not be modelled).
+        ``list, rows, members, path`` (rows: list rows, member x product on refill lists;
+        members: distinct members; path None when not written; wake-up sizes None when the
+        store could not be modelled). ``attrs["tables"]`` holds the lists themselves.
     """
-    lists: dict[str, pd.DataFrame | None] = {"refill_reminders": refills.targets}
+    lists: dict[str, pd.DataFrame | None] = {"refill_reminder": refills.targets}
     if models.ok:
         wake = wake_up_list(chain.for_store(store_id).member_orders, models.purchase_model,
                             models.spend_model, as_of=chain.as_of, gross_margin=gross_margin)
-        lists["wake_up"] = wake.rename_axis("member_id").reset_index()
+        lists["wake_up"] = wake_up_targets(wake, chain.members, chain.orders, as_of=chain.as_of)
     else:
         lists["wake_up"] = None
+    lists["lapsed_refill"] = lapsed_refill_list(
+        refills.predictions, chain.members, chain.orders,
+        max_overdue_days=refills.targets.attrs.get("max_overdue_days") or 30)
     rows = []
-    for name in ("wake_up", "refill_reminders"):
-        table = lists[name]
+    for name, table in lists.items():
         path = None
         if folder and table is not None:
             path = export_target_list(table, Path(folder) / f"{name}.csv", overwrite=True)
-        rows.append({"list": name, "members": None if table is None else len(table),
+        sizes = list_sizes(name, table)
+        rows.append({"list": name, "rows": sizes[f"{name}_rows"], "members": sizes[f"{name}_members"],
                      "path": None if path is None else str(path)})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs = {"tables": lists}
+    return out
+
+
+def action_list_metrics(actions: pd.DataFrame) -> dict[str, int | None]:
+    """``{list}_rows`` and ``{list}_members`` of :func:`write_action_lists`, for ``metrics.json``."""
+    return {f"{r.list}_{unit}": getattr(r, unit) for r in actions.itertuples()
+            for unit in ("rows", "members")}
 
 
 def actions_html(actions: pd.DataFrame, lang: str = "en", *,
@@ -1369,7 +1384,8 @@ def actions_html(actions: pd.DataFrame, lang: str = "en", *,
     """The action lists: size, what each is, a link to the file (relative to the report)."""
     items = []
     for row in actions.itertuples():
-        size = format_count(row.members, lang) if row.members is not None else "–"
+        size = "–" if pd.isna(row.members) else t("list_size", lang, rows=format_count(row.rows, lang),
+                                                   members=format_count(row.members, lang))
         where = t("not_written", lang)
         if isinstance(row.path, str) and row.path:  # pandas makes an all-None column NaN
             path = Path(row.path)

@@ -27,7 +27,7 @@ def test_explore_notebook_runs_on_a_small_demo_chain(tmp_path):
         for c in nb.cells if c.cell_type == "code" for o in c.outputs
     )
     # the model check, the fitted parameters and the refill headline all made it to the page
-    for expected in ("naive", "alpha", "reminders_due", "subsidy_driven"):
+    for expected in ("naive", "alpha", "reminder_rows_due", "subsidy_driven"):
         assert expected in text
 
 

@@ -552,6 +552,13 @@ def test_refill_targets_window_contacts_and_recommendations():
     assert within_30["member_id"].tolist() == ["m3", "m1", "m2"]
     regular = refill_targets(pred, members_table(), within=30, max_spread=spread[("m3", "A")] - 1e-9)
     assert regular["member_id"].tolist() == ["m1", "m2"]
+    # m3 is 25 days past due: past a 20-day limit it leaves for the wake-up list.
+    assert targets.attrs["moved_to_wake_up"] == 0
+    assert targets["suggested_action"].tolist() == ["refill_reminder"] * 2
+    strict = refill_targets(pred, members_table(), within=7, max_overdue_days=20)
+    assert strict["member_id"].tolist() == ["m1"] and strict.attrs["moved_to_wake_up"] == 1
+    with pytest.raises(RefillError, match="max_overdue_days"):
+        refill_targets(pred, members_table(), max_overdue_days=-1)
     first = refill_targets(pred, members_table(), within=7, first_refill=True)
     assert first[["member_id", "product"]].values.tolist() == [["m1", "B"]]
     assert first.attrs["first_refill"] is True
@@ -768,6 +775,11 @@ def test_no_prescription_drug_suggested_on_the_demo_list(demo):
     assert len(targets) > 300 and (targets["also_recommend"] != "").sum() > 100
     assert not suggests_rx(targets["also_recommend"]).any()
     assert (targets["pharmacist_review"] == "").all()  # the demo export tells every product
+    # Soonest first within each store; nothing more than 30 days past due (those went to the
+    # wake-up list of lapsed refills).
+    assert targets.groupby("home_store_id")["expected_on"].apply(lambda d: d.is_monotonic_increasing).all()
+    assert targets["days_overdue"].max() <= 30 < pred.loc[pred["status"] == "overdue", "days_overdue"].max()
+    assert targets.attrs["moved_to_wake_up"] > 0
     # Without the flag, the same list would have offered prescription drugs (measured on the
     # default demo chain: 393 of 3,499 rows), and now sends them to a pharmacist instead.
     blind = refill_targets(pred, demo.members, lift=lift.drop(columns="consequent_is_prescription"))
@@ -843,8 +855,9 @@ def test_refill_overview_per_store_adds_up_to_the_chain(demo):
     store = parts[0]
     assert (store.targets["home_store_id"] == demo.stores["store_id"].iloc[0]).all()
     h = whole.headline
-    assert h["reminders"] == h["reminders_due"] + h["reminders_overdue"] == len(whole.targets)
-    assert h["lapsed_for_wake_up"] == whole.status_counts["lapsed"]
+    assert h["reminder_rows"] == h["reminder_rows_due"] + h["reminder_rows_overdue"] == len(whole.targets)
+    assert h["reminder_members"] == whole.targets["member_id"].nunique() < h["reminder_rows"]
+    assert h["lapsed_rows"] == whole.status_counts["lapsed"]
     eligible = whole.adherence[whole.adherence["eligible"]]
     assert h["adherent_share"] == pytest.approx((eligible["pdc"] >= 0.8).mean())
     table = whole.adherence_by_product
@@ -879,7 +892,7 @@ def test_refill_overview_from_chain_wide_tables_is_the_same(demo):
         sliced = refill_overview(chain, store_id=store_id, within=14, **tables)
         for key in ("predictions", "adherence", "targets", "list_check"):
             pd.testing.assert_frame_equal(getattr(sliced, key), getattr(computed, key))
-        assert sliced.headline == computed.headline and computed.headline["reminders"] > 0
+        assert sliced.headline == computed.headline and computed.headline["reminder_rows"] > 0
     assert tables["chain_predictions"]["home_store_id"].nunique() == len(demo.stores)
     earlier = predict_refills(fills, as_of=as_of - pd.Timedelta(days=7))
     with pytest.raises(RefillError, match="chain_predictions is as of .* not " + str(as_of.date())):

@@ -294,11 +294,16 @@ def test_action_lists_are_written_next_to_the_report(run, chain):
     assert "How good is this list? Of the " in sentence and sentence in _text(r.html)
     assert r.metrics["refill_list_precision"] == pytest.approx(refills.headline["list_precision"])
     folder = r.html.parent / "actions"
-    for name in ("wake_up", "refill_reminders"):
+    for name in ("wake_up", "refill_reminder", "lapsed_refill"):
         listed = pd.read_csv(folder / f"{name}.csv", encoding="utf-8-sig")
-        assert len(listed) == r.metrics[f"{name}_members"]
+        # metrics.json: rows and distinct members of the very file, under different names.
+        assert len(listed) == r.metrics[f"{name}_rows"]
+        assert listed["member_id"].nunique() == r.metrics[f"{name}_members"]
         assert f'href="actions/{name}.csv"' in _text(r.html)
-    assert r.metrics["refill_reminders_members"] > 0
+        assert "member_id" in listed and "suggested_action" in listed
+    assert r.metrics["refill_reminder_members"] < r.metrics["refill_reminder_rows"]
+    # The refill section's count is the list's: one list, one figure.
+    assert r.metrics["refill_reminder_rows"] == refills.headline["reminder_rows"]
 
 
 def test_a_store_too_small_to_model_is_said_plainly(chain):

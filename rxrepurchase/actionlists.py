@@ -1,0 +1,150 @@
+"""The lists a store manager acts on: who to wake up, from the member models and from lapsed
+refills, made safe and readable (see ``docs/refills.md``, "Action lists").
+
+The rules, each kept here once:
+
+- no one who bought in the last ``quiet_days`` (14) days is on a wake-up list: they are not
+  lost, whatever a model says;
+- value at risk is never negative: a member whose predicted value rose since the comparison
+  date has nothing at risk (0), not a negative amount;
+- a refill more than ``max_overdue_days`` (30) past its expected day leaves the refill
+  reminder list (:func:`rxrepurchase.refill.refill_targets`) for the wake-up list of lapsed
+  refills (:func:`lapsed_refill_list`);
+- figures are rounded (money to 0.01 CNY, probabilities to 0.01), each row carries the
+  member's tier, masked contact and a ``suggested_action`` code;
+- every list counts its rows (member x product for refills) and its distinct members under
+  different names (:func:`list_sizes`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from rxrepurchase.contract import require_columns
+from rxrepurchase.refill import RefillError, member_details
+
+__all__ = [
+    "QUIET_DAYS",
+    "bought_recently",
+    "lapsed_refill_list",
+    "list_sizes",
+    "wake_up_targets",
+]
+
+QUIET_DAYS = 14
+"""Members who bought within this many days (the as-of day and the 13 before) are never on a
+wake-up list."""
+
+# Top tiers get personal member care rather than a coupon (issue 15: "member care for the top
+# tier").
+_CARE_TIERS = frozenset({"diamond", "plus"})
+
+
+def bought_recently(orders: pd.DataFrame, as_of: str | pd.Timestamp, *,
+                    days: int = QUIET_DAYS) -> pd.Index:
+    """Members with an order on one of the ``days`` days ending ``as_of`` (inclusive)."""
+    require_columns(orders, ["member_id", "ordered_at"], "orders", error=RefillError)
+    if days < 0:
+        raise RefillError(f"days must be >= 0, got {days}")
+    end = pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
+    start = end - pd.Timedelta(days=days)
+    when = orders["ordered_at"]
+    recent = orders.loc[(when >= start) & (when < end), "member_id"].dropna()
+    return pd.Index(recent.unique(), name="member_id")
+
+
+def _suggested_action(table: pd.DataFrame, default: str) -> pd.Series:
+    action = pd.Series(default, index=table.index, dtype="string")
+    if "tier" in table:
+        action = action.mask(table["tier"].isin(_CARE_TIERS).fillna(False).astype(bool), "member_care")
+    return action
+
+
+def wake_up_targets(wake: pd.DataFrame, members: pd.DataFrame, orders: pd.DataFrame, *,
+                    as_of: str | pd.Timestamp, quiet_days: int = QUIET_DAYS,
+                    show_phone: bool = False) -> pd.DataFrame:
+    """The wake-up list a store acts on, from :func:`rxrepurchase.models.wake_up_list`.
+
+    Members who bought in the last ``quiet_days`` days are left out (``attrs["recent_buyers_removed"]``
+    counts them). ``value_at_risk`` is clipped at 0: it is ``clv_before - clv_now``, and a
+    member the model values more now than before (they bought) has nothing at risk
+    (``attrs["value_at_risk_clipped"]`` counts those). Money is rounded to 0.01 CNY and
+    probabilities to 0.01; the member's tier, masked phone and WeChat id are added, and a
+    ``suggested_action``: ``member_care`` for diamond / PLUS members, ``wake_up_offer``
+    otherwise. Sorted by value at risk x probability still active, largest first.
+
+    Parameters
+    ----------
+    wake : DataFrame
+        :func:`~rxrepurchase.models.wake_up_list` rows, indexed by member id.
+    members, orders : DataFrame
+        The chain's tables.
+    """
+    wake = wake.rename_axis("member_id").reset_index()
+    recent = wake["member_id"].isin(bought_recently(orders, as_of, days=quiet_days))
+    if "days_since_last_purchase" in wake:  # the model's own view of the last purchase
+        recent |= wake["days_since_last_purchase"] < quiet_days
+    listed = wake[~recent].copy()
+    negative = listed["value_at_risk"] < 0
+    listed["value_at_risk"] = listed["value_at_risk"].clip(lower=0.0)
+    priority = listed["value_at_risk"] * listed["p_alive_now"]
+    listed = listed.assign(_priority=priority).sort_values(
+        ["_priority", "member_id"], ascending=[False, True], kind="stable").drop(columns="_priority")
+    money = [c for c in listed if c.startswith(("clv_", "value_at_risk"))]
+    shares = [c for c in listed if c.startswith("p_alive")]
+    listed[money] = listed[money].round(2)
+    listed[shares] = listed[shares].round(2)
+    listed = member_details(listed, members, show_phone=show_phone)
+    listed["suggested_action"] = _suggested_action(listed, "wake_up_offer")
+    listed = listed.reset_index(drop=True)
+    listed.attrs = {**wake.attrs, "quiet_days": quiet_days,
+                    "recent_buyers_removed": int(recent.sum()),
+                    "value_at_risk_clipped": int(negative.sum())}
+    return listed
+
+
+def lapsed_refill_list(predictions: pd.DataFrame, members: pd.DataFrame, orders: pd.DataFrame, *,
+                       max_overdue_days: int = 30, quiet_days: int = QUIET_DAYS,
+                       show_phone: bool = False) -> pd.DataFrame:
+    """The wake-up list of lapsed refills: member x products on a refill rhythm more than
+    ``max_overdue_days`` past their expected day (the rows
+    :func:`~rxrepurchase.refill.refill_targets` leaves out), except members who bought
+    anything in the last ``quiet_days`` days. Longest overdue last: the most recent lapses,
+    the likeliest to come back, first.
+
+    Returns
+    -------
+    DataFrame
+        ``member_id, home_store_id, tier, product, product_name, status, last_fill,
+        expected_on, due_low, due_high, days_overdue, suggested_action`` (``refill_wake_up``,
+        or ``member_care`` for diamond / PLUS members), contacts.
+    """
+    require_columns(predictions, ["member_id", "product", "days_overdue", "status"], "predictions",
+                    error=RefillError)
+    as_of = predictions.attrs.get("as_of")
+    if as_of is None:
+        raise RefillError("predictions have no attrs['as_of']; make them with predict_refills")
+    late = (predictions["days_overdue"] > max_overdue_days).fillna(False)
+    if "rhythm" in predictions:
+        late &= (predictions["rhythm"] == "repeat").fillna(False)
+    recent = predictions["member_id"].isin(bought_recently(orders, as_of, days=quiet_days))
+    listed = member_details(predictions[late & ~recent], members, show_phone=show_phone)
+    listed["suggested_action"] = _suggested_action(listed, "refill_wake_up")
+    columns = ["member_id", "home_store_id", "tier", "product", "product_name", "status",
+               "last_fill", "expected_on", "due_low", "due_high", "days_overdue",
+               "suggested_action", "phone", "wechat_id"]
+    listed = listed[[c for c in columns if c in listed]]
+    listed = listed.sort_values(["days_overdue", "member_id", "product"], kind="stable")
+    listed = listed.reset_index(drop=True)
+    listed["status"] = listed["status"].astype("string")
+    listed.attrs = {"as_of": as_of, "max_overdue_days": max_overdue_days, "quiet_days": quiet_days,
+                    "recent_buyers_removed": int((late & recent).sum())}
+    return listed
+
+
+def list_sizes(name: str, table: pd.DataFrame | None) -> dict[str, int | None]:
+    """``{name}_rows`` (list rows: member x product on refill lists) and ``{name}_members``
+    (distinct members) of a list; both None when the list could not be made."""
+    if table is None:
+        return {f"{name}_rows": None, f"{name}_members": None}
+    return {f"{name}_rows": len(table), f"{name}_members": int(table["member_id"].nunique())}
