@@ -176,7 +176,7 @@ if not thin:
 # %%
 if not thin:
     actions = rd.write_action_lists(chain, store_id, models, refills, actions_dir,
-                                    gross_margin=gross_margin)
+                                    gross_margin=gross_margin, lang=lang)
     metrics.update(rd.action_list_metrics(actions))
     display(Markdown(f"## {t('section_actions', lang)}"))
     display(HTML(rd.actions_html(actions, lang, relative_to=Path(metrics_path).parent if metrics_path else None)))

@@ -14,22 +14,35 @@ The rules, each kept here once:
   member's tier, masked contact and a ``suggested_action`` code;
 - every list counts its rows (member x product for refills) and its distinct members under
   different names (:func:`list_sizes`).
+
+:func:`write_lists_workbook` writes a store's lists as one Excel workbook, headers and codes
+in the report's language, for the store's email.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import pandas as pd
 
 from rxrepurchase.contract import require_columns
+from rxrepurchase.i18n import STRINGS, label, t
+from rxrepurchase.outputs import atomic_path
 from rxrepurchase.refill import RefillError, member_details
 
 __all__ = [
+    "LISTS_WORKBOOK",
     "QUIET_DAYS",
     "bought_recently",
     "lapsed_refill_list",
     "list_sizes",
     "wake_up_targets",
+    "write_lists_workbook",
 ]
+
+LISTS_WORKBOOK = "lists.xlsx"
+"""File name of a store's lists' workbook in its ``actions`` folder."""
 
 QUIET_DAYS = 14
 """Members who bought within this many days (the as-of day and the 13 before) are never on a
@@ -148,3 +161,44 @@ def list_sizes(name: str, table: pd.DataFrame | None) -> dict[str, int | None]:
     if table is None:
         return {f"{name}_rows": None, f"{name}_members": None}
     return {f"{name}_rows": len(table), f"{name}_members": int(table["member_id"].nunique())}
+
+
+# Columns holding codes (tier, refill status, action, channel) shown as words in a workbook.
+_CODE_COLUMNS = ("tier", "status", "suggested_action", "acquisition_channel", "last_channel")
+
+
+def write_lists_workbook(lists: Mapping[str, pd.DataFrame | None], path: str | Path, *,
+                         lang: str = "en", overwrite: bool = False) -> Path:
+    """Write action lists as one ``.xlsx`` workbook: a sheet per list (lists that are None
+    are left out; an empty list keeps its sheet with its header), header row frozen, headers
+    and codes (tier, refill status, suggested action, channel) in ``lang``.
+
+    Parameters
+    ----------
+    lists : mapping
+        List name (``refill_reminder``, ``wake_up``, ``lapsed_refill``) -> its table.
+    path : path
+        The workbook (``.xlsx``); an existing file is only replaced with ``overwrite=True``.
+
+    Raises
+    ------
+    RefillError
+        Not an ``.xlsx`` path, or the file exists.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        raise RefillError(f"{path}: the lists' workbook is written as .xlsx, not {path.suffix!r}")
+    if path.exists() and not overwrite:
+        raise RefillError(f"{path} exists; pass overwrite=True to replace it")
+    with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+        for name, table in lists.items():
+            if table is None:
+                continue
+            shown = table.copy()
+            for col in _CODE_COLUMNS:
+                if col in shown:
+                    shown[col] = shown[col].map(lambda v: label(v, lang) if isinstance(v, str) else v)
+            shown = shown.rename(columns=lambda c: t(f"col_{c}", lang) if f"col_{c}" in STRINGS else c)
+            sheet = t(f"sheet_{name}", lang) if f"sheet_{name}" in STRINGS else name[:31]
+            shown.to_excel(writer, sheet_name=sheet, index=False, freeze_panes=(1, 0))
+    return path

@@ -353,11 +353,13 @@ _BODIES = {
 
 @dataclass(frozen=True)
 class StoreReport:
-    """One store's finished PDF report."""
+    """One store's finished PDF report, and the workbook of its action lists (None when the
+    report made none)."""
 
     store_id: str
     pdf: Path
     store_name: str = ""
+    lists: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -383,7 +385,8 @@ def route_reports(
     subjects: Subjects | None = None,
     status: str = "",
 ) -> tuple[list[OutgoingEmail], dict[str, str]]:
-    """Address each store's PDF to that store's managers only, and the chain files to head office.
+    """Address each store's PDF (and lists' workbook) to that store's managers only, and the
+    chain files to head office.
 
     Parameters
     ----------
@@ -435,7 +438,7 @@ def route_reports(
                 to=to,
                 subject=_one_line(subjects.store.format(**fmt)),
                 body=bodies["store"].format(**fmt),
-                attachments=(Path(report.pdf),),
+                attachments=(Path(report.pdf), *([Path(report.lists)] if report.lists else [])),
             )
         )
     if head_office and chain_attachments:

@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-from rxrepurchase.actionlists import lapsed_refill_list, list_sizes, wake_up_targets
+from rxrepurchase.actionlists import (
+    LISTS_WORKBOOK,
+    lapsed_refill_list,
+    list_sizes,
+    wake_up_targets,
+    write_lists_workbook,
+)
 from rxrepurchase.cohorts import (
     COHORTS,
     CohortRules,
@@ -1336,12 +1342,14 @@ def plot_refills_due(refills: RefillOverview, lang: str = "en", *,
 
 def write_action_lists(
     chain: Chain, store_id: str, models: StoreModels, refills: RefillOverview,
-    folder: str | os.PathLike | None, *, gross_margin: float = 0.3,
+    folder: str | os.PathLike | None, *, gross_margin: float = 0.3, lang: str = "en",
 ) -> pd.DataFrame:
     """Section 6: the refill reminder list, the wake-up list (valuable members whose
     activity is falling, :func:`rxrepurchase.actionlists.wake_up_targets`) and the wake-up
     list of lapsed refills (:func:`rxrepurchase.actionlists.lapsed_refill_list`), written as
-    CSV into ``folder`` (skipped when ``folder`` is empty or None).
+    CSV into ``folder`` (skipped when ``folder`` is empty or None), and together as one
+    workbook ``lists.xlsx`` in ``lang`` (:func:`rxrepurchase.actionlists.write_lists_workbook`)
+    that the store's email carries.
 
     Returns
     -------
@@ -1369,7 +1377,10 @@ def write_action_lists(
         rows.append({"list": name, "rows": sizes[f"{name}_rows"], "members": sizes[f"{name}_members"],
                      "path": None if path is None else str(path)})
     out = pd.DataFrame(rows)
-    out.attrs = {"tables": lists}
+    workbook = None
+    if folder:
+        workbook = str(write_lists_workbook(lists, Path(folder) / LISTS_WORKBOOK, lang=lang, overwrite=True))
+    out.attrs = {"tables": lists, "workbook": workbook}
     return out
 
 

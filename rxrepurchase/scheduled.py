@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rxrepurchase.actionlists import LISTS_WORKBOOK
 from rxrepurchase.delivery import (
     DeliveryLedger,
     DeliverySummary,
@@ -474,10 +475,15 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
     store_reports = []
     for result in run.results:
         if result.ok:
-            made = pdf(result.html, result.html.with_suffix(".pdf"), f"store {result.store_id}",
+            # Attachments are named by store and date: the store's folder name (made safe
+            # from its id by the runner) and the as-of day, never "report.pdf" for all.
+            folder = result.html.parent
+            named = f"{folder.name}_{config.as_of.isoformat()}"
+            made = pdf(result.html, folder / f"{named}.pdf", f"store {result.store_id}",
                        result.store_id)
             if made is not None:
-                store_reports.append(StoreReport(result.store_id, made, names.get(result.store_id, "")))
+                store_reports.append(StoreReport(result.store_id, made, names.get(result.store_id, ""),
+                                                 _lists_attachment(folder, f"{named}_lists.xlsx")))
     chain_pdf = pdf(run.chain_html, run.folder / "chain" / "chain_overview.pdf", "chain overview")
     # index.html links HTML pages head office does not get: the PDF is printed from a variant
     # that names the PDF files instead.
@@ -548,6 +554,15 @@ def _ledger_path(config: ScheduledConfig) -> Path:
             for block in iter(lambda f=f: f.read(1 << 20), b""):
                 digest.update(block)
     return config.output / "delivery-ledger" / f"{config.as_of.isoformat()}-{digest.hexdigest()[:16]}.jsonl"
+
+
+def _lists_attachment(store_folder: Path, name: str) -> Path | None:
+    """The store's lists' workbook (``actions/lists.xlsx``) copied under the attachment's
+    ``name``; None when the report wrote no lists."""
+    workbook = store_folder / "actions" / LISTS_WORKBOOK
+    if not workbook.is_file():
+        return None
+    return write_atomic(store_folder / name, workbook.read_bytes())
 
 
 def _head_office_status(run, undelivered: dict[str, str]) -> str:

@@ -98,3 +98,34 @@ def test_list_sizes_rows_and_members_differ():
     assert list_sizes("refill_reminder", predictions()) == {"refill_reminder_rows": 5,
                                                             "refill_reminder_members": 4}
     assert list_sizes("wake_up", None) == {"wake_up_rows": None, "wake_up_members": None}
+
+
+def test_lists_workbook_sheets_headers_codes_by_language(tmp_path):
+    from openpyxl import load_workbook
+
+    from rxrepurchase.actionlists import write_lists_workbook
+
+    wake_up = wake_up_targets(wake(), members(), orders(), as_of=AS_OF)
+    lapsed = lapsed_refill_list(predictions(), members(), orders())
+    lists = {"wake_up": wake_up, "lapsed_refill": lapsed, "refill_reminder": None}
+    path = write_lists_workbook(lists, tmp_path / "S01_2026-06-30_lists.xlsx", lang="zh")
+    book = load_workbook(path)
+    assert book.sheetnames == ["唤醒", "中断续方"]  # no sheet for a list that could not be made
+    sheet = book["唤醒"]
+    assert sheet.freeze_panes == "A2"
+    rows = list(sheet.values)
+    header = rows[0]
+    assert header[0] == "会员编号" and "风险价值（元，≥0）" in header and "建议动作" in header
+    assert [r[0] for r in rows[1:]] == ["m1", "m2"]
+    assert [r[header.index("风险价值（元，≥0）")] for r in rows[1:]] == [100.46, 0]
+    assert [r[header.index("会员等级")] for r in rows[1:]] == ["金卡会员", "PLUS会员"]
+    assert [r[header.index("建议动作")] for r in rows[1:]] == ["唤醒优惠", "会员关怀（专人联系）"]
+    lapsed_rows = list(book["中断续方"].values)
+    assert len(lapsed_rows) == 1 + len(lapsed) and "已中断" in lapsed_rows[1]
+    en = load_workbook(write_lists_workbook(lists, tmp_path / "en.xlsx"))
+    assert en.sheetnames == ["Wake-up", "Lapsed refills"]
+    assert next(en["Wake-up"].values)[0] == "Member ID"
+    with pytest.raises(RefillError, match="exists"):
+        write_lists_workbook(lists, path)
+    with pytest.raises(RefillError, match=".xlsx"):
+        write_lists_workbook(lists, tmp_path / "lists.csv")

@@ -16,6 +16,7 @@ from rxrepurchase.delivery import (
     DeliveryConfigError,
     SmtpSettings,
     StoreReport,
+    build_message,
     deliver,
     parse_addresses,
     route_reports,
@@ -319,3 +320,18 @@ def test_recipient_overrides_are_checked(stores):
     managers, problems = store_managers(bad)
     assert managers == {} and "store S01" in problems["S01"] and "'oops'" in problems["S01"]
     assert parse_addresses("a@x.example, A@x.example;b@x.example", where="w") == ("a@x.example", "b@x.example")
+
+
+def test_a_store_email_carries_its_lists_workbook_beside_the_pdf(tmp_path, stores):
+    pdf = _pdf(tmp_path / "S01_2025-06-30.pdf", "report S01")
+    book = tmp_path / "S01_2025-06-30_lists.xlsx"
+    book.write_bytes(b"PK workbook bytes")
+    emails, _, _, _ = _routed(stores, ([StoreReport("S01", pdf, "A", lists=book)], []))
+    [email] = emails
+    assert email.attachments == (pdf, book)
+    msg = build_message(email, "reports@chain.example")
+    parts = {p.get_filename(): p for p in msg.iter_attachments()}
+    assert sorted(parts) == ["S01_2025-06-30.pdf", "S01_2025-06-30_lists.xlsx"]
+    assert parts["S01_2025-06-30_lists.xlsx"].get_content_type() == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    assert parts["S01_2025-06-30_lists.xlsx"].get_content() == b"PK workbook bytes"

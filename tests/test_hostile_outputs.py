@@ -221,7 +221,8 @@ def test_a_store_without_orders_gets_a_one_line_note(hostile_runs):
 @two_runs
 def test_pdfs_show_the_markup_as_text(hostile_runs):
     _, first, *_ = hostile_runs
-    reader = PdfReader(first.folder / "stores" / safe_name(IMG) / "report.pdf")
+    folder = safe_name(IMG)
+    reader = PdfReader(first.folder / "stores" / folder / f"{folder}_{AS_OF}.pdf")
     text = reader.pages[0].extract_text()
     assert "<script>alert(1)</script>" in text
     assert "City: <img src=x onerror=alert(1)>" in text
@@ -250,9 +251,11 @@ def test_first_run_mails_until_the_server_dies_and_says_what_failed(hostile_runs
     ledger = [json.loads(line) for line in Path(delivery["ledger"]).read_text(encoding="utf-8").splitlines()]
     ledger = [line for line in ledger if line["run"] == str(first.folder)]  # the rerun's follow
     assert len(ledger) == 1
-    for line in ledger:
-        [(name, digest)] = line["files"].items()
-        assert name == "report.pdf" and re.fullmatch("[0-9a-f]{64}", digest)
+    for line in ledger:  # the store's PDF and lists' workbook, named by store folder and date
+        names = sorted(line["files"])
+        assert [n.removeprefix(n.rsplit(f"_{AS_OF}", 1)[0]) for n in names] == [f"_{AS_OF}.pdf",
+                                                                               f"_{AS_OF}_lists.xlsx"]
+        assert all(re.fullmatch("[0-9a-f]{64}", d) for d in line["files"].values())
 
 
 @pytest.mark.slow

@@ -9,7 +9,9 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from openpyxl import load_workbook
 from pypdf import PdfReader
 from smtp_server import PASSWORD, USER, Recorder, self_signed_certificate, smtp_server
 
@@ -182,8 +184,31 @@ def test_scheduled_run_emails_every_report_to_the_right_people_and_nothing_else(
         assert received.rcpt_tos == [manager]
         assert received.subject.startswith(f"会员复购报告 {store_id} ")
         assert received.subject.endswith(f"（截至 {AS_OF}）")
-        pdf_path = run_folder / "stores" / store_id / "report.pdf"
-        assert received.attachments() == {"report.pdf": pdf_path.read_bytes()}  # intact, only its own
+        # Named by store and date; intact; only its own: the PDF and the lists' workbook.
+        pdf_path = run_folder / "stores" / store_id / f"{store_id}_{AS_OF}.pdf"
+        book_name = f"{store_id}_{AS_OF}_lists.xlsx"
+        attached = received.attachments()
+        assert sorted(attached) == [f"{store_id}_{AS_OF}.pdf", book_name]
+        assert attached[pdf_path.name] == pdf_path.read_bytes()
+        # The workbook opens, a sheet per list, Chinese headers and codes, the lists' rows.
+        book = load_workbook(io.BytesIO(attached[book_name]))
+        actions = run_folder / "stores" / store_id / "actions"
+        sheets = {"refill_reminder": "续方提醒", "wake_up": "唤醒", "lapsed_refill": "中断续方"}
+        written = [name for name in sheets if (actions / f"{name}.csv").exists()]
+        assert "refill_reminder" in written and "lapsed_refill" in written
+        assert book.sheetnames == [sheets[name] for name in written]
+        for name in written:
+            listed = pd.read_csv(actions / f"{name}.csv", encoding="utf-8-sig", dtype=str)
+            sheet = book[sheets[name]]
+            rows = list(sheet.values)
+            assert sheet.freeze_panes == "A2"
+            assert rows[0][0] == "会员编号" and "建议动作" in rows[0]
+            assert len(rows) - 1 == len(listed)
+            assert len(listed) > 0 or name != "refill_reminder"
+            assert [r[0] for r in rows[1:]] == listed["member_id"].tolist()
+            if "status" in listed:
+                codes = {"due_soon": "即将到期", "due_now": "已到期", "overdue": "已逾期", "lapsed": "已中断"}
+                assert [r[rows[0].index("续方状态")] for r in rows[1:]] == listed["status"].map(codes).tolist()
         reader = PdfReader(io.BytesIO(pdf_path.read_bytes()))
         text = "".join(page.extract_text() for page in reader.pages).replace("\n", "")
         metrics = json.loads((run_folder / "stores" / store_id / "metrics.json").read_text(encoding="utf-8"))
@@ -203,7 +228,7 @@ def test_scheduled_run_emails_every_report_to_the_right_people_and_nothing_else(
     index = PdfReader(run_folder / "index.pdf")
     assert all("/Annots" not in page for page in index.pages)
     text = "".join(page.extract_text() for page in index.pages).replace("\n", "")
-    assert "stores/S01/report.pdf" in text and "stores/S02/report.pdf" in text
+    assert f"stores/S01/S01_{AS_OF}.pdf" in text and f"stores/S02/S02_{AS_OF}.pdf" in text
     assert "chain/chain_overview.pdf" in text
     assert "查看报告" not in text  # "open report"
 
