@@ -316,8 +316,8 @@ def _contract_types(df: pd.DataFrame, table: str) -> pd.DataFrame:
             out[col.name] = values.astype("float64")
         elif kind == "integer":
             out[col.name] = values.astype("Int64")
-        elif kind == "flag":
-            out[col.name] = values.astype(bool)
+        elif kind == "flag":  # a flag that may be empty (unknown) stays nullable
+            out[col.name] = values.astype("boolean" if col.nullable else bool)
     return out.reset_index(drop=True)
 
 
