@@ -238,12 +238,23 @@ def new_run_folder(out: str | os.PathLike, now: dt.datetime | None = None) -> Pa
     raise ReportError(f"{out}: too many run folders named {stamp}-N")
 
 
-def notebook_to_html(notebook: str | os.PathLike, html_path: str | os.PathLike) -> Path:
+def notebook_to_html(notebook: str | os.PathLike, html_path: str | os.PathLike, *,
+                     title: str | None = None, lang: str = "en") -> Path:
     """Convert an executed notebook into a self-contained, offline HTML report.
 
     Code cells and prompts are left out, images are embedded, and no script is loaded from
     the network (the ``rxreport`` template empties the require.js, MathJax, Mermaid and
     widget blocks of JupyterLab's template).
+
+    Parameters
+    ----------
+    notebook, html_path : path
+        The executed notebook and the page to write.
+    title : str, optional
+        The page's ``<title>`` (escaped by the template; it may hold a store's name). Default:
+        the notebook's ``rxrepurchase.title`` metadata.
+    lang : {"en", "zh"}
+        The page's language (``<html lang>``: browsers pick fonts and line breaks by it).
     """
     import nbformat
     from nbconvert import HTMLExporter
@@ -251,6 +262,7 @@ def notebook_to_html(notebook: str | os.PathLike, html_path: str | os.PathLike) 
     nb = nbformat.read(notebook, as_version=4)
     exporter = HTMLExporter(
         template_name=TEMPLATE_NAME,
+        language_code=normalize_lang(lang),  # nbconvert takes ISO 639-1 codes only (zh, en)
         extra_template_basedirs=[str(TEMPLATE_DIR)],
         exclude_input=True,
         exclude_input_prompt=True,
@@ -260,7 +272,7 @@ def notebook_to_html(notebook: str | os.PathLike, html_path: str | os.PathLike) 
     # Analyst notes in the notebook are tagged "remove_cell"; they are not for the reader.
     exporter.register_preprocessor(_remove_tagged_cells(), enabled=True)
     body, _ = exporter.from_notebook_node(
-        nb, resources={"metadata": {"name": _title(nb)}, "rx_csp": CONTENT_SECURITY_POLICY}
+        nb, resources={"metadata": {"name": title or _title(nb)}, "rx_csp": CONTENT_SECURITY_POLICY}
     )
     return write_atomic(html_path, body)
 
@@ -273,6 +285,16 @@ def _remove_tagged_cells():
 
 def _title(nb) -> str:
     return str(nb.metadata.get("rxrepurchase", {}).get("title", "rxrepurchase report"))
+
+
+def _page_title(job: Mapping[str, Any], metrics: Mapping[str, Any] | None) -> str:
+    """A store page's title names the store (from its metrics); the chain's names the overview."""
+    lang = job["parameters"].get("lang", "en")
+    if job.get("metrics_path") is None:
+        return t("chain_overview", lang)
+    store_id = format_text(job["key"])
+    name = format_text((metrics or {}).get("store_name", "")) or store_id
+    return t("store_report_title", lang, store_id=store_id, name=name)
 
 
 def _execute(job: Mapping[str, Any]) -> dict:
@@ -296,15 +318,22 @@ def _execute(job: Mapping[str, Any]) -> dict:
             progress_bar=False,
             log_output=False,
         )
-        notebook_to_html(job["output"], job["html"])
+        outcome["metrics"] = _read_metrics(job)
+        notebook_to_html(job["output"], job["html"], title=_page_title(job, outcome["metrics"]),
+                         lang=job["parameters"].get("lang", "en"))
         outcome["ok"], outcome["html"] = True, job["html"]
     except Exception as exc:  # noqa: BLE001 - one store's failure must not stop the run
         outcome["error"] = _describe(exc)
-    metrics_path = job.get("metrics_path")
-    if metrics_path and Path(metrics_path).is_file():
-        outcome["metrics"] = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
+        outcome["metrics"] = _read_metrics(job)
     outcome["seconds"] = time.perf_counter() - started
     return outcome
+
+
+def _read_metrics(job: Mapping[str, Any]) -> dict | None:
+    metrics_path = job.get("metrics_path")
+    if metrics_path and Path(metrics_path).is_file():
+        return json.loads(Path(metrics_path).read_text(encoding="utf-8"))
+    return None
 
 
 @functools.cache
@@ -736,9 +765,10 @@ def write_index(run: ReportRun, *, lang: str = "en",
                       f'{e(t("failed", lang))}: {e(format_text(run.chain.error, ERROR_LIMIT))} '
                       f'({ref(run.chain.notebook, t("partial_notebook", lang))})</p>')
     if printed:
-        chain_line += f'<p class="meta">{e(t("index_print_note", lang, folder=str(run.folder)))}</p>'
+        chain_line += f'<p class="meta">{e(t("index_print_note", lang, folder=run.folder.name))}</p>'
     params = run.parameters
-    meta = t("index_meta", lang, as_of=params["as_of"], data=params["data"],
+    # The data folder's name only: a page shows no path on the reporting machine.
+    meta = t("index_meta", lang, as_of=params["as_of"], data=Path(params["data"]).name,
              n=len(run.results), failed=len(run.failures))
     page = f"""<!DOCTYPE html>
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}">

@@ -350,7 +350,9 @@ def test_printed_index_names_the_files_instead_of_linking(run, chain, tmp_path):
     failed = re.search(r'<tr class="failed-row"><td>S99</td>(.*?)</tr>', text, re.S).group(1)
     assert "DataContractError" in failed and "partial notebook — stores/S99/report.ipynb" in failed
     assert f"{t('chain_overview', 'en')} — chain/chain_overview.pdf" in text
-    assert str(run.folder) in text  # where the files are kept
+    # Where the files are kept: the run folder's name, not a path on the reporting machine.
+    assert f"run folder {run.folder.name} on the reporting server" in text
+    assert str(run.folder.parent) not in text
     assert 'href="stores/S01/report.html"' in _text(run.index_html)  # the screen page keeps its links
 
 
