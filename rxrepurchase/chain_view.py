@@ -122,8 +122,9 @@ def stores_needing_attention(orders: pd.DataFrame, stores: pd.DataFrame, as_of, 
 
     Two lists, in this order: the ``top`` largest falls of the user repurchase rate against
     the previous period (falls only), then the ``top`` highest subsidy per retained member
-    (``stores["subsidy_per_retained_member"]``, the lowest subsidy efficiency). A store can be
-    on both.
+    (``stores["subsidy_per_retained_member"]``, the lowest subsidy efficiency) among the stores
+    above these stores' median (so a small chain does not list every store). A store can be on
+    both.
 
     Returns
     -------
@@ -151,10 +152,11 @@ def stores_needing_attention(orders: pd.DataFrame, stores: pd.DataFrame, as_of, 
         "previous_user_repurchase_rate": both["user_repurchase_rate_previous"].to_numpy(),
     })
     table["change"] = table["user_repurchase_rate"] - table["previous_user_repurchase_rate"]
-    cost = stores.set_index("store_id")["subsidy_per_retained_member"]
-    table["subsidy_per_retained_member"] = cost.reindex(table["store_id"]).to_numpy()
+    by_store = stores.set_index("store_id")["subsidy_per_retained_member"]
+    table["subsidy_per_retained_member"] = by_store.reindex(table["store_id"]).to_numpy()
     falls = table[table["change"] < 0].sort_values(["change", "store_id"]).head(top)
-    costly = table[table["subsidy_per_retained_member"].notna()].sort_values(
+    cost = table["subsidy_per_retained_member"]
+    costly = table[cost > cost.median()].sort_values(
         ["subsidy_per_retained_member", "store_id"], ascending=[False, True]).head(top)
     out = pd.concat([falls.assign(reason="repurchase_fall"),
                      costly.assign(reason="subsidy_efficiency")], ignore_index=True)

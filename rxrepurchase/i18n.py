@@ -177,9 +177,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "attention_intro": (
         "Among stores with at least {n} active members in this and in the previous period: "
         "the largest falls of the user repurchase rate, then the highest subsidy per retained "
-        "member (the lowest subsidy efficiency).",
+        "member above these stores' median (the lowest subsidy efficiency).",
         "仅看本期和上期活跃会员均不少于 {n} 人的门店：先列用户复购率降幅最大的门店，"
-        "再列每留住一位会员补贴最高（补贴效率最低）的门店。",
+        "再列每留住一位会员补贴高于这些门店中位数、且最高（补贴效率最低）的门店。",
     ),
     "attention_none": ("No store of that size fell or stands out.", "没有符合条件且需要关注的门店。"),
     "attention_reason": ("Why", "原因"),

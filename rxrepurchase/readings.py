@@ -90,9 +90,10 @@ def tag_repurchase(orders: pd.DataFrame, members: pd.DataFrame, period, *,
     rows = []
     for tag, ids in tags.groupby("tag", sort=True)["member_id"]:
         part = orders.loc[orders["member_id"].isin(set(ids))]
-        if part.empty:
+        rates = repurchase_rates(part, period) if len(part) else part
+        if rates.empty:  # no purchase of the tag's members (in the period)
             continue
-        rate = repurchase_rates(part, period).iloc[0]
+        rate = rates.iloc[0]
         if rate["members"] >= min_members:
             rows.append({"tag": tag, "members": int(rate["members"]),
                          "user_repurchase_rate": float(rate["user_repurchase_rate"])})

@@ -54,6 +54,8 @@ def test_tag_repurchase_per_tag_with_a_minimum_size():
                                      "user_repurchase_rate": [0.5, pytest.approx(1 / 3)]}
     assert tag_repurchase(orders, members, ("2026-07-01", "2026-09-30"), min_members=3)[
         "tag"].tolist() == ["chronic"]
+    # A period without any purchase of a tag's members: no row, no error.
+    assert tag_repurchase(orders, members, ("2026-01-01", "2026-01-31"), min_members=1).empty
 
 
 def test_readings_in_words_en_and_zh():
