@@ -39,6 +39,7 @@ gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 from IPython.display import HTML, Markdown, display
 
 from rxrepurchase import report_data as rd
+from rxrepurchase.chain_view import chain_totals, chain_trend, stores_needing_attention
 from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
 
@@ -51,7 +52,20 @@ stores = rd.chain_comparison(chain, period_days=period_days, gross_margin=gross_
                              min_active_members=min_active_members)
 
 # %%
-display(Markdown(rd.chain_title(chain, lang)))
+display(Markdown(rd.chain_title(chain, lang, period_days=period_days)))
+
+# %%
+display(Markdown(f"## {t('section_chain_totals', lang)}"))
+display(HTML(rd.chain_totals_html(chain_totals(chain.orders, chain.as_of,
+                                               period_days=period_days), lang)))
+rd.plot_chain_trend(chain_trend(chain.orders, chain.as_of), lang);
+
+# %%
+display(Markdown(f"## {t('section_attention', lang)}"))
+display(HTML(rd.attention_html(
+    stores_needing_attention(chain.orders, stores, chain.as_of, period_days=period_days,
+                             min_active_members=min_active_members),
+    lang, min_active_members=min_active_members)))
 
 # %%
 display(Markdown(f"## {t('section_store_ranking', lang)}"))

@@ -72,6 +72,21 @@ if thin:
     display(HTML(rd.note_html(thin)))
 
 # %% [markdown] tags=["remove_cell"]
+# ## This week (first: what to do; the sections below explain)
+
+# %%
+if not thin:
+    cohorts = rd.store_cohorts(chain, store_id, shared=shared)
+    models = rd.store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
+                             horizon_months=clv_horizon_months, calibration_end=calibration_end)
+    refills = rd.store_refills(chain, store_id, within=refill_within_days, shared=shared)
+    this_week = rd.store_this_week(chain, store_id, cohorts["members"], models, refills,
+                                   gross_margin=gross_margin, period_days=period_days)
+    metrics.update(rd.this_week_metrics(this_week))
+    display(Markdown(f"## {t('section_this_week', lang)}"))
+    display(HTML(rd.this_week_html(this_week, lang)))
+
+# %% [markdown] tags=["remove_cell"]
 # ## 1. Headline
 
 # %%
@@ -86,7 +101,6 @@ if not thin:
 
 # %%
 if not thin:
-    cohorts = rd.store_cohorts(chain, store_id, shared=shared)
     display(Markdown(f"## {t('section_cohorts', lang)}"))
     display(Markdown(rd.cohort_summary(cohorts["comparison"], lang)))
     display(Markdown(rd.calibration_note(cohorts["members"], lang)))
@@ -98,6 +112,7 @@ if not thin:
 
 # %%
 if not thin:
+    display(Markdown(rd.waves_reading(cohorts["waves"], lang)))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     rd.plot_post_subsidy(cohorts["post_subsidy"], lang, ax=left)
     rd.plot_waves(cohorts["waves"], lang, ax=right)
@@ -117,8 +132,6 @@ display(HTML(rd.uplift_html(rd.campaign_effects(chain, store_id), lang)))
 
 # %%
 if not thin:
-    models = rd.store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
-                             horizon_months=clv_horizon_months, calibration_end=calibration_end)
     metrics.update(rd.section_metrics(cohorts, models))
     display(Markdown(f"## {t('section_value', lang)}"))
     if models.ok:
@@ -149,19 +162,23 @@ if not thin:
     segments = rd.store_segments(chain, store_id, cohorts["members"], period_days=period_days)
     display(Markdown(f"## {t('section_segments', lang)}"))
     display(Markdown(rd.segments_summary(segments, lang)))
-    display(HTML(rd.tiers_table_html(segments["tiers"], lang)))
+    display(Markdown(rd.hours_reading(chain, store_id, lang, period_days=period_days)))
+    display(Markdown(rd.tags_reading(rd.store_tags(chain, store_id, period_days=period_days,
+                                                   min_members=min_active_members),
+                                      lang, days=period_days)))
+    display(HTML(rd.tiers_table_html(segments["tiers"], lang, days=period_days)))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     rd.plot_rfm(segments["rfm"], lang, ax=left)
     rd.plot_hours(segments["hours"], lang, ax=right)
     plt.show()
-    display(HTML(rd.channels_table_html(segments["channels"], lang)))
+    display(HTML(rd.channels_table_html(segments["channels"], lang, days=period_days)))
+    display(HTML(rd.rfm_actions_html(segments["rfm"], lang)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 5. Refills
 
 # %%
 if not thin:
-    refills = rd.store_refills(chain, store_id, within=refill_within_days, shared=shared)
     metrics.update({f"refill_{k}": v for k, v in refills.headline.items() if k != "as_of"})
     display(Markdown(f"## {t('section_refills', lang)}"))
     display(Markdown(rd.refills_summary(refills, lang)))
@@ -187,6 +204,10 @@ if not thin:
 # %%
 display(Markdown(f"## {t('section_quality', lang)}"))
 display(HTML(rd.quality_html(chain, store_id, lang)))
+
+# %%
+display(Markdown(f"## {t('section_glossary', lang)}"))
+display(HTML(rd.glossary_html(lang)))
 
 # %% tags=["remove_cell"]
 if metrics_path:

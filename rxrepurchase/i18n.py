@@ -69,6 +69,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     # headline figures
     "user_repurchase_rate": ("User repurchase rate", "用户复购率"),
     "order_repurchase_rate": ("Order repurchase rate", "订单复购率"),
+    # every rate names its window: the page shows rates over three different windows
+    "window_last_days": ("{what}, last {days} days", "{what}（近 {days} 天）"),
+    "window_month": ("{what}, per calendar month", "{what}（按自然月）"),
     "active_members": ("Active members", "活跃会员"),
     "orders": ("Orders (incl. walk-in)", "订单数（含非会员）"),
     "revenue": ("Revenue", "销售额"),
@@ -83,6 +86,63 @@ STRINGS: dict[str, tuple[str, str]] = {
     "store_report_title": ("{name} ({store_id}): member repurchase report",
                            "{name}（{store_id}）会员复购分析报告"),
     "report_meta": ("City: {city} · data as of {as_of}", "城市：{city} · 数据截至 {as_of}"),
+    "section_this_week": ("This week", "本周行动"),
+    # "This week" (rxrepurchase.this_week): whom, how many, which channel, which offer
+    "tw_intro": (
+        "What to do this week, from the data as of {as_of}. The sections below explain each "
+        "figure. Members who buy almost only on coupons are never offered a coupon here.",
+        "根据截至 {as_of} 的数据，本周要做的事。下文各节解释每个数字。只在有券时购买的会员，"
+        "这里一律不发优惠券。",
+    ),
+    "tw_nothing": ("No action is due this week.", "本周没有需要执行的行动。"),
+    "tw_channels": (
+        "Channel: WeChat {wechat} · SMS {sms} · in store {in_store}",
+        "渠道：微信 {wechat} · 短信 {sms} · 到店 {in_store}",
+    ),
+    "tw_reminder_coupon": ("Refill reminder with a coupon", "续药提醒 + 优惠券"),
+    "tw_reminder_coupon_text": (
+        "Chronic patients due for a refill in the next {within} days: {n} ({soon} in the next "
+        "{soon_days} days; {items} member × product refills). Contact the earliest due first.",
+        "{n} 位按周期购药的慢病会员将在未来 {within} 天内到期（其中 {soon} 位在 {soon_days} 天内；"
+        "共 {items} 个会员 × 商品续方）。按到期日先后联系。",
+    ),
+    "tw_reminder_only": ("Refill reminder, no coupon", "续药提醒（不发券）"),
+    "tw_reminder_only_text": (
+        "Due in the next {within} days but buying almost only on coupons: {n} ({soon} in the "
+        "next {soon_days} days). Remind them, without a coupon.",
+        "{n} 位将在未来 {within} 天内到期的会员（其中 {soon} 位在 {soon_days} 天内）几乎只在有券时"
+        "购买：只提醒，不发券。",
+    ),
+    "tw_win_back_coupon": ("Win back lapsing valuable members", "挽回正在流失的高价值会员"),
+    "tw_win_back_coupon_text": (
+        "Members among the most valuable a month ago, now buying less and not seen for "
+        "{days}+ days: {n}, with {value} of expected value to keep. Call the largest (value "
+        "at risk × chance still active) first; a moderate coupon.",
+        "{n} 位一个月前属于最有价值的会员购买减少，且已 {days} 天以上未购买；可挽回的预期价值 "
+        "{value}。按（风险价值 × 仍活跃概率）从高到低联系；配合适度优惠券。",
+    ),
+    "tw_win_back_no_coupon": ("Win back, no deep coupon", "挽回（不发大额券）"),
+    "tw_win_back_no_coupon_text": (
+        "Lapsing valuable members who buy almost only on coupons: {n} ({value} of expected "
+        "value). A care message, no deep coupon.",
+        "另有 {n} 位正在流失的高价值会员几乎只在有券时购买（预期价值 {value}）：发关怀消息，"
+        "不发大额券。",
+    ),
+    "tw_member_care": ("Look after the top 20%", "维护前 20% 的会员"),
+    "tw_member_care_text": (
+        "The top 20% of members by what they paid at this store: {n}. Member care (a "
+        "pharmacist's call, priority service, a birthday greeting), not a discount.",
+        "按本店实付金额排名前 20% 的会员：{n} 位。做会员关怀（药师回访、优先服务、生日问候），"
+        "而不是打折。",
+    ),
+    "tw_evening_offer": ("Evening offer", "晚间优惠"),
+    "tw_evening_offer_text": (
+        "{share} of member orders in the last {days} days came between {hours} h, {ratio} times "
+        "an average two hours; members who bought then: {n}. An in-store evening offer (e.g. "
+        "8 pm deals), announced on WeChat.",
+        "近 {days} 天 {share} 的会员订单集中在 {hours} 点，是平均两小时的 {ratio} 倍；"
+        "{n} 位会员在此时段购买。可推出到店晚间优惠（如“超值晚8点”），并通过微信公告。",
+    ),
     "section_headline": ("1. Headline", "一、核心指标"),
     "section_cohorts": ("2. Subsidy-driven vs loyal members", "二、补贴驱动会员与忠诚会员对比"),
     "section_value": ("3. Member value", "三、会员价值"),
@@ -91,7 +151,42 @@ STRINGS: dict[str, tuple[str, str]] = {
     "section_actions": ("6. Actions", "六、行动清单"),
     "section_quality": ("7. Data quality", "七、数据质量"),
     # chain overview
-    "chain_meta": ("{n} stores · data as of {as_of}", "门店 {n} 家 · 数据截至 {as_of}"),
+    "chain_meta": ("{n} stores · period {start} to {end} ({days} days) · data as of {as_of}",
+                   "门店 {n} 家 · 统计期 {start} 至 {end}（{days} 天）· 数据截至 {as_of}"),
+    "section_chain_totals": ("The chain this period", "全连锁本期表现"),
+    "chain_totals_intro": (
+        "All stores together, {start} to {end} ({days} days), against the {days} days before "
+        "({pstart} to {pend}) and the same dates a year before.",
+        "全部门店合计，{start} 至 {end}（{days} 天），对比此前 {days} 天（{pstart} 至 {pend}）"
+        "及去年同期。",
+    ),
+    "chain_no_year_before": (
+        "The data does not reach back to {start}: no comparison with a year before.",
+        "数据未覆盖到 {start}，无法与去年同期比较。",
+    ),
+    "chain_figure": ("Figure", "指标"),
+    "period_this": ("This period", "本期"),
+    "period_previous": ("Previous period", "上期"),
+    "change_previous": ("Change", "环比"),
+    "period_year_before": ("A year before", "去年同期"),
+    "change_year_before": ("Change on a year", "同比"),
+    "points": ("{value} pts", "{value} 个百分点"),
+    "chain_trend_title": ("Chain repurchase rates by calendar month (all stores together)",
+                          "全连锁各自然月复购率（全部门店合计）"),
+    "section_attention": ("Stores needing attention first", "优先关注的门店"),
+    "attention_intro": (
+        "Among stores with at least {n} active members in this and in the previous period: "
+        "the largest falls of the user repurchase rate, then the highest subsidy per retained "
+        "member above these stores' median (the lowest subsidy efficiency).",
+        "仅看本期和上期活跃会员均不少于 {n} 人的门店：先列用户复购率降幅最大的门店，"
+        "再列每留住一位会员补贴高于这些门店中位数、且最高（补贴效率最低）的门店。",
+    ),
+    "attention_none": ("No store of that size fell or stands out.", "没有符合条件且需要关注的门店。"),
+    "attention_reason": ("Why", "原因"),
+    "reason_repurchase_fall": ("Repurchase fell", "复购率下降"),
+    "reason_subsidy_efficiency": ("Costly subsidy", "补贴效率低"),
+    "previous_user_repurchase_rate": ("previous period", "上期"),
+    "repurchase_change": ("Change (points)", "变化（百分点）"),
     "section_store_ranking": ("Stores ranked by user repurchase rate", "门店用户复购率排名"),
     "ranking_intro": (
         "{start} to {end}. Ranked: stores with at least {n} active members; the range is the 95% "
@@ -181,9 +276,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "cmp_members": ("Members who bought here", "本店购买会员数"),
     "cmp_member_share": ("Share of members", "会员占比"),
-    "cmp_user_repurchase_rate": ("User repurchase rate", "用户复购率"),
-    "cmp_user_repurchase_interval": ("User repurchase rate, 95% interval", "用户复购率 95% 区间"),
-    "cmp_order_repurchase_rate": ("Order repurchase rate", "订单复购率"),
+    "cmp_user_repurchase_rate": ("User repurchase rate, whole history", "用户复购率（全部历史）"),
+    "cmp_user_repurchase_interval": ("User repurchase rate, whole history, 95% interval",
+                                     "用户复购率（全部历史）95% 区间"),
+    "cmp_order_repurchase_rate": ("Order repurchase rate, whole history", "订单复购率（全部历史）"),
     "cmp_repurchase_within_days": ("Bought again within {days} days of the first purchase",
                                    "首购后 {days} 天内复购"),
     "cmp_repurchase_after_last_subsidy": ("Bought again within {days} days after the last subsidy",
@@ -286,13 +382,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     "clv_total": ("CLV, total", "CLV 合计"),
     "clv_share": ("Share of total CLV", "占 CLV 总额比例"),
     "value_summary": (
-        "The purchase model (BG/NBD) and spend model (Gamma-Gamma) were fitted on the "
-        "{members} members who bought at this store. On average a member is still active "
+        "Two statistical models, one for how often members buy and one for how much they "
+        "spend, were fitted on the {members} members who bought at this store. On average a member is still active "
         "with probability {alive}; together they are expected to make {purchases} purchases in "
         "the next {days} days. Customer lifetime value (CLV) is the gross profit a member is "
         "expected to bring in the next {months} months, discounted, at a gross margin of "
         "{margin}: {clv}{clv_range} for all members of the store.",
-        "基于本店 {members} 名购买会员拟合购买模型（BG/NBD）和消费金额模型（Gamma-Gamma）。"
+        "基于本店 {members} 名购买会员，分别拟合了“多久买一次”和“每次花多少”两个统计模型。"
         "会员平均仍活跃概率为 {alive}；预计未来 {days} 天共购买 {purchases} 次。"
         "客户终身价值（CLV）指会员在未来 {months} 个月预计带来的毛利（按 {margin} 毛利率、"
         "折现后）：本店会员合计 {clv}{clv_range}。",
@@ -347,25 +443,94 @@ STRINGS: dict[str, tuple[str, str]] = {
         "前 20% 的会员（{top} 人）贡献了本店会员实付金额的 {share}。",
     ),
     "stored_value_sentence": (
-        "{n} members ({share}) hold a stored-value card; their user repurchase rate this "
-        "period is {rate}, against {other} for the others.",
-        "{n} 名会员（{share}）持有储值卡；本期其用户复购率为 {rate}，其他会员为 {other}。",
+        "{n} members ({share}) hold a stored-value card; their user repurchase rate over the "
+        "last {days} days is {rate}, against {other} for the others.",
+        "{n} 名会员（{share}）持有储值卡；近 {days} 天其用户复购率为 {rate}，其他会员为 {other}。",
     ),
-    "rfm_title": ("Members per RFM segment", "RFM 分层会员数"),
+    "rfm_title": ("Members per group (recency, frequency, spend)", "各会员分组人数（按最近购买、频次、金额）"),
+    "rfm_group": ("Group", "会员分组"),
+    "rfm_action": ("What to do", "建议行动"),
+    # one-line readings that open the sections (rxrepurchase.readings)
+    "reading_waves": (
+        "From wave {first} to wave {last}, participants went {p0} → {p1} and repurchase after "
+        "the wave {r0} → {r1}; each member still buying at full price cost {c0} of subsidy in "
+        "wave {first} and {c1} in wave {last}.",
+        "从第 {first} 波到第 {last} 波，参与会员 {p0} → {p1}，活动后复购率 {r0} → {r1}；"
+        "每留住一位原价复购会员的补贴成本，第 {first} 波为 {c0}，第 {last} 波为 {c1}。",
+    ),
+    "reading_hours": (
+        "Members buy most between {start} and {end} h: {share} of member orders in the last "
+        "{days} days, {ratio} times an average two hours.",
+        "会员购买最集中在 {start}–{end} 点：近 {days} 天 {share} 的会员订单，是平均两小时的 {ratio} 倍。",
+    ),
+    "reading_tags": (
+        "By member tag, user repurchase rate over the last {days} days is highest for "
+        "“{high}” ({high_rate}, {high_n} members) and lowest for “{low}” ({low_rate}, "
+        "{low_n} members).",
+        "按会员标签看，近 {days} 天用户复购率最高的是“{high}”（{high_rate}，{high_n} 人），"
+        "最低的是“{low}”（{low_rate}，{low_n} 人）。",
+    ),
+    # glossary at the end of a store page: plain words for the terms the page uses
+    "section_glossary": ("Glossary", "名词解释"),
+    "gloss_user_repurchase": (
+        "User repurchase rate: of the members who bought in a window, the share who bought "
+        "at least twice in it.",
+        "用户复购率：在某一时间窗内购买过的会员中，购买至少两次的比例。",
+    ),
+    "gloss_order_repurchase": (
+        "Order repurchase rate: the share of a window's member purchases that were repeat "
+        "purchases.",
+        "订单复购率：时间窗内会员购买中属于重复购买的比例。",
+    ),
+    "gloss_cohorts": (
+        "Subsidy-driven members buy mostly on coupons or promotions and stop when the subsidy "
+        "stops; loyal members come back at (near) full price.",
+        "补贴驱动会员主要在有券或促销时购买，补贴一停就不再回来；忠诚会员以（接近）原价回购。",
+    ),
+    "gloss_value": (
+        "Customer lifetime value (CLV): the gross profit a member is expected to bring over "
+        "the coming months. Chance still active: how likely a member has not quietly left.",
+        "客户终身价值（CLV）：会员在未来若干个月预计带来的毛利。仍活跃概率：会员尚未悄然流失的可能性。",
+    ),
+    "gloss_value_at_risk": (
+        "Value at risk: how much a member's expected value fell over the last month.",
+        "风险价值：会员的预期价值在过去一个月中下降的金额。",
+    ),
+    "gloss_retained": (
+        "Cost per retained member: a wave's subsidy divided by the participants who bought "
+        "again at full price afterwards.",
+        "每留住一位会员的成本：某波活动的补贴除以活动后以原价复购的参与会员数。",
+    ),
+    "gloss_pdc": (
+        "Days covered (PDC): the share of days a chronic patient had medicine at hand.",
+        "用药覆盖率（PDC）：慢病会员手中有药的天数占比。",
+    ),
     "hour_of_day": ("Hour of day", "下单时段（小时）"),
     "hours_title": ("When members buy", "会员购买时段"),
-    "label_champions": ("Champions", "重要价值会员"),
-    "label_loyal_customers": ("Loyal customers", "忠实会员"),
-    "label_potential_loyalists": ("Potential loyalists", "潜力会员"),
-    "label_new_customers": ("New customers", "新客"),
-    "label_promising": ("Promising", "有潜力新客"),
-    "label_need_attention": ("Need attention", "需关注"),
-    "label_about_to_sleep": ("About to sleep", "即将沉睡"),
-    "label_at_risk": ("At risk", "流失风险"),
-    "label_cant_lose": ("Can't lose them", "不能失去"),
-    "label_hibernating": ("Hibernating", "沉睡"),
-    "label_lost": ("Lost", "已流失"),
+    "label_champions": ("Best members: recent, frequent, big spenders", "核心会员：近期常买、消费高"),
+    "rfm_action_champions": ("Member care (pharmacist's call, priority service); no discount needed", "会员关怀（药师回访、优先服务），无需打折"),
+    "label_loyal_customers": ("Regulars", "老顾客：经常购买"),
+    "rfm_action_loyal_customers": ("Refill reminders and member-day points", "续药提醒、会员日积分"),
+    "label_potential_loyalists": ("Recent, becoming regular", "近期到店、正在养成习惯"),
+    "rfm_action_potential_loyalists": ("Explain member benefits; a second-purchase coupon", "介绍会员权益，发放二次购买券"),
+    "label_new_customers": ("New: first purchase just now", "新客：刚刚首购"),
+    "rfm_action_new_customers": ("Welcome message; refill reminder if chronic", "欢迎消息；慢病会员加续药提醒"),
+    "label_promising": ("Recent, bought once", "近期到店、仅购买一次"),
+    "rfm_action_promising": ("Second-purchase offer within 30 days", "30 天内二次购买优惠"),
+    "label_need_attention": ("Average, slipping", "一般会员：开始下滑"),
+    "rfm_action_need_attention": ("Reminder of what they usually buy", "提醒其常购商品"),
+    "label_about_to_sleep": ("About to drift away", "即将流失"),
+    "rfm_action_about_to_sleep": ("Reminder with a small coupon", "提醒并附小额优惠券"),
+    "label_at_risk": ("Regulars gone quiet", "久未到店的常客"),
+    "rfm_action_at_risk": ("WeChat / SMS reminder with a moderate coupon", "微信/短信提醒，附适度优惠券"),
+    "label_cant_lose": ("Big buyers gone quiet", "久未到店的大客户"),
+    "rfm_action_cant_lose": ("A pharmacist's call this week, with a personal offer", "本周由药师致电，附个人专属优惠"),
+    "label_hibernating": ("Quiet for a while, bought little", "较久未到店、购买少"),
+    "rfm_action_hibernating": ("Next mass campaign only; no personal effort", "仅纳入下次群发活动，不做一对一跟进"),
+    "label_lost": ("Lost: long gone, bought once or twice", "已流失：久未到店、仅买过一两次"),
+    "rfm_action_lost": ("No personal action; cheap mass channels only", "不做一对一跟进，仅用低成本群发渠道"),
     "label_never_purchased": ("Never purchased", "从未购买"),
+    "rfm_action_never_purchased": ("First-purchase invitation", "首购邀请"),
     "label_store": ("In store", "门店"),
     "label_mini_program": ("Mini program", "小程序"),
     "label_o2o_delivery": ("O2O delivery", "O2O 外卖"),

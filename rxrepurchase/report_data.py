@@ -28,6 +28,7 @@ from rxrepurchase.actionlists import (
     wake_up_targets,
     write_lists_workbook,
 )
+from rxrepurchase.chain_view import TOTALS
 from rxrepurchase.cohorts import (
     COHORTS,
     CohortRules,
@@ -59,6 +60,7 @@ from rxrepurchase.models import (
     wake_up_list,
 )
 from rxrepurchase.outputs import write_atomic
+from rxrepurchase.readings import busiest_hours, tag_repurchase, wave_decline
 from rxrepurchase.refill import (
     RefillOverview,
     adherence,
@@ -70,6 +72,7 @@ from rxrepurchase.refill import (
     refill_fills,
     refill_overview,
 )
+from rxrepurchase.rendering import render_section
 from rxrepurchase.rfm import calibration_holdout, rfm_summary
 from rxrepurchase.segments import (
     hour_of_day_profile,
@@ -77,6 +80,7 @@ from rxrepurchase.segments import (
     rfm_segments,
     segment_summary,
 )
+from rxrepurchase.this_week import CHANNELS, WIN_BACK_MIN_DAYS, this_week_actions
 from rxrepurchase.uplift import campaign_uplift
 
 __all__ = [
@@ -99,6 +103,10 @@ __all__ = [
     "segments_summary",
     "store_refills",
     "store_segments",
+    "store_this_week",
+    "store_wake_up",
+    "this_week_html",
+    "this_week_metrics",
     "tiers_table_html",
     "write_action_lists",
     "note_html",
@@ -144,6 +152,18 @@ __all__ = [
     "table_html",
     "waves_table_html",
     "write_metrics",
+    "attention_html",
+    "chain_totals_html",
+    "plot_chain_trend",
+    "GLOSSARY",
+    "glossary_html",
+    "hours_reading",
+    "rfm_actions_html",
+    "store_tags",
+    "tags_reading",
+    "waves_reading",
+    "period_days_of",
+    "windowed",
 ]
 
 
@@ -378,6 +398,20 @@ def _text(value) -> str:
     return "" if value is None or pd.isna(value) else str(value)
 
 
+def windowed(key: str, lang: str = "en", *, days: int | None = None) -> str:
+    """The label of rate ``key`` with its window: the last ``days`` days, or (``days`` None)
+    per calendar month. A page shows repurchase rates over several windows; each says which."""
+    what = t(key, lang)
+    if days is None:
+        return t("window_month", lang, what=what)
+    return t("window_last_days", lang, what=what, days=days)
+
+
+def period_days_of(start, end) -> int:
+    """Days from ``start`` to ``end``, both included (a headline period's length)."""
+    return (pd.Timestamp(end) - pd.Timestamp(start)).days + 1
+
+
 def write_metrics(metrics: dict, path: str | os.PathLike) -> Path:
     """Write a store's figures as ``metrics.json`` (UTF-8, store names kept readable)."""
     return write_atomic(path, json.dumps(metrics, ensure_ascii=False, indent=2))
@@ -388,6 +422,7 @@ def headline_html(headline: dict, lang: str = "en") -> str:
     lang = normalize_lang(lang)
     median_user = format_rate(headline["chain_median_user_repurchase_rate"], lang)
     median_order = format_rate(headline["chain_median_order_repurchase_rate"], lang)
+    days = period_days_of(headline["period_start"], headline["period_end"])
     tiles = [
         ("user_repurchase_rate", format_rate(headline["user_repurchase_rate"], lang),
          t("chain_median", lang, value=median_user)),
@@ -398,8 +433,10 @@ def headline_html(headline: dict, lang: str = "en") -> str:
         ("subsidy", format_money(headline["subsidy"], lang), ""),
     ]
     e = html.escape
+    labels = {key: windowed(key, lang, days=days)
+              for key in ("user_repurchase_rate", "order_repurchase_rate")}
     cells = "".join(
-        f'<div class="rx-tile"><div class="rx-label">{e(t(key, lang))}</div>'
+        f'<div class="rx-tile"><div class="rx-label">{e(labels.get(key) or t(key, lang))}</div>'
         f'<div class="rx-value">{e(value)}</div><div class="rx-note">{e(note)}</div></div>'
         for key, value, note in tiles
     )
@@ -449,9 +486,9 @@ def plot_monthly_repurchase(
     ax = ax if ax is not None else plt.subplots()[1]
     full, partial = table[~table["partial"]], table[table["partial"]]
     for key, color in (("user_repurchase_rate", "#1f6f8b"), ("order_repurchase_rate", "#e07a1f")):
-        ax.plot(full["month"], full[key], marker="o", color=color, label=t(key, lang))
+        ax.plot(full["month"], full[key], marker="o", color=color, label=windowed(key, lang))
         ax.plot(full["month"], full[f"chain_median_{key}"], linestyle="--", color=color,
-                alpha=0.6, label=t("chain_median_of", lang, what=t(key, lang)))
+                alpha=0.6, label=t("chain_median_of", lang, what=windowed(key, lang)))
         ax.scatter(partial["month"], partial[key], facecolors="none", edgecolors=color)
     for row in partial.itertuples():
         ax.annotate(t("partial_month", lang, days=row.days), (row.month, 0),
@@ -515,8 +552,12 @@ def table_html(
     money: tuple[str, ...] = (),
     counts: tuple[str, ...] = (),
     index: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> str:
     """A table for a report page: numbers formatted for ``lang``, headers translated.
+
+    ``headers`` gives the shown header of some columns outright (e.g. a rate with its window,
+    :func:`windowed`) instead of the translation of the column's name.
 
     Columns named in ``rates`` / ``money`` / ``counts`` are formatted with
     :func:`~rxrepurchase.i18n.format_rate` / ``format_money`` / ``format_count``; headers that
@@ -530,7 +571,8 @@ def table_html(
     for cols, fmt in ((rates, format_rate), (money, format_money), (counts, format_count)):
         for c in cols:
             out[c] = out[c].map(lambda v, fmt=fmt: fmt(v, lang))
-    out = out.rename(columns=lambda c: t(c, lang) if c in STRINGS else c)
+    headers = headers or {}
+    out = out.rename(columns=lambda c: headers.get(c) or (t(c, lang) if c in STRINGS else c))
     return out.to_html(index=index, border=0, escape=True, na_rep="–")
 
 
@@ -606,10 +648,98 @@ def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float
     return table.reset_index()
 
 
-def chain_title(chain: Chain, lang: str = "en") -> str:
-    """Markdown title of the chain overview."""
-    meta = t("chain_meta", lang, n=len(chain.stores), as_of=chain.as_of.date().isoformat())
+def chain_title(chain: Chain, lang: str = "en", *, period_days: int = 90) -> str:
+    """Markdown title of the chain overview, with the period its figures cover."""
+    start, end = report_period(chain.as_of, period_days)
+    meta = t("chain_meta", lang, n=len(chain.stores), as_of=chain.as_of.date().isoformat(),
+             start=start.date().isoformat(), end=end.date().isoformat(), days=period_days)
     return f"# {t('chain_overview', lang)}\n\n{meta}"
+
+
+def _points(value: float, lang: str) -> str:
+    """A change of a rate in percentage points: ``-0.0123`` → ``"-1.2 pts"``."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return t("points", lang, value=f"{round(100 * value, 1) + 0.0:+.1f}")
+
+
+def _change(value: float, lang: str) -> str:
+    """A relative change: ``0.05`` → ``"+5.0%"``."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{round(100 * value, 1) + 0.0:+.1f}%"
+
+
+def chain_totals_html(totals: pd.DataFrame, lang: str = "en") -> str:
+    """:func:`rxrepurchase.chain_view.chain_totals` as a table: one row per figure, this
+    period, the previous one and a year before with their changes; the periods stated above."""
+    p = totals.set_index("period")
+    days = period_days_of(p.at["this", "start"], p.at["this", "end"])
+    day = {(k, c): p.at[k, c].date().isoformat() for k in ("this", "previous")
+           for c in ("start", "end")}
+    intro = t("chain_totals_intro", lang, days=days, start=day["this", "start"],
+              end=day["this", "end"], pstart=day["previous", "start"],
+              pend=day["previous", "end"])
+    rows = []
+    for total in TOTALS:
+        if total in ("user_repurchase_rate", "order_repurchase_rate"):
+            shown, change = (lambda v: format_rate(v, lang)), _points
+            name = windowed(total, lang, days=days)
+        else:
+            shown = (lambda v: format_money(v, lang)) if total in ("revenue", "subsidy") else (
+                lambda v: format_count(v, lang))
+            change, name = _change, t(total, lang)
+        row = {"chain_figure": name}
+        for period, col, change_col in (("this", "period_this", None),
+                                        ("previous", "period_previous", "change_previous"),
+                                        ("year_before", "period_year_before",
+                                         "change_year_before")):
+            value = p.at[period, total]
+            row[col] = shown(value) if pd.notna(value) else "–"
+            if change_col:
+                row[change_col] = change(p.at[period, f"change_{total}"], lang)
+        rows.append(row)
+    out = f"<p>{html.escape(intro)}</p>" + table_html(pd.DataFrame(rows), lang)
+    if not p.at["year_before", "available"]:
+        out += note_html(t("chain_no_year_before", lang,
+                           start=p.at["year_before", "start"].date().isoformat()))
+    return out
+
+
+def plot_chain_trend(trend: pd.DataFrame, lang: str = "en", *,
+                     ax: plt.Axes | None = None) -> plt.Axes:
+    """:func:`rxrepurchase.chain_view.chain_trend`: the chain's two rates per calendar month,
+    from zero (a rate is a level); an unfinished month as a hollow marker."""
+    ax = ax if ax is not None else plt.subplots()[1]
+    full, partial = trend[~trend["partial"]], trend[trend["partial"]]
+    for key, color in (("user_repurchase_rate", "#1f6f8b"), ("order_repurchase_rate", "#e07a1f")):
+        ax.plot(full["month"], full[key], marker="o", color=color, label=windowed(key, lang))
+        ax.scatter(partial["month"], partial[key], facecolors="none", edgecolors=color)
+    ax.yaxis.set_major_formatter(lambda y, _: format_rate(y, lang, digits=0))
+    ax.set_ylim(0, 1)
+    ax.set_title(t("chain_trend_title", lang))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def attention_html(table: pd.DataFrame, lang: str = "en", *,
+                   min_active_members: int = MIN_ACTIVE_MEMBERS) -> str:
+    """:func:`rxrepurchase.chain_view.stores_needing_attention` as a table with its rule."""
+    intro = f"<p>{html.escape(t('attention_intro', lang, n=min_active_members))}</p>"
+    if table.empty:
+        return intro + note_html(t("attention_none", lang))
+    out = pd.DataFrame({
+        "attention_reason": [t(f"reason_{r}", lang) for r in table["reason"]],
+        "store": table["store_id"].to_numpy(),
+        "active_members": table["active_members"].to_numpy(),
+        "user_repurchase_rate": table["user_repurchase_rate"].to_numpy(),
+        "previous_user_repurchase_rate": table["previous_user_repurchase_rate"].to_numpy(),
+        "repurchase_change": [_points(v, lang) for v in table["change"]],
+        "subsidy_per_retained_member": table["subsidy_per_retained_member"].to_numpy(),
+    })
+    return intro + table_html(out, lang, rates=("user_repurchase_rate",
+                                                "previous_user_repurchase_rate"),
+                              money=("subsidy_per_retained_member",), counts=("active_members",))
 
 
 def outliers_text(outliers: str, lang: str = "en") -> str:
@@ -642,6 +772,10 @@ def chain_ranking_html(stores: pd.DataFrame, lang: str = "en") -> str:
     fmt = {"rates": ("user_repurchase_rate", "user_repurchase_low", "user_repurchase_high",
                      "order_repurchase_rate"),
            "money": ("revenue", "subsidy"), "counts": ("active_members",)}  # fmt: skip
+    if len(stores):
+        days = period_days_of(first["period_start"], first["period_end"])
+        fmt["headers"] = {k: windowed(k, lang, days=days)
+                          for k in ("user_repurchase_rate", "order_repurchase_rate")}
     out = f"<p>{html.escape(intro)}</p>" + table_html(
         ranked[["rank", *cols]].rename(columns={"store_id": "store"}), lang, **fmt)
     if len(small):
@@ -675,6 +809,9 @@ def plot_subsidy_efficiency(stores: pd.DataFrame, lang: str = "en", *,
     ax.yaxis.set_major_formatter(lambda y, _: format_money(y, lang))
     ax.set_xlabel(t("subsidy_driven_share", lang))
     ax.set_ylabel(t("subsidy_per_retained_member", lang))
+    # Levels start at zero: a narrow range (say ¥92-¥99) must not look like a wide spread.
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
     ax.set_title(t("subsidy_efficiency_title", lang))
     return ax
 
@@ -1225,6 +1362,7 @@ def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
         "channels": channels[["channel", "members", "user_repurchase_rate", "purchases",
                               "order_repurchase_rate"]].sort_values("members", ascending=False),
         "hours": hours[hours["subsidy_cohort"].isin(["loyal", "subsidy_driven"])],
+        "period_days": period_days,
     }
 
 
@@ -1242,24 +1380,96 @@ def segments_summary(segments: dict, lang: str = "en") -> str:
                         n=format_count(holders["members"], lang),
                         share=format_rate(holders["member_share"], lang, digits=0),
                         rate=format_rate(holders["user_repurchase_rate"], lang),
+                        days=segments["period_days"],
                         other=format_rate(None if others is None
                                           else others["user_repurchase_rate"], lang))
     return text
 
 
-def tiers_table_html(tiers: pd.DataFrame, lang: str = "en") -> str:
-    """Tier summary: members, share, spend over 365 days, repurchase rate."""
+def waves_reading(waves: pd.DataFrame, lang: str = "en") -> str:
+    """One line on the promotion waves: participants, repurchase after and cost per retained
+    member, first measured wave against the last (:func:`rxrepurchase.readings.wave_decline`);
+    empty with fewer than two measured waves."""
+    r = wave_decline(waves)
+    if r is None:
+        return ""
+    (p0, p1), (r0, r1) = r["participants"], r["repurchase_rate"]
+    c0, c1 = r["subsidy_per_retained_member"]
+    return t("reading_waves", lang, first=r["first"], last=r["last"],
+             p0=format_count(p0, lang), p1=format_count(p1, lang),
+             r0=format_rate(r0, lang), r1=format_rate(r1, lang),
+             c0=_money_or_missing(c0, lang), c1=_money_or_missing(c1, lang))
+
+
+def hours_reading(chain: Chain, store_id: str, lang: str = "en", *, period_days: int = 90) -> str:
+    """One line: the store's busiest two hours (:func:`rxrepurchase.readings.busiest_hours`)."""
+    peak = busiest_hours(chain.for_store(store_id).orders, chain.as_of, period_days=period_days)
+    if peak is None:
+        return ""
+    return t("reading_hours", lang, start=peak["start"], end=peak["end"], days=period_days,
+             share=format_rate(peak["share"], lang, digits=0), ratio=f"{peak['ratio']:.1f}")
+
+
+def store_tags(chain: Chain, store_id: str, *, period_days: int = 90,
+               min_members: int = MIN_ACTIVE_MEMBERS) -> pd.DataFrame:
+    """User repurchase rate per member tag at the store over the headline period
+    (:func:`rxrepurchase.readings.tag_repurchase`)."""
+    store = chain.for_store(store_id)
+    return tag_repurchase(store.orders, chain.members, report_period(chain.as_of, period_days),
+                          min_members=min_members)
+
+
+def tags_reading(tags: pd.DataFrame, lang: str = "en", *, days: int = 90) -> str:
+    """One line: the tags with the highest and lowest repurchase (empty with fewer than two)."""
+    if len(tags) < 2:
+        return ""
+    high, low = tags.iloc[0], tags.iloc[-1]
+    return t("reading_tags", lang, days=days, high=format_text(high["tag"]),
+             high_rate=format_rate(high["user_repurchase_rate"], lang),
+             high_n=format_count(high["members"], lang), low=format_text(low["tag"]),
+             low_rate=format_rate(low["user_repurchase_rate"], lang),
+             low_n=format_count(low["members"], lang))
+
+
+def rfm_actions_html(rfm: pd.DataFrame, lang: str = "en") -> str:
+    """Each member group (RFM segment) in operator words, its size and what to do with it."""
+    table = pd.DataFrame({
+        "rfm_group": [label(s, lang) for s in rfm["segment"]],
+        "members": rfm["members"].to_numpy(),
+        "rfm_action": [t(f"rfm_action_{s}", lang) if f"rfm_action_{s}" in STRINGS else "–"
+                       for s in rfm["segment"]],
+    })
+    return table_html(table, lang, counts=("members",))
+
+
+GLOSSARY = ("gloss_user_repurchase", "gloss_order_repurchase", "gloss_cohorts", "gloss_value",
+            "gloss_value_at_risk", "gloss_retained", "gloss_pdc")
+"""The glossary that closes a store page, in this order."""
+
+
+def glossary_html(lang: str = "en") -> str:
+    """The store page's glossary: the terms it uses, in plain words (Jinja, autoescaped)."""
+    return render_section("glossary", items=[t(key, lang) for key in GLOSSARY])
+
+
+def tiers_table_html(tiers: pd.DataFrame, lang: str = "en", *, days: int = 90) -> str:
+    """Tier summary: members, share, spend over 365 days, repurchase rate over the headline
+    period of ``days`` days."""
     out = tiers.assign(tier=tiers["tier"].map(lambda v: label(v, lang)))
     out = out.rename(columns={"tier": "group_tier"})
     return table_html(out, lang, rates=("member_share", "user_repurchase_rate"),
-                      money=("spend_365d_mean", "spend_365d_total"), counts=("members",))
+                      money=("spend_365d_mean", "spend_365d_total"), counts=("members",),
+                      headers={"user_repurchase_rate": windowed("user_repurchase_rate", lang,
+                                                                days=days)})
 
 
-def channels_table_html(channels: pd.DataFrame, lang: str = "en") -> str:
-    """Repurchase by order channel over the headline period."""
+def channels_table_html(channels: pd.DataFrame, lang: str = "en", *, days: int = 90) -> str:
+    """Repurchase by order channel over the headline period of ``days`` days."""
     out = channels.assign(channel=channels["channel"].map(lambda v: label(v, lang)))
     return table_html(out, lang, rates=("user_repurchase_rate", "order_repurchase_rate"),
-                      counts=("members", "purchases"))
+                      counts=("members", "purchases"),
+                      headers={k: windowed(k, lang, days=days)
+                               for k in ("user_repurchase_rate", "order_repurchase_rate")})
 
 
 def plot_rfm(rfm: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | None = None) -> plt.Axes:
@@ -1340,6 +1550,70 @@ def plot_refills_due(refills: RefillOverview, lang: str = "en", *,
     return plot_refills_due_by_week(refills.predictions, lang=lang, ax=ax)
 
 
+def store_wake_up(chain: Chain, store_id: str, models: StoreModels, *,
+                  gross_margin: float = 0.3) -> pd.DataFrame | None:
+    """The store's wake-up list as members get it: :func:`rxrepurchase.models.wake_up_list`
+    of its members through :func:`rxrepurchase.actionlists.wake_up_targets` (no recent buyer,
+    no negative value at risk), with ``member_id`` as a column; None when the store could not
+    be modelled. The list file and "This week" both read it."""
+    if not models.ok:
+        return None
+    wake = wake_up_list(chain.for_store(store_id).member_orders, models.purchase_model,
+                        models.spend_model, as_of=chain.as_of, gross_margin=gross_margin)
+    return wake_up_targets(wake, chain.members, chain.orders, as_of=chain.as_of)
+
+
+def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: StoreModels,
+                    refills: RefillOverview, *, gross_margin: float = 0.3,
+                    period_days: int = 90) -> pd.DataFrame:
+    """"This week" of a store report: :func:`rxrepurchase.this_week.this_week_actions` of the
+    store's refill predictions, wake-up list, subsidy cohorts and orders.
+
+    ``attrs`` carries ``as_of``, ``within`` and ``soon`` (the refill horizons in days) and
+    ``period_days`` for the page's sentences.
+    """
+    soon = min(7, refills.within)
+    actions = this_week_actions(
+        predictions=refills.predictions, members=chain.members, cohorts=cohorts,
+        orders=chain.for_store(store_id).orders, as_of=chain.as_of,
+        wake_up=store_wake_up(chain, store_id, models, gross_margin=gross_margin),
+        horizons=(soon, refills.within), period_days=period_days)
+    actions.attrs = {"as_of": chain.as_of.date().isoformat(), "within": refills.within,
+                     "soon": soon, "period_days": period_days}
+    return actions
+
+
+def this_week_metrics(actions: pd.DataFrame) -> dict:
+    """Members per action and offer, for ``metrics.json`` (``this_week_<offer>_members``)."""
+    return {f"this_week_{row.offer}_members": int(row.members) for row in actions.itertuples()}
+
+
+def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:
+    """"This week" as a numbered list: what, whom, how many, channel (Jinja, autoescaped)."""
+    lang = normalize_lang(lang)
+    a = actions.attrs
+    items = []
+    for row in actions.itertuples():
+        values = {"n": format_count(row.members, lang), "within": a["within"],
+                  "soon_days": a["soon"], "days": a["period_days"]}
+        if row.action == "refill_reminder":
+            values.update(soon=format_count(row.members_soon, lang),
+                          items=format_count(row.items, lang))
+        elif row.action == "win_back":
+            values.update(value=format_money(row.expected_value, lang), days=WIN_BACK_MIN_DAYS)
+        elif row.action == "evening_offer":
+            values.update(hours=row.hours, share=format_rate(row.share, lang, digits=0),
+                          ratio=f"{row.ratio:.1f}")
+        items.append({
+            "title": t(f"tw_{row.offer}", lang),
+            "text": t(f"tw_{row.offer}_text", lang, **values),
+            "channels": t("tw_channels", lang, **{c: format_count(getattr(row, c), lang)
+                                                  for c in CHANNELS}),
+        })
+    return render_section("this_week", items=items, intro=t("tw_intro", lang, as_of=a["as_of"]),
+                          nothing=t("tw_nothing", lang))
+
+
 def write_action_lists(
     chain: Chain, store_id: str, models: StoreModels, refills: RefillOverview,
     folder: str | os.PathLike | None, *, gross_margin: float = 0.3, lang: str = "en",
@@ -1358,13 +1632,10 @@ def write_action_lists(
         members: distinct members; path None when not written; wake-up sizes None when the
         store could not be modelled). ``attrs["tables"]`` holds the lists themselves.
     """
-    lists: dict[str, pd.DataFrame | None] = {"refill_reminder": refills.targets}
-    if models.ok:
-        wake = wake_up_list(chain.for_store(store_id).member_orders, models.purchase_model,
-                            models.spend_model, as_of=chain.as_of, gross_margin=gross_margin)
-        lists["wake_up"] = wake_up_targets(wake, chain.members, chain.orders, as_of=chain.as_of)
-    else:
-        lists["wake_up"] = None
+    lists: dict[str, pd.DataFrame | None] = {
+        "refill_reminder": refills.targets,
+        "wake_up": store_wake_up(chain, store_id, models, gross_margin=gross_margin),
+    }
     lists["lapsed_refill"] = lapsed_refill_list(
         refills.predictions, chain.members, chain.orders,
         max_overdue_days=refills.targets.attrs.get("max_overdue_days") or 30)

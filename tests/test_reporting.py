@@ -23,6 +23,7 @@ import pytest
 
 from rxrepurchase import report_data as rd
 from rxrepurchase import reporting
+from rxrepurchase.chain_view import chain_totals, chain_trend
 from rxrepurchase.cli import main
 from rxrepurchase.demo import DemoConfig, write_demo_chain
 from rxrepurchase.i18n import UnknownLanguageError, format_count, format_money, format_rate, t
@@ -116,6 +117,11 @@ def _ok(run, store_id):
 
 def _text(path: Path) -> str:
     return path.read_text(encoding="utf-8")
+
+
+def _words(page: str) -> str:
+    """The text of an HTML fragment, tags removed and entities resolved."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
 
 
 # --- the run folder -----------------------------------------------------------------------
@@ -235,6 +241,49 @@ def test_metrics_json_equals_the_package_figures(run, chain):
         assert 0 < written["user_repurchase_rate"] < 1 and written["active_members"] > 0
         assert written["modelled"] and written["clv_total"] > 0
         assert written["loyal_members"] + written["subsidy_driven_members"] <= written["cohort_members"]
+
+
+def test_this_week_opens_the_store_page_with_the_package_counts(run, chain):
+    r = _ok(run, "S01")
+    text = _text(r.html)
+    cohorts = rd.store_cohorts(chain, "S01")
+    models = rd.store_models(chain, "S01", cohorts["members"])
+    actions = rd.store_this_week(chain, "S01", cohorts["members"], models,
+                                 rd.store_refills(chain, "S01"))
+    expected = rd.this_week_metrics(actions)
+    assert {k: r.metrics.get(k) for k in expected} == expected
+    assert expected["this_week_reminder_coupon_members"] > 0
+    assert expected["this_week_member_care_members"] > 0
+    # First, before the headline, and the same words as the package renders (the page's HTML
+    # is re-serialised by nbconvert: compare the text).
+    assert text.index(">This week<") < text.index(">1. Headline<")
+    assert _words(rd.this_week_html(actions, "en")) in _words(text)
+
+
+def test_every_repurchase_rate_on_the_page_names_its_window(run):
+    r = _ok(run, "S01")
+    text = _text(r.html)
+    tiles = dict(re.findall(r'<div class="rx-label">([^<]*)</div>\s*<div class="rx-value">([^<]*)<',
+                            text))
+    # The tile figures are metrics.json's, under labels that say over which days.
+    assert tiles["User repurchase rate, last 90 days"] == format_rate(r.metrics["user_repurchase_rate"])
+    assert tiles["Order repurchase rate, last 90 days"] == format_rate(r.metrics["order_repurchase_rate"])
+    assert "User repurchase rate, whole history" in text  # the cohort table
+    assert ">User repurchase rate<" not in text and ">Order repurchase rate<" not in text
+
+
+def test_sections_open_with_readings_and_the_page_ends_with_a_glossary(run, chain):
+    text = _text(_ok(run, "S01").html)
+    cohorts = rd.store_cohorts(chain, "S01")
+    reading = rd.waves_reading(cohorts["waves"])
+    assert reading.startswith("From wave 1 to wave ") and html.escape(reading) in text
+    assert html.escape(rd.hours_reading(chain, "S01")) in text
+    tags = rd.store_tags(chain, "S01")
+    assert len(tags) >= 2 and html.escape(rd.tags_reading(tags)) in text
+    assert "Lost: long gone, bought once or twice" in text and "What to do" in text
+    # Plain words for store managers: no model names; the glossary closes the page.
+    assert "BG/NBD" not in text and "Gamma-Gamma" not in text
+    assert text.index(">Glossary<") > text.index(">7. Data quality<")
 
 
 def test_store_figures_from_the_chain_wide_figures_are_the_same(chain, tmp_path):
@@ -357,13 +406,24 @@ def test_printed_index_names_the_files_instead_of_linking(run, chain, tmp_path):
 
 
 def test_chain_overview_ranks_every_store(run, chain):
-    text = _text(run.chain_html)
+    text = _text(run.chain_html).split(">Stores ranked by user repurchase rate<", 1)[1]
     rates = {s: store_headline(chain, s)["user_repurchase_rate"] for s in chain.store_ids}
     best_first = sorted(rates, key=rates.get, reverse=True)
     positions = [text.index(f"<td>{s}</td>") for s in best_first]
     assert positions == sorted(positions)
     for rate in rates.values():
         assert format_rate(rate) in text
+
+
+def test_chain_overview_states_its_period_totals_and_stores_to_watch_first(run, chain):
+    text = _text(run.chain_html)
+    h = store_headline(chain, "S01")
+    assert f"period {h['period_start']} to {h['period_end']} (90 days)" in text
+    totals = chain_totals(chain.orders, chain.as_of).set_index("period")
+    assert format_money(totals.at["this", "revenue"]) in text
+    assert text.index(">The chain this period<") < text.index(">Stores needing attention first<")
+    assert text.index(">Stores needing attention first<") < text.index(
+        ">Stores ranked by user repurchase rate<")
 
 
 def test_subsidy_section_tells_each_wave_and_ranks_the_campaigns(run, chain):
@@ -397,6 +457,8 @@ def test_chinese_report_is_in_chinese(zh_cli_run, chain):
     text = _text(folder / "stores/S03/report.html")
     assert "核心指标" in text and "用户复购率" in text and "会员复购分析报告" in text
     assert "Headline" not in text and "User repurchase rate" not in text
+    assert text.index("本周行动") < text.index("核心指标") and "This week" not in text
+    assert "渠道：微信" in text and "Channel:" not in text
     assert "补贴值不值？" in text and "第1波" in text and "Did the subsidy pay?" not in text
     h = store_headline(chain, "S03")
     # The run said the amounts are US dollars (--currency USD): every amount shows $.
@@ -467,6 +529,8 @@ def test_every_chart_of_a_chinese_report_is_in_chinese(chain):
         "plot_refills_due": lambda ax: rd.plot_refills_due(rd.store_refills(chain, s), lang, ax=ax),
         "plot_store_rates": lambda ax: rd.plot_store_rates(stores, lang, ax=ax),
         "plot_subsidy_efficiency": lambda ax: rd.plot_subsidy_efficiency(stores, lang, ax=ax),
+        "plot_chain_trend": lambda ax: rd.plot_chain_trend(
+            chain_trend(chain.orders, chain.as_of), lang, ax=ax),
     }
     # Every chart the two notebooks draw is checked here.
     used = set()

@@ -106,7 +106,7 @@ def test_cohort_table_shows_each_cohorts_interval(tiny):
     cohorts = rd.store_cohorts(chain, store)
     cmp = cohorts["comparison"].set_index("subsidy_cohort")
     page = rd.cohort_table_html(cohorts["comparison"])
-    row = page.split("User repurchase rate, 95% interval</th>", 1)[1].split("</tr>", 1)[0]
+    row = page.split("User repurchase rate, whole history, 95% interval</th>", 1)[1].split("</tr>", 1)[0]
     cells = [c.split("</td>")[0] for c in row.split("<td>")[1:]]
     low, high = rd.repurchase_interval(cmp["repeat_members"], cmp["members"])
     assert cells == [f"{100 * lo:.0f}%–{100 * hi:.0f}%" for lo, hi in zip(low, high, strict=True)]

@@ -1,0 +1,163 @@
+"""Chain-level figures for the chain overview: totals with their change, trend, attention list.
+
+An operations director reads the overview to run the chain: what the period is, how the chain
+as a whole did against the previous period (and the same period a year before, where the data
+reaches back that far), and which stores need attention first. Plain functions on the orders
+table; :mod:`rxrepurchase.report_data` words and draws them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from rxrepurchase.contract import require_columns
+from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.metrics import repurchase_rates
+
+__all__ = [
+    "ChainViewError",
+    "PERIODS",
+    "TOTALS",
+    "chain_periods",
+    "chain_totals",
+    "chain_trend",
+    "stores_needing_attention",
+]
+
+PERIODS: tuple[str, ...] = ("this", "previous", "year_before")
+"""The compared periods: the headline period, the one just before it, a year before it."""
+
+TOTALS: tuple[str, ...] = ("active_members", "user_repurchase_rate", "order_repurchase_rate",
+                           "orders", "revenue", "subsidy")
+"""Chain totals per period; the two rates change in points, the others in per cent."""
+
+RATES = ("user_repurchase_rate", "order_repurchase_rate")
+
+
+class ChainViewError(RxRepurchaseError, ValueError):
+    """Bad input to the chain overview's figures."""
+
+
+def chain_periods(as_of, period_days: int = 90) -> pd.DataFrame:
+    """Start and end (inclusive days) of :data:`PERIODS` for the headline period ending
+    ``as_of``: ``previous`` ends the day before it starts, ``year_before`` is the same dates one
+    calendar year earlier."""
+    if period_days < 1:
+        raise ChainViewError(f"period_days must be at least 1, got {period_days}")
+    end = pd.Timestamp(as_of).normalize()
+    start = end - pd.Timedelta(days=period_days - 1)
+    year = pd.DateOffset(years=1)
+    return pd.DataFrame({
+        "period": list(PERIODS),
+        "start": [start, start - pd.Timedelta(days=period_days), start - year],
+        "end": [end, start - pd.Timedelta(days=1), end - year],
+    })
+
+
+def chain_totals(orders: pd.DataFrame, as_of, *, period_days: int = 90) -> pd.DataFrame:
+    """The chain's totals over each of :data:`PERIODS` and the change of this period.
+
+    Returns
+    -------
+    DataFrame
+        One row per period: ``period, start, end, available`` (the orders reach back to the
+        period's start; figures of an unavailable period are NaN), :data:`TOTALS` (members
+        and rates pooled over all stores; orders, revenue = ``paid_amount`` and subsidy =
+        ``discount_amount`` over all orders, walk-ins included, as
+        :func:`rxrepurchase.report_data.store_headline` counts them) and, for the two earlier
+        periods, ``change_<total>``: this period's figure against theirs (rates: difference
+        in points as a fraction; others: relative change).
+    """
+    require_columns(orders, ["member_id", "ordered_at", "paid_amount", "discount_amount"],
+                    "orders", error=ChainViewError)
+    periods = chain_periods(as_of, period_days)
+    first_day = orders["ordered_at"].min().normalize() if len(orders) else pd.NaT
+    day = orders["ordered_at"].dt.normalize()
+    rows = []
+    for p in periods.itertuples():
+        row = {"period": p.period, "start": p.start, "end": p.end,
+               "available": bool(pd.notna(first_day) and first_day <= p.start)}
+        figures = dict.fromkeys(TOTALS, float("nan"))
+        if row["available"]:
+            inside = orders.loc[(day >= p.start) & (day <= p.end)]
+            rates = repurchase_rates(orders, (p.start, p.end))
+            if len(rates):
+                r = rates.iloc[0]
+                figures.update(active_members=int(r["members"]),
+                               user_repurchase_rate=float(r["user_repurchase_rate"]),
+                               order_repurchase_rate=float(r["order_repurchase_rate"]))
+            else:
+                figures.update(active_members=0)
+            figures.update(orders=len(inside), revenue=float(inside["paid_amount"].sum()),
+                           subsidy=float(inside["discount_amount"].sum()))
+        rows.append({**row, **figures})
+    table = pd.DataFrame(rows)
+    now = table.iloc[0]
+    for total in TOTALS:
+        before = table[total].astype("float64")
+        if total in RATES:
+            change = now[total] - before
+        else:
+            change = (now[total] - before) / before.where(before != 0)
+        table[f"change_{total}"] = change.where(table["period"] != "this")
+    return table
+
+
+def chain_trend(orders: pd.DataFrame, as_of, *, months: int = 12) -> pd.DataFrame:
+    """The chain's user and order repurchase rates per calendar month, the last ``months`` up
+    to ``as_of`` (members pooled over all stores), with ``partial`` for a month not over."""
+    end = pd.Timestamp(as_of).normalize()
+    start = (end.to_period("M") - (months - 1)).to_timestamp()
+    rates = repurchase_rates(orders, "M", start=start, end=end)
+    table = rates[["window_start", "members", *RATES]].rename(columns={"window_start": "month"})
+    table["partial"] = (table["month"] + pd.offsets.MonthEnd(0)) > end
+    return table.reset_index(drop=True)
+
+
+def stores_needing_attention(orders: pd.DataFrame, stores: pd.DataFrame, as_of, *,
+                             period_days: int = 90, min_active_members: int = 30,
+                             top: int = 3) -> pd.DataFrame:
+    """The stores to look at first, among those with at least ``min_active_members`` active
+    members in both this and the previous period.
+
+    Two lists, in this order: the ``top`` largest falls of the user repurchase rate against
+    the previous period (falls only), then the ``top`` highest subsidy per retained member
+    (``stores["subsidy_per_retained_member"]``, the lowest subsidy efficiency) among the stores
+    above these stores' median (so a small chain does not list every store). A store can be on
+    both.
+
+    Returns
+    -------
+    DataFrame
+        ``reason`` (``repurchase_fall`` or ``subsidy_efficiency``), ``store_id``,
+        ``active_members``, ``user_repurchase_rate``, ``previous_user_repurchase_rate``,
+        ``change`` (points as a fraction), ``subsidy_per_retained_member``.
+    """
+    require_columns(stores, ["store_id", "subsidy_per_retained_member"], "stores",
+                    error=ChainViewError)
+    periods = chain_periods(as_of, period_days).set_index("period")
+    rates = {}
+    for name in ("this", "previous"):
+        p = periods.loc[name]
+        rates[name] = repurchase_rates(orders, (p["start"], p["end"]), by="store_id").set_index(
+            "store_id")[["members", "user_repurchase_rate"]]
+    both = rates["this"].merge(rates["previous"], left_index=True, right_index=True,
+                               suffixes=("", "_previous"))
+    both = both[(both["members"] >= min_active_members)
+                & (both["members_previous"] >= min_active_members)]
+    table = pd.DataFrame({
+        "store_id": both.index,
+        "active_members": both["members"].astype("int64").to_numpy(),
+        "user_repurchase_rate": both["user_repurchase_rate"].to_numpy(),
+        "previous_user_repurchase_rate": both["user_repurchase_rate_previous"].to_numpy(),
+    })
+    table["change"] = table["user_repurchase_rate"] - table["previous_user_repurchase_rate"]
+    by_store = stores.set_index("store_id")["subsidy_per_retained_member"]
+    table["subsidy_per_retained_member"] = by_store.reindex(table["store_id"]).to_numpy()
+    falls = table[table["change"] < 0].sort_values(["change", "store_id"]).head(top)
+    cost = table["subsidy_per_retained_member"]
+    costly = table[cost > cost.median()].sort_values(
+        ["subsidy_per_retained_member", "store_id"], ascending=[False, True]).head(top)
+    out = pd.concat([falls.assign(reason="repurchase_fall"),
+                     costly.assign(reason="subsidy_efficiency")], ignore_index=True)
+    return out[["reason", *table.columns]]

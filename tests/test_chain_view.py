@@ -1,0 +1,113 @@
+"""Chain overview figures against hand-counted orders."""
+
+import pandas as pd
+import pytest
+
+from rxrepurchase.chain_view import (
+    ChainViewError,
+    chain_periods,
+    chain_totals,
+    chain_trend,
+    stores_needing_attention,
+)
+
+AS_OF = "2026-09-30"
+
+
+def _orders(rows):
+    """rows: (store_id, member_id or None, day)."""
+    return pd.DataFrame([
+        {"order_id": f"O{i}", "store_id": s, "member_id": m, "ordered_at": pd.Timestamp(d),
+         "gross_amount": 11.0, "discount_amount": 1.0, "paid_amount": 10.0, "coupon_id": None,
+         "campaign_id": None}
+        for i, (s, m, d) in enumerate(rows)
+    ])
+
+
+# This period (30 days: 09-01..09-30): A twice, B once, one walk-in.
+# Previous (08-02..08-31): A once, B twice, C twice, a walk-in on its first day (the data
+# reaches back to the period's start). Nothing a year before.
+CHAIN = _orders([
+    ("S1", "A", "2026-09-05"), ("S1", "A", "2026-09-10"), ("S1", "B", "2026-09-06"),
+    ("S1", None, "2026-09-07"),
+    ("S1", "A", "2026-08-10"), ("S1", "B", "2026-08-11"), ("S1", "B", "2026-08-20"),
+    ("S1", "C", "2026-08-12"), ("S1", "C", "2026-08-15"), ("S1", None, "2026-08-02"),
+])
+
+
+def test_periods_are_this_the_one_before_and_a_year_before():
+    p = chain_periods(AS_OF, 30).set_index("period")
+    assert p.loc["this"].tolist() == [pd.Timestamp("2026-09-01"), pd.Timestamp("2026-09-30")]
+    assert p.loc["previous"].tolist() == [pd.Timestamp("2026-08-02"), pd.Timestamp("2026-08-31")]
+    assert p.loc["year_before"].tolist() == [pd.Timestamp("2025-09-01"),
+                                             pd.Timestamp("2025-09-30")]
+    with pytest.raises(ChainViewError, match="period_days"):
+        chain_periods(AS_OF, 0)
+
+
+def test_chain_totals_and_their_change():
+    t = chain_totals(CHAIN, AS_OF, period_days=30).set_index("period")
+    now, before = t.loc["this"], t.loc["previous"]
+    assert (now["active_members"], now["orders"], now["revenue"], now["subsidy"]) == (2, 4, 40, 4)
+    assert now["user_repurchase_rate"] == pytest.approx(1 / 2)
+    assert (before["active_members"], before["orders"], before["revenue"]) == (3, 6, 60)
+    assert before["user_repurchase_rate"] == pytest.approx(2 / 3)
+    assert before["change_user_repurchase_rate"] == pytest.approx(1 / 2 - 2 / 3)  # points
+    assert before["change_revenue"] == pytest.approx(40 / 60 - 1)  # relative
+    assert before["change_active_members"] == pytest.approx(-1 / 3)
+    # The data starts in August 2026: no year-before figures, and said so.
+    assert not t.loc["year_before", "available"]
+    assert pd.isna(t.loc["year_before", "revenue"])
+    assert pd.isna(t.loc["year_before", "change_revenue"])
+    assert pd.isna(now["change_revenue"])
+
+
+def test_chain_trend_per_calendar_month():
+    trend = chain_trend(CHAIN, AS_OF, months=2)
+    assert trend["month"].tolist() == [pd.Timestamp("2026-08-01"), pd.Timestamp("2026-09-01")]
+    assert trend["members"].tolist() == [3, 2]  # the August walk-in is no member
+    assert trend["user_repurchase_rate"].tolist() == pytest.approx([2 / 3, 1 / 2])
+    assert not trend["partial"].any()
+
+
+def test_stores_needing_attention_falls_first_then_costly_subsidy_above_the_minimum():
+    rows = []
+    # S1: 2/2 repeat before, 1/2 now (-50 points). S2: 0/2 before, 2/2 now (rise).
+    # S3: 1/2 before, 0/2 now (-50 points). S4: one member only (too small).
+    for store, before, now in (("S1", (2, 2), (2, 1)), ("S2", (1, 1), (2, 2)),
+                               ("S3", (2, 1), (1, 1)), ("S4", (2,), (1,))):
+        for k, n in enumerate(before):
+            rows += [(store, f"{store}m{k}", f"2026-08-{10 + j:02d}") for j in range(n)]
+        for k, n in enumerate(now):
+            rows += [(store, f"{store}m{k}", f"2026-09-{10 + j:02d}") for j in range(n)]
+    stores = pd.DataFrame({"store_id": ["S1", "S2", "S3", "S4"],
+                           "subsidy_per_retained_member": [10.0, 30.0, None, 99.0]})
+    table = stores_needing_attention(_orders(rows), stores, AS_OF, period_days=30,
+                                     min_active_members=2, top=2)
+    assert table[["reason", "store_id"]].values.tolist() == [
+        ["repurchase_fall", "S1"], ["repurchase_fall", "S3"],
+        ["subsidy_efficiency", "S2"]]  # above the median of S1 and S2 (S3 has no figure)
+    assert table["change"].iloc[0] == pytest.approx(-0.5)
+
+
+def test_totals_table_states_the_periods_and_signs_the_changes():
+    import matplotlib.pyplot as plt
+
+    from rxrepurchase import report_data as rd
+
+    page = rd.chain_totals_html(chain_totals(CHAIN, AS_OF, period_days=30))
+    assert "2026-09-01 to 2026-09-30 (30 days)" in page and "(2026-08-02 to 2026-08-31)" in page
+    assert "User repurchase rate, last 30 days" in page
+    assert "<td>50.0%</td>" in page and "<td>-16.7 pts</td>" in page  # 1/2 against 2/3
+    assert "<td>¥40</td>" in page and "<td>-33.3%</td>" in page  # revenue 40 against 60
+    assert "no comparison with a year before" in page
+    assert "同比" in rd.chain_totals_html(chain_totals(CHAIN, AS_OF, period_days=30), "zh")
+    # Level axes start at zero.
+    fig, ax = plt.subplots()
+    rd.plot_chain_trend(chain_trend(CHAIN, AS_OF, months=2), ax=ax)
+    assert ax.get_ylim()[0] == 0
+    stores = pd.DataFrame({"store_id": ["S1", "S2"], "subsidy_driven_share": [0.3, 0.35],
+                           "subsidy_per_retained_member": [92.0, 99.0], "loyal_share": [0.4, 0.5]})
+    rd.plot_subsidy_efficiency(stores, ax=ax)
+    assert ax.get_ylim()[0] == 0 and ax.get_xlim()[0] == 0
+    plt.close(fig)

@@ -1,0 +1,133 @@
+"""The "This week" actions, against hand-computed counts on small tables."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from rxrepurchase import report_data as rd
+from rxrepurchase.i18n import format_count
+from rxrepurchase.metrics import pareto_share
+from rxrepurchase.this_week import (
+    ThisWeekError,
+    contact_channel,
+    evening_peak,
+    this_week_actions,
+    top_members,
+)
+
+AS_OF = pd.Timestamp("2026-09-30")
+
+
+def _orders(rows):
+    """rows: (member_id, 'YYYY-MM-DD HH:MM', paid)."""
+    frame = pd.DataFrame(rows, columns=["member_id", "ordered_at", "paid_amount"])
+    return frame.assign(ordered_at=pd.to_datetime(frame["ordered_at"]),
+                        gross_amount=frame["paid_amount"], discount_amount=0.0,
+                        order_id=[f"O{i}" for i in range(len(frame))], store_id="S01", coupon_id=None,
+                        campaign_id=None)
+
+
+def test_channel_is_wechat_then_sms_then_in_store():
+    members = pd.DataFrame({"member_id": ["A", "B", "C", "D"],
+                            "wechat_id": ["wx1", None, "  ", None],
+                            "phone": ["138", "139", "137", ""]})
+    assert contact_channel(members).to_dict() == {"A": "wechat", "B": "sms", "C": "sms",
+                                                  "D": "in_store"}
+
+
+def test_top_members_are_the_top_fifth_by_what_they_paid_ties_by_id():
+    orders = _orders([("A", "2026-09-01 10:00", 100), ("C", "2026-09-02 10:00", 50),
+                      ("B", "2026-09-03 10:00", 50), ("D", "2026-09-04 10:00", 10),
+                      ("E", "2026-09-05 10:00", 5), ("F", "2026-09-06 10:00", 1),
+                      ("F", "2026-10-06 10:00", 1000)])  # after as_of: not counted
+    top = top_members(orders, 0.2, end=AS_OF)
+    assert list(top) == ["A", "B"]  # ceil(0.2 x 6) = 2; B before C at 50
+    shares = pareto_share(orders, 0.2, end=AS_OF).set_index("measure")
+    assert shares.at["revenue_net_of_subsidy", "top_members"] == len(top)
+
+
+def _day_of(hours):
+    return [(f"M{i}", f"2026-09-20 {h:02d}:15", 1.0) for i, h in enumerate(hours)]
+
+
+def test_evening_peak_found_where_the_evening_dominates():
+    hours = list(range(9, 22)) + [19] * 6 + [20] * 6
+    peak = evening_peak(_orders(_day_of(hours)), AS_OF)
+    # 25 orders over 13 open hours; 19-21 h holds 14: share 0.56, ratio 0.56 / (2/13) = 3.64.
+    assert (peak["start"], peak["end"]) == (19, 21)
+    assert peak["share"] == pytest.approx(14 / 25)
+    assert peak["ratio"] == pytest.approx(14 / 25 * 13 / 2)
+    assert peak["members"] == 14
+
+
+def test_no_evening_offer_for_a_morning_peak_a_flat_day_or_old_orders():
+    morning = list(range(9, 22)) + [9] * 6 + [10] * 6
+    assert evening_peak(_orders(_day_of(morning)), AS_OF) is None
+    assert evening_peak(_orders(_day_of(list(range(9, 22)) * 3)), AS_OF) is None
+    evening = list(range(9, 22)) + [19] * 6 + [20] * 6
+    old = [(m, "2026-05-01" + when[10:], p) for m, when, p in _day_of(evening)]
+    assert evening_peak(_orders(old), AS_OF, period_days=90) is None
+
+
+def _inputs():
+    predictions = pd.DataFrame({
+        "member_id": ["A", "A", "B", "C", "D", "E", "F", "G", "H"],
+        "rhythm": ["repeat"] * 8 + ["first_refill"],
+        "days_until_due": [0, 5, 7, 10, 14, 15, -3, 3, 2],
+    })
+    members = pd.DataFrame({"member_id": list("ABCDEFGHXYZ"),
+                            "wechat_id": ["w", None, None, "w", None, None, None, None, None,
+                                          None, None],
+                            "phone": ["1"] * 11})
+    cohorts = pd.DataFrame({"member_id": list("ABCDEFGHXYZ"),
+                            "subsidy_cohort": ["loyal", "mixed", "loyal", "loyal", "loyal",
+                                               "loyal", "subsidy_driven", "subsidy_driven",
+                                               "loyal", "subsidy_driven", "loyal"]})
+    wake = pd.DataFrame({"member_id": ["X", "Y", "Z", "A", "B"],
+                         "value_at_risk": [100.0, 50.0, 80.0, -5.0, 30.0],
+                         "p_alive_now": [0.5, 0.4, 0.9, 0.5, 0.5],
+                         "days_since_last_purchase": [30, 20, 40, 60, 5]})
+    orders = _orders([(m, "2026-09-10 10:00", float(i + 1)) for i, m in enumerate("ABCDEFGHXY")])
+    return dict(predictions=predictions, members=members, cohorts=cohorts, orders=orders,
+                as_of=AS_OF, wake_up=wake)
+
+
+def test_actions_count_whom_how_many_which_channel_and_offer():
+    actions = this_week_actions(**_inputs()).set_index("offer")
+    # Due within 14 days, repeat rhythm: A (2 products), B, C, D, G; E (15 d), F (overdue) and
+    # H (first refill) are not. G buys on coupons: reminder only.
+    refill = actions.loc["reminder_coupon"]
+    assert (refill["members"], refill["items"], refill["members_soon"]) == (4, 5, 2)
+    assert (refill["wechat"], refill["sms"], refill["in_store"]) == (2, 2, 0)
+    assert actions.loc["reminder_only", "members"] == 1
+    # Win back: A has a negative value at risk and B bought 5 days ago; Y buys on coupons.
+    assert actions.loc["win_back_coupon", "members"] == 2
+    assert actions.loc["win_back_coupon", "expected_value"] == pytest.approx(100 * .5 + 80 * .9)
+    assert actions.loc["win_back_no_coupon", "expected_value"] == pytest.approx(50 * .4)
+    assert actions.loc["member_care", "members"] == math.ceil(0.2 * 10)
+    assert "evening_offer" not in actions.index
+    assert list(this_week_actions(**_inputs())["action"]) == [
+        "refill_reminder", "refill_reminder", "win_back", "win_back", "top_care"]
+
+
+def test_no_wake_up_list_means_no_win_back_row_and_bad_input_is_named():
+    inputs = _inputs() | {"wake_up": None}
+    assert "win_back" not in set(this_week_actions(**inputs)["action"])
+    inputs["predictions"] = inputs["predictions"].drop(columns="rhythm")
+    with pytest.raises(ThisWeekError, match="predictions has no column.*rhythm"):
+        this_week_actions(**inputs)
+
+
+def test_this_week_html_says_each_count_and_escapes(monkeypatch):
+    actions = this_week_actions(**_inputs())
+    actions.attrs = {"as_of": "2026-09-30", "within": 14, "soon": 7, "period_days": 90}
+    page = rd.this_week_html(actions, "en")
+    assert page.count("<li>") == len(actions)
+    assert "due for a refill in the next 14 days: 4 (2 in the next 7 days; 5 member" in page
+    assert "Channel: WeChat 2 · SMS 2 · in store 0" in page
+    zh = rd.this_week_html(actions, "zh")
+    assert f"{format_count(4)} 位按周期购药的慢病会员将在未来 14 天内到期" in zh
+    actions.attrs["as_of"] = "<b>"
+    assert "&lt;b&gt;" in rd.this_week_html(actions, "en")
+    assert rd.this_week_metrics(actions)["this_week_reminder_coupon_members"] == 4
