@@ -33,9 +33,12 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	bash scripts/system-deps.sh
 	touch $(STAMP)
 
-# The newest releases pyproject.toml allows, written to uv.lock; commit it after `make test`.
+# The newest releases pyproject.toml allows, written to uv.lock and exported, hashed, to
+# requirements.lock for pip or conda users; commit both after `make test`.
+EXPORT := $(UV) export --frozen --extra dev --no-emit-project --output-file requirements.lock
 lock: | $(UV)
 	$(UV) lock --upgrade --python $(PYTHON)
+	$(EXPORT) >/dev/null
 
 # The suite on the newest releases, in a throwaway environment: drift shows up here first.
 test-latest: | $(UV)

@@ -115,3 +115,26 @@ def test_make_installs_the_lock_with_a_pinned_uv():
     assert "sync --locked" in makefile
     for target in ("lock", "test-latest", "demo", "test"):
         assert re.search(rf"^{target}:", makefile, re.M), target
+
+
+def test_requirements_lock_is_the_export_of_uv_lock(tmp_path):
+    """requirements.lock (for pip: ``pip install -r requirements.lock``) is exactly what
+    ``make lock`` exports from uv.lock, so the two cannot drift apart."""
+    import shutil
+    import subprocess
+
+    uv = ROOT / ".tools" / "bin" / "uv"
+    uv = str(uv) if uv.exists() else shutil.which("uv")
+    if uv is None:
+        import pytest
+
+        pytest.skip("uv is not installed (make setup installs it into .tools/)")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    command = re.search(r"^EXPORT := \$\(UV\) (.*)$", makefile, re.M).group(1).split()
+    out = tmp_path / "requirements.lock"
+    command[command.index("--output-file") + 1] = str(out)
+    subprocess.run([uv, *command], cwd=ROOT, check=True, capture_output=True)
+    body = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")]
+    ours = (ROOT / "requirements.lock").read_text().splitlines()
+    assert body == [ln for ln in ours if not ln.startswith("#")]
+    assert any(ln.startswith("pandas==") for ln in ours) and "--hash=sha256:" in "".join(ours)
