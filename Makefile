@@ -25,17 +25,17 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
 
-# Installs exactly the lock (runtime + dev extra); --locked fails if pyproject.toml changed
+# Installs exactly the lock (runtime + dev and spark extras); --locked fails if pyproject.toml changed
 # without `make lock`.
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --extra dev --python $(PYTHON)
+	$(UV) sync --locked --extra dev --extra spark --python $(PYTHON)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	bash scripts/system-deps.sh
 	touch $(STAMP)
 
 # The newest releases pyproject.toml allows, written to uv.lock and exported, hashed, to
 # requirements.lock for pip or conda users; commit both after `make test`.
-EXPORT := $(UV) export --frozen --extra dev --no-emit-project --output-file requirements.lock
+EXPORT := $(UV) export --frozen --extra dev --extra spark --no-emit-project --output-file requirements.lock
 lock: | $(UV)
 	$(UV) lock --upgrade --python $(PYTHON)
 	$(EXPORT) >/dev/null
@@ -44,7 +44,7 @@ lock: | $(UV)
 test-latest: | $(UV)
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(UV) venv -q --python $(PYTHON) "$$tmp/venv"; \
-	$(UV) pip install -q --python "$$tmp/venv/bin/python" --upgrade --no-cache-dir -e '.[dev]'; \
+	$(UV) pip install -q --python "$$tmp/venv/bin/python" --upgrade --no-cache-dir -e '.[dev,spark]'; \
 	"$$tmp/venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null; \
 	$(UV) pip freeze --python "$$tmp/venv/bin/python" | grep -iE '^(pandas|numpy|duckdb|pyarrow|scipy|lifetimes|matplotlib|papermill|weasyprint)==' || true; \
 	PATH="$$tmp/venv/bin:$$PATH" "$$tmp/venv/bin/python" -m pytest; \

@@ -2,7 +2,8 @@
 # Operating-system packages the reports need: a CJK font (Chinese charts and pages), an emoji
 # font (emoji in names print as emoji, not boxes) and Pango
 # (weasyprint's PDF rendering) with HarfBuzz's font subsetting. Optional: Chromium, in which the
-# browser-width test renders the pages headless (without it that test is skipped).
+# browser-width test renders the pages headless (without it that test is skipped), and a Java
+# runtime, which PySpark needs (without one the Spark tests are skipped).
 # Installs them with apt-get when run as root on Debian/Ubuntu;
 # otherwise says exactly what is missing and how to get it (a missing optional one does not fail).
 set -u
@@ -15,6 +16,7 @@ ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so' || missing+=(libpangoft2-
 # weasyprint subsets fonts with it (future versions require it; it warns without it)
 ldconfig -p 2>/dev/null | grep -q 'libharfbuzz-subset.so' || missing+=(libharfbuzz-subset0)
 command -v fc-list >/dev/null || missing+=(fontconfig)
+command -v java >/dev/null || optional+=(default-jre-headless)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || optional+=(chromium)
 ((${#missing[@]} + ${#optional[@]})) || exit 0
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
@@ -24,7 +26,7 @@ if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   exit $?
 fi
 if ((${#optional[@]})); then
-  echo "system-deps: optional ${optional[*]} is missing: the browser-width test is skipped" >&2
+  echo "system-deps: optional ${optional[*]} is missing: the browser-width or Spark tests are skipped" >&2
   echo "  (Debian/Ubuntu: sudo apt-get install ${optional[*]})." >&2
 fi
 ((${#missing[@]})) || exit 0

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _requirement(spec: str) -> tuple[str, str]:
-    m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*", spec)
+    m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*?)\s*", spec)
     assert m, spec
     return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
 
@@ -34,7 +34,8 @@ def _conda_dependencies() -> dict[str, str]:
 def test_environment_yml_installs_the_same_packages_as_pyproject():
     project = _pyproject()["project"]
     wanted = dict(_requirement(s) for s in project["dependencies"])
-    wanted.update(_requirement(s) for s in project["optional-dependencies"]["dev"])
+    for extra in ("dev", "spark"):
+        wanted.update(_requirement(s) for s in project["optional-dependencies"][extra])
     conda = _conda_dependencies()
     conda.pop("pip", None)
     python_bound = conda.pop("python")
@@ -97,7 +98,8 @@ def test_lock_covers_pyproject_and_environment_yml():
     project = _pyproject()["project"]
     locked_direct = {d["name"]: d.get("specifier", "") for d in ours["metadata"]["requires-dist"]}
     wanted = dict(_requirement(s) for s in project["dependencies"])
-    wanted.update(_requirement(s) for s in project["optional-dependencies"]["dev"])
+    for extra in ("dev", "spark"):
+        wanted.update(_requirement(s) for s in project["optional-dependencies"][extra])
     # The lock was made from this pyproject (uv sync --locked also refuses a stale lock) ...
     assert locked_direct == wanted
     # ... and environment.yml names the lock's direct dependencies, each bound met by the lock.
