@@ -21,3 +21,8 @@ class OutputError(RxRepurchaseError, ValueError):
 
     The message names the path and how to proceed (``--overwrite``, another folder).
     """
+
+
+class SourceError(RxRepurchaseError, ValueError):
+    """A chain's tables cannot be opened from what was given (wrong kind of source, unknown
+    table name); the message names the source and what to pass instead."""
