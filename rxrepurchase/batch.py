@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from rxrepurchase import engine, rfm
 from rxrepurchase.contract import TABLES
-from rxrepurchase.errors import OutputError, RxRepurchaseError
+from rxrepurchase.errors import BatchError, OutputError
 from rxrepurchase.loading import Chain, DataQualityReport
 from rxrepurchase.outputs import write_atomic
 
@@ -58,10 +58,6 @@ ROW_GROUP_ROWS = 50_000
 
 MANIFEST = "manifest.json"
 _TABLE_FILES = ("stores", "orders", "order_lines", "members", "campaigns")
-
-
-class BatchError(RxRepurchaseError, ValueError):
-    """The batch step cannot run or its output cannot be read; the message names the path."""
 
 
 # --------------------------------------------------------------------------- writing

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from rxrepurchase.contract import require_columns
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import ChainViewError
 from rxrepurchase.metrics import repurchase_rates
 
 __all__ = [
@@ -32,10 +32,6 @@ TOTALS: tuple[str, ...] = ("active_members", "user_repurchase_rate", "order_repu
 """Chain totals per period; the two rates change in points, the others in per cent."""
 
 RATES = ("user_repurchase_rate", "order_repurchase_rate")
-
-
-class ChainViewError(RxRepurchaseError, ValueError):
-    """Bad input to the chain overview's figures."""
 
 
 def chain_periods(as_of, period_days: int = 90) -> pd.DataFrame:

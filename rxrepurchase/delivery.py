@@ -39,7 +39,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import DeliveryConfigError
 from rxrepurchase.i18n import format_text
 
 __all__ = [
@@ -65,10 +65,6 @@ log = logging.getLogger(__name__)
 SECURITY_MODES = ("starttls", "ssl", "none")
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 _ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
-
-
-class DeliveryConfigError(RxRepurchaseError, ValueError):
-    """Email settings or recipients are wrong (the message names the key or store)."""
 
 
 # --------------------------------------------------------------------------- settings

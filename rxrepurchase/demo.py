@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from rxrepurchase.contract import TABLES, TAG_SEPARATOR, TIERS
-from rxrepurchase.errors import DataContractError, RxRepurchaseError
+from rxrepurchase.errors import DataContractError, DemoConfigError, DemoOutputError
 
 __all__ = [
     "ARCHETYPES",
@@ -57,14 +57,6 @@ TRUTH_MEMBERS_FILE = "ground_truth_members.csv"
 CHAIN_TIME_ZONE = "Asia/Shanghai"  # the demo chain's local time (its order times)
 TRUTH_PARAMS_FILE = "ground_truth.json"
 _DIGIT_TRIPLES = np.array([list(f"{k:03d}".encode()) for k in range(1000)], dtype=np.uint8)
-
-
-class DemoConfigError(RxRepurchaseError, ValueError):
-    """A :class:`DemoConfig` value is out of range; the message names the field."""
-
-
-class DemoOutputError(RxRepurchaseError, FileExistsError):
-    """Writing the demo chain would overwrite an existing file (pass ``overwrite=True``)."""
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ import pandas as pd
 
 from rxrepurchase import metrics, rfm
 from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
-from rxrepurchase.errors import DataContractError, RxRepurchaseError
+from rxrepurchase.errors import DataContractError, EngineError
 from rxrepurchase.loading import (
     _FALSE,
     _TRUE,
@@ -80,10 +80,6 @@ _PERIODS = {
     "Q": ("quarter", "((year({d}) - 1970) * 4 + quarter({d}) - 1)"),
     "Y": ("year", "(year({d}) - 1970)"),
 }
-
-
-class EngineError(RxRepurchaseError, ValueError):
-    """The engine cannot run: bad argument, unreadable file, unsupported option."""
 
 
 def connect(

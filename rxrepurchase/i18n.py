@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from numbers import Real
 
 from rxrepurchase.contract import TIER_LABELS_ZH
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import UnknownCurrencyError, UnknownLanguageError
 
 __all__ = [
     "CURRENCY_SYMBOLS",
@@ -655,10 +655,6 @@ STRINGS: dict[str, tuple[str, str]] = {
 _TIER_LABELS_EN = {"regular": "Regular", "gold": "Gold", "diamond": "Diamond", "plus": "PLUS"}
 
 
-class UnknownLanguageError(RxRepurchaseError, ValueError):
-    """A report language other than the supported ones was asked for."""
-
-
 def normalize_lang(lang: str) -> str:
     """Return ``"en"`` or ``"zh"`` for ``lang`` (accepts ``zh-CN``, ``zh_cn``, ``EN``, ...).
 
@@ -726,10 +722,6 @@ CURRENCY_SYMBOLS: dict[str, str] = {
 """Symbols of common currencies; any other ISO 4217 code is shown as the code ("CHF 1,234")."""
 
 _CURRENCY: ContextVar[str] = ContextVar("rxrepurchase_currency", default=DEFAULT_CURRENCY)
-
-
-class UnknownCurrencyError(RxRepurchaseError, ValueError):
-    """A currency is not a three-letter ISO 4217 code."""
 
 
 def check_currency(code: str) -> str:

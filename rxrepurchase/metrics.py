@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from rxrepurchase.contract import require_columns
-from rxrepurchase.errors import DataContractError, RxRepurchaseError
+from rxrepurchase.errors import DataContractError, MetricsInputError
 
 __all__ = [
     "MetricsInputError",
@@ -79,10 +79,6 @@ _CALENDAR_FREQ = {
     "A": "Y",
 }
 _ORDER_COLUMNS = ("order_id", "member_id", "store_id", "ordered_at", "paid_amount")
-
-
-class MetricsInputError(RxRepurchaseError, ValueError):
-    """An analysis argument is invalid: unknown window, grouping column, option or member."""
 
 
 # --------------------------------------------------------------------------- input checks

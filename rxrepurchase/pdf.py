@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import PdfRenderError
 from rxrepurchase.outputs import atomic_path, die_with_parent
 
 __all__ = ["ENGINES", "PRINT_CSS", "PdfRenderError", "check_pdf_engine", "html_to_pdf"]
@@ -135,10 +135,6 @@ _TABLE = re.compile(r"(<table\b[^>]*>)(.*?)</table>", flags=re.IGNORECASE | re.D
 _ROW = re.compile(r"<tr\b", flags=re.IGNORECASE)
 _CELL = re.compile(r"<t[hd]\b", flags=re.IGNORECASE)
 _CLASS = re.compile(r"""\bclass\s*=\s*(["'])(.*?)\1""", flags=re.IGNORECASE | re.DOTALL)
-
-
-class PdfRenderError(RxRepurchaseError, RuntimeError):
-    """A PDF cannot be printed: the engine is missing, fails, or the HTML file is absent."""
 
 
 def _find_chromium() -> str | None:

@@ -10,15 +10,11 @@ import numpy as np
 import pandas as pd
 
 from rxrepurchase.contract import require_columns
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import ReadingError
 from rxrepurchase.metrics import repurchase_rates
 from rxrepurchase.segments import member_tags
 
 __all__ = ["ReadingError", "busiest_hours", "tag_repurchase", "wave_decline"]
-
-
-class ReadingError(RxRepurchaseError, ValueError):
-    """A section table lacks a column its reading needs."""
 
 
 def busiest_hours(orders: pd.DataFrame, as_of, *, period_days: int = 90,

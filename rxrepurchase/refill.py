@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import optimize, sparse, special
 
 from rxrepurchase.contract import TAG_SEPARATOR, require_columns
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import RefillError
 from rxrepurchase.i18n import t
 from rxrepurchase.outputs import atomic_path
 
@@ -78,11 +78,6 @@ FILL_NAMING_ORDER = ["member_id", "product", "filled_on", "line_amount", "ordere
                      "order_id", "product_name"]
 _FILL_NAMING_ASCENDING = [True, True, True, False, False, True, True, True]
 _DAY = np.timedelta64(1, "D")
-
-
-class RefillError(RxRepurchaseError, ValueError):
-    """Bad input to a refill function: missing column, unmapped product, bad days supply,
-    existing output file. The message names the column, rows or path."""
 
 
 def _require_columns(df: pd.DataFrame, table: str, columns: Sequence[str]) -> None:

@@ -38,7 +38,7 @@ from rxrepurchase.cohorts import (
     wave_response,
 )
 from rxrepurchase.contract import TIERS
-from rxrepurchase.errors import ModelFitError, RxRepurchaseError
+from rxrepurchase.errors import ModelFitError, ReportDataError
 from rxrepurchase.holdout import holdout_by_frequency, holdout_error, plot_holdout_by_frequency
 from rxrepurchase.i18n import (
     STRINGS,
@@ -165,10 +165,6 @@ __all__ = [
     "period_days_of",
     "windowed",
 ]
-
-
-class ReportDataError(RxRepurchaseError, ValueError):
-    """A report notebook was given inconsistent inputs (e.g. a chain cache of other data)."""
 
 
 def load_report_chain(data: str | os.PathLike, *, as_of=None, encoding: str | None = None,

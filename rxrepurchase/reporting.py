@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import ReportError
 from rxrepurchase.i18n import (
     DEFAULT_CURRENCY,
     check_currency,
@@ -81,10 +81,6 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src data:; style-src 'unsafe
 only embedded images, fonts and inline styles, so text from data can never run."""
 ERROR_LIMIT = 300
 """Characters of a failure message shown in the index (run.json keeps it whole)."""
-
-
-class ReportError(RxRepurchaseError):
-    """A report run cannot start: missing data folder or notebook, bad option."""
 
 
 @dataclass

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import RFMInputError
 
 __all__ = [
     "TIME_UNITS",
@@ -50,10 +50,6 @@ TIME_UNITS: dict[str, int] = {"days": 1, "weeks": 7}
 """Time units of recency and T, as their length in days."""
 
 _MAX_EXAMPLES = 5
-
-
-class RFMInputError(RxRepurchaseError, ValueError):
-    """A transactions table or an RFM summary cannot be used; the message names the column."""
 
 
 @dataclass(frozen=True)

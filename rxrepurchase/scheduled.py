@@ -39,7 +39,7 @@ from rxrepurchase.delivery import (
     route_reports,
     store_managers,
 )
-from rxrepurchase.errors import OutputError, RxRepurchaseError
+from rxrepurchase.errors import OutputError, RunLocked, RxRepurchaseError, ScheduledConfigError
 from rxrepurchase.i18n import check_currency, format_text
 from rxrepurchase.outputs import mark_complete, mark_incomplete, write_atomic
 from rxrepurchase.pdf import ENGINES, check_pdf_engine, html_to_pdf
@@ -76,10 +76,6 @@ EXIT_CODES = {
     EXIT_INTERNAL_ERROR: "unexpected error (a bug); the traceback is in the log file",
 }
 """Exit codes of ``rxrepurchase run``."""
-
-
-class ScheduledConfigError(RxRepurchaseError, ValueError):
-    """The run's config file is missing or invalid; the message names the file and key."""
 
 
 # --------------------------------------------------------------------------- config
@@ -295,10 +291,6 @@ def _addresses(path: Path, table: dict, key: str, prefix: str = "recipients") ->
 
 LOCK_HEADER = "rxrepurchase run lock:"
 """First words of a lock file :func:`run_lock` writes (how it knows the file is its own)."""
-
-
-class RunLocked(RxRepurchaseError):
-    """Another run holds the lock file."""
 
 
 @contextmanager

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from rxrepurchase.contract import require_columns
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import ThisWeekError
 from rxrepurchase.readings import busiest_hours
 
 __all__ = [
@@ -46,10 +46,6 @@ WIN_BACK_MIN_DAYS = 14
 
 NO_COUPON_COHORT = "subsidy_driven"
 """Subsidy cohort that is never offered a (deep) coupon."""
-
-
-class ThisWeekError(RxRepurchaseError, ValueError):
-    """Inputs of the "This week" actions are missing a column."""
 
 
 def _require(frame: pd.DataFrame, name: str, columns: list[str]) -> None:

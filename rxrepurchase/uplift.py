@@ -39,7 +39,7 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from rxrepurchase.cohorts import CohortRules, classify_members
 from rxrepurchase.contract import require_columns
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import UpliftInputError
 from rxrepurchase.loading import control_redemptions
 from rxrepurchase.metrics import _is_purchase
 
@@ -66,10 +66,6 @@ _RECENCY_EDGES = (0, 30, 60, 90, 120, 180, 365, np.inf)
 _FREQUENCY_EDGES = (0, 1, 2, 3, 5, 9, np.inf)
 _SPEND_EDGES = (0, 0.01, 150, 400, 1000, 2500, np.inf)
 _SUM_COLUMNS = ("repurchased", "purchases_window", "revenue_window")
-
-
-class UpliftInputError(RxRepurchaseError, ValueError):
-    """An uplift analysis got unusable input: no send list, unknown campaign, bad option."""
 
 
 def _purchases(orders: pd.DataFrame) -> pd.DataFrame:
