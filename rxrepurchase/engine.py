@@ -47,6 +47,7 @@ import pandas as pd
 
 from rxrepurchase import metrics, rfm
 from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
+from rxrepurchase.core import backend
 from rxrepurchase.errors import DataContractError, EngineError
 from rxrepurchase.loading import (
     _FALSE,
@@ -82,40 +83,10 @@ _PERIODS = {
 }
 
 
-def connect(
-    *,
-    memory_limit: str = "4GB",
-    threads: int | None = None,
-    temp_directory: str | os.PathLike | None = None,
-    database: str | os.PathLike = ":memory:",
-) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection set up for out-of-core aggregation.
-
-    Parameters
-    ----------
-    memory_limit : str
-        DuckDB's memory cap (``"4GB"``, ``"500MB"``); hash tables and sorts beyond it spill to
-        ``temp_directory``, so the peak memory stays near this figure whatever the data size.
-    threads : int, optional
-        Worker threads (default: DuckDB's, one per core).
-    temp_directory : path, optional
-        Where spilled data goes (default: DuckDB's ``.tmp`` next to the database, or the
-        system temp folder for an in-memory database).
-    database : path
-        ``":memory:"`` (default) or a database file, which lets big intermediate tables live
-        on disk (the batch step uses one).
-    """
-    con = duckdb.connect(str(database))
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    if threads is not None:
-        con.execute(f"SET threads = {int(threads)}")
-    tmp = Path(temp_directory) if temp_directory is not None else Path(
-        os.environ.get("TMPDIR", "/tmp")
-    ) / "rxrepurchase-duckdb"
-    con.execute(f"SET temp_directory = {_quote(str(tmp))}")
-    # Result order comes from explicit ORDER BY; not keeping scan order saves memory.
-    con.execute("SET preserve_insertion_order = false")
-    return con
+def connect(**settings) -> duckdb.DuckDBPyConnection:
+    """The raw DuckDB connection of :func:`rxrepurchase.core.backend.connect` (same keyword
+    arguments: ``memory_limit``, ``threads``, ``temp_directory``, ``database``)."""
+    return backend.connect(**settings).con
 
 
 def _quote(text: str) -> str:
@@ -195,10 +166,12 @@ class ChainSource:
         # The loader's own file finding and header mapping, so both paths read the same files.
         self._loader = _Loader(self.folder, spec, self.encoding, self.as_of, self.tolerance,
                                time_zone=check_time_zone(time_zone))
-        self.con = connect(
+        # The Ibis backend runs the core's expressions; its DuckDB connection holds the views.
+        self.backend = backend.connect(
             memory_limit=memory_limit, threads=threads, temp_directory=temp_directory,
             database=database,
         )
+        self.con = self.backend.con
         if validate not in ("full", "rows", "none"):
             raise EngineError(f"validate must be 'full', 'rows' or 'none', got {validate!r}")
         self.validate = validate
@@ -230,6 +203,10 @@ class ChainSource:
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run SQL against the validated views (``orders``, ``members`` ...)."""
         return self.con.sql(query)
+
+    def table(self, name: str):
+        """The validated view ``name`` as an Ibis table, for the core's expressions."""
+        return self.backend.table(name)
 
     def scalar(self, query: str):
         """The single value ``query`` returns."""
@@ -551,68 +528,11 @@ def _rfm_keys(by: str | None) -> list[str]:
     return [by, "member_id"]
 
 
-def _days_sql(keys: list[str], amount_col: str) -> str:
-    """Orders merged per key and calendar day: ``keys, day, orders, amount``. Walk-in orders
-    stay in, under an empty member_id, so one pass also counts them."""
-    cols = ", ".join(keys)
-    return (
-        f"SELECT {cols}, {_DAY} AS day, count(*) AS orders, sum({amount_col}) AS amount "
-        f"FROM orders GROUP BY ALL"
-    )
-
-
-def _per_member_sql(keys: list[str], days: str, end_day: int | None) -> str:
-    """Per key: orders, purchases, first/last day and repeat spend up to ``end_day`` (all days
-    if None), and orders after it. ``days`` is a query or table of :func:`_days_sql` rows."""
-    upto = "true" if end_day is None else f"day <= {end_day}"
-    key_list = ", ".join(keys)
-    return (
-        f"SELECT {key_list}, sum(orders) AS orders, "
-        f"count(*) FILTER (WHERE {upto}) AS n, min(day) FILTER (WHERE {upto}) AS first_day, "
-        f"max(day) FILTER (WHERE {upto}) AS last_day, "
-        f"sum(amount) FILTER (WHERE {upto}) - arg_min(amount, day) FILTER (WHERE {upto}) "
-        f"  AS repeat_total, "
-        f"coalesce(sum(ln(gap)) FILTER (WHERE {upto}), 0) AS log_gaps, "
-        f"coalesce(sum(orders) FILTER (WHERE NOT ({upto})), 0) AS orders_after "
-        f"FROM ({_with_gaps(keys, days)}) GROUP BY ALL ORDER BY {key_list}"
-    )
-
-
-def _with_gaps(keys: list[str], days: str) -> str:
-    """``days`` rows with ``gap``: days since the key's previous purchase day (NULL at the
-    first), for the sum of log inter-purchase times (``litt``)."""
-    return (f"SELECT *, day - lag(day) OVER (PARTITION BY {', '.join(keys)} ORDER BY day) AS gap "
-            f"FROM ({days})")
-
-
-def _index(keys: list[str], columns: dict[str, np.ndarray], rows=slice(None)) -> pd.Index:
-    if len(keys) == 1:
-        return pd.Index(columns[keys[0]][rows], name=keys[0])
-    return pd.MultiIndex.from_arrays([columns[k][rows] for k in keys], names=keys)
-
-
-def _rfm_frame(
-    keys: list[str], cols: dict, n: np.ndarray, first: np.ndarray, last: np.ndarray,
-    repeat_total: np.ndarray, log_gaps: np.ndarray, end_day: int, unit_days: int, rows,
-) -> pd.DataFrame:
-    """The RFM table from per-member purchase count, first/last day, repeat spend and sum of
-    log gaps in days."""
-    frequency = (n[rows] - 1).astype(np.int64)
-    first_day, last_day = first[rows].astype(np.int64), last[rows].astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        monetary = np.where(frequency > 0, repeat_total[rows].astype(np.float64) / frequency, 0.0)
-    return pd.DataFrame(
-        {
-            "frequency": frequency,
-            "recency": (last_day - first_day) / unit_days,
-            "T": (end_day - first_day) / unit_days,
-            "litt": log_gaps[rows].astype(np.float64) - frequency * np.log(unit_days),
-            "monetary_value": monetary,
-            "first_purchase": rfm._dates(first_day),
-            "last_purchase": rfm._dates(last_day),
-        },
-        index=_index(keys, cols, rows),
-    )
+def _keys(by: str | None) -> rfm.Keys:
+    """Results keyed by ``[by,] member_id``, text ids in the loader's ``string`` dtype."""
+    keys = _rfm_keys(by)
+    text = {c.name for c in TABLES["orders"].columns if c.kind in ("id", "text")}
+    return rfm.Keys(by, keys, {k: "string" for k in keys if k in text})
 
 
 def rfm_summary(
@@ -626,9 +546,8 @@ def rfm_summary(
 ) -> pd.DataFrame:
     """Each member's frequency, recency, T and monetary value, computed in DuckDB.
 
-    The result equals :func:`rxrepurchase.rfm.rfm_summary` on ``load_chain(data).orders``
-    with the same arguments (definitions in :mod:`rxrepurchase.rfm`). One pass over the
-    orders.
+    :func:`rxrepurchase.rfm.rfm_summary` on the source's validated orders (the same
+    expressions run on both; definitions in :mod:`rxrepurchase.rfm`).
 
     Parameters
     ----------
@@ -649,34 +568,15 @@ def rfm_summary(
     DataFrame
         As :func:`rxrepurchase.rfm.rfm_summary`, ``attrs`` included.
     """
-    unit_days = rfm._check_unit(time_unit)
     amount_col = _amount(amount_col)
-    keys = _rfm_keys(by)
-    end_day = None if observation_end is None else _day_sql(rfm._as_date(observation_end, "observation_end"))
+    keys = _keys(by)
     src, owned = _open(data, as_of)
     try:
-        cols = _fetch(src, _per_member_sql(keys, _days_sql(keys, amount_col), end_day))
+        return rfm.summarise(src.table("orders"), keys, observation_end=observation_end,
+                             time_unit=time_unit, amount_col=amount_col)  # fmt: skip
     finally:
         if owned:
             src.close()
-    member = ~np.asarray(cols["member_id"].isna(), dtype=bool)
-    if end_day is None:
-        if not member.any():
-            raise rfm.RFMInputError("transactions hold no member purchases")
-        end_day = int(cols["last_day"][member].max())
-    rows = np.flatnonzero(member & (cols["n"] > 0))
-    if not len(rows):
-        raise rfm.RFMInputError(f"no member purchase on or before {rfm._day_date(end_day).date()}")
-    summary = _rfm_frame(keys, cols, cols["n"], cols["first_day"], cols["last_day"],
-                         cols["repeat_total"], cols["log_gaps"], end_day, unit_days, rows)
-    summary.attrs = {
-        "time_unit": time_unit,
-        "observation_end": rfm._day_date(end_day),
-        "amount_col": amount_col,
-        "walk_in_orders": int(cols["orders"][~member].sum()),
-        "transactions_after_end": int(cols["orders_after"][member].sum()),
-    }
-    return summary
 
 
 def calibration_holdout(
@@ -691,108 +591,18 @@ def calibration_holdout(
 ) -> rfm.CalibrationHoldout:
     """Calibration RFM and holdout outcomes split at ``cut_date``, computed in DuckDB.
 
-    Equals :func:`rxrepurchase.rfm.calibration_holdout` on ``load_chain(data).orders``; the
-    arguments are the same, plus ``data`` and ``as_of`` as in :func:`rfm_summary`. One pass
-    over the orders (into a temporary table of member-days).
+    :func:`rxrepurchase.rfm.calibration_holdout` on the source's validated orders; the
+    arguments are the same, plus ``data`` and ``as_of`` as in :func:`rfm_summary`.
     """
-    unit_days = rfm._check_unit(time_unit)
     amount_col = _amount(amount_col)
-    keys = _rfm_keys(by)
-    key_list = ", ".join(keys)
-    cut = rfm._as_date(cut_date, "cut_date")
-    cut_day = _day_sql(cut)
-    given_end = None if holdout_end is None else _day_sql(rfm._as_date(holdout_end, "holdout_end"))
+    keys = _keys(by)
     src, owned = _open(data, as_of)
     try:
-        src.con.execute(f"CREATE OR REPLACE TEMP TABLE _days AS {_days_sql(keys, amount_col)}")
-        try:
-            walk_in, last_day, after_cut, after_given = src.con.execute(
-                f"SELECT sum(orders) FILTER (WHERE member_id IS NULL), "
-                f"max(day) FILTER (WHERE member_id IS NOT NULL), "
-                f"sum(orders) FILTER (WHERE member_id IS NOT NULL AND day > {cut_day}), "
-                f"sum(orders) FILTER (WHERE member_id IS NOT NULL AND day > {given_end or cut_day}) "
-                f"FROM _days"
-            ).fetchall()[0]
-            if last_day is None:
-                raise rfm.RFMInputError("transactions hold no member purchases")
-            end_day = int(last_day) if given_end is None else given_end
-            if end_day <= cut_day:
-                raise rfm.RFMInputError(
-                    f"holdout_end {rfm._day_date(end_day).date()} must be after cut_date {cut.date()}"
-                )
-            purchases = f"SELECT * FROM _days WHERE member_id IS NOT NULL AND day <= {end_day}"
-            cal = f"day <= {cut_day}"
-            cols = _fetch(
-                src,
-                f"SELECT {key_list}, min(day) AS first_day, "
-                f"count(*) FILTER (WHERE {cal}) AS n_cal, max(day) FILTER (WHERE {cal}) AS last_cal, "
-                f"coalesce(sum(amount) FILTER (WHERE {cal}), 0) - arg_min(amount, day) AS repeat_cal, "
-                f"coalesce(sum(ln(gap)) FILTER (WHERE {cal}), 0) AS log_gaps_cal, "
-                f"count(*) FILTER (WHERE NOT {cal}) AS n_hold, "
-                f"coalesce(sum(amount) FILTER (WHERE NOT {cal}), 0) AS spend_hold "
-                f"FROM ({_with_gaps(keys, purchases)}) GROUP BY ALL ORDER BY {key_list}",
-            )
-            repeat = src.con.execute(
-                f"SELECT p.day, count(*) AS n FROM ({purchases}) p JOIN ("
-                f"SELECT {key_list}, min(day) AS first_day FROM ({purchases}) GROUP BY ALL "
-                f"HAVING min(day) <= {cut_day}) f USING ({key_list}) "
-                f"WHERE p.day > f.first_day GROUP BY p.day ORDER BY p.day"
-            ).fetchnumpy()
-        finally:
-            src.con.execute("DROP TABLE IF EXISTS _days")
+        return rfm.split_at(src.table("orders"), keys, cut_date, holdout_end=holdout_end,
+                            time_unit=time_unit, amount_col=amount_col)  # fmt: skip
     finally:
         if owned:
             src.close()
-    first_day = cols["first_day"].astype(np.int64)
-    cal_rows = np.flatnonzero(first_day <= cut_day)
-    if not len(cal_rows):
-        raise rfm.RFMInputError(f"no member purchase on or before cut_date {cut.date()}")
-    calibration = _rfm_frame(keys, cols, cols["n_cal"], first_day, cols["last_cal"],
-                             cols["repeat_cal"], cols["log_gaps_cal"], cut_day, unit_days, cal_rows)
-    calibration.attrs = {
-        "time_unit": time_unit,
-        "observation_end": cut,
-        "amount_col": amount_col,
-        "walk_in_orders": int(walk_in or 0),
-        "transactions_after_end": int(after_cut or 0),
-    }
-    count = cols["n_hold"][cal_rows].astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_spend = np.where(count > 0, cols["spend_hold"][cal_rows] / count, 0.0)
-    holdout = pd.DataFrame(
-        {
-            "frequency_holdout": count,
-            "monetary_holdout": mean_spend,
-            "duration_holdout": (end_day - cut_day) / unit_days,
-        },
-        index=calibration.index,
-    )
-    new_rows = np.flatnonzero(first_day > cut_day)
-    new_in_holdout = pd.DataFrame(
-        {
-            "first_purchase": rfm._dates(first_day[new_rows]),
-            "purchases": cols["n_hold"][new_rows].astype(np.int64),
-            "spend": cols["spend_hold"][new_rows].astype(np.float64),
-        },
-        index=_index(keys, cols, new_rows),
-    )
-    repeat_purchases = pd.Series(
-        repeat["n"].astype(np.int64),
-        index=pd.DatetimeIndex(rfm._dates(repeat["day"].astype(np.int64)), name="date"),
-        name="purchases",
-    )
-    return rfm.CalibrationHoldout(
-        calibration=calibration,
-        holdout=holdout,
-        new_in_holdout=new_in_holdout,
-        first_purchases=rfm._count_by_date(calibration["first_purchase"].to_numpy()),
-        repeat_purchases=repeat_purchases,
-        cut_date=cut,
-        holdout_end=rfm._day_date(end_day),
-        time_unit=time_unit,
-        walk_in_orders=int(walk_in or 0),
-        transactions_after_holdout=int(after_given or 0) if given_end is not None else 0,
-    )
 
 
 # --------------------------------------------------------------------------- repurchase rates

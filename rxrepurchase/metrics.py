@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from rxrepurchase.contract import require_columns
+from rxrepurchase.core.purchases import PurchaseUnit, ZeroPaid
 from rxrepurchase.errors import DataContractError, MetricsInputError
 
 __all__ = [
@@ -60,9 +60,6 @@ __all__ = [
     "plot_retention_curves",
     "plot_inter_purchase_intervals",
 ]
-
-PurchaseUnit = Literal["day", "order"]
-ZeroPaid = Literal["exclude", "include"]
 
 _CALENDAR_FREQ = {
     "D": "D",
