@@ -39,6 +39,7 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 
 from rxrepurchase.contract import HEADER_ALIASES_ZH, TABLES, Column
+from rxrepurchase.core import backend as core_backend
 from rxrepurchase.errors import DataContractError, SourceError
 from rxrepurchase.loading import DEFAULT_TIME_ZONE, Chain, check_time_zone, read_mapping
 
@@ -127,12 +128,13 @@ class ChainTables:
         return self["campaigns"]
 
     def to_pandas(self, expr: ibis.Expr) -> pd.DataFrame:
-        """Run ``expr`` (built on these tables) on their backend."""
-        return self.backend.to_pandas(expr)
+        """Run ``expr`` (built on these tables) on their backend
+        (:func:`rxrepurchase.core.backend.to_pandas`)."""
+        return core_backend.to_pandas(expr, self.backend)
 
     def close(self) -> None:
-        """Close what the source opened (the DuckDB connection of a folder); a Spark session
-        is the caller's and stays open."""
+        """Close what the source opened (its DuckDB connection); a Spark session is the
+        caller's and stays open."""
         if self._close is not None:
             self._close()
             self._close = None
@@ -171,9 +173,8 @@ def from_files(
     from rxrepurchase.engine import ChainSource  # the engine imports the analysis modules
 
     src = ChainSource(data, as_of=as_of, mapping=mapping, **options)
-    backend = ibis.duckdb.from_connection(src.con)
-    tables = {name: backend.table(name) for name in CONTRACT_TABLES}
-    return ChainTables(backend, tables, f"folder {src.folder}", src.as_of, src.close)
+    tables = {name: src.table(name) for name in CONTRACT_TABLES}
+    return ChainTables(src.backend, tables, f"folder {src.folder}", src.as_of, src.close)
 
 
 def from_frames(
@@ -198,7 +199,8 @@ def from_frames(
     time_zone : str
         The chain's time zone: time-zone-aware columns are converted to it.
     backend : ibis backend, optional
-        Default: a new ``ibis.duckdb.connect()``.
+        Default: a new in-memory DuckDB (:func:`rxrepurchase.core.backend.connect`), closed
+        with the source.
     """
     if isinstance(frames, Chain):
         as_of = frames.as_of if as_of is None else as_of
@@ -213,7 +215,8 @@ def from_frames(
             f"got {type(frames).__name__}"
         )
     zone = check_time_zone(time_zone)
-    backend = backend if backend is not None else ibis.duckdb.connect()
+    owned = backend is None
+    backend = core_backend.connect() if owned else backend
     raw = {}
     for name in CONTRACT_TABLES:
         frame = found.get(name)
@@ -221,9 +224,10 @@ def from_frames(
             continue
         if not isinstance(frame, pd.DataFrame):
             raise SourceError(f"frames[{name!r}] is a {type(frame).__name__}, not a DataFrame")
-        raw[name] = ibis.memtable(_local_times(frame, zone))
+        raw[name] = core_backend.table(_local_times(frame, zone), backend)
     where = {name: f"frame {name!r}" for name in raw}
-    return ChainTables(backend, _conformed(raw, where, mapping, as_of), "frames", _day(as_of))
+    return ChainTables(backend, _conformed(raw, where, mapping, as_of), "frames", _day(as_of),
+                       backend.disconnect if owned else None)
 
 
 def from_spark(

@@ -1,0 +1,40 @@
+"""What a BG/NBD or Pareto/NBD fit needs of the members: the distinct (frequency, recency, T)
+rows with how many members share each, as an Ibis expression.
+
+The purchase models' likelihood depends on a member only through ``(frequency, recency, T)``,
+so fitting on the distinct rows weighted by their member counts (lifetimes'
+``fit(frequency, recency, T, weights=...)``) gives the parameters of the fit on every member.
+Recency and T are whole days (or weeks), so a chain of millions of members has a few hundred
+thousand distinct rows at most: on a Spark cluster the per-member RFM stays there and only
+these rows come back to the machine that fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ibis.expr.types as ir
+
+__all__ = ["FIT_COLUMNS", "fit_rows"]
+
+FIT_COLUMNS: tuple[str, ...] = ("frequency", "recency", "T")
+
+
+def fit_rows(rfm: ir.Table, *, by: Sequence[str] = ()) -> ir.Table:
+    """Distinct ``(frequency, recency, T)`` rows of an RFM table and their member counts.
+
+    Parameters
+    ----------
+    rfm : ibis.Table
+        One row per member (per ``by`` x member), e.g.
+        :func:`rxrepurchase.core.rfm.rfm_summary`.
+    by : sequence of str
+        Columns of ``rfm`` the rows are kept apart by (``["store_id"]`` for per-store fits).
+
+    Returns
+    -------
+    ibis.Table
+        ``by..., frequency, recency, T, members``, ordered by those columns.
+    """
+    keys = [*by, *FIT_COLUMNS]
+    return rfm.group_by(keys).aggregate(members=rfm.count()).order_by(keys)
