@@ -72,15 +72,6 @@ __all__ = [
 ]
 
 _MONEY = ("paid_amount", "gross_amount", "discount_amount", "stored_value_amount")
-_DAY = "(CAST(ordered_at AS DATE) - DATE '1970-01-01')"
-# Calendar periods: DuckDB's date_trunc unit and the period's ordinal as pandas numbers it
-# (Period.ordinal) from a DATE ``{d}``; pandas "W" weeks run Monday to Sunday, as ISO weeks.
-_PERIODS = {
-    "W": ("week", "CAST(floor(({d} - DATE '1970-01-01' + 10) / 7) AS BIGINT)"),
-    "M": ("month", "((year({d}) - 1970) * 12 + month({d}) - 1)"),
-    "Q": ("quarter", "((year({d}) - 1970) * 4 + quarter({d}) - 1)"),
-    "Y": ("year", "(year({d}) - 1970)"),
-}
 
 
 def connect(**settings) -> duckdb.DuckDBPyConnection:
@@ -481,10 +472,6 @@ def _fetch(src: ChainSource, query: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _day_sql(ts) -> int:
-    return rfm._day_number(pd.Timestamp(ts))
-
-
 def _group_columns(by: str | Sequence[str] | None) -> tuple[list[str], list[str]]:
     """``by`` as a list, and the member columns among it (looked up in ``members``)."""
     by = metrics._as_list(by)
@@ -498,17 +485,6 @@ def _group_columns(by: str | Sequence[str] | None) -> tuple[list[str], list[str]
             f"{', '.join(sorted(member_cols))})"
         )
     return by, [c for c in by if c not in order_cols]
-
-
-def _member_orders(by: list[str], member_cols: list[str]) -> str:
-    """Member orders with the ``by`` columns (member columns joined from ``members``)."""
-    cols = "".join(f", o.{c}" if c not in member_cols else f", m.{c}" for c in by)
-    join = " JOIN members m ON m.member_id = o.member_id" if member_cols else ""
-    day = _DAY.replace("ordered_at", "o.ordered_at")
-    return (
-        f"SELECT o.member_id, o.ordered_at, o.order_id, o.paid_amount, {day} AS day{cols} "
-        f"FROM orders o{join} WHERE o.member_id IS NOT NULL"
-    )
 
 
 # --------------------------------------------------------------------------- RFM
@@ -610,7 +586,7 @@ def calibration_holdout(
 
 def _calendar(window) -> str:
     freq = metrics._CALENDAR_FREQ.get(str(window).upper()) if isinstance(window, str) else None
-    if freq not in _PERIODS:
+    if freq not in ("W", "M", "Q", "Y"):
         raise EngineError(
             f"the engine computes calendar windows 'W', 'M', 'Q' and 'Y', got {window!r}; "
             "use rxrepurchase.metrics.repurchase_rates on a loaded chain for N-day or custom "
@@ -619,19 +595,17 @@ def _calendar(window) -> str:
     return freq
 
 
-def _labelled(values, kind: str) -> pd.Series:
-    """Group labels in the dtype the pandas path gives them: order columns keep the loader's
-    ``string`` dtype; member columns come through numpy, so text becomes ``str``."""
-    if kind == "order":
-        return pd.Series(values)
-    if isinstance(values, pd.arrays.ArrowStringArray):
-        return pd.Series(np.asarray(values, dtype=object), dtype="str")
-    return pd.Series(values)
-
-
-def _by_dtypes(by: list[str]) -> dict[str, str]:
-    order_cols = set(TABLES["orders"].column_names)
-    return {c: "order" if c in order_cols else "member" for c in by}
+def _grouping(src: ChainSource, by) -> dict:
+    """The core's grouping arguments for ``by``: member columns come from ``members``; text
+    order columns come back in the loader's ``string`` dtype."""
+    by, member_cols = _group_columns(by)
+    text = {c.name for c in TABLES["orders"].columns if c.kind in ("id", "text")}
+    return {
+        "by": by,
+        "members": src.table("members") if member_cols else None,
+        "member_columns": member_cols,
+        "labels": {c: "string" if c in text else None for c in by},
+    }
 
 
 def repurchase_rates(
@@ -647,8 +621,8 @@ def repurchase_rates(
 ) -> pd.DataFrame:
     """User and order repurchase rates per calendar period and group, computed in DuckDB.
 
-    Equals :func:`rxrepurchase.metrics.repurchase_rates` on the loaded chain's orders (and
-    members, for member columns in ``by``) with the same arguments.
+    :func:`rxrepurchase.metrics.repurchase_rates` on the source's validated orders (and
+    members, for member columns in ``by``), through the same expressions.
 
     Parameters
     ----------
@@ -663,56 +637,15 @@ def repurchase_rates(
         Analysis date when ``data`` is a folder.
     """
     metrics._check_options(purchase_unit, zero_paid)
-    freq = _calendar(window)
+    _calendar(window)
     src, owned = _open(data, as_of)
     try:
-        by, member_cols = _group_columns(by)
-        first, last = src.con.execute(
-            "SELECT min(ordered_at), max(ordered_at) FROM orders WHERE member_id IS NOT NULL"
-        ).fetchall()[0]
-        if first is None:
-            raise metrics.MetricsInputError("orders hold no member orders")
-        first = pd.Timestamp(start).normalize() if start is not None else pd.Timestamp(first)
-        last = pd.Timestamp(end).normalize() if end is not None else pd.Timestamp(last)
-        windows = metrics._window_table(window, first.normalize(), last.normalize())
-        if windows.empty:
-            raise metrics.MetricsInputError(
-                f"window {window!r} yields no window between {first:%Y-%m-%d} and {last:%Y-%m-%d}"
-            )
-        lo, hi = windows["window_start"].min(), windows["window_end"].max()
-        bought = "paid_amount >= 0" if zero_paid == "include" else "paid_amount > 0"
-        count = "count(DISTINCT day)" if purchase_unit == "day" else "count(*)"
-        keys = ", ".join(["window_start", *by])
-        cols = _fetch(
-            src,
-            f"SELECT {keys}, count(*) FILTER (WHERE n > 0) AS members, "
-            f"count(*) FILTER (WHERE n >= 2) AS repeat_members, sum(n) AS purchases, "
-            f"sum(excluded) AS excluded_orders FROM ("
-            f"  SELECT {keys}, member_id, {count} FILTER (WHERE {bought}) AS n, "
-            f"  count(*) FILTER (WHERE NOT ({bought})) AS excluded FROM ("
-            f"    SELECT *, CAST(date_trunc('{_PERIODS[freq][0]}', ordered_at) AS DATE) AS window_start "
-            f"    FROM ({_member_orders(by, member_cols)}) "
-            f"    WHERE day BETWEEN {_day_sql(lo)} AND {_day_sql(hi)}) GROUP BY ALL) "
-            f"GROUP BY ALL ORDER BY {', '.join(f'{k} NULLS LAST' for k in ['window_start', *by])}",
-        )
+        return metrics.rates_table(src.table("orders"), window, **_grouping(src, by),
+                                   purchase_unit=purchase_unit, zero_paid=zero_paid,
+                                   start=start, end=end)  # fmt: skip
     finally:
         if owned:
             src.close()
-    start_day = cols["window_start"].astype("datetime64[D]").astype(np.int64)
-    starts = windows["window_start"].to_numpy("datetime64[D]").astype(np.int64)
-    w = windows.iloc[np.searchsorted(starts, start_day)].reset_index(drop=True)
-    out = w.copy()
-    for c, kind in _by_dtypes(by).items():
-        out[c] = _labelled(cols[c], kind)
-    n = {k: cols[k].astype(np.int64) for k in ("members", "repeat_members", "purchases", "excluded_orders")}
-    out["members"] = n["members"]
-    out["repeat_members"] = n["repeat_members"]
-    out["user_repurchase_rate"] = metrics._ratio(out["repeat_members"], out["members"])
-    out["purchases"] = n["purchases"]
-    out["repeat_purchases"] = n["purchases"] - n["members"]
-    out["order_repurchase_rate"] = metrics._ratio(out["repeat_purchases"], out["purchases"])
-    out["excluded_orders"] = n["excluded_orders"]
-    return out
 
 
 # --------------------------------------------------------------------------- cohorts
@@ -728,10 +661,10 @@ def cohort_retention(
 ) -> pd.DataFrame:
     """Acquisition-cohort retention as a tidy table, computed in DuckDB.
 
-    Equals :func:`rxrepurchase.metrics.cohort_retention` on the loaded chain with the same
-    arguments: cohorts are the period of each member's first purchase, order columns in
-    ``by`` take their value on that purchase (``store_id``: the acquiring store), and only
-    periods that have ended by ``as_of`` appear.
+    :func:`rxrepurchase.metrics.cohort_retention` on the source's validated orders, through
+    the same expressions: cohorts are the period of each member's first purchase, order
+    columns in ``by`` take their value on that purchase (``store_id``: the acquiring store),
+    and only periods that have ended by ``as_of`` appear.
 
     Parameters
     ----------
@@ -740,60 +673,18 @@ def cohort_retention(
     by : str or list of str, optional
         Order or member columns.
     as_of : date-like, optional
-        Analysis date (default: the source's ``as_of`` cut to the last order date, as the
-        pandas path's default of the last order date).
+        Analysis date (default: the last order date).
     zero_paid : {"exclude", "include"}
     """
     metrics._check_options("order", zero_paid)
-    freq = metrics._period_freq(freq)
-    if freq not in _PERIODS:
-        raise EngineError(f"freq must be 'W', 'M', 'Q' or 'Y', got {freq!r}")
+    metrics._period_freq(freq)
     src, owned = _open(data, None)
     try:
-        by, member_cols = _group_columns(by)
-        if as_of is None:
-            latest = src.scalar("SELECT max(ordered_at) FROM orders")
-            if latest is None:
-                raise metrics.MetricsInputError("orders is empty: pass as_of explicitly")
-            as_of = pd.Timestamp(latest)
-        last = metrics._last_complete_period(pd.Timestamp(as_of).normalize(), freq)
-        bought = "paid_amount >= 0" if zero_paid == "include" else "paid_amount > 0"
-        period = _PERIODS[freq][1].format(d="CAST(ordered_at AS DATE)")
-        first_by = "".join(f", arg_min({c}, (ordered_at, order_id)) AS {c}" for c in by)
-        group = ", ".join([*by, "c"])
-        order = ", ".join(f"{k} NULLS LAST" for k in [*by, "c"])
-        src.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _bought AS SELECT * , {period} AS per "
-            f"FROM ({_member_orders(by, member_cols)}) WHERE {bought}"
-        )
-        try:
-            cols = _fetch(
-                src,
-                f"WITH first AS (SELECT member_id, min(per) AS c{first_by} FROM _bought "
-                f"  GROUP BY member_id HAVING min(per) <= {last}), "
-                f"g AS (SELECT *, row_number() OVER (ORDER BY {order}) AS g FROM ("
-                f"  SELECT {group}, count(*) AS cohort_members FROM first GROUP BY ALL)), "
-                f"fg AS (SELECT f.member_id, f.c, g.g FROM first f JOIN g ON "
-                + " AND ".join(f"f.{k} IS NOT DISTINCT FROM g.{k}" for k in [*by, "c"])
-                + "), "
-                f"act AS (SELECT fg.g, b.per - fg.c AS k, count(DISTINCT b.member_id) AS active "
-                f"  FROM _bought b JOIN fg USING (member_id) WHERE b.per <= {last} GROUP BY ALL), "
-                f"grid AS (SELECT *, unnest(range(0, {last} - c + 1)) AS k FROM g) "
-                f"SELECT grid.*, coalesce(act.active, 0) AS active_members FROM grid "
-                f"LEFT JOIN act USING (g, k) ORDER BY grid.g, grid.k",
-            )
-        finally:
-            src.con.execute("DROP TABLE IF EXISTS _bought")
+        return metrics.cohort_table(src.table("orders"), freq, **_grouping(src, by), as_of=as_of,
+                                    zero_paid=zero_paid)  # fmt: skip
     finally:
         if owned:
             src.close()
-    out = pd.DataFrame({c: _labelled(cols[c], kind) for c, kind in _by_dtypes(by).items()})
-    out["cohort"] = pd.PeriodIndex.from_ordinals(cols["c"].astype(np.int64), freq=freq).astype(str)
-    out["periods_since_first"] = cols["k"].astype(np.int64)
-    out["cohort_members"] = cols["cohort_members"].astype(np.int64)
-    out["active_members"] = cols["active_members"].astype(np.int64)
-    out["retention"] = metrics._ratio(out["active_members"], out["cohort_members"])
-    return out
 
 
 # --------------------------------------------------------------------------- refills

@@ -66,6 +66,8 @@ def purchases(
     zero_paid: ZeroPaid | None = "exclude",
     keys: Sequence[str] = (),
     amounts: Sequence[str] = ("paid_amount",),
+    carry: Sequence[str] = (),
+    numbered: bool = False,
     as_of: dt.date | None = None,
 ) -> ir.Table:
     """One row per member purchase.
@@ -83,23 +85,41 @@ def purchases(
         each store are separate purchases of that store).
     amounts : sequence of str
         Money columns summed over the purchase's orders.
+    carry : sequence of str
+        Order columns to carry: with ``"day"``, their values on the day's first order (by
+        ``ordered_at``, then ``order_id``).
+    numbered : bool
+        Add ``purchase_number``: 1 for a member's (key's) first purchase, 2 for the next ...
     as_of : date, optional
         Orders after this calendar day are left out.
 
     Returns
     -------
     ibis.Table
-        ``keys..., member_id, day, n_orders, amounts...`` (with ``"order"`` also
+        ``keys..., member_id, day, n_orders, amounts..., carry...`` (with ``"order"`` also
         ``order_id`` and ``ordered_at``), unordered.
     """
     rows = member_orders(orders, as_of=as_of)
     if zero_paid is not None:
         rows = rows.filter(is_purchase(rows, zero_paid))
     group = [*keys, "member_id", "day"]
+    carry = [c for c in carry if c not in group]
     if purchase_unit == "order":
-        return rows.select(
-            *group, "order_id", "ordered_at", n_orders=ibis.literal(1, "int64"), **{a: rows[a] for a in amounts}
+        out = rows.select(
+            *group, *dict.fromkeys(["order_id", "ordered_at", *carry]),
+            n_orders=ibis.literal(1, "int64"), **{a: rows[a] for a in amounts},
+        )  # fmt: skip
+        order_by = ["ordered_at", "order_id"]
+    else:
+        out = rows.group_by(group).aggregate(
+            n_orders=rows.count(), **{a: rows[a].sum() for a in amounts}
         )
-    return rows.group_by(group).aggregate(
-        n_orders=rows.count(), **{a: rows[a].sum() for a in amounts}
-    )
+        if carry:
+            first = ibis.row_number().over(group_by=group, order_by=["ordered_at", "order_id"])
+            firsts = rows.mutate(_n=first).filter(ibis._._n == 0).select(*group, *carry)
+            out = out.join(firsts, group)
+        order_by = ["day"]
+    if numbered:
+        number = ibis.row_number().over(group_by=[*keys, "member_id"], order_by=order_by) + 1
+        out = out.mutate(purchase_number=number)
+    return out
