@@ -49,14 +49,15 @@ from rxrepurchase import metrics, rfm
 from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
 from rxrepurchase.core import backend
 from rxrepurchase.errors import DataContractError, EngineError
-from rxrepurchase.loading import (
-    _FALSE,
-    _TRUE,
+from rxrepurchase.exports import (
     DEFAULT_TIME_ZONE,
+    FALSE_WORDS,
     ISO_START,
     OFFSET_TAIL,
-    _Loader,
+    TRUE_WORDS,
     check_time_zone,
+    find_file,
+    map_headers,
     read_mapping,
 )
 
@@ -106,7 +107,7 @@ class ChainSource:
         Analysis date; orders after the end of this day are excluded (default: today, as for
         the loader).
     mapping : path or dict, optional
-        File-name and header mapping, see :func:`rxrepurchase.loading.read_mapping`.
+        File-name and header mapping, see :func:`rxrepurchase.exports.read_mapping`.
     encoding : str, optional
         CSV encoding; DuckDB reads ``utf-8`` (default) and ``latin-1``/``utf-16``.
     amount_tolerance : float
@@ -154,9 +155,9 @@ class ChainSource:
             self.encoding = "utf-8"
         self.as_of = (pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.today()).normalize()
         self.tolerance = float(amount_tolerance)
-        # The loader's own file finding and header mapping, so both paths read the same files.
-        self._loader = _Loader(self.folder, spec, self.encoding, self.as_of, self.tolerance,
-                               time_zone=check_time_zone(time_zone))
+        self.spec = spec
+        self.time_zone = check_time_zone(time_zone)
+        self.formats = {k: spec[f"{k}_format"] for k in ("timestamp", "date") if spec.get(f"{k}_format")}
         # The Ibis backend runs the core's expressions; its DuckDB connection holds the views.
         self.backend = backend.connect(
             memory_limit=memory_limit, threads=threads, temp_directory=temp_directory,
@@ -170,7 +171,7 @@ class ChainSource:
         self._expressions: dict[str, dict[str, str]] = {}  # table -> column -> SQL on the raw file
         self._sources: dict[str, dict[str, str]] = {}  # table -> column -> raw column name
         for table in TABLES.values():
-            file = self._loader._find_file(table)
+            file = find_file(self.folder, table, spec)
             if file is not None:
                 self.files[table.name] = file
                 self._create_views(table, file)
@@ -249,14 +250,14 @@ class ChainSource:
         raw_names = [row[0] for row in described if row[0] != "file_row_number"]
         raw_types = {row[0]: row[1] for row in described}
         # The loader's header mapping (Chinese headers, mapping file) names the columns.
-        renamed = self._loader._rename(table, file, pd.DataFrame(columns=[n.strip() for n in raw_names]))
-        source = dict(zip(renamed.columns, raw_names, strict=False))
+        names, _ = map_headers(table, file, [n.strip() for n in raw_names], self.spec)
+        source = dict(zip(names, raw_names, strict=True))
         clean = self.validate != "none"
         self._sources[table.name] = source
         self._expressions[table.name] = {
             col.name: _typed(col, source.get(col.name), raw_types.get(source.get(col.name), ""), clean,
-                             time_zone=self._loader.time_zone,
-                             fmt=self._loader.formats.get(col.kind))
+                             time_zone=self.time_zone,
+                             fmt=self.formats.get(col.kind))
             for col in table.columns
         }
         typed = ",\n  ".join(f"{sql} AS {_ident(col)}" for col, sql in self._expressions[table.name].items())
@@ -377,7 +378,7 @@ def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
     non-finite or, for timestamps, out of range).
 
     ``clean=False`` casts only: no trimming of text, no blanking of empty strings. Timestamps
-    follow :func:`rxrepurchase.loading.parse_timestamps`: ISO 8601 value by value, a UTC offset
+    follow :func:`rxrepurchase.exports.parse_timestamps`: ISO 8601 value by value, a UTC offset
     converted to ``time_zone``, other layouts only with ``fmt``."""
     if name is None:  # optional column absent from the file
         sql_type = {"money": "DOUBLE", "number": "DOUBLE", "integer": "BIGINT", "flag": "BOOLEAN",
@@ -429,8 +430,8 @@ def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
     elif col.kind == "flag":
         if text:
             low = f"lower({cell})"
-            true_ = ", ".join(map(_quote, sorted(_TRUE)))
-            false_ = ", ".join(map(_quote, sorted(_FALSE)))
+            true_ = ", ".join(map(_quote, sorted(TRUE_WORDS)))
+            false_ = ", ".join(map(_quote, sorted(FALSE_WORDS)))
             value = f"CASE WHEN {low} IN ({true_}) THEN true WHEN {low} IN ({false_}) THEN false END"
         else:
             value = f"CAST({ref} AS BOOLEAN)"

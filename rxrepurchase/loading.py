@@ -27,11 +27,7 @@ configured format.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import tomllib
 import warnings
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,7 +41,6 @@ import pyarrow.compute as pc
 
 from rxrepurchase.contract import (
     CAMPAIGN_GROUPS,
-    HEADER_ALIASES_ZH,
     SEND_CHANNELS,
     TABLES,
     TIER_ALIASES,
@@ -53,6 +48,18 @@ from rxrepurchase.contract import (
     Table,
 )
 from rxrepurchase.errors import DataContractError
+from rxrepurchase.exports import (
+    DEFAULT_TIME_ZONE,
+    FALSE_WORDS,
+    SPAN,
+    TRUE_WORDS,
+    check_time_zone,
+    find_file,
+    map_headers,
+    parse_timestamps,
+    read_mapping,
+    record_lines,
+)
 
 __all__ = [
     "Chain",
@@ -68,27 +75,11 @@ __all__ = [
 
 Action = Literal["excluded", "kept"]
 _EXAMPLES = 5
-_TRUE = {"true", "1", "yes", "y", "t", "是", "y是"}
-_FALSE = {"false", "0", "no", "n", "f", "否"}
-
-DEFAULT_TIME_ZONE = "Asia/Shanghai"
 MAX_AMOUNT = 1_000_000.0
 """Default plausibility limit of one order's (or line's) amount, CNY: far above any pharmacy
 sale (the dearest specialty drugs sold over the counter cost a few hundred thousand yuan)."""
 MIN_YEAR = 2000
 """Default first plausible year of an order: older orders are flagged (kept)."""
-# pandas (and DuckDB's TIMESTAMP_NS) hold timestamps in nanoseconds since 1970 in 64 bits:
-# from 1677-09-21 00:12:43 to 2262-04-11 23:47:16. Years outside 1677-2262 are not parsed.
-SPAN = (pd.Timestamp.min, pd.Timestamp.max)
-_YEARS = (1677, 2262)
-# A value is read as ISO 8601 when it starts with a year-first date (``-`` or ``/``) followed by
-# its end or a time with minutes; it carries a UTC offset when it ends in Z or +hh[:mm]. The
-# offset is looked for in the last 7 characters of values holding a ':' (a time), the same
-# test as the DuckDB engine's.
-ISO_START = r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([T ]\d{1,2}:\d{2}|$)"
-OFFSET_TAIL = r"([Zz]|[+-]\d{1,2}(:?\d{2})?)$"
-# Day and month first (01/10/2025, 1.10.25): which is which only a configured format can say.
-_DAY_MONTH = r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(\s|T|$)"
 _NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
@@ -290,64 +281,6 @@ class Chain:
         return "\n".join(lines)
 
 
-def read_mapping(mapping: str | Path | Mapping[str, Any] | None) -> dict[str, Any]:
-    """Read a mapping of file names, headers and encoding for a chain's real export.
-
-    The TOML form::
-
-        encoding = "gbk"                 # CSV encoding of every file
-        timestamp_format = "%d/%m/%Y %H:%M:%S"   # layout of timestamps that are not ISO 8601
-        date_format = "%d/%m/%Y"                 # same for dates
-        [files]                          # table -> file name in the folder
-        orders = "销售订单.csv"
-        [columns.orders]                 # header in the file -> contract column
-        "会员卡号" = "member_id"
-        "交易时间" = "ordered_at"
-
-    A dict of the same shape is accepted too.
-    """
-    if mapping is None:
-        return {}
-    if isinstance(mapping, Mapping):
-        data = dict(mapping)
-        source = "mapping"
-    else:
-        source = str(mapping)
-        try:
-            data = tomllib.loads(Path(mapping).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise DataContractError(f"mapping file {source} does not exist") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise DataContractError(f"mapping file {source} is not valid TOML: {exc}") from exc
-    keys = ("encoding", "timestamp_format", "date_format", "files", "columns")
-    unknown = set(data) - set(keys)
-    if unknown:
-        raise DataContractError(
-            f"{source}: unknown key(s) {sorted(unknown)}; expected {', '.join(keys)}"
-        )
-    for key in ("timestamp_format", "date_format"):
-        if key in data and not (isinstance(data[key], str) and "%" in data[key]):
-            raise DataContractError(
-                f"{source}: {key} must be a strptime layout such as \"%d/%m/%Y %H:%M:%S\", "
-                f"got {data[key]!r}"
-            )
-    for key in ("files", "columns"):
-        bad = set(data.get(key, {})) - set(TABLES)
-        if bad:
-            raise DataContractError(
-                f"{source}: [{key}] names unknown table(s) {sorted(bad)}; "
-                f"tables are {', '.join(TABLES)}"
-            )
-    for table, cols in data.get("columns", {}).items():
-        bad = set(cols.values()) - set(TABLES[table].column_names)
-        if bad:
-            raise DataContractError(
-                f"{source}: [columns.{table}] maps to unknown column(s) {sorted(bad)}; "
-                f"{table} has {', '.join(TABLES[table].column_names)}"
-            )
-    return data
-
-
 def load_chain(
     path: str | Path,
     *,
@@ -445,32 +378,6 @@ class _Loader:
         self._lines: dict[Path, np.ndarray | None] = {}
 
     # -- files -------------------------------------------------------------------------
-    def _find_file(self, table: Table) -> Path | None:
-        named = self.spec.get("files", {}).get(table.name)
-        if named:
-            p = self.folder / named
-            if not p.exists():
-                raise DataContractError(
-                    f"{p}: file for table '{table.name}' named in the mapping does not exist"
-                )
-            return p
-        found = [
-            self.folder / f"{table.name}{ext}"
-            for ext in (".csv", ".csv.gz", ".parquet")
-            if (self.folder / f"{table.name}{ext}").exists()
-        ]
-        if len(found) > 1:
-            raise DataContractError(
-                f"{self.folder}: table '{table.name}' has more than one file "
-                f"({', '.join(p.name for p in found)}); keep one"
-            )
-        if not found and table.required:
-            raise DataContractError(
-                f"{self.folder}: no file for table '{table.name}' "
-                f"(expected {table.name}.csv or {table.name}.parquet)"
-            )
-        return found[0] if found else None
-
     def _read(self, table: Table, file: Path) -> pd.DataFrame:
         try:
             if file.suffix == ".parquet":
@@ -505,24 +412,9 @@ class _Loader:
         return self._rename(table, file, df)
 
     def _rename(self, table: Table, file: Path, df: pd.DataFrame) -> pd.DataFrame:
-        aliases = {**HEADER_ALIASES_ZH.get(table.name, {}), **self.spec.get("columns", {}).get(table.name, {})}
-        renames = {c: aliases[c] for c in df.columns if c in aliases and aliases[c] != c}
-        target = [renames.get(c, c) for c in df.columns]
-        dupes = sorted({t for t in target if target.count(t) > 1})
-        if dupes:
-            raise DataContractError(
-                f"{file}: more than one column maps to {dupes}; fix the export or the mapping"
-            )
+        df.columns, renames = map_headers(table, file, list(df.columns), self.spec)
         if renames:
             self.report.renamed_columns[table.name] = renames
-        df.columns = target
-        missing = [c for c in table.required_columns if c not in df.columns]
-        if missing:
-            raise DataContractError(
-                f"{file}: missing required column(s) {missing} for table '{table.name}'; "
-                f"found {list(df.columns)}. Map the export's headers with a mapping file "
-                f"(see docs/data-contract.md)."
-            )
         for c in table.columns:
             if c.name not in df.columns:
                 df[c.name] = pd.NA
@@ -534,39 +426,12 @@ class _Loader:
         if file.suffix == ".parquet":
             return "rows " + ", ".join(str(p + 1) for p in positions[:_EXAMPLES])
         if file not in self._lines:
-            self._lines[file] = self._record_lines(file)
+            self._lines[file] = record_lines(
+                file, self.report.rows_read.get(self._table_of(file), -1), self.encoding)
         starts = self._lines[file]
         shown = positions[:_EXAMPLES]
         lines = shown + 2 if starts is None else starts[shown]
         return "lines " + ", ".join(str(n) for n in lines)
-
-    def _record_lines(self, file: Path) -> np.ndarray | None:
-        """The file line each data record starts on, or None when record i is on line i + 2.
-
-        Quoted fields may hold line breaks, and blank lines are skipped, so record and line
-        numbers can part. Counting line breaks tells cheaply whether they do; only then is the
-        file read again as CSV, once.
-        """
-        opener = gzip.open if file.name.endswith(".gz") else open
-        with opener(file, "rb") as f:
-            breaks, last = 0, b"\n"
-            while chunk := f.read(1 << 24):
-                breaks += chunk.count(b"\n")
-                last = chunk[-1:]
-        lines = breaks + (last != b"\n")
-        if lines == self.report.rows_read.get(self._table_of(file), -1) + 1:
-            return None
-        encoding = "utf-8-sig" if self.encoding.lower() in ("utf-8", "utf8") else self.encoding
-        starts = []
-        with opener(file, "rt", encoding=encoding, newline="") as f:
-            reader = csv.reader(f)
-            next(reader, None)  # header
-            line = reader.line_num
-            for record in reader:
-                if record:  # blank lines are no records
-                    starts.append(line + 1)
-                line = reader.line_num
-        return np.asarray(starts)
 
     def _table_of(self, file: Path) -> str:
         return next(t for t, f in self.files.items() if f == file)
@@ -662,8 +527,8 @@ class _Loader:
                 ]
             elif col.kind == "flag":
                 text = raw.astype("string").str.lower()
-                value = text.isin(_TRUE).astype(bool)
-                failed = present & ~text.isin(_TRUE | _FALSE).fillna(False).astype(bool)
+                value = text.isin(TRUE_WORDS).astype(bool)
+                failed = present & ~text.isin(TRUE_WORDS | FALSE_WORDS).fillna(False).astype(bool)
                 if col.nullable:  # empty is unknown, not False (is_prescription)
                     value = value.astype("boolean").where(present & ~failed)
                 failures = [(f"unparseable_{col.kind}", failed, "with an unparseable true/false value")]
@@ -857,7 +722,7 @@ class _Loader:
     def run(self) -> Chain:
         frames: dict[str, pd.DataFrame | None] = {}
         for name, table in TABLES.items():
-            file = self._find_file(table)
+            file = find_file(self.folder, table, self.spec)
             if file is None:
                 frames[name] = None
                 continue
@@ -999,98 +864,6 @@ def control_redemptions(sends: pd.DataFrame, orders: pd.DataFrame) -> pd.Series:
     )["_last_redeemed"].to_numpy()
     redeemed = pd.Series(found, index=sends.index) >= sends["sent_at"]
     return (sends["group"] == "control") & redeemed.fillna(False).astype(bool)
-
-
-def check_time_zone(time_zone: str | None) -> str:
-    """``time_zone`` if it is an IANA time-zone name (``Asia/Shanghai``, ``UTC``); None gives
-    the default, Asia/Shanghai.
-
-    Raises
-    ------
-    DataContractError
-        For an unknown name, before any file is read.
-    """
-    if time_zone is None:
-        return DEFAULT_TIME_ZONE
-    try:
-        zoneinfo.ZoneInfo(str(time_zone))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise DataContractError(
-            f"unknown time zone {time_zone!r}; name the chain's time zone as in the IANA "
-            "database, e.g. Asia/Shanghai or UTC"
-        ) from exc
-    return str(time_zone)
-
-
-def parse_timestamps(
-    raw: pd.Series, *, time_zone: str = DEFAULT_TIME_ZONE, fmt: str | None = None
-) -> tuple[pd.Series, pd.Series]:
-    """Parse timestamps value by value into the chain's local time.
-
-    Each value is read on its own, never by the layout of the first one. A value is ISO 8601
-    when it starts with a year-first date (``2026-03-01``, ``2026/3/1``), optionally followed by
-    a time (``T`` or a space; hours and minutes, seconds and their fractions optional) and a UTC
-    offset (``Z``, ``+08:00``, ``+0800``, ``+08``). A value with an offset is converted to
-    ``time_zone``; a value without one is taken as already in it. Other layouts are read only
-    with ``fmt`` (``strptime`` codes, e.g. ``"%d/%m/%Y %H:%M:%S"``).
-
-    Parameters
-    ----------
-    raw : pandas.Series
-        Text, missing values as NA.
-    time_zone : str
-        The chain's IANA time zone.
-    fmt : str, optional
-        Layout of the values that are not ISO 8601.
-
-    Returns
-    -------
-    values : pandas.Series
-        ``datetime64[ns]``, naive local time; NaT where a value cannot be used.
-    problem : pandas.Series
-        Why a present value gave NaT: ``out_of_range`` (outside 1677-09-21 to 2262-04-11),
-        ``ambiguous`` (day and month first, ``01/10/2025``, and no ``fmt``) or
-        ``unparseable``; NA elsewhere.
-    """
-    if pd.api.types.is_datetime64_any_dtype(raw.dtype):  # a Parquet timestamp column
-        if isinstance(raw.dtype, pd.DatetimeTZDtype):
-            raw = raw.dt.tz_convert(time_zone).dt.tz_localize(None)
-        fits = raw.between(*SPAN)
-        problem = pd.Series(pd.NA, index=raw.index, dtype="string")
-        problem[raw.notna() & ~fits] = "out_of_range"
-        return raw.where(fits).astype("datetime64[ns]"), problem
-    text = raw.astype("string")
-    present = text.notna().to_numpy()
-    arr = pyarrow.array(text, from_pandas=True)
-    iso = pc.match_substring_regex(arr, ISO_START).fill_null(False).to_numpy(zero_copy_only=False)
-    has_time = pc.match_substring(arr, ":")
-    tail = pc.match_substring_regex(pc.utf8_slice_codeunits(arr, -7), OFFSET_TAIL)
-    offset = pc.and_(has_time, tail).fill_null(False).to_numpy(zero_copy_only=False)
-    in_range = np.zeros(len(text), dtype=bool)
-    if iso.any():
-        years = pc.cast(pc.utf8_slice_codeunits(arr.filter(pyarrow.array(iso)), 0, 4), pyarrow.int32())
-        in_range[iso] = (years.to_numpy() >= _YEARS[0]) & (years.to_numpy() <= _YEARS[1])
-    value = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
-    problem = pd.Series(pd.NA, index=text.index, dtype="string")
-    problem[iso & ~in_range] = "out_of_range"
-    groups = [(iso & in_range & ~offset, "ISO8601", False), (iso & in_range & offset, "ISO8601", True)]
-    if fmt:
-        groups.append((present & ~iso, fmt, "%z" in fmt))
-    for mask, pattern, aware in groups:
-        if not mask.any():
-            continue
-        parsed = pd.to_datetime(text if mask.all() else text[mask], format=pattern,
-                                errors="coerce", utc=aware)
-        if aware:
-            parsed = parsed.dt.tz_convert(time_zone).dt.tz_localize(None)
-        fits = parsed.between(*SPAN)
-        value[mask] = parsed.where(fits).astype("datetime64[ns]").to_numpy()
-        problem[parsed.index[(parsed.notna() & ~fits).to_numpy()]] = "out_of_range"
-    failed = present & value.isna().to_numpy() & problem.isna().to_numpy()
-    if failed.any():
-        day_month = text[failed].str.match(_DAY_MONTH).fillna(False).to_numpy(bool)
-        problem[failed] = np.where(day_month & (fmt is None), "ambiguous", "unparseable")
-    return value, problem
 
 
 def _to_number(raw: pd.Series) -> pd.Series:

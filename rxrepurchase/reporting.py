@@ -437,7 +437,7 @@ def run_reports(
         :func:`rxrepurchase.loading.load_chain`; default: the mapping's, else UTF-8).
     mapping : path or dict, optional
         File-name and header mapping of the export (TOML file or dict, see
-        :func:`rxrepurchase.loading.read_mapping`).
+        :func:`rxrepurchase.exports.read_mapping`).
     time_zone : str, optional
         The chain's time zone (default Asia/Shanghai): timestamps with a UTC offset are
         converted to it (see :func:`rxrepurchase.loading.load_chain`).
@@ -465,7 +465,8 @@ def run_reports(
     DataContractError
         The export cannot be read or validated (before anything is executed).
     """
-    from rxrepurchase.loading import check_time_zone, load_chain
+    from rxrepurchase.exports import check_time_zone
+    from rxrepurchase.loading import load_chain
     from rxrepurchase.report_data import chain_wide
 
     started_at = dt.datetime.now()

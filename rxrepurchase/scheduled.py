@@ -133,7 +133,7 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
         Missing file, TOML syntax error, unknown section or key, wrong type or value; the
         message names the file and the key. A ``password`` key in ``[smtp]`` is refused.
     """
-    from rxrepurchase.loading import check_time_zone, read_mapping
+    from rxrepurchase.exports import check_time_zone, read_mapping
 
     path = Path(path).expanduser().resolve()
     if not path.is_file():

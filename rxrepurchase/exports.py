@@ -1,0 +1,312 @@
+"""Reading a chain's export folder: the pieces every reader shares.
+
+The pandas loader (:mod:`rxrepurchase.loading`) and the DuckDB engine
+(:mod:`rxrepurchase.engine`) read the same files the same way: which file holds a table
+(:func:`find_file`), which header names which contract column (:func:`map_headers`, with the
+common Chinese headers and a chain's mapping file, :func:`read_mapping`), the chain's time zone
+(:func:`check_time_zone`), how timestamps are written (:func:`parse_timestamps`,
+:data:`ISO_START`, :data:`OFFSET_TAIL`), which words mean true and false, and on which file line
+a record starts (:func:`record_lines`). What a row must satisfy once read is in
+:mod:`rxrepurchase.core.rules`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow
+import pyarrow.compute as pc
+
+from rxrepurchase.contract import HEADER_ALIASES_ZH, TABLES, Table
+from rxrepurchase.errors import DataContractError
+
+__all__ = [
+    "DEFAULT_TIME_ZONE",
+    "FALSE_WORDS",
+    "ISO_START",
+    "OFFSET_TAIL",
+    "SPAN",
+    "TRUE_WORDS",
+    "check_time_zone",
+    "find_file",
+    "map_headers",
+    "parse_timestamps",
+    "read_mapping",
+    "record_lines",
+]
+
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t", "是", "y是"})
+"""Flag cells read as true (lower-cased); :data:`FALSE_WORDS` as false; anything else is
+unparseable."""
+FALSE_WORDS = frozenset({"false", "0", "no", "n", "f", "否"})
+# pandas (and DuckDB's TIMESTAMP_NS) hold timestamps in nanoseconds since 1970 in 64 bits:
+# from 1677-09-21 00:12:43 to 2262-04-11 23:47:16. Years outside 1677-2262 are not parsed.
+SPAN = (pd.Timestamp.min, pd.Timestamp.max)
+_YEARS = (1677, 2262)
+# A value is read as ISO 8601 when it starts with a year-first date (``-`` or ``/``) followed by
+# its end or a time with minutes; it carries a UTC offset when it ends in Z or +hh[:mm]. The
+# offset is looked for in the last 7 characters of values holding a ':' (a time), in both
+# readers.
+ISO_START = r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([T ]\d{1,2}:\d{2}|$)"
+OFFSET_TAIL = r"([Zz]|[+-]\d{1,2}(:?\d{2})?)$"
+# Day and month first (01/10/2025, 1.10.25): which is which only a configured format can say.
+_DAY_MONTH = r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(\s|T|$)"
+
+
+def read_mapping(mapping: str | Path | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Read a mapping of file names, headers and encoding for a chain's real export.
+
+    The TOML form::
+
+        encoding = "gbk"                 # CSV encoding of every file
+        timestamp_format = "%d/%m/%Y %H:%M:%S"   # layout of timestamps that are not ISO 8601
+        date_format = "%d/%m/%Y"                 # same for dates
+        [files]                          # table -> file name in the folder
+        orders = "销售订单.csv"
+        [columns.orders]                 # header in the file -> contract column
+        "会员卡号" = "member_id"
+        "交易时间" = "ordered_at"
+
+    A dict of the same shape is accepted too.
+    """
+    if mapping is None:
+        return {}
+    if isinstance(mapping, Mapping):
+        data = dict(mapping)
+        source = "mapping"
+    else:
+        source = str(mapping)
+        try:
+            data = tomllib.loads(Path(mapping).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise DataContractError(f"mapping file {source} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise DataContractError(f"mapping file {source} is not valid TOML: {exc}") from exc
+    keys = ("encoding", "timestamp_format", "date_format", "files", "columns")
+    unknown = set(data) - set(keys)
+    if unknown:
+        raise DataContractError(
+            f"{source}: unknown key(s) {sorted(unknown)}; expected {', '.join(keys)}"
+        )
+    for key in ("timestamp_format", "date_format"):
+        if key in data and not (isinstance(data[key], str) and "%" in data[key]):
+            raise DataContractError(
+                f"{source}: {key} must be a strptime layout such as \"%d/%m/%Y %H:%M:%S\", "
+                f"got {data[key]!r}"
+            )
+    for key in ("files", "columns"):
+        bad = set(data.get(key, {})) - set(TABLES)
+        if bad:
+            raise DataContractError(
+                f"{source}: [{key}] names unknown table(s) {sorted(bad)}; "
+                f"tables are {', '.join(TABLES)}"
+            )
+    for table, cols in data.get("columns", {}).items():
+        bad = set(cols.values()) - set(TABLES[table].column_names)
+        if bad:
+            raise DataContractError(
+                f"{source}: [columns.{table}] maps to unknown column(s) {sorted(bad)}; "
+                f"{table} has {', '.join(TABLES[table].column_names)}"
+            )
+    return data
+
+
+def check_time_zone(time_zone: str | None) -> str:
+    """``time_zone`` if it is an IANA time-zone name (``Asia/Shanghai``, ``UTC``); None gives
+    the default, Asia/Shanghai.
+
+    Raises
+    ------
+    DataContractError
+        For an unknown name, before any file is read.
+    """
+    if time_zone is None:
+        return DEFAULT_TIME_ZONE
+    try:
+        zoneinfo.ZoneInfo(str(time_zone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise DataContractError(
+            f"unknown time zone {time_zone!r}; name the chain's time zone as in the IANA "
+            "database, e.g. Asia/Shanghai or UTC"
+        ) from exc
+    return str(time_zone)
+
+
+def parse_timestamps(
+    raw: pd.Series, *, time_zone: str = DEFAULT_TIME_ZONE, fmt: str | None = None
+) -> tuple[pd.Series, pd.Series]:
+    """Parse timestamps value by value into the chain's local time.
+
+    Each value is read on its own, never by the layout of the first one. A value is ISO 8601
+    when it starts with a year-first date (``2026-03-01``, ``2026/3/1``), optionally followed by
+    a time (``T`` or a space; hours and minutes, seconds and their fractions optional) and a UTC
+    offset (``Z``, ``+08:00``, ``+0800``, ``+08``). A value with an offset is converted to
+    ``time_zone``; a value without one is taken as already in it. Other layouts are read only
+    with ``fmt`` (``strptime`` codes, e.g. ``"%d/%m/%Y %H:%M:%S"``).
+
+    Parameters
+    ----------
+    raw : pandas.Series
+        Text, missing values as NA.
+    time_zone : str
+        The chain's IANA time zone.
+    fmt : str, optional
+        Layout of the values that are not ISO 8601.
+
+    Returns
+    -------
+    values : pandas.Series
+        ``datetime64[ns]``, naive local time; NaT where a value cannot be used.
+    problem : pandas.Series
+        Why a present value gave NaT: ``out_of_range`` (outside 1677-09-21 to 2262-04-11),
+        ``ambiguous`` (day and month first, ``01/10/2025``, and no ``fmt``) or
+        ``unparseable``; NA elsewhere.
+    """
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):  # a Parquet timestamp column
+        if isinstance(raw.dtype, pd.DatetimeTZDtype):
+            raw = raw.dt.tz_convert(time_zone).dt.tz_localize(None)
+        fits = raw.between(*SPAN)
+        problem = pd.Series(pd.NA, index=raw.index, dtype="string")
+        problem[raw.notna() & ~fits] = "out_of_range"
+        return raw.where(fits).astype("datetime64[ns]"), problem
+    text = raw.astype("string")
+    present = text.notna().to_numpy()
+    arr = pyarrow.array(text, from_pandas=True)
+    iso = pc.match_substring_regex(arr, ISO_START).fill_null(False).to_numpy(zero_copy_only=False)
+    has_time = pc.match_substring(arr, ":")
+    tail = pc.match_substring_regex(pc.utf8_slice_codeunits(arr, -7), OFFSET_TAIL)
+    offset = pc.and_(has_time, tail).fill_null(False).to_numpy(zero_copy_only=False)
+    in_range = np.zeros(len(text), dtype=bool)
+    if iso.any():
+        years = pc.cast(pc.utf8_slice_codeunits(arr.filter(pyarrow.array(iso)), 0, 4), pyarrow.int32())
+        in_range[iso] = (years.to_numpy() >= _YEARS[0]) & (years.to_numpy() <= _YEARS[1])
+    value = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    problem = pd.Series(pd.NA, index=text.index, dtype="string")
+    problem[iso & ~in_range] = "out_of_range"
+    groups = [(iso & in_range & ~offset, "ISO8601", False), (iso & in_range & offset, "ISO8601", True)]
+    if fmt:
+        groups.append((present & ~iso, fmt, "%z" in fmt))
+    for mask, pattern, aware in groups:
+        if not mask.any():
+            continue
+        parsed = pd.to_datetime(text if mask.all() else text[mask], format=pattern,
+                                errors="coerce", utc=aware)
+        if aware:
+            parsed = parsed.dt.tz_convert(time_zone).dt.tz_localize(None)
+        fits = parsed.between(*SPAN)
+        value[mask] = parsed.where(fits).astype("datetime64[ns]").to_numpy()
+        problem[parsed.index[(parsed.notna() & ~fits).to_numpy()]] = "out_of_range"
+    failed = present & value.isna().to_numpy() & problem.isna().to_numpy()
+    if failed.any():
+        day_month = text[failed].str.match(_DAY_MONTH).fillna(False).to_numpy(bool)
+        problem[failed] = np.where(day_month & (fmt is None), "ambiguous", "unparseable")
+    return value, problem
+
+
+
+def find_file(folder: Path, table: Table, spec: Mapping[str, Any] | None = None) -> Path | None:
+    """The file holding ``table`` in ``folder``: the mapping's ``[files]`` entry, else
+    ``<table>.csv``, ``.csv.gz`` or ``.parquet``; None for an optional table without one.
+
+    Raises
+    ------
+    DataContractError
+        A file named in the mapping is missing, a table has two files, or a required table
+        has none.
+    """
+    named = (spec or {}).get("files", {}).get(table.name)
+    if named:
+        p = folder / named
+        if not p.exists():
+            raise DataContractError(
+                f"{p}: file for table '{table.name}' named in the mapping does not exist"
+            )
+        return p
+    found = [
+        folder / f"{table.name}{ext}"
+        for ext in (".csv", ".csv.gz", ".parquet")
+        if (folder / f"{table.name}{ext}").exists()
+    ]
+    if len(found) > 1:
+        raise DataContractError(
+            f"{folder}: table '{table.name}' has more than one file "
+            f"({', '.join(p.name for p in found)}); keep one"
+        )
+    if not found and table.required:
+        raise DataContractError(
+            f"{folder}: no file for table '{table.name}' "
+            f"(expected {table.name}.csv or {table.name}.parquet)"
+        )
+    return found[0] if found else None
+
+
+def map_headers(
+    table: Table, file: Path, headers: list[str], spec: Mapping[str, Any] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Contract names for a file's (stripped) headers, and the renames made.
+
+    The chain's mapping (``[columns.<table>]``) overrides the common Chinese headers
+    (:data:`rxrepurchase.contract.HEADER_ALIASES_ZH`); other headers keep their names.
+
+    Raises
+    ------
+    DataContractError
+        Two headers map to one column, or a required column is missing; the message names
+        the file and the columns.
+    """
+    aliases = {**HEADER_ALIASES_ZH.get(table.name, {}),
+               **(spec or {}).get("columns", {}).get(table.name, {})}
+    renames = {c: aliases[c] for c in headers if c in aliases and aliases[c] != c}
+    target = [renames.get(c, c) for c in headers]
+    dupes = sorted({t for t in target if target.count(t) > 1})
+    if dupes:
+        raise DataContractError(
+            f"{file}: more than one column maps to {dupes}; fix the export or the mapping"
+        )
+    missing = [c for c in table.required_columns if c not in target]
+    if missing:
+        raise DataContractError(
+            f"{file}: missing required column(s) {missing} for table '{table.name}'; "
+            f"found {target}. Map the export's headers with a mapping file "
+            f"(see docs/data-contract.md)."
+        )
+    return target, renames
+
+
+def record_lines(file: Path, records: int, encoding: str = "utf-8") -> np.ndarray | None:
+    """The file line each data record of a CSV file starts on, or None when record i is on
+    line i + 2 (header = line 1).
+
+    Quoted fields may hold line breaks, and blank lines are skipped, so record and line
+    numbers can part. Counting line breaks tells cheaply whether they do; only then is the
+    file read again as CSV, once.
+    """
+    opener = gzip.open if file.name.endswith(".gz") else open
+    with opener(file, "rb") as f:
+        breaks, last = 0, b"\n"
+        while chunk := f.read(1 << 24):
+            breaks += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines = breaks + (last != b"\n")
+    if lines == records + 1:
+        return None
+    encoding = "utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding
+    starts = []
+    with opener(file, "rt", encoding=encoding, newline="") as f:
+        reader = csv.reader(f)
+        next(reader, None)  # header
+        line = reader.line_num
+        for record in reader:
+            if record:  # blank lines are no records
+                starts.append(line + 1)
+            line = reader.line_num
+    return np.asarray(starts)
