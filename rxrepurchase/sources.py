@@ -17,8 +17,9 @@ a Spark catalog / Hive metastore db    :func:`from_spark` (``database=``)       
 :class:`ChainTables`: the five tables ``stores``, ``members``, ``orders``, ``order_lines`` and
 ``campaigns`` (derived from the orders when a chain has none, as the loader does), with the
 contract's columns in its order and types. Headers are mapped as for files
-(:func:`rxrepurchase.loading.read_mapping`: the Chinese headers of
-:data:`rxrepurchase.contract.HEADER_ALIASES_ZH`, then the mapping's ``[columns.<table>]``).
+(:func:`rxrepurchase.exports.map_headers`: the Chinese headers of
+:data:`rxrepurchase.contract.HEADER_ALIASES_ZH`, then the mapping's ``[columns.<table>]``,
+see :func:`rxrepurchase.exports.read_mapping`).
 
 Times: the contract's timestamps are the chain's local wall-clock time. A Spark ``TIMESTAMP``
 column is an instant and is converted to ``time_zone``; a ``TIMESTAMP_NTZ`` column (and a
@@ -38,10 +39,11 @@ import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 
-from rxrepurchase.contract import HEADER_ALIASES_ZH, TABLES, Column
+from rxrepurchase.contract import TABLES, Column
 from rxrepurchase.core import backend as core_backend
 from rxrepurchase.errors import DataContractError, SourceError
-from rxrepurchase.loading import DEFAULT_TIME_ZONE, Chain, check_time_zone, read_mapping
+from rxrepurchase.exports import DEFAULT_TIME_ZONE, check_time_zone, map_headers, read_mapping
+from rxrepurchase.loading import Chain
 
 if TYPE_CHECKING:  # pyspark is the optional ``spark`` extra
     from ibis.backends import BaseBackend
@@ -165,7 +167,7 @@ def from_files(
     as_of : date-like, optional
         Analysis date (default: today, as for the loader).
     mapping : path or dict, optional
-        File-name and header mapping, see :func:`rxrepurchase.loading.read_mapping`.
+        File-name and header mapping, see :func:`rxrepurchase.exports.read_mapping`.
     **options
         ``encoding``, ``time_zone``, ``validate``, ``memory_limit``, ``threads``,
         ``temp_directory`` ... as for :class:`rxrepurchase.engine.ChainSource`.
@@ -195,7 +197,7 @@ def from_frames(
     as_of : date-like, optional
         Analysis date (default: the chain's ``as_of`` for a Chain, else all orders).
     mapping : path or dict, optional
-        Header mapping (``[columns.<table>]``), see :func:`rxrepurchase.loading.read_mapping`.
+        Header mapping (``[columns.<table>]``), see :func:`rxrepurchase.exports.read_mapping`.
     time_zone : str
         The chain's time zone: time-zone-aware columns are converted to it.
     backend : ibis backend, optional
@@ -255,7 +257,7 @@ def from_spark(
     as_of : date-like, optional
         Analysis date: orders after the end of this day are left out. Default: all orders.
     mapping : path or dict, optional
-        Header mapping (``[columns.<table>]``), see :func:`rxrepurchase.loading.read_mapping`;
+        Header mapping (``[columns.<table>]``), see :func:`rxrepurchase.exports.read_mapping`;
         the table names go in ``tables``.
     time_zone : str
         The chain's time zone: ``TIMESTAMP`` columns (instants) are converted to it;
@@ -351,34 +353,20 @@ def _conformed(
         )
     out = {}
     for name, table in raw.items():
-        out[name] = _contract_columns(name, table, spec.get("columns", {}).get(name, {}), where[name])
+        out[name] = _contract_columns(name, table, spec, where[name])
     if "campaigns" not in out:
         out["campaigns"] = _derived_campaigns(out["orders"])
     return _validated(out, _day(as_of))
 
 
-def _contract_columns(name: str, table: ibis.Table, renames: Mapping[str, str], where: str) -> ibis.Table:
-    """``table`` renamed to the contract's headers, its columns in contract order and type;
-    absent optional columns empty (``stored_value_amount`` 0, as the loader fills it)."""
-    contract = TABLES[name]
-    aliases = {**HEADER_ALIASES_ZH.get(name, {}), **renames}
-    present = list(table.columns)
-    target: dict[str, str] = {}
-    for col in present:
-        new = aliases.get(col, col)
-        if new in target:
-            raise DataContractError(
-                f"{where}: columns {target[new]!r} and {col!r} both map to {new!r}; "
-                "fix the table or the mapping"
-            )
-        target[new] = col
-    absent = [c for c in contract.required_columns if c not in target]
-    if absent:
-        raise DataContractError(
-            f"{where}: missing required column(s) {absent} for table '{name}'; found {present}. "
-            "Map the chain's column names with a mapping (see docs/data-contract.md)."
-        )
-    return table.select(**{c.name: _typed(c, table, target.get(c.name), where) for c in contract.columns})
+def _contract_columns(name: str, table: ibis.Table, spec: Mapping[str, Any], where: str) -> ibis.Table:
+    """``table`` with the contract's headers (:func:`rxrepurchase.exports.map_headers`), its
+    columns in contract order and type; absent optional columns empty
+    (``stored_value_amount`` 0, as the loader fills it)."""
+    target, _ = map_headers(TABLES[name], where, list(table.columns), spec)
+    source = dict(zip(target, table.columns, strict=True))
+    return table.select(**{c.name: _typed(c, table, source.get(c.name), where)
+                           for c in TABLES[name].columns})
 
 
 def _typed(col: Column, table: ibis.Table, source: str | None, where: str) -> ibis.Value:

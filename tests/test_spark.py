@@ -3,11 +3,13 @@ aggregates on PySpark local mode equal to DuckDB's on the same demo chain."""
 
 from __future__ import annotations
 
+import ibis
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 from rxrepurchase import sources
+from rxrepurchase.core import rates as core_rates
 from rxrepurchase.core import rfm as core_rfm
 from rxrepurchase.core.fit_rows import fit_rows
 from rxrepurchase.demo import DemoConfig, generate_demo_chain
@@ -112,8 +114,34 @@ def test_spark_errors_name_the_table_and_column(spark, demo, warehouse):
 END = pd.Timestamp(AS_OF).date()
 CUT = pd.Timestamp("2026-05-31").date()
 
+MONTHS = pd.period_range("2025-10", "2026-09", freq="M")
+WINDOWS = ibis.memtable(pd.DataFrame({
+    "window_id": range(len(MONTHS)),
+    "window_start": MONTHS.start_time.date, "window_end": MONTHS.end_time.date,
+}))
+LAST_MONTH = pd.Period("2026-08", "M").ordinal  # the last complete month before AS_OF
+LAST_WEEK = pd.Period("2026-09-27", "W").ordinal
+
 # Each core aggregate on the contract's tables, and the columns its rows are unique by.
 AGGREGATES = {
+    "repurchase rates by month and store": (
+        lambda t: core_rates.repurchase_rates(t.orders, WINDOWS, by=["store_id"]),
+        ["window_id", "store_id"]),
+    "repurchase rates by month and tier, per order": (
+        lambda t: core_rates.repurchase_rates(
+            t.orders, WINDOWS, by=["tier"], members=t.members, member_columns=["tier"],
+            purchase_unit="order", zero_paid="include"),
+        ["window_id", "tier"]),
+    "cohort sizes by acquiring store": (
+        lambda t: core_rates.cohorts(t.orders, freq="M", last=LAST_MONTH, by=["store_id"])[0],
+        ["store_id", "cohort"]),
+    "cohort activity by acquiring store": (
+        lambda t: core_rates.cohorts(t.orders, freq="M", last=LAST_MONTH, by=["store_id"])[1],
+        ["store_id", "cohort", "periods_since_first"]),
+    "weekly cohorts by tier": (
+        lambda t: core_rates.cohorts(t.orders, freq="W", last=LAST_WEEK, by=["tier"],
+                                     members=t.members, member_columns=["tier"])[1],
+        ["tier", "cohort", "periods_since_first"]),
     "rfm by store": (lambda t: core_rfm.rfm_summary(t.orders, end=END, by="store_id"),
                      ["store_id", "member_id"]),
     "rfm in weeks, gross": (lambda t: core_rfm.rfm_summary(t.orders, end=CUT, time_unit_days=7,
