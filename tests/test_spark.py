@@ -4,14 +4,16 @@ aggregates on PySpark local mode equal to DuckDB's on the same demo chain."""
 from __future__ import annotations
 
 import ibis
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from lifetimes import BetaGeoFitter
 
 from rxrepurchase import sources
 from rxrepurchase.core import rates as core_rates
 from rxrepurchase.core import rfm as core_rfm
-from rxrepurchase.core.fit_rows import fit_rows
+from rxrepurchase.core.fit_rows import fit_rows, spread_to_members
 from rxrepurchase.demo import DemoConfig, generate_demo_chain
 from rxrepurchase.errors import DataContractError, SourceError
 
@@ -163,3 +165,17 @@ def test_core_aggregate_on_spark_equals_duckdb(name, on_spark, on_duckdb):
     on_duck = on_duckdb.to_pandas(build(on_duckdb))
     assert len(on_duck) > 0
     _same(on_spark.to_pandas(build(on_spark)), on_duck, keys)
+
+
+def test_scores_computed_once_per_distinct_row_go_back_to_every_member(on_spark):
+    """The runbook's round trip: per-member RFM stays on Spark, the distinct fit rows come
+    back, BG/NBD is fitted on them (weighted) and P(alive) per row goes back to the members."""
+    rfm = core_rfm.rfm_summary(on_spark.orders, end=END)
+    rows = on_spark.to_pandas(fit_rows(rfm))
+    fitter = BetaGeoFitter().fit(rows["frequency"], rows["recency"], rows["T"],
+                                 weights=rows["members"])
+    rows["p_alive"] = fitter.conditional_probability_alive(rows["frequency"], rows["recency"], rows["T"])
+    scored = on_spark.to_pandas(spread_to_members(rfm, ibis.memtable(rows.drop(columns="members"))))
+    assert len(scored) == rows["members"].sum() and scored["member_id"].is_unique
+    expected = fitter.conditional_probability_alive(scored["frequency"], scored["recency"], scored["T"])
+    np.testing.assert_allclose(scored["p_alive"], expected, rtol=1e-12)

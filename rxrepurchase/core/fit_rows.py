@@ -6,7 +6,9 @@ so fitting on the distinct rows weighted by their member counts (lifetimes'
 ``fit(frequency, recency, T, weights=...)``) gives the parameters of the fit on every member.
 Recency and T are whole days (or weeks), so a chain of millions of members has a few hundred
 thousand distinct rows at most: on a Spark cluster the per-member RFM stays there and only
-these rows come back to the machine that fits.
+these rows come back to the machine that fits. Scores computed there once per distinct row
+(P(alive), expected purchases) go back the same way, as a small table that
+:func:`spread_to_members` joins to the members where they are.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 
 import ibis.expr.types as ir
 
-__all__ = ["FIT_COLUMNS", "fit_rows"]
+__all__ = ["FIT_COLUMNS", "fit_rows", "spread_to_members"]
 
 FIT_COLUMNS: tuple[str, ...] = ("frequency", "recency", "T")
 
@@ -38,3 +40,27 @@ def fit_rows(rfm: ir.Table, *, by: Sequence[str] = ()) -> ir.Table:
     """
     keys = [*by, *FIT_COLUMNS]
     return rfm.group_by(keys).aggregate(members=rfm.count()).order_by(keys)
+
+
+def spread_to_members(rfm: ir.Table, per_row: ir.Table, *, by: Sequence[str] = ()) -> ir.Table:
+    """Values computed once per distinct row, given to every member with that row.
+
+    Parameters
+    ----------
+    rfm : ibis.Table
+        One row per member (per ``by`` x member) with ``frequency``, ``recency``, ``T``.
+    per_row : ibis.Table
+        ``by..., frequency, recency, T`` and the values (e.g. ``p_alive``), one row per
+        distinct row of :func:`fit_rows`; on the backend of ``rfm`` (a memtable works on any).
+    by : sequence of str
+        As in :func:`fit_rows`.
+
+    Returns
+    -------
+    ibis.Table
+        ``rfm``'s columns and ``per_row``'s values; a member whose row ``per_row`` lacks keeps
+        its row, with empty values.
+    """
+    keys = [*by, *FIT_COLUMNS]
+    values = [c for c in per_row.columns if c not in keys]
+    return rfm.left_join(per_row, keys).select(*rfm.columns, *values)
