@@ -29,7 +29,8 @@ def _keys(by: str | None) -> list[str]:
 
 
 def _days(orders: ir.Table, amount: str, by: str | None) -> ir.Table:
-    """Member purchase days with ``amount`` and ``gap`` (days since the key's previous one)."""
+    """Member purchase days with ``amount_`` and ``gap`` (days since the key's previous
+    purchase; null on the key's first, which is how the first purchase is found)."""
     keys = _keys(by)
     p = purchases(orders, zero_paid=None, keys=keys[:-1], amounts=(amount,)).rename(amount_=amount)
     previous = p.day.lag().over(ibis.window(group_by=keys, order_by="day"))
@@ -88,7 +89,7 @@ def rfm_summary(
     p = p.filter(p.day <= ibis.date(end))
     agg = p.group_by(keys).aggregate(
         n=p.count(), first_day=p.day.min(), last_day=p.day.max(), total=p.amount_.sum(),
-        first_amount=p.amount_.argmin(p.day), log_gaps=p.gap.log().sum(),
+        first_amount=p.amount_.sum(where=p.gap.isnull()), log_gaps=p.gap.log().sum(),
     )  # fmt: skip
     columns = _rfm_columns(agg.first_day, agg.last_day, agg.n, agg.total, agg.first_amount,
                            agg.log_gaps, end, time_unit_days)  # fmt: skip
@@ -135,7 +136,7 @@ def calibration_holdout(
     cal = p.day <= ibis.date(cut)
     agg = p.group_by(keys).aggregate(
         first_day=p.day.min(), n_cal=p.count(where=cal), last_cal=p.day.max(where=cal),
-        total_cal=p.amount_.sum(where=cal), first_amount=p.amount_.argmin(p.day),
+        total_cal=p.amount_.sum(where=cal), first_amount=p.amount_.sum(where=p.gap.isnull()),
         log_gaps=p.gap.log().sum(where=cal), frequency_holdout=p.count(where=~cal),
         spend_holdout=p.amount_.sum(where=~cal),
     )  # fmt: skip
