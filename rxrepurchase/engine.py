@@ -47,6 +47,7 @@ import pandas as pd
 
 from rxrepurchase import metrics, rfm
 from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
+from rxrepurchase.core import backend
 from rxrepurchase.errors import DataContractError, EngineError
 from rxrepurchase.exports import (
     DEFAULT_TIME_ZONE,
@@ -72,51 +73,12 @@ __all__ = [
 ]
 
 _MONEY = ("paid_amount", "gross_amount", "discount_amount", "stored_value_amount")
-_DAY = "(CAST(ordered_at AS DATE) - DATE '1970-01-01')"
-# Calendar periods: DuckDB's date_trunc unit and the period's ordinal as pandas numbers it
-# (Period.ordinal) from a DATE ``{d}``; pandas "W" weeks run Monday to Sunday, as ISO weeks.
-_PERIODS = {
-    "W": ("week", "CAST(floor(({d} - DATE '1970-01-01' + 10) / 7) AS BIGINT)"),
-    "M": ("month", "((year({d}) - 1970) * 12 + month({d}) - 1)"),
-    "Q": ("quarter", "((year({d}) - 1970) * 4 + quarter({d}) - 1)"),
-    "Y": ("year", "(year({d}) - 1970)"),
-}
 
 
-def connect(
-    *,
-    memory_limit: str = "4GB",
-    threads: int | None = None,
-    temp_directory: str | os.PathLike | None = None,
-    database: str | os.PathLike = ":memory:",
-) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection set up for out-of-core aggregation.
-
-    Parameters
-    ----------
-    memory_limit : str
-        DuckDB's memory cap (``"4GB"``, ``"500MB"``); hash tables and sorts beyond it spill to
-        ``temp_directory``, so the peak memory stays near this figure whatever the data size.
-    threads : int, optional
-        Worker threads (default: DuckDB's, one per core).
-    temp_directory : path, optional
-        Where spilled data goes (default: DuckDB's ``.tmp`` next to the database, or the
-        system temp folder for an in-memory database).
-    database : path
-        ``":memory:"`` (default) or a database file, which lets big intermediate tables live
-        on disk (the batch step uses one).
-    """
-    con = duckdb.connect(str(database))
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    if threads is not None:
-        con.execute(f"SET threads = {int(threads)}")
-    tmp = Path(temp_directory) if temp_directory is not None else Path(
-        os.environ.get("TMPDIR", "/tmp")
-    ) / "rxrepurchase-duckdb"
-    con.execute(f"SET temp_directory = {_quote(str(tmp))}")
-    # Result order comes from explicit ORDER BY; not keeping scan order saves memory.
-    con.execute("SET preserve_insertion_order = false")
-    return con
+def connect(**settings) -> duckdb.DuckDBPyConnection:
+    """The raw DuckDB connection of :func:`rxrepurchase.core.backend.connect` (same keyword
+    arguments: ``memory_limit``, ``threads``, ``temp_directory``, ``database``)."""
+    return backend.connect(**settings).con
 
 
 def _quote(text: str) -> str:
@@ -196,10 +158,12 @@ class ChainSource:
         self.spec = spec
         self.time_zone = check_time_zone(time_zone)
         self.formats = {k: spec[f"{k}_format"] for k in ("timestamp", "date") if spec.get(f"{k}_format")}
-        self.con = connect(
+        # The Ibis backend runs the core's expressions; its DuckDB connection holds the views.
+        self.backend = backend.connect(
             memory_limit=memory_limit, threads=threads, temp_directory=temp_directory,
             database=database,
         )
+        self.con = self.backend.con
         if validate not in ("full", "rows", "none"):
             raise EngineError(f"validate must be 'full', 'rows' or 'none', got {validate!r}")
         self.validate = validate
@@ -231,6 +195,10 @@ class ChainSource:
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run SQL against the validated views (``orders``, ``members`` ...)."""
         return self.con.sql(query)
+
+    def table(self, name: str):
+        """The validated view ``name`` as an Ibis table, for the core's expressions."""
+        return self.backend.table(name)
 
     def scalar(self, query: str):
         """The single value ``query`` returns."""
@@ -505,10 +473,6 @@ def _fetch(src: ChainSource, query: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _day_sql(ts) -> int:
-    return rfm._day_number(pd.Timestamp(ts))
-
-
 def _group_columns(by: str | Sequence[str] | None) -> tuple[list[str], list[str]]:
     """``by`` as a list, and the member columns among it (looked up in ``members``)."""
     by = metrics._as_list(by)
@@ -522,17 +486,6 @@ def _group_columns(by: str | Sequence[str] | None) -> tuple[list[str], list[str]
             f"{', '.join(sorted(member_cols))})"
         )
     return by, [c for c in by if c not in order_cols]
-
-
-def _member_orders(by: list[str], member_cols: list[str]) -> str:
-    """Member orders with the ``by`` columns (member columns joined from ``members``)."""
-    cols = "".join(f", o.{c}" if c not in member_cols else f", m.{c}" for c in by)
-    join = " JOIN members m ON m.member_id = o.member_id" if member_cols else ""
-    day = _DAY.replace("ordered_at", "o.ordered_at")
-    return (
-        f"SELECT o.member_id, o.ordered_at, o.order_id, o.paid_amount, {day} AS day{cols} "
-        f"FROM orders o{join} WHERE o.member_id IS NOT NULL"
-    )
 
 
 # --------------------------------------------------------------------------- RFM
@@ -552,68 +505,11 @@ def _rfm_keys(by: str | None) -> list[str]:
     return [by, "member_id"]
 
 
-def _days_sql(keys: list[str], amount_col: str) -> str:
-    """Orders merged per key and calendar day: ``keys, day, orders, amount``. Walk-in orders
-    stay in, under an empty member_id, so one pass also counts them."""
-    cols = ", ".join(keys)
-    return (
-        f"SELECT {cols}, {_DAY} AS day, count(*) AS orders, sum({amount_col}) AS amount "
-        f"FROM orders GROUP BY ALL"
-    )
-
-
-def _per_member_sql(keys: list[str], days: str, end_day: int | None) -> str:
-    """Per key: orders, purchases, first/last day and repeat spend up to ``end_day`` (all days
-    if None), and orders after it. ``days`` is a query or table of :func:`_days_sql` rows."""
-    upto = "true" if end_day is None else f"day <= {end_day}"
-    key_list = ", ".join(keys)
-    return (
-        f"SELECT {key_list}, sum(orders) AS orders, "
-        f"count(*) FILTER (WHERE {upto}) AS n, min(day) FILTER (WHERE {upto}) AS first_day, "
-        f"max(day) FILTER (WHERE {upto}) AS last_day, "
-        f"sum(amount) FILTER (WHERE {upto}) - arg_min(amount, day) FILTER (WHERE {upto}) "
-        f"  AS repeat_total, "
-        f"coalesce(sum(ln(gap)) FILTER (WHERE {upto}), 0) AS log_gaps, "
-        f"coalesce(sum(orders) FILTER (WHERE NOT ({upto})), 0) AS orders_after "
-        f"FROM ({_with_gaps(keys, days)}) GROUP BY ALL ORDER BY {key_list}"
-    )
-
-
-def _with_gaps(keys: list[str], days: str) -> str:
-    """``days`` rows with ``gap``: days since the key's previous purchase day (NULL at the
-    first), for the sum of log inter-purchase times (``litt``)."""
-    return (f"SELECT *, day - lag(day) OVER (PARTITION BY {', '.join(keys)} ORDER BY day) AS gap "
-            f"FROM ({days})")
-
-
-def _index(keys: list[str], columns: dict[str, np.ndarray], rows=slice(None)) -> pd.Index:
-    if len(keys) == 1:
-        return pd.Index(columns[keys[0]][rows], name=keys[0])
-    return pd.MultiIndex.from_arrays([columns[k][rows] for k in keys], names=keys)
-
-
-def _rfm_frame(
-    keys: list[str], cols: dict, n: np.ndarray, first: np.ndarray, last: np.ndarray,
-    repeat_total: np.ndarray, log_gaps: np.ndarray, end_day: int, unit_days: int, rows,
-) -> pd.DataFrame:
-    """The RFM table from per-member purchase count, first/last day, repeat spend and sum of
-    log gaps in days."""
-    frequency = (n[rows] - 1).astype(np.int64)
-    first_day, last_day = first[rows].astype(np.int64), last[rows].astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        monetary = np.where(frequency > 0, repeat_total[rows].astype(np.float64) / frequency, 0.0)
-    return pd.DataFrame(
-        {
-            "frequency": frequency,
-            "recency": (last_day - first_day) / unit_days,
-            "T": (end_day - first_day) / unit_days,
-            "litt": log_gaps[rows].astype(np.float64) - frequency * np.log(unit_days),
-            "monetary_value": monetary,
-            "first_purchase": rfm._dates(first_day),
-            "last_purchase": rfm._dates(last_day),
-        },
-        index=_index(keys, cols, rows),
-    )
+def _keys(by: str | None) -> rfm.Keys:
+    """Results keyed by ``[by,] member_id``, text ids in the loader's ``string`` dtype."""
+    keys = _rfm_keys(by)
+    text = {c.name for c in TABLES["orders"].columns if c.kind in ("id", "text")}
+    return rfm.Keys(by, keys, {k: "string" for k in keys if k in text})
 
 
 def rfm_summary(
@@ -627,9 +523,8 @@ def rfm_summary(
 ) -> pd.DataFrame:
     """Each member's frequency, recency, T and monetary value, computed in DuckDB.
 
-    The result equals :func:`rxrepurchase.rfm.rfm_summary` on ``load_chain(data).orders``
-    with the same arguments (definitions in :mod:`rxrepurchase.rfm`). One pass over the
-    orders.
+    :func:`rxrepurchase.rfm.rfm_summary` on the source's validated orders (the same
+    expressions run on both; definitions in :mod:`rxrepurchase.rfm`).
 
     Parameters
     ----------
@@ -650,34 +545,15 @@ def rfm_summary(
     DataFrame
         As :func:`rxrepurchase.rfm.rfm_summary`, ``attrs`` included.
     """
-    unit_days = rfm._check_unit(time_unit)
     amount_col = _amount(amount_col)
-    keys = _rfm_keys(by)
-    end_day = None if observation_end is None else _day_sql(rfm._as_date(observation_end, "observation_end"))
+    keys = _keys(by)
     src, owned = _open(data, as_of)
     try:
-        cols = _fetch(src, _per_member_sql(keys, _days_sql(keys, amount_col), end_day))
+        return rfm.summarise(src.table("orders"), keys, observation_end=observation_end,
+                             time_unit=time_unit, amount_col=amount_col)  # fmt: skip
     finally:
         if owned:
             src.close()
-    member = ~np.asarray(cols["member_id"].isna(), dtype=bool)
-    if end_day is None:
-        if not member.any():
-            raise rfm.RFMInputError("transactions hold no member purchases")
-        end_day = int(cols["last_day"][member].max())
-    rows = np.flatnonzero(member & (cols["n"] > 0))
-    if not len(rows):
-        raise rfm.RFMInputError(f"no member purchase on or before {rfm._day_date(end_day).date()}")
-    summary = _rfm_frame(keys, cols, cols["n"], cols["first_day"], cols["last_day"],
-                         cols["repeat_total"], cols["log_gaps"], end_day, unit_days, rows)
-    summary.attrs = {
-        "time_unit": time_unit,
-        "observation_end": rfm._day_date(end_day),
-        "amount_col": amount_col,
-        "walk_in_orders": int(cols["orders"][~member].sum()),
-        "transactions_after_end": int(cols["orders_after"][member].sum()),
-    }
-    return summary
 
 
 def calibration_holdout(
@@ -692,108 +568,18 @@ def calibration_holdout(
 ) -> rfm.CalibrationHoldout:
     """Calibration RFM and holdout outcomes split at ``cut_date``, computed in DuckDB.
 
-    Equals :func:`rxrepurchase.rfm.calibration_holdout` on ``load_chain(data).orders``; the
-    arguments are the same, plus ``data`` and ``as_of`` as in :func:`rfm_summary`. One pass
-    over the orders (into a temporary table of member-days).
+    :func:`rxrepurchase.rfm.calibration_holdout` on the source's validated orders; the
+    arguments are the same, plus ``data`` and ``as_of`` as in :func:`rfm_summary`.
     """
-    unit_days = rfm._check_unit(time_unit)
     amount_col = _amount(amount_col)
-    keys = _rfm_keys(by)
-    key_list = ", ".join(keys)
-    cut = rfm._as_date(cut_date, "cut_date")
-    cut_day = _day_sql(cut)
-    given_end = None if holdout_end is None else _day_sql(rfm._as_date(holdout_end, "holdout_end"))
+    keys = _keys(by)
     src, owned = _open(data, as_of)
     try:
-        src.con.execute(f"CREATE OR REPLACE TEMP TABLE _days AS {_days_sql(keys, amount_col)}")
-        try:
-            walk_in, last_day, after_cut, after_given = src.con.execute(
-                f"SELECT sum(orders) FILTER (WHERE member_id IS NULL), "
-                f"max(day) FILTER (WHERE member_id IS NOT NULL), "
-                f"sum(orders) FILTER (WHERE member_id IS NOT NULL AND day > {cut_day}), "
-                f"sum(orders) FILTER (WHERE member_id IS NOT NULL AND day > {given_end or cut_day}) "
-                f"FROM _days"
-            ).fetchall()[0]
-            if last_day is None:
-                raise rfm.RFMInputError("transactions hold no member purchases")
-            end_day = int(last_day) if given_end is None else given_end
-            if end_day <= cut_day:
-                raise rfm.RFMInputError(
-                    f"holdout_end {rfm._day_date(end_day).date()} must be after cut_date {cut.date()}"
-                )
-            purchases = f"SELECT * FROM _days WHERE member_id IS NOT NULL AND day <= {end_day}"
-            cal = f"day <= {cut_day}"
-            cols = _fetch(
-                src,
-                f"SELECT {key_list}, min(day) AS first_day, "
-                f"count(*) FILTER (WHERE {cal}) AS n_cal, max(day) FILTER (WHERE {cal}) AS last_cal, "
-                f"coalesce(sum(amount) FILTER (WHERE {cal}), 0) - arg_min(amount, day) AS repeat_cal, "
-                f"coalesce(sum(ln(gap)) FILTER (WHERE {cal}), 0) AS log_gaps_cal, "
-                f"count(*) FILTER (WHERE NOT {cal}) AS n_hold, "
-                f"coalesce(sum(amount) FILTER (WHERE NOT {cal}), 0) AS spend_hold "
-                f"FROM ({_with_gaps(keys, purchases)}) GROUP BY ALL ORDER BY {key_list}",
-            )
-            repeat = src.con.execute(
-                f"SELECT p.day, count(*) AS n FROM ({purchases}) p JOIN ("
-                f"SELECT {key_list}, min(day) AS first_day FROM ({purchases}) GROUP BY ALL "
-                f"HAVING min(day) <= {cut_day}) f USING ({key_list}) "
-                f"WHERE p.day > f.first_day GROUP BY p.day ORDER BY p.day"
-            ).fetchnumpy()
-        finally:
-            src.con.execute("DROP TABLE IF EXISTS _days")
+        return rfm.split_at(src.table("orders"), keys, cut_date, holdout_end=holdout_end,
+                            time_unit=time_unit, amount_col=amount_col)  # fmt: skip
     finally:
         if owned:
             src.close()
-    first_day = cols["first_day"].astype(np.int64)
-    cal_rows = np.flatnonzero(first_day <= cut_day)
-    if not len(cal_rows):
-        raise rfm.RFMInputError(f"no member purchase on or before cut_date {cut.date()}")
-    calibration = _rfm_frame(keys, cols, cols["n_cal"], first_day, cols["last_cal"],
-                             cols["repeat_cal"], cols["log_gaps_cal"], cut_day, unit_days, cal_rows)
-    calibration.attrs = {
-        "time_unit": time_unit,
-        "observation_end": cut,
-        "amount_col": amount_col,
-        "walk_in_orders": int(walk_in or 0),
-        "transactions_after_end": int(after_cut or 0),
-    }
-    count = cols["n_hold"][cal_rows].astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_spend = np.where(count > 0, cols["spend_hold"][cal_rows] / count, 0.0)
-    holdout = pd.DataFrame(
-        {
-            "frequency_holdout": count,
-            "monetary_holdout": mean_spend,
-            "duration_holdout": (end_day - cut_day) / unit_days,
-        },
-        index=calibration.index,
-    )
-    new_rows = np.flatnonzero(first_day > cut_day)
-    new_in_holdout = pd.DataFrame(
-        {
-            "first_purchase": rfm._dates(first_day[new_rows]),
-            "purchases": cols["n_hold"][new_rows].astype(np.int64),
-            "spend": cols["spend_hold"][new_rows].astype(np.float64),
-        },
-        index=_index(keys, cols, new_rows),
-    )
-    repeat_purchases = pd.Series(
-        repeat["n"].astype(np.int64),
-        index=pd.DatetimeIndex(rfm._dates(repeat["day"].astype(np.int64)), name="date"),
-        name="purchases",
-    )
-    return rfm.CalibrationHoldout(
-        calibration=calibration,
-        holdout=holdout,
-        new_in_holdout=new_in_holdout,
-        first_purchases=rfm._count_by_date(calibration["first_purchase"].to_numpy()),
-        repeat_purchases=repeat_purchases,
-        cut_date=cut,
-        holdout_end=rfm._day_date(end_day),
-        time_unit=time_unit,
-        walk_in_orders=int(walk_in or 0),
-        transactions_after_holdout=int(after_given or 0) if given_end is not None else 0,
-    )
 
 
 # --------------------------------------------------------------------------- repurchase rates
@@ -801,7 +587,7 @@ def calibration_holdout(
 
 def _calendar(window) -> str:
     freq = metrics._CALENDAR_FREQ.get(str(window).upper()) if isinstance(window, str) else None
-    if freq not in _PERIODS:
+    if freq not in ("W", "M", "Q", "Y"):
         raise EngineError(
             f"the engine computes calendar windows 'W', 'M', 'Q' and 'Y', got {window!r}; "
             "use rxrepurchase.metrics.repurchase_rates on a loaded chain for N-day or custom "
@@ -810,19 +596,17 @@ def _calendar(window) -> str:
     return freq
 
 
-def _labelled(values, kind: str) -> pd.Series:
-    """Group labels in the dtype the pandas path gives them: order columns keep the loader's
-    ``string`` dtype; member columns come through numpy, so text becomes ``str``."""
-    if kind == "order":
-        return pd.Series(values)
-    if isinstance(values, pd.arrays.ArrowStringArray):
-        return pd.Series(np.asarray(values, dtype=object), dtype="str")
-    return pd.Series(values)
-
-
-def _by_dtypes(by: list[str]) -> dict[str, str]:
-    order_cols = set(TABLES["orders"].column_names)
-    return {c: "order" if c in order_cols else "member" for c in by}
+def _grouping(src: ChainSource, by) -> dict:
+    """The core's grouping arguments for ``by``: member columns come from ``members``; text
+    order columns come back in the loader's ``string`` dtype."""
+    by, member_cols = _group_columns(by)
+    text = {c.name for c in TABLES["orders"].columns if c.kind in ("id", "text")}
+    return {
+        "by": by,
+        "members": src.table("members") if member_cols else None,
+        "member_columns": member_cols,
+        "labels": {c: "string" if c in text else None for c in by},
+    }
 
 
 def repurchase_rates(
@@ -838,8 +622,8 @@ def repurchase_rates(
 ) -> pd.DataFrame:
     """User and order repurchase rates per calendar period and group, computed in DuckDB.
 
-    Equals :func:`rxrepurchase.metrics.repurchase_rates` on the loaded chain's orders (and
-    members, for member columns in ``by``) with the same arguments.
+    :func:`rxrepurchase.metrics.repurchase_rates` on the source's validated orders (and
+    members, for member columns in ``by``), through the same expressions.
 
     Parameters
     ----------
@@ -854,56 +638,15 @@ def repurchase_rates(
         Analysis date when ``data`` is a folder.
     """
     metrics._check_options(purchase_unit, zero_paid)
-    freq = _calendar(window)
+    _calendar(window)
     src, owned = _open(data, as_of)
     try:
-        by, member_cols = _group_columns(by)
-        first, last = src.con.execute(
-            "SELECT min(ordered_at), max(ordered_at) FROM orders WHERE member_id IS NOT NULL"
-        ).fetchall()[0]
-        if first is None:
-            raise metrics.MetricsInputError("orders hold no member orders")
-        first = pd.Timestamp(start).normalize() if start is not None else pd.Timestamp(first)
-        last = pd.Timestamp(end).normalize() if end is not None else pd.Timestamp(last)
-        windows = metrics._window_table(window, first.normalize(), last.normalize())
-        if windows.empty:
-            raise metrics.MetricsInputError(
-                f"window {window!r} yields no window between {first:%Y-%m-%d} and {last:%Y-%m-%d}"
-            )
-        lo, hi = windows["window_start"].min(), windows["window_end"].max()
-        bought = "paid_amount >= 0" if zero_paid == "include" else "paid_amount > 0"
-        count = "count(DISTINCT day)" if purchase_unit == "day" else "count(*)"
-        keys = ", ".join(["window_start", *by])
-        cols = _fetch(
-            src,
-            f"SELECT {keys}, count(*) FILTER (WHERE n > 0) AS members, "
-            f"count(*) FILTER (WHERE n >= 2) AS repeat_members, sum(n) AS purchases, "
-            f"sum(excluded) AS excluded_orders FROM ("
-            f"  SELECT {keys}, member_id, {count} FILTER (WHERE {bought}) AS n, "
-            f"  count(*) FILTER (WHERE NOT ({bought})) AS excluded FROM ("
-            f"    SELECT *, CAST(date_trunc('{_PERIODS[freq][0]}', ordered_at) AS DATE) AS window_start "
-            f"    FROM ({_member_orders(by, member_cols)}) "
-            f"    WHERE day BETWEEN {_day_sql(lo)} AND {_day_sql(hi)}) GROUP BY ALL) "
-            f"GROUP BY ALL ORDER BY {', '.join(f'{k} NULLS LAST' for k in ['window_start', *by])}",
-        )
+        return metrics.rates_table(src.table("orders"), window, **_grouping(src, by),
+                                   purchase_unit=purchase_unit, zero_paid=zero_paid,
+                                   start=start, end=end)  # fmt: skip
     finally:
         if owned:
             src.close()
-    start_day = cols["window_start"].astype("datetime64[D]").astype(np.int64)
-    starts = windows["window_start"].to_numpy("datetime64[D]").astype(np.int64)
-    w = windows.iloc[np.searchsorted(starts, start_day)].reset_index(drop=True)
-    out = w.copy()
-    for c, kind in _by_dtypes(by).items():
-        out[c] = _labelled(cols[c], kind)
-    n = {k: cols[k].astype(np.int64) for k in ("members", "repeat_members", "purchases", "excluded_orders")}
-    out["members"] = n["members"]
-    out["repeat_members"] = n["repeat_members"]
-    out["user_repurchase_rate"] = metrics._ratio(out["repeat_members"], out["members"])
-    out["purchases"] = n["purchases"]
-    out["repeat_purchases"] = n["purchases"] - n["members"]
-    out["order_repurchase_rate"] = metrics._ratio(out["repeat_purchases"], out["purchases"])
-    out["excluded_orders"] = n["excluded_orders"]
-    return out
 
 
 # --------------------------------------------------------------------------- cohorts
@@ -919,10 +662,10 @@ def cohort_retention(
 ) -> pd.DataFrame:
     """Acquisition-cohort retention as a tidy table, computed in DuckDB.
 
-    Equals :func:`rxrepurchase.metrics.cohort_retention` on the loaded chain with the same
-    arguments: cohorts are the period of each member's first purchase, order columns in
-    ``by`` take their value on that purchase (``store_id``: the acquiring store), and only
-    periods that have ended by ``as_of`` appear.
+    :func:`rxrepurchase.metrics.cohort_retention` on the source's validated orders, through
+    the same expressions: cohorts are the period of each member's first purchase, order
+    columns in ``by`` take their value on that purchase (``store_id``: the acquiring store),
+    and only periods that have ended by ``as_of`` appear.
 
     Parameters
     ----------
@@ -931,60 +674,18 @@ def cohort_retention(
     by : str or list of str, optional
         Order or member columns.
     as_of : date-like, optional
-        Analysis date (default: the source's ``as_of`` cut to the last order date, as the
-        pandas path's default of the last order date).
+        Analysis date (default: the last order date).
     zero_paid : {"exclude", "include"}
     """
     metrics._check_options("order", zero_paid)
-    freq = metrics._period_freq(freq)
-    if freq not in _PERIODS:
-        raise EngineError(f"freq must be 'W', 'M', 'Q' or 'Y', got {freq!r}")
+    metrics._period_freq(freq)
     src, owned = _open(data, None)
     try:
-        by, member_cols = _group_columns(by)
-        if as_of is None:
-            latest = src.scalar("SELECT max(ordered_at) FROM orders")
-            if latest is None:
-                raise metrics.MetricsInputError("orders is empty: pass as_of explicitly")
-            as_of = pd.Timestamp(latest)
-        last = metrics._last_complete_period(pd.Timestamp(as_of).normalize(), freq)
-        bought = "paid_amount >= 0" if zero_paid == "include" else "paid_amount > 0"
-        period = _PERIODS[freq][1].format(d="CAST(ordered_at AS DATE)")
-        first_by = "".join(f", arg_min({c}, (ordered_at, order_id)) AS {c}" for c in by)
-        group = ", ".join([*by, "c"])
-        order = ", ".join(f"{k} NULLS LAST" for k in [*by, "c"])
-        src.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _bought AS SELECT * , {period} AS per "
-            f"FROM ({_member_orders(by, member_cols)}) WHERE {bought}"
-        )
-        try:
-            cols = _fetch(
-                src,
-                f"WITH first AS (SELECT member_id, min(per) AS c{first_by} FROM _bought "
-                f"  GROUP BY member_id HAVING min(per) <= {last}), "
-                f"g AS (SELECT *, row_number() OVER (ORDER BY {order}) AS g FROM ("
-                f"  SELECT {group}, count(*) AS cohort_members FROM first GROUP BY ALL)), "
-                f"fg AS (SELECT f.member_id, f.c, g.g FROM first f JOIN g ON "
-                + " AND ".join(f"f.{k} IS NOT DISTINCT FROM g.{k}" for k in [*by, "c"])
-                + "), "
-                f"act AS (SELECT fg.g, b.per - fg.c AS k, count(DISTINCT b.member_id) AS active "
-                f"  FROM _bought b JOIN fg USING (member_id) WHERE b.per <= {last} GROUP BY ALL), "
-                f"grid AS (SELECT *, unnest(range(0, {last} - c + 1)) AS k FROM g) "
-                f"SELECT grid.*, coalesce(act.active, 0) AS active_members FROM grid "
-                f"LEFT JOIN act USING (g, k) ORDER BY grid.g, grid.k",
-            )
-        finally:
-            src.con.execute("DROP TABLE IF EXISTS _bought")
+        return metrics.cohort_table(src.table("orders"), freq, **_grouping(src, by), as_of=as_of,
+                                    zero_paid=zero_paid)  # fmt: skip
     finally:
         if owned:
             src.close()
-    out = pd.DataFrame({c: _labelled(cols[c], kind) for c, kind in _by_dtypes(by).items()})
-    out["cohort"] = pd.PeriodIndex.from_ordinals(cols["c"].astype(np.int64), freq=freq).astype(str)
-    out["periods_since_first"] = cols["k"].astype(np.int64)
-    out["cohort_members"] = cols["cohort_members"].astype(np.int64)
-    out["active_members"] = cols["active_members"].astype(np.int64)
-    out["retention"] = metrics._ratio(out["active_members"], out["cohort_members"])
-    return out
 
 
 # --------------------------------------------------------------------------- refills

@@ -32,13 +32,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
 
+import ibis
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from rxrepurchase.contract import require_columns
+from rxrepurchase.core import backend
+from rxrepurchase.core import rates as core_rates
+from rxrepurchase.core.purchases import PurchaseUnit, ZeroPaid
 from rxrepurchase.errors import DataContractError, MetricsInputError
 
 __all__ = [
@@ -60,9 +63,6 @@ __all__ = [
     "plot_retention_curves",
     "plot_inter_purchase_intervals",
 ]
-
-PurchaseUnit = Literal["day", "order"]
-ZeroPaid = Literal["exclude", "include"]
 
 _CALENDAR_FREQ = {
     "D": "D",
@@ -134,12 +134,8 @@ def _lookup_member_columns(
     return out
 
 
-def _member_positions(
-    member_ids, need: list[str], members: pd.DataFrame | None, rows_per_id=None
-) -> np.ndarray:
-    """Row of ``members`` holding each of ``member_ids``, after checking that ``members`` has the
-    ``need`` columns, unique ids and every id. ``rows_per_id`` (order rows behind each id, when
-    the ids are distinct) makes the error count order rows."""
+def _check_member_columns(members: pd.DataFrame | None, need: list[str]) -> None:
+    """``members`` exists and has ``member_id`` and the ``need`` columns, or a named error."""
     if members is None or any(c not in members.columns for c in need):
         have = [] if members is None else list(members.columns)
         missing = [c for c in need if c not in have]
@@ -149,6 +145,15 @@ def _member_positions(
             "acquisition_month or tenure_band come from rxrepurchase.segments.member_attributes"
         )
     require_columns(members, ["member_id"], "members")
+
+
+def _member_positions(
+    member_ids, need: list[str], members: pd.DataFrame | None, rows_per_id=None
+) -> np.ndarray:
+    """Row of ``members`` holding each of ``member_ids``, after checking that ``members`` has the
+    ``need`` columns, unique ids and every id. ``rows_per_id`` (order rows behind each id, when
+    the ids are distinct) makes the error count order rows."""
+    _check_member_columns(members, need)
     # One factorization of both id lists finds duplicates and positions (faster than get_indexer).
     k = len(members)
     ids = pd.concat([members["member_id"], pd.Series(member_ids)], ignore_index=True)
@@ -173,8 +178,6 @@ def _member_positions(
 
 # --------------------------------------------------------------------------- integer keys
 
-# Keys beyond this are re-coded before packing (a module constant so tests can force it).
-_KEY_LIMIT = 2**63 - 1
 def _codes(values, rows: np.ndarray | None = None) -> tuple[np.ndarray, object]:
     """``pd.factorize(values[rows], use_na_sentinel=False)``: codes in order of appearance, NA a
     value of its own, and the distinct values."""
@@ -190,47 +193,6 @@ def _first_rows(codes: np.ndarray) -> np.ndarray:
     new[0] = True
     new[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
     return np.flatnonzero(new)
-
-
-def _pack(high: np.ndarray, low: np.ndarray, n_low: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Order-preserving int64 keys of (high, low) pairs, ``high * n_low + low``. When that could
-    overflow, ``high`` is replaced by its rank among its distinct values, which are returned for
-    :func:`_unpack` (ranks and codes are below the row count, so the product then fits)."""
-    top = int(high.max()) + 1 if len(high) else 1
-    if top * n_low <= _KEY_LIMIT:
-        return high * n_low + low, None
-    distinct = _distinct(np.sort(high))
-    return np.searchsorted(distinct, high) * n_low + low, distinct
-
-
-def _unpack(
-    key: np.ndarray, n_low: int, distinct: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    high, low = np.divmod(key, n_low)
-    return (high if distinct is None else distinct[high]), low
-
-
-def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
-    """Positions where a run of equal values starts in a sorted array."""
-    if len(sorted_keys) == 0:
-        return np.empty(0, dtype="int64")
-    return np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
-
-
-def _distinct(sorted_keys: np.ndarray) -> np.ndarray:
-    return sorted_keys[_run_starts(sorted_keys)]
-
-
-def _run_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    values = values.astype("int64", copy=False)
-    return np.add.reduceat(values, starts) if len(starts) else np.zeros(0, dtype="int64")
-
-
-def _spread(keys: np.ndarray, at: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values`` placed at the positions of the keys ``at`` in the sorted ``keys``, 0 elsewhere."""
-    out = np.zeros(len(keys), dtype="int64")
-    out[np.searchsorted(keys, at)] = values
-    return out
 
 
 # --------------------------------------------------------------------------- windows
@@ -461,95 +423,104 @@ def repurchase_rates(
     _check_options(purchase_unit, zero_paid)
     require_columns(orders, _ORDER_COLUMNS, "orders")
     by = _as_list(by)
-    # Everything below runs on integer codes: each id column is factorized once, and each
-    # (window, group, member[, day]) becomes one int64 key, so counting is a sort and run lengths.
+    member_cols = [c for c in by if c not in orders.columns]
+    labels = {c: orders[c].dtype if c in orders.columns else None for c in by}
+    frame = _member_orders_frame(orders, [c for c in by if c in orders.columns])
+    with backend.tables(frame, *_members_frame(members, member_cols)) as tabs:
+        return rates_table(tabs[0], window, by, members=tabs[1] if member_cols else None,
+                           member_columns=member_cols, labels=labels, purchase_unit=purchase_unit,
+                           zero_paid=zero_paid, start=start, end=end, step=step)  # fmt: skip
+
+
+def _member_orders_frame(orders: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The member orders' columns the core needs (after checking that none lacks paid_amount)."""
     is_member = orders["member_id"].notna().to_numpy()
-    rows = np.flatnonzero(is_member)
-    purchase = _is_purchase(orders.loc[is_member, ["paid_amount"]], zero_paid)
-    member, member_ids = _codes(orders["member_id"], rows)
-    group, n_groups, group_labels = _group_codes(orders, rows, member, member_ids, by, members)
-    ordered_at = orders["ordered_at"].iloc[rows]
-    windows, inside, w, _ = _window_rows(ordered_at, window, start, end, step)
-
-    group_key, group_distinct = _pack(w, group[inside], n_groups)
-    bought = purchase[inside]
-    key, member_distinct = _pack(group_key[bought], member[inside][bought], len(member_ids))
-    if purchase_unit == "day":
-        # Day within the window: a member's orders of one day in one group are one purchase.
-        starts = windows["window_start"].to_numpy("datetime64[D]").astype("int64")
-        day = (
-            ordered_at.to_numpy("datetime64[D]").astype("int64")[inside][bought] - starts[w[bought]]
-        )
-        n_days = int(day.max()) + 1 if len(day) else 1
-        key, day_distinct = _pack(key, day, n_days)
-        key = _unpack(_distinct(np.sort(key)), n_days, day_distinct)[0]
-    else:
-        key = np.sort(key)
-    # key: one entry per purchase, sorted by window, group and member.
-    runs = _run_starts(key)
-    per_member = np.diff(np.append(runs, len(key)))
-    member_group = _unpack(key[runs], len(member_ids), member_distinct)[0]
-    runs = _run_starts(member_group)
-    bought_keys = member_group[runs]
-    excluded = np.sort(group_key[~bought])
-    excluded_runs = _run_starts(excluded)
-    excluded_keys = excluded[excluded_runs]
-    # A (window, group) with member orders but no purchase still gets a row (members 0).
-    keys = _distinct(np.sort(np.concatenate([bought_keys, excluded_keys])))
-    table_w, table_group = _unpack(keys, n_groups, group_distinct)
-    table = pd.DataFrame({"_w": table_w})
-    for c in by:
-        table[c] = group_labels[c].take(table_group)
-    table["members"] = _spread(keys, bought_keys, np.diff(np.append(runs, len(member_group))))
-    table["repeat_members"] = _spread(keys, bought_keys, _run_sums(per_member >= 2, runs))
-    table["purchases"] = _spread(keys, bought_keys, _run_sums(per_member, runs))
-    excluded_counts = np.diff(np.append(excluded_runs, len(excluded)))
-    table["excluded_orders"] = _spread(keys, excluded_keys, excluded_counts)
-    table["repeat_purchases"] = table["purchases"] - table["members"]
-    table["user_repurchase_rate"] = _ratio(table["repeat_members"], table["members"])
-    table["order_repurchase_rate"] = _ratio(table["repeat_purchases"], table["purchases"])
-    cols = [
-        "_w", *by, "members", "repeat_members", "user_repurchase_rate",
-        "purchases", "repeat_purchases", "order_repurchase_rate", "excluded_orders",
-    ]  # fmt: skip
-    out = _with_window_columns(table[cols], windows)
-    return out.sort_values(["window_start", "window_end", *by], kind="stable").reset_index(
-        drop=True
-    )
+    _is_purchase(orders.loc[is_member, ["paid_amount"]], "exclude")
+    cols = list(dict.fromkeys(["order_id", "member_id", "ordered_at", "paid_amount", *columns]))
+    frame = orders.loc[is_member, cols] if not is_member.all() else orders[cols]
+    return frame.assign(paid_amount=frame["paid_amount"].astype("float64"))
 
 
-def _group_codes(
-    orders: pd.DataFrame,
-    rows: np.ndarray,
-    member: np.ndarray,
-    member_ids,
-    by: list[str],
-    members: pd.DataFrame | None,
-) -> tuple[np.ndarray, int, dict[str, object]]:
-    """Group code of each member order (``rows`` of ``orders``; members coded ``member``) over
-    the ``by`` columns, the number of groups and each column's value per group code. Member
-    columns are looked up once per member, not once per order."""
-    need = [c for c in by if c not in orders.columns]
-    if need:
-        rows_per_id = np.bincount(member, minlength=len(member_ids))
-        pos = _member_positions(member_ids, need, members, rows_per_id)
-    columns = []
-    for c in by:
-        if c in orders.columns:
-            columns.append(_codes(orders[c], rows))
-        else:
-            codes, labels = _codes(members[c].take(pos).to_numpy())
-            columns.append((codes[member], labels))
+def _members_frame(members: pd.DataFrame | None, columns: list[str]) -> list[pd.DataFrame]:
+    """``[members[member_id, columns]]`` when ``columns`` are needed (checked), else ``[]``."""
     if not columns:
-        return np.zeros(len(rows), dtype="int64"), 1, {}
-    if len(columns) == 1:
-        return columns[0][0], len(columns[0][1]), {by[0]: columns[0][1]}
-    group = np.zeros(len(rows), dtype="int64")
-    for codes, labels in columns:
-        group, distinct = pd.factorize(group * len(labels) + codes)
-    first = _first_rows(group)
-    labels = {c: values.take(codes[first]) for c, (codes, values) in zip(by, columns, strict=True)}
-    return group, len(distinct), labels
+        return []
+    _check_member_columns(members, columns)
+    return [members[["member_id", *columns]]]
+
+
+def _check_member_lookup(orders, members, columns: list[str], con=None) -> None:
+    """Every member of ``orders`` once in ``members`` (Ibis tables), or a named error."""
+    dup = backend.to_pandas(
+        members.group_by("member_id").aggregate(n=members.count()).filter(ibis._.n > 1).limit(1), con
+    )
+    if len(dup):
+        raise DataContractError(f"members: member_id {dup['member_id'].iloc[0]!r} appears more than once")
+    rows = orders.filter(orders.member_id.notnull()).anti_join(members, "member_id")
+    unknown = backend.to_pandas(rows.aggregate(n=rows.count(), first=rows.member_id.min()), con)
+    if unknown["n"].iloc[0]:
+        raise DataContractError(
+            f"orders: member_id {unknown['first'].iloc[0]!r} ({int(unknown['n'].iloc[0])} order rows "
+            f"in all) is not in members, so its grouping column(s) {columns} are unknown"
+        )
+
+
+def _labelled(values: pd.Series, dtype) -> pd.Series:
+    """Group labels in the caller's dtype (None: as Arrow gives them)."""
+    return values if dtype is None else values.astype(dtype)
+
+
+def rates_table(
+    orders,
+    window,
+    by: list[str],
+    *,
+    members=None,
+    member_columns: Sequence[str] = (),
+    labels: dict | None = None,
+    purchase_unit: PurchaseUnit = "day",
+    zero_paid: ZeroPaid = "exclude",
+    start=None,
+    end=None,
+    step=None,
+    con=None,
+) -> pd.DataFrame:
+    """:func:`repurchase_rates` of Ibis ``orders`` (and ``members``) tables with the contract's
+    names: the one implementation behind it and :func:`rxrepurchase.engine.repurchase_rates`.
+    ``labels`` give each ``by`` column its dtype (None: as pandas infers it)."""
+    if member_columns:
+        _check_member_lookup(orders, members, list(member_columns), con)
+    if start is None or end is None:
+        span = backend.to_pandas(core_rates.member_span(orders), con).iloc[0]
+        if pd.isna(span["first"]):
+            raise MetricsInputError("orders hold no member orders")
+    first = pd.Timestamp(start if start is not None else span["first"]).normalize()
+    last = pd.Timestamp(end if end is not None else span["last"]).normalize()
+    windows = _window_table(window, first, last, step)
+    if windows.empty:
+        raise MetricsInputError(
+            f"window {window!r} yields no window between {first:%Y-%m-%d} and {last:%Y-%m-%d}"
+        )
+    dates = pd.DataFrame({
+        "window_id": np.arange(len(windows)),
+        "window_start": windows["window_start"].dt.date, "window_end": windows["window_end"].dt.date,
+    })  # fmt: skip
+    with backend.tables(dates, con=orders._find_backend()) as (w,):
+        table = backend.to_pandas(core_rates.repurchase_rates(
+            orders, w, by=by, members=members, member_columns=member_columns,
+            purchase_unit=purchase_unit, zero_paid=zero_paid,
+        ))  # fmt: skip
+    out = windows.iloc[table["window_id"].to_numpy()].reset_index(drop=True)
+    for c in by:
+        out[c] = _labelled(table[c], (labels or {}).get(c))
+    out["members"] = table["members"]
+    out["repeat_members"] = table["repeat_members"]
+    out["user_repurchase_rate"] = _ratio(out["repeat_members"], out["members"])
+    out["purchases"] = table["purchases"]
+    out["repeat_purchases"] = out["purchases"] - out["members"]
+    out["order_repurchase_rate"] = _ratio(out["repeat_purchases"], out["purchases"])
+    out["excluded_orders"] = table["excluded_orders"]
+    return out.sort_values(["window_start", "window_end", *by], kind="stable", ignore_index=True)
 
 
 def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
@@ -779,34 +750,57 @@ def cohort_retention(
         ``by..., cohort, periods_since_first, cohort_members, active_members, retention``,
         with a row (possibly 0 active) for every observable cohort x period.
     """
+    require_columns(orders, _ORDER_COLUMNS, "orders")
     by = _as_list(by)
-    freq = _period_freq(freq)
+    member_cols = [c for c in by if c not in orders.columns]
+    labels = {c: orders[c].dtype if c in orders.columns else None for c in by}
+    frame = _member_orders_frame(orders, [c for c in by if c in orders.columns])
     as_of = _default_as_of(orders, as_of)
-    last = _last_complete_period(as_of, freq)
-    p, first = _first_purchases(orders, by, members, "order", zero_paid, freq)
-    first["_c"] = _period_ordinal(first["purchased_on"], freq)
-    first = first.loc[first["_c"] <= last]
-    # Group codes per member, so each purchase finds its member's group and cohort.
-    gkeys = [*by, "_c"]
-    first["_g"] = first.groupby(gkeys, dropna=False, sort=True).ngroup()
-    groups = first.drop_duplicates("_g").sort_values("_g")[["_g", *gkeys]].reset_index(drop=True)
-    size = first.groupby("_g").size().reindex(groups["_g"]).to_numpy()
-    by_member = first.set_index("member_id")
-    k = _period_ordinal(p["purchased_on"], freq) - p["member_id"].map(by_member["_c"])
-    active = pd.DataFrame({"_g": p["member_id"].map(by_member["_g"]), "k": k, "m": p["member_id"]})
-    active = active.loc[active["_g"].notna() & (k <= last - p["member_id"].map(by_member["_c"]))]
-    counts = active.drop_duplicates().groupby(["_g", "k"]).size()
-    # Every observable (group, k) cell, zeros included.
-    n_obs = (last - groups["_c"].to_numpy() + 1).astype("int64")
-    gi = np.repeat(np.arange(len(groups)), n_obs)
-    kk = np.arange(n_obs.sum()) - np.repeat(np.cumsum(n_obs) - n_obs, n_obs)
-    idx = pd.MultiIndex.from_arrays([gi.astype("float64"), kk.astype("float64")])
-    act = counts.reindex(idx, fill_value=0).to_numpy()
-    out = groups.iloc[gi].reset_index(drop=True)[by]
-    out["cohort"] = pd.PeriodIndex.from_ordinals(groups["_c"].to_numpy()[gi], freq=freq).astype(str)
-    out["periods_since_first"] = kk
-    out["cohort_members"] = size[gi]
-    out["active_members"] = act.astype("int64")
+    with backend.tables(frame, *_members_frame(members, member_cols)) as tabs:
+        return cohort_table(tabs[0], freq, by, members=tabs[1] if member_cols else None,
+                            member_columns=member_cols, labels=labels, as_of=as_of,
+                            zero_paid=zero_paid)  # fmt: skip
+
+
+def cohort_table(
+    orders,
+    freq: str,
+    by: list[str],
+    *,
+    members=None,
+    member_columns: Sequence[str] = (),
+    labels: dict | None = None,
+    as_of=None,
+    zero_paid: ZeroPaid = "exclude",
+    con=None,
+) -> pd.DataFrame:
+    """:func:`cohort_retention` of Ibis tables with the contract's names: the one implementation
+    behind it and :func:`rxrepurchase.engine.cohort_retention` (``labels`` as in
+    :func:`rates_table`; ``as_of`` default: the last order's date)."""
+    freq = _period_freq(freq)
+    if member_columns:
+        _check_member_lookup(orders, members, list(member_columns), con)
+    if as_of is None:
+        latest = backend.to_pandas(core_rates.member_span(orders), con)["latest"].iloc[0]
+        if pd.isna(latest):
+            raise MetricsInputError("orders is empty: pass as_of explicitly")
+        as_of = latest
+    last = _last_complete_period(pd.Timestamp(as_of).normalize(), freq)
+    sizes, active = core_rates.cohorts(orders, freq=freq, last=last, by=by, members=members,
+                                       member_columns=member_columns, zero_paid=zero_paid)  # fmt: skip
+    sizes = backend.to_pandas(sizes, con).sort_values([*by, "cohort"], ignore_index=True)
+    active = backend.to_pandas(active, con)
+    # Every observable (cohort, k) cell, zeros included.
+    n_obs = (last - sizes["cohort"].to_numpy() + 1).astype("int64")
+    rows = np.repeat(np.arange(len(sizes)), n_obs)
+    grid = sizes.iloc[rows].reset_index(drop=True)
+    grid["periods_since_first"] = np.arange(n_obs.sum()) - np.repeat(np.cumsum(n_obs) - n_obs, n_obs)
+    grid = grid.merge(active, on=[*by, "cohort", "periods_since_first"], how="left", sort=False)
+    out = pd.DataFrame({c: _labelled(grid[c], (labels or {}).get(c)) for c in by})
+    out["cohort"] = pd.PeriodIndex.from_ordinals(grid["cohort"].to_numpy("int64"), freq=freq).astype(str)
+    out["periods_since_first"] = grid["periods_since_first"].astype("int64")
+    out["cohort_members"] = grid["cohort_members"].astype("int64")
+    out["active_members"] = grid["active_members"].fillna(0).astype("int64")
     out["retention"] = _ratio(out["active_members"], out["cohort_members"])
     return out
 

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rxrepurchase.core import backend
+from rxrepurchase.core import rfm as core_rfm
 from rxrepurchase.errors import RFMInputError
 
 __all__ = [
@@ -50,20 +52,6 @@ TIME_UNITS: dict[str, int] = {"days": 1, "weeks": 7}
 """Time units of recency and T, as their length in days."""
 
 _MAX_EXAMPLES = 5
-
-
-@dataclass(frozen=True)
-class _Purchases:
-    """Member purchases, merged by calendar date, sorted by member then date.
-
-    ``member`` indexes ``members``; ``day`` counts days since 1970-01-01.
-    """
-
-    members: pd.Index
-    member: np.ndarray
-    day: np.ndarray
-    amount: np.ndarray
-    walk_in_orders: int
 
 
 def _examples(index: pd.Index) -> str:
@@ -98,14 +86,15 @@ def _check_unit(time_unit: str) -> int:
     return TIME_UNITS[time_unit]
 
 
-def _member_purchases(
+def _orders_frame(
     transactions: pd.DataFrame,
     customer_col: str,
     time_col: str,
     amount_col: str,
     by: str | None,
-) -> _Purchases:
-    """Validate transactions and merge each member's same-day transactions into purchases."""
+) -> pd.DataFrame:
+    """Check the transactions and return them under the contract's names (``member_id``,
+    ``ordered_at`` as local wall-clock time, ``paid_amount`` holding ``amount_col``, ``by``)."""
     if not isinstance(transactions, pd.DataFrame):
         raise RFMInputError(f"transactions must be a pandas DataFrame, got {type(transactions)}")
     needed = [customer_col, time_col, amount_col] + ([by] if by else [])
@@ -126,108 +115,100 @@ def _member_purchases(
     amounts = transactions[amount_col]
     if not pd.api.types.is_numeric_dtype(amounts) or pd.api.types.is_bool_dtype(amounts):
         raise RFMInputError(f"column {amount_col!r} must be numeric, got {amounts.dtype}")
-
-    # Factorizing unsorted and then sorting only the distinct ids is much faster than
-    # factorize(sort=True) on millions of string ids; missing ids (walk-ins) get code -1.
-    codes, members = pd.factorize(transactions[customer_col], sort=False)
-    order = np.argsort(members)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    members = members.take(order)
-    is_member = codes >= 0
-    walk_in_orders = int(len(codes) - is_member.sum())
-    codes = rank[codes[is_member]]
-    row_labels = transactions.index[is_member] if walk_in_orders else transactions.index
-
-    day = times.to_numpy()[is_member]
-    amount = amounts.to_numpy(dtype=np.float64, na_value=np.nan)[is_member]
-    for col, bad in ((time_col, np.isnat(day)), (amount_col, ~np.isfinite(amount))):
+    is_member = transactions[customer_col].notna().to_numpy()
+    amount = amounts.to_numpy(dtype=np.float64, na_value=np.nan)
+    checks = [(time_col, times.isna().to_numpy()), (amount_col, ~np.isfinite(amount))]
+    if by:
+        checks.append((by, transactions[by].isna().to_numpy()))
+    for col, bad in checks:
+        bad = bad & is_member
         if bad.any():
             raise RFMInputError(
                 f"column {col!r} is empty or not finite in {int(bad.sum())} member transactions "
-                f"(rows {_examples(row_labels[bad])})"
+                f"(rows {_examples(transactions.index[bad])})"
             )
-    day = day.astype("datetime64[D]").astype(np.int64)
-
+    frame = {"member_id": transactions[customer_col].to_numpy(), "ordered_at": times.to_numpy(),
+             "paid_amount": amount}  # fmt: skip
     if by:
-        group_codes, groups = pd.factorize(transactions[by], sort=True)
-        group_codes = group_codes[is_member]
-        if (group_codes < 0).any():
-            raise RFMInputError(
-                f"column {by!r} is empty in {int((group_codes < 0).sum())} member transactions "
-                f"(rows {_examples(row_labels[group_codes < 0])})"
-            )
-        pairs, codes = np.unique(group_codes * len(members) + codes, return_inverse=True)
-        members = pd.MultiIndex.from_arrays(
-            [groups[pairs // len(members)], members[pairs % len(members)]],
-            names=[by, customer_col],
-        )
-    else:
-        members = pd.Index(members, name=customer_col)
-
-    # One integer key per (member, day); sorting it orders purchases by member, then day.
-    first_day = int(day.min()) if len(day) else 0
-    span = int(day.max()) - first_day + 1 if len(day) else 1
-    keys = codes * span + (day - first_day)
-    order, keys = _sort_with_order(keys)
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
-    return _Purchases(
-        members=members,
-        member=keys[starts] // span,
-        day=keys[starts] % span + first_day,
-        amount=np.add.reduceat(amount[order], starts) if len(keys) else amount,
-        walk_in_orders=walk_in_orders,
-    )
+        frame = {by: transactions[by].to_numpy(), **frame}
+    return pd.DataFrame(frame, copy=False)
 
 
-def _sort_with_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(argsort(keys), sorted keys)`` for non-negative int64 keys.
+@dataclass(frozen=True)
+class Keys:
+    """How per-member results come back from the core: keyed by ``[by,] member_id``.
 
-    When key and row number fit together in 63 bits, one plain sort of the packed values
-    replaces the argsort, which is several times slower on millions of rows.
+    Parameters
+    ----------
+    by : str, optional
+        The orders column results are also keyed by (``store_id``).
+    names : list of str, optional
+        Names of the index levels (default: ``[by,] member_id``).
+    dtypes : dict, optional
+        Dtype per key column (the caller's id dtypes; default: as Arrow gives them).
+    con : ibis backend, optional
+        Where expressions on memtables run (default: the shared DuckDB).
     """
-    row_bits = max(len(keys) - 1, 1).bit_length()
-    if len(keys) and int(keys.max()) < 2 ** (63 - row_bits):
-        packed = (keys << row_bits) | np.arange(len(keys), dtype=np.int64)
-        packed.sort()
-        return packed & ((1 << row_bits) - 1), packed >> row_bits
-    order = np.argsort(keys, kind="stable")
-    return order, keys[order]
+
+    by: str | None = None
+    names: list[str] | None = None
+    dtypes: dict | None = None
+    con: object = None
+
+    @property
+    def columns(self) -> list[str]:
+        return ["member_id"] if self.by is None else [self.by, "member_id"]
+
+    def run(self, expr) -> pd.DataFrame:
+        return backend.to_pandas(expr, self.con)
+
+    def index(self, result: pd.DataFrame) -> pd.DataFrame:
+        """``result`` indexed by its key columns."""
+        dtypes = self.dtypes or {}
+        arrays = [
+            result[k] if dtypes.get(k) is None else result[k].astype(dtypes[k])
+            for k in self.columns
+        ]
+        names = self.names or self.columns
+        index = (pd.Index(arrays[0], name=names[0]) if len(arrays) == 1
+                 else pd.MultiIndex.from_arrays(arrays, names=names))  # fmt: skip
+        return result.drop(columns=self.columns).set_axis(index, axis=0)
+
+    def counts(self, orders, **after: pd.Timestamp) -> dict:
+        """:func:`rxrepurchase.core.rfm.order_counts` as a dict."""
+        row = self.run(core_rfm.order_counts(orders, **{k: v.date() for k, v in after.items()}))
+        return {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].items()}
 
 
-def _summarise(p: _Purchases, keep: np.ndarray, end_day: int, unit_days: int) -> pd.DataFrame:
-    """RFM of the purchases selected by ``keep`` (a mask on ``p``), observed to ``end_day``."""
-    if keep.all():
-        member, day, amount = p.member, p.day, p.amount
+def summarise(
+    orders, keys: Keys, *, observation_end=None, time_unit: str = "days", amount_col: str = "paid_amount"
+) -> pd.DataFrame:
+    """:func:`rfm_summary` of an Ibis ``orders`` table with the contract's column names: the
+    one implementation behind it and :func:`rxrepurchase.engine.rfm_summary`."""
+    unit_days = _check_unit(time_unit)
+    if observation_end is None:
+        counts = keys.counts(orders)
+        if counts["last_day"] is None:
+            raise RFMInputError("transactions hold no member purchases")
+        end = pd.Timestamp(counts["last_day"])
+        counts["after"] = 0
     else:
-        member, day, amount = p.member[keep], p.day[keep], p.amount[keep]
-    # Purchases are sorted by member, then day: each member's purchases are one run.
-    first = np.flatnonzero(np.r_[True, member[1:] != member[:-1]])
-    last = np.r_[first[1:], len(member)] - 1
-    frequency = last - first
-    repeat_total = np.add.reduceat(amount, first) - amount[first]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        monetary = np.where(frequency > 0, repeat_total / frequency, 0.0)
-    first_day, last_day = day[first], day[last]
-    # Sum of log inter-purchase times (the MBG/CNBD-k regularity statistic): same-day
-    # purchases are merged, so every gap is at least one day.
-    gap = np.diff(day, prepend=day[0]) / unit_days if len(day) else day.astype(np.float64)
-    log_gap = np.log(np.where(gap > 0, gap, 1.0))
-    log_gap[first] = 0.0
-    litt = np.add.reduceat(log_gap, first) if len(first) else log_gap
-    return pd.DataFrame(
-        {
-            "frequency": frequency.astype(np.int64),
-            "recency": (last_day - first_day) / unit_days,
-            "T": (end_day - first_day) / unit_days,
-            "litt": litt,
-            "monetary_value": monetary,
-            "first_purchase": _dates(first_day),
-            "last_purchase": _dates(last_day),
-        },
-        # Taking millions of string ids costs more than the rest: skip it when all are present.
-        index=p.members if len(first) == len(p.members) else p.members[member[first]],
-    )
+        end = _as_date(observation_end, "observation_end")
+        counts = keys.counts(orders, after=end)
+    expr = core_rfm.rfm_summary(orders, end=end.date(), time_unit_days=unit_days,
+                                amount=amount_col, by=keys.by)  # fmt: skip
+    result = keys.run(expr)
+    if result.empty:
+        raise RFMInputError(f"no member purchase on or before {end.date()}")
+    summary = keys.index(result)
+    summary.attrs = {
+        "time_unit": time_unit,
+        "observation_end": end,
+        "amount_col": amount_col,
+        "walk_in_orders": int(counts["walk_in_orders"]),
+        "transactions_after_end": int(counts["after"]),
+    }
+    return summary
 
 
 def rfm_summary(
@@ -274,42 +255,28 @@ def rfm_summary(
         Missing columns, non-timestamp times, empty or infinite values (rows are named), or no
         member purchase on or before ``observation_end``.
     """
-    unit_days = _check_unit(time_unit)
-    purchases = _member_purchases(transactions, customer_col, time_col, amount_col, by)
-    if observation_end is None:
-        if not len(purchases.day):
-            raise RFMInputError("transactions hold no member purchases")
-        end_day = int(purchases.day.max())
-    else:
-        end_day = _day_number(_as_date(observation_end, "observation_end"))
-    keep = purchases.day <= end_day
-    if not keep.any():
-        raise RFMInputError(f"no member purchase on or before {_day_date(end_day).date()}")
-    summary = _summarise(purchases, keep, end_day, unit_days)
-    summary.attrs = {
-        "time_unit": time_unit,
-        "observation_end": _day_date(end_day),
-        "amount_col": amount_col,
-        "walk_in_orders": purchases.walk_in_orders,
-        "transactions_after_end": _transactions_after(transactions, time_col, customer_col, end_day),
-    }
+    _check_unit(time_unit)
+    frame = _orders_frame(transactions, customer_col, time_col, amount_col, by)
+    with backend.tables(frame) as (orders,):
+        summary = summarise(orders, _keys(transactions, customer_col, by),
+                            observation_end=observation_end, time_unit=time_unit)  # fmt: skip
+    summary.attrs["amount_col"] = amount_col
     return summary
 
 
-def _dates(days: np.ndarray) -> np.ndarray:
-    """Day numbers (days since 1970-01-01) as datetime64[ns] dates."""
-    return days.astype("datetime64[D]").astype("datetime64[ns]")
-
-
-def _day_date(day: int) -> pd.Timestamp:
-    return pd.Timestamp(np.datetime64(day, "D"))
+def _keys(transactions: pd.DataFrame, customer_col: str, by: str | None) -> Keys:
+    """Results keyed as the caller's frame: its column names and id dtypes."""
+    dtypes = {"member_id": transactions[customer_col].dtype}
+    if by:
+        dtypes[by] = transactions[by].dtype
+    return Keys(by, [customer_col] if by is None else [by, customer_col], dtypes)
 
 
 def _transactions_after(
     transactions: pd.DataFrame, time_col: str, customer_col: str, end_day: int
 ) -> int:
     """Member transactions dated after ``end_day`` (counted before same-day merging)."""
-    limit = _day_date(end_day + 1)
+    limit = pd.Timestamp(np.datetime64(end_day + 1, "D"))
     times = transactions[time_col]
     if isinstance(times.dtype, pd.DatetimeTZDtype):
         times = times.dt.tz_localize(None)
@@ -388,85 +355,82 @@ def calibration_holdout(
     -------
     CalibrationHoldout
     """
+    _check_unit(time_unit)
+    frame = _orders_frame(transactions, customer_col, time_col, amount_col, by)
+    with backend.tables(frame) as (orders,):
+        split = split_at(orders, _keys(transactions, customer_col, by), cut_date,
+                         holdout_end=holdout_end, time_unit=time_unit)  # fmt: skip
+    split.calibration.attrs["amount_col"] = amount_col
+    return split
+
+
+def split_at(
+    orders, keys: Keys, cut_date, *, holdout_end=None, time_unit: str = "days",
+    amount_col: str = "paid_amount",
+) -> CalibrationHoldout:
+    """:func:`calibration_holdout` of an Ibis ``orders`` table with the contract's names: the
+    one implementation behind it and :func:`rxrepurchase.engine.calibration_holdout`."""
     unit_days = _check_unit(time_unit)
-    purchases = _member_purchases(transactions, customer_col, time_col, amount_col, by)
     cut = _as_date(cut_date, "cut_date")
-    cut_day = _day_number(cut)
-    if not len(purchases.day):
+    given = None if holdout_end is None else _as_date(holdout_end, "holdout_end")
+    counts = keys.counts(orders, after_cut=cut, after_end=cut if given is None else given)
+    if counts["last_day"] is None:
         raise RFMInputError("transactions hold no member purchases")
-    end_day = (
-        int(purchases.day.max())
-        if holdout_end is None
-        else _day_number(_as_date(holdout_end, "holdout_end"))
+    end = pd.Timestamp(counts["last_day"]) if given is None else given
+    if end <= cut:
+        raise RFMInputError(f"holdout_end {end.date()} must be after cut_date {cut.date()}")
+    members, repeat = core_rfm.calibration_holdout(
+        orders, cut=cut.date(), end=end.date(), time_unit_days=unit_days, amount=amount_col,
+        by=keys.by,
     )
-    if end_day <= cut_day:
-        raise RFMInputError(
-            f"holdout_end {_day_date(end_day).date()} must be after cut_date {cut.date()}"
-        )
-    in_calibration = purchases.day <= cut_day
+    members = keys.index(keys.run(members))
+    repeat = keys.run(repeat)
+    in_calibration = (members["first_purchase"] <= cut).to_numpy()
     if not in_calibration.any():
         raise RFMInputError(f"no member purchase on or before cut_date {cut.date()}")
-    calibration = _summarise(purchases, in_calibration, cut_day, unit_days)
+    cal = members.loc[in_calibration]
+    calibration = cal[list(core_rfm.RFM_COLUMNS)]
     calibration.attrs = {
         "time_unit": time_unit,
         "observation_end": cut,
         "amount_col": amount_col,
-        "walk_in_orders": purchases.walk_in_orders,
-        "transactions_after_end": _transactions_after(
-            transactions, time_col, customer_col, cut_day
-        ),
+        "walk_in_orders": int(counts["walk_in_orders"]),
+        "transactions_after_end": int(counts["after_cut"]),
     }
-
-    n = len(purchases.members)
-    # Every member code has at least one purchase; purchases are sorted by member, then day.
-    first_of_member = np.r_[True, purchases.member[1:] != purchases.member[:-1]]
-    member_first_day = purchases.day[first_of_member]
-    cal_member = member_first_day <= cut_day
-    known = cal_member[purchases.member]
-    in_window = purchases.day <= end_day
-    in_holdout = in_window & ~in_calibration
-
-    holdout_count = np.bincount(purchases.member[in_holdout], minlength=n)
-    holdout_spend = np.bincount(
-        purchases.member[in_holdout], weights=purchases.amount[in_holdout], minlength=n
-    )
-    cal_rows = np.flatnonzero(cal_member)
-    count = holdout_count[cal_rows]
+    count = cal["frequency_holdout"].to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_spend = np.where(count > 0, holdout_spend[cal_rows] / count, 0.0)
+        mean_spend = np.where(count > 0, cal["spend_holdout"].to_numpy() / count, 0.0)
     holdout = pd.DataFrame(
         {
-            "frequency_holdout": count.astype(np.int64),
+            "frequency_holdout": count,
             "monetary_holdout": mean_spend,
-            "duration_holdout": (end_day - cut_day) / unit_days,
+            "duration_holdout": (end - cut).days / unit_days,
         },
         index=calibration.index,
     )
-
-    new_rows = np.flatnonzero(~cal_member & (member_first_day <= end_day))
+    new = members.loc[~in_calibration]
     new_in_holdout = pd.DataFrame(
         {
-            "first_purchase": _dates(member_first_day[new_rows]),
-            "purchases": holdout_count[new_rows].astype(np.int64),
-            "spend": holdout_spend[new_rows],
-        },
-        index=purchases.members[new_rows],
+            "first_purchase": new["first_purchase"],
+            "purchases": new["frequency_holdout"],
+            "spend": new["spend_holdout"],
+        }
     )
-
-    repeat = known & in_window & ~first_of_member
     return CalibrationHoldout(
         calibration=calibration,
         holdout=holdout,
         new_in_holdout=new_in_holdout,
         first_purchases=_count_by_date(calibration["first_purchase"].to_numpy()),
-        repeat_purchases=_count_by_date(_dates(purchases.day[repeat])),
-        cut_date=cut,
-        holdout_end=_day_date(end_day),
-        time_unit=time_unit,
-        walk_in_orders=purchases.walk_in_orders,
-        transactions_after_holdout=_transactions_after(
-            transactions, time_col, customer_col, end_day
+        repeat_purchases=pd.Series(
+            repeat["purchases"].to_numpy(np.int64),
+            index=pd.DatetimeIndex(repeat["date"], name="date"),
+            name="purchases",
         ),
+        cut_date=cut,
+        holdout_end=end,
+        time_unit=time_unit,
+        walk_in_orders=int(counts["walk_in_orders"]),
+        transactions_after_holdout=int(counts["after_end"]) if given is not None else 0,
     )
 
 

@@ -422,29 +422,6 @@ def test_rates_match_a_plain_groupby_reference(window, windows, by, purchase_uni
         assert (got["repeat_purchases"] == ref["purchases"] - ref["members"]).all()
 
 
-def test_key_recoding_when_packed_keys_would_overflow(monkeypatch):
-    # 2**61 * 8 overflows int64: the high part is re-coded by rank, order and values kept.
-    high, low = np.array([2**61, 5, 2**61, 7, 5]), np.array([1, 2, 3, 0, 7])
-    key, distinct = m._pack(high, low, 8)
-    assert list(distinct) == [5, 7, 2**61]
-    assert [tuple(map(int, x)) for x in zip(*m._unpack(key, 8, distinct), strict=True)] == list(
-        zip(high.tolist(), low.tolist(), strict=True)
-    )
-    assert np.argsort(key, kind="stable").tolist() == np.lexsort((low, high)).tolist()
-    orders, members = _random_chain(7)
-    expected = [
-        m.repurchase_rates(orders, "M", ["store_id", "tier"], members=members),
-        m.repurchase_rates(orders, 30, "channel", step=10, purchase_unit="order"),
-    ]
-    monkeypatch.setattr(m, "_KEY_LIMIT", 1)  # every packing step re-codes by rank
-    pd.testing.assert_frame_equal(
-        m.repurchase_rates(orders, "M", ["store_id", "tier"], members=members), expected[0]
-    )
-    pd.testing.assert_frame_equal(
-        m.repurchase_rates(orders, 30, "channel", step=10, purchase_unit="order"), expected[1]
-    )
-
-
 def test_codes_ignore_bytes_under_missing_values():
     # Arrow may keep bytes under a null slot: "bb" and "cc" here are both just missing.
     arr = pa.StringArray.from_buffers(

@@ -10,7 +10,7 @@ import pytest
 from cdnow import read_cdnow_sample
 
 from rxrepurchase.errors import RxRepurchaseError
-from rxrepurchase.rfm import RFMInputError, _sort_with_order, calibration_holdout, rfm_summary
+from rxrepurchase.rfm import RFMInputError, calibration_holdout, rfm_summary
 
 
 def _orders(rows):
@@ -176,17 +176,6 @@ def test_rfm_summary_matches_pandas_reference_on_random_orders():
     for col in ["frequency", "recency", "T", "monetary_value"]:
         np.testing.assert_allclose(ours[col].to_numpy(float), reference[col].to_numpy(float), rtol=1e-12)
     assert ours.attrs["walk_in_orders"] == int(pd.isna(ids).sum())
-
-
-def test_sort_with_order_falls_back_when_keys_are_too_wide():
-    keys = np.array([2**61, 5, 2**61 - 1, 5, 0], dtype=np.int64)  # too wide to pack with row numbers
-    order, ordered = _sort_with_order(keys)
-    np.testing.assert_array_equal(ordered, [0, 5, 5, 2**61 - 1, 2**61])
-    np.testing.assert_array_equal(keys[order], ordered)
-    small = np.array([3, 1, 2, 1], dtype=np.int64)
-    order, ordered = _sort_with_order(small)
-    np.testing.assert_array_equal(ordered, [1, 1, 2, 3])
-    np.testing.assert_array_equal(small[order], ordered)
 
 
 @pytest.mark.parametrize(

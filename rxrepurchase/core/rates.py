@@ -1,0 +1,152 @@
+"""Repurchase rates per window and cohort retention as Ibis expressions.
+
+Purchases come from :func:`rxrepurchase.core.purchases.purchases`; the definitions of the rates
+are those of :mod:`rxrepurchase.metrics` (and ``docs/metrics.md``). Windows and calendar
+periods are small tables made by the caller; the expressions join them on the purchase day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ibis
+import ibis.expr.types as ir
+
+from rxrepurchase.core.purchases import (
+    PurchaseUnit,
+    ZeroPaid,
+    is_purchase,
+    member_orders,
+    purchases,
+)
+
+__all__ = ["cohorts", "member_span", "period_ordinal", "repurchase_rates"]
+
+_COUNTS = ("members", "repeat_members", "purchases", "excluded_orders")
+
+
+def _with_member_columns(rows: ir.Table, members: ir.Table | None, columns: Sequence[str]) -> ir.Table:
+    if not columns:
+        return rows
+    return rows.join(members.select("member_id", *columns), "member_id")
+
+
+def member_span(orders: ir.Table) -> ir.Table:
+    """One row: ``first`` and ``last`` ``ordered_at`` of member orders, ``latest`` of all."""
+    member = orders.member_id.notnull()
+    return orders.aggregate(
+        first=orders.ordered_at.min(where=member),
+        last=orders.ordered_at.max(where=member),
+        latest=orders.ordered_at.max(),
+    )
+
+
+def repurchase_rates(
+    orders: ir.Table,
+    windows: ir.Table,
+    *,
+    by: Sequence[str] = (),
+    members: ir.Table | None = None,
+    member_columns: Sequence[str] = (),
+    purchase_unit: PurchaseUnit = "day",
+    zero_paid: ZeroPaid = "exclude",
+) -> ir.Table:
+    """Members, repeat members, purchases and excluded orders per window and group.
+
+    Parameters
+    ----------
+    orders : ibis.Table
+        The contract's orders.
+    windows : ibis.Table
+        ``window_id`` and inclusive dates ``window_start``, ``window_end``; windows may overlap
+        (a purchase then counts in each).
+    by : sequence of str
+        Grouping columns: order columns, or ``member_columns`` looked up in ``members``.
+        Purchases are counted within the group.
+    purchase_unit, zero_paid
+        The purchase definition (:func:`rxrepurchase.core.purchases.purchases`).
+
+    Returns
+    -------
+    ibis.Table
+        ``window_id, by..., members, repeat_members, purchases, excluded_orders`` for every
+        window x group with a member order (``members`` may be 0: only excluded orders).
+    """
+    order_keys = [c for c in by if c not in member_columns]
+    keys = ["window_id", *by]
+
+    def windowed(rows: ir.Table) -> ir.Table:
+        rows = _with_member_columns(rows, members, member_columns)
+        return rows.join(
+            windows, [rows.day >= windows.window_start, rows.day <= windows.window_end]
+        )
+
+    bought = windowed(purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid,
+                                keys=order_keys, amounts=()))  # fmt: skip
+    per_member = bought.group_by([*keys, "member_id"]).aggregate(n=bought.count())
+    zero = ibis.literal(0, "int64")
+    counted = per_member.group_by(keys).aggregate(
+        members=per_member.count(), repeat_members=per_member.count(where=per_member.n >= 2),
+        purchases=per_member.n.sum().cast("int64"), excluded_orders=zero,
+    )  # fmt: skip
+    rows = member_orders(orders)
+    excluded = windowed(rows.filter(~is_purchase(rows, zero_paid)))
+    excluded = excluded.group_by(keys).aggregate(
+        members=zero, repeat_members=zero, purchases=zero, excluded_orders=excluded.count()
+    )
+    both = counted.union(excluded)
+    return both.group_by(keys).aggregate(**{c: both[c].sum().cast("int64") for c in _COUNTS})
+
+
+def period_ordinal(day: ir.DateValue, freq: str) -> ir.IntegerValue:
+    """The ordinal pandas gives the calendar period ``freq`` (``W``, ``M``, ``Q``, ``Y``) holding
+    ``day`` (``Period.ordinal``: periods since 1970; ISO weeks run Monday to Sunday)."""
+    years = day.year() - 1970
+    if freq == "M":
+        return years * 12 + day.month() - 1
+    if freq == "Q":
+        return years * 4 + day.quarter() - 1
+    if freq == "Y":
+        return years
+    if freq == "W":  # 1970-01-01 is a Thursday, in pandas' week 1
+        return (day.delta(ibis.date(1970, 1, 1), unit="day") + 10) // 7
+    raise ValueError(f"unknown period {freq!r}")
+
+
+def cohorts(
+    orders: ir.Table,
+    *,
+    freq: str,
+    last: int,
+    by: Sequence[str] = (),
+    members: ir.Table | None = None,
+    member_columns: Sequence[str] = (),
+    zero_paid: ZeroPaid = "exclude",
+) -> tuple[ir.Table, ir.Table]:
+    """Acquisition cohorts (period of each member's first purchase) and their activity.
+
+    Order columns in ``by`` take their value on the member's first purchase (``store_id``: the
+    acquiring store); only periods up to the ordinal ``last`` count.
+
+    Returns
+    -------
+    sizes : ibis.Table
+        ``by..., cohort, cohort_members``.
+    active : ibis.Table
+        ``by..., cohort, periods_since_first, active_members``: members of the cohort
+        purchasing in its k-th period (k = 0 is the first period), where any did.
+    """
+    order_keys = [c for c in by if c not in member_columns]
+    p = purchases(orders, purchase_unit="order", zero_paid=zero_paid, amounts=(),
+                  carry=order_keys, numbered=True)  # fmt: skip
+    p = p.mutate(period=period_ordinal(p.day, freq))
+    first = p.filter(p.purchase_number == 1)
+    first = first.filter(first.period <= last).select("member_id", *order_keys, cohort=first.period)
+    first = _with_member_columns(first, members, member_columns)
+    sizes = first.group_by([*by, "cohort"]).aggregate(cohort_members=first.count())
+    act = p.filter(p.period <= last).select("member_id", "period").join(first, "member_id")
+    act = act.mutate(periods_since_first=act.period - act.cohort)
+    active = act.group_by([*by, "cohort", "periods_since_first"]).aggregate(
+        active_members=act.member_id.nunique()
+    )
+    return sizes, active
