@@ -27,31 +27,37 @@ configured format.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import ibis
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
 
 from rxrepurchase.contract import (
-    CAMPAIGN_GROUPS,
-    SEND_CHANNELS,
     TABLES,
     TIER_ALIASES,
-    TIERS,
     Table,
+)
+from rxrepurchase.core.rules import (
+    CROSS_KINDS,
+    MAX_AMOUNT,
+    MIN_YEAR,
+    RULES,
+    Context,
+    Evaluator,
+    Step,
 )
 from rxrepurchase.errors import DataContractError
 from rxrepurchase.exports import (
     DEFAULT_TIME_ZONE,
     FALSE_WORDS,
-    SPAN,
     TRUE_WORDS,
     check_time_zone,
     find_file,
@@ -75,11 +81,6 @@ __all__ = [
 
 Action = Literal["excluded", "kept"]
 _EXAMPLES = 5
-MAX_AMOUNT = 1_000_000.0
-"""Default plausibility limit of one order's (or line's) amount, CNY: far above any pharmacy
-sale (the dearest specialty drugs sold over the counter cost a few hundred thousand yuan)."""
-MIN_YEAR = 2000
-"""Default first plausible year of an order: older orders are flagged (kept)."""
 _NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
@@ -369,9 +370,8 @@ class _Loader:
         self.tol = tolerance
         self.time_zone = check_time_zone(time_zone)
         self.formats = {k: spec[f"{k}_format"] for k in ("timestamp", "date") if spec.get(f"{k}_format")}
-        self.max_amount = max_amount
-        self.min_year = min_year
-        self.first_opened: pd.Timestamp | None = None  # the chain's first store opening
+        self.ctx = Context(as_of, tolerance, max_amount, min_year)
+        self.evaluator = Evaluator(self.ctx)
         self.order_store: pd.Series | None = None  # order id -> store, for order-line issues
         self.report = DataQualityReport()
         self.files: dict[str, Path] = {}
@@ -475,9 +475,9 @@ class _Loader:
         )
 
     # -- types -------------------------------------------------------------------------
-    def _coerce(self, table: Table, df: pd.DataFrame) -> pd.Series:
-        """Convert columns to their contract types; return the mask of rows to exclude."""
-        drop = pd.Series(False, index=df.index)
+    def _coerce(self, table: Table, df: pd.DataFrame) -> None:
+        """Convert columns to their contract types. A value that cannot be read is left empty,
+        and why goes into ``_problem_<column>`` for the type rules (:mod:`rxrepurchase.core.rules`)."""
         for col in table.columns:
             raw = df[col.name]
             present = raw.notna()
@@ -485,27 +485,15 @@ class _Loader:
                 stripped = raw.astype("string").str.strip()
                 present = stripped.notna() & (stripped != "")
                 raw = stripped.where(present)
+            problem = None
             if col.kind in ("id", "text"):
                 value = raw.astype("string")
-                failures = []
             elif col.kind in ("timestamp", "date"):
                 value, problem = parse_timestamps(
                     raw, time_zone=self.time_zone, fmt=self.formats.get(col.kind)
                 )
                 if col.kind == "date":
                     value = value.dt.normalize()
-                setting = f"{col.kind}_format"
-                codes = problem.fillna("").to_numpy(str)
-                failures = [
-                    (f"out_of_range_{col.kind}", pd.Series(codes == "out_of_range", index=df.index),
-                     f"outside the dates that can be held ({SPAN[0]:%Y-%m-%d} to {SPAN[1]:%Y-%m-%d})"),
-                    (f"ambiguous_{col.kind}", pd.Series(codes == "ambiguous", index=df.index),
-                     f"written day and month first (e.g. 01/10/2025), which could be either; set "
-                     f"{setting} in the mapping (e.g. \"%d/%m/%Y %H:%M:%S\")"),
-                    (f"unparseable_{col.kind}", pd.Series(codes == "unparseable", index=df.index),
-                     f"with an unparseable {col.kind} (expected ISO 8601 such as "
-                     f"2026-03-01 14:05:00, or the mapping's {setting})"),
-                ]
             elif col.kind in ("money", "number", "integer"):
                 value = _to_number(raw)
                 # inf, -inf, NaN and their spellings parse as numbers but are none.
@@ -521,210 +509,54 @@ class _Loader:
                     value = value.where(~frac).astype("Int64")
                 else:
                     value = value.astype("float64")
-                failures = [
-                    (f"non_finite_{col.kind}", non_finite, "with a non-finite number (inf or NaN)"),
-                    (f"unparseable_{col.kind}", failed, "with an unparseable number"),
-                ]
+                problem = _codes(df.index, non_finite=non_finite, unparseable=failed)
             elif col.kind == "flag":
                 text = raw.astype("string").str.lower()
-                value = text.isin(TRUE_WORDS).astype(bool)
                 failed = present & ~text.isin(TRUE_WORDS | FALSE_WORDS).fillna(False).astype(bool)
-                if col.nullable:  # empty is unknown, not False (is_prescription)
-                    value = value.astype("boolean").where(present & ~failed)
-                failures = [(f"unparseable_{col.kind}", failed, "with an unparseable true/false value")]
+                # Empty means unknown (nullable) or missing (the row is excluded).
+                value = text.isin(TRUE_WORDS).astype("boolean").where(present & ~failed)
+                problem = _codes(df.index, unparseable=failed)
             else:  # pragma: no cover - the contract only uses the kinds above
                 raise AssertionError(col.kind)
-            for rule, failed, what in failures:
-                if col.nullable:
-                    self._issue(table.name, df, failed, col.name, rule, "kept", f"{what} (value blanked)")
-                else:  # a row is counted once, under the first column that excludes it
-                    self._issue(table.name, df, failed & ~drop, col.name, rule, "excluded", what)
-                    drop |= failed
-            if not col.nullable:
-                empty = ~present & ~drop
-                if col.kind == "money" and col.name == "stored_value_amount":
-                    value = value.fillna(0.0)  # no stored-value payment
-                elif empty.any():
-                    self._issue(table.name, df, empty, col.name, "missing_value", "excluded",
-                                "with an empty required value")
-                    drop |= empty
+            if problem is not None and problem.notna().any():
+                df[f"_problem_{col.name}"] = problem
+            if col.name == "stored_value_amount":
+                value = value.fillna(0.0)  # empty: no stored-value payment
             df[col.name] = value
-        return drop
 
-    # -- row rules (pandera) -------------------------------------------------------------
-    def _checks(self, table: str) -> tuple[pa.DataFrameSchema, dict[str, tuple]]:
-        """Value rules per table: pandera schema plus, per check name, (column, action, what)."""
-        tol = self.tol
-        end_of_day = self.as_of + pd.Timedelta(days=1)
-        rules: dict[str, tuple[str, Action, str, list[str], Any]] = {}
-        if table == "orders":
-            rules = {
-                "negative_paid_amount": ("paid_amount", "excluded", "with a negative paid amount",
-                                         ["paid_amount"], lambda d: d["paid_amount"] >= 0),
-                "negative_gross_amount": ("gross_amount", "excluded", "with a negative gross amount",
-                                          ["gross_amount"], lambda d: d["gross_amount"] >= 0),
-                "negative_discount_amount": ("discount_amount", "excluded", "with a negative discount",
-                                             ["discount_amount"], lambda d: d["discount_amount"] >= 0),
-                "discount_exceeds_gross": (
-                    "discount_amount", "excluded", "with a discount larger than the gross amount",
-                    ["gross_amount", "discount_amount"],
-                    lambda d: d["discount_amount"] <= d["gross_amount"] + tol,
-                ),
-                "paid_mismatch": (
-                    "paid_amount", "kept",
-                    f"where paid_amount differs from gross_amount - discount_amount by more than {tol} CNY",
-                    ["gross_amount", "discount_amount", "paid_amount"],
-                    lambda d: (d["paid_amount"] - (d["gross_amount"] - d["discount_amount"])).abs() <= tol,
-                ),
-                "stored_value_exceeds_paid": (
-                    "stored_value_amount", "kept", "where the stored-value payment exceeds the paid amount",
-                    ["paid_amount", "stored_value_amount"],
-                    lambda d: d["stored_value_amount"] <= d["paid_amount"] + tol,
-                ),
-                "after_as_of": (
-                    "ordered_at", "excluded", f"dated after the analysis date {self.as_of.date()}",
-                    ["ordered_at"], lambda d: d["ordered_at"] < end_of_day,
-                ),
-            }
-            floor, why = self._plausible_start()
-            if floor is not None:
-                rules["implausibly_old"] = (
-                    "ordered_at", "kept", f"dated before {floor.date()} ({why})",
-                    ["ordered_at"], lambda d: d["ordered_at"] >= floor,
-                )
-            if self.max_amount is not None:
-                limit = self.max_amount
-                money = ["gross_amount", "discount_amount", "paid_amount", "stored_value_amount"]
-                rules["implausible_amount"] = (
-                    "paid_amount", "kept", f"with an amount above the plausibility limit of {limit:,.0f}",
-                    ["gross_amount", "paid_amount"], lambda d: d[money].max(axis=1) <= limit,
-                )
-        elif table == "order_lines":
-            rules = {
-                "negative_quantity": ("quantity", "excluded",
-                                      "with a negative quantity (returns or corrections are not analysed)",
-                                      ["sku", "quantity"], lambda d: d["quantity"] >= 0),
-                "zero_quantity": ("quantity", "excluded",
-                                  "with a quantity of zero (no pack sold: coupon, service or other "
-                                  "pseudo-item lines)",
-                                  ["sku", "quantity"], lambda d: d["quantity"] != 0),
-                "negative_line_amount": ("line_amount", "excluded",
-                                         "with a negative line amount (discount or coupon lines)",
-                                         ["sku", "line_amount"], lambda d: d["line_amount"] >= 0),
-                "non_positive_days_supply": (
-                    "days_supply", "kept", "with days_supply of zero or less (value blanked)",
-                    ["sku", "days_supply"], lambda d: d["days_supply"].isna() | (d["days_supply"] > 0),
-                ),
-            }
-            if self.max_amount is not None:
-                limit = self.max_amount
-                rules["implausible_amount"] = (
-                    "line_amount", "kept", f"with an amount above the plausibility limit of {limit:,.0f}",
-                    ["sku", "line_amount"], lambda d: d["line_amount"] <= limit,
-                )
-        elif table == "members":
-            year = self.as_of.year
-            rules = {
-                "implausible_birth_year": (
-                    "birth_year", "kept", f"with a birth year outside 1900-{year} (value blanked)",
-                    ["birth_year"],
-                    lambda d: d["birth_year"].isna() | d["birth_year"].between(1900, year),
-                ),
-                "unknown_tier": (
-                    "tier", "kept", f"with a tier other than {', '.join(TIERS)}",
-                    ["tier"], lambda d: d["tier"].isin(TIERS),
-                ),
-                "joined_after_as_of": (
-                    "joined_on", "kept", f"who joined after the analysis date {self.as_of.date()}",
-                    ["joined_on"], lambda d: d["joined_on"] < end_of_day,
-                ),
-            }
-        elif table == "campaign_members":
-            rules = {
-                "unknown_group": (
-                    "group", "excluded", f"with a group other than {' / '.join(CAMPAIGN_GROUPS)}",
-                    ["member_id", "group"], lambda d: d["group"].isin(CAMPAIGN_GROUPS),
-                ),
-                "sent_after_as_of": (
-                    "sent_at", "excluded", f"sent after the analysis date {self.as_of.date()}",
-                    ["member_id", "sent_at"], lambda d: d["sent_at"] < end_of_day,
-                ),
-                "unknown_send_channel": (
-                    "channel", "kept", f"with a channel other than {', '.join(SEND_CHANNELS)}",
-                    ["member_id", "channel"], lambda d: d["channel"].isin(SEND_CHANNELS),
-                ),
-            }
-        elif table == "campaigns":
-            rules = {
-                "campaign_ends_before_start": (
-                    "ends_on", "excluded", "ending before they start",
-                    ["starts_on", "ends_on"], lambda d: d["ends_on"] >= d["starts_on"],
-                ),
-            }
-        checks = [
-            pa.Check(lambda d, f=fn: f(d).fillna(False).astype(bool), name=name)
-            for name, (_, _, _, _, fn) in rules.items()
-        ]
-        return pa.DataFrameSchema(checks=checks), {k: v[:4] for k, v in rules.items()}
+    # -- rules -------------------------------------------------------------------------
+    @staticmethod
+    def _register(name: str, df: pd.DataFrame):
+        """``df``'s contract columns, positions and problem codes as an Ibis table."""
+        cols = [c for c in df.columns if c in TABLES[name].column_names or c.startswith("_")]
+        return ibis.memtable(pyarrow.Table.from_pandas(df[cols], preserve_index=False))
 
-    def _plausible_start(self) -> tuple[pd.Timestamp | None, str]:
-        """The earliest plausible order time, and why: the configured year or the opening of
-        the chain's first store, whichever is later."""
-        year = pd.Timestamp(self.min_year, 1, 1) if self.min_year is not None else None
-        opened = self.first_opened
-        if opened is not None and (year is None or opened > year):
-            return opened, "when the chain's first store opened"
-        return year, f"the first plausible year, min_year={self.min_year}"
-
-    def _check_values(self, table: str, df: pd.DataFrame, drop: pd.Series) -> pd.Series:
-        """Apply the value rules to rows not yet excluded; return the grown exclusion mask."""
-        schema, rules = self._checks(table)
-        if not rules:
-            return drop
-        try:
-            schema.validate(df[~drop], lazy=True)
-            return drop
-        except pa.errors.SchemaErrors as err:
-            cases = err.failure_cases
-        # Exclusions first, so that a row already excluded draws no further warnings.
-        ordered = sorted(rules.items(), key=lambda kv: kv[1][1] != "excluded")
-        for name, (column, action, what, show) in ordered:
-            idx = cases.loc[cases["check"] == name, "index"].dropna().unique()
-            mask = pd.Series(df.index.isin(idx), index=df.index) & ~drop
+    def _apply(self, table: str, df: pd.DataFrame, step: Step) -> pd.DataFrame:
+        """Report the step's findings on ``df`` (rows in file order) and return the rows it
+        keeps, with blanked values blanked."""
+        drop = np.zeros(len(df), dtype=bool)
+        pos = df["_pos"].to_numpy()
+        for i, found in step.positions().items():
+            rule = step.rules[i]
+            mask = np.isin(pos, found.to_numpy(), assume_unique=True)
             if not mask.any():
                 continue
-            self._issue(table, df, mask, column, name, action, what, show)
-            if action == "excluded":
-                drop = drop | mask
-            elif "value blanked" in what:
-                df.loc[mask, column] = pd.NA
-        return drop
-
-    def _check_duplicates(self, table: str, df: pd.DataFrame) -> pd.Series:
-        key = TABLES[table].key
-        if key is None:
-            return pd.Series(False, index=df.index)
-        dup_key = df.duplicated(key, keep=False)
-        if not dup_key.any():
-            return dup_key
-        cols = TABLES[table].column_names
-        exact_copy = df.duplicated(cols, keep="first")
-        # A key repeated with different content cannot be resolved: all its rows go.
-        n_versions = df[dup_key].drop_duplicates(cols).groupby(key, observed=True).size()
-        conflicting = isin(df[key], n_versions[n_versions > 1].index.to_series()) & dup_key
-        self._issue(table, df, exact_copy & ~conflicting, key, f"duplicate_{key}", "excluded",
-                    f"repeating an earlier row with the same {key} (copy dropped)")
-        self._issue(table, df, conflicting, key, f"conflicting_{key}", "excluded",
-                    f"sharing a {key} with different content (all versions excluded)")
-        return exact_copy | conflicting
+            what = rule.what(self.ctx)
+            self._issue(table, df, pd.Series(mask, index=df.index), rule.column, rule.rule,
+                        rule.action, what, list(rule.show) or None)
+            if rule.action == "excluded":
+                drop |= mask
+            elif rule.blank:
+                df.loc[mask, rule.column] = pd.NA
+        return df[~drop]
 
     # -- the load ------------------------------------------------------------------------
     def run(self) -> Chain:
-        frames: dict[str, pd.DataFrame | None] = {}
+        frames: dict[str, pd.DataFrame] = {}
+        self.ctx.campaigns_file = find_file(self.folder, TABLES["campaigns"], self.spec) is not None
         for name, table in TABLES.items():
             file = find_file(self.folder, table, self.spec)
             if file is None:
-                frames[name] = None
                 continue
             self.files[name] = file
             df = self._read(table, file)
@@ -737,112 +569,51 @@ class _Loader:
             self.report.rows_read[name] = len(df)
             if name == "members":
                 df["tier"] = df["tier"].astype("string").str.strip().replace(TIER_ALIASES)
-            drop = self._coerce(table, df)
-            if name == "stores":
-                opened = df.loc[~drop, "opened_on"].min()
-                self.first_opened = None if pd.isna(opened) else opened
+            self._coerce(table, df)
             if name == "orders":
-                # Lines are checked against every order id in the file, so that a line of an
-                # order excluded for its own reason is reported as such, not as unknown.
-                all_order_ids = df["order_id"].dropna().unique()
+                # A line belongs to its order's store, whether or not the order was kept.
                 self.order_store = (df.dropna(subset=["order_id"]).drop_duplicates("order_id")
                                     .set_index("order_id")["store_id"])
-                parsed = df.loc[~drop, "ordered_at"]
-                if parsed.notna().any():
+                parsed = df["ordered_at"].dropna()
+                if len(parsed):
                     self.report.ordered_range = (parsed.min(), parsed.max())
-            drop = self._check_values(name, df, drop)
-            drop |= self._check_duplicates(name, df[~drop]).reindex(df.index, fill_value=False)
-            frames[name] = df[~drop]
+            read = self.ctx.read[name] = self._register(name, df)
+            rows = self.evaluator.rows(read, name)
+            df = self._apply(name, df, rows)
+            if name == "stores":
+                opened = df["opened_on"].min()
+                self.ctx.first_opened = None if pd.isna(opened) else opened
+            frames[name] = self._apply(name, df, self.evaluator.keys(rows.kept, name, read=read))
+            self.ctx.kept[name] = self._register(name, frames[name])
 
-        stores, members, orders, lines = (frames[t] for t in ("stores", "members", "orders", "order_lines"))
-        self._issue("members", members, ~isin(members["home_store_id"], stores["store_id"]),
-                    "home_store_id", "unknown_home_store", "kept", "belonging to a store not in the stores table")
-
-        unknown_store = ~isin(orders["store_id"], stores["store_id"])
-        self._issue("orders", orders, unknown_store, "store_id", "unknown_store", "excluded",
-                    "referencing a store not in the stores table")
-        unknown_member = orders["member_id"].notna() & ~isin(orders["member_id"], members["member_id"])
-        self._issue("orders", orders, unknown_member & ~unknown_store, "member_id", "unknown_member",
-                    "excluded", "referencing a member not in the members table")
-        orders = orders[~(unknown_store | unknown_member)]
-
-        kept = isin(lines["order_id"], orders["order_id"])
-        known = isin(lines["order_id"], all_order_ids)
-        self._issue("order_lines", lines, ~known, "order_id", "unknown_order", "excluded",
-                    "referencing an order not in the orders file")
-        self._issue("order_lines", lines, known & ~kept, "order_id", "line_of_excluded_order",
-                    "excluded", "belonging to an order that was excluded")
-        lines = lines[kept]
-        line_sum = lines.groupby("order_id", observed=True)["line_amount"].sum()
-        has_lines = isin(orders["order_id"], line_sum.index.to_series())
-        diff = (orders["order_id"].map(line_sum).astype("float64") - orders["paid_amount"]).abs()
-        self._issue("orders", orders, has_lines & (diff > self.tol * 10), "paid_amount",
-                    "lines_do_not_sum_to_paid", "kept",
-                    "whose order lines do not add up to paid_amount", ["paid_amount"])
-        self._issue("orders", orders, ~has_lines, "order_id", "order_without_lines", "kept",
-                    "with no order lines (product analyses leave them out)")
-
-        campaigns = frames["campaigns"]
-        if campaigns is None:
-            campaigns = _derive_campaigns(orders)
-        else:
-            in_orders = orders["campaign_id"].notna()
-            self._issue("orders", orders, in_orders & ~isin(orders["campaign_id"], campaigns["campaign_id"]),
-                        "campaign_id", "unknown_campaign", "kept",
-                        "referencing a campaign not in the campaigns table")
-        sends = frames["campaign_members"]
-        if sends is not None:
-            sends = self._check_campaign_members(sends, campaigns, members, orders)
-            self.report.rows_loaded["campaign_members"] = len(sends)
-            extra = [c for c in sends.columns if c not in TABLES["campaign_members"].column_names
-                     and not c.startswith("_")]
-            sends = sends[TABLES["campaign_members"].column_names + extra].reset_index(drop=True)
+        # Rules across tables, each run of one table's rules on the rows the earlier ones kept.
+        cross = [r for r in RULES if r.kind in CROSS_KINDS and r.table in frames]
+        for table, run in itertools.groupby(cross, key=lambda r: r.table):
+            if "campaigns" not in self.ctx.kept and table == "campaign_members":
+                frames["campaigns"] = _derive_campaigns(frames["orders"])
+                self.ctx.kept["campaigns"] = self._register("campaigns", frames["campaigns"])
+            step = self.evaluator.cross(self.ctx.kept[table], list(run))
+            before = len(frames[table])
+            frames[table] = self._apply(table, frames[table], step)
+            if len(frames[table]) < before:
+                self.ctx.kept[table] = self._register(table, frames[table])
+        if "campaigns" not in frames:
+            frames["campaigns"] = _derive_campaigns(frames["orders"])
 
         out = {}
-        for name, df in (("stores", stores), ("members", members), ("orders", orders),
-                         ("order_lines", lines), ("campaigns", campaigns)):
+        for name, df in frames.items():
             cols = TABLES[name].column_names
             extra = [c for c in df.columns if c not in cols and not c.startswith("_")]
             out[name] = df[cols + extra].reset_index(drop=True)
+            for c in TABLES[name].columns:
+                if c.kind == "flag" and not c.nullable:  # rows with an empty flag are gone
+                    out[name][c.name] = out[name][c.name].astype(bool)
             if name in self.report.rows_read:
                 self.report.rows_loaded[name] = len(df)
+        sends = out.pop("campaign_members", None)
         return Chain(**out, as_of=self.as_of, quality=self.report, source=self.folder,
                      campaign_members=sends)
 
-    def _check_campaign_members(self, sends: pd.DataFrame, campaigns: pd.DataFrame,
-                                members: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
-        """Send-list rules across tables: duplicates, unknown references, contamination."""
-        table, pair = "campaign_members", ["campaign_id", "member_id"]
-        cols = TABLES[table].column_names
-        dup = sends.duplicated(pair, keep=False)
-        copy = sends.duplicated(cols, keep="first")
-        # A member listed twice in one campaign with different content (e.g. in both groups)
-        # cannot be placed in either group: all their rows go.
-        versions = sends[dup].drop_duplicates(cols).groupby(pair, observed=True).size()
-        conflicting = dup & pd.MultiIndex.from_frame(sends[pair]).isin(versions[versions > 1].index)
-        self._issue(table, sends, copy & ~conflicting, "member_id", "duplicate_send", "excluded",
-                    "repeating an earlier row of the same campaign and member (copy dropped)", pair)
-        self._issue(table, sends, conflicting, "member_id", "conflicting_send", "excluded",
-                    "listing a member twice in one campaign with different group, time or "
-                    "channel (all versions excluded)", [*pair, "group"])
-        sends = sends[~(copy | conflicting)]
-        unknown_campaign = ~isin(sends["campaign_id"], campaigns["campaign_id"])
-        self._issue(table, sends, unknown_campaign, "campaign_id", "unknown_campaign", "excluded",
-                    "referencing a campaign not in the campaigns table (or in no order)", pair)
-        unknown_member = ~isin(sends["member_id"], members["member_id"]) & ~unknown_campaign
-        self._issue(table, sends, unknown_member, "member_id", "unknown_member", "excluded",
-                    "referencing a member not in the members table", pair)
-        sends = sends[~(unknown_campaign | unknown_member)]
-        ends = sends["campaign_id"].map(campaigns.set_index("campaign_id")["ends_on"])
-        late = sends["sent_at"].dt.normalize() > ends
-        self._issue(table, sends, late.fillna(False).astype(bool), "sent_at",
-                    "sent_after_campaign_end", "kept", "sent after the campaign's last day",
-                    [*pair, "sent_at"])
-        self._issue(table, sends, control_redemptions(sends, orders), "group",
-                    "control_redeemed_coupon", "kept",
-                    "in the control group who nevertheless redeemed the campaign's coupon "
-                    "(contamination: the measured effect is diluted)", [*pair, "group"])
-        return sends
 
 def control_redemptions(sends: pd.DataFrame, orders: pd.DataFrame) -> pd.Series:
     """Which control-group rows of a send list redeemed the campaign's coupon (contamination).
@@ -864,6 +635,14 @@ def control_redemptions(sends: pd.DataFrame, orders: pd.DataFrame) -> pd.Series:
     )["_last_redeemed"].to_numpy()
     redeemed = pd.Series(found, index=sends.index) >= sends["sent_at"]
     return (sends["group"] == "control") & redeemed.fillna(False).astype(bool)
+
+
+def _codes(index: pd.Index, **masks: pd.Series) -> pd.Series:
+    """A problem code per row: the name of the first mask that holds, NA where none does."""
+    codes = pd.Series(pd.NA, index=index, dtype="string")
+    for code, mask in reversed(masks.items()):
+        codes[mask.to_numpy(bool)] = code
+    return codes
 
 
 def _to_number(raw: pd.Series) -> pd.Series:
