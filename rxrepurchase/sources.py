@@ -29,6 +29,7 @@ offset. Ibis runs Spark in the UTC session time zone and sets it on the session 
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -41,6 +42,7 @@ import pandas as pd
 
 from rxrepurchase.contract import TABLES, Column
 from rxrepurchase.core import backend as core_backend
+from rxrepurchase.core.rules import CROSS_KINDS, RULES, Context, Evaluator
 from rxrepurchase.errors import DataContractError, SourceError
 from rxrepurchase.exports import DEFAULT_TIME_ZONE, check_time_zone, map_headers, read_mapping
 from rxrepurchase.loading import Chain
@@ -89,14 +91,14 @@ class ChainTables:
     origin : str
         Where the tables came from, for messages (``folder exports/2026-09``,
         ``Spark database chain_dw``).
-    as_of : pandas.Timestamp or None
-        Analysis date: orders after the end of this day are left out. None: all orders.
+    as_of : pandas.Timestamp
+        Analysis date (midnight): orders after the end of this day are left out.
     """
 
     backend: BaseBackend
     tables: dict[str, ibis.Table]
     origin: str
-    as_of: pd.Timestamp | None = None
+    as_of: pd.Timestamp
     _close: Callable[[], None] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -185,6 +187,7 @@ def from_frames(
     as_of=None,
     mapping=None,
     time_zone: str | None = DEFAULT_TIME_ZONE,
+    validate: str = "full",
     backend: BaseBackend | None = None,
 ) -> ChainTables:
     """Pandas frames (a loaded :class:`~rxrepurchase.loading.Chain`, a demo chain, or a dict
@@ -195,11 +198,15 @@ def from_frames(
     frames : Chain, DemoChain or dict of DataFrame
         The contract's tables; ``campaigns`` may be absent.
     as_of : date-like, optional
-        Analysis date (default: the chain's ``as_of`` for a Chain, else all orders).
+        Analysis date (default: the chain's ``as_of`` for a Chain, else today).
     mapping : path or dict, optional
         Header mapping (``[columns.<table>]``), see :func:`rxrepurchase.exports.read_mapping`.
     time_zone : str
         The chain's time zone: time-zone-aware columns are converted to it.
+    validate : {"full", "rows", "none"}
+        Which of the contract's rules (:mod:`rxrepurchase.core.rules`) leave rows out, as for
+        :class:`rxrepurchase.engine.ChainSource`: every rule, the rules on single rows, or
+        only orders after ``as_of``.
     backend : ibis backend, optional
         Default: a new in-memory DuckDB (:func:`rxrepurchase.core.backend.connect`), closed
         with the source.
@@ -228,8 +235,9 @@ def from_frames(
             raise SourceError(f"frames[{name!r}] is a {type(frame).__name__}, not a DataFrame")
         raw[name] = core_backend.table(_local_times(frame, zone), backend)
     where = {name: f"frame {name!r}" for name in raw}
-    return ChainTables(backend, _conformed(raw, where, mapping, as_of), "frames", _day(as_of),
-                       backend.disconnect if owned else None)
+    as_of = _day(as_of)
+    tables = _conformed(raw, _materializer(backend), where, mapping, as_of, validate)
+    return ChainTables(backend, tables, "frames", as_of, backend.disconnect if owned else None)
 
 
 def from_spark(
@@ -240,6 +248,7 @@ def from_spark(
     as_of=None,
     mapping=None,
     time_zone: str | None = DEFAULT_TIME_ZONE,
+    validate: str = "full",
 ) -> ChainTables:
     """A chain's tables in Spark: named tables, Spark DataFrames, or a catalog database.
 
@@ -255,13 +264,16 @@ def from_spark(
         Catalog (Hive metastore) database holding the tables, as ``spark.table(f"{database}.{name}")``
         reads them; default: the session's current database.
     as_of : date-like, optional
-        Analysis date: orders after the end of this day are left out. Default: all orders.
+        Analysis date: orders after the end of this day are left out (default: today).
     mapping : path or dict, optional
         Header mapping (``[columns.<table>]``), see :func:`rxrepurchase.exports.read_mapping`;
         the table names go in ``tables``.
     time_zone : str
         The chain's time zone: ``TIMESTAMP`` columns (instants) are converted to it;
         ``TIMESTAMP_NTZ`` columns are taken as local time already.
+    validate : {"full", "rows", "none"}
+        As for :func:`from_frames`. The rules are part of every query (lazy); tables the
+        chain's ETL has validated can skip them with ``"none"``.
     """
     try:
         from pyspark.sql import DataFrame as SparkFrame
@@ -308,7 +320,9 @@ def from_spark(
         frame.createOrReplaceTempView(view)
         raw[name] = backend.table(view)
     origin = f"Spark database {database}" if database else "Spark session"
-    return ChainTables(backend, _conformed(raw, where, mapping, as_of), origin, _day(as_of))
+    as_of = _day(as_of)
+    tables = _conformed(raw, _materializer(backend, session), where, mapping, as_of, validate)
+    return ChainTables(backend, tables, origin, as_of)
 
 
 def open_tables(source, **options: Any) -> ChainTables:
@@ -327,8 +341,9 @@ def open_tables(source, **options: Any) -> ChainTables:
 # --------------------------------------------------------------------------- conformance
 
 
-def _day(as_of) -> pd.Timestamp | None:
-    return None if as_of is None else pd.Timestamp(as_of).normalize()
+def _day(as_of) -> pd.Timestamp:
+    """The analysis date at midnight; default today, as for the loader."""
+    return (pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.today()).normalize()
 
 
 def _local_times(frame: pd.DataFrame, zone: str) -> pd.DataFrame:
@@ -340,10 +355,13 @@ def _local_times(frame: pd.DataFrame, zone: str) -> pd.DataFrame:
 
 
 def _conformed(
-    raw: dict[str, ibis.Table], where: dict[str, str], mapping, as_of
+    raw: dict[str, ibis.Table], materialize: Callable[[ibis.Table], ibis.Table],
+    where: dict[str, str], mapping, as_of: pd.Timestamp, validate: str,
 ) -> dict[str, ibis.Table]:
-    """The raw tables with the contract's names, columns and types, and the rows that pass
-    validation; ``campaigns`` derived from orders when absent."""
+    """The raw tables with the contract's names, columns and types, and the rows the rules
+    keep; ``campaigns`` derived from the kept orders when absent (the loader's rule)."""
+    if validate not in ("full", "rows", "none"):
+        raise SourceError(f"validate must be 'full', 'rows' or 'none', got {validate!r}")
     spec = read_mapping(mapping)
     missing = [name for name in CONTRACT_TABLES if name not in raw and TABLES[name].required]
     if missing:
@@ -351,12 +369,11 @@ def _conformed(
             f"no table(s) {', '.join(missing)} among {', '.join(where.values()) or 'none'}; "
             f"the contract needs {', '.join(n for n in CONTRACT_TABLES if TABLES[n].required)}"
         )
-    out = {}
-    for name, table in raw.items():
-        out[name] = _contract_columns(name, table, spec, where[name])
+    typed = {name: _contract_columns(name, table, spec, where[name]) for name, table in raw.items()}
+    out = _validated(typed, materialize, as_of, validate)
     if "campaigns" not in out:
         out["campaigns"] = _derived_campaigns(out["orders"])
-    return _validated(out, _day(as_of))
+    return out
 
 
 def _contract_columns(name: str, table: ibis.Table, spec: Mapping[str, Any], where: str) -> ibis.Table:
@@ -403,9 +420,43 @@ def _derived_campaigns(orders: ibis.Table) -> ibis.Table:
     )
 
 
-def _validated(tables: dict[str, ibis.Table], as_of: pd.Timestamp | None) -> dict[str, ibis.Table]:
-    """The one place a non-file source's tables are validated: orders after ``as_of`` go."""
-    if as_of is not None:
-        orders = tables["orders"]
-        tables["orders"] = orders.filter(orders.ordered_at < as_of + pd.Timedelta(days=1))
-    return tables
+def _validated(
+    tables: dict[str, ibis.Table], materialize: Callable[[ibis.Table], ibis.Table],
+    as_of: pd.Timestamp, validate: str,
+) -> dict[str, ibis.Table]:
+    """The rows of ``tables`` the contract's rules keep (:mod:`rxrepurchase.core.rules`, the
+    loader's and the engine's rules): ``"full"`` every rule, ``"rows"`` the rules on single
+    rows, ``"none"`` only orders after ``as_of`` left out.
+
+    Keys seen twice and unknown references are found once, here (usually none); the tables
+    stay lazy filters of the source, so later queries pay for the row rules only.
+    """
+    ctx = Context(as_of=as_of, campaigns_file="campaigns" in tables)
+    check = Evaluator(ctx, materialize)
+    for name in CONTRACT_TABLES:  # contract order: referenced tables first
+        if name in tables:
+            read = ctx.read[name] = tables[name]
+            rows = check.rows(read, name, only_always=validate == "none").kept
+            ctx.kept[name] = check.keys(rows, name, read=read).kept if validate == "full" else rows
+    if validate == "full":
+        cross = [r for r in RULES if r.kind in CROSS_KINDS and r.table in ctx.kept]
+        for name, run in itertools.groupby(cross, key=lambda r: r.table):
+            ctx.kept[name] = check.cross(ctx.kept[name], list(run)).kept
+    return ctx.kept
+
+
+
+def _materializer(backend: BaseBackend, session: SparkSession | None = None) -> Callable[[ibis.Table], ibis.Table]:
+    """``materialize(expr)``: ``expr`` computed once into a table of ``backend`` (a temporary
+    DuckDB table; with a Spark ``session``, a cached view, as Ibis makes no temporary Spark
+    tables)."""
+    names = (f"rxrepurchase_{uuid.uuid4().hex[:8]}_{i}" for i in itertools.count())
+
+    def materialize(expr: ibis.Table) -> ibis.Table:
+        name = next(names)
+        if session is None:
+            return backend.create_table(name, expr, temp=True)
+        session.sql(str(backend.compile(expr))).cache().createOrReplaceTempView(name)
+        return backend.table(name)
+
+    return materialize
