@@ -179,15 +179,19 @@ def test_core_aggregate_on_spark_equals_duckdb(name, on_spark, on_duckdb):
     _same(on_spark.to_pandas(build(on_spark)), on_duck, keys)
 
 
-def test_scores_computed_once_per_distinct_row_go_back_to_every_member(on_spark):
-    """The runbook's round trip: per-member RFM stays on Spark, the distinct fit rows come
-    back, BG/NBD is fitted on them (weighted) and P(alive) per row goes back to the members."""
+def test_scores_computed_once_per_distinct_row_go_back_to_every_member(on_spark, warehouse):
+    """The runbook's round trip (docs/scale.md): per-member RFM stays on Spark, the distinct
+    fit rows come back, BG/NBD is fitted on them (weighted) and P(alive) per row goes back to
+    the members, written as a table of the chain's database."""
     rfm = core_rfm.rfm_summary(on_spark.orders, end=END)
     rows = on_spark.to_pandas(fit_rows(rfm))
     fitter = BetaGeoFitter().fit(rows["frequency"], rows["recency"], rows["T"],
                                  weights=rows["members"])
     rows["p_alive"] = fitter.conditional_probability_alive(rows["frequency"], rows["recency"], rows["T"])
-    scored = on_spark.to_pandas(spread_to_members(rfm, ibis.memtable(rows.drop(columns="members"))))
+    scores = spread_to_members(rfm, ibis.memtable(rows.drop(columns="members")))
+    written = on_spark.backend.create_table("member_scores", scores, database=warehouse,
+                                            overwrite=True)
+    scored = on_spark.to_pandas(written)
     assert len(scored) == rows["members"].sum() and scored["member_id"].is_unique
     expected = fitter.conditional_probability_alive(scored["frequency"], scored["recency"], scored["T"])
     np.testing.assert_allclose(scored["p_alive"], expected, rtol=1e-12)
