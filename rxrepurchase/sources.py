@@ -177,7 +177,8 @@ def from_files(
     from rxrepurchase.engine import ChainSource  # the engine imports the analysis modules
 
     src = ChainSource(data, as_of=as_of, mapping=mapping, **options)
-    tables = {name: src.table(name) for name in CONTRACT_TABLES}
+    # The contract's columns only (the engine's views carry helper columns such as _line).
+    tables = {name: src.table(name).select(*TABLES[name].column_names) for name in CONTRACT_TABLES}
     return ChainTables(src.backend, tables, f"folder {src.folder}", src.as_of, src.close)
 
 
