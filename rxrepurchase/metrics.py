@@ -40,6 +40,7 @@ import pandas as pd
 
 from rxrepurchase.contract import require_columns
 from rxrepurchase.core import backend
+from rxrepurchase.core import purchases as core_purchases
 from rxrepurchase.core import rates as core_rates
 from rxrepurchase.core.purchases import PurchaseUnit, ZeroPaid
 from rxrepurchase.errors import DataContractError, MetricsInputError
@@ -354,25 +355,19 @@ def purchases(
     """
     _check_options(purchase_unit, zero_paid)
     require_columns(orders, [*_ORDER_COLUMNS, *columns], "orders")
-    member = orders["member_id"].notna().to_numpy() & _is_purchase(orders, zero_paid)
-    df = orders.loc[member]
-    df = df.assign(purchased_on=df["ordered_at"].dt.normalize()).sort_values(
-        ["member_id", "ordered_at", "order_id"], kind="stable"
-    )
-    money = [c for c in ("gross_amount", "discount_amount", "paid_amount") if c in df.columns]
-    if purchase_unit == "day":
-        keys = ["member_id", "purchased_on"]
-        g = df.groupby(keys, sort=False, observed=True)
-        carried = list(dict.fromkeys(["ordered_at", "store_id", "order_id", *columns]))
-        first = g[carried].first(skipna=False)
-        out = pd.concat([first, g.size().rename("n_orders"), g[money].sum()], axis=1)
-        out = out.reset_index()
-    else:
-        carried = ["purchased_on", "ordered_at", "store_id", "order_id", *columns]
-        out = df[list(dict.fromkeys(["member_id", *carried, *money]))]
-        out = out.assign(n_orders=1).reset_index(drop=True)
-    out["purchase_number"] = out.groupby("member_id", sort=False).cumcount() + 1
-    return out
+    money = [c for c in ("gross_amount", "discount_amount", "paid_amount") if c in orders.columns]
+    carried = list(dict.fromkeys(["ordered_at", "store_id", "order_id", *columns]))
+    frame = _member_orders_frame(orders, [*carried, *money])
+    with backend.tables(frame) as (table,):
+        p = core_purchases.purchases(table, purchase_unit=purchase_unit, zero_paid=zero_paid,
+                                     amounts=money, carry=carried, numbered=True)  # fmt: skip
+        out = backend.to_pandas(p.order_by(["member_id", "purchase_number"]))
+    out = out.rename(columns={"day": "purchased_on"})
+    out["purchased_on"] = out["purchased_on"].astype(frame["ordered_at"].dtype)
+    for c in ["member_id", *carried]:
+        out[c] = out[c].astype(orders[c].dtype)
+    counts = ["n_orders", *money] if purchase_unit == "day" else [*money, "n_orders"]
+    return out[["member_id", "purchased_on", *carried, *counts, "purchase_number"]]
 
 
 def repurchase_rates(
@@ -438,7 +433,10 @@ def _member_orders_frame(orders: pd.DataFrame, columns: list[str]) -> pd.DataFra
     _is_purchase(orders.loc[is_member, ["paid_amount"]], "exclude")
     cols = list(dict.fromkeys(["order_id", "member_id", "ordered_at", "paid_amount", *columns]))
     frame = orders.loc[is_member, cols] if not is_member.all() else orders[cols]
-    return frame.assign(paid_amount=frame["paid_amount"].astype("float64"))
+    frame = frame.assign(paid_amount=frame["paid_amount"].astype("float64"))
+    if isinstance(frame["ordered_at"].dtype, pd.DatetimeTZDtype):  # the local date is the day
+        frame = frame.assign(ordered_at=frame["ordered_at"].dt.tz_localize(None))
+    return frame
 
 
 def _members_frame(members: pd.DataFrame | None, columns: list[str]) -> list[pd.DataFrame]:

@@ -1,5 +1,6 @@
-"""The DuckDB engine against the pandas path: same tables on a small demo chain, written as
-Parquet and as CSV, and on an export with rows the loader excludes."""
+"""The DuckDB engine: aggregates on a hand-built export against hand-computed values; the
+validated views and refill fills against the pandas path on a small demo chain (Parquet and
+CSV) and on an export with rows the loader excludes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from test_metrics import _ROWS
 
 from rxrepurchase import engine, metrics, refill, rfm
+from rxrepurchase.contract import TABLES
 from rxrepurchase.demo import DemoConfig, write_demo_chain
 from rxrepurchase.errors import DataContractError, RxRepurchaseError
 from rxrepurchase.loading import load_chain
@@ -80,77 +83,6 @@ def _assert_rfm_equal(expected: pd.DataFrame, got: pd.DataFrame) -> None:
     assert expected.attrs == got.attrs
 
 
-@pytest.mark.parametrize("by", [None, "store_id"])
-@pytest.mark.parametrize("time_unit", ["days", "weeks"])
-def test_rfm_summary_matches_pandas(demo, by, time_unit):
-    _, chain, src = demo
-    expected = rfm.rfm_summary(chain.orders, by=by, time_unit=time_unit)
-    got = engine.rfm_summary(src, by=by, time_unit=time_unit)
-    assert len(got) >= 800 and (got["frequency"] > 0).sum() > 200
-    _assert_rfm_equal(expected, got)
-
-
-def test_rfm_summary_with_observation_end_and_gross_amount(demo):
-    _, chain, src = demo
-    kwargs = {"observation_end": "2026-06-30", "amount_col": "gross_amount"}
-    expected = rfm.rfm_summary(chain.orders, **kwargs)
-    got = engine.rfm_summary(src, **kwargs)
-    assert got.attrs["transactions_after_end"] > 0
-    _assert_rfm_equal(expected, got)
-
-
-@pytest.mark.parametrize("by", [None, "store_id"])
-def test_calibration_holdout_matches_pandas(demo, by):
-    _, chain, src = demo
-    expected = rfm.calibration_holdout(chain.orders, CUT, by=by, time_unit="weeks")
-    got = engine.calibration_holdout(src, CUT, by=by, time_unit="weeks")
-    _assert_rfm_equal(expected.calibration, got.calibration)
-    pd.testing.assert_frame_equal(expected.holdout, got.holdout, **MONEY)
-    pd.testing.assert_frame_equal(expected.new_in_holdout, got.new_in_holdout, **MONEY)
-    pd.testing.assert_series_equal(expected.first_purchases, got.first_purchases)
-    pd.testing.assert_series_equal(expected.repeat_purchases, got.repeat_purchases)
-    assert len(got.new_in_holdout) > 0 and got.holdout["frequency_holdout"].sum() > 0
-    for field in ("cut_date", "holdout_end", "time_unit", "walk_in_orders",
-                  "transactions_after_holdout"):
-        assert getattr(expected, field) == getattr(got, field), field
-
-
-def test_calibration_holdout_with_holdout_end(demo):
-    _, chain, src = demo
-    expected = rfm.calibration_holdout(chain.orders, CUT, holdout_end="2026-08-31")
-    got = engine.calibration_holdout(src, CUT, holdout_end="2026-08-31")
-    assert got.transactions_after_holdout == expected.transactions_after_holdout > 0
-    pd.testing.assert_frame_equal(expected.holdout, got.holdout, **MONEY)
-    pd.testing.assert_series_equal(expected.repeat_purchases, got.repeat_purchases)
-
-
-@pytest.mark.parametrize(
-    ("window", "by", "options"),
-    [
-        ("M", "store_id", {}),
-        ("M", None, {"purchase_unit": "order"}),
-        ("Q", ["store_id", "channel"], {"zero_paid": "include"}),
-        ("W", "tier", {}),
-        ("M", "store_id", {"start": "2026-01-01", "end": "2026-06-30"}),
-    ],
-)
-def test_repurchase_rates_match_pandas(demo, window, by, options):
-    _, chain, src = demo
-    expected = metrics.repurchase_rates(chain.orders, window, by, members=chain.members, **options)
-    got = engine.repurchase_rates(src, window, by, **options)
-    assert len(got) > 10 and got["repeat_members"].sum() > 0
-    pd.testing.assert_frame_equal(expected, got)
-
-
-@pytest.mark.parametrize(("freq", "by"), [("M", "store_id"), ("M", None), ("Q", "tier")])
-def test_cohort_retention_matches_pandas(demo, freq, by):
-    _, chain, src = demo
-    expected = metrics.cohort_retention(chain.orders, freq, by, members=chain.members)
-    got = engine.cohort_retention(src, freq, by)
-    assert got["active_members"].sum() > got["cohort_members"].drop_duplicates().sum()
-    pd.testing.assert_frame_equal(expected, got)
-
-
 @pytest.mark.parametrize("group_by", ["sku", "category"])
 def test_refill_fills_and_intervals_match_pandas(demo, group_by):
     _, chain, src = demo
@@ -162,10 +94,129 @@ def test_refill_fills_and_intervals_match_pandas(demo, group_by):
     assert got.attrs == fills.attrs
 
 
-def test_path_argument_opens_and_closes_a_source(demo):
-    folder, chain, _ = demo
-    expected = rfm.rfm_summary(chain.orders, by="store_id")
-    _assert_rfm_equal(expected, engine.rfm_summary(folder, by="store_id", as_of=AS_OF))
+# --------------------------------------------------------------------------- hand-computed
+
+# The hand chain of test_metrics: o9 (paid -40, a refund of o8) is dropped by the engine's
+# rules (a negative amount); o10 and o11 are walk-ins.
+HAND = _ROWS
+
+
+@pytest.fixture(scope="module")
+def hand(tmp_path_factory):
+    """An export folder (CSV) of the hand chain, opened with as_of 2024-03-31."""
+    folder = tmp_path_factory.mktemp("hand")
+    orders = pd.DataFrame(HAND, columns=["order_id", "member_id", "store_id", "ordered_at",
+                                         "gross_amount", "discount_amount", "paid_amount"])  # fmt: skip
+    tables = {
+        "stores": pd.DataFrame({"store_id": ["S1", "S2"], "name": ["One", "Two"], "city": "X"}),
+        "members": pd.DataFrame({
+            "member_id": ["M1", "M2", "M3", "M4", "M5"], "home_store_id": "S1",
+            "joined_on": "2023-12-01", "tier": ["gold", "regular", "regular", "gold", "plus"],
+            "acquisition_channel": "store",
+        }),
+        "orders": orders.assign(channel="store", stored_value_amount=0.0),
+        "order_lines": orders[["order_id"]].assign(sku="SKU1", product_name="P", category="C",
+                                                   is_chronic=False, quantity=1, line_amount=1.0),
+    }  # fmt: skip
+    for name, frame in tables.items():  # the contract's optional columns present but empty
+        frame.reindex(columns=TABLES[name].column_names).to_csv(folder / f"{name}.csv", index=False)
+    src = engine.ChainSource(folder, as_of="2024-03-31", memory_limit="1GB", threads=2)
+    yield folder, src
+    src.close()
+
+
+def test_rfm_summary_hand_computed(hand):
+    folder, src = hand
+    rfm_ = engine.rfm_summary(src, observation_end="2024-03-31")
+    assert list(rfm_.index) == ["M1", "M2", "M3", "M4", "M5"] and rfm_.index.dtype == "string"
+    # (frequency, recency, T, monetary): M1 Jan 5 (o1+o2 = 120) and Jan 20 (50); M2 Jan 10,
+    # Feb 12, Mar 20; M3 Jan 15 (paid 0, still part of RFM) and Jan 25; M4 Feb 3 only (the
+    # refund o9 is excluded by the rules); M5 Mar 1 and Mar 15. T runs to Mar 31.
+    expected = {
+        "M1": (1, 15, 86, 50.0), "M2": (2, 70, 81, 65.0), "M3": (1, 10, 76, 30.0),
+        "M4": (0, 0, 57, 0.0), "M5": (1, 14, 30, 10.0),
+    }  # fmt: skip
+    for member, values in expected.items():
+        assert tuple(rfm_.loc[member, ["frequency", "recency", "T", "monetary_value"]]) == values
+    assert rfm_.loc["M2", "litt"] == pytest.approx(np.log(33) + np.log(37))  # 33 and 37 days
+    assert rfm_.loc["M2", "first_purchase"] == pd.Timestamp("2024-01-10")
+    assert rfm_.attrs["walk_in_orders"] == 2 and rfm_.attrs["transactions_after_end"] == 0
+    # Default end: the last member purchase (Mar 20); weeks are days / 7. A folder works too.
+    weeks = engine.rfm_summary(folder, time_unit="weeks", as_of="2024-03-31")
+    assert weeks.attrs["observation_end"] == pd.Timestamp("2024-03-20")
+    assert weeks.loc["M5", "T"] == pytest.approx(19 / 7)
+
+
+def test_rfm_summary_per_store_and_gross_hand_computed(hand):
+    _, src = hand
+    per_store = engine.rfm_summary(src, observation_end="2024-03-31", by="store_id",
+                                   amount_col="gross_amount")  # fmt: skip
+    assert per_store.index.names == ["store_id", "member_id"]
+    # M2 bought at S1 on Jan 10 and Feb 12 (gross 60), at S2 on Mar 20 only.
+    assert tuple(per_store.loc[("S1", "M2"), ["frequency", "recency", "monetary_value"]]) == (1, 33, 60)
+    assert tuple(per_store.loc[("S2", "M2"), ["frequency", "T"]]) == (0, 11)
+    with pytest.raises(rfm.RFMInputError, match="no member purchase on or before 2023-12-31"):
+        engine.rfm_summary(src, observation_end="2023-12-31")
+
+
+def test_calibration_holdout_hand_computed(hand):
+    _, src = hand
+    split = engine.calibration_holdout(src, "2024-01-31", holdout_end="2024-03-31")
+    cal, hold = split.calibration, split.holdout
+    # Calibration members first bought by Jan 31: M1 (Jan 5, 20), M2 (Jan 10), M3 (Jan 15, 25).
+    assert list(cal.index) == ["M1", "M2", "M3"]
+    assert tuple(cal.loc["M2", ["frequency", "T"]]) == (0, 21)
+    assert list(hold["frequency_holdout"]) == [0, 2, 0]  # M2: Feb 12 and Mar 20
+    assert hold.loc["M2", "monetary_holdout"] == 65.0 and split.duration_holdout == 60
+    # M4 (Feb 3, 40) and M5 (Mar 1 and 15, 210) first buy in the holdout.
+    new = split.new_in_holdout
+    assert list(new.index) == ["M4", "M5"] and list(new["purchases"]) == [1, 2]
+    assert list(new["spend"]) == [40.0, 210.0]
+    assert split.first_purchases.to_dict() == {
+        pd.Timestamp(d): 1 for d in ("2024-01-05", "2024-01-10", "2024-01-15")
+    }
+    assert split.repeat_purchases.to_dict() == {
+        pd.Timestamp(d): 1 for d in ("2024-01-20", "2024-01-25", "2024-02-12", "2024-03-20")
+    }
+    assert split.walk_in_orders == 2 and split.transactions_after_holdout == 0
+
+
+def test_repurchase_rates_hand_computed(hand):
+    _, src = hand
+    t = engine.repurchase_rates(src, "M", None)
+    assert list(t["window"]) == ["2024-01", "2024-02", "2024-03"]
+    # Jan: M1 (2 days), M2, M3 (o6 paid 0 is no purchase) -> 3 members, 1 repeat, 4 purchases.
+    assert tuple(t.iloc[0][["members", "repeat_members", "purchases", "excluded_orders"]]) == (3, 1, 4, 1)
+    # Feb: M2, M4 once each (the refund is not in the validated orders); Mar: M5 twice, M2.
+    assert tuple(t.iloc[1][["members", "repeat_members", "excluded_orders"]]) == (2, 0, 0)
+    assert t.iloc[2]["user_repurchase_rate"] == pytest.approx(0.5)
+    assert t.iloc[2]["order_repurchase_rate"] == pytest.approx(1 / 3)
+    tiers = engine.repurchase_rates(src, "M", "tier")
+    jan = tiers.loc[tiers["window"] == "2024-01"].set_index("tier")
+    assert jan.loc["gold", "user_repurchase_rate"] == 1.0 and jan.loc["regular", "members"] == 2
+    stores = engine.repurchase_rates(src, "Q", "store_id", purchase_unit="order")
+    # Q1 at S1: M1 o1, o2; M2 o4, o5; M4 o8 -> 3 members, 2 repeat, 5 purchases.
+    s1 = stores.set_index("store_id").loc["S1"]
+    assert tuple(s1[["members", "repeat_members", "purchases"]]) == (3, 2, 5)
+    assert stores["store_id"].dtype == "string"
+
+
+def test_cohort_retention_hand_computed(hand):
+    _, src = hand
+    t = engine.cohort_retention(src, "M", as_of="2024-03-31")
+    # Cohorts by first paid purchase: Jan M1, M2, M3 (o7); Feb M4; Mar M5. M2 buys again in
+    # Feb and Mar.
+    assert list(zip(t["cohort"], t["periods_since_first"], t["cohort_members"], t["active_members"],
+                    strict=True)) == [
+        ("2024-01", 0, 3, 3), ("2024-01", 1, 3, 1), ("2024-01", 2, 3, 1),
+        ("2024-02", 0, 1, 1), ("2024-02", 1, 1, 0), ("2024-03", 0, 1, 1),
+    ]  # fmt: skip
+    by_store = engine.cohort_retention(src, "M", "store_id", as_of="2024-03-31")
+    # Acquiring stores: S1 for M1, M2 (Jan) and M4 (Feb); S2 for M3 (Jan) and M5 (Mar).
+    sizes = by_store.drop_duplicates(["store_id", "cohort"]).set_index(["store_id", "cohort"])
+    assert sizes["cohort_members"].to_dict() == {
+        ("S1", "2024-01"): 2, ("S1", "2024-02"): 1, ("S2", "2024-01"): 1, ("S2", "2024-03"): 1,
+    }
 
 
 # --------------------------------------------------------------------------- validation
