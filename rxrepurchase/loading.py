@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import ibis
 import numpy as np
 import pandas as pd
 import pyarrow
@@ -45,6 +44,7 @@ from rxrepurchase.contract import (
     TIER_ALIASES,
     Table,
 )
+from rxrepurchase.core import backend
 from rxrepurchase.core.rules import (
     CROSS_KINDS,
     MAX_AMOUNT,
@@ -372,6 +372,7 @@ class _Loader:
         self.formats = {k: spec[f"{k}_format"] for k in ("timestamp", "date") if spec.get(f"{k}_format")}
         self.ctx = Context(as_of, tolerance, max_amount, min_year)
         self.evaluator = Evaluator(self.ctx)
+        self._registered: list = []  # Ibis tables of the frames being checked
         self.order_store: pd.Series | None = None  # order id -> store, for order-line issues
         self.report = DataQualityReport()
         self.files: dict[str, Path] = {}
@@ -525,11 +526,12 @@ class _Loader:
             df[col.name] = value
 
     # -- rules -------------------------------------------------------------------------
-    @staticmethod
-    def _register(name: str, df: pd.DataFrame):
-        """``df``'s contract columns, positions and problem codes as an Ibis table."""
+    def _register(self, name: str, df: pd.DataFrame):
+        """``df``'s contract columns, positions and problem codes as an Ibis table (released
+        when the load ends)."""
         cols = [c for c in df.columns if c in TABLES[name].column_names or c.startswith("_")]
-        return ibis.memtable(pyarrow.Table.from_pandas(df[cols], preserve_index=False))
+        self._registered.append(backend.table(df[cols]))
+        return self._registered[-1]
 
     def _apply(self, table: str, df: pd.DataFrame, step: Step) -> pd.DataFrame:
         """Report the step's findings on ``df`` (rows in file order) and return the rows it
@@ -552,6 +554,13 @@ class _Loader:
 
     # -- the load ------------------------------------------------------------------------
     def run(self) -> Chain:
+        try:
+            return self._run()
+        finally:
+            for tab in self._registered:
+                backend.release(tab)
+
+    def _run(self) -> Chain:
         frames: dict[str, pd.DataFrame] = {}
         self.ctx.campaigns_file = find_file(self.folder, TABLES["campaigns"], self.spec) is not None
         for name, table in TABLES.items():

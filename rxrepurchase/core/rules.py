@@ -223,7 +223,9 @@ def _column_rules(table: str) -> list[Rule]:
             action: Action = "kept" if col.nullable else "excluded"
             out.append(Rule(f"{code}_{col.kind}", table, col.name, "type", action,
                             what + (" (value blanked)" if col.nullable else ""), code=code))
-        if not col.nullable and col.name != "stored_value_amount":  # empty: no stored value
+        # The readers fill an empty stored_value_amount with 0 (no stored-value payment), so
+        # only an unreadable one is missing there.
+        if not col.nullable:
             out.append(Rule("missing_value", table, col.name, "missing", "excluded",
                             "with an empty required value"))
     return out
@@ -507,7 +509,8 @@ class Evaluator:
         cols = TABLES[table].column_names
         src = read if read is not None else t
         seen = src.select(key).filter(*[src[k].notnull() for k in key])
-        candidates = seen.group_by(key).having(ibis._.count() > 1).select(key)
+        counts = seen.group_by(key).aggregate(_n=ibis._.count())
+        candidates = counts.filter(counts._n > 1).select(key)
         if self.eager:
             candidates = self.materialize(candidates)
             if _empty(candidates):
