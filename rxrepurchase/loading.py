@@ -629,21 +629,22 @@ def control_redemptions(sends: pd.DataFrame, orders: pd.DataFrame) -> pd.Series:
 
     A control member redeemed it when one of their orders on or after ``sent_at`` carries the
     campaign's ``campaign_id`` and a ``coupon_id``: the coupon reached them although they
-    were held out (a shared code, a cashier's coupon).
+    were held out (a shared code, a cashier's coupon). This is the rule
+    ``control_redeemed_coupon`` of :mod:`rxrepurchase.core.rules`, run on the two frames.
 
     Returns
     -------
     Series of bool
         Aligned on ``sends``.
     """
-    coupon = orders[orders["coupon_id"].notna() & orders["campaign_id"].notna()]
-    last = (coupon.groupby(["campaign_id", "member_id"], observed=True)["ordered_at"].max()
-             .rename("_last_redeemed"))
-    found = sends[["campaign_id", "member_id"]].merge(
-        last.reset_index(), on=["campaign_id", "member_id"], how="left"
-    )["_last_redeemed"].to_numpy()
-    redeemed = pd.Series(found, index=sends.index) >= sends["sent_at"]
-    return (sends["group"] == "control") & redeemed.fillna(False).astype(bool)
+    rule = next(r for r in RULES if r.rule == "control_redeemed_coupon")
+    pair = ["campaign_id", "member_id"]
+    frames = (sends[[*pair, "group", "sent_at"]].assign(_pos=np.arange(len(sends))),
+              orders[[*pair, "coupon_id", "ordered_at"]])
+    with backend.tables(*frames) as (sent, bought):
+        ctx = Context(pd.Timestamp.today().normalize(), kept={"orders": bought})
+        found = backend.to_pandas(rule.check(sent, ctx).select("_pos"))["_pos"]
+    return pd.Series(np.isin(np.arange(len(sends)), found.to_numpy()), index=sends.index)
 
 
 def _codes(index: pd.Index, **masks: pd.Series) -> pd.Series:
