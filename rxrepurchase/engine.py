@@ -21,17 +21,18 @@ engine                            pandas path (on ``load_chain(data).orders``)
                                   days since the previous fill
 ================================  ==================================================
 
-Rows are validated by the loader's rules (:mod:`rxrepurchase.loading`): a row the loader would
-exclude -- unparseable or empty required value, negative amount, discount above gross, order
-after ``as_of``, duplicate key, unknown store or member, line of an excluded order -- is left
-out here too, and :meth:`ChainSource.row_counts` tells how many rows each table lost. Warnings
-that keep a row (``paid_mismatch`` ...) change nothing in the aggregates and are only reported
-by the loader. ``ChainSource(validate=...)`` trades these checks for speed on files validated
-upstream. Timestamps are read as the loader reads them (ISO 8601 value by value, offsets
-converted to the chain's time zone, other layouts only with the mapping's format). Differences
-from the loader, documented in ``docs/scale.md``: ids are trimmed of spaces only (the loader
-strips tabs and full-width spaces too), and CSV files must be UTF-8 (convert a GBK export once
-with ``iconv``, or use the loader).
+Rows are validated by the contract's rules (:mod:`rxrepurchase.core.rules`), the same rule
+table and evaluator the loader uses: a row the loader excludes -- unparseable or empty required
+value, negative amount, discount above gross, order after ``as_of``, duplicate key, unknown
+store or member, line of an excluded order -- is left out here too, and
+:meth:`ChainSource.row_counts` tells how many rows each table lost. Warnings that keep a row
+(``paid_mismatch`` ...) change nothing in the aggregates and are only reported by the loader.
+``ChainSource(validate=...)`` trades these checks for speed on files validated upstream. Files
+are found and headers mapped by :mod:`rxrepurchase.exports`, as by the loader; timestamps are
+read as the loader reads them (ISO 8601 value by value, offsets converted to the chain's time
+zone, other layouts only with the mapping's format). Differences from the loader, documented in
+``docs/scale.md``: ids are trimmed of spaces only (the loader strips tabs and full-width spaces
+too), and CSV files must be UTF-8 (convert a GBK export once with ``iconv``, or use the loader).
 """
 
 from __future__ import annotations
