@@ -370,7 +370,6 @@ class _Loader:
         self.spec = spec
         self.encoding = encoding
         self.as_of = as_of
-        self.tol = tolerance
         self.time_zone = check_time_zone(time_zone)
         self.formats = {k: spec[f"{k}_format"] for k in ("timestamp", "date") if spec.get(f"{k}_format")}
         self.ctx = Context(as_of, tolerance, max_amount, min_year)
