@@ -2,7 +2,8 @@
 
 A report run over hundreds of stores should not have each store's notebook re-read and
 re-aggregate the whole chain. :func:`precompute_chain` reads the export once with the DuckDB
-engine (:mod:`rxrepurchase.engine`), validates it by the loader's rules, computes the
+engine (:mod:`rxrepurchase.engine`), validates it by the contract's rules
+(:mod:`rxrepurchase.core.rules`, as the loader does), computes the
 chain's per-store tables and writes them as Parquet; :func:`load_store_slice` then loads one
 store's rows only (Parquet row-group statistics skip the rest of each file).
 

@@ -21,21 +21,23 @@ engine                            pandas path (on ``load_chain(data).orders``)
                                   days since the previous fill
 ================================  ==================================================
 
-Rows are validated by the loader's rules (:mod:`rxrepurchase.loading`): a row the loader would
-exclude -- unparseable or empty required value, negative amount, discount above gross, order
-after ``as_of``, duplicate key, unknown store or member, line of an excluded order -- is left
-out here too, and :meth:`ChainSource.row_counts` tells how many rows each table lost. Warnings
-that keep a row (``paid_mismatch`` ...) change nothing in the aggregates and are only reported
-by the loader. ``ChainSource(validate=...)`` trades these checks for speed on files validated
-upstream. Timestamps are read as the loader reads them (ISO 8601 value by value, offsets
-converted to the chain's time zone, other layouts only with the mapping's format). Differences
-from the loader, documented in ``docs/scale.md``: ids are trimmed of spaces only (the loader
-strips tabs and full-width spaces too), and CSV files must be UTF-8 (convert a GBK export once
-with ``iconv``, or use the loader).
+Rows are validated by the contract's rules (:mod:`rxrepurchase.core.rules`), the same rule
+table and evaluator the loader uses: a row the loader excludes -- unparseable or empty required
+value, negative amount, discount above gross, order after ``as_of``, duplicate key, unknown
+store or member, line of an excluded order -- is left out here too, and
+:meth:`ChainSource.row_counts` tells how many rows each table lost. Warnings that keep a row
+(``paid_mismatch`` ...) change nothing in the aggregates and are only reported by the loader.
+``ChainSource(validate=...)`` trades these checks for speed on files validated upstream. Files
+are found and headers mapped by :mod:`rxrepurchase.exports`, as by the loader; timestamps are
+read as the loader reads them (ISO 8601 value by value, offsets converted to the chain's time
+zone, other layouts only with the mapping's format). Differences from the loader, documented in
+``docs/scale.md``: ids are trimmed of spaces only (the loader strips tabs and full-width spaces
+too), and CSV files must be UTF-8 (convert a GBK export once with ``iconv``, or use the loader).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +50,7 @@ import pandas as pd
 from rxrepurchase import metrics, rfm
 from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
 from rxrepurchase.core import backend
+from rxrepurchase.core.rules import CROSS_KINDS, RULES, Context, Evaluator
 from rxrepurchase.errors import DataContractError, EngineError
 from rxrepurchase.exports import (
     DEFAULT_TIME_ZONE,
@@ -168,18 +171,13 @@ class ChainSource:
             raise EngineError(f"validate must be 'full', 'rows' or 'none', got {validate!r}")
         self.validate = validate
         self.files: dict[str, Path] = {}
-        self._expressions: dict[str, dict[str, str]] = {}  # table -> column -> SQL on the raw file
-        self._sources: dict[str, dict[str, str]] = {}  # table -> column -> raw column name
+        self._checks = itertools.count()  # names of the small tables validation makes
         for table in TABLES.values():
             file = find_file(self.folder, table, spec)
             if file is not None:
                 self.files[table.name] = file
                 self._create_views(table, file)
-        for name in TABLES:  # contract order: referenced tables come first
-            if name in self.files:
-                self._create_checked_view(name)
-        if "campaigns" not in self.files:
-            self._derive_campaigns()
+        self._validate()
 
     # -- context manager ------------------------------------------------------------------
     def __enter__(self) -> ChainSource:
@@ -241,7 +239,7 @@ class ChainSource:
         )
 
     def _create_views(self, table: Table, file: Path) -> None:
-        """``_raw_<table>`` (the file) and ``_typed_<table>`` (contract types, row rules)."""
+        """``_raw_<table>`` (the file) and ``_read_<table>`` (its columns in the contract's types)."""
         try:
             self.con.execute(f"CREATE VIEW _raw_{table.name} AS SELECT * FROM {self._scan(file)}")
             described = self.con.execute(f"DESCRIBE _raw_{table.name}").fetchall()
@@ -253,114 +251,49 @@ class ChainSource:
         names, _ = map_headers(table, file, [n.strip() for n in raw_names], self.spec)
         source = dict(zip(names, raw_names, strict=True))
         clean = self.validate != "none"
-        self._sources[table.name] = source
-        self._expressions[table.name] = {
-            col.name: _typed(col, source.get(col.name), raw_types.get(source.get(col.name), ""), clean,
-                             time_zone=self.time_zone,
-                             fmt=self.formats.get(col.kind))
+        typed = ",\n  ".join(
+            _typed(col, source.get(col.name), raw_types.get(source.get(col.name), ""), clean,
+                   time_zone=self.time_zone, fmt=self.formats.get(col.kind)) + f" AS {_ident(col.name)}"
             for col in table.columns
-        }
-        typed = ",\n  ".join(f"{sql} AS {_ident(col)}" for col, sql in self._expressions[table.name].items())
+        )
         if table.name == "order_lines":
             position = "file_row_number" if "file_row_number" in raw_types else "NULL"
             typed += f",\n  CAST({position} AS BIGINT) AS _line"
-        keep = " AND ".join(self._row_rules(table)) or "true"
-        self.con.execute(
-            f"CREATE VIEW _typed_{table.name} AS SELECT * FROM "
-            f"(SELECT {typed}\nFROM _raw_{table.name}) WHERE {keep}"
-        )
+        self.con.execute(f"CREATE VIEW _read_{table.name} AS SELECT {typed}\nFROM _raw_{table.name}")
 
-    def _create_checked_view(self, name: str) -> None:
-        """The view ``<name>``: typed rows less duplicate keys and unknown references.
+    def _validate(self) -> None:
+        """The views ``<table>``: the rows of ``_read_<table>`` that the contract's rules
+        (:mod:`rxrepurchase.core.rules`) keep, as the loader keeps them.
 
-        The keys and references are checked once, here, into a small table of problem keys
-        (usually empty); the view then only filters on it, so later queries pay nothing.
+        Keys seen twice and unknown references of keyed tables are looked for once, here, into
+        small tables (usually empty); the views then only filter on them, so later queries
+        pay little. Order lines are checked against the kept orders when queried.
         """
-        table = TABLES[name]
-        cross = self._cross_rules(name)
-        full = self.validate == "full"
-        if not full or table.key is None:
-            where = " AND ".join(cross) if (cross and full) else "true"
-            self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM _typed_{name} WHERE {where}")
-            return
-        key, expr = table.key, self._expressions[name]
-        # Candidates come from the raw file one column at a time, far cheaper than whole
-        # typed rows: keys seen more than once, and keys of rows referring to a value the other
-        # table lacks. A candidate that turns out fine (its other rows broke row rules) is
-        # kept by the resolution below, so candidates may be a superset.
-        self.con.execute(
-            f"CREATE TEMP TABLE _problem_{name} AS SELECT k AS {key} FROM "
-            f"(SELECT {expr[key]} AS k FROM _raw_{name}) WHERE k IS NOT NULL "
-            f"GROUP BY k HAVING count(*) > 1"
-        )
-        for col, ref in self._references(name):
-            unknown = f"_unknown_{name}_{col}"
-            raw = _ident(self._sources[name][col])
-            self.con.execute(
-                f"CREATE TEMP TABLE {unknown} AS SELECT DISTINCT v FROM "
-                f"(SELECT {expr[col]} AS v FROM (SELECT DISTINCT {raw} FROM _raw_{name})) "
-                f"WHERE v IS NOT NULL AND v NOT IN (SELECT {col} FROM {ref})"
-            )
-            if self.scalar(f"SELECT count(*) FROM {unknown}"):
-                self.con.execute(
-                    f"INSERT INTO _problem_{name} SELECT DISTINCT {expr[key]} FROM _raw_{name} "
-                    f"WHERE {expr[col]} IN (SELECT v FROM {unknown}) AND {expr[key]} IS NOT NULL"
-                )
-        if not self.scalar(f"SELECT count(*) FROM _problem_{name}"):
-            self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM _typed_{name}")
-            return
-        # An exact copy of a row is dropped; a key repeated with different content cannot be
-        # resolved, so all its versions go; then rows with unknown references go (the loader's
-        # rules, in its order).
-        problem = f"{key} IN (SELECT {key} FROM _problem_{name})"
-        resolved = (
-            f"SELECT * FROM (SELECT DISTINCT * FROM _typed_{name} WHERE {problem}) "
-            f"QUALIFY count(*) OVER (PARTITION BY {key}) = 1"
-        )
-        if cross:
-            resolved = f"SELECT * FROM ({resolved}) WHERE {' AND '.join(cross)}"
-        self.con.execute(
-            f"CREATE VIEW {name} AS SELECT * FROM _typed_{name} WHERE NOT ({problem}) "
-            f"UNION ALL {resolved}"
-        )
+        ctx = Context(self.as_of, self.tolerance, campaigns_file="campaigns" in self.files)
+        rules = Evaluator(ctx, materialize=self._materialize)
+        for name in self.files:
+            read = ctx.read[name] = self.backend.table(f"_read_{name}")
+            kept = rules.rows(read, name, only_always=self.validate == "none").kept
+            if self.validate == "full":
+                kept = rules.keys(kept, name, read=read).kept
+            ctx.kept[name] = kept
+        for name in TABLES:  # contract order: referenced tables come first
+            if name == "campaigns" and name not in self.files:
+                self._derive_campaigns()
+            elif name in self.files:
+                kept = ctx.kept[name]
+                if self.validate == "full":
+                    kept = rules.cross(kept, [r for r in RULES if r.table == name
+                                              and r.kind in CROSS_KINDS]).kept
+                self.backend.create_view(name, kept)
+            else:
+                continue
+            # Later tables refer to the view by name, so that materialize() reaches them.
+            ctx.kept[name] = self.backend.table(name)
 
-    def _row_rules(self, table: Table) -> list[str]:
-        """Conditions a row must meet to be kept (the loader's exclusion rules)."""
-        end = self.as_of + pd.Timedelta(days=1)
-        future = f"ordered_at < TIMESTAMP '{end:%Y-%m-%d %H:%M:%S}'"
-        if self.validate == "none":
-            return [future] if table.name == "orders" else []
-        rules = [f"{_ident(c.name)} IS NOT NULL" for c in table.columns if not c.nullable]
-        tol = self.tolerance
-        if table.name == "orders":
-            rules += [
-                "paid_amount >= 0",
-                "gross_amount >= 0",
-                "discount_amount >= 0",
-                f"discount_amount <= gross_amount + {tol!r}",
-                future,
-            ]
-        elif table.name == "order_lines":
-            rules += ["quantity > 0", "line_amount >= 0"]
-        elif table.name == "campaigns":
-            rules += ["ends_on >= starts_on"]
-        return rules
-
-    def _references(self, name: str) -> list[tuple[str, str]]:
-        """``(column, referenced table)`` pairs checked after the table's own rules; the
-        referenced table's key has the column's name; an empty member_id is a walk-in."""
-        return {
-            "orders": [("store_id", "stores"), ("member_id", "members")],
-            "order_lines": [("order_id", "orders")],
-        }.get(name, [])
-
-    def _cross_rules(self, name: str) -> list[str]:
-        """The references as SQL conditions."""
-        return [
-            f"({col} IS NULL OR {col} IN (SELECT {col} FROM {ref}))" if col == "member_id"
-            else f"{col} IN (SELECT {col} FROM {ref})"
-            for col, ref in self._references(name)
-        ]
+    def _materialize(self, expr):
+        name = f"_check_{next(self._checks)}"
+        return self.backend.create_table(name, expr, temp=True)
 
     def _derive_campaigns(self) -> None:
         """Campaigns seen in orders, first to last order day (the loader's rule)."""
@@ -423,8 +356,6 @@ def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
         value = f"CASE WHEN isfinite({number}) THEN {number} END"  # inf and NaN are no amounts
         if col.kind == "integer":
             value = f"CASE WHEN {value} = floor({value}) THEN CAST({value} AS BIGINT) END"
-            if col.name == "days_supply":  # kept, but a supply of zero or less is blanked
-                value = f"CASE WHEN {value} > 0 THEN CAST({value} AS BIGINT) END"
         elif col.name == "stored_value_amount":  # empty means no stored-value payment
             value = f"CASE WHEN {cell} IS NULL THEN 0.0 ELSE {value} END"
     elif col.kind == "flag":

@@ -20,9 +20,12 @@ Validation explains itself and drops nothing silently:
   reports show; order-line issues count for their order's store. With ``strict=True`` any
   excluded row raises instead.
 
-Timestamps are parsed value by value (:func:`parse_timestamps`): ISO 8601 in any of its
-common forms, UTC offsets converted to the chain's ``time_zone``, other layouts only with a
-configured format.
+The loader reads and types the files with pandas and pyarrow (:mod:`rxrepurchase.exports`:
+files, headers, time zone; timestamps are parsed value by value by :func:`parse_timestamps`,
+ISO 8601 in any of its common forms, UTC offsets converted to the chain's ``time_zone``, other
+layouts only with a configured format). The rules themselves are data in
+:mod:`rxrepurchase.core.rules`, evaluated on the frames read, as the DuckDB engine evaluates
+them on the files.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import ibis
 import numpy as np
 import pandas as pd
 import pyarrow
@@ -45,6 +47,7 @@ from rxrepurchase.contract import (
     TIER_ALIASES,
     Table,
 )
+from rxrepurchase.core import backend
 from rxrepurchase.core.rules import (
     CROSS_KINDS,
     MAX_AMOUNT,
@@ -367,11 +370,11 @@ class _Loader:
         self.spec = spec
         self.encoding = encoding
         self.as_of = as_of
-        self.tol = tolerance
         self.time_zone = check_time_zone(time_zone)
         self.formats = {k: spec[f"{k}_format"] for k in ("timestamp", "date") if spec.get(f"{k}_format")}
         self.ctx = Context(as_of, tolerance, max_amount, min_year)
         self.evaluator = Evaluator(self.ctx)
+        self._registered: list = []  # Ibis tables of the frames being checked
         self.order_store: pd.Series | None = None  # order id -> store, for order-line issues
         self.report = DataQualityReport()
         self.files: dict[str, Path] = {}
@@ -525,11 +528,12 @@ class _Loader:
             df[col.name] = value
 
     # -- rules -------------------------------------------------------------------------
-    @staticmethod
-    def _register(name: str, df: pd.DataFrame):
-        """``df``'s contract columns, positions and problem codes as an Ibis table."""
+    def _register(self, name: str, df: pd.DataFrame):
+        """``df``'s contract columns, positions and problem codes as an Ibis table (released
+        when the load ends)."""
         cols = [c for c in df.columns if c in TABLES[name].column_names or c.startswith("_")]
-        return ibis.memtable(pyarrow.Table.from_pandas(df[cols], preserve_index=False))
+        self._registered.append(backend.table(df[cols]))
+        return self._registered[-1]
 
     def _apply(self, table: str, df: pd.DataFrame, step: Step) -> pd.DataFrame:
         """Report the step's findings on ``df`` (rows in file order) and return the rows it
@@ -552,6 +556,13 @@ class _Loader:
 
     # -- the load ------------------------------------------------------------------------
     def run(self) -> Chain:
+        try:
+            return self._run()
+        finally:
+            for tab in self._registered:
+                backend.release(tab)
+
+    def _run(self) -> Chain:
         frames: dict[str, pd.DataFrame] = {}
         self.ctx.campaigns_file = find_file(self.folder, TABLES["campaigns"], self.spec) is not None
         for name, table in TABLES.items():
@@ -620,21 +631,22 @@ def control_redemptions(sends: pd.DataFrame, orders: pd.DataFrame) -> pd.Series:
 
     A control member redeemed it when one of their orders on or after ``sent_at`` carries the
     campaign's ``campaign_id`` and a ``coupon_id``: the coupon reached them although they
-    were held out (a shared code, a cashier's coupon).
+    were held out (a shared code, a cashier's coupon). This is the rule
+    ``control_redeemed_coupon`` of :mod:`rxrepurchase.core.rules`, run on the two frames.
 
     Returns
     -------
     Series of bool
         Aligned on ``sends``.
     """
-    coupon = orders[orders["coupon_id"].notna() & orders["campaign_id"].notna()]
-    last = (coupon.groupby(["campaign_id", "member_id"], observed=True)["ordered_at"].max()
-             .rename("_last_redeemed"))
-    found = sends[["campaign_id", "member_id"]].merge(
-        last.reset_index(), on=["campaign_id", "member_id"], how="left"
-    )["_last_redeemed"].to_numpy()
-    redeemed = pd.Series(found, index=sends.index) >= sends["sent_at"]
-    return (sends["group"] == "control") & redeemed.fillna(False).astype(bool)
+    rule = next(r for r in RULES if r.rule == "control_redeemed_coupon")
+    pair = ["campaign_id", "member_id"]
+    frames = (sends[[*pair, "group", "sent_at"]].assign(_pos=np.arange(len(sends))),
+              orders[[*pair, "coupon_id", "ordered_at"]])
+    with backend.tables(*frames) as (sent, bought):
+        ctx = Context(pd.Timestamp.today().normalize(), kept={"orders": bought})
+        found = backend.to_pandas(rule.check(sent, ctx).select("_pos"))["_pos"]
+    return pd.Series(np.isin(np.arange(len(sends)), found.to_numpy()), index=sends.index)
 
 
 def _codes(index: pd.Index, **masks: pd.Series) -> pd.Series:

@@ -223,7 +223,9 @@ def _column_rules(table: str) -> list[Rule]:
             action: Action = "kept" if col.nullable else "excluded"
             out.append(Rule(f"{code}_{col.kind}", table, col.name, "type", action,
                             what + (" (value blanked)" if col.nullable else ""), code=code))
-        if not col.nullable and col.name != "stored_value_amount":  # empty: no stored value
+        # The readers fill an empty stored_value_amount with 0 (no stored-value payment), so
+        # only an unreadable one is missing there.
+        if not col.nullable:
             out.append(Rule("missing_value", table, col.name, "missing", "excluded",
                             "with an empty required value"))
     return out
@@ -406,17 +408,43 @@ _KEY_KINDS = ("copy", "conflict")
 CROSS_KINDS = ("reference", "cross")
 
 
+_PARAMETERS = {"{as_of}": "`as_of`", "{tol}": "`amount_tolerance`", "{limit:,.0f}": "`max_amount`",
+               "{floor} ({floor_why})": "`min_year` or the first store's opening",
+               "{year}": "the analysis year"}
+
+
 def rules_markdown() -> str:
-    """The rule table as Markdown, as published in ``docs/data-contract.md``."""
-    out = ["| table | column | rule | rows | when |", "| --- | --- | --- | --- | --- |"]
+    """:data:`RULES` as a Markdown table, as published in ``docs/data-contract.md``.
+
+    Type and empty-value rules, one per column, are shown once per rule with the tables they
+    apply to."""
+    def action(r: Rule) -> str:
+        if r.action == "excluded":
+            return "row excluded"
+        return "value blanked, kept" if r.blank else "kept, warned"
+
+    out = ["| rule | table | column | action | rows ... |", "| --- | --- | --- | --- | --- |"]
+    done = set()
     for r in RULES:
         if r.kind in ("type", "missing"):
-            continue  # one line per kind of column below, not per column
-        what = r.message.replace("{as_of}", "as_of").replace("{tol}", "amount_tolerance") \
-            .replace("{limit:,.0f}", "max_amount").replace("{floor} ({floor_why})",
-                                                          "min_year or the first store's opening") \
-            .replace("{year}", "as_of's year")
-        out.append(f"| `{r.table}` | `{r.column}` | `{r.rule}` | {r.action} | {what} |")
+            if r.rule in done:
+                continue
+            done.add(r.rule)
+            same = [x for x in RULES if x.rule == r.rule]
+            tables = ", ".join(dict.fromkeys(x.table for x in same))
+            kind = TABLES[r.table].column(r.column).kind
+            column = "every required column" if r.kind == "missing" else f"every {kind} column"
+            actions = {x.action for x in same}
+            how = ("row excluded; where the column may be empty, value blanked and kept"
+                   if actions == {"excluded", "kept"} else
+                   "row excluded" if actions == {"excluded"} else "value blanked, kept")
+            what = r.message.replace(" (value blanked)", "").replace("{{", "{").replace("}}", "}")
+            out.append(f"| `{r.rule}` | {tables} | {column} | {how} | {what} |")
+            continue
+        what = r.message
+        for placeholder, name in _PARAMETERS.items():
+            what = what.replace(placeholder, name)
+        out.append(f"| `{r.rule}` | {r.table} | `{r.column}` | {action(r)} | {what} |")
     return "\n".join(out) + "\n"
 
 
@@ -507,7 +535,8 @@ class Evaluator:
         cols = TABLES[table].column_names
         src = read if read is not None else t
         seen = src.select(key).filter(*[src[k].notnull() for k in key])
-        candidates = seen.group_by(key).having(ibis._.count() > 1).select(key)
+        counts = seen.group_by(key).aggregate(_n=ibis._.count())
+        candidates = counts.filter(counts._n > 1).select(key)
         if self.eager:
             candidates = self.materialize(candidates)
             if _empty(candidates):
