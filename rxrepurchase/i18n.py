@@ -609,6 +609,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_window_end": ("Window end", "提醒窗口结束"),
     "col_days_until_due": ("Days until due", "距到期天数"),
     "col_days_overdue": ("Days overdue", "逾期天数"),
+    "col_p_refill": ("Chance of a refill in 30 days", "30天内续方概率"),
     "col_suggested_action": ("Suggested action", "建议动作"),
     "col_also_recommend": ("Also recommend (not prescription)", "推荐搭配（非处方药）"),
     "col_pharmacist_review": ("Pharmacist review before offering", "需药师审核后推荐"),
