@@ -25,6 +25,7 @@ import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from lifetimes.utils import ConvergenceError
 from scipy.special import hyp2f1
+from statsmodels.tools.numdiff import approx_hess3
 
 from rxrepurchase.errors import ModelFitError
 from rxrepurchase.rfm import TIME_UNITS, RFMInputError, rfm_summary
@@ -41,6 +42,7 @@ __all__ = [
     "PurchaseModel",
     "customer_lifetime_value",
     "fit_by_group",
+    "inverse_hessian",
     "plot_clv_by_group",
     "score_members",
     "simulate_bgnbd",
@@ -174,6 +176,20 @@ def _fit_with_ladder(model, fit_once, problem=None) -> tuple[object, float, list
     )
 
 
+def inverse_hessian(negative_log_likelihood, params: np.ndarray,
+                    names: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Covariance of maximum-likelihood estimates: the inverse of the numerical Hessian
+    (statsmodels ``approx_hess3``) of ``negative_log_likelihood`` at ``params``, and notes
+    (a singular Hessian gives NaN and says so)."""
+    hessian = approx_hess3(np.asarray(params, dtype=np.float64), negative_log_likelihood)
+    hessian = (hessian + hessian.T) / 2  # numerical differences are not exactly symmetric
+    try:
+        covariance, notes = np.linalg.inv(hessian), []
+    except np.linalg.LinAlgError:
+        covariance, notes = np.full(hessian.shape, np.nan), ["singular Hessian: no standard errors"]
+    return pd.DataFrame(covariance, index=names, columns=names), notes
+
+
 class PurchaseModel:
     """Base class of the repeat-purchase models: fit on an RFM summary, then predict per member
     (scikit-learn style). Subclasses name their lifetimes fitter and parameters."""
@@ -238,7 +254,11 @@ class PurchaseModel:
         self.n_unique_rows_ = len(weights)
         self.time_unit_ = _time_unit_of(rfm)
         self.log_likelihood_ = float(self._log_likelihood(f, r, t, weights))
+        self._fit_uncertainty(f, r, t, weights)
         return self
+
+    def _fit_uncertainty(self, f, r, t, weights) -> None:
+        """lifetimes' fitters keep their own Hessian (``parameter_covariance``)."""
 
     def _use(self, fitter) -> None:
         self.fitter_ = fitter
@@ -342,7 +362,7 @@ class PurchaseModel:
         Raises
         ------
         ModelFitError
-            The fit has none (lifetimes' Pareto/NBD computes no Hessian).
+            The fit has none.
         """
         self._check_fitted()
         if getattr(self.fitter_, "_hessian_", None) is None:
@@ -475,6 +495,25 @@ class ParetoNBDModel(PurchaseModel):
     def _log_likelihood(self, f, r, t, weights) -> float:
         ll = ParetoNBDFitter._conditional_log_likelihood(self.params_.to_numpy(), f, r, t)
         return float((weights * ll).sum())
+
+    def _fit_uncertainty(self, f, r, t, weights) -> None:
+        """lifetimes computes no Hessian for Pareto/NBD: the numerical one of the
+        log-likelihood (without penalty) at the estimate."""
+        def nll(params: np.ndarray) -> float:
+            with np.errstate(all="ignore"):
+                return -float((weights * ParetoNBDFitter._conditional_log_likelihood(params, f, r, t)).sum())
+
+        self.covariance_, notes = inverse_hessian(nll, self.params_.to_numpy(), list(self.param_names))
+        self.convergence_notes_ = [*self.convergence_notes_, *notes]
+
+    def parameter_covariance(self) -> pd.DataFrame:
+        """Covariance of ``r, alpha, s, beta``: the inverse numerical Hessian."""
+        self._check_fitted()
+        return self.covariance_
+
+    def _standard_errors(self) -> np.ndarray:
+        diagonal = np.diag(self.covariance_.to_numpy())
+        return np.sqrt(np.where(diagonal > 0, diagonal, np.nan))
 
 
 class GammaGammaModel:
@@ -851,7 +890,7 @@ def wake_up_list(
         try:
             ranges = _score_ranges(purchase_model, spend_model, rfm_now.loc[listed.index],
                                    days=30, level=level, n_draws=100, seed=0, **value)
-        except ModelFitError:  # no Hessian (lifetimes' Pareto/NBD): no ranges to show
+        except ModelFitError:  # a fit without a Hessian: no ranges to show
             ranges = None
         if ranges is not None:
             for name in ("p_alive", "clv"):

@@ -23,6 +23,7 @@ from rxrepurchase.models import (
     ParetoNBDModel,
     customer_lifetime_value,
     fit_by_group,
+    inverse_hessian,
     plot_clv_by_group,
     score_members,
     simulate_bgnbd,
@@ -435,9 +436,30 @@ def test_score_ranges_narrow_with_more_members(cdnow_gg):
     assert list(scores.columns[:4]) == ["p_alive", "p_alive_low", "p_alive_high", "expected_purchases"]
     # 16 times the members: about a quarter of the width (1 / sqrt(16)).
     assert 2.5 < widths[2_500] / widths[40_000] < 6
-    with pytest.raises(ModelFitError, match="has no Hessian"):
-        score_members(ParetoNBDModel().fit(sim.head(2_500)), cdnow_gg, members, gross_margin=0.3,
-                      intervals=True)
+
+
+def test_pareto_nbd_ranges_from_the_numerical_hessian(cdnow_cal, cdnow_bg, cdnow_gg):
+    # The numerical inverse Hessian agrees with lifetimes' own covariance of BG/NBD on CDNOW.
+    (f, r, t) = (cdnow_cal[c].to_numpy() for c in ("frequency", "recency", "T"))
+    weights = np.ones(len(f))
+
+    def bg_nll(params):
+        return BetaGeoFitter._negative_log_likelihood(np.log(params), f, r, t, weights, 0.0) * len(f)
+
+    covariance, notes = inverse_hessian(bg_nll, cdnow_bg.params_.to_numpy(), list("rxab"))
+    np.testing.assert_allclose(np.diag(covariance), np.diag(cdnow_bg.parameter_covariance()),
+                               rtol=0.05)
+    assert notes == []
+    # Pareto/NBD (no Hessian in lifetimes) gets one: standard errors and member ranges.
+    pareto = ParetoNBDModel().fit(cdnow_cal)
+    std_error = pareto.summary()["std_error"]
+    assert np.isfinite(std_error).all() and (std_error < pareto.params_).all()
+    scores = score_members(pareto, cdnow_gg, cdnow_cal, gross_margin=0.3, intervals=True, n_draws=40)
+    for name in ("p_alive", "expected_purchases", "clv"):
+        low, high = scores[f"{name}_low"], scores[f"{name}_high"]
+        assert ((low <= scores[name] + 1e-9) & (scores[name] <= high + 1e-9)).mean() > 0.95, name
+        assert (high > low).mean() > 0.9, name
+    assert scores["p_alive_high"].max() <= 1.0
 
 
 def test_fit_by_group_side_by_side(cdnow_cal):
