@@ -380,6 +380,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "clv_mean": ("CLV, mean", "CLV 均值"),
     "clv_median": ("CLV, median", "CLV 中位数"),
     "clv_total": ("CLV, total", "CLV 合计"),
+    "expected_purchases_range": ("Expected purchases, {level} range", "预计购买次数 {level} 区间"),
+    "clv_total_range": ("CLV total, {level} range", "CLV 合计 {level} 区间"),
+    "user_repurchase_range": ("Repurchase rate, 95% interval", "复购率 95% 区间"),
     "clv_share": ("Share of total CLV", "占 CLV 总额比例"),
     "value_summary": (
         "Two statistical models, one for how often members buy and one for how much they "

@@ -42,6 +42,7 @@ __all__ = [
     "PurchaseModel",
     "customer_lifetime_value",
     "fit_by_group",
+    "group_value_ranges",
     "inverse_hessian",
     "plot_clv_by_group",
     "score_members",
@@ -772,9 +773,12 @@ def score_members(
     return scores
 
 
-def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
-                  *, days: float, level: float, n_draws: int, seed: int, **value) -> pd.DataFrame:
-    """The ``*_low`` / ``*_high`` columns of :func:`score_members` (``intervals=True``)."""
+def _draw_figures(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
+                  *, days: float, level: float, n_draws: int, seed: int,
+                  **value) -> dict[str, np.ndarray]:
+    """Each member's P(alive), expected purchases in ``days`` and CLV under ``n_draws``
+    parameter sets drawn from the estimate's asymptotic normal distribution on the log scale
+    (covariance: :meth:`PurchaseModel.parameter_covariance`): arrays of draws x members."""
     if not 0 < level < 1:
         raise RFMInputError(f"level must be in (0, 1), got {level}")
     covariance = purchase_model.parameter_covariance()
@@ -796,17 +800,84 @@ def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, r
         figures["p_alive"].append(model.probability_alive(rfm).to_numpy())
         figures["expected_purchases"].append(model.predict_purchases(rfm, horizon).to_numpy())
         figures["clv"].append(customer_lifetime_value(model, spend_model, rfm, **value).to_numpy())
+    return {name: np.vstack(v) for name, v in figures.items()}
+
+
+def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
+                  *, days: float, level: float, n_draws: int, seed: int, **value) -> pd.DataFrame:
+    """The ``*_low`` / ``*_high`` columns of :func:`score_members` (``intervals=True``)."""
+    figures = _draw_figures(purchase_model, spend_model, rfm, days=days, level=level,
+                            n_draws=n_draws, seed=seed, **value)
     probs = [(1 - level) / 2, (1 + level) / 2]
     out = pd.DataFrame(index=rfm.index)
     totals = {}
     for name, values in figures.items():
-        values = np.vstack(values)
         low, high = np.nanquantile(values, probs, axis=0)
         out[f"{name}_low"], out[f"{name}_high"] = low, high
         if name != "p_alive":  # a total's range: the quantiles of the per-draw totals
             totals[f"{name}_total_low"], totals[f"{name}_total_high"] = (
                 float(v) for v in np.nanquantile(values.sum(axis=1), probs))
     out.attrs = {"level": level, "n_draws": n_draws, **totals}
+    return out
+
+
+def group_value_ranges(
+    purchase_model: PurchaseModel,
+    spend_model: GammaGammaModel,
+    rfm: pd.DataFrame,
+    groups: pd.Series,
+    *,
+    gross_margin: float,
+    days: int = 30,
+    horizon_months: int = 12,
+    monthly_discount_rate: float = 0.01,
+    level: float = 0.8,
+    n_draws: int = 100,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Ranges of a group's figures (a cohort's, a tier's) from the purchase model's parameter
+    uncertainty: for every parameter draw (as in :func:`score_members` with
+    ``intervals=True``) the group's mean P(alive), mean expected purchases in ``days``, total
+    and mean CLV; the central ``level`` interval of each over the draws.
+
+    A group's range is not the sum of its members' ranges: the members' figures move together
+    with the parameters, so it is computed from the draws' group totals.
+
+    Parameters
+    ----------
+    groups : Series
+        Group of each member, indexed like ``rfm`` (members with no group are left out).
+
+    Returns
+    -------
+    DataFrame
+        One row per group (index named as ``groups``): ``members``, ``p_alive_low``,
+        ``p_alive_high``, ``expected_purchases_low`` ..., ``clv_total_low``,
+        ``clv_total_high``, ``clv_mean_low``, ``clv_mean_high``; ``attrs`` holds ``level``
+        and ``n_draws``.
+    """
+    missing = ~rfm.index.isin(groups.index)
+    if missing.any():
+        raise RFMInputError(f"groups has no entry for {int(missing.sum())} member(s) of the RFM "
+                            f"summary, e.g. {list(rfm.index[missing][:3])}")
+    figures = _draw_figures(purchase_model, spend_model, rfm, days=days, level=level,
+                            n_draws=n_draws, seed=seed, gross_margin=gross_margin,
+                            horizon_months=horizon_months,
+                            monthly_discount_rate=monthly_discount_rate)
+    labels = groups.reindex(rfm.index)
+    probs = [(1 - level) / 2, (1 + level) / 2]
+    rows = {}
+    for group, at in labels.groupby(labels, observed=True, sort=False).indices.items():
+        row = {"members": len(at)}
+        for name, column in (("p_alive", "p_alive"), ("expected_purchases", "expected_purchases"),
+                             ("clv_mean", "clv")):
+            row[f"{name}_low"], row[f"{name}_high"] = np.nanquantile(
+                figures[column][:, at].mean(axis=1), probs)
+        row["clv_total_low"], row["clv_total_high"] = np.nanquantile(
+            figures["clv"][:, at].sum(axis=1), probs)
+        rows[group] = row
+    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis(groups.name)
+    out.attrs = {"level": level, "n_draws": n_draws}
     return out
 
 
