@@ -136,7 +136,8 @@ if not thin:
     display(Markdown(f"## {t('section_value', lang)}"))
     if models.ok:
         display(Markdown(rd.model_summary(models, lang)))
-        display(HTML(rd.value_table_html(rd.value_by(models.scores, "subsidy_cohort"),
+        display(HTML(rd.value_table_html(rd.value_by(models.scores, "subsidy_cohort",
+                                                     models.value_ranges["subsidy_cohort"]),
                                          "subsidy_cohort", lang)))
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
         rd.plot_clv_by_cohort(models.scores, lang, ax=left)
@@ -150,7 +151,8 @@ if not thin:
         else:
             display(HTML(rd.note_html(t("holdout_failed", lang, reason=models.holdout_reason))))
         display(Markdown(f"### {t('value_by_tier', lang)}"))
-        display(HTML(rd.value_table_html(rd.value_by(models.scores, "tier"), "tier", lang)))
+        display(HTML(rd.value_table_html(rd.value_by(models.scores, "tier", models.value_ranges["tier"]),
+                                         "tier", lang)))
     else:
         display(HTML(rd.note_html(t("not_modelled", lang, reason=models.reason))))
 

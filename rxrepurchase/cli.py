@@ -50,13 +50,13 @@ def _cmd_refills(args: argparse.Namespace) -> int:
     chain = load_chain(args.data, **_load_args(args))
     targets = chain_refill_targets(
         chain, within=args.within, group_by=args.group_by, show_phone=args.show_phone,
-        first_refill=args.first_refill,
+        first_refill=args.first_refill, select=args.select,
     )
     path = export_target_list(targets, args.out, overwrite=args.overwrite)
     counts = ", ".join(f"{k} {v}" for k, v in targets.attrs["status_counts"].items())
     what = "first-refill reminders" if args.first_refill else "refill reminders"
     print(f"{len(targets)} {what} as of {targets.attrs['as_of']:%Y-%m-%d} "
-          f"(within {args.within} days: {counts or 'none'}) -> {path}")
+          f"({args.select}, within {args.within} days: {counts or 'none'}) -> {path}")
     return 0
 
 
@@ -158,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("refills", help="export the refill reminder list (members due soon)")
     _add_data_args(p)
-    p.add_argument("--within", type=int, default=14, help="days ahead to list (default 14)")
+    p.add_argument("--within", type=int, default=14,
+                   help="days ahead: the list has as many rows as are due within them (default 14)")
+    p.add_argument("--select", choices=["chance", "due"], default="chance",
+                   help="chance: those most likely to refill (default); due: those due within "
+                        "--within days")
     p.add_argument("--out", required=True, help="output file, .csv (Excel-ready) or .parquet")
     p.add_argument("--group-by", choices=["sku", "category"], default="sku",
                    help="product grouping for refills (default sku)")

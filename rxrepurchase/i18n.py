@@ -380,6 +380,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "clv_mean": ("CLV, mean", "CLV 均值"),
     "clv_median": ("CLV, median", "CLV 中位数"),
     "clv_total": ("CLV, total", "CLV 合计"),
+    "expected_purchases_range": ("Expected purchases, {level} range", "预计购买次数 {level} 区间"),
+    "clv_total_range": ("CLV total, {level} range", "CLV 合计 {level} 区间"),
+    "user_repurchase_range": ("Repurchase rate, 95% interval", "复购率 95% 区间"),
     "clv_share": ("Share of total CLV", "占 CLV 总额比例"),
     "value_summary": (
         "Two statistical models, one for how often members buy and one for how much they "
@@ -609,6 +612,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_window_end": ("Window end", "提醒窗口结束"),
     "col_days_until_due": ("Days until due", "距到期天数"),
     "col_days_overdue": ("Days overdue", "逾期天数"),
+    "col_p_refill": ("Chance of a refill in 30 days", "30天内续方概率"),
     "col_suggested_action": ("Suggested action", "建议动作"),
     "col_also_recommend": ("Also recommend (not prescription)", "推荐搭配（非处方药）"),
     "col_pharmacist_review": ("Pharmacist review before offering", "需药师审核后推荐"),

@@ -27,7 +27,6 @@ import copy
 import numpy as np
 import pandas as pd
 from scipy import optimize, special
-from statsmodels.tools.numdiff import approx_hess3
 
 from rxrepurchase.errors import ModelFitError
 from rxrepurchase.models import (
@@ -38,6 +37,7 @@ from rxrepurchase.models import (
     _quiet,
     _rfm_arrays,
     _time_unit_of,
+    inverse_hessian,
     mbgnbd_expected_if_alive,
 )
 from rxrepurchase.rfm import TIME_UNITS, RFMInputError
@@ -182,16 +182,11 @@ class MBGCNBDModel(PurchaseModel):
         self.log_likelihood_ = float(ll)
         self.log_likelihood_by_k_ = pd.Series({j: fits[j][1] for j in sorted(fits)}, name="log_likelihood")
         self.log_likelihood_by_k_.index.name = "k"
-        hessian = approx_hess3(np.asarray(params), lambda p: self._nll(best, p, f, r, t, lt, weights))
-        hessian = (hessian + hessian.T) / 2  # numerical differences are not exactly symmetric
-        try:
-            covariance = np.linalg.inv(hessian)
-        except np.linalg.LinAlgError:
-            covariance = np.full((4, 4), np.nan)
-            notes.append("singular Hessian: no standard errors")
+        self.covariance_, singular = inverse_hessian(
+            lambda p: self._nll(best, p, f, r, t, lt, weights), params, list(self.param_names[1:]))
+        notes += singular
         names = list(self.param_names[1:])
-        self.covariance_ = pd.DataFrame(covariance, index=names, columns=names)
-        diagonal = np.diag(covariance)
+        diagonal = np.diag(self.covariance_.to_numpy())
         self.standard_errors_ = pd.Series(np.sqrt(np.where(diagonal > 0, diagonal, np.nan)), index=names)
         self.convergence_notes_ = [*notes, f"k={best} of highest likelihood over k in {sorted(fits)}"]
         self.penalizer_coef_ = 0.0

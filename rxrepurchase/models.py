@@ -25,6 +25,7 @@ import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from lifetimes.utils import ConvergenceError
 from scipy.special import hyp2f1
+from statsmodels.tools.numdiff import approx_hess3
 
 from rxrepurchase.errors import ModelFitError
 from rxrepurchase.rfm import TIME_UNITS, RFMInputError, rfm_summary
@@ -41,6 +42,8 @@ __all__ = [
     "PurchaseModel",
     "customer_lifetime_value",
     "fit_by_group",
+    "group_value_ranges",
+    "inverse_hessian",
     "plot_clv_by_group",
     "score_members",
     "simulate_bgnbd",
@@ -174,6 +177,20 @@ def _fit_with_ladder(model, fit_once, problem=None) -> tuple[object, float, list
     )
 
 
+def inverse_hessian(negative_log_likelihood, params: np.ndarray,
+                    names: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Covariance of maximum-likelihood estimates: the inverse of the numerical Hessian
+    (statsmodels ``approx_hess3``) of ``negative_log_likelihood`` at ``params``, and notes
+    (a singular Hessian gives NaN and says so)."""
+    hessian = approx_hess3(np.asarray(params, dtype=np.float64), negative_log_likelihood)
+    hessian = (hessian + hessian.T) / 2  # numerical differences are not exactly symmetric
+    try:
+        covariance, notes = np.linalg.inv(hessian), []
+    except np.linalg.LinAlgError:
+        covariance, notes = np.full(hessian.shape, np.nan), ["singular Hessian: no standard errors"]
+    return pd.DataFrame(covariance, index=names, columns=names), notes
+
+
 class PurchaseModel:
     """Base class of the repeat-purchase models: fit on an RFM summary, then predict per member
     (scikit-learn style). Subclasses name their lifetimes fitter and parameters."""
@@ -238,7 +255,11 @@ class PurchaseModel:
         self.n_unique_rows_ = len(weights)
         self.time_unit_ = _time_unit_of(rfm)
         self.log_likelihood_ = float(self._log_likelihood(f, r, t, weights))
+        self._fit_uncertainty(f, r, t, weights)
         return self
+
+    def _fit_uncertainty(self, f, r, t, weights) -> None:
+        """lifetimes' fitters keep their own Hessian (``parameter_covariance``)."""
 
     def _use(self, fitter) -> None:
         self.fitter_ = fitter
@@ -342,7 +363,7 @@ class PurchaseModel:
         Raises
         ------
         ModelFitError
-            The fit has none (lifetimes' Pareto/NBD computes no Hessian).
+            The fit has none.
         """
         self._check_fitted()
         if getattr(self.fitter_, "_hessian_", None) is None:
@@ -475,6 +496,25 @@ class ParetoNBDModel(PurchaseModel):
     def _log_likelihood(self, f, r, t, weights) -> float:
         ll = ParetoNBDFitter._conditional_log_likelihood(self.params_.to_numpy(), f, r, t)
         return float((weights * ll).sum())
+
+    def _fit_uncertainty(self, f, r, t, weights) -> None:
+        """lifetimes computes no Hessian for Pareto/NBD: the numerical one of the
+        log-likelihood (without penalty) at the estimate."""
+        def nll(params: np.ndarray) -> float:
+            with np.errstate(all="ignore"):
+                return -float((weights * ParetoNBDFitter._conditional_log_likelihood(params, f, r, t)).sum())
+
+        self.covariance_, notes = inverse_hessian(nll, self.params_.to_numpy(), list(self.param_names))
+        self.convergence_notes_ = [*self.convergence_notes_, *notes]
+
+    def parameter_covariance(self) -> pd.DataFrame:
+        """Covariance of ``r, alpha, s, beta``: the inverse numerical Hessian."""
+        self._check_fitted()
+        return self.covariance_
+
+    def _standard_errors(self) -> np.ndarray:
+        diagonal = np.diag(self.covariance_.to_numpy())
+        return np.sqrt(np.where(diagonal > 0, diagonal, np.nan))
 
 
 class GammaGammaModel:
@@ -733,9 +773,12 @@ def score_members(
     return scores
 
 
-def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
-                  *, days: float, level: float, n_draws: int, seed: int, **value) -> pd.DataFrame:
-    """The ``*_low`` / ``*_high`` columns of :func:`score_members` (``intervals=True``)."""
+def _draw_figures(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
+                  *, days: float, level: float, n_draws: int, seed: int,
+                  **value) -> dict[str, np.ndarray]:
+    """Each member's P(alive), expected purchases in ``days`` and CLV under ``n_draws``
+    parameter sets drawn from the estimate's asymptotic normal distribution on the log scale
+    (covariance: :meth:`PurchaseModel.parameter_covariance`): arrays of draws x members."""
     if not 0 < level < 1:
         raise RFMInputError(f"level must be in (0, 1), got {level}")
     covariance = purchase_model.parameter_covariance()
@@ -757,17 +800,84 @@ def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, r
         figures["p_alive"].append(model.probability_alive(rfm).to_numpy())
         figures["expected_purchases"].append(model.predict_purchases(rfm, horizon).to_numpy())
         figures["clv"].append(customer_lifetime_value(model, spend_model, rfm, **value).to_numpy())
+    return {name: np.vstack(v) for name, v in figures.items()}
+
+
+def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
+                  *, days: float, level: float, n_draws: int, seed: int, **value) -> pd.DataFrame:
+    """The ``*_low`` / ``*_high`` columns of :func:`score_members` (``intervals=True``)."""
+    figures = _draw_figures(purchase_model, spend_model, rfm, days=days, level=level,
+                            n_draws=n_draws, seed=seed, **value)
     probs = [(1 - level) / 2, (1 + level) / 2]
     out = pd.DataFrame(index=rfm.index)
     totals = {}
     for name, values in figures.items():
-        values = np.vstack(values)
         low, high = np.nanquantile(values, probs, axis=0)
         out[f"{name}_low"], out[f"{name}_high"] = low, high
         if name != "p_alive":  # a total's range: the quantiles of the per-draw totals
             totals[f"{name}_total_low"], totals[f"{name}_total_high"] = (
                 float(v) for v in np.nanquantile(values.sum(axis=1), probs))
     out.attrs = {"level": level, "n_draws": n_draws, **totals}
+    return out
+
+
+def group_value_ranges(
+    purchase_model: PurchaseModel,
+    spend_model: GammaGammaModel,
+    rfm: pd.DataFrame,
+    groups: pd.Series,
+    *,
+    gross_margin: float,
+    days: int = 30,
+    horizon_months: int = 12,
+    monthly_discount_rate: float = 0.01,
+    level: float = 0.8,
+    n_draws: int = 100,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Ranges of a group's figures (a cohort's, a tier's) from the purchase model's parameter
+    uncertainty: for every parameter draw (as in :func:`score_members` with
+    ``intervals=True``) the group's mean P(alive), mean expected purchases in ``days``, total
+    and mean CLV; the central ``level`` interval of each over the draws.
+
+    A group's range is not the sum of its members' ranges: the members' figures move together
+    with the parameters, so it is computed from the draws' group totals.
+
+    Parameters
+    ----------
+    groups : Series
+        Group of each member, indexed like ``rfm`` (members with no group are left out).
+
+    Returns
+    -------
+    DataFrame
+        One row per group (index named as ``groups``): ``members``, ``p_alive_low``,
+        ``p_alive_high``, ``expected_purchases_low`` ..., ``clv_total_low``,
+        ``clv_total_high``, ``clv_mean_low``, ``clv_mean_high``; ``attrs`` holds ``level``
+        and ``n_draws``.
+    """
+    missing = ~rfm.index.isin(groups.index)
+    if missing.any():
+        raise RFMInputError(f"groups has no entry for {int(missing.sum())} member(s) of the RFM "
+                            f"summary, e.g. {list(rfm.index[missing][:3])}")
+    figures = _draw_figures(purchase_model, spend_model, rfm, days=days, level=level,
+                            n_draws=n_draws, seed=seed, gross_margin=gross_margin,
+                            horizon_months=horizon_months,
+                            monthly_discount_rate=monthly_discount_rate)
+    labels = groups.reindex(rfm.index)
+    probs = [(1 - level) / 2, (1 + level) / 2]
+    rows = {}
+    for group, at in labels.groupby(labels, observed=True, sort=False).indices.items():
+        row = {"members": len(at)}
+        for name, column in (("p_alive", "p_alive"), ("expected_purchases", "expected_purchases"),
+                             ("clv_mean", "clv")):
+            row[f"{name}_low"], row[f"{name}_high"] = np.nanquantile(
+                figures[column][:, at].mean(axis=1), probs)
+        row["clv_total_low"], row["clv_total_high"] = np.nanquantile(
+            figures["clv"][:, at].sum(axis=1), probs)
+        rows[group] = row
+    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis(groups.name)
+    out.attrs = {"level": level, "n_draws": n_draws}
     return out
 
 
@@ -851,7 +961,7 @@ def wake_up_list(
         try:
             ranges = _score_ranges(purchase_model, spend_model, rfm_now.loc[listed.index],
                                    days=30, level=level, n_draws=100, seed=0, **value)
-        except ModelFitError:  # no Hessian (lifetimes' Pareto/NBD): no ranges to show
+        except ModelFitError:  # a fit without a Hessian: no ranges to show
             ranges = None
         if ranges is not None:
             for name in ("p_alive", "clv"):

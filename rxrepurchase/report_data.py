@@ -56,6 +56,7 @@ from rxrepurchase.models import (
     BGNBDModel,
     GammaGammaModel,
     fit_by_group,
+    group_value_ranges,
     score_members,
     wake_up_list,
 )
@@ -1101,6 +1102,8 @@ class StoreModels:
     holdout : DataFrame or None
         Holdout check (see :func:`holdout_check`); None when the calibration period could not
         be modelled (``holdout_reason`` says why).
+    value_ranges : dict of DataFrame
+        :func:`~rxrepurchase.models.group_value_ranges` by ``subsidy_cohort`` and by ``tier``.
     """
 
     reason: str | None = None
@@ -1111,6 +1114,7 @@ class StoreModels:
     holdout_reason: str | None = None
     calibration_end: pd.Timestamp | None = None
     params: dict = field(default_factory=dict)
+    value_ranges: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -1170,8 +1174,12 @@ def store_models(
                            tier=tiers.reindex(scores.index).to_numpy())
     cut = (pd.Timestamp(calibration_end) if calibration_end is not None
            else chain.as_of - pd.Timedelta(days=holdout_days))
+    ranges = {by: group_value_ranges(pm, sm, rfm, scores[by], gross_margin=gross_margin, days=days,
+                                     horizon_months=horizon_months, n_draws=30)
+              for by in ("subsidy_cohort", "tier")}
     result = StoreModels(purchase_model=pm, spend_model=sm, scores=scores, calibration_end=cut,
-                         params={**pm.params_.to_dict(), **sm.params_.to_dict()})
+                         params={**pm.params_.to_dict(), **sm.params_.to_dict()},
+                         value_ranges=ranges)
     try:
         result.holdout = holdout_check(orders, cut, chain.as_of)
     except ModelFitError as exc:
@@ -1203,18 +1211,28 @@ def holdout_check(orders: pd.DataFrame, calibration_end, holdout_end, *,
     return table
 
 
-def value_by(scores: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Mean model figures and CLV per group of members (``subsidy_cohort`` or ``tier``)."""
+def value_by(scores: pd.DataFrame, by: str, ranges: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean model figures and CLV per group of members (``subsidy_cohort`` or ``tier``), with
+    the ranges of mean expected purchases and total CLV when ``ranges``
+    (:attr:`StoreModels.value_ranges` ``[by]``) is given."""
+    if ranges is not None and not ranges["members"].equals(
+            scores.groupby(by, observed=True).size().reindex(ranges.index)):
+        raise ReportDataError(f"the value ranges by {by} are of other members than these scores")
     g = scores.groupby(by, observed=True)
     table = g.agg(members=("clv", "size"), p_alive=("p_alive", "mean"),
                   expected_purchases=("expected_purchases", "mean"),
                   expected_spend=("expected_spend", "mean"), clv_mean=("clv", "mean"),
                   clv_median=("clv", "median"), clv_total=("clv", "sum"))
     table["clv_share"] = table["clv_total"] / table["clv_total"].sum()
+    if ranges is not None:
+        table = table.join(ranges[["expected_purchases_low", "expected_purchases_high",
+                                   "clv_total_low", "clv_total_high"]])
     order = list(COHORTS) if by == "subsidy_cohort" else list(TIERS)
     table = table.reindex([k for k in order if k in table.index]
                           + [k for k in table.index if k not in order])
-    return table.rename_axis(by).reset_index()
+    table = table.rename_axis(by).reset_index()
+    table.attrs = {"level": ranges.attrs["level"]} if ranges is not None else {}
+    return table
 
 
 def value_table_html(table: pd.DataFrame, by: str, lang: str = "en", *, days: int = 30) -> str:
@@ -1222,8 +1240,19 @@ def value_table_html(table: pd.DataFrame, by: str, lang: str = "en", *, days: in
     names = cohort_label if by == "subsidy_cohort" else label
     out = table.assign(**{by: table[by].map(lambda v: names(v, lang)),
                           "expected_purchases": table["expected_purchases"].map("{:.2f}".format)})
+    if "clv_total_low" in table:  # the ranges beside their figures
+        purchases = [f"{low:.2f}–{high:.2f}" for low, high in
+                     zip(table["expected_purchases_low"], table["expected_purchases_high"], strict=True)]
+        clv = [f"{format_money(low, lang)}–{format_money(high, lang)}" for low, high in
+               zip(table["clv_total_low"], table["clv_total_high"], strict=True)]
+        out = out.drop(columns=["expected_purchases_low", "expected_purchases_high",
+                                "clv_total_low", "clv_total_high"])
+        out.insert(out.columns.get_loc("expected_purchases") + 1, "expected_purchases_range", purchases)
+        out.insert(out.columns.get_loc("clv_total") + 1, "clv_total_range", clv)
     out = out.rename(columns={by: t(f"group_{by}", lang),
-                              "expected_purchases": t("expected_purchases", lang, days=days)})
+                              "expected_purchases": t("expected_purchases", lang, days=days),
+                              **{c: t(c, lang, level=format_rate(table.attrs.get("level"), lang, digits=0))
+                                 for c in ("expected_purchases_range", "clv_total_range")}})
     return table_html(out, lang, rates=("p_alive", "clv_share"),
                       money=("expected_spend", "clv_mean", "clv_median", "clv_total"),
                       counts=("members",))
@@ -1342,7 +1371,9 @@ def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
 
     def with_rates(summary: pd.DataFrame, by: str) -> pd.DataFrame:
         rates = repurchase_rates(store.orders, period, by=by, members=members)
-        return summary.merge(rates[[by, "user_repurchase_rate"]], on=by, how="left")
+        rates = rates.rename(columns={"members": "period_members"})
+        return summary.merge(rates[[by, "user_repurchase_rate", "period_members", "repeat_members"]],
+                             on=by, how="left")
 
     tiers = with_rates(segment_summary(profile, "tier"), "tier")
     tiers = tiers.set_index("tier").reindex([x for x in TIERS if x in set(tiers["tier"])])
@@ -1450,9 +1481,13 @@ def glossary_html(lang: str = "en") -> str:
 
 def tiers_table_html(tiers: pd.DataFrame, lang: str = "en", *, days: int = 90) -> str:
     """Tier summary: members, share, spend over 365 days, repurchase rate over the headline
-    period of ``days`` days."""
+    period of ``days`` days with its 95% Wilson interval (:func:`repurchase_interval`)."""
+    low, high = repurchase_interval(tiers["repeat_members"].fillna(0), tiers["period_members"].fillna(0))
     out = tiers.assign(tier=tiers["tier"].map(lambda v: label(v, lang)))
-    out = out.rename(columns={"tier": "group_tier"})
+    out.insert(out.columns.get_loc("user_repurchase_rate") + 1, "user_repurchase_range",
+               [f"{format_rate(a, lang, digits=0)}–{format_rate(b, lang, digits=0)}"
+                if np.isfinite(a) else "–" for a, b in zip(low, high, strict=True)])
+    out = out.drop(columns=["period_members", "repeat_members"]).rename(columns={"tier": "group_tier"})
     return table_html(out, lang, rates=("member_share", "user_repurchase_rate"),
                       money=("spend_365d_mean", "spend_365d_total"), counts=("members",),
                       headers={"user_repurchase_rate": windowed("user_repurchase_rate", lang,

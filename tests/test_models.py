@@ -23,6 +23,8 @@ from rxrepurchase.models import (
     ParetoNBDModel,
     customer_lifetime_value,
     fit_by_group,
+    group_value_ranges,
+    inverse_hessian,
     plot_clv_by_group,
     score_members,
     simulate_bgnbd,
@@ -435,9 +437,56 @@ def test_score_ranges_narrow_with_more_members(cdnow_gg):
     assert list(scores.columns[:4]) == ["p_alive", "p_alive_low", "p_alive_high", "expected_purchases"]
     # 16 times the members: about a quarter of the width (1 / sqrt(16)).
     assert 2.5 < widths[2_500] / widths[40_000] < 6
-    with pytest.raises(ModelFitError, match="has no Hessian"):
-        score_members(ParetoNBDModel().fit(sim.head(2_500)), cdnow_gg, members, gross_margin=0.3,
-                      intervals=True)
+
+
+def test_group_value_ranges_come_from_the_same_draws_as_the_members(cdnow_cal, cdnow_bg, cdnow_gg):
+    value = {"gross_margin": 0.3, "days": 30, "n_draws": 40, "seed": 2}
+    scores = score_members(cdnow_bg, cdnow_gg, cdnow_cal, intervals=True, **value)
+    # One group of everyone: its total's range is score_members' total range, draw for draw.
+    everyone = pd.Series("all", index=cdnow_cal.index, name="group")
+    whole = group_value_ranges(cdnow_bg, cdnow_gg, cdnow_cal, everyone, **value)
+    assert whole.loc["all", "members"] == len(cdnow_cal)
+    assert whole.loc["all", "clv_total_low"] == pytest.approx(scores.attrs["clv_total_low"])
+    assert whole.loc["all", "clv_total_high"] == pytest.approx(scores.attrs["clv_total_high"])
+    # Per group: the estimates lie in their group's range; the mean's range is the total's
+    # over the group's members.
+    groups = pd.Series(np.where(cdnow_cal["frequency"] > 0, "repeat", "one_off"),
+                       index=cdnow_cal.index, name="buyers")
+    table = group_value_ranges(cdnow_bg, cdnow_gg, cdnow_cal, groups, **value)
+    assert table.index.name == "buyers" and table["members"].sum() == len(cdnow_cal)
+    point = scores.groupby(groups).agg(clv_total=("clv", "sum"), p_alive=("p_alive", "mean"))
+    for group in ("repeat", "one_off"):
+        row = table.loc[group]
+        assert row["clv_total_low"] < point.at[group, "clv_total"] < row["clv_total_high"]
+        # (BG/NBD: a member without a repeat purchase is alive for sure, in every draw.)
+        assert row["p_alive_low"] <= point.at[group, "p_alive"] <= row["p_alive_high"]
+        assert row["clv_mean_high"] * row["members"] == pytest.approx(row["clv_total_high"])
+    with pytest.raises(RFMInputError, match="groups has no entry for 2 member"):
+        group_value_ranges(cdnow_bg, cdnow_gg, cdnow_cal, groups.iloc[2:], **value)
+
+
+def test_pareto_nbd_ranges_from_the_numerical_hessian(cdnow_cal, cdnow_bg, cdnow_gg):
+    # The numerical inverse Hessian agrees with lifetimes' own covariance of BG/NBD on CDNOW.
+    (f, r, t) = (cdnow_cal[c].to_numpy() for c in ("frequency", "recency", "T"))
+    weights = np.ones(len(f))
+
+    def bg_nll(params):
+        return BetaGeoFitter._negative_log_likelihood(np.log(params), f, r, t, weights, 0.0) * len(f)
+
+    covariance, notes = inverse_hessian(bg_nll, cdnow_bg.params_.to_numpy(), list("rxab"))
+    np.testing.assert_allclose(np.diag(covariance), np.diag(cdnow_bg.parameter_covariance()),
+                               rtol=0.05)
+    assert notes == []
+    # Pareto/NBD (no Hessian in lifetimes) gets one: standard errors and member ranges.
+    pareto = ParetoNBDModel().fit(cdnow_cal)
+    std_error = pareto.summary()["std_error"]
+    assert np.isfinite(std_error).all() and (std_error < pareto.params_).all()
+    scores = score_members(pareto, cdnow_gg, cdnow_cal, gross_margin=0.3, intervals=True, n_draws=40)
+    for name in ("p_alive", "expected_purchases", "clv"):
+        low, high = scores[f"{name}_low"], scores[f"{name}_high"]
+        assert ((low <= scores[name] + 1e-9) & (scores[name] <= high + 1e-9)).mean() > 0.95, name
+        assert (high > low).mean() > 0.9, name
+    assert scores["p_alive_high"].max() <= 1.0
 
 
 def test_fit_by_group_side_by_side(cdnow_cal):

@@ -522,7 +522,7 @@ def test_refill_targets_window_contacts_and_recommendations():
     assert rhythm[("m2", "C")] == "none"
     # The one-off C has the overall median interval (30 days: day 90) but no rhythm.
     assert pred.set_index(["member_id", "product"]).loc[("m2", "C"), "status"] == "unknown"
-    targets = refill_targets(pred, members_table(), within=7, lift=lift)
+    targets = refill_targets(pred, members_table(), select="due", within=7, lift=lift)
     # Within 7 days of day 85: m1 A (day 90) and m3 (overdue); m2 (day 109) is not; m1 B's
     # first fill belongs to the first-refill list.
     got = targets[["member_id", "product", "status", "days_until_due"]].astype(str)
@@ -538,7 +538,7 @@ def test_refill_targets_window_contacts_and_recommendations():
     assert targets["also_recommend"].tolist() == ["维生素C", "维生素C"]
     assert targets["pharmacist_review"].tolist() == ["血压计", "血压计"]
     # A lift table that cannot tell prescription drugs suggests nothing silently.
-    blind = refill_targets(pred, members_table(), within=7,
+    blind = refill_targets(pred, members_table(), select="due", within=7,
                            lift=lift.drop(columns="consequent_is_prescription"))
     assert blind["also_recommend"].tolist() == ["", ""]
     assert blind["pharmacist_review"].tolist() == ["二甲双胍片;维生素C", "维生素C;血压计"]
@@ -548,22 +548,22 @@ def test_refill_targets_window_contacts_and_recommendations():
     # leaves it at the product's (wider) than m1's and m2's two.
     spread = refill_spread(pred).set_axis(pd.MultiIndex.from_frame(pred[["member_id", "product"]]))
     assert spread[("m3", "A")] > max(spread[("m1", "A")], spread[("m2", "A")])
-    within_30 = refill_targets(pred, members_table(), within=30)
+    within_30 = refill_targets(pred, members_table(), select="due", within=30)
     assert within_30["member_id"].tolist() == ["m3", "m1", "m2"]
-    regular = refill_targets(pred, members_table(), within=30, max_spread=spread[("m3", "A")] - 1e-9)
+    regular = refill_targets(pred, members_table(), select="due", within=30, max_spread=spread[("m3", "A")] - 1e-9)
     assert regular["member_id"].tolist() == ["m1", "m2"]
     # m3 is 25 days past due: past a 20-day limit it leaves for the wake-up list.
     assert targets.attrs["moved_to_wake_up"] == 0
     assert targets["suggested_action"].tolist() == ["refill_reminder"] * 2
-    strict = refill_targets(pred, members_table(), within=7, max_overdue_days=20)
+    strict = refill_targets(pred, members_table(), select="due", within=7, max_overdue_days=20)
     assert strict["member_id"].tolist() == ["m1"] and strict.attrs["moved_to_wake_up"] == 1
     with pytest.raises(RefillError, match="max_overdue_days"):
-        refill_targets(pred, members_table(), max_overdue_days=-1)
-    first = refill_targets(pred, members_table(), within=7, first_refill=True)
+        refill_targets(pred, members_table(), select="due", max_overdue_days=-1)
+    first = refill_targets(pred, members_table(), select="due", within=7, first_refill=True)
     assert first[["member_id", "product"]].values.tolist() == [["m1", "B"]]
     assert first.attrs["first_refill"] is True
 
-    wider = refill_targets(pred, members_table(), within=30, include_overdue=False,
+    wider = refill_targets(pred, members_table(), select="due", within=30, include_overdue=False,
                            show_phone=True)
     assert wider["member_id"].tolist() == ["m1", "m2"]
     assert wider["phone"].tolist()[1] == "13900001111"
@@ -571,7 +571,8 @@ def test_refill_targets_window_contacts_and_recommendations():
 
 
 def test_export_target_list_csv_parquet_and_overwrite(tmp_path):
-    targets = refill_targets(target_predictions(), members_table(), within=30)
+    targets = refill_targets(target_predictions(), members_table(), within=30,
+                             select="due")
     csv = export_target_list(targets, tmp_path / "lists" / "reminders.csv")
     raw = csv.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8 Chinese correctly
@@ -639,7 +640,7 @@ def test_backtest_list_precision_and_recall_by_hand():
     # Naive (last fill + 20): m1 day 80, m2 day 70 (due now), m3 day 65 (overdue 5 <= 30).
     # Without the rhythm rule m4's one-off C is due day 80 too.
     # Refills in days 71-100 of pairs with history: m1, m2, m4 (m3 came back on day 105).
-    lists = result.lists.drop(index="regular_model")
+    lists = result.lists.loc[["broad_model", "naive_median", "all_pairs"]]
     assert lists["listed"].tolist() == [1, 3, 2]
     assert lists["refilled"].tolist() == [1, 2, 2]
     assert lists["precision"].tolist() == pytest.approx([1.0, 2 / 3, 1.0])
@@ -652,7 +653,20 @@ def test_backtest_list_precision_and_recall_by_hand():
     # Dates: model errors 1, 2, 15 days; baseline 80, 70 -> 71, 65 -> 71: 1, 27, 34 days.
     h = result.headline
     assert (h["mae_days"], h["baseline_mae_days"]) == pytest.approx((6.0, 62 / 3))
-    assert (h["precision"], h["naive_precision"], h["listed"], h["scored"]) == (1.0, 2 / 3, 1, 3)
+    assert (h["broad_precision"], h["naive_precision"], h["broad_listed"], h["scored"]) == (
+        1.0, 2 / 3, 1, 3)
+    # The naive list cut to the default list's size keeps its pairs nearest their naive due
+    # day: m2 (0 days), m1 (10), m3 (-5 -> 5): the default list's size first of them.
+    size = int(result.lists.loc["refill_model", "listed"])
+    same = detail.loc[detail["list"] == "naive_same_size", "member_id"].tolist()
+    assert same == ["m2", "m3", "m1"][:size]
+    # The default list: as many pairs as the broad list (1), the one with a rhythm most
+    # likely to refill.
+    at_cut = predict_refills(fills_of(rows), as_of=day(70), prior_weight=1e-9)
+    likeliest = at_cut[at_cut["rhythm"] == "repeat"].nlargest(1, "p_refill")
+    assert detail.loc[detail["list"] == "refill_model", "member_id"].tolist() == \
+        likeliest["member_id"].tolist()
+    assert h["listed"] == size == 1
 
 
 def test_due_interval_covers_80_percent_and_follows_each_members_regularity():
@@ -678,6 +692,62 @@ def test_due_interval_covers_80_percent_and_follows_each_members_regularity():
     # Clockwork members get narrow intervals, erratic ones wide: width follows sigma.
     assert width.corr(member_sigma, method="spearman") > 0.7
     assert width[member_sigma < 0.1].median() < 0.4 * width[member_sigma > 0.3].median()
+
+
+def test_refill_chance_is_calibrated_and_its_list_beats_the_naive_list():
+    # Ground truth: 1,500 members, own cycle 20-60 days, log-normal gaps of their own
+    # regularity (sigma 0.03 ... 0.6), and a 10% chance after each fill of stopping for good
+    # (25% after the first).
+    rng = np.random.default_rng(5)
+    rows, cut = [], 400
+    for m in range(1500):
+        cycle, sigma, d, n = rng.uniform(20, 60), rng.uniform(0.03, 0.6), rng.uniform(0, 200), 0
+        while d < cut + 30:
+            rows.append((f"m{m}", int(d), "A", 1, None))
+            n += 1
+            if rng.random() < (0.25 if n == 1 else 0.10):
+                break
+            d += cycle * np.exp(sigma * rng.standard_normal())
+    fills = fills_of(rows)
+    pred = predict_refills(fills, as_of=day(cut))
+    later = fills[(fills["filled_on"] > day(cut)) & (fills["filled_on"] <= day(cut + 30))]
+    pred["came"] = pred["member_id"].isin(later["member_id"])
+    repeat = pred[pred["rhythm"] == "repeat"]
+    # Calibrated: in each fifth of p_refill the share that refilled is near the mean chance.
+    bins = repeat.groupby(pd.qcut(repeat["p_refill"], 5), observed=True)
+    assert (bins["came"].mean() - bins["p_refill"].mean()).abs().max() < 0.1
+    # A member long past their rhythm has most likely stopped.
+    assert repeat.loc[repeat["status"] == "lapsed", "p_active"].mean() < 0.2
+
+    result = backtest_refills(fills, cutoff=day(cut))
+    lists = result.lists
+    model, naive = lists.loc["refill_model"], lists.loc["naive_median"]
+    # The default list: as many as the broad list, the likeliest. Measured: precision 0.72
+    # vs the naive list's 0.61, recall 0.61 vs 0.56.
+    assert model["listed"] == lists.loc["broad_model", "listed"]
+    assert model["precision"] >= naive["precision"] + 0.05
+    assert model["precision"] >= lists.loc["naive_same_size", "precision"] + 0.05
+    assert model["recall"] >= naive["recall"]
+    # A floor on the chance: a shorter, more precise list.
+    members = pd.DataFrame({"member_id": pred["member_id"].unique()})
+    likely = refill_targets(pred, members, min_probability=0.6)
+    assert (likely["p_refill"] >= 0.6).all()
+    assert pred.set_index(["member_id", "product"]).loc[
+        pd.MultiIndex.from_frame(likely[["member_id", "product"]]), "came"].mean() > 0.7
+    with pytest.raises(RefillError, match="min_probability"):
+        refill_targets(pred, members, min_probability=1.5)
+    with pytest.raises(RefillError, match="select must be one of"):
+        refill_targets(pred, members, select="soon")
+
+
+def test_stop_probability_counts_the_fills_not_followed():
+    from rxrepurchase.refill import _stop_probability
+
+    # Four pairs with 1, 1, 2 and 3 fills, none of them with a chance of still coming back:
+    # 2 of 4 first fills were the last, and 2 of the 3 later fills.
+    pi = _stop_probability(np.array(["A"] * 4), np.array([1.0, 1, 2, 3]), np.zeros(4),
+                           prior_count=5)
+    assert pi == pytest.approx([0.5, 0.5, 2 / 3, 2 / 3], abs=1e-6)
 
 
 # ---------------------------------------------------------------------------- plots
@@ -731,17 +801,23 @@ def test_backtest_on_demo_chain_beats_product_median(demo):
     assert s.loc["refill_model", "scored"] > 500
     assert s.loc["refill_model", "mae_days"] < s.loc["product_median", "mae_days"] - 0.5
     assert s.loc["refill_model", "within_7_days"] > s.loc["product_median", "within_7_days"]
-    # The list at the cut: measured precision 52% (465 listed) vs the naive list's 51%; the
-    # list with one-off buys 34%.
     # The 80% due interval: measured coverage 0.80 of the pairs whose interval was observed.
     assert 0.72 < s.loc["refill_model", "in_interval"] < 0.88
     lists = result.lists
-    assert lists.loc["refill_model", "precision"] >= lists.loc["naive_median", "precision"]
-    assert lists.loc["all_pairs", "precision"] < lists.loc["refill_model", "precision"] - 0.1
-    # Members with a regular rhythm only: far more precise, a little less recall (measured
-    # on 5 000 members: 0.90 vs 0.46, recall 0.30 vs 0.37).
-    assert lists.loc["regular_model", "precision"] > lists.loc["refill_model", "precision"] + 0.25
-    assert lists.loc["regular_model", "recall"] > 0.6 * lists.loc["refill_model", "recall"]
+    # The default list (p_refill >= 0.3) against the naive median-interval list: more
+    # precise and catching more refills; and more precise than the naive list cut to its
+    # size. Measured: precision 0.82 vs 0.47, recall 0.60 vs 0.37; same size 0.50.
+    model, naive = lists.loc["refill_model"], lists.loc["naive_median"]
+    assert model["precision"] >= naive["precision"] + 0.2
+    assert model["recall"] >= naive["recall"]
+    assert model["precision"] >= lists.loc["naive_same_size", "precision"] + 0.2
+    # The broad list (due within 14 days or overdue) is no better than naive; naming
+    # one-off buys makes it worse (measured 0.48, 0.47, 0.32).
+    assert lists.loc["all_pairs", "precision"] < lists.loc["broad_model", "precision"] - 0.1
+    # Members with a regular rhythm only: a more precise broad list, a little less recall
+    # (measured on 5 000 members: 0.90 vs 0.46, recall 0.31 vs 0.38).
+    assert lists.loc["regular_model", "precision"] > lists.loc["broad_model", "precision"] + 0.25
+    assert lists.loc["regular_model", "recall"] > 0.6 * lists.loc["broad_model", "recall"]
 
     # The simulated chronic patients' own medication: each has a true refill cycle.
     truth = demo.truth[demo.truth["archetype"] == "loyal_chronic"]
@@ -781,8 +857,10 @@ def test_no_prescription_drug_suggested_on_the_demo_list(demo):
     assert targets["days_overdue"].max() <= 30 < pred.loc[pred["status"] == "overdue", "days_overdue"].max()
     assert targets.attrs["moved_to_wake_up"] > 0
     # Without the flag, the same list would have offered prescription drugs (measured on the
-    # default demo chain: 393 of 3,499 rows), and now sends them to a pharmacist instead.
-    blind = refill_targets(pred, demo.members, lift=lift.drop(columns="consequent_is_prescription"))
+    # default demo chain: 393 of 3,499 rows of the broad list), and now sends them to a
+    # pharmacist instead.
+    blind = refill_targets(pred, demo.members, lift=lift.drop(columns="consequent_is_prescription"),
+                           select="due")
     assert suggests_rx(blind["pharmacist_review"]).sum() > 20
     assert (blind["also_recommend"] == "").all()
 
@@ -819,9 +897,15 @@ def test_cli_refills_end_to_end(tmp_path, capsys):
     assert len(targets) > 10
     assert out.read_bytes().startswith(b"\xef\xbb\xbf")
     assert targets["phone"].dropna().str.fullmatch(r"\d{3}\*{4}\d{4}").all()
-    due = pd.to_datetime(targets["expected_on"])
-    assert (due <= pd.Timestamp("2026-10-14")).all()
-    assert set(targets["status"]) <= {"due_soon", "due_now", "overdue"}
+    # The default list: as many as are due within 14 days, the likeliest to refill.
+    assert set(targets["status"]) <= {"not_due", "due_soon", "due_now", "overdue"}
+    due_list = tmp_path / "due.csv"
+    assert main([*argv[:-1], str(due_list), "--select", "due"]) == 0
+    assert "(due, within 14 days" in capsys.readouterr().out
+    due = pd.read_csv(due_list, encoding="utf-8-sig", dtype=str)
+    assert len(due) == len(targets)
+    assert (pd.to_datetime(due["expected_on"]) <= pd.Timestamp("2026-10-14")).all()
+    assert set(due["status"]) <= {"due_soon", "due_now", "overdue"}
 
     assert main(argv) == 2  # refuses to overwrite
     assert "exists; pass overwrite=True" in capsys.readouterr().err
@@ -855,7 +939,8 @@ def test_refill_overview_per_store_adds_up_to_the_chain(demo):
     store = parts[0]
     assert (store.targets["home_store_id"] == demo.stores["store_id"].iloc[0]).all()
     h = whole.headline
-    assert h["reminder_rows"] == h["reminder_rows_due"] + h["reminder_rows_overdue"] == len(whole.targets)
+    assert h["reminder_rows"] == (h["reminder_rows_due"] + h["reminder_rows_overdue"]
+                                  + h["reminder_rows_later"]) == len(whole.targets)
     assert h["reminder_members"] == whole.targets["member_id"].nunique() < h["reminder_rows"]
     assert h["lapsed_rows"] == whole.status_counts["lapsed"]
     eligible = whole.adherence[whole.adherence["eligible"]]

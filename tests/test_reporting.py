@@ -272,6 +272,27 @@ def test_every_repurchase_rate_on_the_page_names_its_window(run):
     assert ">User repurchase rate<" not in text and ">Order repurchase rate<" not in text
 
 
+def test_value_and_tier_tables_show_their_ranges(run, chain):
+    text = _text(_ok(run, "S01").html)
+    cohorts = rd.store_cohorts(chain, "S01")
+    models = rd.store_models(chain, "S01", cohorts["members"])
+    # Model-based ranges (parameter uncertainty) around each group's total CLV.
+    for by in ("subsidy_cohort", "tier"):
+        table = rd.value_by(models.scores, by, models.value_ranges[by])
+        assert (table["clv_total_low"] < table["clv_total"]).all()
+        assert (table["clv_total"] < table["clv_total_high"]).all()
+        assert rd.value_table_html(table, by, "en").count("CLV total, 80% range") == 1
+    assert "CLV total, 80% range" in text and "Expected purchases, 80% range" in text
+    # Ranges of other members than the scores' are refused.
+    with pytest.raises(rd.ReportDataError, match="other members"):
+        rd.value_by(models.scores.iloc[5:], "tier", models.value_ranges["tier"])
+    # The tier table's repurchase rate with its Wilson interval.
+    tiers = rd.store_segments(chain, "S01", cohorts["members"])["tiers"]
+    low, high = rd.repurchase_interval(tiers["repeat_members"], tiers["period_members"])
+    assert ((low <= tiers["user_repurchase_rate"]) & (tiers["user_repurchase_rate"] <= high)).all()
+    assert "Repurchase rate, 95% interval" in text
+
+
 def test_sections_open_with_readings_and_the_page_ends_with_a_glossary(run, chain):
     text = _text(_ok(run, "S01").html)
     cohorts = rd.store_cohorts(chain, "S01")
@@ -350,7 +371,8 @@ def test_action_lists_are_written_next_to_the_report(run, chain):
         assert listed["member_id"].nunique() == r.metrics[f"{name}_members"]
         assert f'href="actions/{name}.csv"' in _text(r.html)
         assert "member_id" in listed and "suggested_action" in listed
-    assert r.metrics["refill_reminder_members"] < r.metrics["refill_reminder_rows"]
+    # (The default list, the likeliest member x products, may name each member once.)
+    assert r.metrics["refill_reminder_members"] <= r.metrics["refill_reminder_rows"]
     # The refill section's count is the list's: one list, one figure.
     assert r.metrics["refill_reminder_rows"] == refills.headline["reminder_rows"]
 
