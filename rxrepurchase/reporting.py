@@ -17,8 +17,6 @@ import html
 import json
 import multiprocessing
 import os
-import pickle
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -470,7 +468,6 @@ def run_reports(
         The export cannot be read or validated (before anything is executed).
     """
     from rxrepurchase.loading import check_time_zone, load_chain
-    from rxrepurchase.report_data import chain_wide
 
     started_at = dt.datetime.now()
     started = time.perf_counter()
@@ -502,8 +499,8 @@ def run_reports(
               "mapping": dict(mapping) if isinstance(mapping, Mapping) else mapping,
               "time_zone": check_time_zone(time_zone)}
     extra = dict(parameters or {})
-    reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "chain_cache",
-                                    "chain_wide_cache", *common})
+    reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "store_slice",
+                                    "chain_tables", *common})
     if reserved:
         raise ReportError(f"parameters {reserved} are set by the runner; use its arguments")
     calibration_text = str(calibration_end) if calibration_end is not None else None
@@ -511,24 +508,13 @@ def run_reports(
     # Absolute: every notebook runs in its own folder, where a relative path means elsewhere.
     folder = new_run_folder(Path(out).expanduser().resolve(), started_at)
     mark_incomplete(folder, "rxrepurchase report")
-    # The chain is read and validated once; every notebook unpickles it (much faster than
-    # each re-reading the export). So is the chain-wide work of the store reports (cohort
-    # classification, refill predictions): each store takes its slice instead of redoing it.
-    # Outside the run folder, removed when the run ends.
-    cache_dir = Path(tempfile.mkdtemp(prefix="rxrepurchase-run-"))
-    try:
-        cache = cache_dir / "chain.pickle"
-        with open(cache, "wb") as f:
-            pickle.dump(chain, f, protocol=pickle.HIGHEST_PROTOCOL)
-        shared_cache = cache_dir / "chain_wide.pickle"
-        with open(shared_cache, "wb") as f:
-            pickle.dump(chain_wide(chain), f, protocol=pickle.HIGHEST_PROTOCOL)
-        results, chain_result = _run_notebooks(
-            folder, {**common, "chain_cache": str(cache)}, extra, calibration_text, store_ids,
-            store_nb, chain_nb, jobs, progress, shared_cache=str(shared_cache),
-        )
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
+    # The chain is read, validated and its chain-wide figures computed once, here; each
+    # notebook then reads only its own slice (docs/reports.md, "Slices").
+    settings = _slice_settings(extra)
+    results, chain_result = _run_notebooks(
+        folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
+        progress, chain=chain, settings=settings,
+    )
 
     parameters_json = {
         **common,
@@ -556,14 +542,53 @@ def run_reports(
     return run
 
 
+SLICE_SETTINGS = {"period_days": 90, "min_active_members": None, "gross_margin": 0.3}
+"""Notebook parameters the slices and chain tables are computed with, and their defaults
+(None: :data:`rxrepurchase.report_data.MIN_ACTIVE_MEMBERS`). The runner passes them to every
+notebook, so that a notebook's figures and its slice agree."""
+
+
+def _slice_settings(extra: Mapping[str, Any]) -> dict:
+    from rxrepurchase.report_data import MIN_ACTIVE_MEMBERS
+
+    settings = {k: extra.get(k, default) for k, default in SLICE_SETTINGS.items()}
+    if settings["min_active_members"] is None:
+        settings["min_active_members"] = MIN_ACTIVE_MEMBERS
+    return settings
+
+
+def _write_slices(chain: Chain, folders: Mapping[str, Path], tables: Path | None,
+                  settings: Mapping[str, Any], progress: Callable[[str], None] | None) -> None:
+    """Compute the chain-wide figures once; write every store's slice and the chain tables."""
+    from rxrepurchase.report_data import chain_wide
+    from rxrepurchase.report_slices import (
+        chain_tables,
+        store_slice,
+        write_chain_tables,
+        write_store_slice,
+    )
+
+    started = time.perf_counter()
+    shared = chain_wide(chain, period_days=settings["period_days"],
+                        min_active_members=settings["min_active_members"])
+    if tables is not None:
+        write_chain_tables(chain_tables(chain, shared, **settings), tables)
+    for store_id, path in folders.items():
+        write_store_slice(*store_slice(chain, shared, store_id), path)
+    if progress is not None:
+        progress(f"chain-wide figures and {len(folders)} store slices written in "
+                 f"{time.perf_counter() - started:.1f}s")
+
+
 def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
-                   progress, *, shared_cache: str = "") -> tuple[list[StoreResult], StoreResult | None]:
-    """Lay out the run folder, execute every notebook, collect the results.
+                   progress, *, chain: Chain, settings: Mapping[str, Any],
+                   ) -> tuple[list[StoreResult], StoreResult | None]:
+    """Lay out the run folder, write the slices, execute every notebook, collect the results.
 
     Store ids are data: each store's folder is :func:`rxrepurchase.outputs.safe_name` of its
     id, checked to lie inside the run folder.
     """
-    jobs_list = []
+    jobs_list, slices = [], {}
     for store_id in store_ids:
         name = safe_name(store_id)
         sdir = inside(folder / "stores" / name, folder / "stores")
@@ -574,17 +599,24 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
         params = {
             **common,
             **extra,
+            **settings,
             "store_id": store_id,
-            "chain_wide_cache": shared_cache,
             "calibration_end": calibration_text,
             "metrics_path": str(sdir / "metrics.json"),
             "actions_dir": str(sdir / "actions"),
         }
+        if store_id in chain.store_ids:  # an unknown store fails in its notebook, as by hand
+            slices[store_id] = sdir / "slice"
+            params["store_slice"] = str(slices[store_id])
         jobs_list.append(_job(store_id, store_nb, sdir / "report", params, sdir / "metrics.json"))
+    tables = None
     if chain_nb is not None:
         cdir = folder / "chain"
         cdir.mkdir()
-        jobs_list.append(_job("chain", chain_nb, cdir / "chain_overview", dict(common), None))
+        tables = cdir / "tables"
+        jobs_list.append(_job("chain", chain_nb, cdir / "chain_overview",
+                              {**common, **settings, "chain_tables": str(tables)}, None))
+    _write_slices(chain, slices, tables, settings, progress)
 
     outcomes = _execute_all(jobs_list, jobs, progress)
     results = [_result(j, outcomes[j["key"]]) for j in jobs_list]
