@@ -80,7 +80,6 @@ from rxrepurchase.segments import (
     segment_summary,
 )
 from rxrepurchase.this_week import CHANNELS, WIN_BACK_MIN_DAYS, this_week_actions
-from rxrepurchase.uplift import campaign_uplift
 
 __all__ = [
     "campaign_effects",
@@ -1765,6 +1764,8 @@ def campaign_effects(chain: Chain, store_id: str | None = None, *, window_days: 
     members = None
     if store_id is not None:
         members = chain.members.loc[chain.members["home_store_id"] == store_id, "member_id"]
+    from rxrepurchase.uplift import campaign_uplift  # statsmodels.api: not in a store's kernel
+
     effects = campaign_uplift(chain, window_days=window_days, member_ids=members)
     effects.attrs["window_days"] = window_days
     return effects

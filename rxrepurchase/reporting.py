@@ -17,6 +17,7 @@ import html
 import json
 import multiprocessing
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -255,12 +256,24 @@ def notebook_to_html(notebook: str | os.PathLike, html_path: str | os.PathLike, 
         The page's language (``<html lang>``: browsers pick fonts and line breaks by it).
     """
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
+    body, _ = _html_exporter(normalize_lang(lang)).from_notebook_node(
+        nb, resources={"metadata": {"name": title or _title(nb)}, "rx_csp": CONTENT_SECURITY_POLICY}
+    )
+    return write_atomic(html_path, body)
+
+
+@functools.cache
+def _html_exporter(lang: str):
+    """The HTML exporter of ``lang``, built once per process (a worker converts many
+    notebooks; building one loads and compiles the Jinja templates)."""
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
     exporter = HTMLExporter(
         template_name=TEMPLATE_NAME,
-        language_code=normalize_lang(lang),  # nbconvert takes ISO 639-1 codes only (zh, en)
+        language_code=lang,  # nbconvert takes ISO 639-1 codes only (zh, en)
         extra_template_basedirs=[str(TEMPLATE_DIR)],
         exclude_input=True,
         exclude_input_prompt=True,
@@ -268,17 +281,9 @@ def notebook_to_html(notebook: str | os.PathLike, html_path: str | os.PathLike, 
         embed_images=True,
     )
     # Analyst notes in the notebook are tagged "remove_cell"; they are not for the reader.
-    exporter.register_preprocessor(_remove_tagged_cells(), enabled=True)
-    body, _ = exporter.from_notebook_node(
-        nb, resources={"metadata": {"name": title or _title(nb)}, "rx_csp": CONTENT_SECURITY_POLICY}
-    )
-    return write_atomic(html_path, body)
-
-
-def _remove_tagged_cells():
-    from nbconvert.preprocessors import TagRemovePreprocessor
-
-    return TagRemovePreprocessor(remove_cell_tags={"remove_cell"}, enabled=True)
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={"remove_cell"}, enabled=True), enabled=True)
+    return exporter
 
 
 def _title(nb) -> str:
@@ -558,9 +563,54 @@ def _slice_settings(extra: Mapping[str, Any]) -> dict:
 
 
 def _write_slices(chain: Chain, folders: Mapping[str, Path], tables: Path | None,
-                  settings: Mapping[str, Any], progress: Callable[[str], None] | None) -> None:
-    """Compute the chain-wide figures once; write every store's slice and the chain tables."""
+                  settings: Mapping[str, Any], jobs: int,
+                  progress: Callable[[str], None] | None) -> dict[str, str]:
+    """Compute the chain-wide figures once; write every store's slice and the chain tables.
+
+    The slices are cut in ``jobs`` worker processes, which read the chain and its chain-wide
+    figures from Parquet once each (a temporary folder, removed at the end). Returns the
+    stores whose slice could not be written, with the error.
+    """
     from rxrepurchase.report_data import chain_wide
+    from rxrepurchase.report_slices import write_store_slice
+
+    started = time.perf_counter()
+    shared = chain_wide(chain, period_days=settings["period_days"],
+                        min_active_members=settings["min_active_members"])
+    whole = Path(tempfile.mkdtemp(prefix="rxrepurchase-run-"))
+    failed: dict[str, str] = {}
+    try:
+        write_store_slice(chain, shared, whole)
+        tasks = ([("", tables)] if tables is not None else []) + list(folders.items())
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                                 mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
+            futures = {pool.submit(_slice_task, str(whole), store_id, str(path), dict(settings)):
+                       store_id for store_id, path in tasks}
+            for future in as_completed(futures):
+                error = future.result()
+                if error is not None and futures[future]:
+                    failed[futures[future]] = error
+                elif error is not None:
+                    raise ReportError(f"the chain overview's tables cannot be computed: {error}")
+    finally:
+        shutil.rmtree(whole, ignore_errors=True)
+    if progress is not None:
+        progress(f"chain-wide figures and {len(folders) - len(failed)} store slices written in "
+                 f"{time.perf_counter() - started:.1f}s")
+    return failed
+
+
+@functools.lru_cache(maxsize=1)
+def _whole_chain(folder: str):
+    from rxrepurchase.report_slices import read_store_slice
+
+    return read_store_slice(folder)
+
+
+def _slice_task(whole: str, store_id: str, path: str, settings: dict) -> str | None:
+    """Worker: write one store's slice (``store_id`` empty: the chain tables); the error, if
+    any, as ``"ExceptionName: message"``."""
     from rxrepurchase.report_slices import (
         chain_tables,
         store_slice,
@@ -568,16 +618,15 @@ def _write_slices(chain: Chain, folders: Mapping[str, Path], tables: Path | None
         write_store_slice,
     )
 
-    started = time.perf_counter()
-    shared = chain_wide(chain, period_days=settings["period_days"],
-                        min_active_members=settings["min_active_members"])
-    if tables is not None:
-        write_chain_tables(chain_tables(chain, shared, **settings), tables)
-    for store_id, path in folders.items():
-        write_store_slice(*store_slice(chain, shared, store_id), path)
-    if progress is not None:
-        progress(f"chain-wide figures and {len(folders)} store slices written in "
-                 f"{time.perf_counter() - started:.1f}s")
+    try:
+        chain, shared = _whole_chain(whole)
+        if store_id:
+            write_store_slice(*store_slice(chain, shared, store_id), path)
+        else:
+            write_chain_tables(chain_tables(chain, shared, **settings), path)
+    except Exception as exc:  # noqa: BLE001 - one store's failure must not stop the run
+        return _describe(exc)
+    return None
 
 
 def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
@@ -616,9 +665,12 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
         tables = cdir / "tables"
         jobs_list.append(_job("chain", chain_nb, cdir / "chain_overview",
                               {**common, **settings, "chain_tables": str(tables)}, None))
-    _write_slices(chain, slices, tables, settings, progress)
+    failed = _write_slices(chain, slices, tables, settings, jobs, progress)
 
-    outcomes = _execute_all(jobs_list, jobs, progress)
+    outcomes = _execute_all([j for j in jobs_list if j["key"] not in failed], jobs, progress)
+    for key, error in failed.items():
+        outcomes[key] = {"key": key, "ok": False, "html": None, "metrics": None, "seconds": 0.0,
+                         "error": f"the store's slice cannot be written: {error}"}
     results = [_result(j, outcomes[j["key"]]) for j in jobs_list]
     chain_result = results.pop() if chain_nb is not None else None
     return results, chain_result
