@@ -38,7 +38,7 @@ from rxrepurchase.cohorts import (
 )
 from rxrepurchase.contract import TIERS
 from rxrepurchase.errors import ModelFitError, RxRepurchaseError
-from rxrepurchase.holdout import holdout_by_frequency, holdout_error, plot_holdout_by_frequency
+from rxrepurchase.holdout import holdout_by_frequency, holdout_error
 from rxrepurchase.i18n import (
     STRINGS,
     format_count,
@@ -59,6 +59,8 @@ from rxrepurchase.models import (
     wake_up_list,
 )
 from rxrepurchase.outputs import write_atomic
+from rxrepurchase.plots.holdout import plot_holdout_by_frequency
+from rxrepurchase.plots.refill import plot_refills_due_by_week
 from rxrepurchase.readings import busiest_hours, tag_repurchase, wave_decline
 from rxrepurchase.refill import (
     RefillOverview,
@@ -66,7 +68,6 @@ from rxrepurchase.refill import (
     co_purchase_lift,
     export_target_list,
     list_check,
-    plot_refills_due_by_week,
     predict_refills,
     refill_fills,
     refill_overview,
@@ -1309,7 +1310,7 @@ def plot_clv_by_cohort(scores: pd.DataFrame, lang: str = "en", *,
 
 def plot_holdout_check(holdout: pd.DataFrame, lang: str = "en", *,
                        ax: plt.Axes | None = None) -> plt.Axes:
-    """:func:`rxrepurchase.holdout.plot_holdout_by_frequency`, labelled in ``lang``."""
+    """:func:`rxrepurchase.plots.plot_holdout_by_frequency`, labelled in ``lang``."""
     ax = plot_holdout_by_frequency(holdout, ax=ax)
     for line, key in zip(ax.get_lines(), ("holdout_actual", "holdout_predicted", "holdout_naive"),
                          strict=False):
@@ -1598,7 +1599,7 @@ def adherence_table_html(refills: RefillOverview, lang: str = "en", *, top: int 
 
 def plot_refills_due(refills: RefillOverview, lang: str = "en", *,
                      ax: plt.Axes | None = None) -> plt.Axes:
-    """Refills coming due per week (:func:`rxrepurchase.refill.plot_refills_due_by_week`)."""
+    """Refills coming due per week (:func:`rxrepurchase.plots.plot_refills_due_by_week`)."""
     return plot_refills_due_by_week(refills.predictions, lang=lang, ax=ax)
 
 
