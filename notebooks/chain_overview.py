@@ -31,7 +31,7 @@ min_active_members = 30  # fewest active members for a store to be ranked and co
 encoding = None  # encoding of the export's CSV files, e.g. "gbk" (None: the loader's default)
 mapping = None  # file-name and header mapping of the export (TOML path or dict; None: none)
 time_zone = None  # the chain's time zone, e.g. "Asia/Shanghai" (None: the loader's default)
-chain_cache = ""  # pickled chain written by the runner (empty: read the export folder)
+chain_tables = ""  # the chain's tables written by the runner (empty: read the export folder)
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 
@@ -39,33 +39,29 @@ gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 from IPython.display import HTML, Markdown, display
 
 from rxrepurchase import report_data as rd
-from rxrepurchase.chain_view import chain_totals, chain_trend, stores_needing_attention
 from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
+from rxrepurchase.report_slices import load_chain_tables
 
 configure_matplotlib()
 set_currency(currency)
-chain = rd.load_report_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
-                             time_zone=time_zone,
-                             chain_cache=chain_cache)
-stores = rd.chain_comparison(chain, period_days=period_days, gross_margin=gross_margin,
-                             min_active_members=min_active_members)
+# Computed on the whole chain by the runner (or here from the export, run by hand).
+chain = load_chain_tables(data, tables_folder=chain_tables, as_of=as_of, encoding=encoding,
+                          mapping=mapping, time_zone=time_zone, period_days=period_days,
+                          gross_margin=gross_margin, min_active_members=min_active_members)
+stores = chain.stores
 
 # %%
 display(Markdown(rd.chain_title(chain, lang, period_days=period_days)))
 
 # %%
 display(Markdown(f"## {t('section_chain_totals', lang)}"))
-display(HTML(rd.chain_totals_html(chain_totals(chain.orders, chain.as_of,
-                                               period_days=period_days), lang)))
-rd.plot_chain_trend(chain_trend(chain.orders, chain.as_of), lang);
+display(HTML(rd.chain_totals_html(chain.totals, lang)))
+rd.plot_chain_trend(chain.trend, lang);
 
 # %%
 display(Markdown(f"## {t('section_attention', lang)}"))
-display(HTML(rd.attention_html(
-    stores_needing_attention(chain.orders, stores, chain.as_of, period_days=period_days,
-                             min_active_members=min_active_members),
-    lang, min_active_members=min_active_members)))
+display(HTML(rd.attention_html(chain.attention, lang, min_active_members=min_active_members)))
 
 # %%
 display(Markdown(f"## {t('section_store_ranking', lang)}"))
@@ -82,7 +78,7 @@ if (stores["model_error"] != "").any():
 rd.plot_subsidy_efficiency(stores, lang);
 
 # %%
-effects = rd.campaign_effects(chain)
+effects = chain.effects
 display(Markdown(f"## {t('section_uplift', lang)}"))
 display(HTML(rd.uplift_html(effects, lang)))
 if effects is not None and not effects.empty:

@@ -33,7 +33,7 @@ import tempfile
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from rxrepurchase import cohorts, holdout, load_chain, metrics, models, refill, segments
+from rxrepurchase import cohorts, holdout, load_chain, metrics, models, plots, refill, segments
 from rxrepurchase.demo import DemoConfig, write_demo_chain
 from rxrepurchase.rfm import calibration_holdout, rfm_summary
 
@@ -58,7 +58,7 @@ monthly = metrics.repurchase_rates(orders, "M", by="store_id")
 monthly.tail(8)
 
 # %%
-metrics.plot_repurchase_rates(monthly, by="store_id")
+plots.plot_repurchase_rates(monthly, by="store_id")
 plt.title("User repurchase rate by store and month");
 
 # %%
@@ -74,11 +74,11 @@ metrics.n_day_repurchase(orders, days=(30, 60, 90), as_of=as_of)
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 6))
-metrics.plot_retention_matrix(metrics.retention_matrix(orders, as_of=as_of), ax=ax);
+plots.plot_retention_matrix(metrics.retention_matrix(orders, as_of=as_of), ax=ax);
 
 # %%
 intervals = metrics.inter_purchase_intervals(orders)
-metrics.plot_inter_purchase_intervals(intervals)
+plots.plot_inter_purchase_intervals(intervals)
 intervals["interval_days"].describe()
 
 # %%
@@ -110,15 +110,15 @@ comparison.set_index("subsidy_cohort").T
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-cohorts.plot_cohort_comparison(comparison, "repurchase_after_last_subsidy", ax=axes[0])
-metrics.plot_retention_curves(
+plots.plot_cohort_comparison(comparison, "repurchase_after_last_subsidy", ax=axes[0])
+plots.plot_retention_curves(
     metrics.retention_curve(orders, by="subsidy_cohort", members=labels, as_of=as_of),
     by="subsidy_cohort", ax=axes[1],
 );
 
 # %%
 waves = cohorts.wave_response(orders, campaigns, kinds=["new_member"], as_of=as_of)
-cohorts.plot_wave_response(waves)
+plots.plot_wave_response(waves)
 waves[["wave", "name", "participants", "new_members", "repurchase_rate", "subsidy_per_retained_member"]]
 
 # %% [markdown]
@@ -126,7 +126,7 @@ waves[["wave", "name", "participants", "new_members", "repurchase_rate", "subsid
 
 # %%
 rfm = segments.rfm_segments(orders, as_of, members=members)
-segments.plot_rfm_segments(rfm)
+plots.plot_rfm_segments(rfm)
 segments.rfm_thresholds(rfm.dropna(subset=["monetary"]))
 
 # %%
@@ -136,7 +136,7 @@ segments.segment_summary(profile, ["main_product_class", "activity"])
 # %%
 # Time-of-day habit per store: is there an evening crowd for an 8 pm offer (超值晚8点)?
 hours = segments.hour_of_day_profile(orders, "store_id")
-segments.plot_hour_of_day_profile(hours, "store_id");
+plots.plot_hour_of_day_profile(hours, "store_id");
 
 # %% [markdown]
 # ## Member value: BG/NBD and Gamma-Gamma (会员价值)
@@ -158,10 +158,10 @@ selection.scores
 # %%
 checked = models.BGNBDModel().fit(split.calibration)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-holdout.plot_holdout_by_frequency(
+plots.plot_holdout_by_frequency(
     holdout.holdout_by_frequency(checked, split.calibration, split.holdout), ax=axes[0]
 )
-holdout.plot_tracking(holdout.tracking_curves(checked, split), ax=axes[1]);
+plots.plot_tracking(holdout.tracking_curves(checked, split), ax=axes[1]);
 
 # %%
 # Then fit on all the history and score every member: P(alive), purchases in the next 30 days,
@@ -175,7 +175,7 @@ purchase_model.summary()
 # %%
 # Subsidy-driven vs loyal members, fitted separately and side by side.
 fits = models.fit_by_group(summary, labels.set_index("member_id")["subsidy_cohort"], gross_margin=0.3)
-models.plot_clv_by_group(fits, log_scale=True)
+plots.plot_clv_by_group(fits, log_scale=True)
 fits.params
 
 # %%
@@ -187,7 +187,7 @@ models.wake_up_list(orders, purchase_model, spend_model, as_of=as_of, gross_marg
 
 # %%
 overview = refill.refill_overview(chain, as_of=as_of, within=14)
-refill.plot_refills_due_by_week(overview.predictions)
+plots.plot_refills_due_by_week(overview.predictions)
 overview.headline
 
 # %%

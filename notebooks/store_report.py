@@ -36,8 +36,7 @@ min_active_members = 30  # stores with fewer active members are left out of the 
 encoding = None  # encoding of the export's CSV files, e.g. "gbk" (None: the loader's default)
 mapping = None  # file-name and header mapping of the export (TOML path or dict; None: none)
 time_zone = None  # the chain's time zone, e.g. "Asia/Shanghai" (None: the loader's default)
-chain_cache = ""  # pickled chain written by the runner (empty: read the export folder)
-chain_wide_cache = ""  # chain-wide figures pickled by the runner (empty: compute them)
+store_slice = ""  # the store's slice written by the runner (empty: read the export folder)
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 clv_horizon_months = 12  # CLV horizon
@@ -54,15 +53,16 @@ from IPython.display import HTML, Markdown, display
 from rxrepurchase import report_data as rd
 from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
+from rxrepurchase.report_slices import load_store
 
 configure_matplotlib()
 set_currency(currency)
-chain = rd.load_report_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
-                             time_zone=time_zone,
-                             chain_cache=chain_cache)
-shared = rd.load_chain_wide(chain_wide_cache, chain)  # None: computed by each call
+# The store's slice and its share of the chain-wide figures (shared None: the whole export,
+# every figure computed here).
+chain, shared = load_store(data, store_id, slice_folder=store_slice, as_of=as_of,
+                           encoding=encoding, mapping=mapping, time_zone=time_zone)
 headline = rd.store_headline(chain, store_id, period_days=period_days,
-                            min_active_members=min_active_members)
+                            min_active_members=min_active_members, shared=shared)
 metrics = dict(headline)
 
 # %%
@@ -81,7 +81,8 @@ if not thin:
                              horizon_months=clv_horizon_months, calibration_end=calibration_end)
     refills = rd.store_refills(chain, store_id, within=refill_within_days, shared=shared)
     this_week = rd.store_this_week(chain, store_id, cohorts["members"], models, refills,
-                                   gross_margin=gross_margin, period_days=period_days)
+                                   gross_margin=gross_margin, period_days=period_days,
+                                   shared=shared)
     metrics.update(rd.this_week_metrics(this_week))
     display(Markdown(f"## {t('section_this_week', lang)}"))
     display(HTML(rd.this_week_html(this_week, lang)))
@@ -93,7 +94,7 @@ if not thin:
 if not thin:
     display(Markdown(f"## {t('section_headline', lang)}"))
     display(HTML(rd.headline_html(headline, lang)))
-    rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id,
+    rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id, shared=shared,
                                                      min_active_members=min_active_members), lang)
 
 # %% [markdown] tags=["remove_cell"]
@@ -125,7 +126,7 @@ if not thin:
 
 # %%
 display(Markdown(f"### {t('section_uplift', lang)}"))
-display(HTML(rd.uplift_html(rd.campaign_effects(chain, store_id), lang)))
+display(HTML(rd.uplift_html(rd.campaign_effects(chain, store_id, shared=shared), lang)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 3. Member value (BG/NBD, Gamma-Gamma, CLV, holdout check)
@@ -195,7 +196,7 @@ if not thin:
 # %%
 if not thin:
     actions = rd.write_action_lists(chain, store_id, models, refills, actions_dir,
-                                    gross_margin=gross_margin, lang=lang)
+                                    gross_margin=gross_margin, lang=lang, shared=shared)
     metrics.update(rd.action_list_metrics(actions))
     display(Markdown(f"## {t('section_actions', lang)}"))
     display(HTML(rd.actions_html(actions, lang, relative_to=Path(metrics_path).parent if metrics_path else None)))

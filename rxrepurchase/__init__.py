@@ -15,9 +15,23 @@ Modules by domain:
 """
 
 from rxrepurchase.errors import DataContractError, ModelFitError, RxRepurchaseError
-from rxrepurchase.loading import Chain, DataQualityReport, load_chain
 
 __version__ = "0.1.0"
+
+_LAZY = {"Chain": "rxrepurchase.loading", "DataQualityReport": "rxrepurchase.loading",
+         "load_chain": "rxrepurchase.loading"}
+
+
+def __getattr__(name: str):
+    # `import rxrepurchase` stays light (no pandas, matplotlib, lifetimes or statsmodels): a
+    # report kernel or the CLI imports only the modules it uses.
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rxrepurchase' has no attribute {name!r}")
 
 __all__ = [
     "Chain",

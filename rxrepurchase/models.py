@@ -44,7 +44,6 @@ __all__ = [
     "fit_by_group",
     "group_value_ranges",
     "inverse_hessian",
-    "plot_clv_by_group",
     "score_members",
     "simulate_bgnbd",
     "wake_up_list",
@@ -1097,24 +1096,6 @@ def fit_by_group(
     params = pd.DataFrame(rows).set_index("group")
     scores = pd.concat(scored) if scored else pd.DataFrame(columns=["group", "clv"])
     return GroupFits(params=params, scores=scores, models=models)
-
-
-def plot_clv_by_group(fits: GroupFits, *, ax=None, log_scale: bool = False):
-    """Box plot of predicted CLV per group (needs ``fit_by_group(..., gross_margin=...)``)."""
-    import matplotlib.pyplot as plt
-
-    if fits.scores.empty:
-        raise RFMInputError("no CLV scores: call fit_by_group(..., gross_margin=...)")
-    ax = ax if ax is not None else plt.subplots()[1]
-    labels = list(dict.fromkeys(fits.scores["group"]))
-    data = [fits.scores.loc[fits.scores["group"] == g, "clv"].to_numpy() for g in labels]
-    ax.boxplot(data, showfliers=False)
-    ax.set_xticks(range(1, len(labels) + 1), [str(g) for g in labels])
-    if log_scale:
-        ax.set_yscale("symlog")
-    ax.set_ylabel("predicted CLV")
-    ax.set_title("CLV by group")
-    return ax
 
 
 def simulate_bgnbd(

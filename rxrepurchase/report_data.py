@@ -12,7 +12,6 @@ import html
 import json
 import math
 import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from rxrepurchase.cohorts import (
 )
 from rxrepurchase.contract import TIERS
 from rxrepurchase.errors import ModelFitError, ReportDataError
-from rxrepurchase.holdout import holdout_by_frequency, holdout_error, plot_holdout_by_frequency
+from rxrepurchase.holdout import holdout_by_frequency, holdout_error
 from rxrepurchase.i18n import (
     STRINGS,
     format_count,
@@ -50,7 +49,7 @@ from rxrepurchase.i18n import (
     normalize_lang,
     t,
 )
-from rxrepurchase.loading import Chain, load_chain
+from rxrepurchase.loading import Chain
 from rxrepurchase.metrics import pareto_share, repurchase_rates, retention_curve
 from rxrepurchase.models import (
     BGNBDModel,
@@ -61,6 +60,8 @@ from rxrepurchase.models import (
     wake_up_list,
 )
 from rxrepurchase.outputs import write_atomic
+from rxrepurchase.plots.holdout import plot_holdout_by_frequency
+from rxrepurchase.plots.refill import plot_refills_due_by_week
 from rxrepurchase.readings import busiest_hours, tag_repurchase, wave_decline
 from rxrepurchase.refill import (
     RefillOverview,
@@ -68,7 +69,6 @@ from rxrepurchase.refill import (
     co_purchase_lift,
     export_target_list,
     list_check,
-    plot_refills_due_by_week,
     predict_refills,
     refill_fills,
     refill_overview,
@@ -82,7 +82,6 @@ from rxrepurchase.segments import (
     segment_summary,
 )
 from rxrepurchase.this_week import CHANNELS, WIN_BACK_MIN_DAYS, this_week_actions
-from rxrepurchase.uplift import campaign_uplift
 
 __all__ = [
     "campaign_effects",
@@ -91,8 +90,8 @@ __all__ = [
     "ReportDataError",
     "ChainWide",
     "chain_wide",
-    "load_chain_wide",
-    "load_report_chain",
+    "chain_medians",
+    "monthly_chain_medians",
     "action_list_metrics",
     "actions_html",
     "adherence_table_html",
@@ -168,36 +167,9 @@ __all__ = [
 ]
 
 
-def load_report_chain(data: str | os.PathLike, *, as_of=None, encoding: str | None = None,
-                      mapping=None, chain_cache: str | os.PathLike = "",
-                      time_zone: str | None = None) -> Chain:
-    """The chain a report notebook works on.
-
-    ``chain_cache`` is the pickle :func:`rxrepurchase.reporting.run_reports` writes once per
-    run so that every notebook skips re-reading and re-validating the export (the slowest step
-    of a store report); without it (an analyst running the notebook by hand) the export is read
-    with :func:`~rxrepurchase.loading.load_chain`, with its ``encoding``, ``mapping`` and
-    ``time_zone``.
-
-    Raises
-    ------
-    ReportDataError
-        If the cache is not a chain loaded from ``data`` as of ``as_of``.
-    """
-    if not chain_cache:
-        return load_chain(data, as_of=as_of, encoding=encoding, mapping=mapping,
-                          time_zone=time_zone)
-    with open(chain_cache, "rb") as f:
-        chain = pickle.load(f)  # written by run_reports for this run, never user input
-    same_day = as_of is None or chain.as_of == pd.Timestamp(as_of).normalize()
-    if not isinstance(chain, Chain) or not same_day or (
-        chain.source is not None and Path(chain.source).resolve() != Path(data).resolve()
-    ):
-        raise ReportDataError(
-            f"{chain_cache} does not hold the chain of {data} as of {as_of}; "
-            "remove the chain_cache parameter to load the data directly"
-        )
-    return chain
+MIN_ACTIVE_MEMBERS = 30
+"""Fewest active members a store needs to be ranked, flagged as an outlier or counted in the
+chain median (``min_active_members`` of the functions below)."""
 
 
 @dataclass
@@ -226,6 +198,18 @@ class ChainWide:
     refill_list_check : DataFrame
         Chain-wide :func:`~rxrepurchase.refill.list_check`: the reminder list as sent 30 days
         before ``as_of`` and who refilled since (its measured precision).
+    last_orders : DataFrame
+        ``member_id, ordered_at``: each member's last order anywhere in the chain (who bought
+        recently, for the wake-up and lapsed-refill lists).
+    headline_medians : dict
+        The chain medians a store's headline compares against (:func:`chain_medians`).
+    monthly_medians : DataFrame
+        The chain medians of every month of :func:`monthly_repurchase`
+        (:func:`monthly_chain_medians`).
+    store_id : str or None
+        Set when these are one store's share (:func:`rxrepurchase.report_slices.store_slice`):
+        the member tables then hold that store's members only, and ``campaign_effects`` is
+        :func:`campaign_effects` of the store (None when the export has no send lists).
     """
 
     as_of: pd.Timestamp
@@ -236,23 +220,36 @@ class ChainWide:
     refill_adherence: pd.DataFrame
     refill_lift: pd.DataFrame
     refill_list_check: pd.DataFrame
+    last_orders: pd.DataFrame | None = None
+    headline_medians: dict | None = None
+    monthly_medians: pd.DataFrame | None = None
+    store_id: str | None = None
+    campaign_effects: pd.DataFrame | None = None
 
-    def check(self, chain: Chain) -> None:
-        """Raise :class:`ReportDataError` unless these were computed on ``chain``'s data and day."""
+    def check(self, chain: Chain, store_id: str | None = None) -> None:
+        """Raise :class:`ReportDataError` unless these were computed on ``chain``'s data and day
+        (and, for one store's share, are that store's)."""
         if self.as_of != chain.as_of or self.source != chain.source:
             raise ReportDataError(
                 f"the chain-wide figures are of {self.source or 'a chain'} as of "
                 f"{self.as_of.date()}, not of {chain.source or 'this chain'} as of "
                 f"{chain.as_of.date()}; leave them out to compute them from the chain"
             )
+        if self.store_id is not None and store_id is not None and store_id != self.store_id:
+            raise ReportDataError(f"the chain-wide figures given are store {self.store_id}'s "
+                                  f"share, not store {store_id}'s")
 
 
-def chain_wide(chain: Chain, *, rules: CohortRules | None = None) -> ChainWide:
-    """Compute the chain-wide figures every store report needs (see :class:`ChainWide`)."""
+def chain_wide(chain: Chain, *, rules: CohortRules | None = None, period_days: int = 90,
+               min_active_members: int = MIN_ACTIVE_MEMBERS) -> ChainWide:
+    """Compute the chain-wide figures every store report needs (see :class:`ChainWide`);
+    ``period_days`` and ``min_active_members`` are those of the store reports' headlines."""
     rules = rules or CohortRules()
     members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
                                as_of=chain.as_of, rules=rules)
     fills = refill_fills(chain.order_lines, chain.orders, chain.members)
+    bought = chain.member_orders
+    last = bought.groupby("member_id", sort=False, observed=True)["ordered_at"].max()
     return ChainWide(
         as_of=chain.as_of,
         source=chain.source,
@@ -262,26 +259,11 @@ def chain_wide(chain: Chain, *, rules: CohortRules | None = None) -> ChainWide:
         refill_adherence=adherence(fills, end=chain.as_of),
         refill_lift=co_purchase_lift(chain.order_lines, chain.orders, end=chain.as_of),
         refill_list_check=list_check(fills, as_of=chain.as_of),
+        last_orders=last.reset_index(),
+        headline_medians=chain_medians(chain, period_days=period_days,
+                                       min_active_members=min_active_members),
+        monthly_medians=monthly_chain_medians(chain, min_active_members=min_active_members),
     )
-
-
-def load_chain_wide(cache: str | os.PathLike, chain: Chain) -> ChainWide | None:
-    """The :class:`ChainWide` figures the runner pickled for this run (None without ``cache``).
-
-    Raises
-    ------
-    ReportDataError
-        If the cache does not hold the figures of ``chain``.
-    """
-    if not cache:
-        return None
-    with open(cache, "rb") as f:
-        shared = pickle.load(f)  # written by run_reports for this run, never user input
-    if not isinstance(shared, ChainWide):
-        raise ReportDataError(f"{cache} does not hold chain-wide report figures; "
-                              "remove the chain_wide_cache parameter to compute them")
-    shared.check(chain)
-    return shared
 
 
 def report_period(as_of: pd.Timestamp, period_days: int = 90) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -296,11 +278,6 @@ def _number(value) -> float | None:
     """JSON-safe float: NaN (a rate over nobody) becomes None."""
     value = float(value)
     return None if math.isnan(value) else value
-
-
-MIN_ACTIVE_MEMBERS = 30
-"""Fewest active members a store needs to be ranked, flagged as an outlier or counted in the
-chain median (``min_active_members`` of the functions below)."""
 
 
 def repurchase_interval(repeat: pd.Series | float, members: pd.Series | float,
@@ -322,8 +299,36 @@ def _chain_median(rates: pd.DataFrame, column: str, min_active_members: int) -> 
     return _number(rates.loc[rates["members"] >= min_active_members, column].median())
 
 
+def chain_medians(chain: Chain, *, period_days: int = 90,
+                  min_active_members: int = MIN_ACTIVE_MEMBERS) -> dict:
+    """The chain medians of the headline's two rates over the stores with at least
+    ``min_active_members`` active members in the ``period_days`` days to ``chain.as_of``
+    (``chain_median_user_repurchase_rate``, ``chain_median_order_repurchase_rate``; None
+    when no store has that many), with the two settings they were computed with."""
+    rates = repurchase_rates(chain.orders, report_period(chain.as_of, period_days), by="store_id")
+    return {"period_days": period_days, "min_active_members": min_active_members,
+            **{f"chain_median_{c}": _chain_median(rates, c, min_active_members)
+               for c in ("user_repurchase_rate", "order_repurchase_rate")}}
+
+
+def _shared_figure(shared: ChainWide | None, name: str, chain: Chain, store_id: str, **settings):
+    """``shared``'s figure ``name`` when it was computed with ``settings``, else None."""
+    if shared is None or getattr(shared, name) is None:
+        return None
+    shared.check(chain, store_id)
+    value = getattr(shared, name)
+    made = value if isinstance(value, dict) else value.attrs
+    for key, wanted in settings.items():
+        if made.get(key) != wanted:
+            raise ReportDataError(f"the chain-wide {name} were computed with {key}="
+                                  f"{made.get(key)}, not {wanted}; compute them with "
+                                  f"chain_wide(..., {key}={wanted}) or leave them out")
+    return value
+
+
 def store_headline(chain: Chain, store_id: str, *, period_days: int = 90,
-                   min_active_members: int = MIN_ACTIVE_MEMBERS) -> dict:
+                   min_active_members: int = MIN_ACTIVE_MEMBERS,
+                   shared: ChainWide | None = None) -> dict:
     """A store's headline figures over the last ``period_days`` days to ``chain.as_of``.
 
     Parameters
@@ -349,6 +354,9 @@ def store_headline(chain: Chain, store_id: str, *, period_days: int = 90,
         ``member_purchases``, ``orders`` (all orders incl. walk-in), ``revenue`` (paid, all
         orders) and ``subsidy`` (discount, all orders). Rates are None when nobody purchased.
 
+    ``shared`` (:func:`chain_wide` of this chain, or the store's share of it) supplies the
+    chain medians, so that ``chain`` may be the store's slice.
+
     Raises
     ------
     DataContractError
@@ -356,7 +364,12 @@ def store_headline(chain: Chain, store_id: str, *, period_days: int = 90,
     """
     store = chain.for_store(store_id)  # raises a clear error for an unknown store
     start, end = report_period(chain.as_of, period_days)
-    rates = repurchase_rates(chain.orders, (start, end), by="store_id").set_index("store_id")
+    medians = _shared_figure(shared, "headline_medians", chain, store_id,
+                             period_days=period_days, min_active_members=min_active_members)
+    if medians is None:
+        medians = chain_medians(chain, period_days=period_days,
+                                min_active_members=min_active_members)
+    rates = repurchase_rates(store.orders, (start, end), by="store_id").set_index("store_id")
     info = store.stores.iloc[0]
     orders = store.orders
     day = orders["ordered_at"].dt.normalize()
@@ -372,10 +385,8 @@ def store_headline(chain: Chain, store_id: str, *, period_days: int = 90,
         "period_end": end.date().isoformat(),
         "user_repurchase_rate": None if row is None else _number(row["user_repurchase_rate"]),
         "order_repurchase_rate": None if row is None else _number(row["order_repurchase_rate"]),
-        "chain_median_user_repurchase_rate": _chain_median(rates, "user_repurchase_rate",
-                                                           min_active_members),
-        "chain_median_order_repurchase_rate": _chain_median(rates, "order_repurchase_rate",
-                                                            min_active_members),
+        "chain_median_user_repurchase_rate": medians["chain_median_user_repurchase_rate"],
+        "chain_median_order_repurchase_rate": medians["chain_median_order_repurchase_rate"],
         "active_members": 0 if row is None else int(row["members"]),
         "repeat_members": 0 if row is None else int(row["repeat_members"]),
         **dict(zip(("user_repurchase_low", "user_repurchase_high"), (
@@ -441,8 +452,30 @@ def headline_html(headline: dict, lang: str = "en") -> str:
     return f'<p class="rx-meta">{e(period)}</p><div class="rx-tiles">{cells}</div>'
 
 
+def monthly_chain_medians(chain: Chain, *, months: int = 12,
+                          min_active_members: int = MIN_ACTIVE_MEMBERS) -> pd.DataFrame:
+    """The chain medians of the monthly rates of :func:`monthly_repurchase`.
+
+    One row per calendar month with an order (the last ``months`` up to ``chain.as_of``,
+    ``window_start``), ``chain_median_user_repurchase_rate`` and
+    ``chain_median_order_repurchase_rate`` over the stores with at least ``min_active_members``
+    active members that month; ``attrs`` name ``months`` and ``min_active_members``.
+    """
+    end = chain.as_of
+    start = (end.to_period("M") - (months - 1)).to_timestamp()
+    rates = repurchase_rates(chain.orders, "M", by="store_id", start=start, end=end)
+    cols = ["user_repurchase_rate", "order_repurchase_rate"]
+    big = rates[rates["members"] >= min_active_members]
+    months_index = pd.Index(sorted(rates["window_start"].unique()), name="window_start")
+    median = big.groupby("window_start")[cols].median().add_prefix("chain_median_")
+    table = median.reindex(months_index).reset_index()
+    table.attrs = {"months": months, "min_active_members": min_active_members}
+    return table
+
+
 def monthly_repurchase(chain: Chain, store_id: str, *, months: int = 12,
-                       min_active_members: int = MIN_ACTIVE_MEMBERS) -> pd.DataFrame:
+                       min_active_members: int = MIN_ACTIVE_MEMBERS,
+                       shared: ChainWide | None = None) -> pd.DataFrame:
     """Monthly user and order repurchase rates of the store and the chain median of stores.
 
     Returns
@@ -455,17 +488,23 @@ def monthly_repurchase(chain: Chain, store_id: str, *, months: int = 12,
         stores with at least ``min_active_members`` active members that month), ``days``
         (days of the month up to ``as_of``) and ``partial`` (the month is not over: its rates
         cover fewer days and are not comparable with full months).
+
+    ``shared`` (:func:`chain_wide` of this chain, or the store's share of it) supplies the
+    chain medians, so that ``chain`` may be the store's slice.
     """
-    chain.for_store(store_id)
+    orders = chain.for_store(store_id).orders
+    median = _shared_figure(shared, "monthly_medians", chain, store_id, months=months,
+                            min_active_members=min_active_members)
+    if median is None:
+        median = monthly_chain_medians(chain, months=months,
+                                       min_active_members=min_active_members)
     end = chain.as_of
     start = (end.to_period("M") - (months - 1)).to_timestamp()
-    rates = repurchase_rates(chain.orders, "M", by="store_id", start=start, end=end)
+    rates = repurchase_rates(orders, "M", by="store_id", start=start, end=end)
     cols = ["user_repurchase_rate", "order_repurchase_rate"]
-    big = rates[rates["members"] >= min_active_members]
-    median = big.groupby("window_start")[cols].median().add_prefix("chain_median_")
-    months_index = pd.Index(sorted(rates["window_start"].unique()), name="window_start")
     store = rates[rates["store_id"] == store_id].set_index("window_start")[["members", *cols]]
-    table = store.reindex(months_index).join(median).rename_axis("month").reset_index()
+    median = median.set_index("window_start")
+    table = store.reindex(median.index).join(median).rename_axis("month").reset_index()
     month_end = table["month"] + pd.offsets.MonthEnd(0)
     table["days"] = (np.minimum(month_end, end) - table["month"]).dt.days + 1
     table["partial"] = month_end > end
@@ -595,7 +634,8 @@ OUTLIER_COLUMNS: tuple[str, ...] = (
 
 def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float = 0.3,
                      rules: CohortRules | None = None,
-                     min_active_members: int = MIN_ACTIVE_MEMBERS) -> pd.DataFrame:
+                     min_active_members: int = MIN_ACTIVE_MEMBERS,
+                     shared: ChainWide | None = None) -> pd.DataFrame:
     """Every store side by side: headline, cohort mix, subsidy efficiency, CLV, outliers.
 
     Returns
@@ -610,13 +650,24 @@ def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float
         :data:`OUTLIER_COLUMNS` where the store is outside Tukey's fences of the ranked stores,
         as ``"column:high"`` / ``"column:low"`` separated by ``;`` (only ranked stores, those
         with at least ``min_active_members`` active members, are checked).
+
+    ``shared`` (:func:`chain_wide` of this chain with the same ``rules``) supplies the chain
+    medians and the cohort classification instead of computing them here.
     """
+    if shared is None:
+        members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
+                                   as_of=chain.as_of, rules=rules)
+    elif shared.rules != (rules or CohortRules()) or shared.store_id is not None:
+        raise ReportDataError("chain_comparison needs the whole chain's figures, classified "
+                              "with the same cohort rules")
+    else:
+        shared.check(chain)
+        members = shared.members
     table = pd.DataFrame(
-        [store_headline(chain, s, period_days=period_days, min_active_members=min_active_members)
+        [store_headline(chain, s, period_days=period_days, min_active_members=min_active_members,
+                        shared=shared)
          for s in chain.store_ids]
     ).set_index("store_id")
-    members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
-                               as_of=chain.as_of, rules=rules)
     cmp = compare_cohorts(chain.orders, members, "store_id", campaigns=chain.campaigns,
                           as_of=chain.as_of, rules=rules)
     counts = cmp.pivot_table(index="store_id", columns="subsidy_cohort", values="members",
@@ -899,7 +950,7 @@ def store_cohorts(
         members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
                                    as_of=chain.as_of, rules=rules)
     else:
-        shared.check(chain)
+        shared.check(chain, store_id)
         if shared.rules != (rules or CohortRules()):
             raise ReportDataError("the chain-wide figures were classified with other cohort "
                                   "rules; leave them out or compute them with these rules")
@@ -953,8 +1004,10 @@ def calibration_note(members: pd.DataFrame, lang: str = "en") -> str:
                   share=format_rate(th["campaign_window_share_high"], lang, 0))
                 if cal.campaign_signal_on else
                 t("calibration_campaign_off", lang, cover=format_rate(cal.campaign_calendar_share, lang, 0)))
-    judged = members["subsidy_cohort"].isin([c for c in COHORTS if c != "new"])
-    unsure = int((members["subsidy_cohort"] == "undetermined").sum())
+    # A store's share of the classification keeps the chain's counts: the note is the chain's.
+    counts = members.attrs.get("chain_cohort_counts") or members["subsidy_cohort"].value_counts()
+    judged = sum(int(counts.get(c, 0)) for c in COHORTS if c != "new")
+    unsure = int(counts.get("undetermined", 0))
     return t("calibration_note", lang, routine=format_rate(cal.chain_routine, lang),
              excess=format_rate(th["excess_threshold"], lang),
              share=format_rate(th["subsidized_share_high"], lang, 0),
@@ -962,7 +1015,7 @@ def calibration_note(members: pd.DataFrame, lang: str = "en") -> str:
              depth=format_rate(th["discount_depth_high"], lang), campaign=campaign,
              needed=cal.signals_needed, days=int(th["lapse_days"]),
              undetermined=format_count(unsure, lang),
-             undetermined_share=format_rate(unsure / max(int(judged.sum()), 1), lang))
+             undetermined_share=format_rate(unsure / max(judged, 1), lang))
 
 
 def post_subsidy_note(days: int, as_of: pd.Timestamp, lang: str = "en") -> str:
@@ -1282,7 +1335,7 @@ def plot_clv_by_cohort(scores: pd.DataFrame, lang: str = "en", *,
 
 def plot_holdout_check(holdout: pd.DataFrame, lang: str = "en", *,
                        ax: plt.Axes | None = None) -> plt.Axes:
-    """:func:`rxrepurchase.holdout.plot_holdout_by_frequency`, labelled in ``lang``."""
+    """:func:`rxrepurchase.plots.plot_holdout_by_frequency`, labelled in ``lang``."""
     ax = plot_holdout_by_frequency(holdout, ax=ax)
     for line, key in zip(ax.get_lines(), ("holdout_actual", "holdout_predicted", "holdout_naive"),
                          strict=False):
@@ -1541,7 +1594,7 @@ def store_refills(chain: Chain, store_id: str, *, within: int = 14,
     chain.for_store(store_id)
     if shared is None:
         return refill_overview(chain, store_id=store_id, within=within)
-    shared.check(chain)
+    shared.check(chain, store_id)
     return refill_overview(chain, store_id=store_id, within=within,
                            chain_predictions=shared.refill_predictions,
                            chain_adherence=shared.refill_adherence,
@@ -1577,12 +1630,21 @@ def adherence_table_html(refills: RefillOverview, lang: str = "en", *, top: int 
 
 def plot_refills_due(refills: RefillOverview, lang: str = "en", *,
                      ax: plt.Axes | None = None) -> plt.Axes:
-    """Refills coming due per week (:func:`rxrepurchase.refill.plot_refills_due_by_week`)."""
+    """Refills coming due per week (:func:`rxrepurchase.plots.plot_refills_due_by_week`)."""
     return plot_refills_due_by_week(refills.predictions, lang=lang, ax=ax)
 
 
+def _recent_orders(chain: Chain, shared: ChainWide | None) -> pd.DataFrame:
+    """Orders that tell who bought recently anywhere in the chain: each member's last order
+    from ``shared`` (a store's slice has only its own orders), else the chain's orders."""
+    if shared is not None and shared.last_orders is not None:
+        shared.check(chain)
+        return shared.last_orders
+    return chain.orders
+
+
 def store_wake_up(chain: Chain, store_id: str, models: StoreModels, *,
-                  gross_margin: float = 0.3) -> pd.DataFrame | None:
+                  gross_margin: float = 0.3, shared: ChainWide | None = None) -> pd.DataFrame | None:
     """The store's wake-up list as members get it: :func:`rxrepurchase.models.wake_up_list`
     of its members through :func:`rxrepurchase.actionlists.wake_up_targets` (no recent buyer,
     no negative value at risk), with ``member_id`` as a column; None when the store could not
@@ -1591,12 +1653,12 @@ def store_wake_up(chain: Chain, store_id: str, models: StoreModels, *,
         return None
     wake = wake_up_list(chain.for_store(store_id).member_orders, models.purchase_model,
                         models.spend_model, as_of=chain.as_of, gross_margin=gross_margin)
-    return wake_up_targets(wake, chain.members, chain.orders, as_of=chain.as_of)
+    return wake_up_targets(wake, chain.members, _recent_orders(chain, shared), as_of=chain.as_of)
 
 
 def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: StoreModels,
                     refills: RefillOverview, *, gross_margin: float = 0.3,
-                    period_days: int = 90) -> pd.DataFrame:
+                    period_days: int = 90, shared: ChainWide | None = None) -> pd.DataFrame:
     """"This week" of a store report: :func:`rxrepurchase.this_week.this_week_actions` of the
     store's refill predictions, wake-up list, subsidy cohorts and orders.
 
@@ -1607,7 +1669,7 @@ def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: 
     actions = this_week_actions(
         predictions=refills.predictions, members=chain.members, cohorts=cohorts,
         orders=chain.for_store(store_id).orders, as_of=chain.as_of,
-        wake_up=store_wake_up(chain, store_id, models, gross_margin=gross_margin),
+        wake_up=store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared),
         horizons=(soon, refills.within), period_days=period_days)
     actions.attrs = {"as_of": chain.as_of.date().isoformat(), "within": refills.within,
                      "soon": soon, "period_days": period_days}
@@ -1648,6 +1710,7 @@ def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:
 def write_action_lists(
     chain: Chain, store_id: str, models: StoreModels, refills: RefillOverview,
     folder: str | os.PathLike | None, *, gross_margin: float = 0.3, lang: str = "en",
+    shared: ChainWide | None = None,
 ) -> pd.DataFrame:
     """Section 6: the refill reminder list, the wake-up list (valuable members whose
     activity is falling, :func:`rxrepurchase.actionlists.wake_up_targets`) and the wake-up
@@ -1665,10 +1728,11 @@ def write_action_lists(
     """
     lists: dict[str, pd.DataFrame | None] = {
         "refill_reminder": refills.targets,
-        "wake_up": store_wake_up(chain, store_id, models, gross_margin=gross_margin),
+        "wake_up": store_wake_up(chain, store_id, models, gross_margin=gross_margin,
+                                 shared=shared),
     }
     lists["lapsed_refill"] = lapsed_refill_list(
-        refills.predictions, chain.members, chain.orders,
+        refills.predictions, chain.members, _recent_orders(chain, shared),
         max_overdue_days=refills.targets.attrs.get("max_overdue_days") or 30)
     rows = []
     for name, table in lists.items():
@@ -1713,15 +1777,30 @@ def actions_html(actions: pd.DataFrame, lang: str = "en", *,
 # --------------------------------------------------------------------------- did the subsidy pay?
 
 
-def campaign_effects(chain: Chain, store_id: str | None = None, *, window_days: int = 30) -> pd.DataFrame | None:
+def campaign_effects(chain: Chain, store_id: str | None = None, *, window_days: int = 30,
+                     shared: ChainWide | None = None) -> pd.DataFrame | None:
     """:func:`~rxrepurchase.uplift.campaign_uplift` of the chain, or of the sends to one store's
-    members (``home_store_id``); None when the export has no ``campaign_members``."""
+    members (``home_store_id``); None when the export has no ``campaign_members``.
+
+    A store's share of the chain-wide figures (``shared``, see :class:`ChainWide`) carries the
+    store's effects, measured on the whole chain (the matched comparison needs every member)."""
+    if shared is not None and shared.store_id is not None and store_id is not None:
+        shared.check(chain, store_id)
+        effects = shared.campaign_effects
+        if effects is not None and effects.attrs.get("window_days") != window_days:
+            raise ReportDataError(f"the store's campaign effects are over "
+                                  f"{effects.attrs.get('window_days')} days, not {window_days}")
+        return effects
     if chain.campaign_members is None:
         return None
     members = None
     if store_id is not None:
         members = chain.members.loc[chain.members["home_store_id"] == store_id, "member_id"]
-    return campaign_uplift(chain, window_days=window_days, member_ids=members)
+    from rxrepurchase.uplift import campaign_uplift  # statsmodels.api: not in a store's kernel
+
+    effects = campaign_uplift(chain, window_days=window_days, member_ids=members)
+    effects.attrs["window_days"] = window_days
+    return effects
 
 
 def _money_or_missing(value: float, lang: str) -> str:

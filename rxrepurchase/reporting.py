@@ -17,7 +17,6 @@ import html
 import json
 import multiprocessing
 import os
-import pickle
 import shutil
 import tempfile
 import time
@@ -253,12 +252,24 @@ def notebook_to_html(notebook: str | os.PathLike, html_path: str | os.PathLike, 
         The page's language (``<html lang>``: browsers pick fonts and line breaks by it).
     """
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
+    body, _ = _html_exporter(normalize_lang(lang)).from_notebook_node(
+        nb, resources={"metadata": {"name": title or _title(nb)}, "rx_csp": CONTENT_SECURITY_POLICY}
+    )
+    return write_atomic(html_path, body)
+
+
+@functools.cache
+def _html_exporter(lang: str):
+    """The HTML exporter of ``lang``, built once per process (a worker converts many
+    notebooks; building one loads and compiles the Jinja templates)."""
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
     exporter = HTMLExporter(
         template_name=TEMPLATE_NAME,
-        language_code=normalize_lang(lang),  # nbconvert takes ISO 639-1 codes only (zh, en)
+        language_code=lang,  # nbconvert takes ISO 639-1 codes only (zh, en)
         extra_template_basedirs=[str(TEMPLATE_DIR)],
         exclude_input=True,
         exclude_input_prompt=True,
@@ -266,17 +277,9 @@ def notebook_to_html(notebook: str | os.PathLike, html_path: str | os.PathLike, 
         embed_images=True,
     )
     # Analyst notes in the notebook are tagged "remove_cell"; they are not for the reader.
-    exporter.register_preprocessor(_remove_tagged_cells(), enabled=True)
-    body, _ = exporter.from_notebook_node(
-        nb, resources={"metadata": {"name": title or _title(nb)}, "rx_csp": CONTENT_SECURITY_POLICY}
-    )
-    return write_atomic(html_path, body)
-
-
-def _remove_tagged_cells():
-    from nbconvert.preprocessors import TagRemovePreprocessor
-
-    return TagRemovePreprocessor(remove_cell_tags={"remove_cell"}, enabled=True)
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={"remove_cell"}, enabled=True), enabled=True)
+    return exporter
 
 
 def _title(nb) -> str:
@@ -467,7 +470,6 @@ def run_reports(
     """
     from rxrepurchase.exports import check_time_zone
     from rxrepurchase.loading import load_chain
-    from rxrepurchase.report_data import chain_wide
 
     started_at = dt.datetime.now()
     started = time.perf_counter()
@@ -499,8 +501,8 @@ def run_reports(
               "mapping": dict(mapping) if isinstance(mapping, Mapping) else mapping,
               "time_zone": check_time_zone(time_zone)}
     extra = dict(parameters or {})
-    reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "chain_cache",
-                                    "chain_wide_cache", *common})
+    reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "store_slice",
+                                    "chain_tables", *common})
     if reserved:
         raise ReportError(f"parameters {reserved} are set by the runner; use its arguments")
     calibration_text = str(calibration_end) if calibration_end is not None else None
@@ -508,24 +510,13 @@ def run_reports(
     # Absolute: every notebook runs in its own folder, where a relative path means elsewhere.
     folder = new_run_folder(Path(out).expanduser().resolve(), started_at)
     mark_incomplete(folder, "rxrepurchase report")
-    # The chain is read and validated once; every notebook unpickles it (much faster than
-    # each re-reading the export). So is the chain-wide work of the store reports (cohort
-    # classification, refill predictions): each store takes its slice instead of redoing it.
-    # Outside the run folder, removed when the run ends.
-    cache_dir = Path(tempfile.mkdtemp(prefix="rxrepurchase-run-"))
-    try:
-        cache = cache_dir / "chain.pickle"
-        with open(cache, "wb") as f:
-            pickle.dump(chain, f, protocol=pickle.HIGHEST_PROTOCOL)
-        shared_cache = cache_dir / "chain_wide.pickle"
-        with open(shared_cache, "wb") as f:
-            pickle.dump(chain_wide(chain), f, protocol=pickle.HIGHEST_PROTOCOL)
-        results, chain_result = _run_notebooks(
-            folder, {**common, "chain_cache": str(cache)}, extra, calibration_text, store_ids,
-            store_nb, chain_nb, jobs, progress, shared_cache=str(shared_cache),
-        )
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
+    # The chain is read, validated and its chain-wide figures computed once, here; each
+    # notebook then reads only its own slice (docs/reports.md, "Slices").
+    settings = _slice_settings(extra)
+    results, chain_result = _run_notebooks(
+        folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
+        progress, chain=chain, settings=settings,
+    )
 
     parameters_json = {
         **common,
@@ -553,14 +544,97 @@ def run_reports(
     return run
 
 
+SLICE_SETTINGS = {"period_days": 90, "min_active_members": None, "gross_margin": 0.3}
+"""Notebook parameters the slices and chain tables are computed with, and their defaults
+(None: :data:`rxrepurchase.report_data.MIN_ACTIVE_MEMBERS`). The runner passes them to every
+notebook, so that a notebook's figures and its slice agree."""
+
+
+def _slice_settings(extra: Mapping[str, Any]) -> dict:
+    from rxrepurchase.report_data import MIN_ACTIVE_MEMBERS
+
+    settings = {k: extra.get(k, default) for k, default in SLICE_SETTINGS.items()}
+    if settings["min_active_members"] is None:
+        settings["min_active_members"] = MIN_ACTIVE_MEMBERS
+    return settings
+
+
+def _write_slices(chain: Chain, folders: Mapping[str, Path], tables: Path | None,
+                  settings: Mapping[str, Any], jobs: int,
+                  progress: Callable[[str], None] | None) -> dict[str, str]:
+    """Compute the chain-wide figures once; write every store's slice and the chain tables.
+
+    The slices are cut in ``jobs`` worker processes, which read the chain and its chain-wide
+    figures from Parquet once each (a temporary folder, removed at the end). Returns the
+    stores whose slice could not be written, with the error.
+    """
+    from rxrepurchase.report_data import chain_wide
+    from rxrepurchase.report_slices import write_store_slice
+
+    started = time.perf_counter()
+    shared = chain_wide(chain, period_days=settings["period_days"],
+                        min_active_members=settings["min_active_members"])
+    whole = Path(tempfile.mkdtemp(prefix="rxrepurchase-run-"))
+    failed: dict[str, str] = {}
+    try:
+        write_store_slice(chain, shared, whole)
+        tasks = ([("", tables)] if tables is not None else []) + list(folders.items())
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                                 mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
+            futures = {pool.submit(_slice_task, str(whole), store_id, str(path), dict(settings)):
+                       store_id for store_id, path in tasks}
+            for future in as_completed(futures):
+                error = future.result()
+                if error is not None and futures[future]:
+                    failed[futures[future]] = error
+                elif error is not None:
+                    raise ReportError(f"the chain overview's tables cannot be computed: {error}")
+    finally:
+        shutil.rmtree(whole, ignore_errors=True)
+    if progress is not None:
+        progress(f"chain-wide figures and {len(folders) - len(failed)} store slices written in "
+                 f"{time.perf_counter() - started:.1f}s")
+    return failed
+
+
+@functools.lru_cache(maxsize=1)
+def _whole_chain(folder: str):
+    from rxrepurchase.report_slices import read_store_slice
+
+    return read_store_slice(folder)
+
+
+def _slice_task(whole: str, store_id: str, path: str, settings: dict) -> str | None:
+    """Worker: write one store's slice (``store_id`` empty: the chain tables); the error, if
+    any, as ``"ExceptionName: message"``."""
+    from rxrepurchase.report_slices import (
+        chain_tables,
+        store_slice,
+        write_chain_tables,
+        write_store_slice,
+    )
+
+    try:
+        chain, shared = _whole_chain(whole)
+        if store_id:
+            write_store_slice(*store_slice(chain, shared, store_id), path)
+        else:
+            write_chain_tables(chain_tables(chain, shared, **settings), path)
+    except Exception as exc:  # noqa: BLE001 - one store's failure must not stop the run
+        return _describe(exc)
+    return None
+
+
 def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
-                   progress, *, shared_cache: str = "") -> tuple[list[StoreResult], StoreResult | None]:
-    """Lay out the run folder, execute every notebook, collect the results.
+                   progress, *, chain: Chain, settings: Mapping[str, Any],
+                   ) -> tuple[list[StoreResult], StoreResult | None]:
+    """Lay out the run folder, write the slices, execute every notebook, collect the results.
 
     Store ids are data: each store's folder is :func:`rxrepurchase.outputs.safe_name` of its
     id, checked to lie inside the run folder.
     """
-    jobs_list = []
+    jobs_list, slices = [], {}
     for store_id in store_ids:
         name = safe_name(store_id)
         sdir = inside(folder / "stores" / name, folder / "stores")
@@ -571,19 +645,29 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
         params = {
             **common,
             **extra,
+            **settings,
             "store_id": store_id,
-            "chain_wide_cache": shared_cache,
             "calibration_end": calibration_text,
             "metrics_path": str(sdir / "metrics.json"),
             "actions_dir": str(sdir / "actions"),
         }
+        if store_id in chain.store_ids:  # an unknown store fails in its notebook, as by hand
+            slices[store_id] = sdir / "slice"
+            params["store_slice"] = str(slices[store_id])
         jobs_list.append(_job(store_id, store_nb, sdir / "report", params, sdir / "metrics.json"))
+    tables = None
     if chain_nb is not None:
         cdir = folder / "chain"
         cdir.mkdir()
-        jobs_list.append(_job("chain", chain_nb, cdir / "chain_overview", dict(common), None))
+        tables = cdir / "tables"
+        jobs_list.append(_job("chain", chain_nb, cdir / "chain_overview",
+                              {**common, **settings, "chain_tables": str(tables)}, None))
+    failed = _write_slices(chain, slices, tables, settings, jobs, progress)
 
-    outcomes = _execute_all(jobs_list, jobs, progress)
+    outcomes = _execute_all([j for j in jobs_list if j["key"] not in failed], jobs, progress)
+    for key, error in failed.items():
+        outcomes[key] = {"key": key, "ok": False, "html": None, "metrics": None, "seconds": 0.0,
+                         "error": f"the store's slice cannot be written: {error}"}
     results = [_result(j, outcomes[j["key"]]) for j in jobs_list]
     chain_result = results.pop() if chain_nb is not None else None
     return results, chain_result

@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from rxrepurchase import cohorts as co  # noqa: E402
+from rxrepurchase import plots  # noqa: E402
 from rxrepurchase.errors import RxRepurchaseError  # noqa: E402
 
 AS_OF = "2024-06-30"
@@ -320,7 +321,7 @@ def test_wave_response_store_without_participants():
     assert list(walk_ins["campaign_id"]) == ["BDAY", "K1"]
     assert (walk_ins["participants"] == 0).all()
     fig, ax = plt.subplots()
-    assert co.plot_wave_response(by, ax=ax) is ax
+    assert plots.plot_wave_response(by, ax=ax) is ax
     plt.close(fig)
 
 
@@ -329,11 +330,11 @@ def test_plots_return_axes():
     c = classified().reset_index()
     fig, (a1, a2) = plt.subplots(1, 2)
     t = co.compare_cohorts(orders, c, campaigns=campaigns, as_of=AS_OF)
-    assert co.plot_cohort_comparison(t, "subsidy_per_member", ax=a1) is a1
+    assert plots.plot_cohort_comparison(t, "subsidy_per_member", ax=a1) is a1
     w = co.wave_response(orders, campaigns, c, kinds=["new_member"], as_of=AS_OF)
-    assert co.plot_wave_response(w, ax=a2) is a2
+    assert plots.plot_wave_response(w, ax=a2) is a2
     with pytest.raises(RxRepurchaseError, match="nope"):
-        co.plot_cohort_comparison(t, "nope")
+        plots.plot_cohort_comparison(t, "nope")
     plt.close(fig)
 
 

@@ -18,12 +18,11 @@ from rxrepurchase.holdout import (
     holdout_error,
     naive_holdout_prediction,
     paired_bootstrap,
-    plot_holdout_by_frequency,
-    plot_tracking,
     select_model,
     tracking_curves,
 )
 from rxrepurchase.models import BGNBDModel
+from rxrepurchase.plots import plot_holdout_by_frequency, plot_tracking
 from rxrepurchase.rfm import RFMInputError, calibration_holdout
 
 

@@ -15,6 +15,7 @@ import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402
 
 from rxrepurchase import metrics as m  # noqa: E402
+from rxrepurchase import plots  # noqa: E402
 from rxrepurchase.errors import DataContractError, RxRepurchaseError  # noqa: E402
 
 # order, member, store, time, gross, discount, paid
@@ -306,19 +307,19 @@ def test_pareto_share():
 def test_plots_return_axes():
     o = hand_orders()
     fig, axes = plt.subplots(2, 2)
-    ax = m.plot_repurchase_rates(m.repurchase_rates(o, "M", by="store_id"), by="store_id",
+    ax = plots.plot_repurchase_rates(m.repurchase_rates(o, "M", by="store_id"), by="store_id",
                                  ax=axes[0, 0])  # fmt: skip
     assert ax is axes[0, 0] and len(ax.lines) == 2
     assert (
-        m.plot_retention_matrix(m.retention_matrix(o, as_of="2024-03-31"), ax=axes[0, 1])
+        plots.plot_retention_matrix(m.retention_matrix(o, as_of="2024-03-31"), ax=axes[0, 1])
         is axes[0, 1]
     )
-    assert len(m.plot_retention_curves(m.retention_curve(o), ax=axes[1, 0]).lines) == 1
+    assert len(plots.plot_retention_curves(m.retention_curve(o), ax=axes[1, 0]).lines) == 1
     assert (
-        m.plot_inter_purchase_intervals(m.inter_purchase_intervals(o), ax=axes[1, 1]) is axes[1, 1]
+        plots.plot_inter_purchase_intervals(m.inter_purchase_intervals(o), ax=axes[1, 1]) is axes[1, 1]
     )
     with pytest.raises(m.MetricsInputError, match="nope"):
-        m.plot_repurchase_rates(m.repurchase_rates(o), rate="nope")
+        plots.plot_repurchase_rates(m.repurchase_rates(o), rate="nope")
     plt.close(fig)
 
 

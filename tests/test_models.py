@@ -25,11 +25,11 @@ from rxrepurchase.models import (
     fit_by_group,
     group_value_ranges,
     inverse_hessian,
-    plot_clv_by_group,
     score_members,
     simulate_bgnbd,
     wake_up_list,
 )
+from rxrepurchase.plots import plot_clv_by_group
 from rxrepurchase.rfm import RFMInputError, calibration_holdout, rfm_summary
 
 CDNOW_COLUMNS = {"customer_col": "customer_id", "time_col": "date", "amount_col": "amount"}

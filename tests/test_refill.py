@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.plots import plot_pdc_by_product, plot_refills_due_by_week
 from rxrepurchase.refill import (
     RefillError,
     adherence,
@@ -23,8 +24,6 @@ from rxrepurchase.refill import (
     export_target_list,
     list_check,
     mask_phone,
-    plot_pdc_by_product,
-    plot_refills_due_by_week,
     predict_refills,
     refill_due_counts,
     refill_fills,

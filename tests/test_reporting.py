@@ -12,7 +12,6 @@ import dataclasses
 import html
 import json
 import os
-import pickle
 import re
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from rxrepurchase.demo import DemoConfig, write_demo_chain
 from rxrepurchase.i18n import UnknownLanguageError, format_count, format_money, format_rate, t
 from rxrepurchase.loading import load_chain
 from rxrepurchase.report_data import store_headline
+from rxrepurchase.report_slices import SliceError, load_store
 from rxrepurchase.reporting import ReportError, new_run_folder, run_reports, write_index
 
 pytestmark = pytest.mark.slow
@@ -148,9 +148,13 @@ def test_executed_notebook_carries_the_store_parameters(run):
     assert len(injected) == 1
     assert "store_id = \"S02\"" in injected[0].source
     assert f'as_of = "{AS_OF}"' in injected[0].source
-    for name in ("chain_cache", "chain_wide_cache"):
-        cache = re.search(rf'\b{name} = "([^"]+)"', injected[0].source).group(1)
-        assert not Path(cache).exists()  # the run's pickles are removed when it ends
+    # The store reads its own slice, kept in its folder (so the notebook can be run again).
+    folder = re.search(r'\bstore_slice = "([^"]+)"', injected[0].source).group(1)
+    assert Path(folder) == run.folder / "stores" / "S02" / "slice"
+    assert (Path(folder) / "slice.json").is_file()
+    nb = nbformat.read(run.chain.notebook, as_version=4)
+    [injected] = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert f'chain_tables = "{run.folder / "chain" / "tables"}"' in injected.source
 
 
 def test_failing_store_does_not_stop_the_others(run):
@@ -307,26 +311,64 @@ def test_sections_open_with_readings_and_the_page_ends_with_a_glossary(run, chai
     assert text.index(">Glossary<") > text.index(">7. Data quality<")
 
 
-def test_store_figures_from_the_chain_wide_figures_are_the_same(chain, tmp_path):
-    # What a run computes once and pickles for its notebooks, sliced per store, gives exactly
-    # the figures each store computes on its own from the chain.
-    path = tmp_path / "chain_wide.pickle"
-    path.write_bytes(pickle.dumps(rd.chain_wide(chain)))
-    shared = rd.load_chain_wide(path, chain)
-    assert rd.load_chain_wide("", chain) is None
+def _store_figures(chain, store_id, shared) -> dict:
+    """Every table and figure a store page is built from."""
+    cohorts = rd.store_cohorts(chain, store_id, shared=shared)
+    models = rd.store_models(chain, store_id, cohorts["members"])
+    refills = rd.store_refills(chain, store_id, shared=shared)
+    lists = rd.write_action_lists(chain, store_id, models, refills, None, shared=shared)
+    figures = {
+        "headline": rd.store_headline(chain, store_id, shared=shared),
+        "monthly": rd.monthly_repurchase(chain, store_id, shared=shared),
+        "calibration": rd.calibration_note(cohorts["members"], "en"),
+        "sections": rd.section_metrics(cohorts, models),
+        "scores": models.scores,
+        "refill_headline": refills.headline,
+        "this_week": rd.store_this_week(chain, store_id, cohorts["members"], models, refills,
+                                        shared=shared),
+        "lists": lists.drop(columns="path"),
+        "uplift": rd.campaign_effects(chain, store_id, shared=shared),
+        "quality": rd.quality_table(chain, store_id),
+        **{f"cohorts_{k}": v for k, v in cohorts.items() if k != "members"},
+        **{f"refills_{k}": getattr(refills, k)
+           for k in ("predictions", "adherence", "targets", "list_check")},
+        **{f"list_{k}": v for k, v in lists.attrs["tables"].items()},
+        **{f"segments_{k}": v
+           for k, v in rd.store_segments(chain, store_id, cohorts["members"]).items()},
+    }
+    # A slice blanks other stores' ids: a member's home store, a refill's last store.
+    return {k: v.drop(columns=["home_store_id", "last_store_id"], errors="ignore")
+            if isinstance(v, pd.DataFrame) else v for k, v in figures.items()}
+
+
+def _same(a, b, what: str) -> None:
+    if isinstance(a, pd.DataFrame):
+        # Parquet reads text columns back as str where pandas may have left object.
+        pd.testing.assert_frame_equal(b, a, check_dtype=not what.endswith(".uplift"), obj=what)
+        assert repr(b.attrs) == repr(a.attrs), what
+    elif isinstance(a, dict):
+        assert b.keys() == a.keys(), what
+        for k in a:
+            _same(a[k], b[k], f"{what}.{k}")
+    elif isinstance(a, float) and a != a:
+        assert b != b, what
+    else:
+        assert b == a, what
+
+
+def test_store_figures_from_the_store_slice_are_the_same(chain, tmp_path):
+    # What a run writes once for each store (its slice, through Parquet and back) gives
+    # exactly the figures the store computes on its own from the whole chain.
+    from rxrepurchase.report_slices import read_store_slice, store_slice, write_store_slice
+
+    shared = rd.chain_wide(chain)
     for store_id in chain.stores["store_id"]:
-        alone, sliced = rd.store_cohorts(chain, store_id), rd.store_cohorts(chain, store_id, shared=shared)
-        assert alone.keys() == sliced.keys()
-        for key in alone:
-            pd.testing.assert_frame_equal(sliced[key], alone[key])
-        models = rd.store_models(chain, store_id, sliced["members"])
-        assert rd.section_metrics(sliced, models) == rd.section_metrics(alone, models)
-        alone, sliced = rd.store_refills(chain, store_id), rd.store_refills(chain, store_id, shared=shared)
-        for key in ("predictions", "adherence", "targets", "list_check"):
-            pd.testing.assert_frame_equal(getattr(sliced, key), getattr(alone, key))
-            assert getattr(sliced, key).attrs == getattr(alone, key).attrs
-        assert sliced.headline == alone.headline and sliced.headline["refill_members"] > 0
-        assert sliced.adherence_by_product.equals(alone.adherence_by_product)
+        write_store_slice(*store_slice(chain, shared, store_id), tmp_path / store_id)
+        mine, part = read_store_slice(tmp_path / store_id)
+        assert mine.store_ids == [store_id] and part.store_id == store_id
+        alone, sliced = _store_figures(chain, store_id, None), _store_figures(mine, store_id, part)
+        _same(alone, sliced, store_id)
+        assert sliced["refill_headline"]["refill_members"] > 0
 
 
 def test_chain_wide_figures_of_other_data_are_refused(chain, demo_data):
@@ -507,8 +549,9 @@ def test_gbk_export_with_chinese_headers_gives_the_same_figures(zh_cli_run, gbk_
     [injected] = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert 'encoding = "gbk"' in injected.source and str(mapping.resolve()) in injected.source
     assert 'time_zone = "UTC"' in injected.source
-    again = rd.load_report_chain(data, as_of=AS_OF, encoding="gbk", mapping=str(mapping))
+    again, shared = load_store(data, "S03", as_of=AS_OF, encoding="gbk", mapping=str(mapping))
     pd.testing.assert_frame_equal(again.orders, chain.orders)
+    assert shared is None  # no slice: every figure is computed on the whole export
 
 
 def test_gbk_export_without_its_encoding_is_a_clear_error(gbk_export, tmp_path, capsys):
@@ -655,14 +698,62 @@ def test_notebooks_are_stored_without_outputs_and_match_their_py_pair(name):
     assert [c.source for c in paired.cells] == [c.source for c in nb.cells]
 
 
-def test_chain_cache_must_match_the_data_and_date(chain, demo_data, tmp_path):
-    import pickle
+def test_slice_must_be_the_stores_and_of_the_data_and_date(run, demo_data, tmp_path):
+    folder = run.folder / "stores" / "S01" / "slice"
+    chain, shared = load_store(demo_data, "S01", slice_folder=folder, as_of=AS_OF)
+    assert chain.store_ids == ["S01"] and shared.store_id == "S01"
+    with pytest.raises(SliceError, match="slice of store 'S01', not of 'S02'"):
+        load_store(demo_data, "S02", slice_folder=folder, as_of=AS_OF)
+    with pytest.raises(SliceError, match="does not hold the store slice"):
+        load_store(demo_data, "S01", slice_folder=folder, as_of="2026-06-30")
+    with pytest.raises(SliceError, match="does not hold the store slice"):
+        load_store(tmp_path, "S01", slice_folder=folder, as_of=AS_OF)
+    with pytest.raises(SliceError, match="has no slice.json"):
+        load_store(demo_data, "S01", slice_folder=tmp_path, as_of=AS_OF)
+    with pytest.raises(SliceError, match="not a store slice"):
+        load_store(demo_data, "S01", slice_folder=run.folder / "chain" / "tables", as_of=AS_OF)
 
-    cache = tmp_path / "chain.pickle"
-    cache.write_bytes(pickle.dumps(chain))
-    loaded = rd.load_report_chain(demo_data, as_of=AS_OF, chain_cache=cache)
-    assert loaded.as_of == chain.as_of and len(loaded.orders) == len(chain.orders)
-    with pytest.raises(rd.ReportDataError, match="does not hold the chain"):
-        rd.load_report_chain(demo_data, as_of="2026-06-30", chain_cache=cache)
-    with pytest.raises(rd.ReportDataError, match="does not hold the chain"):
-        rd.load_report_chain(tmp_path, as_of=AS_OF, chain_cache=cache)
+
+def _tokens(text: str) -> set[str]:
+    return set(re.findall(r"[0-9A-Za-z_\-]+", text))
+
+
+def _notebook_outputs(path: Path) -> str:
+    """The text of every output of an executed notebook (images left out)."""
+    nb = nbformat.read(path, as_version=4)
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts += [v for k, v in out.get("data", {}).items() if not k.startswith("image/")]
+            parts += [out.get("text", ""), "\n".join(out.get("traceback", []))]
+    return "\n".join(str(p) for p in parts)
+
+
+def _slice_text(folder: Path) -> tuple[str, pd.DataFrame]:
+    """Every value of every file of a slice, as text, and its members table."""
+    parts = [(folder / "slice.json").read_text(encoding="utf-8")]
+    for path in sorted(folder.glob("*.parquet")):
+        frame = pd.read_parquet(path)
+        parts += [" ".join(map(str, frame.columns)), frame.astype(str).to_csv(index=False)]
+    return "\n".join(parts), pd.read_parquet(folder / "chain_members.parquet")
+
+
+def test_store_isolation(run, chain):
+    # Each store's kernel reads its own slice only: no id of another store, and no member of
+    # another store (neither bought there nor belongs to it), is in its slice or its page.
+    all_members = set(chain.members["member_id"])
+    for store_id in ("S01", "S02"):
+        orders = chain.orders[chain.orders["store_id"] == store_id]
+        own = set(orders["member_id"].dropna()) | set(
+            chain.members.loc[chain.members["home_store_id"] == store_id, "member_id"])
+        others = all_members - own
+        other_stores = set(chain.store_ids) - {store_id}
+        assert others and other_stores
+        text, members = _slice_text(run.folder / "stores" / store_id / "slice")
+        assert set(members["member_id"]) == own and len(members) == len(own)
+        for what, seen in (("slice", _tokens(text)),
+                           ("notebook", _tokens(_notebook_outputs(_ok(run, store_id).notebook)))):
+            assert not seen & other_stores, (store_id, what, sorted(seen & other_stores))
+            assert not seen & others, (store_id, what, sorted(seen & others)[:5])
+            assert store_id in seen, (store_id, what)
+        assert own <= _tokens(text)  # the slice has every member of the store

@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from rxrepurchase import plots  # noqa: E402
 from rxrepurchase import segments as sg  # noqa: E402
 from rxrepurchase.errors import RxRepurchaseError  # noqa: E402
 
@@ -159,9 +160,9 @@ def test_tier_transitions_and_tags():
 def test_plots_return_axes():
     o, _ = hand_orders()
     fig, (a1, a2) = plt.subplots(1, 2)
-    assert sg.plot_rfm_segments(sg.rfm_segments(o, AS_OF), ax=a1) is a1
+    assert plots.plot_rfm_segments(sg.rfm_segments(o, AS_OF), ax=a1) is a1
     assert (
-        sg.plot_hour_of_day_profile(sg.hour_of_day_profile(o, "store_id"), "store_id", ax=a2) is a2
+        plots.plot_hour_of_day_profile(sg.hour_of_day_profile(o, "store_id"), "store_id", ax=a2) is a2
     )
     plt.close(fig)
 
