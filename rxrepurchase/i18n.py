@@ -631,6 +631,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_frequency": ("Repeat purchases", "复购次数"),
     "col_last_purchase": ("Last purchase", "最近购买日期"),
     "col_days_since_last_purchase": ("Days since last purchase", "距最近购买天数"),
+    "label_not_due": ("Not yet due", "未到期"),
     "label_due_soon": ("Due soon", "即将到期"),
     "label_due_now": ("Due now", "已到期"),
     "label_overdue": ("Overdue", "已逾期"),

@@ -207,7 +207,8 @@ def test_scheduled_run_emails_every_report_to_the_right_people_and_nothing_else(
             assert len(listed) > 0 or name != "refill_reminder"
             assert [r[0] for r in rows[1:]] == listed["member_id"].tolist()
             if "status" in listed:
-                codes = {"due_soon": "即将到期", "due_now": "已到期", "overdue": "已逾期", "lapsed": "已中断"}
+                codes = {"not_due": "未到期", "due_soon": "即将到期",
+                         "due_now": "已到期", "overdue": "已逾期", "lapsed": "已中断"}
                 assert [r[rows[0].index("续方状态")] for r in rows[1:]] == listed["status"].map(codes).tolist()
         reader = PdfReader(io.BytesIO(pdf_path.read_bytes()))
         text = "".join(page.extract_text() for page in reader.pages).replace("\n", "")
