@@ -79,15 +79,18 @@ def table(frame: pd.DataFrame, con: BaseBackend | None = None) -> ibis.Table:
 
     The frame goes through Arrow; on DuckDB the Arrow table is registered as a view, so numeric
     and Arrow-backed string columns are not copied. The index is dropped: pass the columns the
-    expression needs. On other backends (PySpark) the frame is uploaded as a temporary table.
+    expression needs. On other backends (PySpark) the frame becomes a temporary view.
     """
     con = default_backend() if con is None else con
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     name = f"_rx_frame_{os.getpid()}_{next(_names)}"
     if con.name == "duckdb":
         con.con.register(name, arrow)
-        return con.table(name)
-    return con.create_table(name, arrow, temp=True)
+    elif con.name == "pyspark":  # Spark reads Arrow itself; ibis' memtable route garbles pd.NA
+        con._session.createDataFrame(arrow).createOrReplaceTempView(name)
+    else:
+        con.create_view(name, ibis.memtable(arrow))
+    return con.table(name)
 
 
 def release(tab: ibis.Table) -> None:
@@ -97,7 +100,7 @@ def release(tab: ibis.Table) -> None:
     if con.name == "duckdb":
         con.con.unregister(name)
     else:
-        con.drop_table(name, force=True)
+        con.drop_view(name, force=True)
 
 
 @contextmanager
