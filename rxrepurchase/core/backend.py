@@ -20,11 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import ibis
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
-__all__ = ["connect", "default_backend", "release", "table", "tables", "to_pandas"]
+__all__ = ["connect", "default_backend", "ranked_ids", "release", "table", "tables", "to_pandas"]
 
 _default: BaseBackend | None = None
 _names = itertools.count()
@@ -91,6 +92,24 @@ def table(frame: pd.DataFrame, con: BaseBackend | None = None) -> ibis.Table:
     else:
         con.create_view(name, ibis.memtable(arrow))
     return con.table(name)
+
+
+def ranked_ids(values: pd.Series) -> tuple[pd.arrays.IntegerArray, pd.Index]:
+    """Ids as their rank among the sorted distinct ids (missing ids stay missing), and those
+    sorted ids: ``ids.take(rank)`` gives the ids back.
+
+    DuckDB groups, joins and sorts integers about twice as fast as strings, so the pandas
+    wrappers hand member ids to the core this way; the rank keeps the ids' sort order.
+    Factorizing unsorted and sorting only the distinct ids beats ``factorize(sort=True)``.
+    """
+    codes, ids = pd.factorize(values, sort=False)
+    order = np.argsort(ids)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    missing = codes < 0
+    ranks = np.zeros(len(codes), dtype=np.int64)
+    ranks[~missing] = rank[codes[~missing]]
+    return pd.arrays.IntegerArray(ranks, missing), pd.Index(ids.take(order), name=values.name)
 
 
 def release(tab: ibis.Table) -> None:
