@@ -502,6 +502,7 @@ def rates_table(
         table = backend.to_pandas(core_rates.repurchase_rates(
             orders, w, by=by, members=members, member_columns=member_columns,
             purchase_unit=purchase_unit, zero_paid=zero_paid,
+            period=_CALENDAR_FREQ.get(window.upper()) if isinstance(window, str) else None,
         ))  # fmt: skip
     out = windows.iloc[table["window_id"].to_numpy()].reset_index(drop=True)
     for c in by:
