@@ -111,25 +111,11 @@ class ChainTables:
             )
         return self.tables[name]
 
-    @property
-    def stores(self) -> ibis.Table:
-        return self["stores"]
-
-    @property
-    def members(self) -> ibis.Table:
-        return self["members"]
-
-    @property
-    def orders(self) -> ibis.Table:
-        return self["orders"]
-
-    @property
-    def order_lines(self) -> ibis.Table:
-        return self["order_lines"]
-
-    @property
-    def campaigns(self) -> ibis.Table:
-        return self["campaigns"]
+    stores = property(lambda self: self["stores"], doc="The ``stores`` table.")
+    members = property(lambda self: self["members"], doc="The ``members`` table.")
+    orders = property(lambda self: self["orders"], doc="The ``orders`` table.")
+    order_lines = property(lambda self: self["order_lines"], doc="The ``order_lines`` table.")
+    campaigns = property(lambda self: self["campaigns"], doc="The ``campaigns`` table.")
 
     def to_pandas(self, expr: ibis.Expr) -> pd.DataFrame:
         """Run ``expr`` (built on these tables) on their backend
