@@ -168,6 +168,7 @@ AGGREGATES = {
     "repeat purchases per day": (
         lambda t: core_rfm.calibration_holdout(t.orders, cut=CUT, end=END)[1], ["date"]),
     "order counts": (lambda t: core_rfm.order_counts(t.orders, after_cut=CUT), ["last_day"]),
+    "member order span": (lambda t: core_rates.member_span(t.orders), ["first"]),
 }
 
 
