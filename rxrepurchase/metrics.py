@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import ibis
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -357,14 +356,15 @@ def purchases(
     require_columns(orders, [*_ORDER_COLUMNS, *columns], "orders")
     money = [c for c in ("gross_amount", "discount_amount", "paid_amount") if c in orders.columns]
     carried = list(dict.fromkeys(["ordered_at", "store_id", "order_id", *columns]))
-    frame = _member_orders_frame(orders, [*carried, *money])
+    frame, ids = _member_orders_frame(orders, [*carried, *money])
     with backend.tables(frame) as (table,):
         p = core_purchases.purchases(table, purchase_unit=purchase_unit, zero_paid=zero_paid,
                                      amounts=money, carry=carried, numbered=True)  # fmt: skip
         out = backend.to_pandas(p.order_by(["member_id", "purchase_number"]))
     out = out.rename(columns={"day": "purchased_on"})
+    out["member_id"] = ids.take(out["member_id"].to_numpy())
     out["purchased_on"] = out["purchased_on"].astype(frame["ordered_at"].dtype)
-    for c in ["member_id", *carried]:
+    for c in carried:
         out[c] = out[c].astype(orders[c].dtype)
     counts = ["n_orders", *money] if purchase_unit == "day" else [*money, "n_orders"]
     return out[["member_id", "purchased_on", *carried, *counts, "purchase_number"]]
@@ -420,47 +420,38 @@ def repurchase_rates(
     by = _as_list(by)
     member_cols = [c for c in by if c not in orders.columns]
     labels = {c: orders[c].dtype if c in orders.columns else None for c in by}
-    frame = _member_orders_frame(orders, [c for c in by if c in orders.columns])
-    with backend.tables(frame, *_members_frame(members, member_cols)) as tabs:
+    frame, ids = _member_orders_frame(orders, [c for c in by if c in orders.columns])
+    with backend.tables(frame, *_members_frame(members, member_cols, frame, ids)) as tabs:
         return rates_table(tabs[0], window, by, members=tabs[1] if member_cols else None,
                            member_columns=member_cols, labels=labels, purchase_unit=purchase_unit,
                            zero_paid=zero_paid, start=start, end=end, step=step)  # fmt: skip
 
 
-def _member_orders_frame(orders: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The member orders' columns the core needs (after checking that none lacks paid_amount)."""
+def _member_orders_frame(orders: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, pd.Index]:
+    """The member orders' columns the core needs (after checking that none lacks paid_amount),
+    member ids as their rank (:func:`rxrepurchase.core.backend.ranked_ids`), and the ids."""
     is_member = orders["member_id"].notna().to_numpy()
     _is_purchase(orders.loc[is_member, ["paid_amount"]], "exclude")
     cols = list(dict.fromkeys(["order_id", "member_id", "ordered_at", "paid_amount", *columns]))
     frame = orders.loc[is_member, cols] if not is_member.all() else orders[cols]
-    frame = frame.assign(paid_amount=frame["paid_amount"].astype("float64"))
+    member, ids = backend.ranked_ids(frame["member_id"])
+    frame = frame.assign(member_id=member, paid_amount=frame["paid_amount"].astype("float64"))
     if isinstance(frame["ordered_at"].dtype, pd.DatetimeTZDtype):  # the local date is the day
         frame = frame.assign(ordered_at=frame["ordered_at"].dt.tz_localize(None))
-    return frame
+    return frame, ids
 
 
-def _members_frame(members: pd.DataFrame | None, columns: list[str]) -> list[pd.DataFrame]:
-    """``[members[member_id, columns]]`` when ``columns`` are needed (checked), else ``[]``."""
+def _members_frame(
+    members: pd.DataFrame | None, columns: list[str], frame: pd.DataFrame, ids: pd.Index
+) -> list[pd.DataFrame]:
+    """``[members[member_id, columns]]`` with ids coded as in ``frame`` when ``columns`` are
+    needed, else ``[]``. Checks that every member of ``frame`` is in ``members`` once."""
     if not columns:
         return []
-    _check_member_columns(members, columns)
-    return [members[["member_id", *columns]]]
-
-
-def _check_member_lookup(orders, members, columns: list[str], con=None) -> None:
-    """Every member of ``orders`` once in ``members`` (Ibis tables), or a named error."""
-    dup = backend.to_pandas(
-        members.group_by("member_id").aggregate(n=members.count()).filter(ibis._.n > 1).limit(1), con
-    )
-    if len(dup):
-        raise DataContractError(f"members: member_id {dup['member_id'].iloc[0]!r} appears more than once")
-    rows = orders.filter(orders.member_id.notnull()).anti_join(members, "member_id")
-    unknown = backend.to_pandas(rows.aggregate(n=rows.count(), first=rows.member_id.min()), con)
-    if unknown["n"].iloc[0]:
-        raise DataContractError(
-            f"orders: member_id {unknown['first'].iloc[0]!r} ({int(unknown['n'].iloc[0])} order rows "
-            f"in all) is not in members, so its grouping column(s) {columns} are unknown"
-        )
+    rows_per_id = np.bincount(frame["member_id"].to_numpy(), minlength=len(ids))
+    _member_positions(ids, columns, members, rows_per_id)
+    # Members without an order get -1, which no order has.
+    return [members[columns].assign(member_id=ids.get_indexer(members["member_id"]))]
 
 
 def _labelled(values: pd.Series, dtype) -> pd.Series:
@@ -485,9 +476,9 @@ def rates_table(
 ) -> pd.DataFrame:
     """:func:`repurchase_rates` of Ibis ``orders`` (and ``members``) tables with the contract's
     names: the one implementation behind it and :func:`rxrepurchase.engine.repurchase_rates`.
-    ``labels`` give each ``by`` column its dtype (None: as pandas infers it)."""
-    if member_columns:
-        _check_member_lookup(orders, members, list(member_columns), con)
+    ``labels`` give each ``by`` column its dtype (None: as Arrow gives it). ``members`` must
+    hold each member of ``orders`` once: the pandas wrapper checks it, the engine's validated
+    views guarantee it."""
     if start is None or end is None:
         span = backend.to_pandas(core_rates.member_span(orders), con).iloc[0]
         if pd.isna(span["first"]):
@@ -507,6 +498,7 @@ def rates_table(
         table = backend.to_pandas(core_rates.repurchase_rates(
             orders, w, by=by, members=members, member_columns=member_columns,
             purchase_unit=purchase_unit, zero_paid=zero_paid,
+            period=_CALENDAR_FREQ.get(window.upper()) if isinstance(window, str) else None,
         ))  # fmt: skip
     out = windows.iloc[table["window_id"].to_numpy()].reset_index(drop=True)
     for c in by:
@@ -752,9 +744,9 @@ def cohort_retention(
     by = _as_list(by)
     member_cols = [c for c in by if c not in orders.columns]
     labels = {c: orders[c].dtype if c in orders.columns else None for c in by}
-    frame = _member_orders_frame(orders, [c for c in by if c in orders.columns])
+    frame, ids = _member_orders_frame(orders, [c for c in by if c in orders.columns])
     as_of = _default_as_of(orders, as_of)
-    with backend.tables(frame, *_members_frame(members, member_cols)) as tabs:
+    with backend.tables(frame, *_members_frame(members, member_cols, frame, ids)) as tabs:
         return cohort_table(tabs[0], freq, by, members=tabs[1] if member_cols else None,
                             member_columns=member_cols, labels=labels, as_of=as_of,
                             zero_paid=zero_paid)  # fmt: skip
@@ -776,8 +768,6 @@ def cohort_table(
     behind it and :func:`rxrepurchase.engine.cohort_retention` (``labels`` as in
     :func:`rates_table`; ``as_of`` default: the last order's date)."""
     freq = _period_freq(freq)
-    if member_columns:
-        _check_member_lookup(orders, members, list(member_columns), con)
     if as_of is None:
         latest = backend.to_pandas(core_rates.member_span(orders), con)["latest"].iloc[0]
         if pd.isna(latest):

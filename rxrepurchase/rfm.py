@@ -128,19 +128,11 @@ def _orders_frame(
                 f"column {col!r} is empty or not finite in {int(bad.sum())} member transactions "
                 f"(rows {_examples(transactions.index[bad])})"
             )
-    # The core groups and sorts integers much faster than strings: ids go in as their rank
-    # (factorizing unsorted and sorting only the distinct ids beats factorize(sort=True)).
-    codes, ids = pd.factorize(transactions[customer_col], sort=False)
-    order = np.argsort(ids)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    member = pd.array(np.zeros(len(codes), dtype=np.int64), dtype="Int64")
-    member[is_member] = rank[codes[is_member]]
-    member[~is_member] = pd.NA
+    member, ids = backend.ranked_ids(transactions[customer_col])
     frame = {"member_id": member, "ordered_at": times.array, "paid_amount": amount}
     if by:
         frame = {by: transactions[by].array, **frame}
-    return pd.DataFrame(frame, copy=False), ids.take(order)
+    return pd.DataFrame(frame, copy=False), ids
 
 
 @dataclass(frozen=True)

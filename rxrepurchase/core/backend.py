@@ -20,11 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import ibis
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
-__all__ = ["connect", "default_backend", "release", "table", "tables", "to_pandas"]
+__all__ = ["connect", "default_backend", "ranked_ids", "release", "table", "tables", "to_pandas"]
 
 _default: BaseBackend | None = None
 _names = itertools.count()
@@ -79,15 +80,36 @@ def table(frame: pd.DataFrame, con: BaseBackend | None = None) -> ibis.Table:
 
     The frame goes through Arrow; on DuckDB the Arrow table is registered as a view, so numeric
     and Arrow-backed string columns are not copied. The index is dropped: pass the columns the
-    expression needs. On other backends (PySpark) the frame is uploaded as a temporary table.
+    expression needs. On other backends (PySpark) the frame becomes a temporary view.
     """
     con = default_backend() if con is None else con
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     name = f"_rx_frame_{os.getpid()}_{next(_names)}"
     if con.name == "duckdb":
         con.con.register(name, arrow)
-        return con.table(name)
-    return con.create_table(name, arrow, temp=True)
+    elif con.name == "pyspark":  # Spark reads Arrow itself; ibis' memtable route garbles pd.NA
+        con._session.createDataFrame(arrow).createOrReplaceTempView(name)
+    else:
+        con.create_view(name, ibis.memtable(arrow))
+    return con.table(name)
+
+
+def ranked_ids(values: pd.Series) -> tuple[pd.arrays.IntegerArray, pd.Index]:
+    """Ids as their rank among the sorted distinct ids (missing ids stay missing), and those
+    sorted ids: ``ids.take(rank)`` gives the ids back.
+
+    DuckDB groups, joins and sorts integers about twice as fast as strings, so the pandas
+    wrappers hand member ids to the core this way; the rank keeps the ids' sort order.
+    Factorizing unsorted and sorting only the distinct ids beats ``factorize(sort=True)``.
+    """
+    codes, ids = pd.factorize(values, sort=False)
+    order = np.argsort(ids)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    missing = codes < 0
+    ranks = np.zeros(len(codes), dtype=np.int64)
+    ranks[~missing] = rank[codes[~missing]]
+    return pd.arrays.IntegerArray(ranks, missing), pd.Index(ids.take(order), name=values.name)
 
 
 def release(tab: ibis.Table) -> None:
@@ -97,7 +119,7 @@ def release(tab: ibis.Table) -> None:
     if con.name == "duckdb":
         con.con.unregister(name)
     else:
-        con.drop_table(name, force=True)
+        con.drop_view(name, force=True)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from rxrepurchase.core.purchases import (
 __all__ = ["cohorts", "member_span", "period_ordinal", "repurchase_rates"]
 
 _COUNTS = ("members", "repeat_members", "purchases", "excluded_orders")
+_UNITS = {"D": "D", "W": "W", "M": "M", "Q": "Q", "Y": "Y"}  # ibis truncate units
 
 
 def _with_member_columns(rows: ir.Table, members: ir.Table | None, columns: Sequence[str]) -> ir.Table:
@@ -50,6 +51,7 @@ def repurchase_rates(
     member_columns: Sequence[str] = (),
     purchase_unit: PurchaseUnit = "day",
     zero_paid: ZeroPaid = "exclude",
+    period: str | None = None,
 ) -> ir.Table:
     """Members, repeat members, purchases and excluded orders per window and group.
 
@@ -65,6 +67,8 @@ def repurchase_rates(
         Purchases are counted within the group.
     purchase_unit, zero_paid
         The purchase definition (:func:`rxrepurchase.core.purchases.purchases`).
+    period : {"D", "W", "M", "Q", "Y"}, optional
+        When the windows are these calendar periods, each starting on its period's first day.
 
     Returns
     -------
@@ -77,6 +81,9 @@ def repurchase_rates(
 
     def windowed(rows: ir.Table) -> ir.Table:
         rows = _with_member_columns(rows, members, member_columns)
+        if period is not None:  # an equi-join on the period's start beats a range join
+            rows = rows.mutate(_start=rows.day.truncate(_UNITS[period]))
+            return rows.join(windows, rows._start == windows.window_start).drop("_start")
         return rows.join(
             windows, [rows.day >= windows.window_start, rows.day <= windows.window_end]
         )

@@ -145,7 +145,7 @@ def calibration_holdout(
     members = agg.select(
         *keys, **columns, frequency_holdout=agg.frequency_holdout.cast("int64"),
         spend_holdout=agg.spend_holdout.fill_null(0.0),
-    ).mutate(first_purchase=agg.first_day).order_by(keys)  # fmt: skip
+    ).order_by(keys)  # fmt: skip
     first = p.day.min().over(ibis.window(group_by=keys))
     repeat = p.mutate(first=first)
     repeat = repeat.filter((repeat.first <= ibis.date(cut)) & (repeat.day > repeat.first))
