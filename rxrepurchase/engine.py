@@ -172,6 +172,7 @@ class ChainSource:
         self.validate = validate
         self.files: dict[str, Path] = {}
         self._checks = itertools.count()  # names of the small tables validation makes
+        self._columns: dict[str, dict[str, tuple]] = {}  # table -> column -> (raw name, SQL)
         for table in TABLES.values():
             file = find_file(self.folder, table, spec)
             if file is not None:
@@ -251,11 +252,14 @@ class ChainSource:
         names, _ = map_headers(table, file, [n.strip() for n in raw_names], self.spec)
         source = dict(zip(names, raw_names, strict=True))
         clean = self.validate != "none"
-        typed = ",\n  ".join(
-            _typed(col, source.get(col.name), raw_types.get(source.get(col.name), ""), clean,
-                   time_zone=self.time_zone, fmt=self.formats.get(col.kind)) + f" AS {_ident(col.name)}"
+        self._columns[table.name] = {
+            col.name: (source.get(col.name), _typed(
+                col, source.get(col.name), raw_types.get(source.get(col.name), ""), clean,
+                time_zone=self.time_zone, fmt=self.formats.get(col.kind)))
             for col in table.columns
-        )
+        }
+        typed = ",\n  ".join(f"{sql} AS {_ident(name)}"
+                             for name, (_, sql) in self._columns[table.name].items())
         if table.name == "order_lines":
             position = "file_row_number" if "file_row_number" in raw_types else "NULL"
             typed += f",\n  CAST({position} AS BIGINT) AS _line"
@@ -270,7 +274,7 @@ class ChainSource:
         pay little. Order lines are checked against the kept orders when queried.
         """
         ctx = Context(self.as_of, self.tolerance, campaigns_file="campaigns" in self.files)
-        rules = Evaluator(ctx, materialize=self._materialize)
+        rules = Evaluator(ctx, materialize=self._materialize, values=self._values)
         for name in self.files:
             read = ctx.read[name] = self.backend.table(f"_read_{name}")
             kept = rules.rows(read, name, only_always=self.validate == "none").kept
@@ -290,6 +294,15 @@ class ChainSource:
                 continue
             # Later tables refer to the view by name, so that materialize() reaches them.
             ctx.kept[name] = self.backend.table(name)
+
+    def _values(self, table: str, col: str):
+        """Distinct values of a column: the distinct raw cells first, then typed (cheaper
+        than typing every row)."""
+        raw, sql = self._columns[table][col]
+        view = f"_values_{table}_{col}"
+        self.con.execute(f"CREATE VIEW {view} AS SELECT DISTINCT {sql} AS {_ident(col)} FROM "
+                         f"(SELECT DISTINCT {_ident(raw)} FROM _raw_{table})")
+        return self.backend.table(view)
 
     def _materialize(self, expr):
         name = f"_check_{next(self._checks)}"

@@ -494,12 +494,18 @@ class Evaluator:
         many times, only filter on it; a rule that finds nothing then costs nothing. Without
         it everything stays one lazy expression (cheaper when it is run once, as by the
         loader).
+    values : callable, optional
+        ``values(table, column) -> ibis.Table``: the distinct values of a column as read
+        (default: from ``ctx.read``); a reader can give a cheaper query (the engine takes
+        the distinct raw cells first, then types only those).
     """
 
-    def __init__(self, ctx: Context, materialize: Callable[[ir.Table], ir.Table] | None = None):
+    def __init__(self, ctx: Context, materialize: Callable[[ir.Table], ir.Table] | None = None,
+                 values: Callable[[str, str], ir.Table] | None = None):
         self.ctx = ctx
         self.materialize = materialize
         self.eager = materialize is not None
+        self.values = values or (lambda table, col: ctx.read[table].select(col).distinct())
 
     # -- row rules ---------------------------------------------------------------------
     def rows(self, t: ir.Table, table: str, *, only_always: bool = False) -> Step:
@@ -511,13 +517,20 @@ class Evaluator:
         rules = [r for r in rules_for(table, _ROW_KINDS) if r.applies(self.ctx)
                  and (r.kind != "type" or f"_problem_{r.column}" in t.columns)
                  and (r.always or not only_always)]
-        return _step(t, rules, [self._row_broken(t, r) for r in rules])
+        return _step(t, rules, [self._row_broken(t, r) for r in rules],
+                     [self._row_ok(t, r) for r in rules])
+
+    def _row_ok(self, t: ir.Table, r: Rule) -> ir.BooleanValue:
+        """The condition as a filter (a NULL drops the row, as a broken rule does)."""
+        if r.kind == "type":
+            return t[f"_problem_{r.column}"].fill_null("") != r.code
+        if r.kind == "missing":
+            return t[r.column].notnull()
+        return r.check(t, self.ctx)
 
     def _row_broken(self, t: ir.Table, r: Rule) -> ir.BooleanValue:
-        if r.kind == "type":
-            return t[f"_problem_{r.column}"].fill_null("") == r.code
-        if r.kind == "missing":
-            return t[r.column].isnull()
+        if r.kind in ("type", "missing"):
+            return ~self._row_ok(t, r)
         return _broken(r.check(t, self.ctx))
 
     # -- keys ----------------------------------------------------------------------------
@@ -577,7 +590,7 @@ class Evaluator:
         if self.eager and TABLES[rule.table].key is not None:
             # Keyed tables: the few unknown values are found once; later queries filter on
             # them. Other tables (order lines: the many rows) semi-join when queried.
-            values = self.ctx.read[rule.table].select(col).distinct()
+            values = self.values(rule.table, col)
             unknown = self.materialize(values.filter(values[col].notnull())
                                        .anti_join(source.select(**{col: source[ref_col]}), col))
             if _empty(unknown):
@@ -589,11 +602,16 @@ class Evaluator:
         return found.fill_null(not TABLES[rule.table].column(col).nullable)
 
 
-def _step(t: ir.Table, rules: list[Rule], broken: list[ir.BooleanValue]) -> Step:
+def _step(t: ir.Table, rules: list[Rule], broken: list[ir.BooleanValue],
+          ok: list[ir.BooleanValue] | None = None) -> Step:
     """Keep the rows no excluding rule breaks (blanking what kept rules blank) and flag each
-    row under the first rule that excludes it, or under each warning of a kept row."""
+    row under the first rule that excludes it, or under each warning of a kept row.
+
+    ``ok``: the conditions themselves, a shorter filter than ``NOT broken``."""
+    ok = ok or [~b for b in broken]
     excluded = [b for r, b in zip(rules, broken, strict=True) if r.action == "excluded"]
-    kept = t.filter(*[~b for b in excluded]) if excluded else t
+    kept = t.filter(*[k for r, k in zip(rules, ok, strict=True) if r.action == "excluded"]) \
+        if excluded else t
     blanks = {r.column: b for r, b in zip(rules, broken, strict=True) if r.blank}
     if blanks:
         kept = kept.mutate(**{c: ibis.ifelse(b, ibis.null(kept[c].type()), kept[c])
