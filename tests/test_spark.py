@@ -141,6 +141,9 @@ AGGREGATES = {
     "repurchase rates by month and store": (
         lambda t: core_rates.repurchase_rates(t.orders, WINDOWS, by=["store_id"]),
         ["window_id", "store_id"]),
+    "repurchase rates by calendar month (joined on the period's start)": (
+        lambda t: core_rates.repurchase_rates(t.orders, WINDOWS, by=["store_id"], period="M"),
+        ["window_id", "store_id"]),
     "repurchase rates by month and tier, per order": (
         lambda t: core_rates.repurchase_rates(
             t.orders, WINDOWS, by=["tier"], members=t.members, member_columns=["tier"],
