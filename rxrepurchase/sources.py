@@ -34,7 +34,7 @@ import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -111,25 +111,11 @@ class ChainTables:
             )
         return self.tables[name]
 
-    @property
-    def stores(self) -> ibis.Table:
-        return self["stores"]
-
-    @property
-    def members(self) -> ibis.Table:
-        return self["members"]
-
-    @property
-    def orders(self) -> ibis.Table:
-        return self["orders"]
-
-    @property
-    def order_lines(self) -> ibis.Table:
-        return self["order_lines"]
-
-    @property
-    def campaigns(self) -> ibis.Table:
-        return self["campaigns"]
+    stores = property(lambda self: self["stores"], doc="The ``stores`` table.")
+    members = property(lambda self: self["members"], doc="The ``members`` table.")
+    orders = property(lambda self: self["orders"], doc="The ``orders`` table.")
+    order_lines = property(lambda self: self["order_lines"], doc="The ``order_lines`` table.")
+    campaigns = property(lambda self: self["campaigns"], doc="The ``campaigns`` table.")
 
     def to_pandas(self, expr: ibis.Expr) -> pd.DataFrame:
         """Run ``expr`` (built on these tables) on their backend
@@ -188,7 +174,7 @@ def from_frames(
     as_of=None,
     mapping=None,
     time_zone: str | None = DEFAULT_TIME_ZONE,
-    validate: str = "full",
+    validate: Literal["full", "rows", "none"] = "full",
     backend: BaseBackend | None = None,
 ) -> ChainTables:
     """Pandas frames (a loaded :class:`~rxrepurchase.loading.Chain`, a demo chain, or a dict
@@ -249,7 +235,7 @@ def from_spark(
     as_of=None,
     mapping=None,
     time_zone: str | None = DEFAULT_TIME_ZONE,
-    validate: str = "full",
+    validate: Literal["full", "rows", "none"] = "full",
 ) -> ChainTables:
     """A chain's tables in Spark: named tables, Spark DataFrames, or a catalog database.
 
@@ -273,8 +259,10 @@ def from_spark(
         The chain's time zone: ``TIMESTAMP`` columns (instants) are converted to it;
         ``TIMESTAMP_NTZ`` columns are taken as local time already.
     validate : {"full", "rows", "none"}
-        As for :func:`from_frames`. The rules are part of every query (lazy); tables the
-        chain's ETL has validated can skip them with ``"none"``.
+        As for :func:`from_frames`. Keys seen twice and unknown references are looked for
+        once, when the source opens (a few Spark jobs, results cached); the rules on single
+        rows are filters of every query. Tables the chain's ETL has validated can skip them
+        with ``"none"``.
     """
     try:
         from pyspark.sql import DataFrame as SparkFrame

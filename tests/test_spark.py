@@ -141,6 +141,9 @@ AGGREGATES = {
     "repurchase rates by month and store": (
         lambda t: core_rates.repurchase_rates(t.orders, WINDOWS, by=["store_id"]),
         ["window_id", "store_id"]),
+    "repurchase rates by calendar month (joined on the period's start)": (
+        lambda t: core_rates.repurchase_rates(t.orders, WINDOWS, by=["store_id"], period="M"),
+        ["window_id", "store_id"]),
     "repurchase rates by month and tier, per order": (
         lambda t: core_rates.repurchase_rates(
             t.orders, WINDOWS, by=["tier"], members=t.members, member_columns=["tier"],
@@ -168,6 +171,7 @@ AGGREGATES = {
     "repeat purchases per day": (
         lambda t: core_rfm.calibration_holdout(t.orders, cut=CUT, end=END)[1], ["date"]),
     "order counts": (lambda t: core_rfm.order_counts(t.orders, after_cut=CUT), ["last_day"]),
+    "member order span": (lambda t: core_rates.member_span(t.orders), ["first"]),
 }
 
 
