@@ -149,6 +149,7 @@ def main() -> None:
                              "extrapolated to 200 from its measured parts)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--skip-200", action="store_true")
+    parser.add_argument("--only-200", action="store_true", help="skip the per store figures")
     parser.add_argument("--baseline-200", action="store_true")
     args = parser.parse_args()
     as_of = "2026-09-30"  # the demo's end date
@@ -167,9 +168,10 @@ def main() -> None:
                               capture_output=True, text=True, check=True).stdout.strip()
         versions = {f"baseline ({args.baseline} {rev})": base, f"slices (HEAD {head})": None}
 
-        print("\n1. per store notebook (the same stores of each chain; no chain overview)")
         results = {}
-        for size, factor in (("small", 1), ("4x", 4)):
+        if not args.only_200:
+            print("\n1. per store notebook (the same stores of each chain; no chain overview)")
+        for size, factor in (() if args.only_200 else (("small", 1), ("4x", 4))):
             data = demo(tmp / f"chain-{size}", args.members * factor, args.stores * factor,
                         args.months)
             stores = ",".join(f"S{i:02d}" for i in range(1, args.stores + 1))
@@ -179,13 +181,15 @@ def main() -> None:
                 results[size, label] = measure(version, data, stores, out, jobs=args.jobs,
                                                as_of=as_of, chain=False)
                 print(f"    {label} on {size}: done", flush=True)
-        print(f"\n  {'chain / version':30s} {'wall s':>8s} {'CPU s':>8s} {'kern CPU':>8s} "
-              f"{'RSS MB':>9s} {'max MB':>8s}")
+        if results:
+            print(f"\n  {'chain / version':30s} {'wall s':>8s} {'CPU s':>8s} {'kern CPU':>8s} "
+                  f"{'RSS MB':>9s} {'max MB':>8s}")
         for (size, label), r in results.items():
             print(_row(f"{size}: {label}", r))
-        print("  wall s: mean notebook wall (two at a time); CPU s: the notebook phase's CPU "
-              "(kernels, papermill, HTML) per notebook; kern CPU: median kernel's CPU; RSS MB: "
-              "median kernel's peak resident memory")
+        if results:
+            print("  wall s: mean notebook wall (two at a time); CPU s: the notebook phase's "
+                  "CPU (kernels, papermill, HTML) per notebook; kern CPU: median kernel's CPU; "
+                  "RSS MB: median kernel's peak resident memory")
 
         if not args.skip_200:
             print(f"\n2. 200-store chain, {args.members_200:,} members, --jobs {args.jobs}, "
@@ -206,6 +210,7 @@ def main() -> None:
                       f"{p['prepared_wall']:.0f}s wall / {p['prepared_cpu']:.0f} CPU-s; "
                       f"notebooks {p['wall']:.0f}s wall / {p['cpu']:.0f} CPU-s = {per_nb:.2f} "
                       f"CPU-s per notebook; {len(r['failures'])} failed", flush=True)
+                print(_row("    notebooks", r))
                 if n < 200:
                     # Preparing grows with the slices cut (all but the chain-wide part): scale
                     # it as a whole, an upper bound; notebooks by their count; on `jobs` cores.
