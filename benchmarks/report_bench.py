@@ -216,7 +216,8 @@ def main() -> None:
                     # it as a whole, an upper bound; notebooks by their count; on `jobs` cores.
                     cpu = p["prepared_cpu"] * 200 / n + per_nb * 201
                     print(f"    all 200 stores, from these parts: about {cpu:.0f} CPU-s, "
-                          f"{cpu / args.jobs / 60:.1f} min on {args.jobs} idle cores", flush=True)
+                          f"{cpu / args.jobs / 60:.1f} min of {args.jobs} cores (at the CPU "
+                          "cost measured here)", flush=True)
         print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
 
 
