@@ -369,7 +369,8 @@ def store_headline(chain: Chain, store_id: str, *, period_days: int = 90,
     if medians is None:
         medians = chain_medians(chain, period_days=period_days,
                                 min_active_members=min_active_members)
-    rates = repurchase_rates(store.orders, (start, end), by="store_id").set_index("store_id")
+    rates = (repurchase_rates(store.orders, (start, end), by="store_id").set_index("store_id")
+             if len(store.orders) else pd.DataFrame())  # a store with no order has no rates
     info = store.stores.iloc[0]
     orders = store.orders
     day = orders["ordered_at"].dt.normalize()

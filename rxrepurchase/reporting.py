@@ -566,19 +566,21 @@ def _write_slices(chain: Chain, folders: Mapping[str, Path], tables: Path | None
 
     The slices are cut in ``jobs`` worker processes, which read the chain and its chain-wide
     figures from Parquet once each (a temporary folder, removed at the end). Returns the
-    stores whose slice could not be written, with the error.
+    stores whose slice could not be written (``"chain"``: the chain tables), with the error.
     """
     from rxrepurchase.report_data import chain_wide
     from rxrepurchase.report_slices import write_store_slice
 
     started = time.perf_counter()
+    tasks = ([("", tables)] if tables is not None else []) + list(folders.items())
+    failed: dict[str, str] = {}
+    if not tasks:  # only unknown stores, no chain overview: their notebooks say why
+        return failed
     shared = chain_wide(chain, period_days=settings["period_days"],
                         min_active_members=settings["min_active_members"])
     whole = Path(tempfile.mkdtemp(prefix="rxrepurchase-run-"))
-    failed: dict[str, str] = {}
     try:
         write_store_slice(chain, shared, whole)
-        tasks = ([("", tables)] if tables is not None else []) + list(folders.items())
         with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
                                  mp_context=multiprocessing.get_context("spawn"),
                                  initializer=die_with_parent) as pool:
@@ -586,10 +588,8 @@ def _write_slices(chain: Chain, folders: Mapping[str, Path], tables: Path | None
                        store_id for store_id, path in tasks}
             for future in as_completed(futures):
                 error = future.result()
-                if error is not None and futures[future]:
-                    failed[futures[future]] = error
-                elif error is not None:
-                    raise ReportError(f"the chain overview's tables cannot be computed: {error}")
+                if error is not None:  # the chain overview's job is keyed "chain"
+                    failed[futures[future] or "chain"] = error
     finally:
         shutil.rmtree(whole, ignore_errors=True)
     if progress is not None:
@@ -667,7 +667,7 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
     outcomes = _execute_all([j for j in jobs_list if j["key"] not in failed], jobs, progress)
     for key, error in failed.items():
         outcomes[key] = {"key": key, "ok": False, "html": None, "metrics": None, "seconds": 0.0,
-                         "error": f"the store's slice cannot be written: {error}"}
+                         "error": f"its slice cannot be written: {error}"}
     results = [_result(j, outcomes[j["key"]]) for j in jobs_list]
     chain_result = results.pop() if chain_nb is not None else None
     return results, chain_result
