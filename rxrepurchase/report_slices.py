@@ -139,8 +139,8 @@ def _store_calibration(calibration, store_id: str):
     missing = months[~months.index.isin(own["month"])]
     filler = pd.DataFrame({"month": missing.index, "chain_month_routine": missing.to_numpy(),
                            "routine_discount": missing.to_numpy(), "level": "chain_month"})
-    filler = filler.reindex(columns=routine.columns)
-    table = pd.concat([own, filler.astype(routine.dtypes.to_dict())], ignore_index=True)
+    filler = filler.reindex(columns=routine.columns)  # no store, no order count: missing
+    table = pd.concat([own, filler], ignore_index=True) if len(filler) else own
     return replace(calibration, routine=table.sort_values("month", ignore_index=True))
 
 
