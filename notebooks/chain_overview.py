@@ -34,12 +34,18 @@ time_zone = None  # the chain's time zone, e.g. "Asia/Shanghai" (None: the loade
 chain_cache = ""  # pickled chain written by the runner (empty: read the export folder)
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
+store_results = ""  # the stores' outcomes and metrics written by the runner (empty: none)
 
 # %% tags=["remove_cell"]
 from IPython.display import HTML, Markdown, display
 
 from rxrepurchase import report_data as rd
-from rxrepurchase.chain_view import chain_totals, chain_trend, stores_needing_attention
+from rxrepurchase.chain_view import (
+    chain_totals,
+    chain_trend,
+    read_store_results,
+    stores_needing_attention,
+)
 from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
 
@@ -66,6 +72,11 @@ display(HTML(rd.attention_html(
     stores_needing_attention(chain.orders, stores, chain.as_of, period_days=period_days,
                              min_active_members=min_active_members),
     lang, min_active_members=min_active_members)))
+
+# %%
+display(Markdown(f"## {t('section_lists', lang)}"))
+display(HTML(rd.list_sizes_html(read_store_results(store_results) if store_results else None,
+                                lang)))
 
 # %%
 display(Markdown(f"## {t('section_store_ranking', lang)}"))

@@ -12,6 +12,7 @@ import pandas as pd
 
 from rxrepurchase.contract import require_columns
 from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.i18n import format_count, format_text, t
 from rxrepurchase.metrics import repurchase_rates
 
 __all__ = [
@@ -21,6 +22,12 @@ __all__ = [
     "chain_periods",
     "chain_totals",
     "chain_trend",
+    "LIST_SIZES",
+    "NOTHING_REASONS",
+    "list_sizes_line",
+    "nothing_received_line",
+    "read_store_results",
+    "store_list_sizes",
     "stores_needing_attention",
 ]
 
@@ -161,3 +168,120 @@ def stores_needing_attention(orders: pd.DataFrame, stores: pd.DataFrame, as_of, 
     out = pd.concat([falls.assign(reason="repurchase_fall"),
                      costly.assign(reason="subsidy_efficiency")], ignore_index=True)
     return out[["reason", *table.columns]]
+
+
+LIST_SIZES: tuple[str, ...] = ("refill_reminder_members", "refill_reminder_rows",
+                               "wake_up_members", "lapsed_refill_members", "top_members")
+"""Per-store list sizes the overview shows, read from each store's ``metrics.json``: the same
+lists its page and files hold (``top_members``: the top 20% of members by what they paid)."""
+
+NOTHING_REASONS: tuple[str, ...] = ("report_failed", "no_manager_address", "pdf_failed",
+                                    "email_failed")
+"""Why a store's manager receives nothing. The overview knows the first two (it is written
+before the PDFs and emails); head office's email knows all four."""
+
+
+def read_store_results(path) -> dict:
+    """The stores' outcomes the report runner writes for the chain overview (``stores.json``):
+    ``{"stores": [{store_id, ok, error, metrics}], "undelivered": {store_id: [reason, detail]},
+    "sends_email": bool}`` (see :func:`store_list_sizes`).
+
+    Raises
+    ------
+    ChainViewError
+        The file is missing, not JSON, or lacks ``stores``; the message names the file.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ChainViewError(f"{path}: the stores' results file does not exist") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ChainViewError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("stores"), list):
+        raise ChainViewError(f"{path}: expected an object with a 'stores' list")
+    for i, store in enumerate(doc["stores"]):
+        if not isinstance(store, dict) or "store_id" not in store or "ok" not in store:
+            raise ChainViewError(f"{path}: stores[{i}] needs 'store_id' and 'ok'")
+    doc.setdefault("sends_email", False)
+    doc["undelivered"] = {k: tuple(v) for k, v in doc.get("undelivered", {}).items()}
+    return doc
+
+
+def store_list_sizes(stores, undelivered=None) -> pd.DataFrame:
+    """List sizes per store and why a store's manager receives nothing.
+
+    Parameters
+    ----------
+    stores : iterable of mapping
+        ``store_id, ok, error, metrics`` per store (the runner's results; ``metrics`` is the
+        store's ``metrics.json``, None when not written).
+    undelivered : mapping, optional
+        ``store_id -> (reason, detail)`` with a reason of :data:`NOTHING_REASONS`, for stores
+        whose report was produced but does not reach the manager (no usable address, see
+        :func:`rxrepurchase.delivery.store_managers`; PDF or email failed).
+
+    Returns
+    -------
+    DataFrame
+        ``store_id``, :data:`LIST_SIZES` (missing where the report did not count the list),
+        ``nothing_reason`` (``report_failed`` for a failed report, else the ``undelivered``
+        reason, else ``""``: the manager gets the report) and ``nothing_detail`` (the error or
+        the address problem).
+
+    Raises
+    ------
+    ChainViewError
+        An ``undelivered`` reason not in :data:`NOTHING_REASONS`.
+    """
+    undelivered = dict(undelivered or {})
+    for store_id, (reason, _) in undelivered.items():
+        if reason not in NOTHING_REASONS:
+            raise ChainViewError(f"store {store_id}: unknown reason {reason!r}; one of "
+                                 f"{', '.join(NOTHING_REASONS)}")
+    rows = []
+    for store in stores:
+        metrics = store.get("metrics") or {}
+        row = {"store_id": str(store["store_id"])}
+        for key in LIST_SIZES:
+            value = metrics.get(key)
+            row[key] = None if value is None else int(value)
+        if not store["ok"]:
+            row.update(nothing_reason="report_failed", nothing_detail=str(store.get("error") or ""))
+        elif row["store_id"] in undelivered:
+            reason, detail = undelivered[row["store_id"]]
+            row.update(nothing_reason=reason, nothing_detail=str(detail))
+        else:
+            row.update(nothing_reason="", nothing_detail="")
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=["store_id", *LIST_SIZES, "nothing_reason",
+                                        "nothing_detail"])
+    for key in LIST_SIZES:
+        table[key] = table[key].astype("Int64")
+    return table
+
+
+def nothing_received_line(table: pd.DataFrame, lang: str = "en", *, sends_email: bool = True,
+                          limit: int = 200) -> str:
+    """One sentence naming the stores whose manager receives nothing, each with its reason
+    (:func:`store_list_sizes`' ``nothing_reason`` and ``nothing_detail``, shortened to
+    ``limit`` characters), or saying that every manager receives theirs. ``sends_email``:
+    the run emails the stores (else, with no failed report, it says that no email is sent)."""
+    nothing = table[table["nothing_reason"] != ""]
+    if nothing.empty:
+        return t("nothing_none" if sends_email else "nothing_none_sent", lang)
+    stores = [t("nothing_store", lang, store=format_text(row.store_id),
+                reason=t(f"nothing_{row.nothing_reason}", lang,
+                         detail=format_text(row.nothing_detail, limit)))
+              for row in nothing.itertuples()]
+    return t("nothing_stores", lang, stores="; ".join(stores))
+
+
+def list_sizes_line(row, lang: str = "en") -> str:
+    """One store's list sizes as a line of text (a row of :func:`store_list_sizes`), for
+    head office's email."""
+    sizes = {k: format_count(None if pd.isna(row[k]) else row[k], lang) for k in LIST_SIZES}
+    return t("ho_list_line", lang, store=format_text(row["store_id"]), **sizes)

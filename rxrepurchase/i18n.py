@@ -187,6 +187,54 @@ STRINGS: dict[str, tuple[str, str]] = {
     "reason_subsidy_efficiency": ("Costly subsidy", "补贴效率低"),
     "previous_user_repurchase_rate": ("previous period", "上期"),
     "repurchase_change": ("Change (points)", "变化（百分点）"),
+    "section_lists": ("List sizes per store", "各门店名单规模"),
+    "lists_intro": (
+        "The lists each store's page, files and email hold this run, in members (refill "
+        "reminders also in member × product rows): refill reminders due within {within} days, "
+        "valuable members to wake up, lapsed refills, and the top 20% of members by what they "
+        "paid.",
+        "本次各门店报告、文件及邮件中的名单规模（会员人数；续方提醒另列会员 × 商品行数）："
+        "{within} 天内到期的续方提醒、待唤醒的高价值会员、中断的续方，以及按实付金额排名前 20% 的会员。",
+    ),
+    "lists_not_run": (
+        "List sizes come from the stores' reports of a run (rxrepurchase report); this overview "
+        "was run on its own.",
+        "名单规模来自一次完整运行（rxrepurchase report）中的各门店报告；本总览为单独运行，无此数据。",
+    ),
+    "refill_reminder_members": ("Refill reminders (members)", "续方提醒（会员）"),
+    "refill_reminder_rows": ("Refill reminders (member × product)", "续方提醒（会员 × 商品）"),
+    "wake_up_members": ("Wake-up (members)", "唤醒（会员）"),
+    "lapsed_refill_members": ("Lapsed refills (members)", "中断续方（会员）"),
+    "top_members": ("Top 20% (members)", "前 20%（会员）"),
+    "nothing_none_sent": (
+        "Every store's report was produced; this run sends no email.",
+        "所有门店报告均已生成；本次运行不发送邮件。",
+    ),
+    "nothing_none": (
+        "Every store's manager receives the store's report and lists.",
+        "所有门店店长都会收到本店报告和名单。",
+    ),
+    "nothing_stores": ("Managers who receive nothing: {stores}.", "收不到任何内容的店长：{stores}。"),
+    "nothing_store": ("{store} ({reason})", "{store}（{reason}）"),
+    "nothing_report_failed": ("report failed: {detail}", "报告生成失败：{detail}"),
+    "nothing_no_manager_address": ("no manager address: {detail}", "没有店长邮箱：{detail}"),
+    "nothing_pdf_failed": ("PDF failed: {detail}", "PDF 生成失败：{detail}"),
+    "nothing_email_failed": ("email failed: {detail}", "邮件发送失败：{detail}"),
+    # head office's email
+    "ho_all": ("All {n} store reports were produced and delivered to their managers.",
+               "全部 {n} 家门店报告均已生成并发送给店长。"),
+    "ho_some": ("{k} of {n} store reports were delivered to their managers.",
+                "{n} 家门店报告中有 {k} 家已发送给店长。"),
+    "ho_lists": ("List sizes per store (members):", "各门店名单规模（会员人数）："),
+    "ho_list_line": (
+        "- {store}: refill reminders {refill_reminder_members} ({refill_reminder_rows} member × "
+        "product) · wake-up {wake_up_members} · lapsed refills {lapsed_refill_members} · "
+        "top 20% {top_members}",
+        "- {store}：续方提醒 {refill_reminder_members}（会员 × 商品 {refill_reminder_rows}）· "
+        "唤醒 {wake_up_members} · 中断续方 {lapsed_refill_members} · 前 20% {top_members}",
+    ),
+    "ho_details": ("Details: run.json and delivery.json in {folder}.",
+                   "详情见 {folder} 中的 run.json 与 delivery.json。"),
     "section_store_ranking": ("Stores ranked by user repurchase rate", "门店用户复购率排名"),
     "ranking_intro": (
         "{start} to {end}. Ranked: stores with at least {n} active members; the range is the 95% "

@@ -28,7 +28,7 @@ from rxrepurchase.actionlists import (
     wake_up_targets,
     write_lists_workbook,
 )
-from rxrepurchase.chain_view import TOTALS
+from rxrepurchase.chain_view import LIST_SIZES, TOTALS, nothing_received_line, store_list_sizes
 from rxrepurchase.cohorts import (
     COHORTS,
     CohortRules,
@@ -740,6 +740,22 @@ def attention_html(table: pd.DataFrame, lang: str = "en", *,
     return intro + table_html(out, lang, rates=("user_repurchase_rate",
                                                 "previous_user_repurchase_rate"),
                               money=("subsidy_per_retained_member",), counts=("active_members",))
+
+
+def list_sizes_html(results: dict | None, lang: str = "en", *, within: int = 14) -> str:
+    """List sizes per store and the stores whose manager receives nothing, from the stores'
+    results the runner hands the overview (:func:`rxrepurchase.chain_view.read_store_results`;
+    None when the overview runs on its own). ``within``: the refill reminders' horizon."""
+    if results is None:
+        return note_html(t("lists_not_run", lang))
+    table = store_list_sizes(results["stores"], results["undelivered"])
+    return render_section(
+        "list_sizes", intro=t("lists_intro", lang, within=within),
+        headers=[t("store", lang), *(t(k, lang) for k in LIST_SIZES)],
+        rows=[[format_text(row["store_id"]),
+               *(format_count(None if pd.isna(row[k]) else row[k], lang) for k in LIST_SIZES)]
+              for _, row in table.iterrows()],
+        nothing=nothing_received_line(table, lang, sends_email=results["sends_email"]))
 
 
 def outliers_text(outliers: str, lang: str = "en") -> str:
@@ -1584,8 +1600,12 @@ def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: 
 
 
 def this_week_metrics(actions: pd.DataFrame) -> dict:
-    """Members per action and offer, for ``metrics.json`` (``this_week_<offer>_members``)."""
-    return {f"this_week_{row.offer}_members": int(row.members) for row in actions.itertuples()}
+    """Members per action and offer, for ``metrics.json`` (``this_week_<offer>_members``),
+    and ``top_members``: the size of the top 20% (the chain overview's list sizes)."""
+    out = {f"this_week_{row.offer}_members": int(row.members) for row in actions.itertuples()}
+    top = actions.loc[actions["action"] == "top_care", "members"]
+    out["top_members"] = int(top.iloc[0]) if len(top) else 0
+    return out
 
 
 def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:

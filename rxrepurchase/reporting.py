@@ -71,6 +71,8 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
 CHECKOUT_NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 """``notebooks/`` of the repository checkout, for an editable install."""
 STORE_NOTEBOOK = "store_report.ipynb"
+STORE_RESULTS = "stores.json"
+"""The stores' outcomes and metrics, written into ``chain/`` for the chain overview."""
 CHAIN_NOTEBOOK = "chain_overview.ipynb"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "rxreport"
@@ -415,6 +417,7 @@ def run_reports(
     include_chain: bool = True,
     progress: Callable[[str], None] | None = print_progress,
     chain: Chain | None = None,
+    no_recipient: Mapping[str, str] | None = None,
 ) -> ReportRun:
     """Run the per-store reports and the chain overview into a new run folder.
 
@@ -456,6 +459,12 @@ def run_reports(
     chain : Chain, optional
         The chain already loaded from ``data`` with ``as_of``, ``encoding`` and ``mapping``
         (a caller that validated it first need not read the export twice).
+    no_recipient : mapping, optional
+        ``store_id -> reason`` for stores whose manager has no usable address, given by a run
+        that emails the stores (a scheduled run, :func:`rxrepurchase.delivery.store_managers`;
+        an empty mapping when every store has one): the chain overview names them with the
+        stores whose report failed, as stores whose manager receives nothing. None: the run
+        sends no email.
 
     Returns
     -------
@@ -526,6 +535,7 @@ def run_reports(
         results, chain_result = _run_notebooks(
             folder, {**common, "chain_cache": str(cache)}, extra, calibration_text, store_ids,
             store_nb, chain_nb, jobs, progress, shared_cache=str(shared_cache),
+            no_recipient=no_recipient,
         )
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
@@ -557,7 +567,8 @@ def run_reports(
 
 
 def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
-                   progress, *, shared_cache: str = "") -> tuple[list[StoreResult], StoreResult | None]:
+                   progress, *, shared_cache: str = "", no_recipient=None,
+                   chain_parameters=None) -> tuple[list[StoreResult], StoreResult | None]:
     """Lay out the run folder, execute every notebook, collect the results.
 
     Store ids are data: each store's folder is :func:`rxrepurchase.outputs.safe_name` of its
@@ -581,15 +592,25 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
             "actions_dir": str(sdir / "actions"),
         }
         jobs_list.append(_job(store_id, store_nb, sdir / "report", params, sdir / "metrics.json"))
-    if chain_nb is not None:
-        cdir = folder / "chain"
-        cdir.mkdir()
-        jobs_list.append(_job("chain", chain_nb, cdir / "chain_overview", dict(common), None))
-
-    outcomes = _execute_all(jobs_list, jobs, progress)
+    total = len(jobs_list) + (chain_nb is not None)
+    outcomes = _execute_all(jobs_list, jobs, progress, total=total)
     results = [_result(j, outcomes[j["key"]]) for j in jobs_list]
-    chain_result = results.pop() if chain_nb is not None else None
-    return results, chain_result
+    if chain_nb is None:
+        return results, None
+    # The overview runs after the stores: it shows their list sizes (from their metrics.json)
+    # and which managers receive nothing, which only the stores' outcomes tell.
+    cdir = folder / "chain"
+    cdir.mkdir()
+    stores_json = write_atomic(cdir / STORE_RESULTS, json.dumps({
+        "stores": [{"store_id": r.store_id, "ok": r.ok, "error": r.error, "metrics": r.metrics}
+                   for r in results],
+        "undelivered": {k: ["no_manager_address", v] for k, v in (no_recipient or {}).items()},
+        "sends_email": no_recipient is not None,
+    }, ensure_ascii=False, indent=2))
+    chain_job = _job("chain", chain_nb, cdir / "chain_overview",
+                     {**common, **(chain_parameters or {}), "store_results": str(stores_json)}, None)
+    outcome = _execute_all([chain_job], 1, progress, done_before=len(jobs_list), total=total)
+    return results, _result(chain_job, outcome["chain"])
 
 
 def _job(key: str, notebook: Path, stem: Path, params: dict, metrics: Path | None) -> dict:
@@ -605,18 +626,19 @@ def _job(key: str, notebook: Path, stem: Path, params: dict, metrics: Path | Non
 
 
 def _execute_all(
-    jobs_list: list[dict], jobs: int, progress: Callable[[str], None] | None
+    jobs_list: list[dict], jobs: int, progress: Callable[[str], None] | None, *,
+    done_before: int = 0, total: int | None = None,
 ) -> dict[str, dict]:
     # Worker processes are spawned, not forked: forking a process that holds ZeroMQ sockets
     # or threads is unsafe, and each worker starts its own kernel anyway.
     context = multiprocessing.get_context("spawn")
     outcomes: dict[str, dict] = {}
-    total = len(jobs_list)
+    total = total or len(jobs_list)
     # Workers die with this process, even killed by SIGKILL; their kernels then exit too.
     with ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=context,
                              initializer=die_with_parent) as pool:
         futures = {pool.submit(_execute, job): job for job in jobs_list}
-        for done, future in enumerate(as_completed(futures), start=1):
+        for done, future in enumerate(as_completed(futures), start=done_before + 1):
             job = futures[future]
             try:
                 outcome = future.result()

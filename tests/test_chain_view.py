@@ -4,10 +4,15 @@ import pandas as pd
 import pytest
 
 from rxrepurchase.chain_view import (
+    LIST_SIZES,
     ChainViewError,
     chain_periods,
     chain_totals,
     chain_trend,
+    list_sizes_line,
+    nothing_received_line,
+    read_store_results,
+    store_list_sizes,
     stores_needing_attention,
 )
 
@@ -111,3 +116,62 @@ def test_totals_table_states_the_periods_and_signs_the_changes():
     rd.plot_subsidy_efficiency(stores, ax=ax)
     assert ax.get_ylim()[0] == 0 and ax.get_xlim()[0] == 0
     plt.close(fig)
+
+
+# --- list sizes per store and whose manager receives nothing -------------------------------
+
+RESULTS = [
+    {"store_id": "S1", "ok": True, "error": None,
+     "metrics": {"refill_reminder_members": 12, "refill_reminder_rows": 15, "wake_up_members": 4,
+                 "lapsed_refill_members": 7, "top_members": 20}},
+    {"store_id": "S2", "ok": False, "error": "ValueError: boom", "metrics": None},
+    {"store_id": "S3", "ok": True, "error": None,
+     "metrics": {"refill_reminder_members": 0, "refill_reminder_rows": 0, "wake_up_members": None,
+                 "lapsed_refill_members": 1, "top_members": 3}},
+]
+
+
+def test_list_sizes_per_store_and_the_managers_who_receive_nothing():
+    table = store_list_sizes(RESULTS, {"S3": ("no_manager_address", "no manager_email"),
+                                       "S2": ("no_manager_address", "none either")})
+    s1, s2, s3 = (row for _, row in table.iterrows())
+    assert [s1[k] for k in LIST_SIZES] == [12, 15, 4, 7, 20]
+    assert s1["nothing_reason"] == ""
+    # A failed report is the reason, whatever else is missing; its sizes are unknown.
+    assert (s2["nothing_reason"], s2["nothing_detail"]) == ("report_failed", "ValueError: boom")
+    assert all(pd.isna(s2[k]) for k in LIST_SIZES)
+    assert pd.isna(s3["wake_up_members"]) and s3["refill_reminder_members"] == 0
+    assert s3["nothing_reason"] == "no_manager_address"
+    line = nothing_received_line(table)
+    assert line == ("Managers who receive nothing: S2 (report failed: ValueError: boom); "
+                    "S3 (no manager address: no manager_email).")
+    assert "S2（报告生成失败：ValueError: boom）" in nothing_received_line(table, "zh")
+    assert list_sizes_line(s1) == ("- S1: refill reminders 12 (15 member × product) · wake-up 4 "
+                                   "· lapsed refills 7 · top 20% 20")
+    assert "wake-up – ·" in list_sizes_line(s3)
+    with pytest.raises(ChainViewError, match="unknown reason 'gone'"):
+        store_list_sizes(RESULTS, {"S1": ("gone", "")})
+
+
+def test_every_manager_served_is_said_and_a_run_without_email_says_so():
+    served = store_list_sizes([RESULTS[0]])
+    assert nothing_received_line(served) == ("Every store's manager receives the store's report "
+                                             "and lists.")
+    assert nothing_received_line(served, sends_email=False) == (
+        "Every store's report was produced; this run sends no email.")
+
+
+def test_store_results_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "stores.json"
+    with pytest.raises(ChainViewError, match="stores.json: the stores' results file does not"):
+        read_store_results(path)
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(ChainViewError, match="stores.json: not valid JSON"):
+        read_store_results(path)
+    path.write_text('{"stores": [{"ok": true}]}', encoding="utf-8")
+    with pytest.raises(ChainViewError, match=r"stores\[0\] needs 'store_id'"):
+        read_store_results(path)
+    path.write_text('{"stores": [], "undelivered": {"S1": ["no_manager_address", "x"]}}',
+                    encoding="utf-8")
+    assert read_store_results(path) == {"stores": [], "sends_email": False,
+                                        "undelivered": {"S1": ("no_manager_address", "x")}}

@@ -426,6 +426,22 @@ def test_chain_overview_states_its_period_totals_and_stores_to_watch_first(run, 
         ">Stores ranked by user repurchase rate<")
 
 
+def test_chain_overview_lists_each_store_list_sizes_and_who_receives_nothing(run):
+    # The overview runs after the stores and shows the sizes their metrics.json count.
+    text = _text(run.chain_html).split(">List sizes per store<", 1)[1].split("</table>")[0]
+    sizes = _ok(run, "S01").metrics
+    cells = ["S01", *(format_count(sizes[k]) for k in (
+        "refill_reminder_members", "refill_reminder_rows", "wake_up_members",
+        "lapsed_refill_members", "top_members"))]
+    assert "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" in text
+    assert sizes["top_members"] > 0
+    page = _words(_text(run.chain_html))
+    assert "Managers who receive nothing: S99 (report failed: DataContractError" in page
+    stores_json = json.loads(_text(run.chain_html.parent / "stores.json"))
+    assert [s["store_id"] for s in stores_json["stores"]] == ["S01", "S02", "S99"]
+    assert stores_json["sends_email"] is False
+
+
 def test_subsidy_section_tells_each_wave_and_ranks_the_campaigns(run, chain):
     effects = rd.campaign_effects(chain)
     assert set(effects["method"]) == {"randomized", "observational (matched)"}
