@@ -35,6 +35,7 @@ chain_cache = ""  # pickled chain written by the runner (empty: read the export 
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 store_results = ""  # the stores' outcomes and metrics written by the runner (empty: none)
+targets = None  # targets of the chain and stores, as rxrepurchase.targets.read_targets gives
 
 # %% tags=["remove_cell"]
 from IPython.display import HTML, Markdown, display
@@ -48,6 +49,7 @@ from rxrepurchase.chain_view import (
 )
 from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
+from rxrepurchase.targets import chain_and_store_progress
 
 configure_matplotlib()
 set_currency(currency)
@@ -62,8 +64,13 @@ display(Markdown(rd.chain_title(chain, lang, period_days=period_days)))
 
 # %%
 display(Markdown(f"## {t('section_chain_totals', lang)}"))
-display(HTML(rd.chain_totals_html(chain_totals(chain.orders, chain.as_of,
-                                               period_days=period_days), lang)))
+totals = chain_totals(chain.orders, chain.as_of, period_days=period_days)
+display(HTML(rd.chain_totals_html(totals, lang)))
+results = read_store_results(store_results) if store_results else None
+this = totals.set_index("period").loc["this"]
+display(HTML(rd.targets_html(chain_and_store_progress(
+    targets, this, {s["store_id"]: s["metrics"] for s in (results or {"stores": []})["stores"]}),
+    lang, start=this["start"], end=this["end"])))
 rd.plot_chain_trend(chain_trend(chain.orders, chain.as_of), lang);
 
 # %%
@@ -75,8 +82,7 @@ display(HTML(rd.attention_html(
 
 # %%
 display(Markdown(f"## {t('section_lists', lang)}"))
-display(HTML(rd.list_sizes_html(read_store_results(store_results) if store_results else None,
-                                lang)))
+display(HTML(rd.list_sizes_html(results, lang)))
 
 # %%
 display(Markdown(f"## {t('section_store_ranking', lang)}"))

@@ -44,6 +44,7 @@ clv_horizon_months = 12  # CLV horizon
 refill_within_days = 14  # refill reminders: due within this many days
 metrics_path = ""  # where to write metrics.json (empty: not written)
 actions_dir = ""  # folder for the wake-up and refill reminder lists (empty: not written)
+targets = None  # this store's targets, e.g. {"user_repurchase_rate": 0.6} (None: none)
 
 # %% tags=["remove_cell"]
 from pathlib import Path
@@ -54,6 +55,7 @@ from IPython.display import HTML, Markdown, display
 from rxrepurchase import report_data as rd
 from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
+from rxrepurchase.targets import target_progress
 
 configure_matplotlib()
 set_currency(currency)
@@ -93,6 +95,8 @@ if not thin:
 if not thin:
     display(Markdown(f"## {t('section_headline', lang)}"))
     display(HTML(rd.headline_html(headline, lang)))
+    display(HTML(rd.targets_html([("", target_progress(headline, targets or {}))], lang,
+                                 start=headline["period_start"], end=headline["period_end"])))
     rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id,
                                                      min_active_members=min_active_members), lang)
 

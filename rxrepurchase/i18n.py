@@ -235,6 +235,21 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "ho_details": ("Details: run.json and delivery.json in {folder}.",
                    "详情见 {folder} 中的 run.json 与 delivery.json。"),
+    # targets (rxrepurchase.targets)
+    "section_targets": ("Targets", "目标"),
+    "targets_intro": (
+        "Targets set in the run's config; each figure over the last {days} days ({start} to "
+        "{end}) against its target, which it should reach or pass.",
+        "运行配置中设定的目标：各指标按近 {days} 天（{start} 至 {end}）计算，应达到或超过目标。",
+    ),
+    "target_who": ("For", "对象"),
+    "target_chain": ("Chain (all stores together)", "全连锁（全部门店合计）"),
+    "target_value": ("Target", "目标"),
+    "target_actual": ("Now", "当前"),
+    "target_gap": ("Gap", "差距"),
+    "target_progress": ("Progress", "完成度"),
+    "target_met": ("reached", "已达成"),
+    "target_to_go": ("{gap} to go", "还差 {gap}"),
     "section_store_ranking": ("Stores ranked by user repurchase rate", "门店用户复购率排名"),
     "ranking_intro": (
         "{start} to {end}. Ranked: stores with at least {n} active members; the range is the 95% "

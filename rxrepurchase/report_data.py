@@ -742,6 +742,36 @@ def attention_html(table: pd.DataFrame, lang: str = "en", *,
                               money=("subsidy_per_retained_member",), counts=("active_members",))
 
 
+def targets_html(progress: list[tuple[str, pd.DataFrame]], lang: str = "en", *,
+                 start, end) -> str:
+    """Targets with their progress: ``progress`` holds ``(who, table)`` pairs, ``who`` a store
+    id or ``""`` for the chain, ``table`` :func:`rxrepurchase.targets.target_progress` over the
+    period ``start`` to ``end``. Empty when no target is set."""
+    rows = []
+    days = period_days_of(start, end)
+    for who, table in progress:
+        for r in table.itertuples():
+            if r.kind == "rate":
+                shown, gap = (lambda v: format_rate(v, lang)), _points(abs(r.gap), lang)
+            else:
+                shown = (lambda v: format_money(v, lang)) if r.kind == "money" else (
+                    lambda v: format_count(v, lang))
+                gap = shown(abs(r.gap))
+            status = (t("target_met", lang) if r.met else
+                      t("target_to_go", lang, gap=gap.lstrip("+")) if math.isfinite(r.gap) else "–")
+            rows.append([format_text(who) if who else t("target_chain", lang),
+                         windowed(r.measure, lang, days=days) if r.kind == "rate" else t(r.measure, lang),
+                         shown(r.target), shown(r.actual),
+                         format_rate(r.progress, lang, digits=0), status])
+    if not rows:
+        return ""
+    headers = [t(k, lang) for k in ("target_who", "chain_figure", "target_value", "target_actual",
+                                    "target_progress", "target_gap")]
+    intro = t("targets_intro", lang, days=days, start=pd.Timestamp(start).date().isoformat(),
+              end=pd.Timestamp(end).date().isoformat())
+    return render_section("targets", intro=intro, headers=headers, rows=rows)
+
+
 def list_sizes_html(results: dict | None, lang: str = "en", *, within: int = 14) -> str:
     """List sizes per store and the stores whose manager receives nothing, from the stores'
     results the runner hands the overview (:func:`rxrepurchase.chain_view.read_store_results`;

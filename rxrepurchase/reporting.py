@@ -46,6 +46,7 @@ from rxrepurchase.outputs import (
     safe_name,
     write_atomic,
 )
+from rxrepurchase.targets import read_targets, targets_for_store
 
 if TYPE_CHECKING:
     from rxrepurchase.loading import Chain
@@ -418,6 +419,7 @@ def run_reports(
     progress: Callable[[str], None] | None = print_progress,
     chain: Chain | None = None,
     no_recipient: Mapping[str, str] | None = None,
+    targets: Mapping[str, Any] | None = None,
 ) -> ReportRun:
     """Run the per-store reports and the chain overview into a new run folder.
 
@@ -465,6 +467,9 @@ def run_reports(
         an empty mapping when every store has one): the chain overview names them with the
         stores whose report failed, as stores whose manager receives nothing. None: the run
         sends no email.
+    targets : mapping, optional
+        Targets (:func:`rxrepurchase.targets.read_targets`): each store's page gets its own
+        (:func:`~rxrepurchase.targets.targets_for_store`), the overview all of them.
 
     Returns
     -------
@@ -477,6 +482,8 @@ def run_reports(
         Bad arguments, missing data folder or notebook (before anything is executed).
     DataContractError
         The export cannot be read or validated (before anything is executed).
+    TargetsError
+        A malformed target, or one for a store not in the stores table.
     """
     from rxrepurchase.loading import check_time_zone, load_chain
     from rxrepurchase.report_data import chain_wide
@@ -512,10 +519,11 @@ def run_reports(
               "time_zone": check_time_zone(time_zone)}
     extra = dict(parameters or {})
     reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "chain_cache",
-                                    "chain_wide_cache", *common})
+                                    "chain_wide_cache", "targets", *common})
     if reserved:
         raise ReportError(f"parameters {reserved} are set by the runner; use its arguments")
     calibration_text = str(calibration_end) if calibration_end is not None else None
+    targets = read_targets(targets, stores=chain.stores["store_id"].astype(str).tolist())
 
     # Absolute: every notebook runs in its own folder, where a relative path means elsewhere.
     folder = new_run_folder(Path(out).expanduser().resolve(), started_at)
@@ -535,7 +543,7 @@ def run_reports(
         results, chain_result = _run_notebooks(
             folder, {**common, "chain_cache": str(cache)}, extra, calibration_text, store_ids,
             store_nb, chain_nb, jobs, progress, shared_cache=str(shared_cache),
-            no_recipient=no_recipient,
+            no_recipient=no_recipient, targets=targets,
         )
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
@@ -568,7 +576,7 @@ def run_reports(
 
 def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
                    progress, *, shared_cache: str = "", no_recipient=None,
-                   chain_parameters=None) -> tuple[list[StoreResult], StoreResult | None]:
+                   targets=None) -> tuple[list[StoreResult], StoreResult | None]:
     """Lay out the run folder, execute every notebook, collect the results.
 
     Store ids are data: each store's folder is :func:`rxrepurchase.outputs.safe_name` of its
@@ -590,6 +598,7 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
             "calibration_end": calibration_text,
             "metrics_path": str(sdir / "metrics.json"),
             "actions_dir": str(sdir / "actions"),
+            "targets": targets_for_store(targets, store_id),
         }
         jobs_list.append(_job(store_id, store_nb, sdir / "report", params, sdir / "metrics.json"))
     total = len(jobs_list) + (chain_nb is not None)
@@ -608,7 +617,7 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
         "sends_email": no_recipient is not None,
     }, ensure_ascii=False, indent=2))
     chain_job = _job("chain", chain_nb, cdir / "chain_overview",
-                     {**common, **(chain_parameters or {}), "store_results": str(stores_json)}, None)
+                     {**common, "store_results": str(stores_json), "targets": targets}, None)
     outcome = _execute_all([chain_job], 1, progress, done_before=len(jobs_list), total=total)
     return results, _result(chain_job, outcome["chain"])
 

@@ -45,6 +45,7 @@ from rxrepurchase.i18n import check_currency, t
 from rxrepurchase.outputs import mark_complete, mark_incomplete, write_atomic
 from rxrepurchase.pdf import ENGINES, check_pdf_engine, html_to_pdf
 from rxrepurchase.reporting import ReportError, check_encoding
+from rxrepurchase.targets import read_targets
 
 __all__ = [
     "EXIT_CODES",
@@ -91,6 +92,7 @@ _SECTIONS = {
             "lock_file"},
     "recipients": {"head_office", "stores"},
     "email": {"store_subject", "chain_subject"},
+    "targets": None,  # checked by rxrepurchase.targets.read_targets
     "smtp": None,  # checked by SmtpSettings.from_mapping
 }
 
@@ -120,6 +122,8 @@ class ScheduledConfig:
     head_office: tuple[str, ...] = ()
     store_recipients: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     subjects: Subjects = field(default_factory=Subjects)
+    targets: Mapping | None = None
+    """``[targets]`` as :func:`rxrepurchase.targets.read_targets` returns it (None: none)."""
 
 
 def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> ScheduledConfig:
@@ -251,6 +255,11 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
         except (KeyError, IndexError, ValueError) as exc:
             fail(f"email.{key}", f"bad template {template!r} ({exc!r}); fields: {{store_id}}, {{store_name}}, {{as_of}}")
 
+    try:
+        targets = read_targets(raw["targets"]) if "targets" in raw else None
+    except RxRepurchaseError as exc:
+        raise ScheduledConfigError(f"{path}: {exc}") from None
+
     if "smtp" not in raw:
         fail("smtp", "required: the SMTP server (also for --dry-run: it gives the sender)")
     smtp_values = dict(raw["smtp"])
@@ -281,6 +290,7 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
         head_office=head_office,
         store_recipients=overrides,
         subjects=Subjects(store=store_subject, chain=chain_subject),
+        targets=targets,
     )
 
 
@@ -438,6 +448,11 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
         missing = sorted(set(config.stores) - known)
         if missing:
             raise ScheduledConfigError(f"{config.source}: run.stores: {', '.join(missing)} not in the stores table")
+    if config.targets:
+        try:  # per-store targets name stores of the table
+            read_targets(config.targets, stores=sorted(known))
+        except RxRepurchaseError as exc:
+            raise ScheduledConfigError(f"{config.source}: {exc}") from None
     managers, no_manager = store_managers(chain.stores, config.store_recipients)
     names = dict(zip(chain.stores["store_id"].astype(str), chain.stores["name"].astype(str), strict=True))
     log.info("data loaded from %s: %d stores", config.data, len(known))
@@ -457,6 +472,7 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
         chain=chain,
         no_recipient={s: r for s, r in no_manager.items()
                       if config.stores == "all" or s in config.stores},
+        targets=config.targets,
     )
     # The reports are done, the PDFs and emails are not: the folder is incomplete until
     # delivery.json is written.

@@ -79,6 +79,10 @@ def reports_out(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("reports")
 
 
+TARGETS = {"chain": {"user_repurchase_rate": 0.9}, "store": {"user_repurchase_rate": 0.5},
+           "stores": {"S01": {"active_members": 10}}}
+
+
 @pytest.fixture(scope="session")
 def run(demo_data, reports_out):
     # Relative paths, as a user types them (`--out reports`): the notebooks run in folders of
@@ -89,7 +93,7 @@ def run(demo_data, reports_out):
     try:
         result = run_reports(
             os.path.relpath(demo_data), stores="S01,S02,S99", out=reports_out.name, jobs=2,
-            as_of=AS_OF, progress=lines.append,
+            as_of=AS_OF, progress=lines.append, targets=TARGETS,
         )
     finally:
         os.chdir(cwd)
@@ -440,6 +444,28 @@ def test_chain_overview_lists_each_store_list_sizes_and_who_receives_nothing(run
     stores_json = json.loads(_text(run.chain_html.parent / "stores.json"))
     assert [s["store_id"] for s in stores_json["stores"]] == ["S01", "S02", "S99"]
     assert stores_json["sends_email"] is False
+
+
+def test_targets_show_their_progress_on_the_store_page_and_the_overview(run, chain):
+    h = store_headline(chain, "S01")
+    page = _text(_ok(run, "S01").html)
+    rate = h["user_repurchase_rate"]
+    # The store's own target (active members) and every store's (user repurchase rate).
+    row = ("<td>User repurchase rate, last 90 days</td><td>50.0%</td>"
+           f"<td>{format_rate(rate)}</td><td>{format_rate(rate / 0.5, digits=0)}</td>")
+    assert row in page
+    assert (f"<td>Active members</td><td>10</td><td>{format_count(h['active_members'])}</td>"
+            in page)
+    assert page.index("rx-tiles") < page.index("rx-targets")  # right under the tiles
+    overview = _text(run.chain_html)
+    totals = chain_totals(chain.orders, chain.as_of).set_index("period")
+    gap = 0.9 - totals.at["this", "user_repurchase_rate"]
+    assert (f"<td>Chain (all stores together)</td><td>User repurchase rate, last 90 days</td>"
+            f"<td>90.0%</td><td>{format_rate(totals.at['this', 'user_repurchase_rate'])}</td>"
+            in overview)
+    assert f"{100 * gap:.1f} pts to go" in overview
+    assert "<td>S02</td><td>User repurchase rate, last 90 days</td><td>50.0%</td>" in overview
+    assert "<td>S99</td>" in overview.split("rx-targets")[1]  # failed: its figure is missing
 
 
 def test_subsidy_section_tells_each_wave_and_ranks_the_campaigns(run, chain):

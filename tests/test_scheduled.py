@@ -69,6 +69,8 @@ def test_example_config_is_valid_and_documents_every_key(tmp_path):
     assert config.smtp.password_env == "RXREPURCHASE_SMTP_PASSWORD"
     assert config.head_office == ("ops@kanghe-pharmacy.example.com", "ceo@kanghe-pharmacy.example.com")
     assert config.currency == "CNY"
+    assert config.targets == {"chain": {"user_repurchase_rate": 0.7},
+                              "store": {"user_repurchase_rate": 0.58}, "stores": {}}
     text = (REPO / "examples" / "chain.toml").read_text(encoding="utf-8")
     for section, keys in _SECTIONS.items():
         assert f"[{section}]" in text
@@ -90,6 +92,10 @@ def test_example_config_is_valid_and_documents_every_key(tmp_path):
         (PLAIN_SMTP, 'pdf_engine = "wkhtml"', "run.pdf_engine"),
         (PLAIN_SMTP, "colour = 1", "run.colour: unknown key"),
         (PLAIN_SMTP + "\nport = 70000", "", "smtp.port: 70000"),
+        (PLAIN_SMTP + "\n[targets.chain]\nuser_repurchase_rate = 62", "",
+         "targets.chain.user_repurchase_rate: a rate is a fraction between 0 and 1, got 62"),
+        (PLAIN_SMTP + "\n[targets.stores.S01]\nrepeat = 0.5", "",
+         "targets.stores.S01.repeat: unknown figure"),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, smtp, run_extra, message):
