@@ -32,6 +32,7 @@ __all__ = [
     "label",
     "normalize_lang",
     "t",
+    "windowed",
 ]
 
 LANGUAGES: tuple[str, ...] = ("en", "zh")
@@ -220,6 +221,19 @@ STRINGS: dict[str, tuple[str, str]] = {
     "nothing_no_manager_address": ("no manager address: {detail}", "没有店长邮箱：{detail}"),
     "nothing_pdf_failed": ("PDF failed: {detail}", "PDF 生成失败：{detail}"),
     "nothing_email_failed": ("email failed: {detail}", "邮件发送失败：{detail}"),
+    # a store manager's email (rxrepurchase.delivery.store_figures_text)
+    "mail_period": ("Last {days} days ({start} to {end}):", "近 {days} 天（{start} 至 {end}）："),
+    "mail_rate": ("- {what}: {value} (chain median {median})", "- {what}：{value}（连锁中位数 {median}）"),
+    "mail_members_money": ("- Active members: {members} · revenue {revenue} · subsidy {subsidy}",
+                           "- 活跃会员 {members} 人 · 销售额 {revenue} · 补贴 {subsidy}"),
+    "mail_lists": ("This week's lists (in the attached workbook):", "本周名单（见附件工作簿）："),
+    "mail_list_refill": ("- Refill reminders: {members} members ({rows} member × product)",
+                         "- 续方提醒：{members} 名会员（会员 × 商品 {rows} 行）"),
+    "mail_list_wake_up": ("- Wake-up: {members} valuable members", "- 唤醒：{members} 名高价值会员"),
+    "mail_list_lapsed": ("- Lapsed refills: {members} members ({rows} member × product)",
+                         "- 中断续方：{members} 名会员（会员 × 商品 {rows} 行）"),
+    "mail_list_top": ("- Top 20% to look after (member care, not a discount): {members} members",
+                      "- 重点维护的前 20% 会员（会员关怀，不打折）：{members} 名"),
     # head office's email
     "ho_all": ("All {n} store reports were produced and delivered to their managers.",
                "全部 {n} 家门店报告均已生成并发送给店长。"),
@@ -752,6 +766,15 @@ def t(key: str, lang: str = "en", **values) -> str:
         raise KeyError(f"no report text {key!r} in rxrepurchase.i18n.STRINGS") from None
     text = zh if normalize_lang(lang) == "zh" else en
     return text.format(**values) if values else text
+
+
+def windowed(key: str, lang: str = "en", *, days: int | None = None) -> str:
+    """The label of rate ``key`` with its window: the last ``days`` days, or (``days`` None)
+    per calendar month. A page shows repurchase rates over several windows; each says which."""
+    what = t(key, lang)
+    if days is None:
+        return t("window_month", lang, what=what)
+    return t("window_last_days", lang, what=what, days=days)
 
 
 def label(value: str, lang: str = "en") -> str:

@@ -49,6 +49,7 @@ from rxrepurchase.i18n import (
     label,
     normalize_lang,
     t,
+    windowed,
 )
 from rxrepurchase.loading import Chain, load_chain
 from rxrepurchase.metrics import pareto_share, repurchase_rates, retention_curve
@@ -396,15 +397,6 @@ def store_headline(chain: Chain, store_id: str, *, period_days: int = 90,
 
 def _text(value) -> str:
     return "" if value is None or pd.isna(value) else str(value)
-
-
-def windowed(key: str, lang: str = "en", *, days: int | None = None) -> str:
-    """The label of rate ``key`` with its window: the last ``days`` days, or (``days`` None)
-    per calendar month. A page shows repurchase rates over several windows; each says which."""
-    what = t(key, lang)
-    if days is None:
-        return t("window_month", lang, what=what)
-    return t("window_last_days", lang, what=what, days=days)
 
 
 def period_days_of(start, end) -> int:

@@ -504,7 +504,8 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
                        result.store_id)
             if made is not None:
                 store_reports.append(StoreReport(result.store_id, made, names.get(result.store_id, ""),
-                                                 _lists_attachment(folder, f"{named}_lists.xlsx")))
+                                                 _lists_attachment(folder, f"{named}_lists.xlsx"),
+                                                 figures=result.metrics))
     chain_pdf = pdf(run.chain_html, run.folder / "chain" / "chain_overview.pdf", "chain overview")
     # index.html links HTML pages head office does not get: the PDF is printed from a variant
     # that names the PDF files instead.
@@ -519,7 +520,7 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
     route = functools.partial(
         route_reports, managers=managers, head_office=config.head_office,
         chain_attachments=chain_files, as_of=config.as_of.isoformat(), lang=config.lang,
-        subjects=config.subjects,
+        subjects=config.subjects, currency=config.currency,
     )
     emails, unrouted = route(store_reports)
     store_emails = [e for e in emails if e.key != "head_office"]

@@ -222,10 +222,18 @@ def test_scheduled_run_emails_every_report_to_the_right_people_and_nothing_else(
         assert f"{metrics['user_repurchase_rate']:.1%}" in text
         assert f"{metrics['order_repurchase_rate']:.1%}" in text
         assert sum(len(page.images) for page in reader.pages) >= 2  # the charts
+        # The body carries the store's figures and list sizes, in the run's language.
+        body = received.message.get_body(("plain",)).get_content()
+        assert f"- 用户复购率（近 90 天）：{metrics['user_repurchase_rate']:.1%}" in body
+        assert (f"- 续方提醒：{metrics['refill_reminder_members']:,} 名会员（会员 × 商品 "
+                f"{metrics['refill_reminder_rows']:,} 行）") in body
 
     [office] = by_rcpt[HEAD_OFFICE[0]]
     assert office.rcpt_tos == HEAD_OFFICE
     assert office.subject == f"会员复购报告：连锁总览（截至 {AS_OF}）"
+    office_body = office.message.get_body(("plain",)).get_content()
+    assert "全部 2 家门店报告均已生成并发送给店长。" in office_body
+    assert "- S01：续方提醒 " in office_body and "各门店名单规模（会员人数）：" in office_body
     assert office.attachments() == {
         "chain_overview.pdf": (run_folder / "chain" / "chain_overview.pdf").read_bytes(),
         "index.pdf": (run_folder / "index.pdf").read_bytes(),
