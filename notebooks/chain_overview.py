@@ -44,6 +44,7 @@ from rxrepurchase import report_data as rd
 from rxrepurchase.chain_view import (
     chain_totals,
     chain_trend,
+    chain_vs_store_rates,
     read_store_results,
     stores_needing_attention,
 )
@@ -66,6 +67,9 @@ display(Markdown(rd.chain_title(chain, lang, period_days=period_days)))
 display(Markdown(f"## {t('section_chain_totals', lang)}"))
 totals = chain_totals(chain.orders, chain.as_of, period_days=period_days)
 display(HTML(rd.chain_totals_html(totals, lang)))
+display(Markdown(rd.chain_vs_stores_reading(chain_vs_store_rates(
+    chain.orders, chain.as_of, period_days=period_days,
+    min_active_members=min_active_members), lang)))
 results = read_store_results(store_results) if store_results else None
 this = totals.set_index("period").loc["this"]
 display(HTML(rd.targets_html(chain_and_store_progress(

@@ -13,13 +13,14 @@ import pandas as pd
 from rxrepurchase.contract import require_columns
 from rxrepurchase.errors import RxRepurchaseError
 from rxrepurchase.i18n import format_count, format_text, t
-from rxrepurchase.metrics import repurchase_rates
+from rxrepurchase.metrics import purchases, repurchase_rates
 
 __all__ = [
     "ChainViewError",
     "PERIODS",
     "TOTALS",
     "chain_periods",
+    "chain_vs_store_rates",
     "chain_totals",
     "chain_trend",
     "LIST_SIZES",
@@ -119,6 +120,66 @@ def chain_trend(orders: pd.DataFrame, as_of, *, months: int = 12) -> pd.DataFram
     table = rates[["window_start", "members", *RATES]].rename(columns={"window_start": "month"})
     table["partial"] = (table["month"] + pd.offsets.MonthEnd(0)) > end
     return table.reset_index(drop=True)
+
+
+def chain_vs_store_rates(orders: pd.DataFrame, as_of, *, period_days: int = 90,
+                         min_active_members: int = 30) -> dict:
+    """Why the chain's user repurchase rate differs from its stores': the chain counts each
+    member once over all stores, a store only the purchases made there, so a member with one
+    purchase at each of two stores is a repeat buyer for the chain and at neither store.
+
+    Purchases are those of :func:`rxrepurchase.metrics.purchases` (a member-day), over the
+    period of ``period_days`` days ending ``as_of`` (:func:`chain_periods`), as
+    :func:`chain_totals` and the store pages count them.
+
+    Returns
+    -------
+    dict
+        ``chain_rate``, ``members`` (active members of the chain), ``repeat_members``;
+        ``multi_store_members`` (bought at two or more stores); ``store_members`` (member x
+        store pairs with a purchase: the members counted store by store) and
+        ``pooled_store_rate`` (the share of those pairs with two or more purchases at that
+        store); ``once_here`` (pairs with one purchase at the store whose member is a repeat
+        buyer for the chain: one-time buyers at that store, repeat buyers for the chain);
+        ``cross_store_only`` (repeat buyers for the chain who repeat at no store);
+        ``store_low`` and ``store_high`` (lowest and highest store rate among stores with at
+        least ``min_active_members`` active members; NaN when none), ``stores`` (how many such
+        stores).
+    """
+    require_columns(orders, ["member_id", "store_id", "ordered_at"], "orders",
+                    error=ChainViewError)
+    p = chain_periods(as_of, period_days).set_index("period").loc["this"]
+    day = orders["ordered_at"].dt.normalize()
+    inside = orders.loc[(day >= p["start"]) & (day <= p["end"])]
+    chain_count = purchases(inside).groupby("member_id", observed=True).size()
+    # Each store on its own: a member's purchases there only (one per day and store).
+    at_store = pd.concat(
+        [purchases(part).groupby("member_id", observed=True).size().rename(store)
+         for store, part in inside.groupby("store_id", observed=True)], axis=1
+    ) if len(inside) else pd.DataFrame(index=chain_count.index)
+    at_store = at_store.reindex(chain_count.index)
+    stores_bought = at_store.notna().sum(axis=1)
+    repeats_somewhere = (at_store >= 2).any(axis=1)
+    members = len(chain_count)
+    repeat = chain_count >= 2
+    cross_only = int((repeat & ~repeats_somewhere).sum())
+    per_store = repurchase_rates(orders, (p["start"], p["end"]), by="store_id")
+    per_store = per_store.loc[per_store["members"] >= min_active_members, "user_repurchase_rate"]
+    nan = float("nan")
+    pairs = int(stores_bought.sum())
+    return {
+        "chain_rate": float(repeat.mean()) if members else nan,
+        "members": members,
+        "repeat_members": int(repeat.sum()),
+        "multi_store_members": int((stores_bought >= 2).sum()),
+        "store_members": pairs,
+        "pooled_store_rate": int((at_store >= 2).sum().sum()) / pairs if pairs else nan,
+        "once_here": int((at_store == 1).loc[repeat].sum().sum()),
+        "cross_store_only": cross_only,
+        "store_low": float(per_store.min()) if len(per_store) else nan,
+        "store_high": float(per_store.max()) if len(per_store) else nan,
+        "stores": len(per_store),
+    }
 
 
 def stores_needing_attention(orders: pd.DataFrame, stores: pd.DataFrame, as_of, *,

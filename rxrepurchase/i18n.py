@@ -172,8 +172,26 @@ STRINGS: dict[str, tuple[str, str]] = {
     "period_year_before": ("A year before", "去年同期"),
     "change_year_before": ("Change on a year", "同比"),
     "points": ("{value} pts", "{value} 个百分点"),
-    "chain_trend_title": ("Chain repurchase rates by calendar month (all stores together)",
-                          "全连锁各自然月复购率（全部门店合计）"),
+    "chain_trend_title": ("Chain repurchase rates by calendar month (each member once over all stores)",
+                          "全连锁各自然月复购率（全部门店，每位会员计一次）"),
+    "population_chain": ("{what}, each member once over all stores",
+                         "{what}，全部门店，每位会员计一次"),
+    "population_store": ("{what}, purchases at the store", "{what}，仅计本店购买"),
+    "chain_vs_stores": (
+        "Why the chain's rate differs from the stores': the chain's user repurchase rate ({chain}) "
+        "counts each of its {members} active members once, whichever stores they bought at; a "
+        "store's ({low} to {high} across the {n} compared stores) counts the members who bought "
+        "there, and only their purchases there. {multi} members bought at two or more stores, "
+        "so counted store by store the chain has {pairs} store members, of whom {pooled} repeat "
+        "at that store. {once} times a member bought once at a store, counted there as a "
+        "one-time buyer, while a repeat buyer for the chain; {cross} members repeat only across "
+        "stores, never twice at one.",
+        "为什么全连锁复购率与各门店不同：全连锁用户复购率（{chain}）把 {members} 名活跃会员每人只计一次，"
+        "不论在哪些门店购买；门店复购率（参与比较的 {n} 家门店为 {low} 至 {high}）只计在该店购买的会员"
+        "及其在该店的购买。{multi} 名会员在两家及以上门店购买，因此逐店计算共有 {pairs} 个门店会员，"
+        "其中 {pooled} 在该店复购。有 {once} 次会员在某店只买过一次，在该店算一次性购买，"
+        "在连锁层面却是复购会员；{cross} 名会员只是跨店复购，在任何一家门店都未购买两次。",
+    ),
     "section_attention": ("Stores needing attention first", "优先关注的门店"),
     "attention_intro": (
         "Among stores with at least {n} active members in this and in the previous period: "

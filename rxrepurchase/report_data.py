@@ -676,7 +676,8 @@ def chain_totals_html(totals: pd.DataFrame, lang: str = "en") -> str:
     for total in TOTALS:
         if total in ("user_repurchase_rate", "order_repurchase_rate"):
             shown, change = (lambda v: format_rate(v, lang)), _points
-            name = windowed(total, lang, days=days)
+            # The population too: a chain rate is not a store's (chain_vs_stores_reading).
+            name = t("population_chain", lang, what=windowed(total, lang, days=days))
         else:
             shown = (lambda v: format_money(v, lang)) if total in ("revenue", "subsidy") else (
                 lambda v: format_count(v, lang))
@@ -696,6 +697,20 @@ def chain_totals_html(totals: pd.DataFrame, lang: str = "en") -> str:
         out += note_html(t("chain_no_year_before", lang,
                            start=p.at["year_before", "start"].date().isoformat()))
     return out
+
+
+def chain_vs_stores_reading(figures: dict, lang: str = "en") -> str:
+    """One sentence on why the chain's user repurchase rate differs from its stores', from
+    :func:`rxrepurchase.chain_view.chain_vs_store_rates`."""
+    return t("chain_vs_stores", lang, chain=format_rate(figures["chain_rate"], lang),
+             members=format_count(figures["members"], lang),
+             low=format_rate(figures["store_low"], lang),
+             high=format_rate(figures["store_high"], lang), n=figures["stores"],
+             multi=format_count(figures["multi_store_members"], lang),
+             pairs=format_count(figures["store_members"], lang),
+             pooled=format_rate(figures["pooled_store_rate"], lang),
+             once=format_count(figures["once_here"], lang),
+             cross=format_count(figures["cross_store_only"], lang))
 
 
 def plot_chain_trend(trend: pd.DataFrame, lang: str = "en", *,
@@ -812,7 +827,7 @@ def chain_ranking_html(stores: pd.DataFrame, lang: str = "en") -> str:
            "money": ("revenue", "subsidy"), "counts": ("active_members",)}  # fmt: skip
     if len(stores):
         days = period_days_of(first["period_start"], first["period_end"])
-        fmt["headers"] = {k: windowed(k, lang, days=days)
+        fmt["headers"] = {k: t("population_store", lang, what=windowed(k, lang, days=days))
                           for k in ("user_repurchase_rate", "order_repurchase_rate")}
     out = f"<p>{html.escape(intro)}</p>" + table_html(
         ranked[["rank", *cols]].rename(columns={"store_id": "store"}), lang, **fmt)

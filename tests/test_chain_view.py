@@ -9,6 +9,7 @@ from rxrepurchase.chain_view import (
     chain_periods,
     chain_totals,
     chain_trend,
+    chain_vs_store_rates,
     list_sizes_line,
     nothing_received_line,
     read_store_results,
@@ -175,3 +176,29 @@ def test_store_results_file_errors_name_the_file(tmp_path):
                     encoding="utf-8")
     assert read_store_results(path) == {"stores": [], "sends_email": False,
                                         "undelivered": {"S1": ("no_manager_address", "x")}}
+
+
+def test_chain_rate_counts_a_member_once_across_stores_a_store_only_its_own_purchases():
+    # 30 days to 09-30. A: one purchase at S1 and one at S2 (repeat for the chain only).
+    # B: twice at S1. C: once at S1, once at S2, twice at S2 (repeats at S2 too). D: once at S2.
+    # E: twice the same day, at S1 and S2 (one purchase for the chain: not a repeat buyer).
+    rows = [("S1", "A", "2026-09-02"), ("S2", "A", "2026-09-20"),
+            ("S1", "B", "2026-09-03"), ("S1", "B", "2026-09-13"),
+            ("S1", "C", "2026-09-04"), ("S2", "C", "2026-09-14"), ("S2", "C", "2026-09-24"),
+            ("S2", "D", "2026-09-05"),
+            ("S1", "E", "2026-09-06"), ("S2", "E", "2026-09-06"),
+            ("S1", "A", "2026-08-01")]  # before the period
+    d = chain_vs_store_rates(_orders(rows), AS_OF, period_days=30, min_active_members=1)
+    assert (d["members"], d["repeat_members"]) == (5, 3)  # A, B, C of A..E
+    assert d["chain_rate"] == pytest.approx(3 / 5)
+    assert d["multi_store_members"] == 3  # A, C, E
+    assert d["cross_store_only"] == 1  # A
+    # Store by store: S1 A B C E, S2 A C D E = 8 pairs; B at S1 and C at S2 repeat there.
+    assert d["store_members"] == 8 and d["pooled_store_rate"] == pytest.approx(2 / 8)
+    # One purchase at a store, a repeat buyer for the chain: A at S1 and S2, C at S1.
+    assert d["once_here"] == 3
+    # S1: A, B, C, E bought, B repeats (1/4); S2: A, C, D, E bought, C repeats (1/4).
+    assert (d["store_low"], d["store_high"], d["stores"]) == (pytest.approx(0.25),
+                                                              pytest.approx(0.25), 2)
+    t = chain_totals(_orders(rows), AS_OF, period_days=30).set_index("period")
+    assert d["chain_rate"] == pytest.approx(t.at["this", "user_repurchase_rate"])

@@ -23,7 +23,7 @@ import pytest
 
 from rxrepurchase import report_data as rd
 from rxrepurchase import reporting
-from rxrepurchase.chain_view import chain_totals, chain_trend
+from rxrepurchase.chain_view import chain_totals, chain_trend, chain_vs_store_rates
 from rxrepurchase.cli import main
 from rxrepurchase.demo import DemoConfig, write_demo_chain
 from rxrepurchase.i18n import UnknownLanguageError, format_count, format_money, format_rate, t
@@ -466,6 +466,21 @@ def test_targets_show_their_progress_on_the_store_page_and_the_overview(run, cha
     assert f"{100 * gap:.1f} pts to go" in overview
     assert "<td>S02</td><td>User repurchase rate, last 90 days</td><td>50.0%</td>" in overview
     assert "<td>S99</td>" in overview.split("rx-targets")[1]  # failed: its figure is missing
+
+
+def test_chain_overview_explains_why_the_chain_rate_is_not_a_store_rate(run, chain):
+    page = _words(_text(run.chain_html))
+    figures = chain_vs_store_rates(chain.orders, chain.as_of)
+    assert rd.chain_vs_stores_reading(figures) in page
+    # Hand check of the demo's figures: the chain's rate is above every compared store's,
+    # and the members who repeat only across stores close (part of) the gap.
+    assert figures["chain_rate"] > figures["store_high"] >= figures["store_low"]
+    assert figures["cross_store_only"] > 0
+    assert figures["pooled_store_rate"] < figures["chain_rate"]
+    assert figures["store_members"] > figures["members"]
+    # Each label says whom it counts.
+    assert "User repurchase rate, last 90 days, each member once over all stores" in page
+    assert "User repurchase rate, last 90 days, purchases at the store" in page
 
 
 def test_subsidy_section_tells_each_wave_and_ranks_the_campaigns(run, chain):
