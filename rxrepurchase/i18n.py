@@ -679,6 +679,11 @@ STRINGS: dict[str, tuple[str, str]] = {
         "list; members who bought in the last 14 days are left out.",
         "逾期超过 30 天的续方（会员×商品），已从续方提醒名单移到这里；近 14 天内购买过的会员不在名单上。",
     ),
+    "lapsed_too_old": (
+        "Left out, overdue by more than {days} days (most likely filled elsewhere now): {rows} "
+        "member × product refills of {members} members.",
+        "逾期超过 {days} 天的续方（很可能已在别处购药）不列入：{members} 名会员的 {rows} 个会员 × 商品续方。",
+    ),
     "list_size": ("{rows} rows, {members} members", "{rows} 行，{members} 名会员"),
     "not_written": ("file not written", "未生成文件"),
     # the lists' workbook (rxrepurchase.actionlists.write_lists_workbook): sheet names

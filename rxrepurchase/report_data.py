@@ -1708,14 +1708,24 @@ def write_action_lists(
     workbook = None
     if folder:
         workbook = str(write_lists_workbook(lists, Path(folder) / LISTS_WORKBOOK, lang=lang, overwrite=True))
-    out.attrs = {"tables": lists, "workbook": workbook}
+    lapsed = lists["lapsed_refill"].attrs
+    out.attrs = {"tables": lists, "workbook": workbook,
+                 "lapsed_too_old": {"rows": lapsed["too_old_rows"],
+                                    "members": lapsed["too_old_members"],
+                                    "days": lapsed["max_lapsed_days"]}}
     return out
 
 
 def action_list_metrics(actions: pd.DataFrame) -> dict[str, int | None]:
-    """``{list}_rows`` and ``{list}_members`` of :func:`write_action_lists`, for ``metrics.json``."""
-    return {f"{r.list}_{unit}": getattr(r, unit) for r in actions.itertuples()
-            for unit in ("rows", "members")}
+    """``{list}_rows`` and ``{list}_members`` of :func:`write_action_lists`, and
+    ``lapsed_refill_too_old_rows`` / ``_members`` (refills overdue beyond
+    :data:`rxrepurchase.actionlists.MAX_LAPSED_DAYS`, left out), for ``metrics.json``."""
+    out = {f"{r.list}_{unit}": getattr(r, unit) for r in actions.itertuples()
+           for unit in ("rows", "members")}
+    too_old = actions.attrs["lapsed_too_old"]
+    out.update(lapsed_refill_too_old_rows=too_old["rows"],
+               lapsed_refill_too_old_members=too_old["members"])
+    return out
 
 
 def actions_html(actions: pd.DataFrame, lang: str = "en", *,
@@ -1730,9 +1740,14 @@ def actions_html(actions: pd.DataFrame, lang: str = "en", *,
             path = Path(row.path)
             shown = os.path.relpath(path, relative_to) if relative_to else str(path)
             where = f'<a href="{html.escape(Path(shown).as_posix())}">{html.escape(shown)}</a>'
+        what = t(f"list_{row.list}_what", lang)
+        too_old = actions.attrs.get("lapsed_too_old")
+        if row.list == "lapsed_refill" and too_old and too_old["days"] is not None:
+            what += " " + t("lapsed_too_old", lang, rows=format_count(too_old["rows"], lang),
+                            members=format_count(too_old["members"], lang),
+                            days=too_old["days"])
         items.append(f"<li><b>{html.escape(t(f'list_{row.list}', lang))}</b>: {size} · "
-                     f"{where}<br><span class='rx-meta'>"
-                     f"{html.escape(t(f'list_{row.list}_what', lang))}</span></li>")
+                     f"{where}<br><span class='rx-meta'>{html.escape(what)}</span></li>")
     return f"<ul>{''.join(items)}</ul>"
 
 

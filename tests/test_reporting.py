@@ -23,6 +23,7 @@ import pytest
 
 from rxrepurchase import report_data as rd
 from rxrepurchase import reporting
+from rxrepurchase.actionlists import MAX_LAPSED_DAYS, bought_recently
 from rxrepurchase.chain_view import chain_totals, chain_trend, chain_vs_store_rates
 from rxrepurchase.cli import main
 from rxrepurchase.demo import DemoConfig, write_demo_chain
@@ -355,6 +356,17 @@ def test_action_lists_are_written_next_to_the_report(run, chain):
         assert f'href="actions/{name}.csv"' in _text(r.html)
         assert "member_id" in listed and "suggested_action" in listed
     assert r.metrics["refill_reminder_members"] < r.metrics["refill_reminder_rows"]
+    # Lapsed refills older than the limit are left out, and the page says how many.
+    lapsed = pd.read_csv(folder / "lapsed_refill.csv", encoding="utf-8-sig")
+    assert lapsed["days_overdue"].max() <= MAX_LAPSED_DAYS
+    too_old = refills.predictions.loc[
+        (refills.predictions["rhythm"] == "repeat")
+        & (refills.predictions["days_overdue"] > MAX_LAPSED_DAYS)
+        & ~refills.predictions["member_id"].isin(bought_recently(chain.orders, chain.as_of))]
+    assert r.metrics["lapsed_refill_too_old_rows"] == len(too_old) > 0
+    assert t("lapsed_too_old", "en", rows=format_count(len(too_old)),
+             members=format_count(too_old["member_id"].nunique()),
+             days=MAX_LAPSED_DAYS) in _words(_text(r.html))
     # The refill section's count is the list's: one list, one figure.
     assert r.metrics["refill_reminder_rows"] == refills.headline["reminder_rows"]
 
