@@ -232,9 +232,11 @@ def stores_needing_attention(orders: pd.DataFrame, stores: pd.DataFrame, as_of, 
 
 
 LIST_SIZES: tuple[str, ...] = ("refill_reminder_members", "refill_reminder_rows",
-                               "wake_up_members", "lapsed_refill_members", "top_members")
+                               "wake_up_members", "lapsed_refill_members", "top_members",
+                               "this_week_member_care_members")
 """Per-store list sizes the overview shows, read from each store's ``metrics.json``: the same
-lists its page and files hold (``top_members``: the top 20% of members by what they paid)."""
+lists its page and files hold (``top_members``: the top 20% of members by what they paid;
+``this_week_member_care_members``: those of them whose visits slowed, "This week"'s action)."""
 
 NOTHING_REASONS: tuple[str, ...] = ("report_failed", "no_manager_address", "pdf_failed",
                                     "email_failed")

@@ -409,7 +409,8 @@ def store_figures_text(figures: Mapping | None, lang: str = "en",
     lines.append(t("mail_list_lapsed", lang, members=_size(f, "lapsed_refill_members", lang),
                    rows=_size(f, "lapsed_refill_rows", lang)))
     if "this_week_member_care_members" in f:
-        lines.append(t("mail_list_top", lang, members=_size(f, "this_week_member_care_members", lang)))
+        lines.append(t("mail_list_top", lang, members=_size(f, "this_week_member_care_members", lang),
+                       top=_size(f, "top_members", lang)))
     return "\n".join(lines) + "\n\n"
 
 

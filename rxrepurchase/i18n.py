@@ -129,12 +129,14 @@ STRINGS: dict[str, tuple[str, str]] = {
         "另有 {n} 位正在流失的高价值会员几乎只在有券时购买（预期价值 {value}）：发关怀消息，"
         "不发大额券。",
     ),
-    "tw_member_care": ("Look after the top 20%", "维护前 20% 的会员"),
+    "tw_member_care": ("Top members whose visits slowed", "到店变少的头部会员"),
     "tw_member_care_text": (
-        "The top 20% of members by what they paid at this store: {n}. Member care (a "
-        "pharmacist's call, priority service, a birthday greeting), not a discount.",
-        "按本店实付金额排名前 20% 的会员：{n} 位。做会员关怀（药师回访、优先服务、生日问候），"
-        "而不是打折。",
+        "Of the top 20% of members by what they paid at this store ({top}), those not back "
+        "for more than {factor} times their usual interval between purchases: {n}. Call the "
+        "largest spenders first: member care (a pharmacist's call, priority service, a birthday "
+        "greeting), not a discount.",
+        "按本店实付金额排名前 20% 的会员（{top} 位）中，有 {n} 位距上次购买已超过其平常购买间隔的 "
+        "{factor} 倍。按消费额从高到低联系：做会员关怀（药师回访、优先服务、生日问候），而不是打折。",
     ),
     "tw_evening_offer": ("Evening offer", "晚间优惠"),
     "tw_evening_offer_text": (
@@ -225,6 +227,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "wake_up_members": ("Wake-up (members)", "唤醒（会员）"),
     "lapsed_refill_members": ("Lapsed refills (members)", "中断续方（会员）"),
     "top_members": ("Top 20% (members)", "前 20%（会员）"),
+    "this_week_member_care_members": ("Top 20% whose visits slowed", "前 20% 中到店变少的会员"),
     "nothing_none_sent": (
         "Every store's report was produced; this run sends no email.",
         "所有门店报告均已生成；本次运行不发送邮件。",
@@ -250,8 +253,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "mail_list_wake_up": ("- Wake-up: {members} valuable members", "- 唤醒：{members} 名高价值会员"),
     "mail_list_lapsed": ("- Lapsed refills: {members} members ({rows} member × product)",
                          "- 中断续方：{members} 名会员（会员 × 商品 {rows} 行）"),
-    "mail_list_top": ("- Top 20% to look after (member care, not a discount): {members} members",
-                      "- 重点维护的前 20% 会员（会员关怀，不打折）：{members} 名"),
+    "mail_list_top": ("- Top members whose visits slowed (member care, not a discount): "
+                      "{members} of the top 20% ({top})",
+                      "- 到店变少的头部会员（会员关怀，不打折）：前 20% 会员（{top} 名）中的 {members} 名"),
     # head office's email
     "ho_all": ("All {n} store reports were produced and delivered to their managers.",
                "全部 {n} 家门店报告均已生成并发送给店长。"),
@@ -261,9 +265,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ho_list_line": (
         "- {store}: refill reminders {refill_reminder_members} ({refill_reminder_rows} member × "
         "product) · wake-up {wake_up_members} · lapsed refills {lapsed_refill_members} · "
-        "top 20% {top_members}",
+        "top 20% {top_members} ({this_week_member_care_members} slowed)",
         "- {store}：续方提醒 {refill_reminder_members}（会员 × 商品 {refill_reminder_rows}）· "
-        "唤醒 {wake_up_members} · 中断续方 {lapsed_refill_members} · 前 20% {top_members}",
+        "唤醒 {wake_up_members} · 中断续方 {lapsed_refill_members} · 前 20% {top_members}"
+        "（到店变少 {this_week_member_care_members}）",
     ),
     "ho_details": ("Details: run.json and delivery.json in {folder}.",
                    "详情见 {folder} 中的 run.json 与 delivery.json。"),

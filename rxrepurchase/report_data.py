@@ -81,7 +81,7 @@ from rxrepurchase.segments import (
     rfm_segments,
     segment_summary,
 )
-from rxrepurchase.this_week import CHANNELS, WIN_BACK_MIN_DAYS, this_week_actions
+from rxrepurchase.this_week import CHANNELS, SLOWED_FACTOR, WIN_BACK_MIN_DAYS, this_week_actions
 from rxrepurchase.uplift import campaign_uplift
 
 __all__ = [
@@ -1631,8 +1631,8 @@ def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: 
         orders=chain.for_store(store_id).orders, as_of=chain.as_of,
         wake_up=store_wake_up(chain, store_id, models, gross_margin=gross_margin),
         horizons=(soon, refills.within), period_days=period_days)
-    actions.attrs = {"as_of": chain.as_of.date().isoformat(), "within": refills.within,
-                     "soon": soon, "period_days": period_days}
+    actions.attrs = {**actions.attrs, "as_of": chain.as_of.date().isoformat(),
+                     "within": refills.within, "soon": soon, "period_days": period_days}
     return actions
 
 
@@ -1640,8 +1640,7 @@ def this_week_metrics(actions: pd.DataFrame) -> dict:
     """Members per action and offer, for ``metrics.json`` (``this_week_<offer>_members``),
     and ``top_members``: the size of the top 20% (the chain overview's list sizes)."""
     out = {f"this_week_{row.offer}_members": int(row.members) for row in actions.itertuples()}
-    top = actions.loc[actions["action"] == "top_care", "members"]
-    out["top_members"] = int(top.iloc[0]) if len(top) else 0
+    out["top_members"] = int(actions.attrs["top_members"])
     return out
 
 
@@ -1658,6 +1657,8 @@ def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:
                           items=format_count(row.items, lang))
         elif row.action == "win_back":
             values.update(value=format_money(row.expected_value, lang), days=WIN_BACK_MIN_DAYS)
+        elif row.action == "top_care":
+            values.update(top=format_count(row.top_members, lang), factor=f"{SLOWED_FACTOR:g}")
         elif row.action == "evening_offer":
             values.update(hours=row.hours, share=format_rate(row.share, lang, digits=0),
                           ratio=f"{row.ratio:.1f}")

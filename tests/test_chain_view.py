@@ -124,7 +124,8 @@ def test_totals_table_states_the_periods_and_signs_the_changes():
 RESULTS = [
     {"store_id": "S1", "ok": True, "error": None,
      "metrics": {"refill_reminder_members": 12, "refill_reminder_rows": 15, "wake_up_members": 4,
-                 "lapsed_refill_members": 7, "top_members": 20}},
+                 "lapsed_refill_members": 7, "top_members": 20,
+                 "this_week_member_care_members": 6}},
     {"store_id": "S2", "ok": False, "error": "ValueError: boom", "metrics": None},
     {"store_id": "S3", "ok": True, "error": None,
      "metrics": {"refill_reminder_members": 0, "refill_reminder_rows": 0, "wake_up_members": None,
@@ -136,7 +137,7 @@ def test_list_sizes_per_store_and_the_managers_who_receive_nothing():
     table = store_list_sizes(RESULTS, {"S3": ("no_manager_address", "no manager_email"),
                                        "S2": ("no_manager_address", "none either")})
     s1, s2, s3 = (row for _, row in table.iterrows())
-    assert [s1[k] for k in LIST_SIZES] == [12, 15, 4, 7, 20]
+    assert [s1[k] for k in LIST_SIZES] == [12, 15, 4, 7, 20, 6]
     assert s1["nothing_reason"] == ""
     # A failed report is the reason, whatever else is missing; its sizes are unknown.
     assert (s2["nothing_reason"], s2["nothing_detail"]) == ("report_failed", "ValueError: boom")
@@ -148,7 +149,7 @@ def test_list_sizes_per_store_and_the_managers_who_receive_nothing():
                     "S3 (no manager address: no manager_email).")
     assert "S2（报告生成失败：ValueError: boom）" in nothing_received_line(table, "zh")
     assert list_sizes_line(s1) == ("- S1: refill reminders 12 (15 member × product) · wake-up 4 "
-                                   "· lapsed refills 7 · top 20% 20")
+                                   "· lapsed refills 7 · top 20% 20 (6 slowed)")
     assert "wake-up – ·" in list_sizes_line(s3)
     with pytest.raises(ChainViewError, match="unknown reason 'gone'"):
         store_list_sizes(RESULTS, {"S1": ("gone", "")})

@@ -448,7 +448,7 @@ def test_chain_overview_lists_each_store_list_sizes_and_who_receives_nothing(run
     sizes = _ok(run, "S01").metrics
     cells = ["S01", *(format_count(sizes[k]) for k in (
         "refill_reminder_members", "refill_reminder_rows", "wake_up_members",
-        "lapsed_refill_members", "top_members"))]
+        "lapsed_refill_members", "top_members", "this_week_member_care_members"))]
     assert "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" in text
     assert sizes["top_members"] > 0
     page = _words(_text(run.chain_html))
