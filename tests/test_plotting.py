@@ -78,13 +78,11 @@ def test_charts_of_a_group_are_separate_figures_in_a_wrapping_box():
     import base64
     import re
 
+    import matplotlib
     import matplotlib.pyplot as plt
 
-    from rxrepurchase.rendering import CHART_SIZE, chart_axes, charts_html
-
-    import matplotlib
-
     from rxrepurchase.plotting import configure_matplotlib
+    from rxrepurchase.rendering import CHART_SIZE, chart_axes, charts_html
 
     with matplotlib.rc_context():
         configure_matplotlib(dpi=110)  # as the report notebooks draw
