@@ -424,16 +424,12 @@ def headline_html(headline: dict, lang: str = "en") -> str:
         ("revenue", format_money(headline["revenue"], lang), ""),
         ("subsidy", format_money(headline["subsidy"], lang), ""),
     ]
-    e = html.escape
     labels = {key: windowed(key, lang, days=days)
               for key in ("user_repurchase_rate", "order_repurchase_rate")}
-    cells = "".join(
-        f'<div class="rx-tile"><div class="rx-label">{e(labels.get(key) or t(key, lang))}</div>'
-        f'<div class="rx-value">{e(value)}</div><div class="rx-note">{e(note)}</div></div>'
-        for key, value, note in tiles
-    )
     period = t("period", lang, start=headline["period_start"], end=headline["period_end"])
-    return f'<p class="rx-meta">{e(period)}</p><div class="rx-tiles">{cells}</div>'
+    return render_section("headline", period=period, tiles=[
+        {"label": labels.get(key) or t(key, lang), "value": value, "note": note}
+        for key, value, note in tiles])
 
 
 def monthly_repurchase(chain: Chain, store_id: str, *, months: int = 12,
@@ -509,13 +505,12 @@ def report_title(headline: dict, lang: str = "en") -> str:
     HTML, not Markdown: names come from data, and Markdown would pass markup in them through
     to the page. Every value is escaped and shortened for display (:func:`format_text`).
     """
-    e = html.escape
     store_id = format_text(headline["store_id"])
     title = t("store_report_title", lang, store_id=store_id,
               name=format_text(headline["store_name"]) or store_id)
     meta = t("report_meta", lang, city=format_text(headline["city"]) or "–",
              as_of=headline["as_of"])
-    return f'<h1>{e(title)}</h1><p class="rx-meta">{e(meta)}</p>'
+    return render_section("title", title=title, meta=meta)
 
 
 def quality_table(chain: Chain, store_id: str, lang: str = "en") -> pd.DataFrame:
@@ -1340,7 +1335,7 @@ def holdout_summary(holdout: pd.DataFrame, lang: str = "en") -> str:
 
 def note_html(text: str) -> str:
     """A highlighted note (e.g. "this store could not be modelled")."""
-    return f'<div class="rx-note-box">{html.escape(text)}</div>'
+    return render_section("note", text=text)
 
 
 def section_metrics(cohorts: dict[str, pd.DataFrame], models: StoreModels) -> dict:
@@ -1736,20 +1731,20 @@ def actions_html(actions: pd.DataFrame, lang: str = "en", *,
     for row in actions.itertuples():
         size = "–" if pd.isna(row.members) else t("list_size", lang, rows=format_count(row.rows, lang),
                                                    members=format_count(row.members, lang))
-        where = t("not_written", lang)
+        item = {"name": t(f"list_{row.list}", lang), "size": size, "href": None,
+                "shown": t("not_written", lang)}
         if isinstance(row.path, str) and row.path:  # pandas makes an all-None column NaN
             path = Path(row.path)
-            shown = os.path.relpath(path, relative_to) if relative_to else str(path)
-            where = f'<a href="{html.escape(Path(shown).as_posix())}">{html.escape(shown)}</a>'
+            item["shown"] = os.path.relpath(path, relative_to) if relative_to else str(path)
+            item["href"] = Path(item["shown"]).as_posix()
         what = t(f"list_{row.list}_what", lang)
         too_old = actions.attrs.get("lapsed_too_old")
         if row.list == "lapsed_refill" and too_old and too_old["days"] is not None:
             what += " " + t("lapsed_too_old", lang, rows=format_count(too_old["rows"], lang),
                             members=format_count(too_old["members"], lang),
                             days=too_old["days"])
-        items.append(f"<li><b>{html.escape(t(f'list_{row.list}', lang))}</b>: {size} · "
-                     f"{where}<br><span class='rx-meta'>{html.escape(what)}</span></li>")
-    return f"<ul>{''.join(items)}</ul>"
+        items.append({**item, "what": what})
+    return render_section("actions", items=items)
 
 
 # --------------------------------------------------------------------------- did the subsidy pay?
@@ -1778,7 +1773,6 @@ def _signed(value: float) -> str:
 def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: int = 30) -> str:
     """The "Did the subsidy pay?" section: one sentence per wave (HTML, data escaped), or what
     the chain would need to export when there are no send lists."""
-    e = html.escape
     sep = "" if normalize_lang(lang) == "zh" else " "  # Chinese sentences run on after 。
     if effects is None:
         return note_html(t("uplift_missing", lang))
@@ -1805,9 +1799,8 @@ def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: 
                             window=_signed(r.extra_purchases_window))
             if r.incremental_members_low > 0 and r.extra_purchases_180d < r.extra_purchases_window:
                 text += sep + t("uplift_pulled_forward", lang)
-        items.append(f"<li>{e(text)}</li>")
-    intro = t("uplift_intro", lang, days=window_days)
-    return f"<p>{e(intro)}</p><ul class=\"rx-uplift\">{''.join(items)}</ul>"
+        items.append(text)
+    return render_section("uplift", intro=t("uplift_intro", lang, days=window_days), items=items)
 
 
 def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
