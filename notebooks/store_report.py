@@ -96,7 +96,7 @@ if not thin:
 if not thin:
     display(Markdown(f"## {t('section_headline', lang)}"))
     display(HTML(rd.headline_html(headline, lang)))
-    display(HTML(rd.targets_html([("", target_progress(headline, targets or {}))], lang,
+    display(HTML(rd.targets_html([(store_id, target_progress(headline, targets or {}))], lang,
                                  start=headline["period_start"], end=headline["period_end"])))
     rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id,
                                                      min_active_members=min_active_members), lang)

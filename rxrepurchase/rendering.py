@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 from functools import cache
 
 import jinja2
@@ -57,6 +58,7 @@ def charts_html(axes) -> str:
 
     images = []
     for ax in axes:
+        _fit_labels(ax)
         buffer = io.BytesIO()
         ax.figure.savefig(buffer, format="png")
         plt.close(ax.figure)
@@ -65,3 +67,16 @@ def charts_html(axes) -> str:
         images.append({"src": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
                        "width": width, "height": height, "alt": ax.get_title()})
     return render_section("charts", images=images)
+
+
+def _fit_labels(ax) -> None:
+    """A chart of a group is narrower than a page-wide one: its title wraps to the figure's
+    width, and crowded category labels on the x axis turn 30 degrees instead of overlapping."""
+    ax.title.set_wrap(True)
+    ax.figure.canvas.draw()
+    labels = [label for label in ax.get_xticklabels() if label.get_text()]
+    boxes = sorted((label.get_window_extent() for label in labels), key=lambda b: b.x0)
+    if any(left.x1 > right.x0 for left, right in itertools.pairwise(boxes)):
+        for label in labels:
+            label.set_rotation(30)
+            label.set_horizontalalignment("right")

@@ -761,10 +761,13 @@ def targets_html(progress: list[tuple[str, pd.DataFrame]], lang: str = "en", *,
                 gap = shown(abs(r.gap))
             status = (t("target_met", lang) if r.met else
                       t("target_to_go", lang, gap=gap.lstrip("+")) if math.isfinite(r.gap) else "–")
+            # 99.6% short of a target is not shown as 100%.
+            progress = format_rate(r.progress, lang, digits=0)
+            if not r.met and progress == format_rate(1.0, lang, digits=0):
+                progress = format_rate(r.progress, lang, digits=1)
             rows.append([format_text(who) if who else t("target_chain", lang),
                          windowed(r.measure, lang, days=days) if r.kind == "rate" else t(r.measure, lang),
-                         shown(r.target), shown(r.actual),
-                         format_rate(r.progress, lang, digits=0), status])
+                         shown(r.target), shown(r.actual), progress, status])
     if not rows:
         return ""
     headers = [t(k, lang) for k in ("target_who", "chain_figure", "target_value", "target_actual",

@@ -89,8 +89,14 @@ def test_charts_of_a_group_are_separate_figures_in_a_wrapping_box():
         left, right = chart_axes(2)
         assert left.figure is not right.figure
         left.set_title("<b>retention</b>")
-        right.plot([0, 1], [0, 1])
+        left.bar(["A", "B"], [1, 2])
+        right.bar(["Loyal", "Mixed", "Occasional", "Subsidy-driven", "Undetermined", "New"],
+                  range(6))
         page = charts_html([left, right])
+    # Crowded category labels turn instead of overlapping; two short ones stay level.
+    assert {label.get_rotation() for label in right.get_xticklabels()} == {30.0}
+    assert {label.get_rotation() for label in left.get_xticklabels()} == {0.0}
+    assert left.title.get_wrap()
     assert page.count("<img ") == 2 and 'class="rx-charts"' in page
     assert 'alt="&lt;b&gt;retention&lt;/b&gt;"' in page  # the title is data: escaped
     assert CHART_SIZE == (4.8, 3.4)

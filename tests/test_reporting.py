@@ -463,11 +463,12 @@ def test_targets_show_their_progress_on_the_store_page_and_the_overview(run, cha
     page = _text(_ok(run, "S01").html)
     rate = h["user_repurchase_rate"]
     # The store's own target (active members) and every store's (user repurchase rate).
-    row = ("<td>User repurchase rate, last 90 days</td><td>50.0%</td>"
+    row = ("<td>S01</td><td>User repurchase rate, last 90 days</td><td>50.0%</td>"
            f"<td>{format_rate(rate)}</td><td>{format_rate(rate / 0.5, digits=0)}</td>")
     assert row in page
-    assert (f"<td>Active members</td><td>10</td><td>{format_count(h['active_members'])}</td>"
+    assert (f"<td>S01</td><td>Active members</td><td>10</td><td>{format_count(h['active_members'])}</td>"
             in page)
+    assert "Chain (all stores together)" not in page
     assert page.index("rx-tiles") < page.index("rx-targets")  # right under the tiles
     overview = _text(run.chain_html)
     totals = chain_totals(chain.orders, chain.as_of).set_index("period")

@@ -61,3 +61,15 @@ def test_overview_progress_is_the_chain_then_each_store_with_targets():
     assert [who for who, _ in parts] == ["", "S02"]  # S01 and S03 have no target
     assert parts[0][1].at[0, "gap"] == pytest.approx(-0.004)
     assert bool(parts[1][1].at[0, "met"])
+
+
+def test_targets_html_names_whom_and_never_rounds_a_miss_up_to_100():
+    from rxrepurchase import report_data as rd
+
+    progress = target_progress({"active_members": 797, "user_repurchase_rate": 0.62},
+                               {"active_members": 800, "user_repurchase_rate": 0.6})
+    page = rd.targets_html([("S01", progress)], start="2026-07-03", end="2026-09-30")
+    assert ("<td>S01</td><td>User repurchase rate, last 90 days</td><td>60.0%</td>"
+            "<td>62.0%</td><td>103%</td><td>reached</td>") in page
+    assert "<td>S01</td><td>Active members</td><td>800</td><td>797</td><td>99.6%</td><td>3 to go</td>" in page
+    assert rd.targets_html([], start="2026-07-03", end="2026-09-30") == ""
