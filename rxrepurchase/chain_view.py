@@ -311,7 +311,7 @@ def store_list_sizes(stores, undelivered=None) -> pd.DataFrame:
         row = {"store_id": str(store["store_id"])}
         for key in LIST_SIZES:
             value = metrics.get(key)
-            row[key] = None if value is None else int(value)
+            row[key] = None if value is None or pd.isna(value) else int(value)
         if not store["ok"]:
             row.update(nothing_reason="report_failed", nothing_detail=str(store.get("error") or ""))
         elif row["store_id"] in undelivered:

@@ -179,6 +179,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "population_chain": ("{what}, each member once over all stores",
                          "{what}，全部门店，每位会员计一次"),
     "population_store": ("{what}, purchases at the store", "{what}，仅计本店购买"),
+    "chain_vs_stores_none": (
+        "No store has enough active members in the period to compare its rate with the chain's.",
+        "本期没有活跃会员足够多的门店，无法将门店复购率与全连锁比较。",
+    ),
     "chain_vs_stores": (
         "Why the chain's rate differs from the stores': the chain's user repurchase rate ({chain}) "
         "counts each of its {members} active members once, whichever stores they bought at; a "

@@ -696,7 +696,10 @@ def chain_totals_html(totals: pd.DataFrame, lang: str = "en") -> str:
 
 def chain_vs_stores_reading(figures: dict, lang: str = "en") -> str:
     """One sentence on why the chain's user repurchase rate differs from its stores', from
-    :func:`rxrepurchase.chain_view.chain_vs_store_rates`."""
+    :func:`rxrepurchase.chain_view.chain_vs_store_rates`; a shorter one when no store is large
+    enough to compare."""
+    if not figures["stores"]:
+        return t("chain_vs_stores_none", lang)
     return t("chain_vs_stores", lang, chain=format_rate(figures["chain_rate"], lang),
              members=format_count(figures["members"], lang),
              low=format_rate(figures["store_low"], lang),

@@ -143,6 +143,9 @@ def test_list_sizes_per_store_and_the_managers_who_receive_nothing():
     assert (s2["nothing_reason"], s2["nothing_detail"]) == ("report_failed", "ValueError: boom")
     assert all(pd.isna(s2[k]) for k in LIST_SIZES)
     assert pd.isna(s3["wake_up_members"]) and s3["refill_reminder_members"] == 0
+    # A figure the report wrote as NaN is missing too, not an error.
+    nan = store_list_sizes([{**RESULTS[0], "metrics": {"top_members": float("nan")}}])
+    assert pd.isna(nan.at[0, "top_members"])
     assert s3["nothing_reason"] == "no_manager_address"
     line = nothing_received_line(table)
     assert line == ("Managers who receive nothing: S2 (report failed: ValueError: boom); "
