@@ -34,14 +34,18 @@ time_zone = None  # the chain's time zone, e.g. "Asia/Shanghai" (None: the loade
 chain_tables = ""  # the chain's tables written by the runner (empty: read the export folder)
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
+store_results = ""  # the stores' outcomes and metrics written by the runner (empty: none)
+targets = None  # targets of the chain and stores, as rxrepurchase.targets.read_targets gives
 
 # %% tags=["remove_cell"]
 from IPython.display import HTML, Markdown, display
 
 from rxrepurchase import report_data as rd
+from rxrepurchase.chain_view import read_store_results
 from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
 from rxrepurchase.report_slices import load_chain_tables
+from rxrepurchase.targets import chain_and_store_progress
 
 configure_matplotlib()
 set_currency(currency)
@@ -57,11 +61,21 @@ display(Markdown(rd.chain_title(chain, lang, period_days=period_days)))
 # %%
 display(Markdown(f"## {t('section_chain_totals', lang)}"))
 display(HTML(rd.chain_totals_html(chain.totals, lang)))
+display(Markdown(rd.chain_vs_stores_reading(chain.vs_stores, lang)))
+results = read_store_results(store_results) if store_results else None
+this = chain.totals.set_index("period").loc["this"]
+display(HTML(rd.targets_html(chain_and_store_progress(
+    targets, this, {s["store_id"]: s["metrics"] for s in (results or {"stores": []})["stores"]}),
+    lang, start=this["start"], end=this["end"])))
 rd.plot_chain_trend(chain.trend, lang);
 
 # %%
 display(Markdown(f"## {t('section_attention', lang)}"))
 display(HTML(rd.attention_html(chain.attention, lang, min_active_members=min_active_members)))
+
+# %%
+display(Markdown(f"## {t('section_lists', lang)}"))
+display(HTML(rd.list_sizes_html(results, lang)))
 
 # %%
 display(Markdown(f"## {t('section_store_ranking', lang)}"))

@@ -43,6 +43,7 @@ clv_horizon_months = 12  # CLV horizon
 refill_within_days = 14  # refill reminders: due within this many days
 metrics_path = ""  # where to write metrics.json (empty: not written)
 actions_dir = ""  # folder for the wake-up and refill reminder lists (empty: not written)
+targets = None  # this store's targets, e.g. {"user_repurchase_rate": 0.6} (None: none)
 
 # %% tags=["remove_cell"]
 from pathlib import Path
@@ -53,7 +54,9 @@ from IPython.display import HTML, Markdown, display
 from rxrepurchase import report_data as rd
 from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
+from rxrepurchase.rendering import chart_axes, charts_html
 from rxrepurchase.report_slices import load_store
+from rxrepurchase.targets import target_progress
 
 configure_matplotlib()
 set_currency(currency)
@@ -94,6 +97,8 @@ if not thin:
 if not thin:
     display(Markdown(f"## {t('section_headline', lang)}"))
     display(HTML(rd.headline_html(headline, lang)))
+    display(HTML(rd.targets_html([(store_id, target_progress(headline, targets or {}))], lang,
+                                 start=headline["period_start"], end=headline["period_end"])))
     rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id, shared=shared,
                                                      min_active_members=min_active_members), lang)
 
@@ -106,18 +111,18 @@ if not thin:
     display(Markdown(rd.cohort_summary(cohorts["comparison"], lang)))
     display(Markdown(rd.calibration_note(cohorts["members"], lang)))
     display(HTML(rd.cohort_table_html(cohorts["comparison"], lang)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left, right = chart_axes(2)
     rd.plot_cohort_retention(cohorts["retention"], lang, ax=left)
     rd.plot_cohort_spend(cohorts["spend"], lang, ax=right)
-    plt.show()
+    display(HTML(charts_html([left, right])))
 
 # %%
 if not thin:
     display(Markdown(rd.waves_reading(cohorts["waves"], lang)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left, right = chart_axes(2)
     rd.plot_post_subsidy(cohorts["post_subsidy"], lang, ax=left)
     rd.plot_waves(cohorts["waves"], lang, ax=right)
-    plt.show()
+    display(HTML(charts_html([left, right])))
     display(Markdown(rd.post_subsidy_note(90, chain.as_of, lang)))
     display(HTML(rd.waves_table_html(cohorts["waves"], lang)))
 
@@ -140,13 +145,11 @@ if not thin:
         display(HTML(rd.value_table_html(rd.value_by(models.scores, "subsidy_cohort",
                                                      models.value_ranges["subsidy_cohort"]),
                                          "subsidy_cohort", lang)))
-        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-        rd.plot_clv_by_cohort(models.scores, lang, ax=left)
+        axes = chart_axes(1 if models.holdout is None else 2)
+        rd.plot_clv_by_cohort(models.scores, lang, ax=axes[0])
         if models.holdout is not None:
-            rd.plot_holdout_check(models.holdout, lang, ax=right)
-        else:
-            right.set_axis_off()
-        plt.show()
+            rd.plot_holdout_check(models.holdout, lang, ax=axes[1])
+        display(HTML(charts_html(axes)))
         if models.holdout is not None:
             display(Markdown(rd.holdout_summary(models.holdout, lang)))
         else:
@@ -170,10 +173,10 @@ if not thin:
                                                    min_members=min_active_members),
                                       lang, days=period_days)))
     display(HTML(rd.tiers_table_html(segments["tiers"], lang, days=period_days)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left, right = chart_axes(2)
     rd.plot_rfm(segments["rfm"], lang, ax=left)
     rd.plot_hours(segments["hours"], lang, ax=right)
-    plt.show()
+    display(HTML(charts_html([left, right])))
     display(HTML(rd.channels_table_html(segments["channels"], lang, days=period_days)))
     display(HTML(rd.rfm_actions_html(segments["rfm"], lang)))
 

@@ -33,6 +33,7 @@ from rxrepurchase.refill import RefillError, member_details
 
 __all__ = [
     "LISTS_WORKBOOK",
+    "MAX_LAPSED_DAYS",
     "QUIET_DAYS",
     "bought_recently",
     "lapsed_refill_list",
@@ -47,6 +48,12 @@ LISTS_WORKBOOK = "lists.xlsx"
 QUIET_DAYS = 14
 """Members who bought within this many days (the as-of day and the 13 before) are never on a
 wake-up list."""
+
+MAX_LAPSED_DAYS = 90
+"""A refill overdue by more than this many days leaves the lapsed-refills list: three monthly
+refills missed, the patient most likely fills the prescription elsewhere now, and a list of
+every refill that ever stopped (hundreds of rows a store) hides the few worth a call. The
+page and ``metrics.json`` count what was left out."""
 
 # Top tiers get personal member care rather than a coupon (issue 15: "member care for the top
 # tier").
@@ -117,21 +124,32 @@ def wake_up_targets(wake: pd.DataFrame, members: pd.DataFrame, orders: pd.DataFr
 
 
 def lapsed_refill_list(predictions: pd.DataFrame, members: pd.DataFrame, orders: pd.DataFrame, *,
-                       max_overdue_days: int = 30, quiet_days: int = QUIET_DAYS,
-                       show_phone: bool = False) -> pd.DataFrame:
+                       max_overdue_days: int = 30, max_lapsed_days: int | None = MAX_LAPSED_DAYS,
+                       quiet_days: int = QUIET_DAYS, show_phone: bool = False) -> pd.DataFrame:
     """The wake-up list of lapsed refills: member x products on a refill rhythm more than
     ``max_overdue_days`` past their expected day (the rows
-    :func:`~rxrepurchase.refill.refill_targets` leaves out), except members who bought
-    anything in the last ``quiet_days`` days. Longest overdue last: the most recent lapses,
-    the likeliest to come back, first.
+    :func:`~rxrepurchase.refill.refill_targets` leaves out) and at most ``max_lapsed_days``
+    past it (:data:`MAX_LAPSED_DAYS`; None: no limit), except members who bought anything in
+    the last ``quiet_days`` days. Longest overdue last: the most recent lapses, the likeliest
+    to come back, first.
 
     Returns
     -------
     DataFrame
         ``member_id, home_store_id, tier, product, product_name, status, last_fill,
         expected_on, due_low, due_high, days_overdue, suggested_action`` (``refill_wake_up``,
-        or ``member_care`` for diamond / PLUS members), contacts.
+        or ``member_care`` for diamond / PLUS members), contacts. ``attrs`` counts the rows
+        left out: ``too_old_rows`` and ``too_old_members`` (overdue beyond
+        ``max_lapsed_days``, recent buyers excluded), ``recent_buyers_removed``.
+
+    Raises
+    ------
+    RefillError
+        ``max_lapsed_days`` below ``max_overdue_days``, or predictions without ``as_of``.
     """
+    if max_lapsed_days is not None and max_lapsed_days < max_overdue_days:
+        raise RefillError(f"max_lapsed_days ({max_lapsed_days}) must be at least "
+                          f"max_overdue_days ({max_overdue_days})")
     require_columns(predictions, ["member_id", "product", "days_overdue", "status"], "predictions",
                     error=RefillError)
     as_of = predictions.attrs.get("as_of")
@@ -141,7 +159,9 @@ def lapsed_refill_list(predictions: pd.DataFrame, members: pd.DataFrame, orders:
     if "rhythm" in predictions:
         late &= (predictions["rhythm"] == "repeat").fillna(False)
     recent = predictions["member_id"].isin(bought_recently(orders, as_of, days=quiet_days))
-    listed = member_details(predictions[late & ~recent], members, show_phone=show_phone)
+    too_old = late & ~recent & (predictions["days_overdue"] > max_lapsed_days).fillna(False) \
+        if max_lapsed_days is not None else pd.Series(False, index=predictions.index)
+    listed = member_details(predictions[late & ~recent & ~too_old], members, show_phone=show_phone)
     listed["suggested_action"] = _suggested_action(listed, "refill_wake_up")
     columns = ["member_id", "home_store_id", "tier", "product", "product_name", "status",
                "last_fill", "expected_on", "due_low", "due_high", "days_overdue",
@@ -151,7 +171,10 @@ def lapsed_refill_list(predictions: pd.DataFrame, members: pd.DataFrame, orders:
     listed = listed.reset_index(drop=True)
     listed["status"] = listed["status"].astype("string")
     listed.attrs = {"as_of": as_of, "max_overdue_days": max_overdue_days, "quiet_days": quiet_days,
-                    "recent_buyers_removed": int((late & recent).sum())}
+                    "max_lapsed_days": max_lapsed_days,
+                    "recent_buyers_removed": int((late & recent).sum()),
+                    "too_old_rows": int(too_old.sum()),
+                    "too_old_members": int(predictions.loc[too_old, "member_id"].nunique())}
     return listed
 
 

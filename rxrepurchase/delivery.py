@@ -40,7 +40,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from rxrepurchase.errors import DeliveryConfigError
-from rxrepurchase.i18n import format_text
+from rxrepurchase.i18n import format_count, format_money, format_rate, format_text, t, windowed
 
 __all__ = [
     "DeliveryConfigError",
@@ -334,13 +334,13 @@ class Subjects:
 _BODIES = {
     "en": {
         "store": "Attached: the member repurchase report of store {store_id} {store_name}, "
-        "as of {as_of}.\n\nThis email was sent by a scheduled rxrepurchase run.\n",
+        "as of {as_of}.\n\n{figures}This email was sent by a scheduled rxrepurchase run.\n",
         "chain": "Attached: the chain overview and the index of all store reports, as of "
         "{as_of}.\n\n{status}\n\nThis email was sent by a scheduled rxrepurchase run.\n",
     },
     "zh": {
         "store": "附件为门店 {store_id} {store_name} 的会员复购报告（数据截至 {as_of}）。\n\n"
-        "本邮件由 rxrepurchase 定时任务发送。\n",
+        "{figures}本邮件由 rxrepurchase 定时任务发送。\n",
         "chain": "附件为连锁总览及各门店报告索引（数据截至 {as_of}）。\n\n{status}\n\n"
         "本邮件由 rxrepurchase 定时任务发送。\n",
     },
@@ -356,6 +356,9 @@ class StoreReport:
     pdf: Path
     store_name: str = ""
     lists: Path | None = None
+    figures: Mapping | None = None
+    """The store's ``metrics.json`` (its headline figures and list sizes) for the email's
+    body; None: the body names the attachments only."""
 
 
 @dataclass(frozen=True)
@@ -370,6 +373,43 @@ class OutgoingEmail:
     attachments: tuple[Path, ...]
 
 
+def _size(figures: Mapping, key: str, lang: str) -> str:
+    return format_count(figures.get(key), lang)
+
+
+def store_figures_text(figures: Mapping | None, lang: str = "en",
+                       currency: str | None = None) -> str:
+    """The figures a store manager reads in the email's body, in ``lang``: the headline
+    figures over the report period (each rate with its window) and the size of each list in
+    the attached workbook and of "This week"'s top-20% care list; empty for ``figures`` None.
+
+    ``figures`` is the store's ``metrics.json``; a figure it lacks shows as "–".
+    """
+    if not figures:
+        return ""
+    f = dict(figures)
+    start, end = f.get("period_start"), f.get("period_end")
+    days = (dt.date.fromisoformat(end) - dt.date.fromisoformat(start)).days + 1 if start and end else 90
+    lines = [t("mail_period", lang, days=days, start=start or "–", end=end or "–")]
+    for key in ("user_repurchase_rate", "order_repurchase_rate"):
+        lines.append(t("mail_rate", lang, what=windowed(key, lang, days=days),
+                       value=format_rate(f.get(key), lang),
+                       median=format_rate(f.get(f"chain_median_{key}"), lang)))
+    lines.append(t("mail_members_money", lang, members=format_count(f.get("active_members"), lang),
+                   revenue=format_money(f.get("revenue"), lang, currency),
+                   subsidy=format_money(f.get("subsidy"), lang, currency)))
+    lines.append(t("mail_lists", lang))
+    lines.append(t("mail_list_refill", lang, members=_size(f, "refill_reminder_members", lang),
+                   rows=_size(f, "refill_reminder_rows", lang)))
+    lines.append(t("mail_list_wake_up", lang, members=_size(f, "wake_up_members", lang)))
+    lines.append(t("mail_list_lapsed", lang, members=_size(f, "lapsed_refill_members", lang),
+                   rows=_size(f, "lapsed_refill_rows", lang)))
+    if "this_week_member_care_members" in f:
+        lines.append(t("mail_list_top", lang, members=_size(f, "this_week_member_care_members", lang),
+                       top=_size(f, "top_members", lang)))
+    return "\n".join(lines) + "\n\n"
+
+
 def route_reports(
     store_reports: Iterable[StoreReport],
     managers: Mapping[str, Sequence[str]],
@@ -380,6 +420,7 @@ def route_reports(
     lang: str = "en",
     subjects: Subjects | None = None,
     status: str = "",
+    currency: str | None = None,
 ) -> tuple[list[OutgoingEmail], dict[str, str]]:
     """Address each store's PDF (and lists' workbook) to that store's managers only, and the
     chain files to head office.
@@ -404,6 +445,9 @@ def route_reports(
         Subject templates; default by language.
     status : str
         A line for head office about the run (e.g. failed stores).
+    currency : str, optional
+        ISO 4217 code of the amounts in the store emails' figures (default: the current one,
+        :func:`rxrepurchase.i18n.set_currency`).
 
     Returns
     -------
@@ -433,7 +477,8 @@ def route_reports(
                 key=f"store:{report.store_id}",
                 to=to,
                 subject=_one_line(subjects.store.format(**fmt)),
-                body=bodies["store"].format(**fmt),
+                body=bodies["store"].format(
+                    figures=store_figures_text(report.figures, lang, currency), **fmt),
                 attachments=(Path(report.pdf), *([Path(report.lists)] if report.lists else [])),
             )
         )

@@ -156,3 +156,15 @@ class ThisWeekError(RxRepurchaseError, ValueError):
 
 class UpliftInputError(RxRepurchaseError, ValueError):
     """An uplift analysis got unusable input: no send list, unknown campaign, bad option."""
+
+
+# --------------------------------------------------------------------------- targets
+
+class TargetsError(RxRepurchaseError, ValueError):
+    """The targets are malformed; the message names the key."""
+
+
+# --------------------------------------------------------------------------- report_slices
+
+class SliceError(RxRepurchaseError, ValueError):
+    """A slice or chain table folder cannot be read; the message names the path."""

@@ -32,6 +32,7 @@ __all__ = [
     "label",
     "normalize_lang",
     "t",
+    "windowed",
 ]
 
 LANGUAGES: tuple[str, ...] = ("en", "zh")
@@ -128,12 +129,14 @@ STRINGS: dict[str, tuple[str, str]] = {
         "另有 {n} 位正在流失的高价值会员几乎只在有券时购买（预期价值 {value}）：发关怀消息，"
         "不发大额券。",
     ),
-    "tw_member_care": ("Look after the top 20%", "维护前 20% 的会员"),
+    "tw_member_care": ("Top members whose visits slowed", "到店变少的头部会员"),
     "tw_member_care_text": (
-        "The top 20% of members by what they paid at this store: {n}. Member care (a "
-        "pharmacist's call, priority service, a birthday greeting), not a discount.",
-        "按本店实付金额排名前 20% 的会员：{n} 位。做会员关怀（药师回访、优先服务、生日问候），"
-        "而不是打折。",
+        "Of the top 20% of members by what they paid at this store ({top}), those not back "
+        "for more than {factor} times their usual interval between purchases: {n}. Call the "
+        "largest spenders first: member care (a pharmacist's call, priority service, a birthday "
+        "greeting), not a discount.",
+        "按本店实付金额排名前 20% 的会员（{top} 位）中，有 {n} 位距上次购买已超过其平常购买间隔的 "
+        "{factor} 倍。按消费额从高到低联系：做会员关怀（药师回访、优先服务、生日问候），而不是打折。",
     ),
     "tw_evening_offer": ("Evening offer", "晚间优惠"),
     "tw_evening_offer_text": (
@@ -171,8 +174,30 @@ STRINGS: dict[str, tuple[str, str]] = {
     "period_year_before": ("A year before", "去年同期"),
     "change_year_before": ("Change on a year", "同比"),
     "points": ("{value} pts", "{value} 个百分点"),
-    "chain_trend_title": ("Chain repurchase rates by calendar month (all stores together)",
-                          "全连锁各自然月复购率（全部门店合计）"),
+    "chain_trend_title": ("Chain repurchase rates by calendar month (each member once over all stores)",
+                          "全连锁各自然月复购率（全部门店，每位会员计一次）"),
+    "population_chain": ("{what}, each member once over all stores",
+                         "{what}，全部门店，每位会员计一次"),
+    "population_store": ("{what}, purchases at the store", "{what}，仅计本店购买"),
+    "chain_vs_stores_none": (
+        "No store has enough active members in the period to compare its rate with the chain's.",
+        "本期没有活跃会员足够多的门店，无法将门店复购率与全连锁比较。",
+    ),
+    "chain_vs_stores": (
+        "Why the chain's rate differs from the stores': the chain's user repurchase rate ({chain}) "
+        "counts each of its {members} active members once, whichever stores they bought at; a "
+        "store's ({low} to {high} across the {n} compared stores) counts the members who bought "
+        "there, and only their purchases there. {multi} members bought at two or more stores, "
+        "so counted store by store the chain has {pairs} store members, of whom {pooled} repeat "
+        "at that store. {once} times a member bought once at a store, counted there as a "
+        "one-time buyer, while a repeat buyer for the chain; {cross} members repeat only across "
+        "stores, never twice at one.",
+        "为什么全连锁复购率与各门店不同：全连锁用户复购率（{chain}）把 {members} 名活跃会员每人只计一次，"
+        "不论在哪些门店购买；门店复购率（参与比较的 {n} 家门店为 {low} 至 {high}）只计在该店购买的会员"
+        "及其在该店的购买。{multi} 名会员在两家及以上门店购买，因此逐店计算共有 {pairs} 个门店会员，"
+        "其中 {pooled} 在该店复购。有 {once} 次会员在某店只买过一次，在该店算一次性购买，"
+        "在连锁层面却是复购会员；{cross} 名会员只是跨店复购，在任何一家门店都未购买两次。",
+    ),
     "section_attention": ("Stores needing attention first", "优先关注的门店"),
     "attention_intro": (
         "Among stores with at least {n} active members in this and in the previous period: "
@@ -187,6 +212,85 @@ STRINGS: dict[str, tuple[str, str]] = {
     "reason_subsidy_efficiency": ("Costly subsidy", "补贴效率低"),
     "previous_user_repurchase_rate": ("previous period", "上期"),
     "repurchase_change": ("Change (points)", "变化（百分点）"),
+    "section_lists": ("List sizes per store", "各门店名单规模"),
+    "lists_intro": (
+        "The lists each store's page, files and email hold this run, in members (refill "
+        "reminders also in member × product rows): refill reminders due within {within} days, "
+        "valuable members to wake up, lapsed refills, and the top 20% of members by what they "
+        "paid.",
+        "本次各门店报告、文件及邮件中的名单规模（会员人数；续方提醒另列会员 × 商品行数）："
+        "{within} 天内到期的续方提醒、待唤醒的高价值会员、中断的续方，以及按实付金额排名前 20% 的会员。",
+    ),
+    "lists_not_run": (
+        "List sizes come from the stores' reports of a run (rxrepurchase report); this overview "
+        "was run on its own.",
+        "名单规模来自一次完整运行（rxrepurchase report）中的各门店报告；本总览为单独运行，无此数据。",
+    ),
+    "refill_reminder_members": ("Refill reminders (members)", "续方提醒（会员）"),
+    "refill_reminder_rows": ("Refill reminders (member × product)", "续方提醒（会员 × 商品）"),
+    "wake_up_members": ("Wake-up (members)", "唤醒（会员）"),
+    "lapsed_refill_members": ("Lapsed refills (members)", "中断续方（会员）"),
+    "top_members": ("Top 20% (members)", "前 20%（会员）"),
+    "this_week_member_care_members": ("Top 20% whose visits slowed", "前 20% 中到店变少的会员"),
+    "nothing_none_sent": (
+        "Every store's report was produced; this run sends no email.",
+        "所有门店报告均已生成；本次运行不发送邮件。",
+    ),
+    "nothing_none": (
+        "Every store's manager receives the store's report and lists.",
+        "所有门店店长都会收到本店报告和名单。",
+    ),
+    "nothing_stores": ("Managers who receive nothing: {stores}.", "收不到任何内容的店长：{stores}。"),
+    "nothing_store": ("{store} ({reason})", "{store}（{reason}）"),
+    "nothing_report_failed": ("report failed: {detail}", "报告生成失败：{detail}"),
+    "nothing_no_manager_address": ("no manager address: {detail}", "没有店长邮箱：{detail}"),
+    "nothing_pdf_failed": ("PDF failed: {detail}", "PDF 生成失败：{detail}"),
+    "nothing_email_failed": ("email failed: {detail}", "邮件发送失败：{detail}"),
+    # a store manager's email (rxrepurchase.delivery.store_figures_text)
+    "mail_period": ("Last {days} days ({start} to {end}):", "近 {days} 天（{start} 至 {end}）："),
+    "mail_rate": ("- {what}: {value} (chain median {median})", "- {what}：{value}（连锁中位数 {median}）"),
+    "mail_members_money": ("- Active members: {members} · revenue {revenue} · subsidy {subsidy}",
+                           "- 活跃会员 {members} 人 · 销售额 {revenue} · 补贴 {subsidy}"),
+    "mail_lists": ("This week's lists (in the attached workbook):", "本周名单（见附件工作簿）："),
+    "mail_list_refill": ("- Refill reminders: {members} members ({rows} member × product)",
+                         "- 续方提醒：{members} 名会员（会员 × 商品 {rows} 行）"),
+    "mail_list_wake_up": ("- Wake-up: {members} valuable members", "- 唤醒：{members} 名高价值会员"),
+    "mail_list_lapsed": ("- Lapsed refills: {members} members ({rows} member × product)",
+                         "- 中断续方：{members} 名会员（会员 × 商品 {rows} 行）"),
+    "mail_list_top": ("- Top members whose visits slowed (member care, not a discount): "
+                      "{members} of the top 20% ({top})",
+                      "- 到店变少的头部会员（会员关怀，不打折）：前 20% 会员（{top} 名）中的 {members} 名"),
+    # head office's email
+    "ho_all": ("All {n} store reports were produced and delivered to their managers.",
+               "全部 {n} 家门店报告均已生成并发送给店长。"),
+    "ho_some": ("{k} of {n} store reports were delivered to their managers.",
+                "{n} 家门店报告中有 {k} 家已发送给店长。"),
+    "ho_lists": ("List sizes per store (members):", "各门店名单规模（会员人数）："),
+    "ho_list_line": (
+        "- {store}: refill reminders {refill_reminder_members} ({refill_reminder_rows} member × "
+        "product) · wake-up {wake_up_members} · lapsed refills {lapsed_refill_members} · "
+        "top 20% {top_members} ({this_week_member_care_members} slowed)",
+        "- {store}：续方提醒 {refill_reminder_members}（会员 × 商品 {refill_reminder_rows}）· "
+        "唤醒 {wake_up_members} · 中断续方 {lapsed_refill_members} · 前 20% {top_members}"
+        "（到店变少 {this_week_member_care_members}）",
+    ),
+    "ho_details": ("Details: run.json and delivery.json in {folder}.",
+                   "详情见 {folder} 中的 run.json 与 delivery.json。"),
+    # targets (rxrepurchase.targets)
+    "section_targets": ("Targets", "目标"),
+    "targets_intro": (
+        "Targets set in the run's config; each figure over the last {days} days ({start} to "
+        "{end}) against its target, which it should reach or pass.",
+        "运行配置中设定的目标：各指标按近 {days} 天（{start} 至 {end}）计算，应达到或超过目标。",
+    ),
+    "target_who": ("For", "对象"),
+    "target_chain": ("Chain (all stores together)", "全连锁（全部门店合计）"),
+    "target_value": ("Target", "目标"),
+    "target_actual": ("Now", "当前"),
+    "target_gap": ("Gap", "差距"),
+    "target_progress": ("Progress", "完成度"),
+    "target_met": ("reached", "已达成"),
+    "target_to_go": ("{gap} to go", "还差 {gap}"),
     "section_store_ranking": ("Stores ranked by user repurchase rate", "门店用户复购率排名"),
     "ranking_intro": (
         "{start} to {end}. Ranked: stores with at least {n} active members; the range is the 95% "
@@ -587,6 +691,11 @@ STRINGS: dict[str, tuple[str, str]] = {
         "list; members who bought in the last 14 days are left out.",
         "逾期超过 30 天的续方（会员×商品），已从续方提醒名单移到这里；近 14 天内购买过的会员不在名单上。",
     ),
+    "lapsed_too_old": (
+        "Left out, overdue by more than {days} days (most likely filled elsewhere now): {rows} "
+        "member × product refills of {members} members.",
+        "逾期超过 {days} 天的续方（很可能已在别处购药）不列入：{members} 名会员的 {rows} 个会员 × 商品续方。",
+    ),
     "list_size": ("{rows} rows, {members} members", "{rows} 行，{members} 名会员"),
     "not_written": ("file not written", "未生成文件"),
     # the lists' workbook (rxrepurchase.actionlists.write_lists_workbook): sheet names
@@ -690,6 +799,15 @@ def t(key: str, lang: str = "en", **values) -> str:
         raise KeyError(f"no report text {key!r} in rxrepurchase.i18n.STRINGS") from None
     text = zh if normalize_lang(lang) == "zh" else en
     return text.format(**values) if values else text
+
+
+def windowed(key: str, lang: str = "en", *, days: int | None = None) -> str:
+    """The label of rate ``key`` with its window: the last ``days`` days, or (``days`` None)
+    per calendar month. A page shows repurchase rates over several windows; each says which."""
+    what = t(key, lang)
+    if days is None:
+        return t("window_month", lang, what=what)
+    return t("window_last_days", lang, what=what, days=days)
 
 
 def label(value: str, lang: str = "en") -> str:

@@ -27,7 +27,7 @@ from rxrepurchase.actionlists import (
     wake_up_targets,
     write_lists_workbook,
 )
-from rxrepurchase.chain_view import TOTALS
+from rxrepurchase.chain_view import LIST_SIZES, TOTALS, nothing_received_line, store_list_sizes
 from rxrepurchase.cohorts import (
     COHORTS,
     CohortRules,
@@ -48,6 +48,7 @@ from rxrepurchase.i18n import (
     label,
     normalize_lang,
     t,
+    windowed,
 )
 from rxrepurchase.loading import Chain
 from rxrepurchase.metrics import pareto_share, repurchase_rates, retention_curve
@@ -81,7 +82,7 @@ from rxrepurchase.segments import (
     rfm_segments,
     segment_summary,
 )
-from rxrepurchase.this_week import CHANNELS, WIN_BACK_MIN_DAYS, this_week_actions
+from rxrepurchase.this_week import CHANNELS, SLOWED_FACTOR, WIN_BACK_MIN_DAYS, this_week_actions
 
 __all__ = [
     "campaign_effects",
@@ -407,15 +408,6 @@ def _text(value) -> str:
     return "" if value is None or pd.isna(value) else str(value)
 
 
-def windowed(key: str, lang: str = "en", *, days: int | None = None) -> str:
-    """The label of rate ``key`` with its window: the last ``days`` days, or (``days`` None)
-    per calendar month. A page shows repurchase rates over several windows; each says which."""
-    what = t(key, lang)
-    if days is None:
-        return t("window_month", lang, what=what)
-    return t("window_last_days", lang, what=what, days=days)
-
-
 def period_days_of(start, end) -> int:
     """Days from ``start`` to ``end``, both included (a headline period's length)."""
     return (pd.Timestamp(end) - pd.Timestamp(start)).days + 1
@@ -441,16 +433,12 @@ def headline_html(headline: dict, lang: str = "en") -> str:
         ("revenue", format_money(headline["revenue"], lang), ""),
         ("subsidy", format_money(headline["subsidy"], lang), ""),
     ]
-    e = html.escape
     labels = {key: windowed(key, lang, days=days)
               for key in ("user_repurchase_rate", "order_repurchase_rate")}
-    cells = "".join(
-        f'<div class="rx-tile"><div class="rx-label">{e(labels.get(key) or t(key, lang))}</div>'
-        f'<div class="rx-value">{e(value)}</div><div class="rx-note">{e(note)}</div></div>'
-        for key, value, note in tiles
-    )
     period = t("period", lang, start=headline["period_start"], end=headline["period_end"])
-    return f'<p class="rx-meta">{e(period)}</p><div class="rx-tiles">{cells}</div>'
+    return render_section("headline", period=period, tiles=[
+        {"label": labels.get(key) or t(key, lang), "value": value, "note": note}
+        for key, value, note in tiles])
 
 
 def monthly_chain_medians(chain: Chain, *, months: int = 12,
@@ -554,13 +542,12 @@ def report_title(headline: dict, lang: str = "en") -> str:
     HTML, not Markdown: names come from data, and Markdown would pass markup in them through
     to the page. Every value is escaped and shortened for display (:func:`format_text`).
     """
-    e = html.escape
     store_id = format_text(headline["store_id"])
     title = t("store_report_title", lang, store_id=store_id,
               name=format_text(headline["store_name"]) or store_id)
     meta = t("report_meta", lang, city=format_text(headline["city"]) or "–",
              as_of=headline["as_of"])
-    return f'<h1>{e(title)}</h1><p class="rx-meta">{e(meta)}</p>'
+    return render_section("title", title=title, meta=meta)
 
 
 def quality_table(chain: Chain, store_id: str, lang: str = "en") -> pd.DataFrame:
@@ -733,7 +720,8 @@ def chain_totals_html(totals: pd.DataFrame, lang: str = "en") -> str:
     for total in TOTALS:
         if total in ("user_repurchase_rate", "order_repurchase_rate"):
             shown, change = (lambda v: format_rate(v, lang)), _points
-            name = windowed(total, lang, days=days)
+            # The population too: a chain rate is not a store's (chain_vs_stores_reading).
+            name = t("population_chain", lang, what=windowed(total, lang, days=days))
         else:
             shown = (lambda v: format_money(v, lang)) if total in ("revenue", "subsidy") else (
                 lambda v: format_count(v, lang))
@@ -753,6 +741,23 @@ def chain_totals_html(totals: pd.DataFrame, lang: str = "en") -> str:
         out += note_html(t("chain_no_year_before", lang,
                            start=p.at["year_before", "start"].date().isoformat()))
     return out
+
+
+def chain_vs_stores_reading(figures: dict, lang: str = "en") -> str:
+    """One sentence on why the chain's user repurchase rate differs from its stores', from
+    :func:`rxrepurchase.chain_view.chain_vs_store_rates`; a shorter one when no store is large
+    enough to compare."""
+    if not figures["stores"]:
+        return t("chain_vs_stores_none", lang)
+    return t("chain_vs_stores", lang, chain=format_rate(figures["chain_rate"], lang),
+             members=format_count(figures["members"], lang),
+             low=format_rate(figures["store_low"], lang),
+             high=format_rate(figures["store_high"], lang), n=figures["stores"],
+             multi=format_count(figures["multi_store_members"], lang),
+             pairs=format_count(figures["store_members"], lang),
+             pooled=format_rate(figures["pooled_store_rate"], lang),
+             once=format_count(figures["once_here"], lang),
+             cross=format_count(figures["cross_store_only"], lang))
 
 
 def plot_chain_trend(trend: pd.DataFrame, lang: str = "en", *,
@@ -791,6 +796,55 @@ def attention_html(table: pd.DataFrame, lang: str = "en", *,
                               money=("subsidy_per_retained_member",), counts=("active_members",))
 
 
+def targets_html(progress: list[tuple[str, pd.DataFrame]], lang: str = "en", *,
+                 start, end) -> str:
+    """Targets with their progress: ``progress`` holds ``(who, table)`` pairs, ``who`` a store
+    id or ``""`` for the chain, ``table`` :func:`rxrepurchase.targets.target_progress` over the
+    period ``start`` to ``end``. Empty when no target is set."""
+    rows = []
+    days = period_days_of(start, end)
+    for who, table in progress:
+        for r in table.itertuples():
+            if r.kind == "rate":
+                shown, gap = (lambda v: format_rate(v, lang)), _points(abs(r.gap), lang)
+            else:
+                shown = (lambda v: format_money(v, lang)) if r.kind == "money" else (
+                    lambda v: format_count(v, lang))
+                gap = shown(abs(r.gap))
+            status = (t("target_met", lang) if r.met else
+                      t("target_to_go", lang, gap=gap.lstrip("+")) if math.isfinite(r.gap) else "–")
+            # 99.6% short of a target is not shown as 100%.
+            progress = format_rate(r.progress, lang, digits=0)
+            if not r.met and progress == format_rate(1.0, lang, digits=0):
+                progress = format_rate(r.progress, lang, digits=1)
+            rows.append([format_text(who) if who else t("target_chain", lang),
+                         windowed(r.measure, lang, days=days) if r.kind == "rate" else t(r.measure, lang),
+                         shown(r.target), shown(r.actual), progress, status])
+    if not rows:
+        return ""
+    headers = [t(k, lang) for k in ("target_who", "chain_figure", "target_value", "target_actual",
+                                    "target_progress", "target_gap")]
+    intro = t("targets_intro", lang, days=days, start=pd.Timestamp(start).date().isoformat(),
+              end=pd.Timestamp(end).date().isoformat())
+    return render_section("targets", intro=intro, headers=headers, rows=rows)
+
+
+def list_sizes_html(results: dict | None, lang: str = "en", *, within: int = 14) -> str:
+    """List sizes per store and the stores whose manager receives nothing, from the stores'
+    results the runner hands the overview (:func:`rxrepurchase.chain_view.read_store_results`;
+    None when the overview runs on its own). ``within``: the refill reminders' horizon."""
+    if results is None:
+        return note_html(t("lists_not_run", lang))
+    table = store_list_sizes(results["stores"], results["undelivered"])
+    return render_section(
+        "list_sizes", intro=t("lists_intro", lang, within=within),
+        headers=[t("store", lang), *(t(k, lang) for k in LIST_SIZES)],
+        rows=[[format_text(row["store_id"]),
+               *(format_count(None if pd.isna(row[k]) else row[k], lang) for k in LIST_SIZES)]
+              for _, row in table.iterrows()],
+        nothing=nothing_received_line(table, lang, sends_email=results["sends_email"]))
+
+
 def outliers_text(outliers: str, lang: str = "en") -> str:
     """``"clv_mean:low;..."`` as words: ``"CLV, mean: well below the other stores"``."""
     parts = []
@@ -823,7 +877,7 @@ def chain_ranking_html(stores: pd.DataFrame, lang: str = "en") -> str:
            "money": ("revenue", "subsidy"), "counts": ("active_members",)}  # fmt: skip
     if len(stores):
         days = period_days_of(first["period_start"], first["period_end"])
-        fmt["headers"] = {k: windowed(k, lang, days=days)
+        fmt["headers"] = {k: t("population_store", lang, what=windowed(k, lang, days=days))
                           for k in ("user_repurchase_rate", "order_repurchase_rate")}
     out = f"<p>{html.escape(intro)}</p>" + table_html(
         ranked[["rank", *cols]].rename(columns={"store_id": "store"}), lang, **fmt)
@@ -1366,7 +1420,7 @@ def holdout_summary(holdout: pd.DataFrame, lang: str = "en") -> str:
 
 def note_html(text: str) -> str:
     """A highlighted note (e.g. "this store could not be modelled")."""
-    return f'<div class="rx-note-box">{html.escape(text)}</div>'
+    return render_section("note", text=text)
 
 
 def section_metrics(cohorts: dict[str, pd.DataFrame], models: StoreModels) -> dict:
@@ -1672,14 +1726,17 @@ def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: 
         orders=chain.for_store(store_id).orders, as_of=chain.as_of,
         wake_up=store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared),
         horizons=(soon, refills.within), period_days=period_days)
-    actions.attrs = {"as_of": chain.as_of.date().isoformat(), "within": refills.within,
-                     "soon": soon, "period_days": period_days}
+    actions.attrs = {**actions.attrs, "as_of": chain.as_of.date().isoformat(),
+                     "within": refills.within, "soon": soon, "period_days": period_days}
     return actions
 
 
 def this_week_metrics(actions: pd.DataFrame) -> dict:
-    """Members per action and offer, for ``metrics.json`` (``this_week_<offer>_members``)."""
-    return {f"this_week_{row.offer}_members": int(row.members) for row in actions.itertuples()}
+    """Members per action and offer, for ``metrics.json`` (``this_week_<offer>_members``),
+    and ``top_members``: the size of the top 20% (the chain overview's list sizes)."""
+    out = {f"this_week_{row.offer}_members": int(row.members) for row in actions.itertuples()}
+    out["top_members"] = int(actions.attrs["top_members"])
+    return out
 
 
 def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:
@@ -1695,6 +1752,8 @@ def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:
                           items=format_count(row.items, lang))
         elif row.action == "win_back":
             values.update(value=format_money(row.expected_value, lang), days=WIN_BACK_MIN_DAYS)
+        elif row.action == "top_care":
+            values.update(top=format_count(row.top_members, lang), factor=f"{SLOWED_FACTOR:g}")
         elif row.action == "evening_offer":
             values.update(hours=row.hours, share=format_rate(row.share, lang, digits=0),
                           ratio=f"{row.ratio:.1f}")
@@ -1747,14 +1806,24 @@ def write_action_lists(
     workbook = None
     if folder:
         workbook = str(write_lists_workbook(lists, Path(folder) / LISTS_WORKBOOK, lang=lang, overwrite=True))
-    out.attrs = {"tables": lists, "workbook": workbook}
+    lapsed = lists["lapsed_refill"].attrs
+    out.attrs = {"tables": lists, "workbook": workbook,
+                 "lapsed_too_old": {"rows": lapsed["too_old_rows"],
+                                    "members": lapsed["too_old_members"],
+                                    "days": lapsed["max_lapsed_days"]}}
     return out
 
 
 def action_list_metrics(actions: pd.DataFrame) -> dict[str, int | None]:
-    """``{list}_rows`` and ``{list}_members`` of :func:`write_action_lists`, for ``metrics.json``."""
-    return {f"{r.list}_{unit}": getattr(r, unit) for r in actions.itertuples()
-            for unit in ("rows", "members")}
+    """``{list}_rows`` and ``{list}_members`` of :func:`write_action_lists`, and
+    ``lapsed_refill_too_old_rows`` / ``_members`` (refills overdue beyond
+    :data:`rxrepurchase.actionlists.MAX_LAPSED_DAYS`, left out), for ``metrics.json``."""
+    out = {f"{r.list}_{unit}": getattr(r, unit) for r in actions.itertuples()
+           for unit in ("rows", "members")}
+    too_old = actions.attrs["lapsed_too_old"]
+    out.update(lapsed_refill_too_old_rows=too_old["rows"],
+               lapsed_refill_too_old_members=too_old["members"])
+    return out
 
 
 def actions_html(actions: pd.DataFrame, lang: str = "en", *,
@@ -1764,15 +1833,20 @@ def actions_html(actions: pd.DataFrame, lang: str = "en", *,
     for row in actions.itertuples():
         size = "–" if pd.isna(row.members) else t("list_size", lang, rows=format_count(row.rows, lang),
                                                    members=format_count(row.members, lang))
-        where = t("not_written", lang)
+        item = {"name": t(f"list_{row.list}", lang), "size": size, "href": None,
+                "shown": t("not_written", lang)}
         if isinstance(row.path, str) and row.path:  # pandas makes an all-None column NaN
             path = Path(row.path)
-            shown = os.path.relpath(path, relative_to) if relative_to else str(path)
-            where = f'<a href="{html.escape(Path(shown).as_posix())}">{html.escape(shown)}</a>'
-        items.append(f"<li><b>{html.escape(t(f'list_{row.list}', lang))}</b>: {size} · "
-                     f"{where}<br><span class='rx-meta'>"
-                     f"{html.escape(t(f'list_{row.list}_what', lang))}</span></li>")
-    return f"<ul>{''.join(items)}</ul>"
+            item["shown"] = os.path.relpath(path, relative_to) if relative_to else str(path)
+            item["href"] = Path(item["shown"]).as_posix()
+        what = t(f"list_{row.list}_what", lang)
+        too_old = actions.attrs.get("lapsed_too_old")
+        if row.list == "lapsed_refill" and too_old and too_old["days"] is not None:
+            what += " " + t("lapsed_too_old", lang, rows=format_count(too_old["rows"], lang),
+                            members=format_count(too_old["members"], lang),
+                            days=too_old["days"])
+        items.append({**item, "what": what})
+    return render_section("actions", items=items)
 
 
 # --------------------------------------------------------------------------- did the subsidy pay?
@@ -1816,7 +1890,6 @@ def _signed(value: float) -> str:
 def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: int = 30) -> str:
     """The "Did the subsidy pay?" section: one sentence per wave (HTML, data escaped), or what
     the chain would need to export when there are no send lists."""
-    e = html.escape
     sep = "" if normalize_lang(lang) == "zh" else " "  # Chinese sentences run on after 。
     if effects is None:
         return note_html(t("uplift_missing", lang))
@@ -1843,9 +1916,8 @@ def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: 
                             window=_signed(r.extra_purchases_window))
             if r.incremental_members_low > 0 and r.extra_purchases_180d < r.extra_purchases_window:
                 text += sep + t("uplift_pulled_forward", lang)
-        items.append(f"<li>{e(text)}</li>")
-    intro = t("uplift_intro", lang, days=window_days)
-    return f"<p>{e(intro)}</p><ul class=\"rx-uplift\">{''.join(items)}</ul>"
+        items.append(text)
+    return render_section("uplift", intro=t("uplift_intro", lang, days=window_days), items=items)
 
 
 def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:

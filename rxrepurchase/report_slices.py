@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rxrepurchase.errors import RxRepurchaseError
+from rxrepurchase.errors import SliceError
 from rxrepurchase.loading import Chain, DataQualityReport, QualityIssue, isin
 from rxrepurchase.outputs import write_atomic
 
@@ -54,8 +54,6 @@ _SHARED_FRAMES = ("members", "refill_predictions", "refill_adherence", "refill_l
                   "refill_list_check", "last_orders", "monthly_medians", "campaign_effects")
 
 
-class SliceError(RxRepurchaseError, ValueError):
-    """A slice or chain table folder cannot be read; the message names the path."""
 
 
 # --------------------------------------------------------------------------- in memory
@@ -160,6 +158,9 @@ class ChainTables:
         :func:`rxrepurchase.chain_view.chain_totals` and ``chain_trend``.
     attention : DataFrame
         :func:`rxrepurchase.chain_view.stores_needing_attention`.
+    vs_stores : dict
+        :func:`rxrepurchase.chain_view.chain_vs_store_rates`: why the chain's rate differs
+        from the stores'.
     effects : DataFrame or None
         :func:`rxrepurchase.report_data.campaign_effects` of the chain.
     settings : dict
@@ -172,6 +173,7 @@ class ChainTables:
     totals: pd.DataFrame
     trend: pd.DataFrame
     attention: pd.DataFrame
+    vs_stores: dict
     effects: pd.DataFrame | None
     settings: dict
 
@@ -188,7 +190,12 @@ def chain_tables(chain: Chain, shared=None, *, period_days: int = 90, gross_marg
     """Compute :class:`ChainTables` (``shared``: :func:`~rxrepurchase.report_data.chain_wide`
     of ``chain`` with the same settings, computed here when not given)."""
     from rxrepurchase import report_data as rd
-    from rxrepurchase.chain_view import chain_totals, chain_trend, stores_needing_attention
+    from rxrepurchase.chain_view import (
+        chain_totals,
+        chain_trend,
+        chain_vs_store_rates,
+        stores_needing_attention,
+    )
 
     if min_active_members is None:
         min_active_members = rd.MIN_ACTIVE_MEMBERS
@@ -204,6 +211,8 @@ def chain_tables(chain: Chain, shared=None, *, period_days: int = 90, gross_marg
         attention=stores_needing_attention(chain.orders, stores, chain.as_of,
                                            period_days=period_days,
                                            min_active_members=min_active_members),
+        vs_stores=chain_vs_store_rates(chain.orders, chain.as_of, period_days=period_days,
+                                       min_active_members=min_active_members),
         effects=rd.campaign_effects(chain),
         settings={"period_days": period_days, "gross_margin": gross_margin,
                   "min_active_members": min_active_members},
@@ -351,7 +360,8 @@ def write_chain_tables(tables: ChainTables, folder: str | os.PathLike) -> Path:
     frames = {n: getattr(tables, n) for n in ("stores", "totals", "trend", "attention", "effects")}
     meta = {"kind": "chain tables", "version": SLICE_VERSION, "as_of": _encode(tables.as_of),
             "source": None if tables.source is None else str(tables.source),
-            "settings": tables.settings, "frames": _write_frames(folder, frames, "")}
+            "settings": tables.settings, "vs_stores": _encode(tables.vs_stores),
+            "frames": _write_frames(folder, frames, "")}
     write_atomic(folder / META, json.dumps(meta, ensure_ascii=False, indent=1))
     return folder
 
@@ -362,7 +372,8 @@ def read_chain_tables(folder: str | os.PathLike) -> ChainTables:
     meta = _read_meta(folder, "chain tables")
     return ChainTables(as_of=_decode(meta["as_of"]),
                        source=None if meta["source"] is None else Path(meta["source"]),
-                       settings=meta["settings"], **_read_frames(folder, meta["frames"], ""))
+                       settings=meta["settings"], vs_stores=_decode(meta["vs_stores"]),
+                       **_read_frames(folder, meta["frames"], ""))
 
 
 # --------------------------------------------------------------------------- notebooks

@@ -45,6 +45,7 @@ from rxrepurchase.outputs import (
     safe_name,
     write_atomic,
 )
+from rxrepurchase.targets import read_targets, targets_for_store
 
 if TYPE_CHECKING:
     from rxrepurchase.loading import Chain
@@ -70,6 +71,8 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
 CHECKOUT_NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 """``notebooks/`` of the repository checkout, for an editable install."""
 STORE_NOTEBOOK = "store_report.ipynb"
+STORE_RESULTS = "stores.json"
+"""The stores' outcomes and metrics, written into ``chain/`` for the chain overview."""
 CHAIN_NOTEBOOK = "chain_overview.ipynb"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "rxreport"
@@ -414,6 +417,8 @@ def run_reports(
     include_chain: bool = True,
     progress: Callable[[str], None] | None = print_progress,
     chain: Chain | None = None,
+    no_recipient: Mapping[str, str] | None = None,
+    targets: Mapping[str, Any] | None = None,
 ) -> ReportRun:
     """Run the per-store reports and the chain overview into a new run folder.
 
@@ -455,6 +460,15 @@ def run_reports(
     chain : Chain, optional
         The chain already loaded from ``data`` with ``as_of``, ``encoding`` and ``mapping``
         (a caller that validated it first need not read the export twice).
+    no_recipient : mapping, optional
+        ``store_id -> reason`` for stores whose manager has no usable address, given by a run
+        that emails the stores (a scheduled run, :func:`rxrepurchase.delivery.store_managers`;
+        an empty mapping when every store has one): the chain overview names them with the
+        stores whose report failed, as stores whose manager receives nothing. None: the run
+        sends no email.
+    targets : mapping, optional
+        Targets (:func:`rxrepurchase.targets.read_targets`): each store's page gets its own
+        (:func:`~rxrepurchase.targets.targets_for_store`), the overview all of them.
 
     Returns
     -------
@@ -467,6 +481,8 @@ def run_reports(
         Bad arguments, missing data folder or notebook (before anything is executed).
     DataContractError
         The export cannot be read or validated (before anything is executed).
+    TargetsError
+        A malformed target, or one for a store not in the stores table.
     """
     from rxrepurchase.exports import check_time_zone
     from rxrepurchase.loading import load_chain
@@ -502,10 +518,11 @@ def run_reports(
               "time_zone": check_time_zone(time_zone)}
     extra = dict(parameters or {})
     reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "store_slice",
-                                    "chain_tables", *common})
+                                    "chain_tables", "store_results", "targets", *common})
     if reserved:
         raise ReportError(f"parameters {reserved} are set by the runner; use its arguments")
     calibration_text = str(calibration_end) if calibration_end is not None else None
+    targets = read_targets(targets, stores=chain.stores["store_id"].astype(str).tolist())
 
     # Absolute: every notebook runs in its own folder, where a relative path means elsewhere.
     folder = new_run_folder(Path(out).expanduser().resolve(), started_at)
@@ -515,7 +532,7 @@ def run_reports(
     settings = _slice_settings(extra)
     results, chain_result = _run_notebooks(
         folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
-        progress, chain=chain, settings=settings,
+        progress, chain=chain, settings=settings, no_recipient=no_recipient, targets=targets,
     )
 
     parameters_json = {
@@ -627,8 +644,8 @@ def _slice_task(whole: str, store_id: str, path: str, settings: dict) -> str | N
 
 
 def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb, chain_nb, jobs,
-                   progress, *, chain: Chain, settings: Mapping[str, Any],
-                   ) -> tuple[list[StoreResult], StoreResult | None]:
+                   progress, *, chain: Chain, settings: Mapping[str, Any], no_recipient=None,
+                   targets=None) -> tuple[list[StoreResult], StoreResult | None]:
     """Lay out the run folder, write the slices, execute every notebook, collect the results.
 
     Store ids are data: each store's folder is :func:`rxrepurchase.outputs.safe_name` of its
@@ -650,6 +667,7 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
             "calibration_end": calibration_text,
             "metrics_path": str(sdir / "metrics.json"),
             "actions_dir": str(sdir / "actions"),
+            "targets": targets_for_store(targets, store_id),
         }
         if store_id in chain.store_ids:  # an unknown store fails in its notebook, as by hand
             slices[store_id] = sdir / "slice"
@@ -657,20 +675,35 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
         jobs_list.append(_job(store_id, store_nb, sdir / "report", params, sdir / "metrics.json"))
     tables = None
     if chain_nb is not None:
-        cdir = folder / "chain"
-        cdir.mkdir()
-        tables = cdir / "tables"
-        jobs_list.append(_job("chain", chain_nb, cdir / "chain_overview",
-                              {**common, **settings, "chain_tables": str(tables)}, None))
+        (folder / "chain").mkdir()
+        tables = folder / "chain" / "tables"
     failed = _write_slices(chain, slices, tables, settings, jobs, progress)
 
-    outcomes = _execute_all([j for j in jobs_list if j["key"] not in failed], jobs, progress)
+    total = len(jobs_list) + (chain_nb is not None)
+    outcomes = _execute_all([j for j in jobs_list if j["key"] not in failed], jobs, progress,
+                            total=total)
     for key, error in failed.items():
         outcomes[key] = {"key": key, "ok": False, "html": None, "metrics": None, "seconds": 0.0,
                          "error": f"its slice cannot be written: {error}"}
     results = [_result(j, outcomes[j["key"]]) for j in jobs_list]
-    chain_result = results.pop() if chain_nb is not None else None
-    return results, chain_result
+    if chain_nb is None:
+        return results, None
+    # The overview runs after the stores: it shows their list sizes (from their metrics.json)
+    # and which managers receive nothing, which only the stores' outcomes tell.
+    cdir = folder / "chain"
+    stores_json = write_atomic(cdir / STORE_RESULTS, json.dumps({
+        "stores": [{"store_id": r.store_id, "ok": r.ok, "error": r.error, "metrics": r.metrics}
+                   for r in results],
+        "undelivered": {k: ["no_manager_address", v] for k, v in (no_recipient or {}).items()},
+        "sends_email": no_recipient is not None,
+    }, ensure_ascii=False, indent=2))
+    chain_job = _job("chain", chain_nb, cdir / "chain_overview",
+                     {**common, **settings, "chain_tables": str(tables),
+                      "store_results": str(stores_json), "targets": targets}, None)
+    if "chain" in outcomes:  # its tables could not be written
+        return results, _result(chain_job, outcomes["chain"])
+    outcome = _execute_all([chain_job], 1, progress, done_before=len(jobs_list), total=total)
+    return results, _result(chain_job, outcome["chain"])
 
 
 def _job(key: str, notebook: Path, stem: Path, params: dict, metrics: Path | None) -> dict:
@@ -686,18 +719,19 @@ def _job(key: str, notebook: Path, stem: Path, params: dict, metrics: Path | Non
 
 
 def _execute_all(
-    jobs_list: list[dict], jobs: int, progress: Callable[[str], None] | None
+    jobs_list: list[dict], jobs: int, progress: Callable[[str], None] | None, *,
+    done_before: int = 0, total: int | None = None,
 ) -> dict[str, dict]:
     # Worker processes are spawned, not forked: forking a process that holds ZeroMQ sockets
     # or threads is unsafe, and each worker starts its own kernel anyway.
     context = multiprocessing.get_context("spawn")
     outcomes: dict[str, dict] = {}
-    total = len(jobs_list)
+    total = total or len(jobs_list)
     # Workers die with this process, even killed by SIGKILL; their kernels then exit too.
     with ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=context,
                              initializer=die_with_parent) as pool:
         futures = {pool.submit(_execute, job): job for job in jobs_list}
-        for done, future in enumerate(as_completed(futures), start=1):
+        for done, future in enumerate(as_completed(futures), start=done_before + 1):
             job = futures[future]
             try:
                 outcome = future.result()

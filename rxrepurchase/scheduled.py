@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rxrepurchase.actionlists import LISTS_WORKBOOK
+from rxrepurchase.chain_view import list_sizes_line, nothing_received_line, store_list_sizes
 from rxrepurchase.delivery import (
     DeliveryLedger,
     DeliverySummary,
@@ -40,10 +41,11 @@ from rxrepurchase.delivery import (
     store_managers,
 )
 from rxrepurchase.errors import OutputError, RunLocked, RxRepurchaseError, ScheduledConfigError
-from rxrepurchase.i18n import check_currency, format_text
+from rxrepurchase.i18n import check_currency, t
 from rxrepurchase.outputs import mark_complete, mark_incomplete, write_atomic
 from rxrepurchase.pdf import ENGINES, check_pdf_engine, html_to_pdf
 from rxrepurchase.reporting import ReportError, check_encoding
+from rxrepurchase.targets import read_targets
 
 __all__ = [
     "EXIT_CODES",
@@ -86,6 +88,7 @@ _SECTIONS = {
             "lock_file"},
     "recipients": {"head_office", "stores"},
     "email": {"store_subject", "chain_subject"},
+    "targets": None,  # checked by rxrepurchase.targets.read_targets
     "smtp": None,  # checked by SmtpSettings.from_mapping
 }
 
@@ -115,6 +118,8 @@ class ScheduledConfig:
     head_office: tuple[str, ...] = ()
     store_recipients: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     subjects: Subjects = field(default_factory=Subjects)
+    targets: Mapping | None = None
+    """``[targets]`` as :func:`rxrepurchase.targets.read_targets` returns it (None: none)."""
 
 
 def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> ScheduledConfig:
@@ -246,6 +251,11 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
         except (KeyError, IndexError, ValueError) as exc:
             fail(f"email.{key}", f"bad template {template!r} ({exc!r}); fields: {{store_id}}, {{store_name}}, {{as_of}}")
 
+    try:
+        targets = read_targets(raw["targets"]) if "targets" in raw else None
+    except RxRepurchaseError as exc:
+        raise ScheduledConfigError(f"{path}: {exc}") from None
+
     if "smtp" not in raw:
         fail("smtp", "required: the SMTP server (also for --dry-run: it gives the sender)")
     smtp_values = dict(raw["smtp"])
@@ -276,6 +286,7 @@ def load_config(path: str | os.PathLike, *, today: dt.date | None = None) -> Sch
         head_office=head_office,
         store_recipients=overrides,
         subjects=Subjects(store=store_subject, chain=chain_subject),
+        targets=targets,
     )
 
 
@@ -429,6 +440,11 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
         missing = sorted(set(config.stores) - known)
         if missing:
             raise ScheduledConfigError(f"{config.source}: run.stores: {', '.join(missing)} not in the stores table")
+    if config.targets:
+        try:  # per-store targets name stores of the table
+            read_targets(config.targets, stores=sorted(known))
+        except RxRepurchaseError as exc:
+            raise ScheduledConfigError(f"{config.source}: {exc}") from None
     managers, no_manager = store_managers(chain.stores, config.store_recipients)
     names = dict(zip(chain.stores["store_id"].astype(str), chain.stores["name"].astype(str), strict=True))
     log.info("data loaded from %s: %d stores", config.data, len(known))
@@ -446,12 +462,17 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
         time_zone=config.time_zone,
         progress=log.info,
         chain=chain,
+        no_recipient={s: r for s, r in no_manager.items()
+                      if config.stores == "all" or s in config.stores},
+        targets=config.targets,
     )
     # The reports are done, the PDFs and emails are not: the folder is incomplete until
     # delivery.json is written.
     mark_incomplete(run.folder, "rxrepurchase run (PDFs and emails)")
     problems: list[str] = [f"report failed: {r.store_id}: {r.error}" for r in run.failures]
-    undelivered = {r.store_id: f"report failed: {r.error}" for r in run.failures}
+    # store_id -> (reason, detail), reasons of chain_view.NOTHING_REASONS; a failed report is
+    # told by the run's results.
+    undelivered: dict[str, tuple[str, str]] = {}
 
     def pdf(html: Path | None, target: Path, what: str, store_id: str | None = None) -> Path | None:
         if html is None:
@@ -461,7 +482,7 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
         except RxRepurchaseError as exc:
             problems.append(f"PDF failed: {what}: {exc}")
             if store_id is not None:
-                undelivered[store_id] = f"PDF failed: {exc}"
+                undelivered[store_id] = ("pdf_failed", str(exc))
             return None
 
     store_reports = []
@@ -475,7 +496,8 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
                        result.store_id)
             if made is not None:
                 store_reports.append(StoreReport(result.store_id, made, names.get(result.store_id, ""),
-                                                 _lists_attachment(folder, f"{named}_lists.xlsx")))
+                                                 _lists_attachment(folder, f"{named}_lists.xlsx"),
+                                                 figures=result.metrics))
     chain_pdf = pdf(run.chain_html, run.folder / "chain" / "chain_overview.pdf", "chain overview")
     # index.html links HTML pages head office does not get: the PDF is printed from a variant
     # that names the PDF files instead.
@@ -490,12 +512,12 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
     route = functools.partial(
         route_reports, managers=managers, head_office=config.head_office,
         chain_attachments=chain_files, as_of=config.as_of.isoformat(), lang=config.lang,
-        subjects=config.subjects,
+        subjects=config.subjects, currency=config.currency,
     )
     emails, unrouted = route(store_reports)
     store_emails = [e for e in emails if e.key != "head_office"]
     for store_id, reason in unrouted.items():
-        undelivered[store_id] = f"not emailed: {no_manager.get(store_id, reason)}"
+        undelivered[store_id] = ("no_manager_address", no_manager.get(store_id, reason))
         problems.append(f"not emailed: store {store_id}: {no_manager.get(store_id, reason)}")
     if not config.head_office:
         problems.append("not emailed: chain overview and index: no recipients.head_office")
@@ -509,8 +531,8 @@ def _run(config: ScheduledConfig, dry_run: bool, finish, resend: bool = False) -
                              dry_run_dir=run.folder / "outbox" if dry_run else None)
     delivery = send(store_emails)
     for f in delivery.failed:
-        undelivered[f.key.removeprefix("store:")] = f"email to {f.recipient} failed: {f.reason}"
-    head_office, _ = route([], status=_head_office_status(run, undelivered))
+        undelivered[f.key.removeprefix("store:")] = ("email_failed", f"{f.recipient}: {f.reason}")
+    head_office, _ = route([], status=_head_office_status(run, undelivered, config.lang))
     ho = send(head_office)
     delivery.sent += ho.sent
     delivery.failed += ho.failed
@@ -557,15 +579,20 @@ def _lists_attachment(store_folder: Path, name: str) -> Path | None:
     return write_atomic(store_folder / name, workbook.read_bytes())
 
 
-def _head_office_status(run, undelivered: dict[str, str]) -> str:
-    """The lines head office reads about the stores' reports."""
-    n = len(run.results)
-    if not undelivered:
-        return f"All {n} store reports were produced and delivered to their managers."
-    lines = [f"{n - len(undelivered)} of {n} store reports were delivered to their managers. "
-             f"Not delivered (details in {run.folder / 'run.json'} and delivery.json):"]
-    lines += [f"- {format_text(store_id)}: {format_text(reason, 300)}"
-              for store_id, reason in undelivered.items()]
+def _head_office_status(run, undelivered: dict[str, tuple[str, str]], lang: str = "en") -> str:
+    """What head office reads about the stores' reports, in the run's language: how many
+    reached their managers, whose manager receives nothing and why, and each store's list
+    sizes (the overview's, :func:`rxrepurchase.chain_view.store_list_sizes`)."""
+    table = store_list_sizes(
+        [{"store_id": r.store_id, "ok": r.ok, "error": r.error, "metrics": r.metrics}
+         for r in run.results], undelivered)
+    n = len(table)
+    nothing = int((table["nothing_reason"] != "").sum())
+    lines = [t("ho_all", lang, n=n) if not nothing else
+             t("ho_some", lang, n=n, k=n - nothing), nothing_received_line(table, lang, limit=300)]
+    lines.append(t("ho_lists", lang))
+    lines += [list_sizes_line(row, lang) for _, row in table.iterrows()]
+    lines.append(t("ho_details", lang, folder=str(run.folder)))
     return "\n".join(lines)
 
 

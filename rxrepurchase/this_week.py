@@ -11,6 +11,8 @@ Rules (one place each):
 - **Offer**: members the subsidy cohorts call ``subsidy_driven`` (they buy almost only on
   coupons) never get a coupon here; a refill reminder to a chronic patient comes with a coupon
   otherwise; the top tier gets member care (a call or a service, not a discount).
+- **Top members**: not the whole top 20% (hundreds of members a store) but those of them
+  whose visits slowed (:func:`slowed_top_members`), largest spenders first.
 - **Evening offer**: proposed only when the store's busiest two-hour window of the last
   ``period_days`` starts at or after 17 h and carries at least ``peak_ratio`` times the
   average two-hour share of the hours the store sells in (:func:`evening_peak`).
@@ -31,7 +33,9 @@ __all__ = [
     "ThisWeekError",
     "WIN_BACK_MIN_DAYS",
     "contact_channel",
+    "SLOWED_FACTOR",
     "evening_peak",
+    "slowed_top_members",
     "this_week_actions",
     "top_members",
 ]
@@ -81,6 +85,51 @@ def top_members(orders: pd.DataFrame, top: float = 0.2, *, end=None) -> pd.Index
     paid = paid.sort_values(["paid_amount", "member_id"], ascending=[False, True])
     n_top = int(np.ceil(len(paid) * top - 1e-9))
     return pd.Index(paid["member_id"].iloc[:n_top], name="member_id")
+
+
+SLOWED_FACTOR = 1.5
+"""A top member has slowed when their last purchase is longer ago than this many times their
+usual (median) interval between purchases."""
+
+
+def slowed_top_members(orders: pd.DataFrame, as_of, *, top: float = 0.2,
+                       factor: float = SLOWED_FACTOR, active_days: int = 90) -> pd.DataFrame:
+    """The top ``top`` members (:func:`top_members`) whose visits slowed: at least two
+    purchases (member-days, :func:`rxrepurchase.metrics.purchases`) up to ``as_of``, the days
+    since the last one more than ``factor`` times their median interval between purchases, and
+    the last one within the ``active_days`` days ending ``as_of`` (the report period). A member
+    with one purchase has no rhythm to fall behind; one gone longer than ``active_days`` has
+    lapsed and is the wake-up lists' to win back, not a call about a slower rhythm.
+
+    Returns
+    -------
+    DataFrame
+        ``member_id, paid`` (what they paid up to ``as_of``), ``purchases``, ``usual_gap_days``
+        (median interval), ``days_since_last``, ordered by ``paid``, largest first (ties by
+        member id). ``attrs["top_members"]`` is the size of the top group.
+    """
+    from rxrepurchase.metrics import purchases
+
+    if factor <= 0:
+        raise ThisWeekError(f"factor must be positive, got {factor}")
+    best = top_members(orders, top, end=as_of)
+    end = pd.Timestamp(as_of).normalize()
+    mine = orders.loc[orders["member_id"].isin(best) & (orders["ordered_at"].dt.normalize() <= end)]
+    bought = purchases(mine)
+    gaps = bought.groupby("member_id", observed=True)["purchased_on"].agg(
+        purchases="size", last="max",
+        usual_gap_days=lambda d: d.diff().dt.days.median())
+    paid = mine.groupby("member_id", observed=True)["paid_amount"].sum().rename("paid")
+    table = gaps.join(paid).reset_index()
+    table["days_since_last"] = (end - table["last"]).dt.days
+    slowed = table.loc[(table["purchases"] >= 2)
+                       & (table["days_since_last"] > factor * table["usual_gap_days"])
+                       & (table["days_since_last"] < active_days)]
+    slowed = slowed.sort_values(["paid", "member_id"], ascending=[False, True])
+    out = slowed[["member_id", "paid", "purchases", "usual_gap_days", "days_since_last"]]
+    out = out.reset_index(drop=True)
+    out.attrs = {"top_members": len(best), "factor": factor}
+    return out
 
 
 def evening_peak(orders: pd.DataFrame, as_of, *, period_days: int = 90, width: int = 2,
@@ -145,11 +194,12 @@ def this_week_actions(
     horizons : (int, int)
         Refill reminders due within the first (counted apart) and second number of days.
     top : float
-        Share of members to look after (by what they paid).
+        Share of members by what they paid whose slowed members are looked after.
     win_back_min_days : int
         Members who bought more recently than this are not won back.
     period_days : int
-        Window of the evening peak.
+        Window of the evening peak; top members not seen for this long are not "slowed" but
+        lapsed (:func:`slowed_top_members`).
 
     Returns
     -------
@@ -158,9 +208,11 @@ def this_week_actions(
         ``sms``, ``in_store`` (members per channel), and per action: ``members_soon``
         (refills: due within ``horizons[0]`` days), ``items`` (refills: member x products),
         ``expected_value`` (win back: sum of value at risk x probability still active),
+        ``top_members`` (top care: the size of the top group; ``members`` are those of it
+        whose visits slowed, :func:`slowed_top_members`),
         ``hours``, ``share``, ``ratio`` (evening offer: ``"19–21"``, its share of orders and
         ratio to the mean window, see :func:`evening_peak`). Ordered as :data:`ACTIONS`; an action the data
-        does not support has no row.
+        does not support has no row. ``attrs["top_members"]``: the size of the top group.
     """
     _require(predictions, "predictions", ["member_id", "rhythm", "days_until_due"])
     _require(cohorts, "cohorts", ["member_id", "subsidy_cohort"])
@@ -194,9 +246,10 @@ def this_week_actions(
                 rows.append(_row("win_back", offer, pd.Index(part["member_id"]), channel,
                                  expected_value=float(part["_expected"].sum())))
 
-    best = top_members(orders, top, end=as_of)
-    if len(best):
-        rows.append(_row("top_care", "member_care", best, channel))
+    slowed = slowed_top_members(orders, as_of, top=top, active_days=period_days)
+    if len(slowed):
+        rows.append(_row("top_care", "member_care", pd.Index(slowed["member_id"]), channel,
+                         top_members=slowed.attrs["top_members"]))
 
     peak = evening_peak(orders, as_of, period_days=period_days)
     if peak is not None:
@@ -205,5 +258,7 @@ def this_week_actions(
                          ratio=peak["ratio"]))
 
     columns = ["action", "offer", "members", *CHANNELS, "members_soon", "items",
-               "expected_value", "hours", "share", "ratio"]
-    return pd.DataFrame(rows, columns=columns)
+               "expected_value", "top_members", "hours", "share", "ratio"]
+    out = pd.DataFrame(rows, columns=columns)
+    out.attrs = {"top_members": slowed.attrs["top_members"]}
+    return out

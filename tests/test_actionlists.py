@@ -94,6 +94,22 @@ def test_lapsed_refill_list_takes_what_the_reminder_list_leaves():
         lapsed_refill_list(p, members(), orders())
 
 
+def test_lapsed_refills_older_than_the_limit_leave_the_list_and_are_counted():
+    p = predictions()
+    # m2: 31 days (kept), m1 A: 45 days (beyond a 40-day limit), m4: 90 days but a recent
+    # buyer (out for that reason, not counted as too old).
+    got = lapsed_refill_list(p, members(), orders(), max_overdue_days=30, max_lapsed_days=40)
+    assert got["member_id"].tolist() == ["m2"]
+    assert (got.attrs["too_old_rows"], got.attrs["too_old_members"]) == (1, 1)
+    assert got.attrs["max_lapsed_days"] == 40
+    # At the default of 90 days both stay; the limit is inclusive (45 <= 45 stays).
+    assert lapsed_refill_list(p, members(), orders()).attrs["too_old_rows"] == 0
+    assert len(lapsed_refill_list(p, members(), orders(), max_lapsed_days=45)) == 2
+    assert len(lapsed_refill_list(p, members(), orders(), max_lapsed_days=None)) == 2
+    with pytest.raises(RefillError, match=r"max_lapsed_days \(20\) must be at least max_overdue_days"):
+        lapsed_refill_list(p, members(), orders(), max_lapsed_days=20)
+
+
 def test_list_sizes_rows_and_members_differ():
     assert list_sizes("refill_reminder", predictions()) == {"refill_reminder_rows": 5,
                                                             "refill_reminder_members": 4}

@@ -156,6 +156,32 @@ def test_page_fits_the_window_and_rates_stay_visible(zh_run, browser, page, widt
     assert hidden == [], f"{page} at {width}px: rate columns off screen: {hidden}"
 
 
+CHARTS = r"""[...document.querySelectorAll(".rx-charts")].map((box) =>
+  [...box.querySelectorAll("img")].map((img) => {
+    const r = img.getBoundingClientRect();
+    return {left: r.left, top: r.top, width: r.width, bottom: r.bottom,
+            natural: img.naturalWidth};
+  }))"""
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", WIDTHS)
+def test_charts_that_belong_together_stack_on_a_phone_and_sit_side_by_side_on_a_desktop(
+        zh_run, browser, width):
+    browser.open((zh_run.folder / "stores/S01/report.html").as_uri(), width)
+    groups = browser.evaluate(CHARTS)
+    assert len(groups) >= 3 and all(len(g) == 2 for g in groups[:2]), groups
+    for first, *others in groups:
+        for img in (first, *others):
+            # Never shrunk below 60% of its drawn size (text 10 px or more), never off screen.
+            assert img["width"] >= 0.6 * img["natural"] and img["left"] + img["width"] <= width
+        for other in others:
+            if width < 600:  # stacked: each below the one before
+                assert other["top"] >= first["bottom"] and other["left"] == first["left"]
+            else:  # side by side
+                assert other["top"] == first["top"] and other["left"] > first["left"]
+
+
 def test_titles_name_the_store_and_no_page_shows_a_machine_path(zh_run):
     folder = zh_run.folder
     name = zh_run.results[0].metrics["store_name"]

@@ -4,10 +4,16 @@ import pandas as pd
 import pytest
 
 from rxrepurchase.chain_view import (
+    LIST_SIZES,
     ChainViewError,
     chain_periods,
     chain_totals,
     chain_trend,
+    chain_vs_store_rates,
+    list_sizes_line,
+    nothing_received_line,
+    read_store_results,
+    store_list_sizes,
     stores_needing_attention,
 )
 
@@ -111,3 +117,92 @@ def test_totals_table_states_the_periods_and_signs_the_changes():
     rd.plot_subsidy_efficiency(stores, ax=ax)
     assert ax.get_ylim()[0] == 0 and ax.get_xlim()[0] == 0
     plt.close(fig)
+
+
+# --- list sizes per store and whose manager receives nothing -------------------------------
+
+RESULTS = [
+    {"store_id": "S1", "ok": True, "error": None,
+     "metrics": {"refill_reminder_members": 12, "refill_reminder_rows": 15, "wake_up_members": 4,
+                 "lapsed_refill_members": 7, "top_members": 20,
+                 "this_week_member_care_members": 6}},
+    {"store_id": "S2", "ok": False, "error": "ValueError: boom", "metrics": None},
+    {"store_id": "S3", "ok": True, "error": None,
+     "metrics": {"refill_reminder_members": 0, "refill_reminder_rows": 0, "wake_up_members": None,
+                 "lapsed_refill_members": 1, "top_members": 3}},
+]
+
+
+def test_list_sizes_per_store_and_the_managers_who_receive_nothing():
+    table = store_list_sizes(RESULTS, {"S3": ("no_manager_address", "no manager_email"),
+                                       "S2": ("no_manager_address", "none either")})
+    s1, s2, s3 = (row for _, row in table.iterrows())
+    assert [s1[k] for k in LIST_SIZES] == [12, 15, 4, 7, 20, 6]
+    assert s1["nothing_reason"] == ""
+    # A failed report is the reason, whatever else is missing; its sizes are unknown.
+    assert (s2["nothing_reason"], s2["nothing_detail"]) == ("report_failed", "ValueError: boom")
+    assert all(pd.isna(s2[k]) for k in LIST_SIZES)
+    assert pd.isna(s3["wake_up_members"]) and s3["refill_reminder_members"] == 0
+    # A figure the report wrote as NaN is missing too, not an error.
+    nan = store_list_sizes([{**RESULTS[0], "metrics": {"top_members": float("nan")}}])
+    assert pd.isna(nan.at[0, "top_members"])
+    assert s3["nothing_reason"] == "no_manager_address"
+    line = nothing_received_line(table)
+    assert line == ("Managers who receive nothing: S2 (report failed: ValueError: boom); "
+                    "S3 (no manager address: no manager_email).")
+    assert "S2（报告生成失败：ValueError: boom）" in nothing_received_line(table, "zh")
+    assert list_sizes_line(s1) == ("- S1: refill reminders 12 (15 member × product) · wake-up 4 "
+                                   "· lapsed refills 7 · top 20% 20 (6 slowed)")
+    assert "wake-up – ·" in list_sizes_line(s3)
+    with pytest.raises(ChainViewError, match="unknown reason 'gone'"):
+        store_list_sizes(RESULTS, {"S1": ("gone", "")})
+
+
+def test_every_manager_served_is_said_and_a_run_without_email_says_so():
+    served = store_list_sizes([RESULTS[0]])
+    assert nothing_received_line(served) == ("Every store's manager receives the store's report "
+                                             "and lists.")
+    assert nothing_received_line(served, sends_email=False) == (
+        "Every store's report was produced; this run sends no email.")
+
+
+def test_store_results_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "stores.json"
+    with pytest.raises(ChainViewError, match="stores.json: the stores' results file does not"):
+        read_store_results(path)
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(ChainViewError, match="stores.json: not valid JSON"):
+        read_store_results(path)
+    path.write_text('{"stores": [{"ok": true}]}', encoding="utf-8")
+    with pytest.raises(ChainViewError, match=r"stores\[0\] needs 'store_id'"):
+        read_store_results(path)
+    path.write_text('{"stores": [], "undelivered": {"S1": ["no_manager_address", "x"]}}',
+                    encoding="utf-8")
+    assert read_store_results(path) == {"stores": [], "sends_email": False,
+                                        "undelivered": {"S1": ("no_manager_address", "x")}}
+
+
+def test_chain_rate_counts_a_member_once_across_stores_a_store_only_its_own_purchases():
+    # 30 days to 09-30. A: one purchase at S1 and one at S2 (repeat for the chain only).
+    # B: twice at S1. C: once at S1, once at S2, twice at S2 (repeats at S2 too). D: once at S2.
+    # E: twice the same day, at S1 and S2 (one purchase for the chain: not a repeat buyer).
+    rows = [("S1", "A", "2026-09-02"), ("S2", "A", "2026-09-20"),
+            ("S1", "B", "2026-09-03"), ("S1", "B", "2026-09-13"),
+            ("S1", "C", "2026-09-04"), ("S2", "C", "2026-09-14"), ("S2", "C", "2026-09-24"),
+            ("S2", "D", "2026-09-05"),
+            ("S1", "E", "2026-09-06"), ("S2", "E", "2026-09-06"),
+            ("S1", "A", "2026-08-01")]  # before the period
+    d = chain_vs_store_rates(_orders(rows), AS_OF, period_days=30, min_active_members=1)
+    assert (d["members"], d["repeat_members"]) == (5, 3)  # A, B, C of A..E
+    assert d["chain_rate"] == pytest.approx(3 / 5)
+    assert d["multi_store_members"] == 3  # A, C, E
+    assert d["cross_store_only"] == 1  # A
+    # Store by store: S1 A B C E, S2 A C D E = 8 pairs; B at S1 and C at S2 repeat there.
+    assert d["store_members"] == 8 and d["pooled_store_rate"] == pytest.approx(2 / 8)
+    # One purchase at a store, a repeat buyer for the chain: A at S1 and S2, C at S1.
+    assert d["once_here"] == 3
+    # S1: A, B, C, E bought, B repeats (1/4); S2: A, C, D, E bought, C repeats (1/4).
+    assert (d["store_low"], d["store_high"], d["stores"]) == (pytest.approx(0.25),
+                                                              pytest.approx(0.25), 2)
+    t = chain_totals(_orders(rows), AS_OF, period_days=30).set_index("period")
+    assert d["chain_rate"] == pytest.approx(t.at["this", "user_repurchase_rate"])

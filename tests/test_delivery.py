@@ -335,3 +335,31 @@ def test_a_store_email_carries_its_lists_workbook_beside_the_pdf(tmp_path, store
     assert parts["S01_2025-06-30_lists.xlsx"].get_content_type() == (
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     assert parts["S01_2025-06-30_lists.xlsx"].get_content() == b"PK workbook bytes"
+
+
+FIGURES = {"period_start": "2025-04-02", "period_end": "2025-06-30",
+           "user_repurchase_rate": 0.5432, "chain_median_user_repurchase_rate": 0.55,
+           "order_repurchase_rate": 0.7, "chain_median_order_repurchase_rate": None,
+           "active_members": 2604, "revenue": 123456.0, "subsidy": 9876.4,
+           "refill_reminder_members": 142, "refill_reminder_rows": 215, "wake_up_members": 37,
+           "lapsed_refill_members": 60, "lapsed_refill_rows": 73}
+
+
+def test_a_store_email_body_carries_its_figures_in_the_run_language(tmp_path, stores):
+    pdf = _pdf(tmp_path / "S01.pdf", "report S01")
+    emails, _, _, _ = _routed(stores, ([StoreReport("S01", pdf, "A", figures=FIGURES)], []))
+    body = emails[0].body
+    for line in ("Last 90 days (2025-04-02 to 2025-06-30):",
+                 "- User repurchase rate, last 90 days: 54.3% (chain median 55.0%)",
+                 "- Order repurchase rate, last 90 days: 70.0% (chain median –)",
+                 "- Active members: 2,604 · revenue ¥123,456 · subsidy ¥9,876",
+                 "- Refill reminders: 142 members (215 member × product)",
+                 "- Wake-up: 37 valuable members",
+                 "- Lapsed refills: 60 members (73 member × product)"):
+        assert line in body.splitlines(), (line, body)
+    zh, _, _, _ = _routed(stores, ([StoreReport("S01", pdf, "A", figures=FIGURES)], []), lang="zh")
+    assert "- 用户复购率（近 90 天）：54.3%（连锁中位数 55.0%）" in zh[0].body
+    assert "- 续方提醒：142 名会员（会员 × 商品 215 行）" in zh[0].body
+    # Without figures the body names the attachment only.
+    bare, _, _, _ = _routed(stores, ([StoreReport("S01", pdf, "A")], []))
+    assert "Last 90 days" not in bare[0].body and "Attached:" in bare[0].body

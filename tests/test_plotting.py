@@ -72,3 +72,35 @@ def test_no_cjk_font_gives_a_clear_warning(rc, monkeypatch):
 def test_find_cjk_font_skips_families_that_are_not_installed():
     assert find_cjk_font(("No Such Font 123",)) is None
     assert find_cjk_font(("No Such Font 123", "Noto Sans CJK SC")) == "Noto Sans CJK SC"
+
+
+def test_charts_of_a_group_are_separate_figures_in_a_wrapping_box():
+    import base64
+    import re
+
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from rxrepurchase.plotting import configure_matplotlib
+    from rxrepurchase.rendering import CHART_SIZE, chart_axes, charts_html
+
+    with matplotlib.rc_context():
+        configure_matplotlib(dpi=110)  # as the report notebooks draw
+        left, right = chart_axes(2)
+        assert left.figure is not right.figure
+        left.set_title("<b>retention</b>")
+        left.bar(["A", "B"], [1, 2])
+        right.bar(["Loyal", "Mixed", "Occasional", "Subsidy-driven", "Undetermined", "New"],
+                  range(6))
+        page = charts_html([left, right])
+    # Crowded category labels turn instead of overlapping; two short ones stay level.
+    assert {label.get_rotation() for label in right.get_xticklabels()} == {30.0}
+    assert {label.get_rotation() for label in left.get_xticklabels()} == {0.0}
+    assert left.title.get_wrap()
+    assert page.count("<img ") == 2 and 'class="rx-charts"' in page
+    assert 'alt="&lt;b&gt;retention&lt;/b&gt;"' in page  # the title is data: escaped
+    assert CHART_SIZE == (4.8, 3.4)
+    assert page.count('width="528" height="374"') == 2  # 4.8 x 3.4 in at 110 dpi
+    png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(left.figure.number)  # closed: not shown a second time

@@ -22,7 +22,8 @@ import pytest
 
 from rxrepurchase import report_data as rd
 from rxrepurchase import reporting
-from rxrepurchase.chain_view import chain_totals, chain_trend
+from rxrepurchase.actionlists import MAX_LAPSED_DAYS, bought_recently
+from rxrepurchase.chain_view import chain_totals, chain_trend, chain_vs_store_rates
 from rxrepurchase.cli import main
 from rxrepurchase.demo import DemoConfig, write_demo_chain
 from rxrepurchase.i18n import UnknownLanguageError, format_count, format_money, format_rate, t
@@ -79,6 +80,10 @@ def reports_out(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("reports")
 
 
+TARGETS = {"chain": {"user_repurchase_rate": 0.9}, "store": {"user_repurchase_rate": 0.5},
+           "stores": {"S01": {"active_members": 10}}}
+
+
 @pytest.fixture(scope="session")
 def run(demo_data, reports_out):
     # Relative paths, as a user types them (`--out reports`): the notebooks run in folders of
@@ -89,7 +94,7 @@ def run(demo_data, reports_out):
     try:
         result = run_reports(
             os.path.relpath(demo_data), stores="S01,S02,S99", out=reports_out.name, jobs=2,
-            as_of=AS_OF, progress=lines.append,
+            as_of=AS_OF, progress=lines.append, targets=TARGETS,
         )
     finally:
         os.chdir(cwd)
@@ -415,6 +420,17 @@ def test_action_lists_are_written_next_to_the_report(run, chain):
         assert "member_id" in listed and "suggested_action" in listed
     # (The default list, the likeliest member x products, may name each member once.)
     assert r.metrics["refill_reminder_members"] <= r.metrics["refill_reminder_rows"]
+    # Lapsed refills older than the limit are left out, and the page says how many.
+    lapsed = pd.read_csv(folder / "lapsed_refill.csv", encoding="utf-8-sig")
+    assert lapsed["days_overdue"].max() <= MAX_LAPSED_DAYS
+    too_old = refills.predictions.loc[
+        (refills.predictions["rhythm"] == "repeat")
+        & (refills.predictions["days_overdue"] > MAX_LAPSED_DAYS)
+        & ~refills.predictions["member_id"].isin(bought_recently(chain.orders, chain.as_of))]
+    assert r.metrics["lapsed_refill_too_old_rows"] == len(too_old) > 0
+    assert t("lapsed_too_old", "en", rows=format_count(len(too_old)),
+             members=format_count(too_old["member_id"].nunique()),
+             days=MAX_LAPSED_DAYS) in _words(_text(r.html))
     # The refill section's count is the list's: one list, one figure.
     assert r.metrics["refill_reminder_rows"] == refills.headline["reminder_rows"]
 
@@ -488,6 +504,60 @@ def test_chain_overview_states_its_period_totals_and_stores_to_watch_first(run, 
     assert text.index(">The chain this period<") < text.index(">Stores needing attention first<")
     assert text.index(">Stores needing attention first<") < text.index(
         ">Stores ranked by user repurchase rate<")
+
+
+def test_chain_overview_lists_each_store_list_sizes_and_who_receives_nothing(run):
+    # The overview runs after the stores and shows the sizes their metrics.json count.
+    text = _text(run.chain_html).split(">List sizes per store<", 1)[1].split("</table>")[0]
+    sizes = _ok(run, "S01").metrics
+    cells = ["S01", *(format_count(sizes[k]) for k in (
+        "refill_reminder_members", "refill_reminder_rows", "wake_up_members",
+        "lapsed_refill_members", "top_members", "this_week_member_care_members"))]
+    assert "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" in text
+    assert sizes["top_members"] > 0
+    page = _words(_text(run.chain_html))
+    assert "Managers who receive nothing: S99 (report failed: DataContractError" in page
+    stores_json = json.loads(_text(run.chain_html.parent / "stores.json"))
+    assert [s["store_id"] for s in stores_json["stores"]] == ["S01", "S02", "S99"]
+    assert stores_json["sends_email"] is False
+
+
+def test_targets_show_their_progress_on_the_store_page_and_the_overview(run, chain):
+    h = store_headline(chain, "S01")
+    page = _text(_ok(run, "S01").html)
+    rate = h["user_repurchase_rate"]
+    # The store's own target (active members) and every store's (user repurchase rate).
+    row = ("<td>S01</td><td>User repurchase rate, last 90 days</td><td>50.0%</td>"
+           f"<td>{format_rate(rate)}</td><td>{format_rate(rate / 0.5, digits=0)}</td>")
+    assert row in page
+    assert (f"<td>S01</td><td>Active members</td><td>10</td><td>{format_count(h['active_members'])}</td>"
+            in page)
+    assert "Chain (all stores together)" not in page
+    assert page.index("rx-tiles") < page.index("rx-targets")  # right under the tiles
+    overview = _text(run.chain_html)
+    totals = chain_totals(chain.orders, chain.as_of).set_index("period")
+    gap = 0.9 - totals.at["this", "user_repurchase_rate"]
+    assert (f"<td>Chain (all stores together)</td><td>User repurchase rate, last 90 days</td>"
+            f"<td>90.0%</td><td>{format_rate(totals.at['this', 'user_repurchase_rate'])}</td>"
+            in overview)
+    assert f"{100 * gap:.1f} pts to go" in overview
+    assert "<td>S02</td><td>User repurchase rate, last 90 days</td><td>50.0%</td>" in overview
+    assert "<td>S99</td>" in overview.split('class="rx-targets"')[1]  # failed: figure missing
+
+
+def test_chain_overview_explains_why_the_chain_rate_is_not_a_store_rate(run, chain):
+    page = _words(_text(run.chain_html))
+    figures = chain_vs_store_rates(chain.orders, chain.as_of)
+    assert rd.chain_vs_stores_reading(figures) in page
+    # Hand check of the demo's figures: the chain's rate is above every compared store's,
+    # and the members who repeat only across stores close (part of) the gap.
+    assert figures["chain_rate"] > figures["store_high"] >= figures["store_low"]
+    assert figures["cross_store_only"] > 0
+    assert figures["pooled_store_rate"] < figures["chain_rate"]
+    assert figures["store_members"] > figures["members"]
+    # Each label says whom it counts.
+    assert "User repurchase rate, last 90 days, each member once over all stores" in page
+    assert "User repurchase rate, last 90 days, purchases at the store" in page
 
 
 def test_subsidy_section_tells_each_wave_and_ranks_the_campaigns(run, chain):

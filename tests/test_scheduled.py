@@ -69,6 +69,8 @@ def test_example_config_is_valid_and_documents_every_key(tmp_path):
     assert config.smtp.password_env == "RXREPURCHASE_SMTP_PASSWORD"
     assert config.head_office == ("ops@kanghe-pharmacy.example.com", "ceo@kanghe-pharmacy.example.com")
     assert config.currency == "CNY"
+    assert config.targets == {"chain": {"user_repurchase_rate": 0.7},
+                              "store": {"user_repurchase_rate": 0.58}, "stores": {}}
     text = (REPO / "examples" / "chain.toml").read_text(encoding="utf-8")
     for section, keys in _SECTIONS.items():
         assert f"[{section}]" in text
@@ -90,6 +92,10 @@ def test_example_config_is_valid_and_documents_every_key(tmp_path):
         (PLAIN_SMTP, 'pdf_engine = "wkhtml"', "run.pdf_engine"),
         (PLAIN_SMTP, "colour = 1", "run.colour: unknown key"),
         (PLAIN_SMTP + "\nport = 70000", "", "smtp.port: 70000"),
+        (PLAIN_SMTP + "\n[targets.chain]\nuser_repurchase_rate = 62", "",
+         "targets.chain.user_repurchase_rate: a rate is a fraction between 0 and 1, got 62"),
+        (PLAIN_SMTP + "\n[targets.stores.S01]\nrepeat = 0.5", "",
+         "targets.stores.S01.repeat: unknown figure"),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, smtp, run_extra, message):
@@ -217,10 +223,18 @@ def test_scheduled_run_emails_every_report_to_the_right_people_and_nothing_else(
         assert f"{metrics['user_repurchase_rate']:.1%}" in text
         assert f"{metrics['order_repurchase_rate']:.1%}" in text
         assert sum(len(page.images) for page in reader.pages) >= 2  # the charts
+        # The body carries the store's figures and list sizes, in the run's language.
+        body = received.message.get_body(("plain",)).get_content()
+        assert f"- 用户复购率（近 90 天）：{metrics['user_repurchase_rate']:.1%}" in body
+        assert (f"- 续方提醒：{metrics['refill_reminder_members']:,} 名会员（会员 × 商品 "
+                f"{metrics['refill_reminder_rows']:,} 行）") in body
 
     [office] = by_rcpt[HEAD_OFFICE[0]]
     assert office.rcpt_tos == HEAD_OFFICE
     assert office.subject == f"会员复购报告：连锁总览（截至 {AS_OF}）"
+    office_body = office.message.get_body(("plain",)).get_content()
+    assert "全部 2 家门店报告均已生成并发送给店长。" in office_body
+    assert "- S01：续方提醒 " in office_body and "各门店名单规模（会员人数）：" in office_body
     assert office.attachments() == {
         "chain_overview.pdf": (run_folder / "chain" / "chain_overview.pdf").read_bytes(),
         "index.pdf": (run_folder / "index.pdf").read_bytes(),

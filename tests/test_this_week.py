@@ -12,6 +12,7 @@ from rxrepurchase.this_week import (
     ThisWeekError,
     contact_channel,
     evening_peak,
+    slowed_top_members,
     this_week_actions,
     top_members,
 )
@@ -88,7 +89,11 @@ def _inputs():
                          "value_at_risk": [100.0, 50.0, 80.0, -5.0, 30.0],
                          "p_alive_now": [0.5, 0.4, 0.9, 0.5, 0.5],
                          "days_since_last_purchase": [30, 20, 40, 60, 5]})
-    orders = _orders([(m, "2026-09-10 10:00", float(i + 1)) for i, m in enumerate("ABCDEFGHXY")])
+    # Top 20% by what they paid: Y (10 + 2) and X (9 + 1). Y bought every 10 days up to 09-10,
+    # 20 days ago (> 1.5 x 10): slowed. X bought 09-10 and 09-20, 10 days ago: on rhythm.
+    orders = _orders([(m, "2026-09-10 10:00", float(i + 1)) for i, m in enumerate("ABCDEFGHXY")]
+                     + [("Y", "2026-08-21 10:00", 1.0), ("Y", "2026-08-31 10:00", 1.0),
+                        ("X", "2026-09-20 10:00", 1.0)])
     return dict(predictions=predictions, members=members, cohorts=cohorts, orders=orders,
                 as_of=AS_OF, wake_up=wake)
 
@@ -105,10 +110,38 @@ def test_actions_count_whom_how_many_which_channel_and_offer():
     assert actions.loc["win_back_coupon", "members"] == 2
     assert actions.loc["win_back_coupon", "expected_value"] == pytest.approx(100 * .5 + 80 * .9)
     assert actions.loc["win_back_no_coupon", "expected_value"] == pytest.approx(50 * .4)
-    assert actions.loc["member_care", "members"] == math.ceil(0.2 * 10)
+    assert actions.loc["member_care", "members"] == 1  # Y of the top ceil(0.2 x 10) = 2
+    assert actions.loc["member_care", "top_members"] == math.ceil(0.2 * 10)
+    assert this_week_actions(**_inputs()).attrs["top_members"] == 2
     assert "evening_offer" not in actions.index
     assert list(this_week_actions(**_inputs())["action"]) == [
         "refill_reminder", "refill_reminder", "win_back", "win_back", "top_care"]
+
+
+def test_slowed_top_members_are_late_against_their_own_rhythm():
+    rows = []
+    # P: every 7 days, last 2026-09-02 (28 days ago > 1.5 x 7): slowed, paid 40.
+    rows += [("P", f"2026-08-{d:02d} 10:00", 10.0) for d in (12, 19, 26)] + [("P", "2026-09-02 10:00", 10.0)]
+    # Q: every 30 days, last 2026-09-05 (25 days ago < 45): on rhythm, paid 60.
+    rows += [("Q", f"2026-{m:02d}-{d:02d} 10:00", 20.0) for m, d in ((7, 7), (8, 6), (9, 5))]
+    # R: one purchase only, 100 days ago: no rhythm to judge. S: two purchases the same day.
+    rows += [("R", "2026-06-22 10:00", 50.0), ("S", "2026-09-01 09:00", 30.0),
+             ("S", "2026-09-01 18:00", 30.0)]
+    # T: every 7 days up to 2026-05-15, 138 days ago: lapsed (the wake-up lists' job), paid 60.
+    rows += [("T", f"2026-05-{d:02d} 10:00", 20.0) for d in (1, 8, 15)]
+    rows += [(f"Z{i}", "2026-09-01 10:00", 1.0) for i in range(16)]  # the other 80%
+    got = slowed_top_members(_orders(rows), AS_OF, top=0.2)
+    assert got.attrs["top_members"] == 5  # ceil(0.2 x 21): Q 60, S 60, T 60, R 50, P 40
+    assert got["member_id"].tolist() == ["P"]
+    # Without the 90-day bound T counts too, the larger spender first.
+    assert slowed_top_members(_orders(rows), AS_OF, active_days=200)["member_id"].tolist() == [
+        "T", "P"]
+    assert got.iloc[0][["paid", "purchases", "usual_gap_days", "days_since_last"]].tolist() == [
+        40.0, 4, 7.0, 28]
+    # A stricter factor keeps P only while 28 > factor x 7.
+    assert slowed_top_members(_orders(rows), AS_OF, factor=4.1).empty
+    with pytest.raises(ThisWeekError, match="factor must be positive"):
+        slowed_top_members(_orders(rows), AS_OF, factor=0)
 
 
 def test_no_wake_up_list_means_no_win_back_row_and_bad_input_is_named():
@@ -121,8 +154,10 @@ def test_no_wake_up_list_means_no_win_back_row_and_bad_input_is_named():
 
 def test_this_week_html_says_each_count_and_escapes(monkeypatch):
     actions = this_week_actions(**_inputs())
-    actions.attrs = {"as_of": "2026-09-30", "within": 14, "soon": 7, "period_days": 90}
+    actions.attrs |= {"as_of": "2026-09-30", "within": 14, "soon": 7, "period_days": 90}
     page = rd.this_week_html(actions, "en")
+    assert ("Of the top 20% of members by what they paid at this store (2), those not back "
+            "for more than 1.5 times their usual interval between purchases: 1.") in page
     assert page.count("<li>") == len(actions)
     assert "due for a refill in the next 14 days: 4 (2 in the next 7 days; 5 member" in page
     assert "Channel: WeChat 2 · SMS 2 · in store 0" in page
@@ -130,4 +165,6 @@ def test_this_week_html_says_each_count_and_escapes(monkeypatch):
     assert f"{format_count(4)} 位按周期购药的慢病会员将在未来 14 天内到期" in zh
     actions.attrs["as_of"] = "<b>"
     assert "&lt;b&gt;" in rd.this_week_html(actions, "en")
-    assert rd.this_week_metrics(actions)["this_week_reminder_coupon_members"] == 4
+    metrics = rd.this_week_metrics(actions)
+    assert metrics["this_week_reminder_coupon_members"] == 4
+    assert (metrics["this_week_member_care_members"], metrics["top_members"]) == (1, 2)
