@@ -652,11 +652,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "refills_sentence": (
         "{members} members of this store buy chronic or regularly taken products on a rhythm. "
-        "In the next {within} days {due} refills (member × product) fall due, {overdue} are "
-        "overdue and {lapsed} have lapsed. On average they had {pdc} of days covered over the last year; {adherent} "
+        "The reminder list holds the {rows} refills (member × product) likeliest to be bought "
+        "soon: {due} fall due in the next {within} days, {overdue} are overdue and {later} "
+        "fall due later but are likely within the month; {lapsed} have lapsed. On average they had {pdc} of days covered over the last year; {adherent} "
         "of them are adherent (at least 80% of days covered).",
-        "本店有 {members} 名会员按周期购买慢病或常用健康产品。未来 {within} 天内有 {due} "
-        "个续方（会员×商品）到期，{overdue} 个已逾期，{lapsed} 个已中断。近一年平均用药覆盖率为 {pdc}；"
+        "本店有 {members} 名会员按周期购买慢病或常用健康产品。提醒名单列出最可能近期购买的 {rows} "
+        "个续方（会员×商品）：{due} 个在未来 {within} 天内到期，{overdue} 个已逾期，{later} "
+        "个稍后到期但很可能在本月内购买；{lapsed} 个已中断。近一年平均用药覆盖率为 {pdc}；"
         "{adherent} 的会员依从性良好（覆盖率至少 80%）。",
     ),
     "refills_due_title": ("Refills coming due, by week", "未来各周到期的续方"),

@@ -1662,8 +1662,10 @@ def refills_summary(refills: RefillOverview, lang: str = "en") -> str:
     measured precision (the list as of ``check_days`` ago) beside the naive list's (Markdown)."""
     h = refills.headline
     return t("refills_sentence", lang, members=format_count(h["refill_members"], lang),
+             rows=format_count(h["reminder_rows"], lang),
              due=format_count(h["reminder_rows_due"], lang),
              overdue=format_count(h["reminder_rows_overdue"], lang),
+             later=format_count(h["reminder_rows_later"], lang),
              lapsed=format_count(h["lapsed_rows"], lang), within=h["within_days"],
              pdc=format_rate(h["pdc_mean"], lang, digits=0),
              adherent=format_rate(h["adherent_share"], lang, digits=0)) + (
@@ -1725,7 +1727,7 @@ def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: 
         predictions=refills.predictions, members=chain.members, cohorts=cohorts,
         orders=chain.for_store(store_id).orders, as_of=chain.as_of,
         wake_up=store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared),
-        horizons=(soon, refills.within), period_days=period_days)
+        refill_list=refills.targets, horizons=(soon, refills.within), period_days=period_days)
     actions.attrs = {**actions.attrs, "as_of": chain.as_of.date().isoformat(),
                      "within": refills.within, "soon": soon, "period_days": period_days}
     return actions

@@ -168,6 +168,7 @@ def this_week_actions(
     orders: pd.DataFrame,
     as_of,
     wake_up: pd.DataFrame | None = None,
+    refill_list: pd.DataFrame | None = None,
     horizons: tuple[int, int] = (7, 14),
     top: float = 0.2,
     win_back_min_days: int = WIN_BACK_MIN_DAYS,
@@ -191,6 +192,12 @@ def this_week_actions(
         :func:`rxrepurchase.models.wake_up_list` with ``member_id`` as a column
         (``value_at_risk, p_alive_now, days_since_last_purchase``); None when the store could
         not be modelled (no win-back row then).
+    refill_list : DataFrame, optional
+        The store's refill reminder list (:func:`rxrepurchase.refill.refill_targets` rows,
+        ``member_id, days_until_due``). When given, the reminders are exactly its rows, so
+        the page counts what the list file holds (the default list picks by chance of a
+        refill, so it can hold pairs due after ``horizons[1]`` days and overdue ones);
+        otherwise the predictions' repeat pairs due within ``horizons[1]`` days.
     horizons : (int, int)
         Refill reminders due within the first (counted apart) and second number of days.
     top : float
@@ -223,8 +230,12 @@ def this_week_actions(
     no_coupon = set(cohorts.loc[cohorts["subsidy_cohort"] == NO_COUPON_COHORT, "member_id"])
     rows = []
 
-    due = predictions.loc[(predictions["rhythm"] == "repeat")
-                          & predictions["days_until_due"].between(0, within)]
+    if refill_list is not None:
+        _require(refill_list, "refill_list", ["member_id", "days_until_due"])
+        due = refill_list
+    else:
+        due = predictions.loc[(predictions["rhythm"] == "repeat")
+                              & predictions["days_until_due"].between(0, within)]
     for offer, keep in (("reminder_coupon", False), ("reminder_only", True)):
         part = due.loc[due["member_id"].isin(no_coupon) == keep]
         ids = pd.Index(part["member_id"].unique(), name="member_id")

@@ -976,7 +976,11 @@ def test_refill_overview_from_chain_wide_tables_is_the_same(demo):
         sliced = refill_overview(chain, store_id=store_id, within=14, **tables)
         for key in ("predictions", "adherence", "targets", "list_check"):
             pd.testing.assert_frame_equal(getattr(sliced, key), getattr(computed, key))
-        assert sliced.headline == computed.headline and computed.headline["reminder_rows"] > 0
+        h = computed.headline
+        assert sliced.headline == h and h["reminder_rows"] > 0
+        # The page's sentence splits the list's rows into due, overdue and later, nothing else.
+        assert h["reminder_rows_due"] + h["reminder_rows_overdue"] + h["reminder_rows_later"] \
+            == h["reminder_rows"]
     assert tables["chain_predictions"]["home_store_id"].nunique() == len(demo.stores)
     earlier = predict_refills(fills, as_of=as_of - pd.Timedelta(days=7))
     with pytest.raises(RefillError, match="chain_predictions is as of .* not " + str(as_of.date())):

@@ -98,6 +98,22 @@ def _inputs():
                 as_of=AS_OF, wake_up=wake)
 
 
+def test_refill_reminders_are_exactly_the_list_when_one_is_given():
+    # The default list picks by chance of a refill, so it may hold an overdue pair (F) and
+    # one due in 15 days (E); the page then counts what the list file holds.
+    inputs = _inputs()
+    listed = inputs["predictions"].iloc[[0, 1, 5, 6, 7]]  # A x2, E (15 d), F (-3 d), G
+    actions = this_week_actions(**inputs, refill_list=listed).set_index("offer")
+    # G buys on coupons (reminder only); A (both products), E and F get the coupon. Within
+    # 7 days: A (0 and 5 days), F (overdue) and G (3 days).
+    coupon, only = actions.loc["reminder_coupon"], actions.loc["reminder_only"]
+    assert (coupon["members"], coupon["items"], coupon["members_soon"]) == (3, 4, 2)
+    assert (only["members"], only["items"], only["members_soon"]) == (1, 1, 1)
+    assert coupon["items"] + only["items"] == len(listed)
+    with pytest.raises(ThisWeekError, match="refill_list has no column.*days_until_due"):
+        this_week_actions(**inputs, refill_list=listed.drop(columns="days_until_due"))
+
+
 def test_actions_count_whom_how_many_which_channel_and_offer():
     actions = this_week_actions(**_inputs()).set_index("offer")
     # Due within 14 days, repeat rhythm: A (2 products), B, C, D, G; E (15 d), F (overdue) and
