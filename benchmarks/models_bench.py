@@ -87,7 +87,7 @@ def main() -> None:
     orders = simulation.result
     print(f"simulated {args.members:,} members, {len(orders):,} order rows in {simulation}")
 
-    ours = Clock(lambda: rfm_summary(orders, observation_end=END))
+    ours = Clock(lambda: rfm_summary(orders, as_of=END))
     rfm = ours.result
     print(f"rfm_summary (rxrepurchase):              {ours}")
     if not args.skip_lifetimes_summary:

@@ -46,7 +46,7 @@ LISTS = (("model", "refill_model"), ("broad", "broad_model"), ("naive", "naive_m
 def refill_row(shape: str, chain) -> dict:
     fills = refill_fills(chain.order_lines, chain.orders, chain.members)
     cut = chain.orders["ordered_at"].max().normalize() - pd.Timedelta(days=60)
-    result = backtest_refills(fills, cutoff=cut)
+    result = backtest_refills(fills, calibration_end=cut)
     lists, s = result.lists, result.summary
     row = {"shape": shape}
     for prefix, name in LISTS:

@@ -67,7 +67,7 @@ def ours(data: Path, validate: str) -> dict:
     with Timed() as t:
         with engine.ChainSource(data, as_of=AS_OF, memory_limit=MEMORY_LIMIT, threads=2,
                                 validate=validate, temp_directory=data / "duckdb_tmp") as src:  # fmt: skip
-            summary = engine.rfm_summary(src, observation_end=AS_OF)
+            summary = engine.rfm_summary(src, as_of=AS_OF)
     return {"seconds": t.seconds, "peak_mb": t.peak_mb, "members": len(summary),
             "repeat_purchases": int(summary["frequency"].sum())}  # fmt: skip
 
@@ -79,7 +79,7 @@ def ours_pandas(data: Path) -> dict:
 
     with Timed() as t:
         orders = pd.read_parquet(data / "orders.parquet", columns=["member_id", "ordered_at", "paid_amount"])
-        summary = rfm.rfm_summary(orders, observation_end=AS_OF)
+        summary = rfm.rfm_summary(orders, as_of=AS_OF)
     return {"seconds": t.seconds, "peak_mb": t.peak_mb, "members": len(summary),
             "repeat_purchases": int(summary["frequency"].sum())}  # fmt: skip
 

@@ -160,7 +160,7 @@ def stage_rfm_engine(data: Path, work: Path, opts: dict) -> dict:
             data, as_of=AS_OF, memory_limit=opts["memory_limit"], validate=opts["validate"],
             temp_directory=work / "duckdb_tmp",
         ) as src:
-            rfm = engine.rfm_summary(src, observation_end=AS_OF)
+            rfm = engine.rfm_summary(src, as_of=AS_OF)
     if opts["validate"] == "full":
         rfm.attrs = {}  # Parquet metadata cannot hold the Timestamp attrs
         rfm.to_parquet(work / "rfm_engine.parquet")
@@ -171,7 +171,7 @@ def stage_rfm_pandas(data: Path, work: Path, opts: dict) -> dict:
     from rxrepurchase import rfm
 
     with Timed() as t:
-        summary = rfm.rfm_summary(_orders_frame(data, False), observation_end=AS_OF)
+        summary = rfm.rfm_summary(_orders_frame(data, False), as_of=AS_OF)
     return {"seconds": t.seconds, "peak_mb": t.peak_mb, "members": len(summary)}
 
 
@@ -316,7 +316,7 @@ def stage_report(data: Path, work: Path, opts: dict) -> dict:
     fits = []
     for store_id in stores:
         with Timed() as t:
-            summary = rfm.rfm_summary(chain.for_store(store_id).orders, observation_end=AS_OF)
+            summary = rfm.rfm_summary(chain.for_store(store_id).orders, as_of=AS_OF)
             BGNBDModel().fit(summary)
             GammaGammaModel().fit(summary)
         fits.append(t.seconds)

@@ -166,7 +166,7 @@ plots.plot_tracking(holdout.tracking_curves(checked, split), ax=axes[1]);
 # %%
 # Then fit on all the history and score every member: P(alive), purchases in the next 30 days,
 # spend per purchase (Gamma-Gamma, on paid amounts: net of subsidy), 12-month CLV.
-summary = rfm_summary(orders, observation_end=as_of)
+summary = rfm_summary(orders, as_of=as_of)
 purchase_model = models.BGNBDModel().fit(summary)
 spend_model = models.GammaGammaModel().fit(summary)
 scores = models.score_members(purchase_model, spend_model, summary, gross_margin=0.3)

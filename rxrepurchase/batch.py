@@ -224,7 +224,7 @@ def _write_tables(src: engine.ChainSource, out: Path) -> dict[str, str]:
 def _write_aggregates(src, out: Path, as_of, cut, time_unit: str) -> dict[str, str]:
     """Per-store metrics and model inputs, from the materialized tables."""
     files = {}
-    summary = engine.rfm_summary(src, observation_end=as_of, time_unit=time_unit, by="store_id")
+    summary = engine.rfm_summary(src, as_of=as_of, time_unit=time_unit, by="store_id")
     _write_frame(summary, out / "rfm.parquet")
     files["rfm"] = "rfm.parquet"
     if cut is not None:
@@ -255,7 +255,7 @@ class StoreSlice:
         rows read and loaded, not the per-rule details: run the loader for those).
     rfm : DataFrame
         The store's members' RFM at ``as_of``, indexed by member: equal to
-        ``rfm_summary(chain.orders, observation_end=as_of, time_unit=...)``.
+        ``rfm_summary(chain.orders, as_of=as_of, time_unit=...)``.
     calibration, holdout : DataFrame or None
         Calibration RFM at ``cut`` and holdout outcomes to ``as_of`` (as
         :func:`rxrepurchase.rfm.calibration_holdout` with ``holdout_end=as_of``); None when
@@ -331,7 +331,7 @@ def _rfm_attrs(orders: pd.DataFrame, manifest: dict, end: pd.Timestamp) -> dict:
     ``end``."""
     return {
         "time_unit": manifest["time_unit"],
-        "observation_end": end,
+        "as_of": end,
         "amount_col": manifest["amount_col"],
         "walk_in_orders": int(orders["member_id"].isna().sum()),
         "transactions_after_end": rfm._transactions_after(

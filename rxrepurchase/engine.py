@@ -459,11 +459,10 @@ def _keys(by: str | None) -> rfm.Keys:
 def rfm_summary(
     data,
     *,
-    observation_end=None,
+    as_of=None,
     time_unit: str = "days",
     amount_col: str = "paid_amount",
     by: str | None = None,
-    as_of=None,
 ) -> pd.DataFrame:
     """Each member's frequency, recency, T and monetary value, computed in DuckDB.
 
@@ -474,15 +473,15 @@ def rfm_summary(
     ----------
     data : path or ChainSource
         The chain's export folder, or an open :class:`ChainSource`.
-    observation_end : date-like, optional
-        Last calendar date observed (inclusive); default: the last member purchase date.
+    as_of : date-like, optional
+        The analysis date: last calendar date observed (inclusive), and, when ``data`` is a
+        folder, orders after it are left out (see :class:`ChainSource`); default: the last
+        member purchase date (a folder is then read as of today).
     time_unit : {"days", "weeks"}
     amount_col : str
         ``paid_amount`` (default) or another money column of orders.
     by : str, optional
         An orders column, e.g. ``"store_id"``: one row per store x member.
-    as_of : date-like, optional
-        Analysis date when ``data`` is a folder (see :class:`ChainSource`).
 
     Returns
     -------
@@ -491,9 +490,14 @@ def rfm_summary(
     """
     amount_col = _amount(amount_col)
     keys = _keys(by)
-    src, owned = _open(data, as_of)
+    # An open source may be observed to an earlier day than its own as_of, not a later one.
+    if isinstance(data, ChainSource) and as_of is not None \
+            and pd.Timestamp(as_of).normalize() > data.as_of:
+        raise EngineError(f"as_of {as_of} is after the source's as_of {data.as_of.date()}; "
+                          "open a ChainSource with that as_of")
+    src, owned = _open(data, None if isinstance(data, ChainSource) else as_of)
     try:
-        return rfm.summarise(src.table("orders"), keys, observation_end=observation_end,
+        return rfm.summarise(src.table("orders"), keys, as_of=as_of,
                              time_unit=time_unit, amount_col=amount_col)  # fmt: skip
     finally:
         if owned:
@@ -502,7 +506,7 @@ def rfm_summary(
 
 def calibration_holdout(
     data,
-    cut_date,
+    calibration_end,
     *,
     holdout_end=None,
     time_unit: str = "days",
@@ -510,7 +514,7 @@ def calibration_holdout(
     by: str | None = None,
     as_of=None,
 ) -> rfm.CalibrationHoldout:
-    """Calibration RFM and holdout outcomes split at ``cut_date``, computed in DuckDB.
+    """Calibration RFM and holdout outcomes split at ``calibration_end``, computed in DuckDB.
 
     :func:`rxrepurchase.rfm.calibration_holdout` on the source's validated orders; the
     arguments are the same, plus ``data`` and ``as_of`` as in :func:`rfm_summary`.
@@ -519,7 +523,7 @@ def calibration_holdout(
     keys = _keys(by)
     src, owned = _open(data, as_of)
     try:
-        return rfm.split_at(src.table("orders"), keys, cut_date, holdout_end=holdout_end,
+        return rfm.split_at(src.table("orders"), keys, calibration_end, holdout_end=holdout_end,
                             time_unit=time_unit, amount_col=amount_col)  # fmt: skip
     finally:
         if owned:

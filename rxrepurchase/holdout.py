@@ -204,7 +204,7 @@ def tracking_curves(model, split: CalibrationHoldout, *, period_days: int = 7) -
         raise RFMInputError(f"period_days must be at least 1, got {period_days}")
     unit_days = TIME_UNITS[split.time_unit]
     entries = split.first_purchases
-    start, cut, end = entries.index.min(), split.cut_date, split.holdout_end
+    start, cut, end = entries.index.min(), split.calibration_end, split.holdout_end
     step = pd.Timedelta(days=period_days)
     back = (cut - start) // step
     ends = pd.DatetimeIndex([cut - k * step for k in range(back, 0, -1)] + [cut])

@@ -726,7 +726,7 @@ def score_members(
     """Per member: ``p_alive``, ``expected_purchases`` in the next ``days``,
     ``next_purchase_days`` (median days to the next purchase if still active,
     :meth:`PurchaseModel.time_to_next_purchase`) and ``next_purchase_on`` (that date, when the
-    RFM records its ``observation_end``), ``expected_spend`` per purchase and ``clv`` (see
+    RFM records its ``as_of``), ``expected_spend`` per purchase and ``clv`` (see
     :func:`customer_lifetime_value`), plus the RFM columns.
 
     With ``intervals=True``, also the ``level`` ranges of P(alive), expected purchases and
@@ -755,7 +755,7 @@ def score_members(
     next_days = purchase_model.time_to_next_purchase(rfm) / _units_per_day(purchase_model)
     at = scores.columns.get_loc("expected_purchases") + 1
     scores.insert(at, "next_purchase_days", next_days)
-    end = rfm.attrs.get("observation_end")
+    end = rfm.attrs.get("as_of")
     if end is not None:
         scores.insert(at + 1, "next_purchase_on",
                       pd.Timestamp(end) + pd.to_timedelta(np.ceil(next_days.to_numpy()), unit="D"))
@@ -926,8 +926,8 @@ def wake_up_list(
     before = now - pd.Timedelta(days=lookback_days)
     unit = purchase_model.time_unit_ or "days"
     columns = {"customer_col": customer_col, "time_col": time_col, "amount_col": amount_col}
-    rfm_now = rfm_summary(transactions, observation_end=now, time_unit=unit, **columns)
-    rfm_before = rfm_summary(transactions, observation_end=before, time_unit=unit, **columns)
+    rfm_now = rfm_summary(transactions, as_of=now, time_unit=unit, **columns)
+    rfm_before = rfm_summary(transactions, as_of=before, time_unit=unit, **columns)
     rfm_now = rfm_now.loc[rfm_before.index]
     value = {
         "gross_margin": gross_margin,

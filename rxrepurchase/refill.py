@@ -1389,16 +1389,16 @@ class RefillBacktest:
     detail : DataFrame
         One row per active member x product: predictions, the actual next fill (empty when
         the member did not come back by the end of the data or horizon) and both errors.
-    cutoff : Timestamp
+    calibration_end : Timestamp
     lists : DataFrame
-        :func:`list_precision` of the lists at the cutoff: precision and recall.
+        :func:`list_precision` of the lists at the calibration_end: precision and recall.
     list_detail : DataFrame
         :func:`list_outcomes`: the pairs each list named and whether they refilled.
     """
 
     summary: pd.DataFrame
     detail: pd.DataFrame
-    cutoff: pd.Timestamp
+    calibration_end: pd.Timestamp
     lists: pd.DataFrame
     list_detail: pd.DataFrame
 
@@ -1408,7 +1408,7 @@ class RefillBacktest:
         and model against baseline MAE on the pairs that came back."""
         lists, s = self.lists, self.summary
         return {
-            "cutoff": self.cutoff.date().isoformat(),
+            "calibration_end": self.calibration_end.date().isoformat(),
             "outcome_days": lists.attrs["outcome_days"],
             "listed": int(lists.loc["refill_model", "listed"]),
             "precision": float(lists.loc["refill_model", "precision"]),
@@ -1537,41 +1537,41 @@ def _product_median_interval(hist: pd.DataFrame) -> pd.Series:
 def backtest_refills(
     fills: pd.DataFrame,
     *,
-    cutoff: str | pd.Timestamp,
+    calibration_end: str | pd.Timestamp,
     horizon_days: int | None = None,
     within: int = 14,
     outcome_days: int = 30,
     **predict_kwargs,
 ) -> RefillBacktest:
-    """Cut the history at ``cutoff``, predict, and compare with the fills that followed.
+    """Cut the history at ``calibration_end``, predict, and compare with the fills that followed.
 
     Two questions are answered.
 
     *Is the list worth sending?* (``lists``, :func:`list_precision`): of the pairs the reminder
-    list would have named at the cutoff (due within ``within`` days or overdue), the share that
+    list would have named at the calibration_end (due within ``within`` days or overdue), the share that
     refilled within ``outcome_days`` (precision), and the share of all refills in those days
     the list caught (recall), beside the naive median-interval list and the list that also
     names one-off buys. ``list_detail`` has the pairs (:func:`list_outcomes`).
 
     *How good is the date?* (``summary``): every member x product with a rhythm and not lapsed
-    (nor unknown) at the cutoff is predicted; those who filled again after the cutoff (within
+    (nor unknown) at the calibration_end is predicted; those who filled again after the calibration_end (within
     ``horizon_days``, default to the end of the data) are scored by the absolute error in days
     of the predicted next fill, against the naive baseline *last fill + the product's median
-    interval*. A prediction before the cutoff (overdue) can only come true the day after the
-    cutoff, so both methods' predictions are moved to ``cutoff + 1`` at the earliest.
+    interval*. A prediction before the calibration_end (overdue) can only come true the day after the
+    calibration_end, so both methods' predictions are moved to ``calibration_end + 1`` at the earliest.
     ``summary.attrs["not_returned"]`` counts the predicted pairs that did not come back.
     """
-    cutoff = pd.Timestamp(cutoff).normalize()
-    predictions = predict_refills(fills, as_of=cutoff, **predict_kwargs)
+    calibration_end = pd.Timestamp(calibration_end).normalize()
+    predictions = predict_refills(fills, as_of=calibration_end, **predict_kwargs)
     active = predictions[~predictions["status"].isin(["lapsed", "unknown"])]
-    future = fills[fills["filled_on"] > cutoff]
+    future = fills[fills["filled_on"] > calibration_end]
     if horizon_days is not None:
-        future = future[future["filled_on"] <= cutoff + pd.Timedelta(days=horizon_days)]
+        future = future[future["filled_on"] <= calibration_end + pd.Timedelta(days=horizon_days)]
     actual = future.groupby(_KEYS, observed=True)["filled_on"].min().rename("actual_next")
 
-    median = _product_median_interval(_with_intervals(fills[fills["filled_on"] <= cutoff]))
+    median = _product_median_interval(_with_intervals(fills[fills["filled_on"] <= calibration_end]))
     detail = active.join(actual, on=_KEYS)
-    earliest = cutoff + pd.Timedelta(days=1)
+    earliest = calibration_end + pd.Timedelta(days=1)
     baseline_days = np.round(detail["product"].map(median).astype("float64").to_numpy())
     detail["baseline_on"] = (detail["last_fill"] + pd.to_timedelta(baseline_days, unit="D")).clip(lower=earliest)
     detail["model_on"] = detail["expected_on"].clip(lower=earliest)
@@ -1583,7 +1583,7 @@ def backtest_refills(
     )
     # Coverage over the pairs whose whole interval was observed, returned or not: counting
     # only those who came back would leave out the late tail.
-    seen_until = (cutoff + pd.Timedelta(days=horizon_days) if horizon_days is not None
+    seen_until = (calibration_end + pd.Timedelta(days=horizon_days) if horizon_days is not None
                   else fills["filled_on"].max())
     observed = detail[detail["due_high"] <= seen_until]
     in_interval = observed["actual_next"].between(
@@ -1606,13 +1606,13 @@ def backtest_refills(
         })
     summary = pd.DataFrame(rows).set_index("method")
     summary.attrs = {
-        "cutoff": cutoff,
+        "calibration_end": calibration_end,
         "active": len(active),
         "not_returned": int(detail["actual_next"].isna().sum()),
     }
     outcomes = list_outcomes(predictions, fills, within=within, outcome_days=outcome_days,
                              baseline_interval=median)
-    return RefillBacktest(summary=summary, detail=detail.reset_index(drop=True), cutoff=cutoff,
+    return RefillBacktest(summary=summary, detail=detail.reset_index(drop=True), calibration_end=calibration_end,
                           lists=list_precision(outcomes), list_detail=outcomes)
 
 

@@ -667,7 +667,7 @@ def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float
     table["subsidy_per_retained_member"] = (
         per_store["subsidy"] / per_store["repeat_members"].where(per_store["repeat_members"] > 0)
     ).reindex(table.index)
-    rfm = rfm_summary(chain.member_orders, observation_end=chain.as_of, by="store_id")
+    rfm = rfm_summary(chain.member_orders, as_of=chain.as_of, by="store_id")
     fits = fit_by_group(rfm, "store_id", gross_margin=gross_margin)
     if not fits.scores.empty:
         clv = fits.clv_distribution()
@@ -1268,7 +1268,7 @@ def store_models(
         fit fails; the report then says so instead of showing figures.
     """
     orders = chain.for_store(store_id).member_orders
-    rfm = rfm_summary(orders, observation_end=chain.as_of)
+    rfm = rfm_summary(orders, as_of=chain.as_of)
     try:
         pm = BGNBDModel().fit(rfm)
         sm = GammaGammaModel().fit(rfm)
@@ -1314,7 +1314,7 @@ def holdout_check(orders: pd.DataFrame, calibration_end, holdout_end, *,
     model = BGNBDModel().fit(split.calibration)
     table = holdout_by_frequency(model, split.calibration, split.holdout,
                                  max_frequency=max_frequency)
-    table.attrs = {"calibration_end": split.cut_date, "holdout_end": split.holdout_end,
+    table.attrs = {"calibration_end": split.calibration_end, "holdout_end": split.holdout_end,
                    "errors": holdout_error(model, split.calibration, split.holdout)}
     return table
 

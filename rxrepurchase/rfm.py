@@ -187,19 +187,19 @@ class Keys:
 
 
 def summarise(
-    orders, keys: Keys, *, observation_end=None, time_unit: str = "days", amount_col: str = "paid_amount"
+    orders, keys: Keys, *, as_of=None, time_unit: str = "days", amount_col: str = "paid_amount"
 ) -> pd.DataFrame:
     """:func:`rfm_summary` of an Ibis ``orders`` table with the contract's column names: the
     one implementation behind it and :func:`rxrepurchase.engine.rfm_summary`."""
     unit_days = _check_unit(time_unit)
-    if observation_end is None:
+    if as_of is None:
         counts = keys.counts(orders)
         if counts["last_day"] is None:
             raise RFMInputError("transactions hold no member purchases")
         end = pd.Timestamp(counts["last_day"])
         counts["after"] = 0
     else:
-        end = _as_date(observation_end, "observation_end")
+        end = _as_date(as_of, "as_of")
         counts = keys.counts(orders, after=end)
     expr = core_rfm.rfm_summary(orders, end=end.date(), time_unit_days=unit_days,
                                 amount=amount_col, by=keys.by)  # fmt: skip
@@ -209,7 +209,7 @@ def summarise(
     summary = keys.index(result)
     summary.attrs = {
         "time_unit": time_unit,
-        "observation_end": end,
+        "as_of": end,
         "amount_col": amount_col,
         "walk_in_orders": int(counts["walk_in_orders"]),
         "transactions_after_end": int(counts["after"]),
@@ -220,7 +220,7 @@ def summarise(
 def rfm_summary(
     transactions: pd.DataFrame,
     *,
-    observation_end=None,
+    as_of=None,
     time_unit: str = "days",
     customer_col: str = "member_id",
     time_col: str = "ordered_at",
@@ -233,7 +233,7 @@ def rfm_summary(
     ----------
     transactions : DataFrame
         One row per transaction (order), e.g. ``Chain.orders``.
-    observation_end : date-like, optional
+    as_of : date-like, optional
         Last calendar date observed (inclusive). Default: the last transaction date.
     time_unit : {"days", "weeks"}
         Unit of ``recency`` and ``T``; weeks are 7-day units from each member's first purchase.
@@ -251,21 +251,21 @@ def rfm_summary(
         Indexed by member (sorted), columns ``frequency`` (int), ``recency``, ``T``, ``litt``
         (sum of the logs of the times between purchases, in ``time_unit``: the regularity
         statistic of :class:`~rxrepurchase.mbgcnbd.MBGCNBDModel`), ``monetary_value`` (mean repeat-purchase value), ``first_purchase`` and
-        ``last_purchase`` (dates). ``attrs`` record ``time_unit``, ``observation_end``,
+        ``last_purchase`` (dates). ``attrs`` record ``time_unit``, ``as_of``,
         ``amount_col``, ``walk_in_orders`` (excluded transactions without a customer id) and
-        ``transactions_after_end`` (excluded transactions dated after ``observation_end``).
+        ``transactions_after_end`` (excluded transactions dated after ``as_of``).
 
     Raises
     ------
     RFMInputError
         Missing columns, non-timestamp times, empty or infinite values (rows are named), or no
-        member purchase on or before ``observation_end``.
+        member purchase on or before ``as_of``.
     """
     _check_unit(time_unit)
     frame, ids = _orders_frame(transactions, customer_col, time_col, amount_col, by)
     with backend.tables(frame) as (orders,):
         summary = summarise(orders, _keys(transactions, customer_col, by, ids),
-                            observation_end=observation_end, time_unit=time_unit)  # fmt: skip
+                            as_of=as_of, time_unit=time_unit)  # fmt: skip
     summary.attrs["amount_col"] = amount_col
     return summary
 
@@ -294,7 +294,7 @@ class CalibrationHoldout:
     Attributes
     ----------
     calibration : DataFrame
-        :func:`rfm_summary` observed to ``cut_date`` (purchases on the cut date included).
+        :func:`rfm_summary` observed to ``calibration_end`` (purchases on the cut date included).
     holdout : DataFrame
         Same index as ``calibration``: ``frequency_holdout`` (purchases in the holdout
         period), ``monetary_holdout`` (their mean value, 0 if none) and ``duration_holdout``
@@ -306,7 +306,7 @@ class CalibrationHoldout:
         Calibration members by first-purchase date (for tracking curves).
     repeat_purchases : Series
         Repeat purchases of calibration members per date, calibration and holdout periods.
-    cut_date, holdout_end : Timestamp
+    calibration_end, holdout_end : Timestamp
         Last date of the calibration and of the holdout period (both inclusive).
     time_unit : str
     walk_in_orders, transactions_after_holdout : int
@@ -318,7 +318,7 @@ class CalibrationHoldout:
     new_in_holdout: pd.DataFrame
     first_purchases: pd.Series
     repeat_purchases: pd.Series
-    cut_date: pd.Timestamp
+    calibration_end: pd.Timestamp
     holdout_end: pd.Timestamp
     time_unit: str
     walk_in_orders: int
@@ -327,12 +327,12 @@ class CalibrationHoldout:
     @property
     def duration_holdout(self) -> float:
         """Holdout length in ``time_unit``: days after the cut date up to ``holdout_end``."""
-        return (self.holdout_end - self.cut_date).days / TIME_UNITS[self.time_unit]
+        return (self.holdout_end - self.calibration_end).days / TIME_UNITS[self.time_unit]
 
 
 def calibration_holdout(
     transactions: pd.DataFrame,
-    cut_date,
+    calibration_end,
     *,
     holdout_end=None,
     time_unit: str = "days",
@@ -341,13 +341,13 @@ def calibration_holdout(
     amount_col: str = "paid_amount",
     by: str | None = None,
 ) -> CalibrationHoldout:
-    """Split members' purchases at ``cut_date`` into calibration RFM and holdout outcomes.
+    """Split members' purchases at ``calibration_end`` into calibration RFM and holdout outcomes.
 
     Parameters
     ----------
     transactions : DataFrame
         One row per transaction, as for :func:`rfm_summary`.
-    cut_date : date-like
+    calibration_end : date-like
         Last calendar date of the calibration period; purchases on it are calibration
         purchases, and calibration ``T`` is measured to it.
     holdout_end : date-like, optional
@@ -362,27 +362,27 @@ def calibration_holdout(
     _check_unit(time_unit)
     frame, ids = _orders_frame(transactions, customer_col, time_col, amount_col, by)
     with backend.tables(frame) as (orders,):
-        split = split_at(orders, _keys(transactions, customer_col, by, ids), cut_date,
+        split = split_at(orders, _keys(transactions, customer_col, by, ids), calibration_end,
                          holdout_end=holdout_end, time_unit=time_unit)  # fmt: skip
     split.calibration.attrs["amount_col"] = amount_col
     return split
 
 
 def split_at(
-    orders, keys: Keys, cut_date, *, holdout_end=None, time_unit: str = "days",
+    orders, keys: Keys, calibration_end, *, holdout_end=None, time_unit: str = "days",
     amount_col: str = "paid_amount",
 ) -> CalibrationHoldout:
     """:func:`calibration_holdout` of an Ibis ``orders`` table with the contract's names: the
     one implementation behind it and :func:`rxrepurchase.engine.calibration_holdout`."""
     unit_days = _check_unit(time_unit)
-    cut = _as_date(cut_date, "cut_date")
+    cut = _as_date(calibration_end, "calibration_end")
     given = None if holdout_end is None else _as_date(holdout_end, "holdout_end")
     counts = keys.counts(orders, after_cut=cut, after_end=cut if given is None else given)
     if counts["last_day"] is None:
         raise RFMInputError("transactions hold no member purchases")
     end = pd.Timestamp(counts["last_day"]) if given is None else given
     if end <= cut:
-        raise RFMInputError(f"holdout_end {end.date()} must be after cut_date {cut.date()}")
+        raise RFMInputError(f"holdout_end {end.date()} must be after calibration_end {cut.date()}")
     members, repeat = core_rfm.calibration_holdout(
         orders, cut=cut.date(), end=end.date(), time_unit_days=unit_days, amount=amount_col,
         by=keys.by,
@@ -391,12 +391,12 @@ def split_at(
     repeat = keys.run(repeat)
     in_calibration = (members["first_purchase"] <= cut).to_numpy()
     if not in_calibration.any():
-        raise RFMInputError(f"no member purchase on or before cut_date {cut.date()}")
+        raise RFMInputError(f"no member purchase on or before calibration_end {cut.date()}")
     cal = members.loc[in_calibration]
     calibration = cal[list(core_rfm.RFM_COLUMNS)]
     calibration.attrs = {
         "time_unit": time_unit,
-        "observation_end": cut,
+        "as_of": cut,
         "amount_col": amount_col,
         "walk_in_orders": int(counts["walk_in_orders"]),
         "transactions_after_end": int(counts["after_cut"]),
@@ -430,7 +430,7 @@ def split_at(
             index=pd.DatetimeIndex(repeat["date"], name="date"),
             name="purchases",
         ),
-        cut_date=cut,
+        calibration_end=cut,
         holdout_end=end,
         time_unit=time_unit,
         walk_in_orders=int(counts["walk_in_orders"]),

@@ -76,7 +76,7 @@ def test_store_slice_equals_the_loaded_chain_for_the_store(batch_run):
         assert got.chain.as_of == chain.as_of
 
         orders = expected.orders
-        summary = rfm.rfm_summary(orders, observation_end=AS_OF)
+        summary = rfm.rfm_summary(orders, as_of=AS_OF)
         pd.testing.assert_frame_equal(summary, got.rfm, **MONEY)
         assert summary.attrs == got.rfm.attrs
         np.testing.assert_array_equal(summary["frequency"], got.rfm["frequency"])
@@ -100,7 +100,7 @@ def test_slice_feeds_the_models(batch_run):
     store_id = chain.store_ids[0]
     got = batch.load_store_slice(out, store_id)
     fitted = BGNBDModel().fit(got.rfm)
-    direct = BGNBDModel().fit(rfm.rfm_summary(chain.for_store(store_id).orders, observation_end=AS_OF))
+    direct = BGNBDModel().fit(rfm.rfm_summary(chain.for_store(store_id).orders, as_of=AS_OF))
     np.testing.assert_allclose(fitted.params_, direct.params_, rtol=1e-9)
 
 
@@ -135,7 +135,7 @@ def test_cli_precompute(tmp_path, capsys):
 def test_compressed_fits_equal_plain_lifetimes(batch_run):
     """Fitting on unique rows with weights= gives plain lifetimes' parameters (1e-6)."""
     chain, _, _ = batch_run
-    summary = rfm.rfm_summary(chain.orders, observation_end=AS_OF, time_unit="weeks")
+    summary = rfm.rfm_summary(chain.orders, as_of=AS_OF, time_unit="weeks")
     model = BGNBDModel().fit(summary)
     assert model.n_unique_rows_ < len(summary)  # the fit really ran on compressed rows
     plain = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])

@@ -127,7 +127,7 @@ def hand(tmp_path_factory):
 
 def test_rfm_summary_hand_computed(hand):
     folder, src = hand
-    rfm_ = engine.rfm_summary(src, observation_end="2024-03-31")
+    rfm_ = engine.rfm_summary(src, as_of="2024-03-31")
     assert list(rfm_.index) == ["M1", "M2", "M3", "M4", "M5"] and rfm_.index.dtype == "string"
     # (frequency, recency, T, monetary): M1 Jan 5 (o1+o2 = 120) and Jan 20 (50); M2 Jan 10,
     # Feb 12, Mar 20; M3 Jan 15 (paid 0, still part of RFM) and Jan 25; M4 Feb 3 only (the
@@ -141,22 +141,23 @@ def test_rfm_summary_hand_computed(hand):
     assert rfm_.loc["M2", "litt"] == pytest.approx(np.log(33) + np.log(37))  # 33 and 37 days
     assert rfm_.loc["M2", "first_purchase"] == pd.Timestamp("2024-01-10")
     assert rfm_.attrs["walk_in_orders"] == 2 and rfm_.attrs["transactions_after_end"] == 0
-    # Default end: the last member purchase (Mar 20); weeks are days / 7. A folder works too.
-    weeks = engine.rfm_summary(folder, time_unit="weeks", as_of="2024-03-31")
-    assert weeks.attrs["observation_end"] == pd.Timestamp("2024-03-20")
+    # Default as_of: the last member purchase (Mar 20); weeks are days / 7. A folder works
+    # too (read as of today without as_of).
+    weeks = engine.rfm_summary(folder, time_unit="weeks")
+    assert weeks.attrs["as_of"] == pd.Timestamp("2024-03-20")
     assert weeks.loc["M5", "T"] == pytest.approx(19 / 7)
 
 
 def test_rfm_summary_per_store_and_gross_hand_computed(hand):
     _, src = hand
-    per_store = engine.rfm_summary(src, observation_end="2024-03-31", by="store_id",
+    per_store = engine.rfm_summary(src, as_of="2024-03-31", by="store_id",
                                    amount_col="gross_amount")  # fmt: skip
     assert per_store.index.names == ["store_id", "member_id"]
     # M2 bought at S1 on Jan 10 and Feb 12 (gross 60), at S2 on Mar 20 only.
     assert tuple(per_store.loc[("S1", "M2"), ["frequency", "recency", "monetary_value"]]) == (1, 33, 60)
     assert tuple(per_store.loc[("S2", "M2"), ["frequency", "T"]]) == (0, 11)
     with pytest.raises(rfm.RFMInputError, match="no member purchase on or before 2023-12-31"):
-        engine.rfm_summary(src, observation_end="2023-12-31")
+        engine.rfm_summary(src, as_of="2023-12-31")
 
 
 def test_calibration_holdout_hand_computed(hand):
@@ -285,11 +286,15 @@ def test_errors_name_the_problem(demo, tmp_path):
         engine.repurchase_rates(src, 90)
     with pytest.raises(engine.EngineError, match="amount_col"):
         engine.rfm_summary(src, amount_col="quantity")
-    with pytest.raises(engine.EngineError, match="as_of"):
-        engine.rfm_summary(src, as_of="2020-01-01")
+    with pytest.raises(engine.EngineError, match="as_of 2027-01-01 is after the source.s"):
+        engine.rfm_summary(src, as_of="2027-01-01")
+    with pytest.raises(engine.EngineError, match="as_of 2020-01-01 differs from the source's"):
+        engine.calibration_holdout(src, "2019-12-01", as_of="2020-01-01")
+    with pytest.raises(rfm.RFMInputError, match="no member purchase on or before 2020-01-01"):
+        engine.rfm_summary(src, as_of="2020-01-01")  # an earlier day: observed to it
     with pytest.raises(engine.EngineError, match="validate must be"):
         engine.ChainSource(folder, validate="some")
-    with pytest.raises(rfm.RFMInputError, match="after cut_date"):
+    with pytest.raises(rfm.RFMInputError, match="after calibration_end"):
         engine.calibration_holdout(src, CUT, holdout_end="2026-01-01")
     with pytest.raises(engine.EngineError, match="order_lines column"):
         engine.refill_fills(src, group_by="brand")

@@ -386,8 +386,8 @@ def test_wake_up_list_flags_valuable_members_going_quiet(cdnow, cdnow_bg, cdnow_
         min_drop=0.2,
         **CDNOW_COLUMNS,
     )
-    before = rfm_summary(cdnow, observation_end="1997-07-01", time_unit="weeks", **CDNOW_COLUMNS)
-    now = rfm_summary(cdnow, observation_end="1997-09-30", time_unit="weeks", **CDNOW_COLUMNS).loc[before.index]
+    before = rfm_summary(cdnow, as_of="1997-07-01", time_unit="weeks", **CDNOW_COLUMNS)
+    now = rfm_summary(cdnow, as_of="1997-09-30", time_unit="weeks", **CDNOW_COLUMNS).loc[before.index]
     drop = cdnow_bg.probability_alive(before) - cdnow_bg.probability_alive(now)
     value = customer_lifetime_value(cdnow_bg, cdnow_gg, before, gross_margin=0.3)
     top = value.rank(ascending=False, method="first") <= np.ceil(0.2 * len(value))
@@ -521,7 +521,7 @@ def test_fit_by_group_reports_unfittable_groups(cdnow_cal):
 
 def test_fit_by_group_per_store_index_level(cdnow):
     stores = cdnow.assign(store_id=np.where(cdnow["customer_id"].str[-1].isin(list("01234")), "S1", "S2"))
-    rfm = rfm_summary(stores, observation_end="1997-09-30", time_unit="weeks", by="store_id", **CDNOW_COLUMNS)
+    rfm = rfm_summary(stores, as_of="1997-09-30", time_unit="weeks", by="store_id", **CDNOW_COLUMNS)
     fits = fit_by_group(rfm, "store_id")
     assert list(fits.params.index) == ["S1", "S2"]
     s2 = rfm.xs("S2", level="store_id")
@@ -542,7 +542,7 @@ def test_demo_chain_loyal_members_match_their_simulated_truth():
     truth = chain.truth.set_index("member_id")
     general = truth.index[truth["archetype"] == "loyal_general"]  # pure BG/NBD members
     orders = chain.orders[chain.orders["member_id"].isin(general)]
-    rfm = rfm_summary(orders, observation_end=chain.truth_params["period"]["end"])
+    rfm = rfm_summary(orders, as_of=chain.truth_params["period"]["end"])
     model = BGNBDModel().fit(rfm)
     true = chain.truth_params["archetypes"]["loyal_general"]["bgnbd_days"]
     assert model.params_["r"] == pytest.approx(true["r"], rel=0.15)

@@ -613,7 +613,7 @@ def simulated_refills(n_members=300, seed=11):
 
 def test_backtest_beats_product_median_on_simulated_rhythms():
     fills, _ = simulated_refills()
-    result = backtest_refills(fills, cutoff=day(300))
+    result = backtest_refills(fills, calibration_end=day(300))
     s = result.summary
     assert s.loc["refill_model", "scored"] == s.loc["product_median", "scored"] > 250
     # The product median ignores each member's own 18-50 day rhythm: errors of ~8 days.
@@ -621,8 +621,8 @@ def test_backtest_beats_product_median_on_simulated_rhythms():
     assert s.loc["refill_model", "within_7_days"] > s.loc["product_median", "within_7_days"]
     assert s.loc["refill_model", "in_window"] > 0.5
     d = result.detail.dropna(subset=["actual_next"])
-    assert (d["actual_next"] > result.cutoff).all()
-    assert (d["model_on"] > result.cutoff).all()
+    assert (d["actual_next"] > result.calibration_end).all()
+    assert (d["model_on"] > result.calibration_end).all()
 
 
 def test_backtest_list_precision_and_recall_by_hand():
@@ -632,7 +632,7 @@ def test_backtest_list_precision_and_recall_by_hand():
         *[("m3", d, "A", 1, None) for d in (0, 45, 105)],         # due 90; back after 30 days
         *[("m4", d, "C", 1, None) for d in (60, 75)],             # one-off at the cut
     ]
-    result = backtest_refills(fills_of(rows), cutoff=day(70), within=14, outcome_days=30,
+    result = backtest_refills(fills_of(rows), calibration_end=day(70), within=14, outcome_days=30,
                               prior_weight=1e-9)
     # Product A's median interval of 20, 20, 20, 50, 45 is 20 (C has none: the overall 20).
     # Model (own rhythm): m1 due day 80 (listed), m2 day 100 and m3 day 90 (not within 14).
@@ -679,7 +679,7 @@ def test_due_interval_covers_80_percent_and_follows_each_members_regularity():
         while d < 520:
             rows.append((f"m{m}", int(d), "A", 1, None))
             d += cycle * np.exp(sigma[m] * rng.standard_normal())
-    result = backtest_refills(fills_of(rows), cutoff=day(400))
+    result = backtest_refills(fills_of(rows), calibration_end=day(400))
     model = result.summary.loc["refill_model"]
     # Measured 0.84 against the nominal 80% (pairs whose interval ended before the data did).
     assert 0.72 < model["in_interval"] < 0.88
@@ -718,7 +718,7 @@ def test_refill_chance_is_calibrated_and_its_list_beats_the_naive_list():
     # A member long past their rhythm has most likely stopped.
     assert repeat.loc[repeat["status"] == "lapsed", "p_active"].mean() < 0.2
 
-    result = backtest_refills(fills, cutoff=day(cut))
+    result = backtest_refills(fills, calibration_end=day(cut))
     lists = result.lists
     model, naive = lists.loc["refill_model"], lists.loc["naive_median"]
     # The default list: as many as the broad list, the likeliest. Measured: precision 0.72
@@ -794,7 +794,7 @@ def demo():
 def test_backtest_on_demo_chain_beats_product_median(demo):
     fills = refill_fills(demo.order_lines, demo.orders, demo.members)
     end = demo.orders["ordered_at"].max().normalize()
-    result = backtest_refills(fills, cutoff=end - pd.Timedelta(days=60))
+    result = backtest_refills(fills, calibration_end=end - pd.Timedelta(days=60))
     s = result.summary
     # Measured: MAE 9.6 vs 10.8 days, within 7 days 66% vs 62% (726 member x products).
     assert s.loc["refill_model", "scored"] > 500

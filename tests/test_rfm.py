@@ -37,7 +37,7 @@ def orders() -> pd.DataFrame:
 
 
 def test_rfm_summary_hand_computed_days(orders):
-    rfm = rfm_summary(orders, observation_end="2024-01-20")
+    rfm = rfm_summary(orders, as_of="2024-01-20")
     assert list(rfm.index) == ["A", "B"]
     a, b = rfm.loc["A"], rfm.loc["B"]
     # A buys on Jan 1 (10+5 merged), Jan 8 (20), Jan 15 (40): 2 repeat purchases.
@@ -52,12 +52,12 @@ def test_rfm_summary_hand_computed_days(orders):
     assert a["litt"] == pytest.approx(2 * np.log(7)) and b["litt"] == 0
     assert rfm.attrs["walk_in_orders"] == 1
     assert rfm.attrs["transactions_after_end"] == 1  # C's order on Jan 25
-    assert rfm.attrs["observation_end"] == pd.Timestamp("2024-01-20")
+    assert rfm.attrs["as_of"] == pd.Timestamp("2024-01-20")
     assert rfm["frequency"].dtype == np.int64
 
 
 def test_rfm_summary_weeks_count_from_first_purchase(orders):
-    rfm = rfm_summary(orders, observation_end="2024-01-20", time_unit="weeks")
+    rfm = rfm_summary(orders, as_of="2024-01-20", time_unit="weeks")
     assert rfm.loc["A", "recency"] == pytest.approx(2.0)  # 14 days / 7
     assert rfm.loc["A", "T"] == pytest.approx(19 / 7)
     assert rfm.loc["A", "litt"] == pytest.approx(0.0)  # two gaps of one week: log 1 + log 1
@@ -75,7 +75,7 @@ def test_rfm_summary_gross_basis_and_default_end(orders):
 
 
 def test_rfm_summary_per_store(orders):
-    rfm = rfm_summary(orders, observation_end="2024-01-20", by="store_id")
+    rfm = rfm_summary(orders, as_of="2024-01-20", by="store_id")
     assert list(rfm.index) == [("S1", "A"), ("S2", "A"), ("S2", "B")]
     # At S1, A buys Jan 1 (merged) and Jan 15: one repeat worth 40.
     assert tuple(rfm.loc[("S1", "A"), ["frequency", "recency", "T", "monetary_value"]]) == (1, 14, 19, 40)
@@ -170,7 +170,7 @@ def test_rfm_summary_matches_pandas_reference_on_random_orders():
         }
     )
     end = pd.Timestamp("2023-06-01")
-    ours = rfm_summary(frame, observation_end=end)
+    ours = rfm_summary(frame, as_of=end)
     reference = _reference_rfm(frame, end)
     assert list(ours.index) == list(reference.index)
     for col in ["frequency", "recency", "T", "monetary_value"]:
@@ -201,12 +201,12 @@ def test_walk_in_rows_with_empty_values_are_not_errors(orders):
 def test_bad_dates_and_units(orders):
     assert issubclass(RFMInputError, RxRepurchaseError)
     with pytest.raises(RFMInputError, match="time of day"):
-        rfm_summary(orders, observation_end="2024-01-20 12:00")
+        rfm_summary(orders, as_of="2024-01-20 12:00")
     with pytest.raises(RFMInputError, match="time_unit"):
         rfm_summary(orders, time_unit="months")
     with pytest.raises(RFMInputError, match="no member purchase on or before 2023-12-31"):
-        rfm_summary(orders, observation_end="2023-12-31")
-    with pytest.raises(RFMInputError, match="must be after cut_date"):
+        rfm_summary(orders, as_of="2023-12-31")
+    with pytest.raises(RFMInputError, match="must be after calibration_end"):
         calibration_holdout(orders, "2024-01-08", holdout_end="2024-01-08")
     with pytest.raises(RFMInputError, match="no member purchases"):
         rfm_summary(orders.assign(member_id=pd.NA))  # walk-ins only
