@@ -83,6 +83,9 @@ def table(frame: pd.DataFrame, con: BaseBackend | None = None) -> ibis.Table:
     expression needs. On other backends (PySpark) the frame becomes a temporary view.
     """
     con = default_backend() if con is None else con
+    if frame.attrs:  # the caller's metadata (rules, calibrations), not data: Arrow would try
+        frame = frame.copy(deep=False)  # to store it as JSON and warn on every call
+        frame.attrs = {}
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     name = f"_rx_frame_{os.getpid()}_{next(_names)}"
     if con.name == "duckdb":
