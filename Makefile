@@ -58,8 +58,12 @@ demo: $(STAMP)
 	$(BIN)/rxrepurchase summary --data $(DEMO) --as-of $(DEMO_AS_OF)
 	$(BIN)/rxrepurchase report --data $(DEMO) --stores all --out reports --jobs $(JOBS) --as-of $(DEMO_AS_OF)
 
+# Two pytest workers, a whole test file each so that a module's fixtures are built once: the
+# report runs spend much of their time waiting on kernels and printers. TEST_WORKERS=0 runs the
+# suite in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 	$(BIN)/ruff check rxrepurchase tests benchmarks
 
 lint: $(STAMP)
