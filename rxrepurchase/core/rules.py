@@ -32,7 +32,8 @@ on the rows the stage keeps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -51,6 +52,7 @@ __all__ = [
     "Evaluator",
     "Rule",
     "Step",
+    "check_tables",
     "rules_for",
     "rules_markdown",
 ]
@@ -574,12 +576,16 @@ class Evaluator:
     # -- across tables -------------------------------------------------------------------
     def cross(self, t: ir.Table, rules: Sequence[Rule]) -> Step:
         """Reference and cross-table rules of one table on ``t`` (its kept rows), in order."""
-        report = "_pos" in t.columns
-        rules = [r for r in rules if r.applies(self.ctx)
-                 and (report or (r.action == "excluded" and not _subsumed(r)))]
+        rules = self.cross_rules(rules, report="_pos" in t.columns)
         broken = [self._cross_broken(t, r) for r in rules]
         return _step(t, [r for r, b in zip(rules, broken, strict=True) if b is not None],
                      [b for b in broken if b is not None])
+
+    def cross_rules(self, rules: Sequence[Rule], *, report: bool) -> list[Rule]:
+        """The rules among ``rules`` that apply; without a report (no ``_pos``) only those
+        that can exclude a row not excluded otherwise."""
+        return [r for r in rules if r.applies(self.ctx)
+                and (report or (r.action == "excluded" and not _subsumed(r)))]
 
     def _cross_broken(self, t: ir.Table, rule: Rule) -> ir.BooleanValue | None:
         if rule.kind == "cross":  # warnings on rows found by a query across tables
@@ -600,6 +606,86 @@ class Evaluator:
             found = ~t[col].isin(source[ref_col])
         # An empty value refers to nothing: allowed where the column may be empty.
         return found.fill_null(not TABLES[rule.table].column(col).nullable)
+
+
+Stage = Literal["rows", "keys", "cross"]
+
+
+def check_tables(
+    evaluator: Evaluator,
+    tables: Mapping[str, ir.Table],
+    validate: Literal["full", "rows", "none"] = "full",
+    *,
+    on_step: Callable[[str, Stage, Step], ir.Table | None] | None = None,
+    publish: Callable[[str, ir.Table], ir.Table] | None = None,
+    derive_campaigns: Callable[[ir.Table], ir.Table] | None = None,
+) -> dict[str, ir.Table]:
+    """The rows of each table the rules keep: the one validation loop of every reader.
+
+    Each table (contract order) goes through its row rules, then its keys; then the
+    references and cross-table rules run, one table's run of rules at a time in
+    :data:`RULES` order, each on the rows the earlier ones kept (so order lines are checked
+    against the orders that passed their own references). ``evaluator.ctx.read`` and
+    ``.kept`` are filled as it goes.
+
+    Parameters
+    ----------
+    evaluator : Evaluator
+    tables : mapping of str to ibis.Table
+        Each table as read (typed), by contract name; absent optional tables are left out.
+    validate : {"full", "rows", "none"}
+        ``"full"``: every rule; ``"rows"``: the rules on single rows; ``"none"``: only the
+        ``always`` rules (orders after ``as_of``).
+    on_step : callable, optional
+        ``on_step(table, stage, step)``, after every step: the loader reports the step's
+        findings and returns the kept rows as a new table (None: ``step.kept``).
+    publish : callable, optional
+        ``publish(table, kept)`` once a table's rows are final, returning the table later
+        rules refer to (the engine's named view); default ``kept`` itself.
+    derive_campaigns : callable, optional
+        ``derive_campaigns(kept_orders)``: the campaigns of a chain without a campaigns
+        table, made before the send lists are checked against them, else at the end.
+
+    Returns
+    -------
+    dict of str to ibis.Table
+        The kept rows of each table, ``campaigns`` included when derived.
+    """
+    ctx = evaluator.ctx
+    done = on_step or (lambda name, stage, step: None)
+    publish = publish or (lambda name, kept: kept)
+
+    def run(name: str, stage: Stage, step: Step) -> ir.Table:
+        kept = done(name, stage, step)
+        return step.kept if kept is None else kept
+
+    names = [n for n in TABLES if n in tables]
+    for name in names:
+        read = ctx.read[name] = tables[name]
+        kept = run(name, "rows", evaluator.rows(read, name, only_always=validate == "none"))
+        if validate == "full":
+            kept = run(name, "keys", evaluator.keys(kept, name, read=read))
+        ctx.kept[name] = kept
+    groups = []
+    if validate == "full":
+        cross = [r for r in RULES if r.kind in CROSS_KINDS and r.table in tables]
+        for name, group in itertools.groupby(cross, key=lambda r: r.table):
+            group = evaluator.cross_rules(list(group), report="_pos" in ctx.kept[name].columns)
+            if group:
+                groups.append((name, group))
+    last = {name: i for i, (name, _) in enumerate(groups)}
+    for name in names:
+        if name not in last:
+            ctx.kept[name] = publish(name, ctx.kept[name])
+    for i, (name, group) in enumerate(groups):
+        if name == "campaign_members" and "campaigns" not in ctx.kept and derive_campaigns:
+            ctx.kept["campaigns"] = derive_campaigns(ctx.kept["orders"])
+        ctx.kept[name] = run(name, "cross", evaluator.cross(ctx.kept[name], group))
+        if last[name] == i:
+            ctx.kept[name] = publish(name, ctx.kept[name])
+    if "campaigns" not in ctx.kept and derive_campaigns:
+        ctx.kept["campaigns"] = derive_campaigns(ctx.kept["orders"])
+    return dict(ctx.kept)
 
 
 def _step(t: ir.Table, rules: list[Rule], broken: list[ir.BooleanValue],
