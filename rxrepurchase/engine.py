@@ -263,6 +263,9 @@ class ChainSource:
         if table.name == "order_lines":
             position = "file_row_number" if "file_row_number" in raw_types else "NULL"
             typed += f",\n  CAST({position} AS BIGINT) AS _line"
+        if "file_row_number" in raw_types and self.validate != "none" and table.key is not None:
+            # Rows the row rules exclude are found once by their number (core.rules).
+            typed += ",\n  file_row_number AS _row"
         self.con.execute(f"CREATE VIEW _read_{table.name} AS SELECT {typed}\nFROM _raw_{table.name}")
 
     def _validate(self) -> None:

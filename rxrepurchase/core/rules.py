@@ -32,16 +32,20 @@ on the rows the stage keeps.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 
 from rxrepurchase.contract import CAMPAIGN_GROUPS, SEND_CHANNELS, TABLES, TIERS
+from rxrepurchase.core import backend as core_backend
 from rxrepurchase.exports import SPAN
 
 __all__ = [
@@ -477,7 +481,7 @@ class Step:
         """Per rule (by its index in :attr:`rules`), the ``_pos`` of the rows it counts."""
         if self.flags is None or not self.rules:
             return {}
-        df = self.flags.to_pandas()
+        df = _run(self.flags)
         first = df["_first"]
         return {i: df.loc[(first == i) if r.action == "excluded"
                           else first.isna() & df[f"_r{i}"].astype(bool), "_pos"].sort_values()
@@ -515,12 +519,29 @@ class Evaluator:
 
         ``type`` rules need the reader's ``_problem_<column>`` codes and are skipped where
         ``t`` has none (the ``missing`` rule then excludes the unreadable value's row).
+
+        With ``materialize``, a keyed table (read once anyway for its keys) and a row number
+        ``_row`` in ``t`` (a Parquet file's), the rows excluded by rules other than the
+        ``always`` ones are found once, in one pass over the table, as a small table of row
+        numbers (usually empty): later queries then read only the columns they need instead
+        of every column the rules look at. Other tables (order lines: the many rows) are
+        filtered when queried, so that a query that does not read them pays nothing.
         """
         rules = [r for r in rules_for(table, _ROW_KINDS) if r.applies(self.ctx)
                  and (r.kind != "type" or f"_problem_{r.column}" in t.columns)
                  and (r.always or not only_always)]
-        return _step(t, rules, [self._row_broken(t, r) for r in rules],
-                     [self._row_ok(t, r) for r in rules])
+        broken = [self._row_broken(t, r) for r in rules]
+        ok = [self._row_ok(t, r) for r in rules]
+        once = [i for i, r in enumerate(rules) if r.action == "excluded" and not r.always]
+        if not (self.eager and once and TABLES[table].key is not None
+                and "_row" in t.columns and "_pos" not in t.columns):
+            return _step(t, rules, broken, ok)
+        bad = self.materialize(t.filter(ibis.or_(*[broken[i] for i in once])).select("_row"))
+        rest = [i for i in range(len(rules)) if i not in once]
+        step = _step(t, [rules[i] for i in rest], [broken[i] for i in rest], [ok[i] for i in rest])
+        if not _empty(bad):
+            step.kept = step.kept.filter(~step.kept._row.isin(bad._row))
+        return step
 
     def _row_ok(self, t: ir.Table, r: Rule) -> ir.BooleanValue:
         """The condition as a filter (a NULL drops the row, as a broken rule does)."""
@@ -539,9 +560,9 @@ class Evaluator:
     def keys(self, t: ir.Table, table: str, read: ir.Table | None = None) -> Step:
         """Rows sharing a key: exact copies after the first go, conflicting versions all go.
 
-        Keys seen more than once are looked for in ``read`` (default ``t``), one column at a
-        time, which is cheaper than in ``t`` when ``t`` is ``read`` with the row rules
-        applied; the few candidates are then resolved on ``t``.
+        Keys seen more than once are looked for in ``read`` (default ``t``), which is cheaper
+        than in ``t`` when ``t`` is ``read`` with the row rules applied; the few candidates
+        are then resolved on ``t``.
         """
         rules = rules_for(table, _KEY_KINDS)  # the copy rule, then the conflict rule
         if not rules:
@@ -549,14 +570,18 @@ class Evaluator:
         key = list(rules[0].key)
         cols = TABLES[table].column_names
         src = read if read is not None else t
-        seen = src.select(key).filter(*[src[k].notnull() for k in key])
-        counts = seen.group_by(key).aggregate(_n=ibis._.count())
-        candidates = counts.filter(counts._n > 1).select(key)
+        # Keys seen twice are looked for by their hash (a table of integers is far cheaper
+        # than one of strings); a shared hash only makes its rows candidates, which are then
+        # compared by their values.
+        seen = src.filter(*[src[k].notnull() for k in key]).select(_h=_hash(src, key))
+        counts = seen.group_by("_h").aggregate(_n=ibis._.count())
+        candidates = counts.filter(counts._n > 1).select("_h")
         if self.eager:
             candidates = self.materialize(candidates)
             if _empty(candidates):
                 return Step(t, rules, None)
-        inside = t.semi_join(candidates, key)
+        among = ibis.and_(*[t[k].notnull() for k in key]) & _hash(t, key).isin(candidates._h)
+        inside = t.filter(among)
         versions = inside.select(cols).distinct().group_by(key).aggregate(_n=ibis._.count())
         conflicting = versions.filter(versions._n > 1).select(key).mutate(_conflict=True)
         order = [inside._pos] if "_pos" in t.columns else []
@@ -565,7 +590,7 @@ class Evaluator:
         marked = marked.select(*inside.columns, _r0=marked._copy & marked._conflict.isnull(),
                                _r1=marked._conflict.notnull())
         resolved = marked.filter(~marked._r0 & ~marked._r1).drop("_r0", "_r1")
-        kept = t.anti_join(candidates, key).union(resolved)
+        kept = t.filter(~among).union(resolved)
         flags = None
         if "_pos" in t.columns:
             flags = marked.select("_pos", _first=ibis.cases((marked._r1, 1), (marked._r0, 0),
@@ -713,12 +738,50 @@ def _step(t: ir.Table, rules: list[Rule], broken: list[ir.BooleanValue],
     return Step(kept, rules, marked.filter(ibis.or_(marked._first.notnull(), *[marked[c] for c in warn])))
 
 
+@ibis.udf.scalar.builtin(name="hash")
+def _hash1(a: str) -> dt.uint64:
+    """The engine's own hash of a value (DuckDB's and Spark's ``hash``)."""
+
+
+@ibis.udf.scalar.builtin(name="hash")
+def _hash2(a: str, b: str) -> dt.uint64:
+    """The engine's own hash of two values."""
+
+
+def _hash(t: ir.Table, key: Sequence[str]) -> ir.IntegerValue:
+    """One integer per key value (equal keys, equal hashes). The backends' ``hash`` is used
+    directly: Ibis's ``Value.hash`` detours through a bit string on DuckDB, dearer than
+    grouping the strings themselves."""
+    return _hash1(t[key[0]]) if len(key) == 1 else _hash2(*[t[k] for k in key])
+
+
 def _broken(check: ir.BooleanValue) -> ir.BooleanValue:
     return ~check.fill_null(False)
 
 
 def _empty(table: ir.Table) -> bool:
-    return table.count().execute() == 0
+    return _run(table.count().as_table()).iloc[0, 0] == 0
+
+
+def _run(expr: ir.Table) -> pd.DataFrame:
+    """``expr``'s rows. On DuckDB its SQL is compiled once per shape: the rules build the same
+    expressions at every load, only on other tables (each load registers its own frames), and
+    compiling costs more than running them on a small chain."""
+    backend = expr._find_backend()
+    if backend.name != "duckdb":
+        return core_backend.to_pandas(expr, backend)
+    tables = list(dict.fromkeys(expr.op().find(ops.DatabaseTable)))
+    shape = expr.op().replace({t: ops.UnboundTable(name=f"__rx_table_{i}__", schema=t.schema)
+                               for i, t in enumerate(tables)})
+    sql = _sql(shape)
+    for i, t in enumerate(tables):
+        sql = sql.replace(f'"__rx_table_{i}__"', '"' + t.name.replace('"', '""') + '"')
+    return backend.con.sql(sql).to_arrow_table().to_pandas()
+
+
+@functools.lru_cache(maxsize=256)
+def _sql(shape: ops.Node) -> str:
+    return ibis.to_sql(shape.to_expr(), dialect="duckdb", pretty=False)
 
 
 def _subsumed(rule: Rule) -> bool:
