@@ -284,8 +284,8 @@ class ChainSource:
 
     def _publish(self, name: str, kept):
         """The view ``name``; later tables refer to it by name, so that materialize() reaches
-        them."""
-        self.backend.create_view(name, kept)
+        them. The file's row number (``_row``) served the rules only."""
+        self.backend.create_view(name, kept.drop("_row") if "_row" in kept.columns else kept)
         return self.backend.table(name)
 
     def _derived(self, orders):

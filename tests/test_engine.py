@@ -248,6 +248,7 @@ def test_dirty_parquet_export_excludes_the_same_rows(dirty, tmp_path):
         counts = src.row_counts().set_index("table")
         assert counts["rows_loaded"].to_dict() == chain.quality.rows_loaded
         assert counts.loc["orders", "excluded"] == 10
+        assert src.table("orders").columns == tuple(TABLES["orders"].column_names)
         _assert_rfm_equal(rfm.rfm_summary(chain.orders, by="store_id"),
                           engine.rfm_summary(src, by="store_id"))
 
