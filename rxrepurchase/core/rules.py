@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -740,19 +741,21 @@ def _step(t: ir.Table, rules: list[Rule], broken: list[ir.BooleanValue],
 
 @ibis.udf.scalar.builtin(name="hash")
 def _hash1(a: str) -> dt.uint64:
-    """The engine's own hash of a value (DuckDB's and Spark's ``hash``)."""
+    """DuckDB's hash of a value."""
 
 
 @ibis.udf.scalar.builtin(name="hash")
 def _hash2(a: str, b: str) -> dt.uint64:
-    """The engine's own hash of two values."""
+    """DuckDB's hash of two values."""
 
 
 def _hash(t: ir.Table, key: Sequence[str]) -> ir.IntegerValue:
-    """One integer per key value (equal keys, equal hashes). The backends' ``hash`` is used
-    directly: Ibis's ``Value.hash`` detours through a bit string on DuckDB, dearer than
-    grouping the strings themselves."""
-    return _hash1(t[key[0]]) if len(key) == 1 else _hash2(*[t[k] for k in key])
+    """One integer per key value (equal keys, equal hashes). On DuckDB its own ``hash``:
+    Ibis's ``Value.hash`` detours through a bit string there, dearer than grouping the
+    strings themselves (and DuckDB's unsigned hashes have no Spark type)."""
+    if t._find_backend().name == "duckdb":
+        return _hash1(t[key[0]]) if len(key) == 1 else _hash2(*[t[k] for k in key])
+    return functools.reduce(operator.xor, [t[k].hash() for k in key])
 
 
 def _broken(check: ir.BooleanValue) -> ir.BooleanValue:
