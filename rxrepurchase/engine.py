@@ -50,7 +50,7 @@ import pandas as pd
 from rxrepurchase import metrics, rfm
 from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
 from rxrepurchase.core import backend
-from rxrepurchase.core.rules import CROSS_KINDS, RULES, Context, Evaluator
+from rxrepurchase.core.rules import Context, Evaluator, check_tables
 from rxrepurchase.errors import DataContractError, EngineError
 from rxrepurchase.exports import (
     DEFAULT_TIME_ZONE,
@@ -263,6 +263,9 @@ class ChainSource:
         if table.name == "order_lines":
             position = "file_row_number" if "file_row_number" in raw_types else "NULL"
             typed += f",\n  CAST({position} AS BIGINT) AS _line"
+        if "file_row_number" in raw_types and self.validate != "none" and table.key is not None:
+            # Rows the row rules exclude are found once by their number (core.rules).
+            typed += ",\n  file_row_number AS _row"
         self.con.execute(f"CREATE VIEW _read_{table.name} AS SELECT {typed}\nFROM _raw_{table.name}")
 
     def _validate(self) -> None:
@@ -274,26 +277,21 @@ class ChainSource:
         pay little. Order lines are checked against the kept orders when queried.
         """
         ctx = Context(self.as_of, self.tolerance, campaigns_file="campaigns" in self.files)
-        rules = Evaluator(ctx, materialize=self._materialize, values=self._values)
-        for name in self.files:
-            read = ctx.read[name] = self.backend.table(f"_read_{name}")
-            kept = rules.rows(read, name, only_always=self.validate == "none").kept
-            if self.validate == "full":
-                kept = rules.keys(kept, name, read=read).kept
-            ctx.kept[name] = kept
-        for name in TABLES:  # contract order: referenced tables come first
-            if name == "campaigns" and name not in self.files:
-                self._derive_campaigns()
-            elif name in self.files:
-                kept = ctx.kept[name]
-                if self.validate == "full":
-                    kept = rules.cross(kept, [r for r in RULES if r.table == name
-                                              and r.kind in CROSS_KINDS]).kept
-                self.backend.create_view(name, kept)
-            else:
-                continue
-            # Later tables refer to the view by name, so that materialize() reaches them.
-            ctx.kept[name] = self.backend.table(name)
+        read = {name: self.backend.table(f"_read_{name}") for name in self.files}
+        check_tables(Evaluator(ctx, materialize=self._materialize, values=self._values), read,
+                     self.validate, publish=self._publish,
+                     derive_campaigns=self._derived)
+
+    def _publish(self, name: str, kept):
+        """The view ``name``; later tables refer to it by name, so that materialize() reaches
+        them. The file's row number (``_row``) served the rules only."""
+        self.backend.create_view(name, kept.drop("_row") if "_row" in kept.columns else kept)
+        return self.backend.table(name)
+
+    def _derived(self, orders):
+        """The view ``campaigns`` of a chain without a campaigns file."""
+        self._derive_campaigns()
+        return self.backend.table("campaigns")
 
     def _values(self, table: str, col: str):
         """Distinct values of a column: the distinct raw cells first, then typed (cheaper

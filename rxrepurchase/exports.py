@@ -250,18 +250,29 @@ def find_file(folder: Path, table: Table, spec: Mapping[str, Any] | None = None)
 
 
 def map_headers(
-    table: Table, file: Path, headers: list[str], spec: Mapping[str, Any] | None = None
+    table: Table, where: str | Path, headers: list[str], spec: Mapping[str, Any] | None = None
 ) -> tuple[list[str], dict[str, str]]:
-    """Contract names for a file's (stripped) headers, and the renames made.
+    """Contract names for a source's (stripped) headers, and the renames made.
 
     The chain's mapping (``[columns.<table>]``) overrides the common Chinese headers
     (:data:`rxrepurchase.contract.HEADER_ALIASES_ZH`); other headers keep their names.
+
+    Parameters
+    ----------
+    table : Table
+        The contract table the headers are for.
+    where : str or Path
+        What the headers come from, named in errors: a file, or a label such as
+        ``Spark table dw.orders`` or ``frame 'orders'``.
+    headers : list of str
+    spec : mapping, optional
+        The mapping (:func:`read_mapping`).
 
     Raises
     ------
     DataContractError
         Two headers map to one column, or a required column is missing; the message names
-        the file and the columns.
+        ``where`` and the columns.
     """
     aliases = {**HEADER_ALIASES_ZH.get(table.name, {}),
                **(spec or {}).get("columns", {}).get(table.name, {})}
@@ -270,12 +281,12 @@ def map_headers(
     dupes = sorted({t for t in target if target.count(t) > 1})
     if dupes:
         raise DataContractError(
-            f"{file}: more than one column maps to {dupes}; fix the export or the mapping"
+            f"{where}: more than one column maps to {dupes}; fix the export or the mapping"
         )
     missing = [c for c in table.required_columns if c not in target]
     if missing:
         raise DataContractError(
-            f"{file}: missing required column(s) {missing} for table '{table.name}'; "
+            f"{where}: missing required column(s) {missing} for table '{table.name}'; "
             f"found {target}. Map the export's headers with a mapping file "
             f"(see docs/data-contract.md)."
         )

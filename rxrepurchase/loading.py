@@ -30,7 +30,6 @@ them on the files.
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -49,13 +48,13 @@ from rxrepurchase.contract import (
 )
 from rxrepurchase.core import backend
 from rxrepurchase.core.rules import (
-    CROSS_KINDS,
     MAX_AMOUNT,
     MIN_YEAR,
     RULES,
     Context,
     Evaluator,
     Step,
+    check_tables,
 )
 from rxrepurchase.errors import DataContractError
 from rxrepurchase.exports import (
@@ -375,6 +374,7 @@ class _Loader:
         self.ctx = Context(as_of, tolerance, max_amount, min_year)
         self.evaluator = Evaluator(self.ctx)
         self._registered: list = []  # Ibis tables of the frames being checked
+        self.frames: dict[str, pd.DataFrame] = {}  # each table's rows kept so far
         self.order_store: pd.Series | None = None  # order id -> store, for order-line issues
         self.report = DataQualityReport()
         self.files: dict[str, Path] = {}
@@ -554,6 +554,25 @@ class _Loader:
                 df.loc[mask, rule.column] = pd.NA
         return df[~drop]
 
+    def _found(self, name: str, stage: str, step: Step):
+        """Report a validation step's findings (:func:`rxrepurchase.core.rules.check_tables`)
+        and drop the rows it excludes; the kept frame is registered anew once its keys are
+        checked and whenever rows go."""
+        before = len(self.frames[name])
+        df = self.frames[name] = self._apply(name, self.frames[name], step)
+        if stage == "rows":
+            if name == "stores":  # the first opening bounds plausible order dates
+                opened = df["opened_on"].min()
+                self.ctx.first_opened = None if pd.isna(opened) else opened
+            return None  # the keys are looked for on the lazy kept rows
+        if stage == "keys" or len(df) < before:
+            return self._register(name, df)
+        return self.ctx.kept[name]
+
+    def _derived(self, orders):
+        self.frames["campaigns"] = _derive_campaigns(self.frames["orders"])
+        return self._register("campaigns", self.frames["campaigns"])
+
     # -- the load ------------------------------------------------------------------------
     def run(self) -> Chain:
         try:
@@ -563,7 +582,7 @@ class _Loader:
                 backend.release(tab)
 
     def _run(self) -> Chain:
-        frames: dict[str, pd.DataFrame] = {}
+        read = {}
         self.ctx.campaigns_file = find_file(self.folder, TABLES["campaigns"], self.spec) is not None
         for name, table in TABLES.items():
             file = find_file(self.folder, table, self.spec)
@@ -588,28 +607,10 @@ class _Loader:
                 parsed = df["ordered_at"].dropna()
                 if len(parsed):
                     self.report.ordered_range = (parsed.min(), parsed.max())
-            read = self.ctx.read[name] = self._register(name, df)
-            rows = self.evaluator.rows(read, name)
-            df = self._apply(name, df, rows)
-            if name == "stores":
-                opened = df["opened_on"].min()
-                self.ctx.first_opened = None if pd.isna(opened) else opened
-            frames[name] = self._apply(name, df, self.evaluator.keys(rows.kept, name, read=read))
-            self.ctx.kept[name] = self._register(name, frames[name])
-
-        # Rules across tables, each run of one table's rules on the rows the earlier ones kept.
-        cross = [r for r in RULES if r.kind in CROSS_KINDS and r.table in frames]
-        for table, run in itertools.groupby(cross, key=lambda r: r.table):
-            if "campaigns" not in self.ctx.kept and table == "campaign_members":
-                frames["campaigns"] = _derive_campaigns(frames["orders"])
-                self.ctx.kept["campaigns"] = self._register("campaigns", frames["campaigns"])
-            step = self.evaluator.cross(self.ctx.kept[table], list(run))
-            before = len(frames[table])
-            frames[table] = self._apply(table, frames[table], step)
-            if len(frames[table]) < before:
-                self.ctx.kept[table] = self._register(table, frames[table])
-        if "campaigns" not in frames:
-            frames["campaigns"] = _derive_campaigns(frames["orders"])
+            self.frames[name] = df
+            read[name] = self._register(name, df)
+        check_tables(self.evaluator, read, on_step=self._found, derive_campaigns=self._derived)
+        frames = self.frames
 
         out = {}
         for name, df in frames.items():

@@ -42,7 +42,7 @@ import pandas as pd
 
 from rxrepurchase.contract import TABLES, Column
 from rxrepurchase.core import backend as core_backend
-from rxrepurchase.core.rules import CROSS_KINDS, RULES, Context, Evaluator
+from rxrepurchase.core.rules import Context, Evaluator, check_tables
 from rxrepurchase.errors import DataContractError, SourceError
 from rxrepurchase.exports import DEFAULT_TIME_ZONE, check_time_zone, map_headers, read_mapping
 from rxrepurchase.loading import Chain
@@ -421,18 +421,7 @@ def _validated(
     stay lazy filters of the source, so later queries pay for the row rules only.
     """
     ctx = Context(as_of=as_of, campaigns_file="campaigns" in tables)
-    check = Evaluator(ctx, materialize)
-    for name in CONTRACT_TABLES:  # contract order: referenced tables first
-        if name in tables:
-            read = ctx.read[name] = tables[name]
-            rows = check.rows(read, name, only_always=validate == "none").kept
-            ctx.kept[name] = check.keys(rows, name, read=read).kept if validate == "full" else rows
-    if validate == "full":
-        cross = [r for r in RULES if r.kind in CROSS_KINDS and r.table in ctx.kept]
-        for name, run in itertools.groupby(cross, key=lambda r: r.table):
-            ctx.kept[name] = check.cross(ctx.kept[name], list(run)).kept
-    return ctx.kept
-
+    return check_tables(Evaluator(ctx, materialize), tables, validate)
 
 
 def _materializer(backend: BaseBackend, session: SparkSession | None = None) -> Callable[[ibis.Table], ibis.Table]:

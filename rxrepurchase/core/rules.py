@@ -32,15 +32,21 @@ on the rows the stage keeps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+import itertools
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 
 from rxrepurchase.contract import CAMPAIGN_GROUPS, SEND_CHANNELS, TABLES, TIERS
+from rxrepurchase.core import backend as core_backend
 from rxrepurchase.exports import SPAN
 
 __all__ = [
@@ -51,6 +57,7 @@ __all__ = [
     "Evaluator",
     "Rule",
     "Step",
+    "check_tables",
     "rules_for",
     "rules_markdown",
 ]
@@ -475,7 +482,7 @@ class Step:
         """Per rule (by its index in :attr:`rules`), the ``_pos`` of the rows it counts."""
         if self.flags is None or not self.rules:
             return {}
-        df = self.flags.to_pandas()
+        df = _run(self.flags)
         first = df["_first"]
         return {i: df.loc[(first == i) if r.action == "excluded"
                           else first.isna() & df[f"_r{i}"].astype(bool), "_pos"].sort_values()
@@ -513,12 +520,29 @@ class Evaluator:
 
         ``type`` rules need the reader's ``_problem_<column>`` codes and are skipped where
         ``t`` has none (the ``missing`` rule then excludes the unreadable value's row).
+
+        With ``materialize``, a keyed table (read once anyway for its keys) and a row number
+        ``_row`` in ``t`` (a Parquet file's), the rows excluded by rules other than the
+        ``always`` ones are found once, in one pass over the table, as a small table of row
+        numbers (usually empty): later queries then read only the columns they need instead
+        of every column the rules look at. Other tables (order lines: the many rows) are
+        filtered when queried, so that a query that does not read them pays nothing.
         """
         rules = [r for r in rules_for(table, _ROW_KINDS) if r.applies(self.ctx)
                  and (r.kind != "type" or f"_problem_{r.column}" in t.columns)
                  and (r.always or not only_always)]
-        return _step(t, rules, [self._row_broken(t, r) for r in rules],
-                     [self._row_ok(t, r) for r in rules])
+        broken = [self._row_broken(t, r) for r in rules]
+        ok = [self._row_ok(t, r) for r in rules]
+        once = [i for i, r in enumerate(rules) if r.action == "excluded" and not r.always]
+        if not (self.eager and once and TABLES[table].key is not None
+                and "_row" in t.columns and "_pos" not in t.columns):
+            return _step(t, rules, broken, ok)
+        bad = self.materialize(t.filter(ibis.or_(*[broken[i] for i in once])).select("_row"))
+        rest = [i for i in range(len(rules)) if i not in once]
+        step = _step(t, [rules[i] for i in rest], [broken[i] for i in rest], [ok[i] for i in rest])
+        if not _empty(bad):
+            step.kept = step.kept.filter(~step.kept._row.isin(bad._row))
+        return step
 
     def _row_ok(self, t: ir.Table, r: Rule) -> ir.BooleanValue:
         """The condition as a filter (a NULL drops the row, as a broken rule does)."""
@@ -537,9 +561,9 @@ class Evaluator:
     def keys(self, t: ir.Table, table: str, read: ir.Table | None = None) -> Step:
         """Rows sharing a key: exact copies after the first go, conflicting versions all go.
 
-        Keys seen more than once are looked for in ``read`` (default ``t``), one column at a
-        time, which is cheaper than in ``t`` when ``t`` is ``read`` with the row rules
-        applied; the few candidates are then resolved on ``t``.
+        Keys seen more than once are looked for in ``read`` (default ``t``), which is cheaper
+        than in ``t`` when ``t`` is ``read`` with the row rules applied; the few candidates
+        are then resolved on ``t``.
         """
         rules = rules_for(table, _KEY_KINDS)  # the copy rule, then the conflict rule
         if not rules:
@@ -547,14 +571,18 @@ class Evaluator:
         key = list(rules[0].key)
         cols = TABLES[table].column_names
         src = read if read is not None else t
-        seen = src.select(key).filter(*[src[k].notnull() for k in key])
-        counts = seen.group_by(key).aggregate(_n=ibis._.count())
-        candidates = counts.filter(counts._n > 1).select(key)
+        # Keys seen twice are looked for by their hash (a table of integers is far cheaper
+        # than one of strings); a shared hash only makes its rows candidates, which are then
+        # compared by their values.
+        seen = src.filter(*[src[k].notnull() for k in key]).select(_h=_hash(src, key))
+        counts = seen.group_by("_h").aggregate(_n=ibis._.count())
+        candidates = counts.filter(counts._n > 1).select("_h")
         if self.eager:
             candidates = self.materialize(candidates)
             if _empty(candidates):
                 return Step(t, rules, None)
-        inside = t.semi_join(candidates, key)
+        among = ibis.and_(*[t[k].notnull() for k in key]) & _hash(t, key).isin(candidates._h)
+        inside = t.filter(among)
         versions = inside.select(cols).distinct().group_by(key).aggregate(_n=ibis._.count())
         conflicting = versions.filter(versions._n > 1).select(key).mutate(_conflict=True)
         order = [inside._pos] if "_pos" in t.columns else []
@@ -563,7 +591,7 @@ class Evaluator:
         marked = marked.select(*inside.columns, _r0=marked._copy & marked._conflict.isnull(),
                                _r1=marked._conflict.notnull())
         resolved = marked.filter(~marked._r0 & ~marked._r1).drop("_r0", "_r1")
-        kept = t.anti_join(candidates, key).union(resolved)
+        kept = t.filter(~among).union(resolved)
         flags = None
         if "_pos" in t.columns:
             flags = marked.select("_pos", _first=ibis.cases((marked._r1, 1), (marked._r0, 0),
@@ -574,12 +602,16 @@ class Evaluator:
     # -- across tables -------------------------------------------------------------------
     def cross(self, t: ir.Table, rules: Sequence[Rule]) -> Step:
         """Reference and cross-table rules of one table on ``t`` (its kept rows), in order."""
-        report = "_pos" in t.columns
-        rules = [r for r in rules if r.applies(self.ctx)
-                 and (report or (r.action == "excluded" and not _subsumed(r)))]
+        rules = self.cross_rules(rules, report="_pos" in t.columns)
         broken = [self._cross_broken(t, r) for r in rules]
         return _step(t, [r for r, b in zip(rules, broken, strict=True) if b is not None],
                      [b for b in broken if b is not None])
+
+    def cross_rules(self, rules: Sequence[Rule], *, report: bool) -> list[Rule]:
+        """The rules among ``rules`` that apply; without a report (no ``_pos``) only those
+        that can exclude a row not excluded otherwise."""
+        return [r for r in rules if r.applies(self.ctx)
+                and (report or (r.action == "excluded" and not _subsumed(r)))]
 
     def _cross_broken(self, t: ir.Table, rule: Rule) -> ir.BooleanValue | None:
         if rule.kind == "cross":  # warnings on rows found by a query across tables
@@ -600,6 +632,86 @@ class Evaluator:
             found = ~t[col].isin(source[ref_col])
         # An empty value refers to nothing: allowed where the column may be empty.
         return found.fill_null(not TABLES[rule.table].column(col).nullable)
+
+
+Stage = Literal["rows", "keys", "cross"]
+
+
+def check_tables(
+    evaluator: Evaluator,
+    tables: Mapping[str, ir.Table],
+    validate: Literal["full", "rows", "none"] = "full",
+    *,
+    on_step: Callable[[str, Stage, Step], ir.Table | None] | None = None,
+    publish: Callable[[str, ir.Table], ir.Table] | None = None,
+    derive_campaigns: Callable[[ir.Table], ir.Table] | None = None,
+) -> dict[str, ir.Table]:
+    """The rows of each table the rules keep: the one validation loop of every reader.
+
+    Each table (contract order) goes through its row rules, then its keys; then the
+    references and cross-table rules run, one table's run of rules at a time in
+    :data:`RULES` order, each on the rows the earlier ones kept (so order lines are checked
+    against the orders that passed their own references). ``evaluator.ctx.read`` and
+    ``.kept`` are filled as it goes.
+
+    Parameters
+    ----------
+    evaluator : Evaluator
+    tables : mapping of str to ibis.Table
+        Each table as read (typed), by contract name; absent optional tables are left out.
+    validate : {"full", "rows", "none"}
+        ``"full"``: every rule; ``"rows"``: the rules on single rows; ``"none"``: only the
+        ``always`` rules (orders after ``as_of``).
+    on_step : callable, optional
+        ``on_step(table, stage, step)``, after every step: the loader reports the step's
+        findings and returns the kept rows as a new table (None: ``step.kept``).
+    publish : callable, optional
+        ``publish(table, kept)`` once a table's rows are final, returning the table later
+        rules refer to (the engine's named view); default ``kept`` itself.
+    derive_campaigns : callable, optional
+        ``derive_campaigns(kept_orders)``: the campaigns of a chain without a campaigns
+        table, made before the send lists are checked against them, else at the end.
+
+    Returns
+    -------
+    dict of str to ibis.Table
+        The kept rows of each table, ``campaigns`` included when derived.
+    """
+    ctx = evaluator.ctx
+    done = on_step or (lambda name, stage, step: None)
+    publish = publish or (lambda name, kept: kept)
+
+    def run(name: str, stage: Stage, step: Step) -> ir.Table:
+        kept = done(name, stage, step)
+        return step.kept if kept is None else kept
+
+    names = [n for n in TABLES if n in tables]
+    for name in names:
+        read = ctx.read[name] = tables[name]
+        kept = run(name, "rows", evaluator.rows(read, name, only_always=validate == "none"))
+        if validate == "full":
+            kept = run(name, "keys", evaluator.keys(kept, name, read=read))
+        ctx.kept[name] = kept
+    groups = []
+    if validate == "full":
+        cross = [r for r in RULES if r.kind in CROSS_KINDS and r.table in tables]
+        for name, group in itertools.groupby(cross, key=lambda r: r.table):
+            group = evaluator.cross_rules(list(group), report="_pos" in ctx.kept[name].columns)
+            if group:
+                groups.append((name, group))
+    last = {name: i for i, (name, _) in enumerate(groups)}
+    for name in names:
+        if name not in last:
+            ctx.kept[name] = publish(name, ctx.kept[name])
+    for i, (name, group) in enumerate(groups):
+        if name == "campaign_members" and "campaigns" not in ctx.kept and derive_campaigns:
+            ctx.kept["campaigns"] = derive_campaigns(ctx.kept["orders"])
+        ctx.kept[name] = run(name, "cross", evaluator.cross(ctx.kept[name], group))
+        if last[name] == i:
+            ctx.kept[name] = publish(name, ctx.kept[name])
+    if "campaigns" not in ctx.kept and derive_campaigns:
+        ctx.kept["campaigns"] = derive_campaigns(ctx.kept["orders"])
+    return dict(ctx.kept)
 
 
 def _step(t: ir.Table, rules: list[Rule], broken: list[ir.BooleanValue],
@@ -627,12 +739,52 @@ def _step(t: ir.Table, rules: list[Rule], broken: list[ir.BooleanValue],
     return Step(kept, rules, marked.filter(ibis.or_(marked._first.notnull(), *[marked[c] for c in warn])))
 
 
+@ibis.udf.scalar.builtin(name="hash")
+def _hash1(a: str) -> dt.uint64:
+    """DuckDB's hash of a value."""
+
+
+@ibis.udf.scalar.builtin(name="hash")
+def _hash2(a: str, b: str) -> dt.uint64:
+    """DuckDB's hash of two values."""
+
+
+def _hash(t: ir.Table, key: Sequence[str]) -> ir.IntegerValue:
+    """One integer per key value (equal keys, equal hashes). On DuckDB its own ``hash``:
+    Ibis's ``Value.hash`` detours through a bit string there, dearer than grouping the
+    strings themselves (and DuckDB's unsigned hashes have no Spark type)."""
+    if t._find_backend().name == "duckdb":
+        return _hash1(t[key[0]]) if len(key) == 1 else _hash2(*[t[k] for k in key])
+    return functools.reduce(operator.xor, [t[k].hash() for k in key])
+
+
 def _broken(check: ir.BooleanValue) -> ir.BooleanValue:
     return ~check.fill_null(False)
 
 
 def _empty(table: ir.Table) -> bool:
-    return table.count().execute() == 0
+    return _run(table.count().as_table()).iloc[0, 0] == 0
+
+
+def _run(expr: ir.Table) -> pd.DataFrame:
+    """``expr``'s rows. On DuckDB its SQL is compiled once per shape: the rules build the same
+    expressions at every load, only on other tables (each load registers its own frames), and
+    compiling costs more than running them on a small chain."""
+    backend = expr._find_backend()
+    if backend.name != "duckdb":
+        return core_backend.to_pandas(expr, backend)
+    tables = list(dict.fromkeys(expr.op().find(ops.DatabaseTable)))
+    shape = expr.op().replace({t: ops.UnboundTable(name=f"__rx_table_{i}__", schema=t.schema)
+                               for i, t in enumerate(tables)})
+    sql = _sql(shape)
+    for i, t in enumerate(tables):
+        sql = sql.replace(f'"__rx_table_{i}__"', '"' + t.name.replace('"', '""') + '"')
+    return backend.con.sql(sql).to_arrow_table().to_pandas()
+
+
+@functools.lru_cache(maxsize=256)
+def _sql(shape: ops.Node) -> str:
+    return ibis.to_sql(shape.to_expr(), dialect="duckdb", pretty=False)
 
 
 def _subsumed(rule: Rule) -> bool:
