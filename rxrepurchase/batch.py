@@ -16,11 +16,15 @@ Layout of ``out`` (see ``docs/scale.md``)::
     members.parquet          per store_id: members who ordered there or belong to it
     campaigns.parquet        per store_id: campaigns seen in the store's orders
     rfm.parquet              store x member RFM at as_of (rfm_summary(..., by="store_id"))
+    rfm_chain.parquet        member RFM at as_of over the whole chain (rfm_summary(...)), by member_id
     calibration.parquet      store x member calibration RFM at cut + holdout to as_of
     repurchase_monthly.parquet  repurchase_rates(..., "M", "store_id")
     cohorts.parquet          cohort_retention(..., "M", "store_id") (acquiring store)
 
 Every per-store file is sorted by ``store_id`` in row groups of :data:`ROW_GROUP_ROWS` rows.
+The per-member tables (``rfm``, ``rfm_chain``) are written by DuckDB from the core's
+expressions, never through pandas, so memory stays within the DuckDB limit whatever the
+chain's size.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ import datetime as dt
 import json
 import os
 import shutil
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +44,7 @@ import pyarrow.parquet as pq
 
 from rxrepurchase import engine, rfm
 from rxrepurchase.contract import TABLES
+from rxrepurchase.core import rfm as core_rfm
 from rxrepurchase.errors import BatchError, OutputError
 from rxrepurchase.loading import Chain, DataQualityReport
 from rxrepurchase.outputs import write_atomic
@@ -89,6 +97,7 @@ def precompute_chain(
     threads: int | None = None,
     overwrite: bool = False,
     time_zone: str | None = None,
+    progress: Callable[[str, float], None] | None = None,
 ) -> dict:
     """Compute every store's slice, metrics and model inputs and write them to ``out``.
 
@@ -115,6 +124,9 @@ def precompute_chain(
         Replace files of the same names in a folder that holds files already.
     time_zone : str, optional
         The chain's time zone (default Asia/Shanghai), as for the loader.
+    progress : callable, optional
+        Called with each step's name and seconds when the step ends (the CLI prints them);
+        the manifest's ``steps`` records them too.
 
     Returns
     -------
@@ -139,15 +151,26 @@ def precompute_chain(
     staged = work / "staged"
     staged.mkdir(parents=True)
     started = dt.datetime.now()
+    steps: dict[str, float] = {}
+
+    @contextmanager
+    def step(name: str):
+        start = time.perf_counter()
+        yield
+        steps[name] = round(time.perf_counter() - start, 2)
+        if progress is not None:
+            progress(name, steps[name])
+
     try:
         with engine.ChainSource(
             data, as_of=as_of, memory_limit=memory_limit, threads=threads,
             temp_directory=work / "spill", database=work / "batch.duckdb", time_zone=time_zone,
         ) as src:
-            src.materialize()
-            counts = src.row_counts()  # the loaded rows are counted in the tables just made
-            files = _write_tables(src, staged)
-            files |= _write_aggregates(src, staged, as_of, cut, time_unit)
+            with step("read and validate"):
+                src.materialize()
+                counts = src.row_counts()  # the loaded rows are counted in the tables just made
+            files = _write_tables(src, staged, step)
+            files |= _write_aggregates(src, staged, as_of, cut, time_unit, step)
             stores = src.con.execute(
                 "SELECT s.store_id, count(o.order_id) AS orders FROM stores s "
                 "LEFT JOIN orders o USING (store_id) GROUP BY s.store_id ORDER BY s.store_id"
@@ -168,6 +191,7 @@ def precompute_chain(
         "amount_col": "paid_amount",
         "created_at": started.isoformat(timespec="seconds"),
         "seconds": round((dt.datetime.now() - started).total_seconds(), 2),
+        "steps": steps,
         "rows_read": dict(zip(counts["table"], counts["rows_read"].astype(int).tolist(), strict=True)),
         "rows_loaded": dict(zip(counts["table"], counts["rows_loaded"].astype(int).tolist(), strict=True)),
         "stores": {sid: int(n) for sid, n in stores},
@@ -192,7 +216,7 @@ def _check_output_folder(data: Path, out: Path, overwrite: bool) -> None:
                           "or empty folder, or pass --overwrite to replace the batch files there")
 
 
-def _write_tables(src: engine.ChainSource, out: Path) -> dict[str, str]:
+def _write_tables(src: engine.ChainSource, out: Path, step) -> dict[str, str]:
     """The contract tables, each store's rows together (a store's slice of the chain)."""
     lines = ", ".join(f"l.{c}" for c in TABLES["order_lines"].column_names)
     members = ", ".join(f"m.{c}" for c in TABLES["members"].column_names)
@@ -217,24 +241,33 @@ def _write_tables(src: engine.ChainSource, out: Path) -> dict[str, str]:
         ),
     }
     for name, query in queries.items():
-        _copy(src, query, out / f"{name}.parquet")
+        with step(f"{name} by store"):
+            _copy(src, query, out / f"{name}.parquet")
     return {name: f"{name}.parquet" for name in queries}
 
 
-def _write_aggregates(src, out: Path, as_of, cut, time_unit: str) -> dict[str, str]:
-    """Per-store metrics and model inputs, from the materialized tables."""
+def _write_aggregates(src, out: Path, as_of, cut, time_unit: str, step) -> dict[str, str]:
+    """Per-store metrics and model inputs, and the chain's member RFM, from the materialized
+    tables."""
     files = {}
-    summary = engine.rfm_summary(src, as_of=as_of, time_unit=time_unit, by="store_id")
-    _write_frame(summary, out / "rfm.parquet")
-    files["rfm"] = "rfm.parquet"
+    unit_days = rfm._check_unit(time_unit)
+    orders = src.table("orders")
+    for name, by in (("rfm", "store_id"), ("rfm_chain", None)):
+        with step("store x member RFM" if by else "chain RFM"):
+            summary = core_rfm.rfm_summary(orders, end=as_of.date(), time_unit_days=unit_days, by=by)
+            src.backend.to_parquet(summary, out / f"{name}.parquet", row_group_size=ROW_GROUP_ROWS)
+        files[name] = f"{name}.parquet"
     if cut is not None:
-        split = engine.calibration_holdout(src, cut, holdout_end=as_of, time_unit=time_unit,
-                                           by="store_id")
-        _write_frame(split.calibration.join(split.holdout), out / "calibration.parquet")
+        with step("calibration / holdout"):
+            split = engine.calibration_holdout(src, cut, holdout_end=as_of, time_unit=time_unit,
+                                               by="store_id")
+            _write_frame(split.calibration.join(split.holdout), out / "calibration.parquet")
         files["calibration"] = "calibration.parquet"
-    _write_frame(engine.repurchase_rates(src, "M", "store_id"), out / "repurchase_monthly.parquet")
+    with step("repurchase by store and month"):
+        _write_frame(engine.repurchase_rates(src, "M", "store_id"), out / "repurchase_monthly.parquet")
     files["repurchase_monthly"] = "repurchase_monthly.parquet"
-    _write_frame(engine.cohort_retention(src, "M", "store_id", as_of=as_of), out / "cohorts.parquet")
+    with step("cohorts by store"):
+        _write_frame(engine.cohort_retention(src, "M", "store_id", as_of=as_of), out / "cohorts.parquet")
     files["cohorts"] = "cohorts.parquet"
     return files
 
