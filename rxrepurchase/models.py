@@ -665,8 +665,16 @@ class GammaGammaModel:
         """:meth:`expected_spend` of ``frequency`` and ``monetary`` values: numpy arrays, or
         Ibis columns (only arithmetic, so it runs where the members are)."""
         p, q, v = (float(x) for x in self.params_.to_numpy())
-        weight = p * frequency / (p * frequency + (q - 1))
-        return (1 - weight) * (v * p / (q - 1)) + weight * monetary
+        mean, q_1 = v * p / (q - 1), q - 1
+        if not isinstance(frequency, np.ndarray | pd.Series | float | int):
+            import ibis
+
+            # Doubles throughout: Spark reads a bare 0.7388... as a DECIMAL, and DECIMAL times
+            # an integer column divided by another is rounded to 6 places.
+            p, mean, q_1 = (ibis.literal(repr(x)).cast("float64") for x in (p, mean, q_1))
+            frequency = frequency.cast("float64")
+        weight = p * frequency / (p * frequency + q_1)
+        return (1 - weight) * mean + weight * monetary
 
     def summary(self) -> pd.DataFrame:
         """Parameters with standard errors and the fit's figures and checks in ``attrs``."""
@@ -886,8 +894,9 @@ def score_table(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm
                          monthly_discount_rate=monthly_discount_rate)
     scored = spread_to_members(rfm, ibis.memtable(per_row))
     spend = spend_model.spend_formula(scored.frequency, scored.monetary_value)
+    margin = ibis.literal(repr(float(gross_margin))).cast("float64")  # not a Spark DECIMAL
     return scored.mutate(expected_spend=spend,
-                         clv=gross_margin * spend * scored.discounted_purchases).drop("discounted_purchases")
+                         clv=margin * spend * scored.discounted_purchases).drop("discounted_purchases")
 
 
 def _draw_figures(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
