@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -51,10 +52,12 @@ from rxrepurchase.outputs import write_atomic
 
 __all__ = [
     "BatchError",
+    "DUCKDB_SHARE",
     "LAYOUT_VERSION",
     "ROW_GROUP_ROWS",
     "StoreSlice",
     "load_store_slice",
+    "memory_bytes",
     "precompute_chain",
     "read_manifest",
 ]
@@ -64,6 +67,11 @@ LAYOUT_VERSION = 1
 
 ROW_GROUP_ROWS = 50_000
 """Rows per Parquet row group: a store's slice reads only the groups holding it."""
+
+DUCKDB_SHARE = 0.8
+"""Share of ``memory_limit`` that DuckDB may use; the rest is the Python process's own (the
+interpreter and libraries, about 0.5 GB, and buffers DuckDB does not count), so that the
+process's peak memory stays within ``memory_limit``."""
 
 MANIFEST = "manifest.json"
 _TABLE_FILES = ("stores", "orders", "order_lines", "members", "campaigns")
@@ -117,9 +125,12 @@ def precompute_chain(
         Default: no calibration file.
     time_unit : {"days", "weeks"}
         Unit of recency and T in the RFM files.
-    memory_limit, threads
-        DuckDB settings (see :func:`rxrepurchase.engine.connect`); intermediate tables live
-        in a database file inside ``out`` while the step runs, so memory stays bounded.
+    memory_limit : str
+        Memory for the whole step, e.g. ``"4GB"`` (1000**3 bytes) or ``"4GiB"``: DuckDB gets
+        :data:`DUCKDB_SHARE` of it; intermediate tables live in a database file inside
+        ``out`` while the step runs and sorts spill to disk, so memory stays bounded.
+    threads : int, optional
+        DuckDB threads (default: one per core).
     overwrite : bool
         Replace files of the same names in a folder that holds files already.
     time_zone : str, optional
@@ -139,6 +150,7 @@ def precompute_chain(
         ``out`` is ``data``, is a file, or holds files and ``overwrite`` is False.
     """
     out = Path(out)
+    duckdb_limit = f"{int(memory_bytes(memory_limit) * DUCKDB_SHARE) // 2**20}MiB"
     rfm._check_unit(time_unit)
     as_of = rfm._as_date(pd.Timestamp.today().normalize() if as_of is None else as_of, "as_of")
     cut = None if cut is None else rfm._as_date(cut, "cut")
@@ -163,7 +175,7 @@ def precompute_chain(
 
     try:
         with engine.ChainSource(
-            data, as_of=as_of, memory_limit=memory_limit, threads=threads,
+            data, as_of=as_of, memory_limit=duckdb_limit, threads=threads,
             temp_directory=work / "spill", database=work / "batch.duckdb", time_zone=time_zone,
         ) as src:
             with step("read and validate"):
@@ -199,6 +211,16 @@ def precompute_chain(
     }
     write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
+
+
+def memory_bytes(memory_limit: str) -> int:
+    """Bytes of a memory size as DuckDB writes it: ``"4GB"`` is 4 * 1000**3, ``"4GiB"``
+    4 * 1024**3 (units KB, MB, GB, TB and KiB ... TiB)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt])(i?)b\s*", str(memory_limit).lower())
+    if not match:
+        raise BatchError(f"memory limit {memory_limit!r} is not a size such as 4GB, 500MB or 4GiB")
+    base = 1024 if match[3] else 1000
+    return int(float(match[1]) * base ** ("kmgt".index(match[2]) + 1))
 
 
 def _check_output_folder(data: Path, out: Path, overwrite: bool) -> None:
