@@ -12,7 +12,8 @@ Layout of ``out`` (see ``docs/scale.md``)::
     manifest.json            as_of, cut, time unit, source files, rows read/loaded, stores
     stores.parquet           the stores table
     orders.parquet           validated orders, sorted by store_id
-    order_lines.parquet      their lines, with the order's store_id, sorted by store_id
+    order_lines.parquet      their lines, with the order's store_id and _line (position in the
+                             export), sorted by store_id
     members.parquet          per store_id: members who ordered there or belong to it
     campaigns.parquet        per store_id: campaigns seen in the store's orders
     rfm.parquet              store x member RFM at as_of (rfm_summary(..., by="store_id"))
@@ -62,7 +63,7 @@ __all__ = [
     "read_manifest",
 ]
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 """Version of the output layout; :func:`load_store_slice` refuses other versions."""
 
 ROW_GROUP_ROWS = 50_000
@@ -75,6 +76,9 @@ process's peak memory stays within ``memory_limit``."""
 
 MANIFEST = "manifest.json"
 _TABLE_FILES = ("stores", "orders", "order_lines", "members", "campaigns")
+# The order of a store's rows, restored when its slice is read (the loader's order); ``_line``
+# is a line's position in the export.
+_SLICE_ORDER = {"orders": ["ordered_at", "order_id"], "order_lines": ["order_id", "_line"]}
 
 
 # --------------------------------------------------------------------------- writing
@@ -245,10 +249,12 @@ def _write_tables(src: engine.ChainSource, out: Path, step) -> dict[str, str]:
     campaigns = ", ".join(f"c.{c}" for c in TABLES["campaigns"].column_names)
     queries = {
         "stores": "SELECT * FROM stores ORDER BY store_id",
-        "orders": "SELECT * FROM orders ORDER BY store_id, ordered_at, order_id",
+        # Sorted by store only (a fifth cheaper than by time as well); a slice is put in
+        # time order when it is read (_SLICE_ORDER).
+        "orders": "SELECT * FROM orders ORDER BY store_id",
         "order_lines": (
-            f"SELECT o.store_id, {lines} FROM order_lines l JOIN orders o USING (order_id) "
-            "ORDER BY o.store_id, l.order_id, l._line"
+            f"SELECT o.store_id, {lines}, l._line FROM order_lines l JOIN orders o USING (order_id) "
+            "ORDER BY o.store_id"
         ),
         # Chain.for_store: members who ordered at the store or belong to it.
         "members": (
@@ -411,7 +417,12 @@ def load_store_slice(out: str | os.PathLike, store_id: str) -> StoreSlice:
         known = ", ".join(list(manifest["stores"])[:20])
         raise BatchError(f"unknown store {store_id!r} in {out}; stores: {known}")
     as_of = pd.Timestamp(manifest["as_of"])
-    tables = {name: _contract_types(_read(out, name, store_id), name) for name in _TABLE_FILES}
+    tables = {}
+    for name in _TABLE_FILES:
+        rows = _read(out, name, store_id)
+        if name in _SLICE_ORDER:
+            rows = rows.sort_values(_SLICE_ORDER[name], kind="stable")
+        tables[name] = _contract_types(rows, name)
     quality = DataQualityReport(rows_read=dict(manifest["rows_read"]),
                                 rows_loaded=dict(manifest["rows_loaded"]))
     chain = Chain(**tables, as_of=as_of, quality=quality, source=Path(manifest["source"]))
