@@ -1,7 +1,7 @@
 """Benchmark rxrepurchase against the plain lifetimes + pandas route, stage by stage.
 
     python benchmarks/run.py --rows 10M          # or: make bench (1M rows)
-    python benchmarks/run.py --rows 50M --skip-lifetimes --fit-members 5M
+    python benchmarks/run.py --rows 50M --skip-lifetimes
 
 For each stage the script prints wall time and peak memory of the rxrepurchase route and of
 the plain route (``lifetimes.utils.summary_data_from_transaction_data``, an uncompressed
@@ -11,15 +11,16 @@ peak memory is the peak resident set of that process during the timed part only 
 high-water mark is reset first), so stages do not contaminate each other.
 
 Data: the demo chain (:func:`rxrepurchase.demo.write_demo_chain`, Parquet), about 9.3 order
-rows per member. Above 10M rows, a 10M-row chain is generated and copied under new member and
-order ids with DuckDB (out of core) until the requested size is reached.
+rows per member, every member distinct at any size (written in parts). ``--fit-members`` /
+``--score-members`` above the chain's members resample its RFM rows, which repeats rows and
+flatters the compressed fit and scoring: use them to time pandas, not for figures.
+The whole chain end to end: ``benchmarks/end_to_end_bench.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -30,7 +31,6 @@ import time
 from pathlib import Path
 
 ROWS_PER_MEMBER = 9.3  # demo chain: order rows (walk-ins included) per member
-BASE_ROWS = 10_000_000  # largest chain generated directly; bigger ones are copies of it
 AS_OF = "2026-09-30"
 GROSS_MARGIN = 0.3
 
@@ -111,45 +111,13 @@ def _rfm_input(work: Path, n_members: int):
 def stage_generate(data: Path, work: Path, opts: dict) -> dict:
     from rxrepurchase.demo import DemoConfig, write_demo_chain
 
-    rows = opts["rows"]
-    base_rows = min(rows, BASE_ROWS)
     config = DemoConfig(
-        n_members=max(1000, round(base_rows / ROWS_PER_MEMBER)),
+        n_members=max(1000, round(opts["rows"] / ROWS_PER_MEMBER)),
         n_stores=opts["stores"], months=18, seed=11, end_date=AS_OF,
     )
-    with Timed() as t:
+    with Timed() as t:  # written in parts: every member distinct at any size
         write_demo_chain(data, config, file_format="parquet", overwrite=True)
-        copies = math.ceil(rows / BASE_ROWS) if rows > BASE_ROWS else 1
-        if copies > 1:
-            _replicate(data, copies, opts["memory_limit"])
-    return {"seconds": t.seconds, "peak_mb": t.peak_mb, "copies": copies}
-
-
-def _replicate(data: Path, copies: int, memory_limit: str) -> None:
-    """Copy the chain's members, orders and lines ``copies`` times under new ids (DuckDB)."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute("SET preserve_insertion_order = false")
-    suffix = {
-        "members": {"member_id"},
-        "orders": {"order_id", "member_id"},
-        "order_lines": {"order_id"},
-    }
-    for table, ids in suffix.items():
-        src = data / f"{table}.parquet"
-        tmp = data / f"{table}.copies.parquet"
-        cols = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{src}')").fetchall()]
-        select = ", ".join(
-            f"CASE WHEN k = 0 THEN {c} ELSE {c} || '-' || k END AS {c}" if c in ids else c
-            for c in cols
-        )
-        con.execute(
-            f"COPY (SELECT {select} FROM read_parquet('{src}'), range({copies}) r(k)) "
-            f"TO '{tmp}' (FORMAT parquet)"
-        )
-        tmp.replace(src)
+    return {"seconds": t.seconds, "peak_mb": t.peak_mb}
 
 
 def stage_rfm_engine(data: Path, work: Path, opts: dict) -> dict:

@@ -12,15 +12,20 @@ Layout of ``out`` (see ``docs/scale.md``)::
     manifest.json            as_of, cut, time unit, source files, rows read/loaded, stores
     stores.parquet           the stores table
     orders.parquet           validated orders, sorted by store_id
-    order_lines.parquet      their lines, with the order's store_id, sorted by store_id
+    order_lines.parquet      their lines, with the order's store_id and _line (position in the
+                             export), sorted by store_id
     members.parquet          per store_id: members who ordered there or belong to it
     campaigns.parquet        per store_id: campaigns seen in the store's orders
     rfm.parquet              store x member RFM at as_of (rfm_summary(..., by="store_id"))
+    rfm_chain.parquet        member RFM at as_of over the whole chain (rfm_summary(...)), by member_id
     calibration.parquet      store x member calibration RFM at cut + holdout to as_of
     repurchase_monthly.parquet  repurchase_rates(..., "M", "store_id")
     cohorts.parquet          cohort_retention(..., "M", "store_id") (acquiring store)
 
 Every per-store file is sorted by ``store_id`` in row groups of :data:`ROW_GROUP_ROWS` rows.
+The per-member tables (``rfm``, ``rfm_chain``) are written by DuckDB from the core's
+expressions, never through pandas, so memory stays within the DuckDB limit whatever the
+chain's size.
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,28 +46,39 @@ import pyarrow.parquet as pq
 
 from rxrepurchase import engine, rfm
 from rxrepurchase.contract import TABLES
+from rxrepurchase.core import rfm as core_rfm
 from rxrepurchase.errors import BatchError, OutputError
 from rxrepurchase.loading import Chain, DataQualityReport
 from rxrepurchase.outputs import write_atomic
 
 __all__ = [
     "BatchError",
+    "DUCKDB_SHARE",
     "LAYOUT_VERSION",
     "ROW_GROUP_ROWS",
     "StoreSlice",
     "load_store_slice",
+    "memory_bytes",
     "precompute_chain",
     "read_manifest",
 ]
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 """Version of the output layout; :func:`load_store_slice` refuses other versions."""
 
 ROW_GROUP_ROWS = 50_000
 """Rows per Parquet row group: a store's slice reads only the groups holding it."""
 
+DUCKDB_SHARE = 0.8
+"""Share of ``memory_limit`` that DuckDB may use; the rest is the Python process's own (the
+interpreter and libraries, about 0.5 GB, and buffers DuckDB does not count), so that the
+process's peak memory stays within ``memory_limit``."""
+
 MANIFEST = "manifest.json"
 _TABLE_FILES = ("stores", "orders", "order_lines", "members", "campaigns")
+# The order of a store's rows, restored when its slice is read (the loader's order); ``_line``
+# is a line's position in the export.
+_SLICE_ORDER = {"orders": ["ordered_at", "order_id"], "order_lines": ["order_id", "_line"]}
 
 
 # --------------------------------------------------------------------------- writing
@@ -89,6 +109,7 @@ def precompute_chain(
     threads: int | None = None,
     overwrite: bool = False,
     time_zone: str | None = None,
+    progress: Callable[[str, float], None] | None = None,
 ) -> dict:
     """Compute every store's slice, metrics and model inputs and write them to ``out``.
 
@@ -108,13 +129,19 @@ def precompute_chain(
         Default: no calibration file.
     time_unit : {"days", "weeks"}
         Unit of recency and T in the RFM files.
-    memory_limit, threads
-        DuckDB settings (see :func:`rxrepurchase.engine.connect`); intermediate tables live
-        in a database file inside ``out`` while the step runs, so memory stays bounded.
+    memory_limit : str
+        Memory for the whole step, e.g. ``"4GB"`` (1000**3 bytes) or ``"4GiB"``: DuckDB gets
+        :data:`DUCKDB_SHARE` of it; intermediate tables live in a database file inside
+        ``out`` while the step runs and sorts spill to disk, so memory stays bounded.
+    threads : int, optional
+        DuckDB threads (default: one per core).
     overwrite : bool
         Replace files of the same names in a folder that holds files already.
     time_zone : str, optional
         The chain's time zone (default Asia/Shanghai), as for the loader.
+    progress : callable, optional
+        Called with each step's name and seconds when the step ends (the CLI prints them);
+        the manifest's ``steps`` records them too.
 
     Returns
     -------
@@ -127,6 +154,7 @@ def precompute_chain(
         ``out`` is ``data``, is a file, or holds files and ``overwrite`` is False.
     """
     out = Path(out)
+    duckdb_limit = f"{int(memory_bytes(memory_limit) * DUCKDB_SHARE) // 2**20}MiB"
     rfm._check_unit(time_unit)
     as_of = rfm._as_date(pd.Timestamp.today().normalize() if as_of is None else as_of, "as_of")
     cut = None if cut is None else rfm._as_date(cut, "cut")
@@ -139,15 +167,26 @@ def precompute_chain(
     staged = work / "staged"
     staged.mkdir(parents=True)
     started = dt.datetime.now()
+    steps: dict[str, float] = {}
+
+    @contextmanager
+    def step(name: str):
+        start = time.perf_counter()
+        yield
+        steps[name] = round(time.perf_counter() - start, 2)
+        if progress is not None:
+            progress(name, steps[name])
+
     try:
         with engine.ChainSource(
-            data, as_of=as_of, memory_limit=memory_limit, threads=threads,
+            data, as_of=as_of, memory_limit=duckdb_limit, threads=threads,
             temp_directory=work / "spill", database=work / "batch.duckdb", time_zone=time_zone,
         ) as src:
-            src.materialize()
-            counts = src.row_counts()  # the loaded rows are counted in the tables just made
-            files = _write_tables(src, staged)
-            files |= _write_aggregates(src, staged, as_of, cut, time_unit)
+            with step("read and validate"):
+                src.materialize()
+                counts = src.row_counts()  # the loaded rows are counted in the tables just made
+            files = _write_tables(src, staged, step)
+            files |= _write_aggregates(src, staged, as_of, cut, time_unit, step)
             stores = src.con.execute(
                 "SELECT s.store_id, count(o.order_id) AS orders FROM stores s "
                 "LEFT JOIN orders o USING (store_id) GROUP BY s.store_id ORDER BY s.store_id"
@@ -168,6 +207,7 @@ def precompute_chain(
         "amount_col": "paid_amount",
         "created_at": started.isoformat(timespec="seconds"),
         "seconds": round((dt.datetime.now() - started).total_seconds(), 2),
+        "steps": steps,
         "rows_read": dict(zip(counts["table"], counts["rows_read"].astype(int).tolist(), strict=True)),
         "rows_loaded": dict(zip(counts["table"], counts["rows_loaded"].astype(int).tolist(), strict=True)),
         "stores": {sid: int(n) for sid, n in stores},
@@ -175,6 +215,16 @@ def precompute_chain(
     }
     write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
+
+
+def memory_bytes(memory_limit: str) -> int:
+    """Bytes of a memory size as DuckDB writes it: ``"4GB"`` is 4 * 1000**3, ``"4GiB"``
+    4 * 1024**3 (units KB, MB, GB, TB and KiB ... TiB)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt])(i?)b\s*", str(memory_limit).lower())
+    if not match:
+        raise BatchError(f"memory limit {memory_limit!r} is not a size such as 4GB, 500MB or 4GiB")
+    base = 1024 if match[3] else 1000
+    return int(float(match[1]) * base ** ("kmgt".index(match[2]) + 1))
 
 
 def _check_output_folder(data: Path, out: Path, overwrite: bool) -> None:
@@ -192,17 +242,19 @@ def _check_output_folder(data: Path, out: Path, overwrite: bool) -> None:
                           "or empty folder, or pass --overwrite to replace the batch files there")
 
 
-def _write_tables(src: engine.ChainSource, out: Path) -> dict[str, str]:
+def _write_tables(src: engine.ChainSource, out: Path, step) -> dict[str, str]:
     """The contract tables, each store's rows together (a store's slice of the chain)."""
     lines = ", ".join(f"l.{c}" for c in TABLES["order_lines"].column_names)
     members = ", ".join(f"m.{c}" for c in TABLES["members"].column_names)
     campaigns = ", ".join(f"c.{c}" for c in TABLES["campaigns"].column_names)
     queries = {
         "stores": "SELECT * FROM stores ORDER BY store_id",
-        "orders": "SELECT * FROM orders ORDER BY store_id, ordered_at, order_id",
+        # Sorted by store only (a fifth cheaper than by time as well); a slice is put in
+        # time order when it is read (_SLICE_ORDER).
+        "orders": "SELECT * FROM orders ORDER BY store_id",
         "order_lines": (
-            f"SELECT o.store_id, {lines} FROM order_lines l JOIN orders o USING (order_id) "
-            "ORDER BY o.store_id, l.order_id, l._line"
+            f"SELECT o.store_id, {lines}, l._line FROM order_lines l JOIN orders o USING (order_id) "
+            "ORDER BY o.store_id"
         ),
         # Chain.for_store: members who ordered at the store or belong to it.
         "members": (
@@ -217,24 +269,33 @@ def _write_tables(src: engine.ChainSource, out: Path) -> dict[str, str]:
         ),
     }
     for name, query in queries.items():
-        _copy(src, query, out / f"{name}.parquet")
+        with step(f"{name} by store"):
+            _copy(src, query, out / f"{name}.parquet")
     return {name: f"{name}.parquet" for name in queries}
 
 
-def _write_aggregates(src, out: Path, as_of, cut, time_unit: str) -> dict[str, str]:
-    """Per-store metrics and model inputs, from the materialized tables."""
+def _write_aggregates(src, out: Path, as_of, cut, time_unit: str, step) -> dict[str, str]:
+    """Per-store metrics and model inputs, and the chain's member RFM, from the materialized
+    tables."""
     files = {}
-    summary = engine.rfm_summary(src, as_of=as_of, time_unit=time_unit, by="store_id")
-    _write_frame(summary, out / "rfm.parquet")
-    files["rfm"] = "rfm.parquet"
+    unit_days = rfm._check_unit(time_unit)
+    orders = src.table("orders")
+    for name, by in (("rfm", "store_id"), ("rfm_chain", None)):
+        with step("store x member RFM" if by else "chain RFM"):
+            summary = core_rfm.rfm_summary(orders, end=as_of.date(), time_unit_days=unit_days, by=by)
+            src.backend.to_parquet(summary, out / f"{name}.parquet", row_group_size=ROW_GROUP_ROWS)
+        files[name] = f"{name}.parquet"
     if cut is not None:
-        split = engine.calibration_holdout(src, cut, holdout_end=as_of, time_unit=time_unit,
-                                           by="store_id")
-        _write_frame(split.calibration.join(split.holdout), out / "calibration.parquet")
+        with step("calibration / holdout"):
+            split = engine.calibration_holdout(src, cut, holdout_end=as_of, time_unit=time_unit,
+                                               by="store_id")
+            _write_frame(split.calibration.join(split.holdout), out / "calibration.parquet")
         files["calibration"] = "calibration.parquet"
-    _write_frame(engine.repurchase_rates(src, "M", "store_id"), out / "repurchase_monthly.parquet")
+    with step("repurchase by store and month"):
+        _write_frame(engine.repurchase_rates(src, "M", "store_id"), out / "repurchase_monthly.parquet")
     files["repurchase_monthly"] = "repurchase_monthly.parquet"
-    _write_frame(engine.cohort_retention(src, "M", "store_id", as_of=as_of), out / "cohorts.parquet")
+    with step("cohorts by store"):
+        _write_frame(engine.cohort_retention(src, "M", "store_id", as_of=as_of), out / "cohorts.parquet")
     files["cohorts"] = "cohorts.parquet"
     return files
 
@@ -356,7 +417,12 @@ def load_store_slice(out: str | os.PathLike, store_id: str) -> StoreSlice:
         known = ", ".join(list(manifest["stores"])[:20])
         raise BatchError(f"unknown store {store_id!r} in {out}; stores: {known}")
     as_of = pd.Timestamp(manifest["as_of"])
-    tables = {name: _contract_types(_read(out, name, store_id), name) for name in _TABLE_FILES}
+    tables = {}
+    for name in _TABLE_FILES:
+        rows = _read(out, name, store_id)
+        if name in _SLICE_ORDER:
+            rows = rows.sort_values(_SLICE_ORDER[name], kind="stable")
+        tables[name] = _contract_types(rows, name)
     quality = DataQualityReport(rows_read=dict(manifest["rows_read"]),
                                 rows_loaded=dict(manifest["rows_loaded"]))
     chain = Chain(**tables, as_of=as_of, quality=quality, source=Path(manifest["source"]))

@@ -95,6 +95,7 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
         args.data, args.out, as_of=args.as_of, cut=args.cut, time_unit=args.time_unit,
         memory_limit=args.memory_limit, threads=args.threads, overwrite=args.overwrite,
         time_zone=args.time_zone,
+        progress=lambda step, seconds: print(f"precompute: {step} {seconds:.1f} s", file=sys.stderr),
     )
     loaded = manifest["rows_loaded"]
     excluded = sum(manifest["rows_read"].values()) - sum(loaded.values())

@@ -22,7 +22,7 @@ file that the analysis code never reads.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -699,8 +699,11 @@ def _simulate_chronic(rng: np.random.Generator, config: DemoConfig, horizon: flo
 
 
 def _place_orders(rng: np.random.Generator, config: DemoConfig, period: _Period, m: _Members,
-                  events: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """Add walk-ins, give every purchase a store, channel and time of day, sort by time."""
+                  events: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  store_weights: np.ndarray | None = None) -> dict[str, Any]:
+    """Add walk-ins, give every purchase a store, channel and time of day, sort by time.
+    ``store_weights`` replaces the drawn store sizes (drawn all the same, so the random
+    stream does not move)."""
     owner, t, refill = (np.concatenate(parts) for parts in zip(*events, strict=True))
     # Walk-ins on top: a share of all orders, with a milder winter peak.
     n_walk = int(round(len(owner) * config.walk_in_share / (1 - config.walk_in_share)))
@@ -716,6 +719,7 @@ def _place_orders(rng: np.random.Generator, config: DemoConfig, period: _Period,
 
     # Stores: sizes vary; members shop at their registration store 85% of the time.
     store_w = rng.lognormal(0, config.store_size_spread, config.n_stores)
+    store_w = store_w if store_weights is None else store_weights
     store_probs = (store_w / store_w.sum())[None, :]
     reg_store = _choice_by_group(rng, np.zeros(config.n_members, dtype=np.int64), store_probs)
     store = _choice_by_group(rng, np.zeros(len(t), dtype=np.int64), store_probs)
@@ -755,7 +759,7 @@ def _place_orders(rng: np.random.Generator, config: DemoConfig, period: _Period,
     o["is_member"] = o["owner"] >= 0
     o["mo"] = np.maximum(o["owner"], 0)  # owner as a safe index; mask with is_member
     o["ts"] = np.datetime64(period.start, "ns").astype(np.int64) + o.pop("seconds") * 10**9
-    o.update(reg_store=reg_store, evening_store=evening_store, n_walk=n_walk)
+    o.update(reg_store=reg_store, evening_store=evening_store, n_walk=n_walk, store_weights=store_w)
     return o
 
 
@@ -864,6 +868,24 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     """
     config = config or DemoConfig()
     config.validate()
+    return _generate(config, _Part())[0]
+
+
+@dataclass
+class _Part:
+    """Where one part of a chain written in parts (:func:`write_demo_chain`) sits in the
+    whole: numbers before its members and orders, the whole chain's id widths, and the store
+    sizes of the first part (so every part shops at the same stores alike)."""
+
+    members_before: int = 0
+    orders_before: int = 0
+    member_width: int | None = None
+    order_width: int | None = None
+    store_weights: np.ndarray | None = None
+
+
+def _generate(config: DemoConfig, part: _Part) -> tuple[DemoChain, np.ndarray]:
+    """The chain of ``config`` numbered as ``part`` says, and its store size weights."""
     rng = np.random.default_rng(config.seed)
     end = pd.Timestamp(config.end_date).normalize()
     start = end + pd.Timedelta(days=1) - pd.DateOffset(months=config.months)
@@ -879,7 +901,7 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     sends = None
     if config.send_waves:
         events, sends = _simulate_sends(send_rng, config, period, m, events)
-    o = _place_orders(rng, config, period, m, events)
+    o = _place_orders(rng, config, period, m, events, part.store_weights)
     del events
     birth_month = np.where(rng.random(n) < 0.85, rng.integers(1, 13, n), 0)  # 0: unknown
     promos = _promotions(period.length, config.promo_calendar_share)
@@ -932,8 +954,9 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     balance = np.where(stored_value, np.round(rng.lognormal(np.log(300), 1.0, n), 2), np.nan)
     balance[stored_value & (rng.random(n) < 0.1)] = 0.0
 
-    id_width = max(6, len(str(n)))
-    member_ids = _numbered("M", members + 1, id_width)  # in rank (registration) order
+    id_width = part.member_width or max(6, len(str(n)))
+    rank += part.members_before  # member numbers of a part follow the parts before it
+    member_ids = _numbered("M", rank[by_rank] + 1, id_width)  # in rank (registration) order
     member_df = pd.DataFrame({
         "member_id": member_ids,
         "home_store_id": stores_df["store_id"].array[home[by_rank]],
@@ -957,7 +980,8 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     n_sent = 0 if sends is None else len(sends.days)
     coupon_codes += [f"CPN-WAKE{k + 1:02d}" for k in range(n_sent)]
     orders_df = pd.DataFrame({
-        "order_id": _numbered("O", np.arange(1, n_orders + 1), max(9, len(str(n_orders)))),
+        "order_id": _numbered("O", np.arange(1, n_orders + 1) + part.orders_before,
+                              part.order_width or max(9, len(str(n_orders)))),
         "member_id": _numbered("M", rank[mo] + 1, id_width, missing=~is_member),
         "store_id": stores_df["store_id"].array[o["store"]],
         "ordered_at": o["ts"].astype("datetime64[ns]"),
@@ -1020,7 +1044,7 @@ def generate_demo_chain(config: DemoConfig | None = None) -> DemoChain:
     if send_truth is not None:
         params["send_waves"] = _send_truth_params(config, send_truth)
     return DemoChain(stores_df, member_df, orders_df, lines_df, campaigns_df, truth, params, config,
-                     send_members, send_truth)
+                     send_members, send_truth), o["store_weights"]
 
 
 def _add_tag(tags: np.ndarray, mask: np.ndarray, tag) -> np.ndarray:
@@ -1414,9 +1438,22 @@ def load_send_truth(folder) -> pd.DataFrame:
 
 
 # -- files --------------------------------------------------------------------------------
+PART_MEMBERS = 250_000
+"""Members generated at a time by :func:`write_demo_chain` (about 1.5 GB of memory each)."""
+
+
 def write_demo_chain(out, config: DemoConfig | None = None, *, file_format: str = "csv",
-                     overwrite: bool = False) -> dict[str, Path]:
+                     overwrite: bool = False, part_members: int = PART_MEMBERS) -> dict[str, Path]:
     """Generate the demo chain and write it into folder ``out``.
+
+    A chain of more than ``part_members`` members is generated and written in parts, so memory
+    stays that of one part whatever the chain's size: part ``k`` is the chain of ``config``
+    with ``part_members`` members (the last part the rest) and its own seed drawn from
+    ``(config.seed, k)``, its members and orders numbered after those of the parts before it,
+    and the store sizes of part 0. Every part follows the same distributions; the members are
+    distinct. A chain of at most ``part_members`` members is :func:`generate_demo_chain`'s
+    exactly. The same ``config`` and ``part_members`` give the same files; another
+    ``part_members`` gives another (equally distributed) draw.
 
     Parameters
     ----------
@@ -1428,6 +1465,8 @@ def write_demo_chain(out, config: DemoConfig | None = None, *, file_format: str 
         Format of the five contract tables (CSV is UTF-8 with a header).
     overwrite : bool
         Replace existing files; otherwise an existing file raises :class:`DemoOutputError`.
+    part_members : int
+        Members generated at a time.
 
     Returns
     -------
@@ -1437,6 +1476,10 @@ def write_demo_chain(out, config: DemoConfig | None = None, *, file_format: str 
     """
     if file_format not in ("csv", "parquet"):
         raise DemoConfigError(f"file_format must be 'csv' or 'parquet' (got {file_format!r})")
+    if part_members < 1:
+        raise DemoConfigError(f"part_members must be at least 1 (got {part_members!r})")
+    config = config or DemoConfig()
+    config.validate()
     folder = Path(out)
     paths = {name: folder / f"{name}.{file_format}" for name in TABLES}
     paths["ground_truth_members"] = folder / TRUTH_MEMBERS_FILE
@@ -1448,28 +1491,102 @@ def write_demo_chain(out, config: DemoConfig | None = None, *, file_format: str 
         for path in candidates:
             if path.exists():
                 raise DemoOutputError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
-    chain = generate_demo_chain(config)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, df in chain.tables().items():
-        if name == "orders" and chain.config.utc_timestamps:
-            utc = df["ordered_at"].dt.tz_localize(CHAIN_TIME_ZONE).dt.tz_convert("UTC")
-            df = df.assign(ordered_at=utc.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-                           if file_format == "csv" else utc)
+    for name in TABLES:
         other = folder / f"{name}.{'parquet' if file_format == 'csv' else 'csv'}"
         other.unlink(missing_ok=True)  # reached only with overwrite=True (checked above)
-        if file_format == "csv":
-            df.to_csv(paths[name], index=False, encoding="utf-8")
-        else:
-            df.to_parquet(paths[name], index=False)
-    chain.truth.to_csv(paths["ground_truth_members"], index=False, encoding="utf-8")
-    paths["ground_truth"].write_text(json.dumps(chain.truth_params, ensure_ascii=False, indent=2), encoding="utf-8")
-    if chain.send_truth is not None:
+    sizes = [part_members] * (config.n_members // part_members)
+    sizes += [config.n_members % part_members] if config.n_members % part_members else []
+    writer = _PartWriter(paths, file_format)
+    part, params, send_truths = _Part(member_width=max(6, len(str(config.n_members)))), None, []
+    try:
+        for k, size in enumerate(sizes):
+            seed = config.seed if k == 0 else int(np.random.SeedSequence([config.seed, k]).generate_state(1)[0])
+            chain, weights = _generate(replace(config, n_members=size, seed=seed), part)
+            if k == 0:
+                part.store_weights = weights
+                # Order numbers as wide as the whole chain's (estimated from the first part
+                # with room to spare); part 0 is made again only if its own are narrower.
+                part.order_width = max(9, len(str(len(chain.orders) * len(sizes) * 2)))
+                if part.order_width > max(9, len(str(len(chain.orders)))):
+                    chain = _generate(replace(config, n_members=size, seed=seed), part)[0]
+            _write_part(writer, chain, k, file_format)
+            params = chain.truth_params if params is None else _add_truth_params(params, chain.truth_params)
+            if chain.send_truth is not None:
+                send_truths.append(chain.send_truth)
+            part.members_before += size
+            part.orders_before += len(chain.orders)
+            del chain
+    finally:
+        writer.close()
+    params["config"] = json.loads(json.dumps(asdict(config)))
+    if len(sizes) > 1:
+        params["parts"] = {"part_members": part_members, "parts": len(sizes)}
+        if send_truths:
+            params["send_waves"] = _send_truth_params(config, pd.concat(send_truths, ignore_index=True))
+    paths["ground_truth"].write_text(json.dumps(params, ensure_ascii=False, indent=2), encoding="utf-8")
+    if send_truths:
         paths["ground_truth_campaign_members"] = folder / SEND_TRUTH_FILE
-        chain.send_truth.to_csv(paths["ground_truth_campaign_members"], index=False, encoding="utf-8")
     else:
         paths.pop("campaign_members")
         (folder / f"campaign_members.{file_format}").unlink(missing_ok=True)
     return paths
+
+
+class _PartWriter:
+    """Appends the parts' tables to their files: Parquet row groups, or CSV rows under one
+    header."""
+
+    def __init__(self, paths: dict[str, Path], file_format: str) -> None:
+        self.paths, self.file_format = paths, file_format
+        self.parquet: dict[str, Any] = {}
+
+    def append(self, name: str, df: pd.DataFrame, first: bool, csv: bool = False) -> None:
+        path = self.paths[name]
+        if csv or self.file_format == "csv":
+            df.to_csv(path, index=False, encoding="utf-8", mode="w" if first else "a", header=first)
+            return
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if name not in self.parquet:
+            self.parquet[name] = pq.ParquetWriter(path, table.schema)
+        writer = self.parquet[name]
+        # A column empty in one part is typed null there; the first part's types hold.
+        writer.write_table(table.cast(writer.schema))
+
+    def close(self) -> None:
+        for writer in self.parquet.values():
+            writer.close()
+
+
+def _write_part(writer: _PartWriter, chain: DemoChain, k: int, file_format: str) -> None:
+    """Write part ``k`` of a chain: its rows of every table (the stores and campaigns, the
+    same in every part, from part 0 only) and of the ground truth."""
+    for name, df in chain.tables().items():
+        if k > 0 and name in ("stores", "campaigns"):
+            continue
+        if name == "orders" and chain.config.utc_timestamps:
+            utc = df["ordered_at"].dt.tz_localize(CHAIN_TIME_ZONE).dt.tz_convert("UTC")
+            df = df.assign(ordered_at=utc.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+                           if file_format == "csv" else utc)
+        writer.append(name, df, k == 0)
+    writer.append("ground_truth_members", chain.truth, k == 0, csv=True)
+    if chain.send_truth is not None:
+        writer.paths.setdefault("ground_truth_campaign_members", writer.paths["ground_truth"].parent / SEND_TRUTH_FILE)
+        writer.append("ground_truth_campaign_members", chain.send_truth, k == 0, csv=True)
+
+
+def _add_truth_params(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """The chain-level truth of two parts together: their counts added."""
+    for key in ("orders", "walk_in_orders"):
+        total[key] += part[key]
+    for name, entry in part["archetypes"].items():
+        total["archetypes"][name]["members"] += entry["members"]
+    for wave, entry in zip(total["waves"], part["waves"], strict=True):
+        for key in ("coupon_hunters_recruited", "loyal_recruited"):
+            wave[key] += entry[key]
+    return total
 
 
 def load_ground_truth(folder) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -44,7 +44,9 @@ __all__ = [
     "fit_by_group",
     "group_value_ranges",
     "inverse_hessian",
+    "row_scores",
     "score_members",
+    "score_table",
     "simulate_bgnbd",
     "wake_up_list",
 ]
@@ -118,10 +120,30 @@ def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return distinct, key
 
 
-def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct rows of ``columns``: ``(their columns, number of rows of each)``."""
+def _compress(*columns: np.ndarray, weights: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of ``columns``: ``(their columns, number of rows of each)``, the rows
+    counted with ``weights`` when given (rows that already stand for several members)."""
     distinct, key = _distinct_rows(*columns)
-    return distinct, np.bincount(key, minlength=len(distinct[0]))
+    return distinct, np.bincount(key, weights=weights, minlength=len(distinct[0]))
+
+
+def _row_weights(rfm: pd.DataFrame, weights) -> np.ndarray | None:
+    """``weights`` of a fit (None, a column name of ``rfm`` or one value per row), checked:
+    finite and positive."""
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        if weights not in rfm.columns:
+            raise RFMInputError(f"weights: the RFM table has no column {weights!r}")
+        weights = rfm[weights]
+    values = np.asarray(pd.to_numeric(pd.Series(np.asarray(weights)), errors="coerce"), dtype=np.float64)
+    if values.shape != (len(rfm),):
+        raise RFMInputError(f"weights: {values.size} values for {len(rfm)} RFM rows")
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        raise RFMInputError(f"weights must be positive numbers; not so for rows "
+                            f"{', '.join(map(str, rfm.index[bad][:5]))}")
+    return values
 
 
 def _time_unit_of(rfm: pd.DataFrame) -> str | None:
@@ -217,8 +239,12 @@ class PurchaseModel:
     def _lifetimes_fit(self, fitter, frequency, recency, T, weights):
         return fitter.fit(frequency, recency, T, weights=weights)
 
-    def fit(self, rfm: pd.DataFrame) -> PurchaseModel:
+    def fit(self, rfm: pd.DataFrame, *, weights=None) -> PurchaseModel:
         """Fit on an RFM summary (columns ``frequency``, ``recency``, ``T``).
+
+        ``weights`` (a column name or one value per row) counts each row as that many
+        members: the distinct rows of :func:`rxrepurchase.core.fit_rows.fit_rows` with
+        ``weights="members"`` give the fit on every member.
 
         Raises
         ------
@@ -227,15 +253,17 @@ class PurchaseModel:
             anywhere on the penalizer ladder.
         """
         frequency, recency, T = _rfm_arrays(rfm, ("frequency", "recency", "T"))
-        repeat_buyers = int((frequency > 0).sum())
+        w = _row_weights(rfm, weights)
+        n_members = len(frequency) if w is None else int(round(w.sum()))
+        repeat_buyers = int((frequency > 0).sum()) if w is None else int(round(w[frequency > 0].sum()))
         if repeat_buyers < self.min_repeat_buyers:
             raise ModelFitError(
-                f"{type(self).__name__}: only {repeat_buyers} of {len(frequency)} members made a "
+                f"{type(self).__name__}: only {repeat_buyers} of {n_members} members made a "
                 f"repeat purchase; at least {self.min_repeat_buyers} are needed to fit"
             )
         if not (T > 0).any():
             raise ModelFitError(f"{type(self).__name__}: every member has T = 0")
-        (f, r, t), weights = _compress(frequency, recency, T)
+        (f, r, t), weights = _compress(frequency, recency, T, weights=w)
         try:
             fitter, penalizer, notes = _fit_with_ladder(
                 self,
@@ -249,7 +277,7 @@ class PurchaseModel:
         self._use(fitter)
         self.penalizer_coef_ = penalizer
         self.convergence_notes_ = notes
-        self.n_members_ = len(frequency)
+        self.n_members_ = n_members
         self.n_repeat_buyers_ = repeat_buyers
         self.n_unique_rows_ = len(weights)
         self.time_unit_ = _time_unit_of(rfm)
@@ -565,32 +593,42 @@ class GammaGammaModel:
         params = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
         return f"<GammaGammaModel fitted on {self.n_members_} repeat buyers: {params}>"
 
-    def fit(self, rfm: pd.DataFrame) -> GammaGammaModel:
-        """Fit on the repeat buyers of an RFM summary (``frequency``, ``monetary_value``)."""
+    def fit(self, rfm: pd.DataFrame, *, weights=None) -> GammaGammaModel:
+        """Fit on the repeat buyers of an RFM summary (``frequency``, ``monetary_value``).
+
+        ``weights`` (a column name or one value per row) counts each row as that many
+        members: the rows of :func:`rxrepurchase.core.fit_rows.spend_rows` with
+        ``weights="members"`` give the fit on every member.
+        """
         frequency, monetary = _rfm_arrays(rfm, ("frequency", "monetary_value"))
+        w = _row_weights(rfm, weights)
+        w = np.ones(len(frequency)) if w is None else w
         repeaters = frequency > 0
         nonpositive = repeaters & (monetary <= 0)
         used = repeaters & ~nonpositive
+        n_used = int(round(w[used].sum()))
         notes: list[str] = []
         if nonpositive.any():
             notes.append(
-                f"{int(nonpositive.sum())} repeat buyers with mean repeat value <= 0 are left out "
-                "of the fit (see nonpositive_monetary_)"
+                f"{int(round(w[nonpositive].sum()))} repeat buyers with mean repeat value <= 0 "
+                "are left out of the fit (see nonpositive_monetary_)"
             )
-        if used.sum() < self.min_repeat_buyers:
+        if n_used < self.min_repeat_buyers:
             raise ModelFitError(
-                f"GammaGammaModel: only {int(used.sum())} repeat buyers with positive spend; "
+                f"GammaGammaModel: only {n_used} repeat buyers with positive spend; "
                 f"at least {self.min_repeat_buyers} are needed to fit"
             )
-        x, m = frequency[used], monetary[used]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = float(np.corrcoef(x, m)[0, 1]) if np.ptp(x) > 0 and np.ptp(m) > 0 else 0.0
+        x, m, wx = frequency[used], monetary[used], w[used]
+        corr = 0.0
+        if np.ptp(x) > 0 and np.ptp(m) > 0:
+            cov = np.cov(x, m, aweights=wx)
+            corr = float(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]))
         if abs(corr) > self.max_abs_correlation:
             notes.append(
                 f"frequency and spend per purchase correlate ({corr:+.2f}); the Gamma-Gamma "
                 "independence assumption is doubtful, so spend predictions are biased"
             )
-        (fx, fm), weights = _compress(x, m)
+        (fx, fm), weights = _compress(x, m, weights=wx)
         fitter, penalizer, fit_notes = _fit_with_ladder(
             self,
             lambda pen: GammaGammaFitter(penalizer_coef=pen).fit(fx, fm, weights=weights),
@@ -607,7 +645,7 @@ class GammaGammaModel:
         self.notes_ = fit_notes + notes
         self.frequency_monetary_corr_ = corr
         self.nonpositive_monetary_ = rfm.index[nonpositive]
-        self.n_members_ = int(used.sum())
+        self.n_members_ = n_used
         nll = GammaGammaFitter._negative_log_likelihood(np.log(params.to_numpy()), fx, fm, weights, 0.0)
         self.log_likelihood_ = float(-nll * weights.sum())
         return self
@@ -621,10 +659,22 @@ class GammaGammaModel:
         if not hasattr(self, "params_"):
             raise ModelFitError("GammaGammaModel is not fitted yet: call .fit(rfm) first")
         frequency, monetary = _rfm_arrays(rfm, ("frequency", "monetary_value"))
-        p, q, v = self.params_.to_numpy()
-        weight = p * frequency / (p * frequency + q - 1)
-        values = (1 - weight) * (v * p / (q - 1)) + weight * monetary
-        return pd.Series(values, index=rfm.index, name="expected_spend")
+        return pd.Series(self.spend_formula(frequency, monetary), index=rfm.index, name="expected_spend")
+
+    def spend_formula(self, frequency, monetary):
+        """:meth:`expected_spend` of ``frequency`` and ``monetary`` values: numpy arrays, or
+        Ibis columns (only arithmetic, so it runs where the members are)."""
+        p, q, v = (float(x) for x in self.params_.to_numpy())
+        mean, q_1 = v * p / (q - 1), q - 1
+        if not isinstance(frequency, np.ndarray | pd.Series | float | int):
+            import ibis
+
+            # Doubles throughout: Spark reads a bare 0.7388... as a DECIMAL, and DECIMAL times
+            # an integer column divided by another is rounded to 6 places.
+            p, mean, q_1 = (ibis.literal(repr(x)).cast("float64") for x in (p, mean, q_1))
+            frequency = frequency.cast("float64")
+        weight = p * frequency / (p * frequency + q_1)
+        return (1 - weight) * mean + weight * monetary
 
     def summary(self) -> pd.DataFrame:
         """Parameters with standard errors and the fit's figures and checks in ``attrs``."""
@@ -691,22 +741,34 @@ def customer_lifetime_value(
     monthly_discount_rate : float
         E.g. 0.01 for 1% a month.
     """
+    _check_value_terms(gross_margin, horizon_months, monthly_discount_rate)
+    (frequency, recency, T), rows = _distinct_rows(*purchase_model._inputs(rfm))
+    discounted = _discounted_purchases(purchase_model, frequency, recency, T, horizon_months,
+                                       monthly_discount_rate)
+    spend = spend_model.expected_spend(rfm).to_numpy()
+    return pd.Series(gross_margin * spend * discounted[rows], index=rfm.index, name="clv")
+
+
+def _check_value_terms(gross_margin: float, horizon_months: int, monthly_discount_rate: float) -> None:
     if not 0 < gross_margin <= 1:
         raise RFMInputError(f"gross_margin must be in (0, 1], got {gross_margin}")
     if int(horizon_months) != horizon_months or horizon_months < 1:
         raise RFMInputError(f"horizon_months must be a positive whole number, got {horizon_months}")
     if monthly_discount_rate < 0:
         raise RFMInputError(f"monthly_discount_rate must be >= 0, got {monthly_discount_rate}")
+
+
+def _discounted_purchases(purchase_model: PurchaseModel, frequency, recency, T, horizon_months: int,
+                          monthly_discount_rate: float) -> np.ndarray:
+    """``sum_m (E[X(m)] - E[X(m-1)]) / (1 + d) ** m`` of :func:`customer_lifetime_value`."""
     month = DAYS_PER_MONTH * _units_per_day(purchase_model)
-    (frequency, recency, T), rows = _distinct_rows(*purchase_model._inputs(rfm))
     discounted = np.zeros(len(frequency))
     previous = np.zeros(len(frequency))
     for m in range(1, int(horizon_months) + 1):  # a few dozen vectorized steps, not rows
         cumulative = purchase_model._conditional_purchases(m * month, frequency, recency, T)
         discounted += (cumulative - previous) / (1 + monthly_discount_rate) ** m
         previous = cumulative
-    spend = spend_model.expected_spend(rfm).to_numpy()
-    return pd.Series(gross_margin * spend * discounted[rows], index=rfm.index, name="clv")
+    return discounted
 
 
 def score_members(
@@ -770,6 +832,71 @@ def score_members(
     scores.attrs = {"days": days, "horizon_months": horizon_months, "gross_margin": gross_margin,
                     **(ranges.attrs if intervals else {})}
     return scores
+
+
+def row_scores(purchase_model: PurchaseModel, rows: pd.DataFrame, *, days: int = 30, horizon_months: int = 12,
+               monthly_discount_rate: float = 0.01) -> pd.DataFrame:
+    """The scores that depend on ``(frequency, recency, T)`` only, once per row of ``rows``.
+
+    Returns
+    -------
+    DataFrame
+        ``frequency, recency, T`` as given, ``p_alive``, ``expected_purchases`` in the next
+        ``days`` and ``discounted_purchases`` (the discounted expected purchases over
+        ``horizon_months`` of :func:`customer_lifetime_value`, which times the expected spend
+        and the margin gives the CLV).
+    """
+    _check_value_terms(1.0, horizon_months, monthly_discount_rate)
+    frequency, recency, T = purchase_model._inputs(rows)
+    return pd.DataFrame({
+        **{c: rows[c].to_numpy() for c in ("frequency", "recency", "T")},
+        "p_alive": np.asarray(_quiet(purchase_model.fitter_.conditional_probability_alive,
+                                     frequency, recency, T), dtype=np.float64),
+        "expected_purchases": purchase_model._conditional_purchases(
+            days * _units_per_day(purchase_model), frequency, recency, T),
+        "discounted_purchases": _discounted_purchases(purchase_model, frequency, recency, T,
+                                                      horizon_months, monthly_discount_rate),
+    })
+
+
+def score_table(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm, *, gross_margin: float,
+                days: int = 30, horizon_months: int = 12, monthly_discount_rate: float = 0.01):
+    """:func:`score_members`' ``p_alive``, ``expected_purchases``, ``expected_spend`` and
+    ``clv`` for every member of an Ibis RFM table, where the table is (DuckDB, Spark).
+
+    Only the distinct ``(frequency, recency, T)`` rows come to Python
+    (:func:`rxrepurchase.core.fit_rows.fit_rows`); their scores (:func:`row_scores`) go back as
+    a small table joined to the members (:func:`rxrepurchase.core.fit_rows.spread_to_members`),
+    and the expected spend and CLV are arithmetic on the joined columns. Nothing per member
+    passes through pandas.
+
+    Parameters
+    ----------
+    purchase_model, spend_model
+        Fitted, as for :func:`customer_lifetime_value`.
+    rfm : ibis.Table
+        One row per member with ``frequency``, ``recency``, ``T``, ``monetary_value`` in the
+        purchase model's time unit (e.g. :func:`rxrepurchase.core.rfm.rfm_summary`).
+
+    Returns
+    -------
+    ibis.Table
+        ``rfm``'s columns, ``p_alive``, ``expected_purchases``, ``expected_spend``, ``clv``;
+        lazy: write it with the backend's ``to_parquet`` or ``create_table``.
+    """
+    import ibis
+
+    from rxrepurchase.core.fit_rows import FIT_COLUMNS, fit_rows, spread_to_members
+
+    _check_value_terms(gross_margin, horizon_months, monthly_discount_rate)
+    rows = fit_rows(rfm).select(*FIT_COLUMNS).execute()
+    per_row = row_scores(purchase_model, rows, days=days, horizon_months=horizon_months,
+                         monthly_discount_rate=monthly_discount_rate)
+    scored = spread_to_members(rfm, ibis.memtable(per_row))
+    spend = spend_model.spend_formula(scored.frequency, scored.monetary_value)
+    margin = ibis.literal(repr(float(gross_margin))).cast("float64")  # not a Spark DECIMAL
+    return scored.mutate(expected_spend=spend,
+                         clv=margin * spend * scored.discounted_purchases).drop("discounted_purchases")
 
 
 def _draw_figures(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,

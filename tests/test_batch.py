@@ -148,3 +148,11 @@ def test_compressed_fits_equal_plain_lifetimes(batch_run):
     np.testing.assert_allclose(
         spend.params_.to_numpy(), [plain_gg.params_[k] for k in ("p", "q", "v")], rtol=1e-6
     )
+
+
+def test_memory_limit_sizes_and_a_bad_one():
+    assert batch.memory_bytes("4GB") == 4 * 1000**3
+    assert batch.memory_bytes("1.5GiB") == 3 * 2**29
+    assert batch.memory_bytes("500 mb") == 500 * 1000**2
+    with pytest.raises(batch.BatchError, match="'4 gigs' is not a size"):
+        batch.memory_bytes("4 gigs")

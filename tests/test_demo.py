@@ -338,6 +338,24 @@ def test_write_then_load_with_the_loader(tmp_path):
     pdt.assert_frame_equal(loaded.orders, expected.orders)
 
 
+def test_a_chain_written_in_parts_has_distinct_members_and_added_truth(tmp_path):
+    config = DemoConfig(n_members=900, n_stores=3, months=6, seed=5)
+    write_demo_chain(tmp_path, config, file_format="parquet", part_members=400)  # 400 + 400 + 100
+    first = generate_demo_chain(dataclasses.replace(config, n_members=400))  # part 0 is this chain
+    loaded = load_chain(tmp_path, as_of=config.end_date)
+    truth, params = load_ground_truth(tmp_path)
+    assert loaded.members["member_id"].tolist() == [f"M{k:06d}" for k in range(1, 901)]
+    assert truth["member_id"].tolist() == loaded.members["member_id"].tolist()
+    assert loaded.orders["order_id"].is_unique
+    assert loaded.orders["member_id"].dropna().isin(loaded.members["member_id"]).all()
+    pdt.assert_frame_equal(loaded.stores, first.stores)
+    pdt.assert_frame_equal(loaded.orders.iloc[:len(first.orders)].reset_index(drop=True), first.orders)
+    assert params["orders"] == len(loaded.orders) == truth["n_orders"].sum() + params["walk_in_orders"]
+    assert sum(a["members"] for a in params["archetypes"].values()) == 900
+    assert params["config"]["n_members"] == 900 and params["parts"] == {"part_members": 400, "parts": 3}
+    assert sum(w["treatment"] + w["control"] for w in params["send_waves"]) == len(load_send_truth(tmp_path))
+
+
 def test_chain_without_coupon_hunters_and_a_single_member():
     shares = {"loyal_chronic": 0.5, "loyal_general": 0.5}
     c = generate_demo_chain(DemoConfig(n_members=500, n_stores=1, months=3, archetype_shares=shares))

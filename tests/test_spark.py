@@ -13,9 +13,10 @@ from lifetimes import BetaGeoFitter
 from rxrepurchase import sources
 from rxrepurchase.core import rates as core_rates
 from rxrepurchase.core import rfm as core_rfm
-from rxrepurchase.core.fit_rows import fit_rows, spread_to_members
+from rxrepurchase.core.fit_rows import fit_rows, spend_rows, spread_to_members
 from rxrepurchase.demo import DemoConfig, generate_demo_chain
 from rxrepurchase.errors import DataContractError, SourceError
+from rxrepurchase.models import BGNBDModel, GammaGammaModel, score_members, score_table
 
 AS_OF = "2026-09-30"
 
@@ -199,3 +200,20 @@ def test_scores_computed_once_per_distinct_row_go_back_to_every_member(on_spark,
     assert len(scored) == rows["members"].sum() and scored["member_id"].is_unique
     expected = fitter.conditional_probability_alive(scored["frequency"], scored["recency"], scored["T"])
     np.testing.assert_allclose(scored["p_alive"], expected, rtol=1e-12)
+
+
+def test_gamma_gamma_from_spend_rows_and_every_members_scores_on_spark(on_spark, on_duckdb):
+    """Gamma-Gamma's data (the repeat buyers' distinct (frequency, monetary_value) rows) comes
+    back from Spark and gives DuckDB's fit on every member; score_table's CLV on Spark equals
+    score_members' on the members."""
+    members = on_duckdb.to_pandas(core_rfm.rfm_summary(on_duckdb.orders, end=END)).set_index("member_id")
+    members.attrs["time_unit"] = "days"
+    bgnbd, every = BGNBDModel().fit(members), GammaGammaModel().fit(members)
+    rfm = core_rfm.rfm_summary(on_spark.orders, end=END)
+    spend = on_spark.to_pandas(spend_rows(rfm))
+    gamma = GammaGammaModel().fit(spend, weights="members")
+    np.testing.assert_allclose(gamma.params_, every.params_, rtol=1e-6)
+    scored = on_spark.to_pandas(score_table(bgnbd, gamma, rfm, gross_margin=0.3)).set_index("member_id")
+    expected = score_members(bgnbd, gamma, members, gross_margin=0.3)
+    for col in ("p_alive", "expected_purchases", "clv"):
+        np.testing.assert_allclose(scored.loc[expected.index, col], expected[col], rtol=1e-9)

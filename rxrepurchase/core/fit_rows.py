@@ -17,9 +17,10 @@ from collections.abc import Sequence
 
 import ibis.expr.types as ir
 
-__all__ = ["FIT_COLUMNS", "fit_rows", "spread_to_members"]
+__all__ = ["FIT_COLUMNS", "SPEND_COLUMNS", "fit_rows", "spend_rows", "spread_to_members"]
 
 FIT_COLUMNS: tuple[str, ...] = ("frequency", "recency", "T")
+SPEND_COLUMNS: tuple[str, ...] = ("frequency", "monetary_value")
 
 
 def fit_rows(rfm: ir.Table, *, by: Sequence[str] = ()) -> ir.Table:
@@ -40,6 +41,35 @@ def fit_rows(rfm: ir.Table, *, by: Sequence[str] = ()) -> ir.Table:
     """
     keys = [*by, *FIT_COLUMNS]
     return rfm.group_by(keys).aggregate(members=rfm.count()).order_by(keys)
+
+
+def spend_rows(rfm: ir.Table, *, by: Sequence[str] = ()) -> ir.Table:
+    """What a Gamma-Gamma fit needs: the repeat buyers' distinct ``(frequency,
+    monetary_value)`` rows and their member counts.
+
+    The Gamma-Gamma likelihood depends on a member only through these two values, so the fit
+    on these rows weighted by their counts (``GammaGammaModel().fit(rows, weights="members")``)
+    is the fit on every repeat buyer. Mean spends are nearly distinct per member, so the rows
+    are many (about one per repeat buyer), but 3 numbers each: on a Spark cluster this is what
+    comes back for the fit instead of the members.
+
+    Parameters
+    ----------
+    rfm : ibis.Table
+        One row per member (per ``by`` x member) with ``frequency`` and ``monetary_value``.
+    by : sequence of str
+        As in :func:`fit_rows`.
+
+    Returns
+    -------
+    ibis.Table
+        ``by..., frequency, monetary_value, members`` of the members with ``frequency > 0``
+        (those with a mean repeat value <= 0 included: the fit reports and leaves them out),
+        ordered by those columns.
+    """
+    buyers = rfm.filter(rfm.frequency > 0)
+    keys = [*by, *SPEND_COLUMNS]
+    return buyers.group_by(keys).aggregate(members=buyers.count()).order_by(keys)
 
 
 def spread_to_members(rfm: ir.Table, per_row: ir.Table, *, by: Sequence[str] = ()) -> ir.Table:
