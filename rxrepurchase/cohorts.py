@@ -57,12 +57,12 @@ import pandas as pd
 from scipy.cluster.vq import kmeans2
 
 from rxrepurchase.contract import TARGETED_CAMPAIGN_KINDS, require_columns
+from rxrepurchase.core.purchases import purchase_mask
 from rxrepurchase.errors import DataContractError
 from rxrepurchase.metrics import (
     MetricsInputError,
     _as_list,
     _default_as_of,
-    _is_purchase,
     _lookup_member_columns,
     _ratio,
 )
@@ -373,7 +373,7 @@ def _routine_sample(orders: pd.DataFrame,
     chain records them (when it records none the discount is the only trace of a subsidy, and
     the median still finds the routine while subsidised orders are the minority).
     """
-    keep = orders["member_id"].notna().to_numpy() & _is_purchase(orders, "exclude")
+    keep = purchase_mask(orders)
     member = orders.loc[keep]
     since = member["ordered_at"] - member.groupby("member_id")["ordered_at"].transform("min")
     keep[keep] = (since >= pd.Timedelta(days=routine_member_days)).to_numpy(dtype=bool)
@@ -562,7 +562,7 @@ def subsidized_purchases(
     within = list(within)
     require_columns(orders, [*_ORDER_COLUMNS, *within], "orders")
     calibration = calibration or fit_routine(orders, rules)
-    keep = orders["member_id"].notna().to_numpy() & _is_purchase(orders, "exclude")
+    keep = purchase_mask(orders)
     o = orders.loc[keep]
     gross = o["gross_amount"].to_numpy("float64")
     frame = pd.DataFrame(
@@ -1234,7 +1234,7 @@ def wave_response(
     waves = promotion_waves(campaigns, orders, kinds=kinds)
     p = subsidized_purchases(orders, campaigns, rules=rules,
                              calibration=_chain_calibration(cohorts, calibration))
-    keep = orders["member_id"].notna().to_numpy() & _is_purchase(orders, "exclude")
+    keep = purchase_mask(orders)
     wo = orders.loc[keep & orders["campaign_id"].isin(waves["campaign_id"]).to_numpy()]
     part = (
         wo.assign(day=wo["ordered_at"].dt.normalize())

@@ -107,14 +107,6 @@ def _default_as_of(orders: pd.DataFrame, as_of) -> pd.Timestamp:
     return orders["ordered_at"].max().normalize()
 
 
-def _is_purchase(orders: pd.DataFrame, zero_paid: ZeroPaid) -> np.ndarray:
-    paid = orders["paid_amount"].to_numpy(dtype="float64", na_value=np.nan)
-    if np.isnan(paid).any():
-        row = orders.index[np.isnan(paid)][0]
-        raise DataContractError(f"orders: paid_amount is empty at row {row}")
-    return paid >= 0 if zero_paid == "include" else paid > 0
-
-
 def _lookup_member_columns(
     frame: pd.DataFrame, by: list[str], members: pd.DataFrame | None
 ) -> pd.DataFrame:
@@ -426,7 +418,7 @@ def _member_orders_frame(orders: pd.DataFrame, columns: list[str]) -> tuple[pd.D
     """The member orders' columns the core needs (after checking that none lacks paid_amount),
     member ids as their rank (:func:`rxrepurchase.core.backend.ranked_ids`), and the ids."""
     is_member = orders["member_id"].notna().to_numpy()
-    _is_purchase(orders.loc[is_member, ["paid_amount"]], "exclude")
+    core_purchases.purchase_mask(orders)  # names a member order without paid_amount
     cols = list(dict.fromkeys(["order_id", "member_id", "ordered_at", "paid_amount", *columns]))
     frame = orders.loc[is_member, cols] if not is_member.all() else orders[cols]
     member, ids = backend.ranked_ids(frame["member_id"])
@@ -897,7 +889,7 @@ def arpu(
                             *[c for c in by if c in orders.columns]])),
     ]  # fmt: skip
     frame = _lookup_member_columns(frame, by, members)
-    frame["_buyer"] = frame["member_id"].where(_is_purchase(frame, zero_paid))
+    frame["_buyer"] = frame["member_id"].where(core_purchases.purchase_mask(frame, zero_paid))
     windows, frame = _windowed(frame, window, start, end, step)
     g = frame.groupby(["_w", *by], dropna=False, sort=False)
     table = pd.concat(

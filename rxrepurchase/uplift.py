@@ -39,9 +39,9 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from rxrepurchase.cohorts import CohortRules, classify_members
 from rxrepurchase.contract import require_columns
+from rxrepurchase.core.purchases import purchase_mask
 from rxrepurchase.errors import UpliftInputError
 from rxrepurchase.loading import control_redemptions
-from rxrepurchase.metrics import _is_purchase
 
 __all__ = [
     "HORIZONS",
@@ -71,7 +71,7 @@ _SUM_COLUMNS = ("repurchased", "purchases_window", "revenue_window")
 def _purchases(orders: pd.DataFrame) -> pd.DataFrame:
     require_columns(orders, ["member_id", "ordered_at", "paid_amount", "discount_amount",
                              "campaign_id"], "orders", error=UpliftInputError)
-    keep = orders["member_id"].notna().to_numpy() & _is_purchase(orders, "exclude")
+    keep = purchase_mask(orders)
     return orders.loc[keep, ["member_id", "ordered_at", "paid_amount", "discount_amount",
                              "campaign_id"]]
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
 import pandas as pd
+import pytest
 
 from rxrepurchase.core import backend
+from rxrepurchase.core.purchases import purchase_mask, purchases
+from rxrepurchase.errors import DataContractError
 
 
 def test_to_pandas_gives_frames_series_and_python_scalars():
@@ -29,3 +33,19 @@ def test_to_pandas_gives_frames_series_and_python_scalars():
         assert column.iloc[1] == pd.Timestamp(dt.date(2024, 1, 3)) and pd.isna(column.iloc[2])
         table = backend.to_pandas(t)
         assert list(table.columns) == ["amount", "at"] and table["amount"].sum() == 3.5
+
+
+def test_purchase_mask_is_the_paid_rule_of_the_expressions():
+    orders = pd.DataFrame({
+        "member_id": pd.array(["M1", "M1", "M2", None, "M3"], dtype="string"),
+        "paid_amount": [30.0, 0.0, -30.0, None, 5.0],  # a walk-in without an amount is no member order
+    })  # fmt: skip
+    assert purchase_mask(orders).tolist() == [True, False, False, False, True]
+    assert purchase_mask(orders, "include").tolist() == [True, True, False, False, True]
+    with backend.tables(orders) as (t,):  # the same rule filters the core's purchases
+        t = t.mutate(ordered_at=ibis.timestamp("2024-01-01 10:00"))
+        bought = backend.to_pandas(purchases(t, amounts=()))
+    assert sorted(bought["member_id"]) == ["M1", "M3"]
+    orders.loc[2, "paid_amount"] = None
+    with pytest.raises(DataContractError, match="paid_amount is empty at row 2"):
+        purchase_mask(orders)
