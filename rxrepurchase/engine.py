@@ -50,6 +50,7 @@ import pandas as pd
 from rxrepurchase import metrics, rfm
 from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
 from rxrepurchase.core import backend
+from rxrepurchase.core.campaigns import derived_campaigns
 from rxrepurchase.core.rules import CROSS_KINDS, RULES, Context, Evaluator
 from rxrepurchase.errors import DataContractError, EngineError
 from rxrepurchase.exports import (
@@ -283,7 +284,7 @@ class ChainSource:
             ctx.kept[name] = kept
         for name in TABLES:  # contract order: referenced tables come first
             if name == "campaigns" and name not in self.files:
-                self._derive_campaigns()
+                self.backend.create_view(name, derived_campaigns(ctx.kept["orders"]))
             elif name in self.files:
                 kept = ctx.kept[name]
                 if self.validate == "full":
@@ -307,15 +308,6 @@ class ChainSource:
     def _materialize(self, expr):
         name = f"_check_{next(self._checks)}"
         return self.backend.create_table(name, expr, temp=True)
-
-    def _derive_campaigns(self) -> None:
-        """Campaigns seen in orders, first to last order day (the loader's rule)."""
-        self.con.execute(
-            "CREATE VIEW campaigns AS SELECT campaign_id, campaign_id AS name, "
-            "date_trunc('day', min(ordered_at)) AS starts_on, "
-            "date_trunc('day', max(ordered_at)) AS ends_on, CAST(NULL AS VARCHAR) AS kind "
-            "FROM orders WHERE campaign_id IS NOT NULL GROUP BY campaign_id"
-        )
 
 
 def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,

@@ -42,6 +42,7 @@ import pandas as pd
 
 from rxrepurchase.contract import TABLES, Column
 from rxrepurchase.core import backend as core_backend
+from rxrepurchase.core.campaigns import derived_campaigns
 from rxrepurchase.core.rules import CROSS_KINDS, RULES, Context, Evaluator
 from rxrepurchase.errors import DataContractError, SourceError
 from rxrepurchase.exports import DEFAULT_TIME_ZONE, check_time_zone, map_headers, read_mapping
@@ -361,7 +362,7 @@ def _conformed(
     typed = {name: _contract_columns(name, table, spec, where[name]) for name, table in raw.items()}
     out = _validated(typed, materialize, as_of, validate)
     if "campaigns" not in out:
-        out["campaigns"] = _derived_campaigns(out["orders"])
+        out["campaigns"] = derived_campaigns(out["orders"])
     return out
 
 
@@ -396,17 +397,6 @@ def _typed(col: Column, table: ibis.Table, source: str | None, where: str) -> ib
         )
     value = value.cast(want) if have != want else value
     return value.truncate("D") if col.kind == "date" else value
-
-
-def _derived_campaigns(orders: ibis.Table) -> ibis.Table:
-    """Campaigns seen in orders, first to last order day (the loader's rule)."""
-    seen = orders.filter(orders.campaign_id.notnull())
-    return seen.group_by("campaign_id").aggregate(
-        name=seen.campaign_id.max(),
-        starts_on=seen.ordered_at.min().truncate("D"),
-        ends_on=seen.ordered_at.max().truncate("D"),
-        kind=ibis.literal(None, type=dt.string),
-    )
 
 
 def _validated(

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from rxrepurchase.core import backend
+from rxrepurchase.core.campaigns import derived_campaigns
 from rxrepurchase.core.purchases import purchase_mask, purchases
 from rxrepurchase.errors import DataContractError
 
@@ -49,3 +50,18 @@ def test_purchase_mask_is_the_paid_rule_of_the_expressions():
     orders.loc[2, "paid_amount"] = None
     with pytest.raises(DataContractError, match="paid_amount is empty at row 2"):
         purchase_mask(orders)
+
+
+def test_campaigns_derived_from_orders_span_first_to_last_order_day():
+    orders = pd.DataFrame({
+        "campaign_id": pd.array(["W1", "W2", "W1", None, "W1"], dtype="string"),
+        "ordered_at": pd.to_datetime(["2024-03-05 20:00", "2024-03-06 08:00", "2024-03-01 09:30",
+                                      "2024-01-01 00:00", "2024-03-09 23:59"]),
+    })  # fmt: skip
+    with backend.tables(orders) as (t,):
+        got = backend.to_pandas(derived_campaigns(t)).sort_values("campaign_id", ignore_index=True)
+    assert list(got.columns) == ["campaign_id", "name", "starts_on", "ends_on", "kind"]
+    assert got[["campaign_id", "name"]].to_numpy().tolist() == [["W1", "W1"], ["W2", "W2"]]
+    assert got["starts_on"].tolist() == [pd.Timestamp("2024-03-01"), pd.Timestamp("2024-03-06")]
+    assert got["ends_on"].tolist() == [pd.Timestamp("2024-03-09"), pd.Timestamp("2024-03-06")]
+    assert got["kind"].isna().all()

@@ -101,6 +101,10 @@ def test_refill_fills_and_intervals_match_pandas(demo, group_by):
 HAND = _ROWS
 
 
+# Campaign ids on o1 (Jan 5), o4 (Jan 10), the walk-in o11 (Feb 7) and the excluded refund o9.
+CAMPAIGNS = ["W1", None, None, "W1", None, None, None, None, "W2", None, "W1", None, None, None]
+
+
 @pytest.fixture(scope="module")
 def hand(tmp_path_factory):
     """An export folder (CSV) of the hand chain, opened with as_of 2024-03-31."""
@@ -114,7 +118,7 @@ def hand(tmp_path_factory):
             "joined_on": "2023-12-01", "tier": ["gold", "regular", "regular", "gold", "plus"],
             "acquisition_channel": "store",
         }),
-        "orders": orders.assign(channel="store", stored_value_amount=0.0),
+        "orders": orders.assign(channel="store", stored_value_amount=0.0, campaign_id=CAMPAIGNS),
         "order_lines": orders[["order_id"]].assign(sku="SKU1", product_name="P", category="C",
                                                    is_chronic=False, quantity=1, line_amount=1.0),
     }  # fmt: skip
@@ -123,6 +127,17 @@ def hand(tmp_path_factory):
     src = engine.ChainSource(folder, as_of="2024-03-31", memory_limit="1GB", threads=2)
     yield folder, src
     src.close()
+
+
+def test_campaigns_derived_from_the_kept_orders(hand):
+    _, src = hand
+    # No campaigns file: W1 runs from its first to its last order day (walk-ins count); W2
+    # was only on the refund the rules exclude.
+    got = src.sql("SELECT * FROM campaigns").df()
+    assert got.to_dict("records") == [{
+        "campaign_id": "W1", "name": "W1", "starts_on": pd.Timestamp("2024-01-05"),
+        "ends_on": pd.Timestamp("2024-02-07"), "kind": None,
+    }]  # fmt: skip
 
 
 def test_rfm_summary_hand_computed(hand):
