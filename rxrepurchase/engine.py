@@ -15,7 +15,6 @@ engine                            pandas path (on ``load_chain(data).orders``)
 :func:`rfm_summary`               :func:`rxrepurchase.rfm.rfm_summary`
 :func:`calibration_holdout`       :func:`rxrepurchase.rfm.calibration_holdout`
 :func:`repurchase_rates`          :func:`rxrepurchase.metrics.repurchase_rates`
-                                  (calendar windows)
 :func:`cohort_retention`          :func:`rxrepurchase.metrics.cohort_retention`
 :func:`refill_fills`              :func:`rxrepurchase.refill.refill_fills` with the
                                   days since the previous fill
@@ -525,17 +524,6 @@ def calibration_holdout(
 # --------------------------------------------------------------------------- repurchase rates
 
 
-def _calendar(window) -> str:
-    freq = metrics._CALENDAR_FREQ.get(str(window).upper()) if isinstance(window, str) else None
-    if freq not in ("W", "M", "Q", "Y"):
-        raise EngineError(
-            f"the engine computes calendar windows 'W', 'M', 'Q' and 'Y', got {window!r}; "
-            "use rxrepurchase.metrics.repurchase_rates on a loaded chain for N-day or custom "
-            "windows"
-        )
-    return freq
-
-
 def _grouping(src: ChainSource, by) -> dict:
     """The core's grouping arguments for ``by``: member columns come from ``members``; text
     order columns come back in the loader's ``string`` dtype."""
@@ -558,9 +546,10 @@ def repurchase_rates(
     zero_paid: metrics.ZeroPaid = "exclude",
     start=None,
     end=None,
+    step=None,
     as_of=None,
 ) -> pd.DataFrame:
-    """User and order repurchase rates per calendar period and group, computed in DuckDB.
+    """User and order repurchase rates per window and group, computed in DuckDB.
 
     :func:`rxrepurchase.metrics.repurchase_rates` on the source's validated orders (and
     members, for member columns in ``by``), through the same expressions.
@@ -568,22 +557,23 @@ def repurchase_rates(
     Parameters
     ----------
     data : path or ChainSource
-    window : {"M", "Q", "Y", "W"}
-        Calendar periods (``"ME"``, ``"QE"``, ``"YE"`` too).
+    window : str, int, tuple, list or dict
+        As in :func:`rxrepurchase.metrics.repurchase_rates`: calendar periods (``"M"``,
+        ``"Q"``, ``"Y"``, ``"W"``), N-day windows (``90``, ``"90D"``; rolling with ``step``),
+        ``(start, end)`` pairs, a list or a dict of named pairs.
     by : str or list of str, optional
         Order columns (default ``"store_id"``) or member columns (``tier`` ...).
-    purchase_unit, zero_paid, start, end
+    purchase_unit, zero_paid, start, end, step
         As in :func:`rxrepurchase.metrics.repurchase_rates`.
     as_of : date-like, optional
         Analysis date when ``data`` is a folder.
     """
     metrics._check_options(purchase_unit, zero_paid)
-    _calendar(window)
     src, owned = _open(data, as_of)
     try:
         return metrics.rates_table(src.table("orders"), window, **_grouping(src, by),
                                    purchase_unit=purchase_unit, zero_paid=zero_paid,
-                                   start=start, end=end)  # fmt: skip
+                                   start=start, end=end, step=step)  # fmt: skip
     finally:
         if owned:
             src.close()

@@ -217,6 +217,26 @@ def test_repurchase_rates_hand_computed(hand):
     assert stores["store_id"].dtype == "string"
 
 
+def test_repurchase_rates_n_day_windows_hand_computed(hand):
+    _, src = hand
+    cols = ["window_start", "window_end", "members", "repeat_members", "purchases", "excluded_orders"]
+    # 30-day windows tiled back from Mar 30 to Jan 1 (member-day purchases of the chain).
+    t = engine.repurchase_rates(src, "30D", None, start="2024-01-01", end="2024-03-30")
+    assert [tuple(r) for r in t[cols].astype(str).to_numpy()] == [
+        # M1 twice (Jan 5, Jan 20), M2, M3 (o7; o6 paid 0 is excluded)
+        ("2024-01-01", "2024-01-30", "3", "1", "4", "1"),
+        ("2024-01-31", "2024-02-29", "2", "0", "2", "0"),  # M2 Feb 12, M4 Feb 3
+        ("2024-03-01", "2024-03-30", "2", "1", "3", "0"),  # M5 Mar 1 and 15, M2 Mar 20
+    ]
+    # 60-day windows every 30 days overlap: a purchase counts in each window holding it.
+    rolling = engine.repurchase_rates(src, 60, None, start="2024-01-01", end="2024-03-30", step=30)
+    assert [tuple(r) for r in rolling[cols].astype(str).to_numpy()] == [
+        ("2024-01-01", "2024-02-29", "4", "2", "6", "1"),  # M1 2, M2 2 (Jan 10, Feb 12), M3, M4
+        ("2024-01-31", "2024-03-30", "3", "2", "5", "0"),  # M2 2 (Feb 12, Mar 20), M4, M5 2
+    ]
+    assert rolling["window"].tolist() == ["2024-01-01..2024-02-29", "2024-01-31..2024-03-30"]
+
+
 def test_cohort_retention_hand_computed(hand):
     _, src = hand
     t = engine.cohort_retention(src, "M", as_of="2024-03-31")
@@ -297,8 +317,8 @@ def test_errors_name_the_problem(demo, tmp_path):
     folder, _, src = demo
     with pytest.raises(engine.EngineError, match="grouping column.*'no_such_column'"):
         engine.repurchase_rates(src, "M", "no_such_column")
-    with pytest.raises(engine.EngineError, match="calendar windows"):
-        engine.repurchase_rates(src, 90)
+    with pytest.raises(metrics.MetricsInputError, match="window 'fortnight' not understood"):
+        engine.repurchase_rates(src, "fortnight")
     with pytest.raises(engine.EngineError, match="amount_col"):
         engine.rfm_summary(src, amount_col="quantity")
     with pytest.raises(engine.EngineError, match="as_of 2027-01-01 is after the source.s"):
