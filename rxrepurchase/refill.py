@@ -28,15 +28,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import ibis
 import numpy as np
 import pandas as pd
 from scipy import optimize, sparse, special, stats
 
 from rxrepurchase.contract import TAG_SEPARATOR, require_columns
+from rxrepurchase.core import backend
+from rxrepurchase.core import fills as core_fills
+from rxrepurchase.core.fills import FILL_NAMING_ORDER
 from rxrepurchase.errors import RefillError
 from rxrepurchase.outputs import atomic_path
 
 __all__ = [
+    "FILL_NAMING_ORDER",
     "REFILL_STATUSES",
     "RefillBacktest",
     "RefillError",
@@ -47,6 +52,7 @@ __all__ = [
     "chain_refill_targets",
     "co_purchase_lift",
     "export_target_list",
+    "fill_intervals",
     "list_check",
     "list_outcomes",
     "list_precision",
@@ -67,14 +73,8 @@ REFILL_STATUSES: tuple[str, ...] = ("not_due", "due_soon", "due_now", "overdue",
 
 _KEYS = ["member_id", "product"]
 
-# Which line names a fill (its store, channel and product name) when several lines of one
-# product group fall on one member-day: the largest line amount, then the latest order time,
-# then the smallest SKU, order id and product name. Decided by the data alone, so that the row
-# order of an export (or a library's sort) cannot change a fill's name.
-FILL_NAMING_ORDER = ["member_id", "product", "filled_on", "line_amount", "ordered_at", "sku",
-                     "order_id", "product_name"]
-_FILL_NAMING_ASCENDING = [True, True, True, False, False, True, True, True]
 _DAY = np.timedelta64(1, "D")
+_ORDER_COLUMNS = ("order_id", "member_id", "store_id", "ordered_at", "channel")
 
 
 def _require_columns(df: pd.DataFrame, table: str, columns: Sequence[str]) -> None:
@@ -92,27 +92,27 @@ def _examples(values: pd.Series | pd.Index, n: int = 5) -> str:
     return shown + (f" ... ({len(values)} in all)" if len(values) > n else "")
 
 
-def _product_key(lines: pd.DataFrame, group_by: str | Mapping | pd.Series) -> pd.Series:
-    """The product group of each line: a column of the lines or a mapping from SKU."""
+def _product_key(lines: pd.DataFrame, group_by: str | Mapping | pd.Series,
+                 *, missing: bool = False) -> pd.Series:
+    """The product group of each line: a column of the lines or a mapping from SKU. Lines
+    without a group raise, unless ``missing`` (then they are NA)."""
     if isinstance(group_by, str):
         _require_columns(lines, "order_lines", [group_by])
         key = lines[group_by].astype("string")
-        empty = key.isna()
-        if empty.any():
-            raise RefillError(
-                f"order_lines.{group_by} is empty on {int(empty.sum())} line(s) "
-                f"(rows {_examples(lines.index[empty])}); cannot group products by it"
-            )
-        return key
-    mapping = group_by if isinstance(group_by, pd.Series) else pd.Series(dict(group_by))
-    key = lines["sku"].map(mapping).astype("string")
-    unmapped = key.isna()
-    if unmapped.any():
-        raise RefillError(
-            f"group_by mapping has no product group for SKU(s) "
-            f"{_examples(lines.loc[unmapped, 'sku'])}"
-        )
+    else:
+        mapping = group_by if isinstance(group_by, pd.Series) else pd.Series(dict(group_by))
+        key = lines["sku"].map(mapping).astype("string")
+    empty = key.isna()
+    if empty.any() and not missing:
+        raise _no_product(group_by, int(empty.sum()), lines.loc[empty, "sku"], lines.index[empty])
     return key
+
+
+def _no_product(group_by, n: int, skus: pd.Series, rows) -> RefillError:
+    if isinstance(group_by, str):
+        return RefillError(f"order_lines.{group_by} is empty on {n} line(s) (rows {_examples(rows)}); "
+                           "cannot group products by it")  # fmt: skip
+    return RefillError(f"group_by mapping has no product group for SKU(s) {_examples(skus)}")
 
 
 def refill_fills(
@@ -151,7 +151,8 @@ def refill_fills(
         store, channel and product name from its line with the largest amount (then the latest
         order time, the smallest SKU, order id and product name). ``attrs`` counts the
         lines left out: ``walk_in_lines`` (no member), ``return_lines`` (quantity <= 0), and
-        records ``group_by``.
+        records ``group_by``. The fills are computed by :func:`fills_table` (the expressions of
+        :mod:`rxrepurchase.core.fills`).
 
     Raises
     ------
@@ -163,81 +164,87 @@ def refill_fills(
         order_lines, "order_lines", ["order_id", "sku", "product_name", "is_chronic", "quantity",
                                      "line_amount", "days_supply"]
     )
-    _require_columns(orders, "orders", ["order_id", "member_id", "store_id", "ordered_at", "channel"])
+    _require_columns(orders, "orders", list(_ORDER_COLUMNS))
     lines = order_lines[order_lines["is_chronic"]] if chronic_only else order_lines
-    lines = _with_orders(lines, orders)
-    walk_in = lines["member_id"].isna()
-    returned = ~(lines["quantity"] > 0)
-    used = lines[~walk_in & ~returned]
-
-    supply = used["days_supply"].astype("Float64").astype("float64")
-    bad = supply <= 0
-    if bad.any():
-        raise RefillError(
-            f"order_lines.days_supply must be positive; {int(bad.sum())} line(s) have "
-            f"<= 0 (orders {_examples(used.loc[bad, 'order_id'])})"
-        )
+    _check_orders(lines, orders)
+    supply = lines["days_supply"].astype("Float64").astype("float64")
     if pack_days is not None:
-        per_pack = used["sku"].map(pd.Series(pack_days, dtype="float64")).astype("float64")
-        supply = supply.fillna(used["quantity"] * per_pack)
-
-    fills = pd.DataFrame(
-        {
-            "member_id": used["member_id"],
-            "product": _product_key(used, group_by),
-            "filled_on": used["ordered_at"].dt.normalize(),
-            "ordered_at": used["ordered_at"],
-            "store_id": used["store_id"],
-            "channel": used["channel"],
-            "product_name": used["product_name"],
-            "sku": used["sku"],
-            "order_id": used["order_id"],
-            "quantity": used["quantity"],
-            "line_amount": used["line_amount"],
-            "days_supply": supply,
-            "supply_unknown": supply.isna(),
-        }
-    ).sort_values(FILL_NAMING_ORDER, ascending=_FILL_NAMING_ASCENDING, kind="stable")
-    day = fills.groupby(["member_id", "product", "filled_on"], sort=False, observed=True)
-    merged = day.agg(
-        store_id=("store_id", "first"),
-        channel=("channel", "first"),
-        product_name=("product_name", "first"),
-        quantity=("quantity", "sum"),
-        line_amount=("line_amount", "sum"),
-        days_supply=("days_supply", "sum"),
-        supply_unknown=("supply_unknown", "any"),
-        n_lines=("product", "size"),
-    ).reset_index().sort_values(["member_id", "product", "filled_on"], ignore_index=True)
-    merged["days_supply"] = merged["days_supply"].where(~merged.pop("supply_unknown"))
-    merged["n_lines"] = merged["n_lines"].astype("Int64")
-
+        per_pack = lines["sku"].map(pd.Series(pack_days, dtype="float64")).astype("float64")
+        supply = supply.fillna(lines["quantity"] * per_pack)
+    line_frame = lines[["order_id", "sku", "product_name", "quantity", "line_amount"]].assign(
+        product=_product_key(lines, group_by, missing=True), days_supply=supply,
+        quantity=lines["quantity"].astype("float64"), line_amount=lines["line_amount"].astype("float64"),
+        is_chronic=True,
+    )  # fmt: skip
+    order_frame = orders[list(_ORDER_COLUMNS)]
+    if isinstance(order_frame["ordered_at"].dtype, pd.DatetimeTZDtype):  # the local day
+        order_frame = order_frame.assign(ordered_at=order_frame["ordered_at"].dt.tz_localize(None))
+    frames = [line_frame, order_frame]
     if members is not None:
         _require_columns(members, "members", ["member_id", "home_store_id"])
-        home = members.set_index("member_id")["home_store_id"]
-        merged["home_store_id"] = merged["member_id"].map(home).astype("string")
-        unknown = merged["home_store_id"].isna() & ~merged["member_id"].isin(home.index)
+        frames.append(members[["member_id", "home_store_id"]])
+    dtypes = {"member_id": orders["member_id"].dtype, "store_id": orders["store_id"].dtype,
+              "channel": orders["channel"].dtype, "product_name": order_lines["product_name"].dtype}  # fmt: skip
+    with backend.tables(*frames) as tabs:
+        return fills_table(tabs[0], tabs[1], tabs[2] if members is not None else None,
+                           group_by=group_by, chronic_only=False, dtypes=dtypes)  # fmt: skip
+
+
+def fills_table(
+    lines, orders, members=None, *, group_by: str | Mapping | pd.Series = "sku",
+    chronic_only: bool = True, dtypes: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
+    """:func:`refill_fills` of Ibis tables with the contract's names, ``lines`` carrying each
+    line's product group as ``product``: the one implementation behind it and
+    :func:`rxrepurchase.engine.refill_fills`. ``group_by`` names the groups in errors and
+    ``attrs``; ``dtypes`` give text columns their dtype (default ``string``)."""
+    rows = core_fills.fill_lines(lines, orders, chronic_only=chronic_only)
+    counts = backend.to_pandas(core_fills.line_counts(rows)).iloc[0]
+    used = rows.filter(rows.used)
+    if counts["bad_supply"]:
+        bad = backend.to_pandas(used.filter(used.days_supply <= 0).select("order_id"))
+        raise RefillError(
+            f"order_lines.days_supply must be positive; {int(counts['bad_supply'])} line(s) have "
+            f"<= 0 (orders {_examples(bad['order_id'].sort_values())})"
+        )
+    if counts["no_product"]:
+        empty = backend.to_pandas(used.filter(used["product"].isnull()).select("order_id", "sku"))
+        raise _no_product(group_by, int(counts["no_product"]), empty["sku"].sort_values(),
+                          empty["order_id"].sort_values())  # fmt: skip
+    out = core_fills.fills(rows)
+    if members is not None:
+        home = members.select("member_id", "home_store_id", _known=ibis.literal(True))
+        out = out.left_join(home, "member_id").drop("member_id_right")
+    fills = backend.to_pandas(out.order_by(list(core_fills.FILL_KEYS)))
+    if members is not None:
+        unknown = fills.pop("_known").isna()
         if unknown.any():
-            raise RefillError(
-                f"orders.member_id not in members: {_examples(merged.loc[unknown, 'member_id'])}"
-            )
-    merged.attrs = {
-        "walk_in_lines": int(walk_in.sum()),
-        "return_lines": int((returned & ~walk_in).sum()),
+            raise RefillError(f"orders.member_id not in members: {_examples(fills.loc[unknown, 'member_id'])}")
+        fills["home_store_id"] = fills.pop("home_store_id").astype("string")
+    dtypes = dtypes or {}
+    for col in ("member_id", "product", "store_id", "channel", "product_name"):
+        fills[col] = fills[col].astype(dtypes.get(col, "string"))
+    fills["n_lines"] = fills["n_lines"].astype("Int64")
+    fills.attrs = {
+        "walk_in_lines": int(counts["walk_in_lines"]),
+        "return_lines": int(counts["return_lines"]),
         "group_by": group_by if isinstance(group_by, str) else "mapping",
     }
-    return merged
+    return fills
 
 
-def _with_orders(lines: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
-    head = orders[["order_id", "member_id", "store_id", "ordered_at", "channel"]]
-    orphan = ~lines["order_id"].isin(head["order_id"])
+def _check_orders(lines: pd.DataFrame, orders: pd.DataFrame) -> None:
+    orphan = ~lines["order_id"].isin(orders["order_id"])
     if orphan.any():
         raise RefillError(
             f"order_lines.order_id not in orders on {int(orphan.sum())} line(s): "
             f"{_examples(lines.loc[orphan, 'order_id'])}"
         )
-    return lines.merge(head, on="order_id", how="left", validate="many_to_one")
+
+
+def _with_orders(lines: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+    _check_orders(lines, orders)
+    return lines.merge(orders[list(_ORDER_COLUMNS)], on="order_id", how="left", validate="many_to_one")
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,9 +252,10 @@ def _with_orders(lines: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def _with_intervals(fills: pd.DataFrame) -> pd.DataFrame:
-    """Fills sorted by member, product and date, with the interval since the previous fill
-    (days) and the ratio interval / previous fill's days supply."""
+def fill_intervals(fills: pd.DataFrame) -> pd.DataFrame:
+    """Fills (:func:`refill_fills`) sorted by member, product and date, with
+    ``interval_days`` (days since the member's previous fill of the product, NaN for the
+    first) and ``supply_ratio`` (that interval / the previous fill's days supply)."""
     hist = fills.sort_values([*_KEYS, "filled_on"], kind="stable").reset_index(drop=True)
     g = hist.groupby(_KEYS, sort=False, observed=True)
     hist["interval_days"] = (hist["filled_on"] - g["filled_on"].shift()) / _DAY
@@ -491,7 +499,7 @@ def predict_refills(
     if recent < 1 or (prior_weight is not None and prior_weight < 0):
         raise RefillError("recent must be >= 1 and prior_weight >= 0 (or None: estimated)")
     as_of = pd.Timestamp(as_of).normalize()
-    hist = _with_intervals(fills[fills["filled_on"] <= as_of])
+    hist = fill_intervals(fills[fills["filled_on"] <= as_of])
     if hist.empty:
         raise RefillError(f"no fills on or before {as_of.date()}")
 
@@ -1467,7 +1475,7 @@ def list_outcomes(
                   & (fills["filled_on"] <= as_of + pd.Timedelta(days=outcome_days))]
     came = pd.MultiIndex.from_frame(later[_KEYS].drop_duplicates())
     if baseline_interval is None:
-        hist = _with_intervals(fills[fills["filled_on"] <= as_of])
+        hist = fill_intervals(fills[fills["filled_on"] <= as_of])
         baseline_interval = _product_median_interval(hist)
 
     naive = predictions.copy()
@@ -1569,7 +1577,7 @@ def backtest_refills(
         future = future[future["filled_on"] <= calibration_end + pd.Timedelta(days=horizon_days)]
     actual = future.groupby(_KEYS, observed=True)["filled_on"].min().rename("actual_next")
 
-    median = _product_median_interval(_with_intervals(fills[fills["filled_on"] <= calibration_end]))
+    median = _product_median_interval(fill_intervals(fills[fills["filled_on"] <= calibration_end]))
     detail = active.join(actual, on=_KEYS)
     earliest = calibration_end + pd.Timedelta(days=1)
     baseline_days = np.round(detail["product"].map(median).astype("float64").to_numpy())
