@@ -42,6 +42,7 @@ from rxrepurchase.core import purchases as core_purchases
 from rxrepurchase.core import rates as core_rates
 from rxrepurchase.core.purchases import PurchaseUnit, ZeroPaid
 from rxrepurchase.errors import DataContractError, MetricsInputError
+from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
     "MetricsInputError",
@@ -603,9 +604,10 @@ def _first_purchases(
     return p, first
 
 
+@renamed_keywords(days="outcome_days")
 def n_day_repurchase(
     orders: pd.DataFrame,
-    days: Sequence[int] = (30, 60, 90),
+    outcome_days: Sequence[int] = (30, 60, 90),
     by: str | Sequence[str] | None = None,
     *,
     members: pd.DataFrame | None = None,
@@ -624,8 +626,8 @@ def n_day_repurchase(
     ----------
     orders : DataFrame
         The chain's orders.
-    days : sequence of int
-        The horizons, default 30, 60 and 90 days.
+    outcome_days : sequence of int
+        The N days after the first purchase, default 30, 60 and 90.
     by : str or list of str, optional
         Order columns (value on the first purchase), member columns, or ``cohort_month``.
     members : DataFrame, optional
@@ -642,9 +644,9 @@ def n_day_repurchase(
         n_day_repurchase_rate``.
     """
     by = _as_list(by)
-    horizons = [_n_days(d) for d in days]
+    horizons = [_n_days(d) for d in outcome_days]
     if not horizons or any(h is None for h in horizons):
-        raise MetricsInputError(f"days must be positive whole numbers of days, got {days!r}")
+        raise MetricsInputError(f"outcome_days must be positive whole numbers of days, got {outcome_days!r}")
     as_of = _default_as_of(orders, as_of)
     p, first = _first_purchases(orders, by, members, purchase_unit, zero_paid)
     second = p.loc[p["purchase_number"] == 2].set_index("member_id")["purchased_on"]

@@ -11,7 +11,7 @@ The pipeline, each step a plain function on DataFrames::
     due = predict_refills(fills, as_of=chain.as_of)          # one row per member x product
     adh = adherence(fills, end=chain.as_of)                  # PDC and MPR over 365 days
     lift = co_purchase_lift(chain.order_lines, chain.orders)  # "also recommend"
-    targets = refill_targets(due, chain.members, within=14, lift=lift)
+    targets = refill_targets(due, chain.members, horizon_days=14, lift=lift)
     export_target_list(targets, "reminders.csv")
 
 :func:`chain_refill_targets` runs the whole list-building pipeline on a loaded chain (the
@@ -39,6 +39,7 @@ from rxrepurchase.core import fills as core_fills
 from rxrepurchase.core.fills import FILL_NAMING_ORDER
 from rxrepurchase.errors import RefillError
 from rxrepurchase.outputs import atomic_path
+from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
     "FILL_NAMING_ORDER",
@@ -965,7 +966,7 @@ LIST_SELECTIONS = ("chance", "due")
 """How a reminder list picks its pairs (:func:`refill_targets`' ``select``)."""
 
 
-def _on_list(predictions: pd.DataFrame, *, within: int, include_overdue: bool = True,
+def _on_list(predictions: pd.DataFrame, *, horizon_days: int, include_overdue: bool = True,
              include_lapsed: bool = False, first_refill: bool = False,
              max_spread: float | None = None, select: str = "due",
              min_probability: float | None = None) -> pd.Series:
@@ -982,7 +983,7 @@ def _on_list(predictions: pd.DataFrame, *, within: int, include_overdue: bool = 
         eligible &= (predictions["rhythm"] == ("first_refill" if first_refill else "repeat")).fillna(False)
     if max_spread is not None:
         eligible &= (refill_spread(predictions) <= max_spread).fillna(False)
-    pick = eligible & (predictions["days_until_due"] <= within).fillna(False)
+    pick = eligible & (predictions["days_until_due"] <= horizon_days).fillna(False)
     if select == "chance":
         pick = _most_likely(predictions, eligible, pick)
     if min_probability is not None:
@@ -1012,11 +1013,12 @@ def refill_spread(predictions: pd.DataFrame) -> pd.Series:
     return width / predictions["predicted_interval"].astype("float64")
 
 
+@renamed_keywords(within="horizon_days")
 def refill_targets(
     predictions: pd.DataFrame,
     members: pd.DataFrame,
     *,
-    within: int = 14,
+    horizon_days: int = 14,
     include_overdue: bool = True,
     include_lapsed: bool = False,
     show_phone: bool = False,
@@ -1035,16 +1037,16 @@ def refill_targets(
     first chronic purchases whose days supply says when they run out
     (``rhythm == "first_refill"``). One-off buys are never listed.
 
-    ``within`` sets the list's size, ``select`` who is on it:
+    ``horizon_days`` sets the list's size, ``select`` who is on it:
 
-    - ``"chance"`` (default): as many pairs as are expected within ``within`` days or overdue
+    - ``"chance"`` (default): as many pairs as are expected within ``horizon_days`` days or overdue
       (per home store), but those most likely to refill: the highest ``p_refill`` of
       :func:`predict_refills` (the chance of a fill in the next ``p_refill_days``, 30: the
       member's own rhythm and regularity, the time since the last fill and the product's
       stop rate). The same workload as the broad list, better picks: measured on every demo
       shape (:func:`backtest_refills`, 5,000 members, ``docs/refills.md``) its precision
       and recall are above the naive median-interval list's;
-    - ``"due"``: the broad list: every pair *expected* within ``within`` days or overdue,
+    - ``"due"``: the broad list: every pair *expected* within ``horizon_days`` days or overdue,
       however erratic its rhythm (no more precise than the naive list on the demo shapes).
 
     ``min_probability`` (e.g. 0.5) also leaves out pairs less likely than that to refill: a
@@ -1058,8 +1060,8 @@ def refill_targets(
     members : DataFrame
         The members table; tier, acquisition channel, tags and the contact columns present
         (``phone``, ``wechat_id``) are copied to the list.
-    within : int
-        Days ahead: the broad list names the rows expected on or before ``as_of + within``
+    horizon_days : int
+        Days ahead: the broad list names the rows expected on or before ``as_of + horizon_days``
         (and overdue ones); the default list has as many rows.
     select : {"chance", "due"}
         Pick the pairs most likely to refill (default) or those due (the broad list).
@@ -1088,20 +1090,20 @@ def refill_targets(
         One row per reminder (member x product), sorted by home store and expected date
         (soonest first), with the prediction's interval (``due_low``, ``due_high``) and a
         ``suggested_action`` code (``refill_reminder``); ``attrs`` holds ``as_of``,
-        ``within``, ``select``, ``min_probability``, ``status_counts``, ``phone_masked``,
+        ``horizon_days``, ``select``, ``min_probability``, ``status_counts``, ``phone_masked``,
         ``first_refill``, ``max_overdue_days`` and ``moved_to_wake_up``.
     """
     _require_columns(predictions, "predictions",
                      [*_KEYS, "status", "days_until_due", "expected_on", "last_fill"])
-    if within < 0:
-        raise RefillError(f"within must be >= 0 days, got {within}")
+    if horizon_days < 0:
+        raise RefillError(f"horizon_days must be >= 0 days, got {horizon_days}")
     if max_overdue_days is not None and max_overdue_days < 0:
         raise RefillError(f"max_overdue_days must be >= 0 days or None, got {max_overdue_days}")
     if min_probability is not None and not 0 <= min_probability <= 1:
         raise RefillError(f"min_probability must be within 0 ... 1 or None, got {min_probability}")
     if select == "chance" or min_probability is not None:
         _require_columns(predictions, "predictions", ["p_refill"])
-    rule = {"within": within, "include_overdue": include_overdue, "include_lapsed": include_lapsed,
+    rule = {"horizon_days": horizon_days, "include_overdue": include_overdue, "include_lapsed": include_lapsed,
             "first_refill": first_refill, "max_spread": max_spread}
     too_late = pd.Series(False, index=predictions.index)
     if max_overdue_days is not None:
@@ -1129,7 +1131,7 @@ def refill_targets(
     targets["status"] = targets["status"].astype("string")
     targets.attrs = {
         **predictions.attrs,
-        "within": within,
+        "horizon_days": horizon_days,
         "select": select,
         "min_probability": min_probability,
         "status_counts": targets["status"].value_counts().to_dict(),
@@ -1186,11 +1188,12 @@ def export_target_list(targets: pd.DataFrame, path: str | Path, *, overwrite: bo
     return path
 
 
+@renamed_keywords(within="horizon_days")
 def chain_refill_targets(
     chain,
     *,
     as_of: str | pd.Timestamp | None = None,
-    within: int = 14,
+    horizon_days: int = 14,
     group_by: str | Mapping[str, str] | pd.Series = "sku",
     show_phone: bool = False,
     include_lapsed: bool = False,
@@ -1206,7 +1209,7 @@ def chain_refill_targets(
                          pack_days=pack_days)
     predictions = predict_refills(fills, as_of=as_of)
     lift = co_purchase_lift(chain.order_lines, chain.orders, group_by=group_by, end=as_of)
-    return refill_targets(predictions, chain.members, within=within, show_phone=show_phone,
+    return refill_targets(predictions, chain.members, horizon_days=horizon_days, show_phone=show_phone,
                           include_lapsed=include_lapsed, lift=lift, first_refill=first_refill,
                           select=select)
 
@@ -1297,18 +1300,19 @@ class RefillOverview:
         }
 
 
+@renamed_keywords(within="horizon_days", check_days="outcome_days")
 def refill_overview(
     chain,
     *,
     store_id: str | None = None,
     as_of: str | pd.Timestamp | None = None,
-    within: int = 14,
+    horizon_days: int = 14,
     group_by: str | Mapping[str, str] | pd.Series = "sku",
     chain_predictions: pd.DataFrame | None = None,
     chain_adherence: pd.DataFrame | None = None,
     chain_lift: pd.DataFrame | None = None,
     chain_list_check: pd.DataFrame | None = None,
-    check_days: int = 30,
+    outcome_days: int = 30,
 ) -> RefillOverview:
     """Refill predictions, adherence and the reminder list of a loaded chain, restricted to
     the members whose home store is ``store_id`` (all members by default), as of ``as_of``
@@ -1321,7 +1325,7 @@ def refill_overview(
     computes them once and slices them for every store (same figures, much less work).
 
     ``list_check`` measures the list: the reminder list as it would have been sent
-    ``check_days`` before ``as_of`` and which of its members refilled since
+    ``outcome_days`` before ``as_of`` and which of its members refilled since
     (:func:`list_outcomes`; ``chain_list_check`` is the chain-wide table, computed here when
     not given)."""
     as_of = pd.Timestamp(as_of if as_of is not None else chain.as_of).normalize()
@@ -1332,13 +1336,13 @@ def refill_overview(
         if table is not None and table.attrs.get(key) != as_of:
             raise RefillError(f"{name} is as of {table.attrs.get(key)}, not {as_of.date()}; "
                               "compute it as of the overview's day or leave it out")
-    check_cut = as_of - pd.Timedelta(days=check_days)
+    check_cut = as_of - pd.Timedelta(days=outcome_days)
     if chain_list_check is not None and (chain_list_check.attrs.get("as_of") != check_cut
-                                         or chain_list_check.attrs.get("within") != within):
+                                         or chain_list_check.attrs.get("horizon_days") != horizon_days):
         raise RefillError(
             f"chain_list_check is of the list as of {chain_list_check.attrs.get('as_of')} within "
-            f"{chain_list_check.attrs.get('within')} days, not {check_cut.date()} within {within}; "
-            "compute it with list_check(fills, as_of=..., within=..., days=check_days)")
+            f"{chain_list_check.attrs.get('horizon_days')} days, not {check_cut.date()} within {horizon_days}; "
+            "compute it with list_check(fills, as_of=..., horizon_days=..., outcome_days=...)")
     # Predict chain-wide, so a store's figures use the chain's product rhythms and match
     # the chain's list.
     if chain_predictions is None or chain_adherence is None or chain_list_check is None:
@@ -1347,7 +1351,7 @@ def refill_overview(
         fills, as_of=as_of)
     adh = chain_adherence if chain_adherence is not None else adherence(fills, end=as_of)
     check = chain_list_check if chain_list_check is not None else list_check(
-        fills, as_of=as_of, within=within, days=check_days)
+        fills, as_of=as_of, horizon_days=horizon_days, outcome_days=outcome_days)
     if store_id is not None:
         predictions = predictions[predictions["home_store_id"] == store_id].reset_index(drop=True)
         adh = adh[adh["home_store_id"] == store_id].reset_index(drop=True)
@@ -1359,21 +1363,22 @@ def refill_overview(
     return RefillOverview(
         predictions=predictions,
         adherence=adh,
-        targets=refill_targets(predictions, chain.members, within=within, lift=lift),
+        targets=refill_targets(predictions, chain.members, horizon_days=horizon_days, lift=lift),
         as_of=as_of,
-        within=within,
+        within=horizon_days,
         list_check=check,
     )
 
 
-def list_check(fills: pd.DataFrame, *, as_of: str | pd.Timestamp, within: int = 14,
-               days: int = 30, **predict_kwargs) -> pd.DataFrame:
-    """:func:`list_outcomes` of the list that would have been sent ``days`` before ``as_of``,
-    followed for those ``days``: the measured precision shown beside a list."""
-    cut = pd.Timestamp(as_of).normalize() - pd.Timedelta(days=days)
+@renamed_keywords(within="horizon_days", days="outcome_days")
+def list_check(fills: pd.DataFrame, *, as_of: str | pd.Timestamp, horizon_days: int = 14,
+               outcome_days: int = 30, **predict_kwargs) -> pd.DataFrame:
+    """:func:`list_outcomes` of the list that would have been sent ``outcome_days`` before
+    ``as_of``, followed for those days: the measured precision shown beside a list."""
+    cut = pd.Timestamp(as_of).normalize() - pd.Timedelta(days=outcome_days)
     before = predict_refills(fills, as_of=cut, **predict_kwargs)
-    return list_outcomes(before, fills[fills["filled_on"] <= pd.Timestamp(as_of)], within=within,
-                         outcome_days=days)
+    return list_outcomes(before, fills[fills["filled_on"] <= pd.Timestamp(as_of)], horizon_days=horizon_days,
+                         outcome_days=outcome_days)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1435,11 +1440,12 @@ class RefillBacktest:
         }
 
 
+@renamed_keywords(within="horizon_days")
 def list_outcomes(
     predictions: pd.DataFrame,
     fills: pd.DataFrame,
     *,
-    within: int = 14,
+    horizon_days: int = 14,
     outcome_days: int = 30,
     baseline_interval: pd.Series | None = None,
     regular_spread: float = 2.0,
@@ -1452,10 +1458,10 @@ def list_outcomes(
     - ``refill_model``: the default reminder list (:func:`refill_targets`: as many pairs
       with a rhythm as ``broad_model``, those with the highest ``p_refill``);
     - ``broad_model``: the broad list (``refill_targets(select="due")``: pairs with a rhythm
-      expected within ``within`` days or overdue, not lapsed);
+      expected within ``horizon_days`` days or overdue, not lapsed);
     - ``naive_median``: the same pairs with a rhythm, due at *last fill + the product's median
       interval* (``baseline_interval``, per product; computed from the history when not
-      given), listed by the broad rule (due within ``within`` days, overdue but not lapsed);
+      given), listed by the broad rule (due within ``horizon_days`` days, overdue but not lapsed);
     - ``naive_same_size``: the naive list cut to the size of ``refill_model`` by its own
       rule: the pairs nearest their naive due day first (smallest ``|days_until_due|``,
       then member and product);
@@ -1488,15 +1494,15 @@ def list_outcomes(
     any_rhythm = refill_status(predictions.drop(columns="rhythm"), as_of=as_of)
     keep = [*(["home_store_id"] if "home_store_id" in predictions else []), *_KEYS]
     lists = {
-        "refill_model": predictions[_on_list(predictions, within=within, select="chance")],
-        "broad_model": predictions[_on_list(predictions, within=within)],
-        "naive_median": naive[_on_list(naive, within=within)],
+        "refill_model": predictions[_on_list(predictions, horizon_days=horizon_days, select="chance")],
+        "broad_model": predictions[_on_list(predictions, horizon_days=horizon_days)],
+        "naive_median": naive[_on_list(naive, horizon_days=horizon_days)],
     }
     ranked = lists["naive_median"].assign(distance=lists["naive_median"]["days_until_due"].abs())
     lists["naive_same_size"] = ranked.sort_values(["distance", *_KEYS], kind="stable").head(
         len(lists["refill_model"]))
-    lists["all_pairs"] = any_rhythm[_on_list(any_rhythm, within=within)]
-    lists["regular_model"] = predictions[_on_list(predictions, within=within,
+    lists["all_pairs"] = any_rhythm[_on_list(any_rhythm, horizon_days=horizon_days)]
+    lists["regular_model"] = predictions[_on_list(predictions, horizon_days=horizon_days,
                                                   max_spread=regular_spread)]
     parts = []
     for name, table in lists.items():
@@ -1507,7 +1513,7 @@ def list_outcomes(
     out = pd.concat(parts, ignore_index=True)
     out["list"] = out["list"].astype("string")
     with_history = pd.MultiIndex.from_frame(predictions[_KEYS])
-    out.attrs = {"as_of": as_of, "outcome_days": outcome_days, "within": within,
+    out.attrs = {"as_of": as_of, "outcome_days": outcome_days, "horizon_days": horizon_days,
                  "refills": int(came.isin(with_history).sum())}
     return out
 
@@ -1542,12 +1548,13 @@ def _product_median_interval(hist: pd.DataFrame) -> pd.Series:
     return median.fillna(hist["interval_days"].median())
 
 
+@renamed_keywords(within="horizon_days")
 def backtest_refills(
     fills: pd.DataFrame,
     *,
     calibration_end: str | pd.Timestamp,
-    horizon_days: int | None = None,
-    within: int = 14,
+    score_days: int | None = None,
+    horizon_days: int = 14,
     outcome_days: int = 30,
     **predict_kwargs,
 ) -> RefillBacktest:
@@ -1556,14 +1563,14 @@ def backtest_refills(
     Two questions are answered.
 
     *Is the list worth sending?* (``lists``, :func:`list_precision`): of the pairs the reminder
-    list would have named at the calibration_end (due within ``within`` days or overdue), the share that
+    list would have named at the calibration_end (due within ``horizon_days`` days or overdue), the share that
     refilled within ``outcome_days`` (precision), and the share of all refills in those days
     the list caught (recall), beside the naive median-interval list and the list that also
     names one-off buys. ``list_detail`` has the pairs (:func:`list_outcomes`).
 
     *How good is the date?* (``summary``): every member x product with a rhythm and not lapsed
     (nor unknown) at the calibration_end is predicted; those who filled again after the calibration_end (within
-    ``horizon_days``, default to the end of the data) are scored by the absolute error in days
+    ``score_days``, default to the end of the data) are scored by the absolute error in days
     of the predicted next fill, against the naive baseline *last fill + the product's median
     interval*. A prediction before the calibration_end (overdue) can only come true the day after the
     calibration_end, so both methods' predictions are moved to ``calibration_end + 1`` at the earliest.
@@ -1573,8 +1580,8 @@ def backtest_refills(
     predictions = predict_refills(fills, as_of=calibration_end, **predict_kwargs)
     active = predictions[~predictions["status"].isin(["lapsed", "unknown"])]
     future = fills[fills["filled_on"] > calibration_end]
-    if horizon_days is not None:
-        future = future[future["filled_on"] <= calibration_end + pd.Timedelta(days=horizon_days)]
+    if score_days is not None:
+        future = future[future["filled_on"] <= calibration_end + pd.Timedelta(days=score_days)]
     actual = future.groupby(_KEYS, observed=True)["filled_on"].min().rename("actual_next")
 
     median = _product_median_interval(fill_intervals(fills[fills["filled_on"] <= calibration_end]))
@@ -1591,7 +1598,7 @@ def backtest_refills(
     )
     # Coverage over the pairs whose whole interval was observed, returned or not: counting
     # only those who came back would leave out the late tail.
-    seen_until = (calibration_end + pd.Timedelta(days=horizon_days) if horizon_days is not None
+    seen_until = (calibration_end + pd.Timedelta(days=score_days) if score_days is not None
                   else fills["filled_on"].max())
     observed = detail[detail["due_high"] <= seen_until]
     in_interval = observed["actual_next"].between(
@@ -1618,7 +1625,7 @@ def backtest_refills(
         "active": len(active),
         "not_returned": int(detail["actual_next"].isna().sum()),
     }
-    outcomes = list_outcomes(predictions, fills, within=within, outcome_days=outcome_days,
+    outcomes = list_outcomes(predictions, fills, horizon_days=horizon_days, outcome_days=outcome_days,
                              baseline_interval=median)
     return RefillBacktest(summary=summary, detail=detail.reset_index(drop=True), calibration_end=calibration_end,
                           lists=list_precision(outcomes), list_detail=outcomes)
