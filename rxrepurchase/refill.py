@@ -105,14 +105,15 @@ def _product_key(lines: pd.DataFrame, group_by: str | Mapping | pd.Series,
         key = lines["sku"].map(mapping).astype("string")
     empty = key.isna()
     if empty.any() and not missing:
-        raise _no_product(group_by, int(empty.sum()), lines.loc[empty, "sku"], lines.index[empty])
+        raise _no_product(group_by, int(empty.sum()), lines.loc[empty, "sku"],
+                          f"rows {_examples(lines.index[empty])}")
     return key
 
 
-def _no_product(group_by, n: int, skus: pd.Series, rows) -> RefillError:
+def _no_product(group_by, n: int, skus: pd.Series, where: str) -> RefillError:
     if isinstance(group_by, str):
-        return RefillError(f"order_lines.{group_by} is empty on {n} line(s) (rows {_examples(rows)}); "
-                           "cannot group products by it")  # fmt: skip
+        return RefillError(f"order_lines.{group_by} is empty on {n} line(s) ({where}); "
+                           "cannot group products by it")
     return RefillError(f"group_by mapping has no product group for SKU(s) {_examples(skus)}")
 
 
@@ -211,7 +212,7 @@ def fills_table(
     if counts["no_product"]:
         empty = backend.to_pandas(used.filter(used["product"].isnull()).select("order_id", "sku"))
         raise _no_product(group_by, int(counts["no_product"]), empty["sku"].sort_values(),
-                          empty["order_id"].sort_values())  # fmt: skip
+                          f"orders {_examples(empty['order_id'].sort_values())}")
     out = core_fills.fills(rows)
     if members is not None:
         home = members.select("member_id", "home_store_id", _known=ibis.literal(True))

@@ -166,6 +166,12 @@ def test_fills_bad_inputs_name_the_problem():
     orders, lines = chain_tables([("m1", 0, "A", 1, 30), ("m1", 3, "B", 1, 0)])
     with pytest.raises(RefillError, match="days_supply must be positive.*o1"):
         refill_fills(lines, orders)
+    no_group_orders, no_group = chain_tables([("m1", 0, "A", 1, 30), (None, 3, "B", 1, 30)])
+    no_group["category"] = pd.array([pd.NA, pd.NA], dtype="string")
+    with pytest.raises(RefillError, match=r"order_lines.category is empty on 1 line\(s\) \(orders o0\)"):
+        refill_fills(no_group, no_group_orders, group_by="category")
+    # A walk-in's line needs no product group.
+    assert refill_fills(no_group.iloc[1:], no_group_orders, group_by="category").attrs["walk_in_lines"] == 1
     with pytest.raises(RefillError, match="no product group for SKU.*B"):
         refill_fills(lines.iloc[:1].assign(sku="B"), orders, group_by={"A": "cv"})
     with pytest.raises(RefillError, match="order_id not in orders.*o1"):
