@@ -70,7 +70,7 @@ metrics.repurchase_rates(orders, "Q", by="age_band", members=attrs).tail(7)
 metrics.walk_in_share(orders, "Q", by="store_id").tail(4)
 
 # %%
-metrics.n_day_repurchase(orders, days=(30, 60, 90), as_of=as_of)
+metrics.n_day_repurchase(orders, outcome_days=(30, 60, 90), as_of=as_of)
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 6))
@@ -186,7 +186,7 @@ models.wake_up_list(orders, purchase_model, spend_model, as_of=as_of, gross_marg
 # ## Refills of chronic and regularly taken products (慢病复购提醒)
 
 # %%
-overview = refill.refill_overview(chain, as_of=as_of, within=14)
+overview = refill.refill_overview(chain, as_of=as_of, horizon_days=14)
 plots.plot_refills_due_by_week(overview.predictions)
 overview.headline
 

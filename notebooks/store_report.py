@@ -82,7 +82,7 @@ if not thin:
     cohorts = rd.store_cohorts(chain, store_id, shared=shared)
     models = rd.store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
                              horizon_months=clv_horizon_months, calibration_end=calibration_end)
-    refills = rd.store_refills(chain, store_id, within=refill_within_days, shared=shared)
+    refills = rd.store_refills(chain, store_id, horizon_days=refill_within_days, shared=shared)
     this_week = rd.store_this_week(chain, store_id, cohorts["members"], models, refills,
                                    gross_margin=gross_margin, period_days=period_days,
                                    shared=shared)
@@ -171,13 +171,13 @@ if not thin:
     display(Markdown(rd.hours_reading(chain, store_id, lang, period_days=period_days)))
     display(Markdown(rd.tags_reading(rd.store_tags(chain, store_id, period_days=period_days,
                                                    min_members=min_active_members),
-                                      lang, days=period_days)))
-    display(HTML(rd.tiers_table_html(segments["tiers"], lang, days=period_days)))
+                                      lang, period_days=period_days)))
+    display(HTML(rd.tiers_table_html(segments["tiers"], lang, period_days=period_days)))
     left, right = chart_axes(2)
     rd.plot_rfm(segments["rfm"], lang, ax=left)
     rd.plot_hours(segments["hours"], lang, ax=right)
     display(HTML(charts_html([left, right])))
-    display(HTML(rd.channels_table_html(segments["channels"], lang, days=period_days)))
+    display(HTML(rd.channels_table_html(segments["channels"], lang, period_days=period_days)))
     display(HTML(rd.rfm_actions_html(segments["rfm"], lang)))
 
 # %% [markdown] tags=["remove_cell"]

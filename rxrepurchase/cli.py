@@ -49,7 +49,7 @@ def _cmd_refills(args: argparse.Namespace) -> int:
 
     chain = load_chain(args.data, **_load_args(args))
     targets = chain_refill_targets(
-        chain, within=args.within, group_by=args.group_by, show_phone=args.show_phone,
+        chain, horizon_days=args.within, group_by=args.group_by, show_phone=args.show_phone,
         first_refill=args.first_refill, select=args.select,
     )
     path = export_target_list(targets, args.out, overwrite=args.overwrite)

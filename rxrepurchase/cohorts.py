@@ -57,15 +57,16 @@ import pandas as pd
 from scipy.cluster.vq import kmeans2
 
 from rxrepurchase.contract import TARGETED_CAMPAIGN_KINDS, require_columns
+from rxrepurchase.core.purchases import purchase_mask
 from rxrepurchase.errors import DataContractError
 from rxrepurchase.metrics import (
     MetricsInputError,
     _as_list,
     _default_as_of,
-    _is_purchase,
     _lookup_member_columns,
     _ratio,
 )
+from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
     "COHORTS",
@@ -373,7 +374,7 @@ def _routine_sample(orders: pd.DataFrame,
     chain records them (when it records none the discount is the only trace of a subsidy, and
     the median still finds the routine while subsidised orders are the minority).
     """
-    keep = orders["member_id"].notna().to_numpy() & _is_purchase(orders, "exclude")
+    keep = purchase_mask(orders)
     member = orders.loc[keep]
     since = member["ordered_at"] - member.groupby("member_id")["ordered_at"].transform("min")
     keep[keep] = (since >= pd.Timedelta(days=routine_member_days)).to_numpy(dtype=bool)
@@ -518,13 +519,14 @@ def _has_regular_product(orders: pd.DataFrame, order_lines: pd.DataFrame | None)
     return orders["order_id"].isin(regular.unique()).to_numpy()
 
 
+@renamed_keywords(within="by")
 def subsidized_purchases(
     orders: pd.DataFrame,
     campaigns: pd.DataFrame | None = None,
     *,
     order_lines: pd.DataFrame | None = None,
     rules: CohortRules | None = None,
-    within: Sequence[str] = (),
+    by: Sequence[str] = (),
     calibration: SubsidyCalibration | None = None,
 ) -> pd.DataFrame:
     """Member purchases (one per member-day) with their subsidy flags.
@@ -541,7 +543,7 @@ def subsidized_purchases(
     rules : CohortRules, optional
         ``campaign_window_max_days`` applies (and the routine settings without
         ``calibration``).
-    within : sequence of str
+    by : sequence of str
         Order columns (``store_id``, ``channel``) that split a member's history: a purchase is
         one member-day *per group*, and ``purchase_number`` counts within the group (a member
         buying first in store A, then in store B, makes a first purchase in each).
@@ -552,23 +554,23 @@ def subsidized_purchases(
     Returns
     -------
     DataFrame
-        ``member_id``, the ``within`` columns, ``purchased_on, gross_amount, discount_amount,
+        ``member_id``, the ``by`` columns, ``purchased_on, gross_amount, discount_amount,
         paid_amount, excess_amount`` (discount beyond routine, may be negative),
         ``excess_depth`` (its share of list price), ``subsidized`` (excess depth at least the
         excess threshold), ``in_campaign_window, regular_product, purchase_number``, sorted by
         member, group and date.
     """
     rules = rules or CohortRules()
-    within = list(within)
-    require_columns(orders, [*_ORDER_COLUMNS, *within], "orders")
+    by = list(by)
+    require_columns(orders, [*_ORDER_COLUMNS, *by], "orders")
     calibration = calibration or fit_routine(orders, rules)
-    keep = orders["member_id"].notna().to_numpy() & _is_purchase(orders, "exclude")
+    keep = purchase_mask(orders)
     o = orders.loc[keep]
     gross = o["gross_amount"].to_numpy("float64")
     frame = pd.DataFrame(
         {
             "member_id": o["member_id"].to_numpy(),
-            **{c: o[c].array for c in within},
+            **{c: o[c].array for c in by},
             "purchased_on": o["ordered_at"].dt.normalize().to_numpy(),
             "gross_amount": gross,
             "discount_amount": o["discount_amount"].to_numpy("float64"),
@@ -579,7 +581,7 @@ def subsidized_purchases(
         }
     )
     p = (
-        frame.groupby(["member_id", *within, "purchased_on"], sort=True, dropna=False)
+        frame.groupby(["member_id", *by, "purchased_on"], sort=True, dropna=False)
         .agg(
             gross_amount=("gross_amount", "sum"),
             discount_amount=("discount_amount", "sum"),
@@ -595,7 +597,7 @@ def subsidized_purchases(
     p["in_campaign_window"] = _in_intervals(
         days, _campaign_days(orders, campaigns, rules.campaign_window_max_days)
     )
-    member = p.groupby(["member_id", *within], sort=False, dropna=False)
+    member = p.groupby(["member_id", *by], sort=False, dropna=False)
     p["purchase_number"] = member.cumcount() + 1
     return p
 
@@ -953,6 +955,7 @@ def _cohort_lookup(cohorts: pd.DataFrame | pd.Series, members: pd.DataFrame | No
     return table
 
 
+@renamed_keywords(days="outcome_days")
 def compare_cohorts(
     orders: pd.DataFrame,
     cohorts: pd.DataFrame | pd.Series,
@@ -961,7 +964,7 @@ def compare_cohorts(
     members: pd.DataFrame | None = None,
     campaigns: pd.DataFrame | None = None,
     as_of=None,
-    days: int = 90,
+    outcome_days: int = 90,
     rules: CohortRules | None = None,
     calibration: SubsidyCalibration | None = None,
 ) -> pd.DataFrame:
@@ -970,8 +973,8 @@ def compare_cohorts(
     Over all orders up to ``as_of``, per subsidy cohort (and ``by`` group, e.g. ``store_id``):
     ``members`` (with a purchase), ``user_repurchase_rate`` and ``order_repurchase_rate``
     (see :mod:`rxrepurchase.metrics`), ``repurchase_within_days`` (N-day repurchase after the
-    first purchase, N = ``days``), ``repurchase_after_last_subsidy`` (bought again within
-    ``days`` of the last subsidised purchase: the drop when the subsidy stops), and per member
+    first purchase, N = ``outcome_days``), ``repurchase_after_last_subsidy`` (bought again
+    within ``outcome_days`` of the last subsidised purchase: the drop when the subsidy stops), and per member
     ``spend_per_member`` (list price, 应收), ``subsidy_per_member`` (discount, 优惠),
     ``revenue_net_of_subsidy_per_member`` (paid, 实付), plus ``subsidy_per_retained_member``
     (subsidy over members who purchased twice or more) and ``subsidy_rate`` (subsidy / spend).
@@ -991,16 +994,17 @@ def compare_cohorts(
         As in :func:`classify_members`.
     as_of : date-like, optional
         Analysis date (default: date of the last order); later orders are ignored.
-    days : int
-        Horizon of the two repurchase-within columns.
+    outcome_days : int
+        Days after the first / last subsidised purchase the two repurchase-within columns
+        watch.
     rules : CohortRules, optional
         Only ``campaign_window_max_days`` matters here.
     calibration : SubsidyCalibration, optional
         What counts as a subsidised purchase (default: the one ``cohorts`` was labelled with).
 
-    ``repurchase_within_days`` counts every member whose first purchase is at least ``days``
-    old; ``repurchase_after_last_subsidy`` counts the members with a subsidised purchase at
-    least ``days`` old (see :func:`post_subsidy_repurchase`).
+    ``repurchase_within_days`` counts every member whose first purchase is at least
+    ``outcome_days`` old; ``repurchase_after_last_subsidy`` counts the members with a subsidised purchase at
+    least ``outcome_days`` old (see :func:`post_subsidy_repurchase`).
     """
     from rxrepurchase.metrics import repurchase_rates
 
@@ -1017,7 +1021,7 @@ def compare_cohorts(
     # The N-day repurchase after the first purchase, counted within order-column groups
     # (metrics.n_day_repurchase keys those on the first purchase), and after the last subsidy.
     post = _repurchase_pairs(
-        orders, cohorts, [days], by, members=members, campaigns=campaigns, as_of=as_of,
+        orders, cohorts, [outcome_days], by, members=members, campaigns=campaigns, as_of=as_of,
         rules=rules, calibration=calibration,
     ).droplevel("days")  # fmt: skip
     member_orders = orders.loc[orders["member_id"].notna()]
@@ -1037,7 +1041,7 @@ def compare_cohorts(
         columns={"gross_amount": "spend", "discount_amount": "subsidy",
                  "paid_amount": "revenue_net_of_subsidy"}
     ).reset_index()  # fmt: skip
-    table.insert(len(keys), "days", days)
+    table.insert(len(keys), "days", outcome_days)
     return _sort_cohorts(table, by)
 
 
@@ -1071,7 +1075,7 @@ def _repurchase_pairs(
     ``repurchased``."""
     within = [c for c in by if c in orders.columns]
     p = subsidized_purchases(orders.loc[orders["ordered_at"].dt.normalize() <= as_of], campaigns,
-                             rules=rules, within=within,
+                             rules=rules, by=within,
                              calibration=_chain_calibration(cohorts, calibration))  # fmt: skip
     lookup = _cohort_lookup(cohorts, members)
     history = ["member_id", *within]
@@ -1106,10 +1110,11 @@ def _repurchase_pairs(
     return out
 
 
+@renamed_keywords(days="outcome_days")
 def post_subsidy_repurchase(
     orders: pd.DataFrame,
     cohorts: pd.DataFrame | pd.Series,
-    days: Sequence[int] = (30, 60, 90),
+    outcome_days: Sequence[int] = (30, 60, 90),
     by: str | Sequence[str] | None = None,
     *,
     members: pd.DataFrame | None = None,
@@ -1120,7 +1125,7 @@ def post_subsidy_repurchase(
 ) -> pd.DataFrame:
     """Repurchase after the first purchase vs after the last subsidised one, same members.
 
-    For each cohort and horizon N, the members counted (``eligible``) are those with a
+    For each cohort and N in ``outcome_days``, the members counted (``eligible``) are those with a
     subsidised purchase at least N days before ``as_of``. For each of them the *last* such
     purchase (the last one whose N following days are observed) is the anchor:
     ``after_last_subsidy_rate`` is the share who bought anything within N days after it, and
@@ -1138,9 +1143,9 @@ def post_subsidy_repurchase(
     """
     by = _as_list(by)
     as_of = _default_as_of(orders, as_of)
-    horizons = [int(d) for d in days]
+    horizons = [int(d) for d in outcome_days]
     if not horizons or min(horizons) <= 0:
-        raise MetricsInputError(f"days must be positive whole numbers, got {days!r}")
+        raise MetricsInputError(f"outcome_days must be positive whole numbers, got {outcome_days!r}")
     pairs = _repurchase_pairs(orders, cohorts, horizons, by, members=members,
                               campaigns=campaigns, as_of=as_of, rules=rules,
                               calibration=calibration)  # fmt: skip
@@ -1202,13 +1207,14 @@ def promotion_waves(
     return waves[["wave", "campaign_id", "name", "kind", "starts_on", "ends_on"]]
 
 
+@renamed_keywords(days="outcome_days")
 def wave_response(
     orders: pd.DataFrame,
     campaigns: pd.DataFrame | None = None,
     cohorts: pd.DataFrame | pd.Series | None = None,
     *,
     kinds: Sequence[str] | None = None,
-    days: int = 90,
+    outcome_days: int = 90,
     as_of=None,
     rules: CohortRules | None = None,
     calibration: SubsidyCalibration | None = None,
@@ -1219,10 +1225,11 @@ def wave_response(
     carrying the campaign), ``new_members`` (their first purchase falls in the wave),
     ``reactivated_members`` (had bought before but not in the ``rules.lapse_days`` days before
     the wave), ``subsidy`` and ``revenue_net_of_subsidy`` on the wave's orders, and after the
-    wave ends: ``repurchase_rate`` (any purchase within ``days``) and
-    ``full_price_repurchase_rate`` (an unsubsidised purchase within ``days``: what the wave
+    wave ends: ``repurchase_rate`` (any purchase within ``outcome_days``) and
+    ``full_price_repurchase_rate`` (an unsubsidised purchase within
+    ``outcome_days``: what the wave
     left behind), with ``subsidy_per_retained_member`` = subsidy / full-price repurchasers.
-    Rates are NaN for waves that ended fewer than ``days`` days before ``as_of``.
+    Rates are NaN for waves that ended fewer than ``outcome_days`` days before ``as_of``.
 
     With ``cohorts`` (as in :func:`compare_cohorts`) the figures are per subsidy cohort too.
     Waves nobody in ``orders`` took part in (a store that did not run them) have zero counts
@@ -1234,7 +1241,7 @@ def wave_response(
     waves = promotion_waves(campaigns, orders, kinds=kinds)
     p = subsidized_purchases(orders, campaigns, rules=rules,
                              calibration=_chain_calibration(cohorts, calibration))
-    keep = orders["member_id"].notna().to_numpy() & _is_purchase(orders, "exclude")
+    keep = purchase_mask(orders)
     wo = orders.loc[keep & orders["campaign_id"].isin(waves["campaign_id"]).to_numpy()]
     part = (
         wo.assign(day=wo["ordered_at"].dt.normalize())
@@ -1252,9 +1259,9 @@ def wave_response(
     )
     after = _adjacent_purchase(part, p, part["ends_on"], "forward")
     full = _adjacent_purchase(part, p.loc[~p["subsidized"]], part["ends_on"], "forward")
-    eligible = (as_of - part["ends_on"]).dt.days >= days
-    part["repurchased"] = ((after - part["ends_on"]).dt.days <= days) & eligible
-    part["full_price"] = ((full - part["ends_on"]).dt.days <= days) & eligible
+    eligible = (as_of - part["ends_on"]).dt.days >= outcome_days
+    part["repurchased"] = ((after - part["ends_on"]).dt.days <= outcome_days) & eligible
+    part["full_price"] = ((full - part["ends_on"]).dt.days <= outcome_days) & eligible
     keys = ["wave"]
     if cohorts is not None:
         part = _lookup_member_columns(part, ["subsidy_cohort"], _cohort_lookup(cohorts, None))
@@ -1272,8 +1279,8 @@ def wave_response(
     agg[["subsidy", "revenue_net_of_subsidy"]] = agg[["subsidy", "revenue_net_of_subsidy"]].fillna(
         0.0
     )
-    complete = ((as_of - agg["ends_on"]).dt.days >= days).to_numpy()
-    agg["days"] = days
+    complete = ((as_of - agg["ends_on"]).dt.days >= outcome_days).to_numpy()
+    agg["days"] = outcome_days
     agg["repurchase_rate"] = _ratio(agg["repurchased"], agg["participants"]).where(complete)
     agg["full_price_repurchase_rate"] = _ratio(
         agg["repurchased_full_price"], agg["participants"]

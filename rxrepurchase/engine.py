@@ -15,7 +15,6 @@ engine                            pandas path (on ``load_chain(data).orders``)
 :func:`rfm_summary`               :func:`rxrepurchase.rfm.rfm_summary`
 :func:`calibration_holdout`       :func:`rxrepurchase.rfm.calibration_holdout`
 :func:`repurchase_rates`          :func:`rxrepurchase.metrics.repurchase_rates`
-                                  (calendar windows)
 :func:`cohort_retention`          :func:`rxrepurchase.metrics.cohort_retention`
 :func:`refill_fills`              :func:`rxrepurchase.refill.refill_fills` with the
                                   days since the previous fill
@@ -44,12 +43,12 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
-import numpy as np
 import pandas as pd
 
-from rxrepurchase import metrics, rfm
+from rxrepurchase import metrics, refill, rfm
 from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
 from rxrepurchase.core import backend
+from rxrepurchase.core.campaigns import derived_campaigns
 from rxrepurchase.core.rules import Context, Evaluator, check_tables
 from rxrepurchase.errors import DataContractError, EngineError
 from rxrepurchase.exports import (
@@ -290,7 +289,7 @@ class ChainSource:
 
     def _derived(self, orders):
         """The view ``campaigns`` of a chain without a campaigns file."""
-        self._derive_campaigns()
+        self.backend.create_view("campaigns", derived_campaigns(orders))
         return self.backend.table("campaigns")
 
     def _values(self, table: str, col: str):
@@ -305,15 +304,6 @@ class ChainSource:
     def _materialize(self, expr):
         name = f"_check_{next(self._checks)}"
         return self.backend.create_table(name, expr, temp=True)
-
-    def _derive_campaigns(self) -> None:
-        """Campaigns seen in orders, first to last order day (the loader's rule)."""
-        self.con.execute(
-            "CREATE VIEW campaigns AS SELECT campaign_id, campaign_id AS name, "
-            "date_trunc('day', min(ordered_at)) AS starts_on, "
-            "date_trunc('day', max(ordered_at)) AS ends_on, CAST(NULL AS VARCHAR) AS kind "
-            "FROM orders WHERE campaign_id IS NOT NULL GROUP BY campaign_id"
-        )
 
 
 def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
@@ -392,27 +382,6 @@ def _open(data, as_of) -> tuple[ChainSource, bool]:
             )
         return data, False
     return ChainSource(data, as_of=as_of), True
-
-
-# --------------------------------------------------------------------------- conversion
-
-
-def _strings(values) -> pd.arrays.ArrowStringArray:
-    """Arrow or Python strings as the loader's ``string`` dtype (missing values as NA)."""
-    return pd.array(values, dtype="string")
-
-
-def _fetch(src: ChainSource, query: str) -> dict[str, np.ndarray]:
-    """Run ``query`` and return its columns (strings kept as Arrow arrays)."""
-    table = src.con.sql(query).to_arrow_table()
-    out = {}
-    for name in table.column_names:
-        column = table[name]
-        if str(column.type) in ("string", "large_string"):
-            out[name] = _strings(column)
-        else:
-            out[name] = column.to_numpy()
-    return out
 
 
 def _group_columns(by: str | Sequence[str] | None) -> tuple[list[str], list[str]]:
@@ -531,17 +500,6 @@ def calibration_holdout(
 # --------------------------------------------------------------------------- repurchase rates
 
 
-def _calendar(window) -> str:
-    freq = metrics._CALENDAR_FREQ.get(str(window).upper()) if isinstance(window, str) else None
-    if freq not in ("W", "M", "Q", "Y"):
-        raise EngineError(
-            f"the engine computes calendar windows 'W', 'M', 'Q' and 'Y', got {window!r}; "
-            "use rxrepurchase.metrics.repurchase_rates on a loaded chain for N-day or custom "
-            "windows"
-        )
-    return freq
-
-
 def _grouping(src: ChainSource, by) -> dict:
     """The core's grouping arguments for ``by``: member columns come from ``members``; text
     order columns come back in the loader's ``string`` dtype."""
@@ -564,9 +522,10 @@ def repurchase_rates(
     zero_paid: metrics.ZeroPaid = "exclude",
     start=None,
     end=None,
+    step=None,
     as_of=None,
 ) -> pd.DataFrame:
-    """User and order repurchase rates per calendar period and group, computed in DuckDB.
+    """User and order repurchase rates per window and group, computed in DuckDB.
 
     :func:`rxrepurchase.metrics.repurchase_rates` on the source's validated orders (and
     members, for member columns in ``by``), through the same expressions.
@@ -574,22 +533,23 @@ def repurchase_rates(
     Parameters
     ----------
     data : path or ChainSource
-    window : {"M", "Q", "Y", "W"}
-        Calendar periods (``"ME"``, ``"QE"``, ``"YE"`` too).
+    window : str, int, tuple, list or dict
+        As in :func:`rxrepurchase.metrics.repurchase_rates`: calendar periods (``"M"``,
+        ``"Q"``, ``"Y"``, ``"W"``), N-day windows (``90``, ``"90D"``; rolling with ``step``),
+        ``(start, end)`` pairs, a list or a dict of named pairs.
     by : str or list of str, optional
         Order columns (default ``"store_id"``) or member columns (``tier`` ...).
-    purchase_unit, zero_paid, start, end
+    purchase_unit, zero_paid, start, end, step
         As in :func:`rxrepurchase.metrics.repurchase_rates`.
     as_of : date-like, optional
         Analysis date when ``data`` is a folder.
     """
     metrics._check_options(purchase_unit, zero_paid)
-    _calendar(window)
     src, owned = _open(data, as_of)
     try:
         return metrics.rates_table(src.table("orders"), window, **_grouping(src, by),
                                    purchase_unit=purchase_unit, zero_paid=zero_paid,
-                                   start=start, end=end)  # fmt: skip
+                                   start=start, end=end, step=step)  # fmt: skip
     finally:
         if owned:
             src.close()
@@ -647,10 +607,10 @@ def refill_fills(
 ) -> pd.DataFrame:
     """Member fills (one per member, product group and day) with the refill intervals.
 
-    Equals :func:`rxrepurchase.refill.refill_fills` on the loaded chain (``members`` given when
-    ``with_members``), followed by the interval columns the refill prediction uses:
-    ``interval_days`` (days since the member's previous fill of the product, NaN for the first)
-    and ``supply_ratio`` (that interval / the previous fill's days supply).
+    :func:`rxrepurchase.refill.refill_fills` on the source's validated tables (``members``
+    given when ``with_members``), through the same expressions
+    (:func:`rxrepurchase.refill.fills_table`), followed by
+    :func:`rxrepurchase.refill.fill_intervals` (``interval_days``, ``supply_ratio``).
 
     Parameters
     ----------
@@ -663,12 +623,6 @@ def refill_fills(
         Add each member's ``home_store_id``.
     as_of : date-like, optional
         Analysis date when ``data`` is a folder.
-
-    Notes
-    -----
-    Within a day, the fill's store, channel and product name are those of the line that
-    :data:`rxrepurchase.refill.FILL_NAMING_ORDER` puts first (largest amount, latest order
-    time, then smallest SKU, order id and product name).
     """
     line_cols = set(TABLES["order_lines"].column_names) - {"order_id"}
     if group_by not in line_cols:
@@ -678,55 +632,13 @@ def refill_fills(
         )
     src, owned = _open(data, as_of)
     try:
-        chronic = "l.is_chronic AND " if chronic_only else ""
-        # refill.FILL_NAMING_ORDER: largest amount, latest time, then smallest sku, order, name.
-        last = "(-l.line_amount, -epoch_us(o.ordered_at), l.sku, o.order_id, l.product_name)"
-        walk_in = src.scalar(
-            f"SELECT count(*) FROM order_lines l JOIN orders o USING (order_id) "
-            f"WHERE {chronic}o.member_id IS NULL"
-        )
-        home = ", m.home_store_id" if with_members else ""
-        join = " JOIN members m USING (member_id)" if with_members else ""
-        cols = _fetch(
-            src,
-            f"SELECT f.*{home}, "
-            f"  date_diff('day', lag(filled_on) OVER w, filled_on) AS interval_days, "
-            f"  date_diff('day', lag(filled_on) OVER w, filled_on) / lag(days_supply) OVER w "
-            f"    AS supply_ratio "
-            f"FROM (SELECT o.member_id, CAST(l.{group_by} AS VARCHAR) AS product, "
-            f"  date_trunc('day', o.ordered_at) AS filled_on, "
-            f"  arg_min(o.store_id, {last}) AS store_id, arg_min(o.channel, {last}) AS channel, "
-            f"  arg_min(l.product_name, {last}) AS product_name, "
-            f"  sum(l.quantity) AS quantity, sum(l.line_amount) AS line_amount, "
-            f"  CASE WHEN count(l.days_supply) = count(*) THEN sum(l.days_supply) END AS days_supply, "
-            f"  count(*) AS n_lines "
-            f"  FROM order_lines l JOIN orders o USING (order_id) "
-            f"  WHERE {chronic}o.member_id IS NOT NULL GROUP BY ALL) f{join} "
-            f"WINDOW w AS (PARTITION BY f.member_id, f.product ORDER BY f.filled_on) "
-            f"ORDER BY f.member_id, f.product, f.filled_on",
+        lines = src.table("order_lines")
+        fills = refill.fills_table(
+            lines.mutate(product=lines[group_by].cast("string")), src.table("orders"),
+            src.table("members") if with_members else None, group_by=group_by,
+            chronic_only=chronic_only,
         )
     finally:
         if owned:
             src.close()
-    if cols["product"].isna().any():
-        raise EngineError(f"order_lines.{group_by} is empty on some member lines; cannot group products by it")
-    fills = pd.DataFrame(
-        {
-            "member_id": cols["member_id"],
-            "product": cols["product"],
-            "filled_on": cols["filled_on"].astype("datetime64[ns]"),
-            "store_id": cols["store_id"],
-            "channel": cols["channel"],
-            "product_name": cols["product_name"],
-            "quantity": cols["quantity"].astype(np.float64),
-            "line_amount": cols["line_amount"].astype(np.float64),
-            "days_supply": pd.array(cols["days_supply"], dtype="Float64").to_numpy(np.float64, na_value=np.nan),
-            "n_lines": pd.array(cols["n_lines"], dtype="Int64"),
-        }
-    )
-    if with_members:
-        fills["home_store_id"] = cols["home_store_id"]
-    fills["interval_days"] = pd.array(cols["interval_days"], dtype="Float64").to_numpy(np.float64, na_value=np.nan)
-    fills["supply_ratio"] = pd.array(cols["supply_ratio"], dtype="Float64").to_numpy(np.float64, na_value=np.nan)
-    fills.attrs = {"walk_in_lines": int(walk_in), "return_lines": 0, "group_by": group_by}
-    return fills
+    return refill.fill_intervals(fills)

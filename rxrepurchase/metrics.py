@@ -42,6 +42,7 @@ from rxrepurchase.core import purchases as core_purchases
 from rxrepurchase.core import rates as core_rates
 from rxrepurchase.core.purchases import PurchaseUnit, ZeroPaid
 from rxrepurchase.errors import DataContractError, MetricsInputError
+from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
     "MetricsInputError",
@@ -105,14 +106,6 @@ def _default_as_of(orders: pd.DataFrame, as_of) -> pd.Timestamp:
     if len(orders) == 0:
         raise MetricsInputError("orders is empty: pass as_of explicitly")
     return orders["ordered_at"].max().normalize()
-
-
-def _is_purchase(orders: pd.DataFrame, zero_paid: ZeroPaid) -> np.ndarray:
-    paid = orders["paid_amount"].to_numpy(dtype="float64", na_value=np.nan)
-    if np.isnan(paid).any():
-        row = orders.index[np.isnan(paid)][0]
-        raise DataContractError(f"orders: paid_amount is empty at row {row}")
-    return paid >= 0 if zero_paid == "include" else paid > 0
 
 
 def _lookup_member_columns(
@@ -426,7 +419,7 @@ def _member_orders_frame(orders: pd.DataFrame, columns: list[str]) -> tuple[pd.D
     """The member orders' columns the core needs (after checking that none lacks paid_amount),
     member ids as their rank (:func:`rxrepurchase.core.backend.ranked_ids`), and the ids."""
     is_member = orders["member_id"].notna().to_numpy()
-    _is_purchase(orders.loc[is_member, ["paid_amount"]], "exclude")
+    core_purchases.purchase_mask(orders)  # names a member order without paid_amount
     cols = list(dict.fromkeys(["order_id", "member_id", "ordered_at", "paid_amount", *columns]))
     frame = orders.loc[is_member, cols] if not is_member.all() else orders[cols]
     member, ids = backend.ranked_ids(frame["member_id"])
@@ -611,9 +604,10 @@ def _first_purchases(
     return p, first
 
 
+@renamed_keywords(days="outcome_days")
 def n_day_repurchase(
     orders: pd.DataFrame,
-    days: Sequence[int] = (30, 60, 90),
+    outcome_days: Sequence[int] = (30, 60, 90),
     by: str | Sequence[str] | None = None,
     *,
     members: pd.DataFrame | None = None,
@@ -632,8 +626,8 @@ def n_day_repurchase(
     ----------
     orders : DataFrame
         The chain's orders.
-    days : sequence of int
-        The horizons, default 30, 60 and 90 days.
+    outcome_days : sequence of int
+        The N days after the first purchase, default 30, 60 and 90.
     by : str or list of str, optional
         Order columns (value on the first purchase), member columns, or ``cohort_month``.
     members : DataFrame, optional
@@ -650,9 +644,9 @@ def n_day_repurchase(
         n_day_repurchase_rate``.
     """
     by = _as_list(by)
-    horizons = [_n_days(d) for d in days]
+    horizons = [_n_days(d) for d in outcome_days]
     if not horizons or any(h is None for h in horizons):
-        raise MetricsInputError(f"days must be positive whole numbers of days, got {days!r}")
+        raise MetricsInputError(f"outcome_days must be positive whole numbers of days, got {outcome_days!r}")
     as_of = _default_as_of(orders, as_of)
     p, first = _first_purchases(orders, by, members, purchase_unit, zero_paid)
     second = p.loc[p["purchase_number"] == 2].set_index("member_id")["purchased_on"]
@@ -897,7 +891,7 @@ def arpu(
                             *[c for c in by if c in orders.columns]])),
     ]  # fmt: skip
     frame = _lookup_member_columns(frame, by, members)
-    frame["_buyer"] = frame["member_id"].where(_is_purchase(frame, zero_paid))
+    frame["_buyer"] = frame["member_id"].where(core_purchases.purchase_mask(frame, zero_paid))
     windows, frame = _windowed(frame, window, start, end, step)
     g = frame.groupby(["_w", *by], dropna=False, sort=False)
     table = pd.concat(

@@ -11,7 +11,7 @@ The pipeline, each step a plain function on DataFrames::
     due = predict_refills(fills, as_of=chain.as_of)          # one row per member x product
     adh = adherence(fills, end=chain.as_of)                  # PDC and MPR over 365 days
     lift = co_purchase_lift(chain.order_lines, chain.orders)  # "also recommend"
-    targets = refill_targets(due, chain.members, within=14, lift=lift)
+    targets = refill_targets(due, chain.members, horizon_days=14, lift=lift)
     export_target_list(targets, "reminders.csv")
 
 :func:`chain_refill_targets` runs the whole list-building pipeline on a loaded chain (the
@@ -28,15 +28,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import ibis
 import numpy as np
 import pandas as pd
 from scipy import optimize, sparse, special, stats
 
 from rxrepurchase.contract import TAG_SEPARATOR, require_columns
+from rxrepurchase.core import backend
+from rxrepurchase.core import fills as core_fills
+from rxrepurchase.core.fills import FILL_NAMING_ORDER
 from rxrepurchase.errors import RefillError
 from rxrepurchase.outputs import atomic_path
+from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
+    "FILL_NAMING_ORDER",
     "REFILL_STATUSES",
     "RefillBacktest",
     "RefillError",
@@ -47,6 +53,7 @@ __all__ = [
     "chain_refill_targets",
     "co_purchase_lift",
     "export_target_list",
+    "fill_intervals",
     "list_check",
     "list_outcomes",
     "list_precision",
@@ -67,14 +74,8 @@ REFILL_STATUSES: tuple[str, ...] = ("not_due", "due_soon", "due_now", "overdue",
 
 _KEYS = ["member_id", "product"]
 
-# Which line names a fill (its store, channel and product name) when several lines of one
-# product group fall on one member-day: the largest line amount, then the latest order time,
-# then the smallest SKU, order id and product name. Decided by the data alone, so that the row
-# order of an export (or a library's sort) cannot change a fill's name.
-FILL_NAMING_ORDER = ["member_id", "product", "filled_on", "line_amount", "ordered_at", "sku",
-                     "order_id", "product_name"]
-_FILL_NAMING_ASCENDING = [True, True, True, False, False, True, True, True]
 _DAY = np.timedelta64(1, "D")
+_ORDER_COLUMNS = ("order_id", "member_id", "store_id", "ordered_at", "channel")
 
 
 def _require_columns(df: pd.DataFrame, table: str, columns: Sequence[str]) -> None:
@@ -92,27 +93,28 @@ def _examples(values: pd.Series | pd.Index, n: int = 5) -> str:
     return shown + (f" ... ({len(values)} in all)" if len(values) > n else "")
 
 
-def _product_key(lines: pd.DataFrame, group_by: str | Mapping | pd.Series) -> pd.Series:
-    """The product group of each line: a column of the lines or a mapping from SKU."""
+def _product_key(lines: pd.DataFrame, group_by: str | Mapping | pd.Series,
+                 *, missing: bool = False) -> pd.Series:
+    """The product group of each line: a column of the lines or a mapping from SKU. Lines
+    without a group raise, unless ``missing`` (then they are NA)."""
     if isinstance(group_by, str):
         _require_columns(lines, "order_lines", [group_by])
         key = lines[group_by].astype("string")
-        empty = key.isna()
-        if empty.any():
-            raise RefillError(
-                f"order_lines.{group_by} is empty on {int(empty.sum())} line(s) "
-                f"(rows {_examples(lines.index[empty])}); cannot group products by it"
-            )
-        return key
-    mapping = group_by if isinstance(group_by, pd.Series) else pd.Series(dict(group_by))
-    key = lines["sku"].map(mapping).astype("string")
-    unmapped = key.isna()
-    if unmapped.any():
-        raise RefillError(
-            f"group_by mapping has no product group for SKU(s) "
-            f"{_examples(lines.loc[unmapped, 'sku'])}"
-        )
+    else:
+        mapping = group_by if isinstance(group_by, pd.Series) else pd.Series(dict(group_by))
+        key = lines["sku"].map(mapping).astype("string")
+    empty = key.isna()
+    if empty.any() and not missing:
+        raise _no_product(group_by, int(empty.sum()), lines.loc[empty, "sku"],
+                          f"rows {_examples(lines.index[empty])}")
     return key
+
+
+def _no_product(group_by, n: int, skus: pd.Series, where: str) -> RefillError:
+    if isinstance(group_by, str):
+        return RefillError(f"order_lines.{group_by} is empty on {n} line(s) ({where}); "
+                           "cannot group products by it")
+    return RefillError(f"group_by mapping has no product group for SKU(s) {_examples(skus)}")
 
 
 def refill_fills(
@@ -151,7 +153,8 @@ def refill_fills(
         store, channel and product name from its line with the largest amount (then the latest
         order time, the smallest SKU, order id and product name). ``attrs`` counts the
         lines left out: ``walk_in_lines`` (no member), ``return_lines`` (quantity <= 0), and
-        records ``group_by``.
+        records ``group_by``. The fills are computed by :func:`fills_table` (the expressions of
+        :mod:`rxrepurchase.core.fills`).
 
     Raises
     ------
@@ -163,81 +166,87 @@ def refill_fills(
         order_lines, "order_lines", ["order_id", "sku", "product_name", "is_chronic", "quantity",
                                      "line_amount", "days_supply"]
     )
-    _require_columns(orders, "orders", ["order_id", "member_id", "store_id", "ordered_at", "channel"])
+    _require_columns(orders, "orders", list(_ORDER_COLUMNS))
     lines = order_lines[order_lines["is_chronic"]] if chronic_only else order_lines
-    lines = _with_orders(lines, orders)
-    walk_in = lines["member_id"].isna()
-    returned = ~(lines["quantity"] > 0)
-    used = lines[~walk_in & ~returned]
-
-    supply = used["days_supply"].astype("Float64").astype("float64")
-    bad = supply <= 0
-    if bad.any():
-        raise RefillError(
-            f"order_lines.days_supply must be positive; {int(bad.sum())} line(s) have "
-            f"<= 0 (orders {_examples(used.loc[bad, 'order_id'])})"
-        )
+    _check_orders(lines, orders)
+    supply = lines["days_supply"].astype("Float64").astype("float64")
     if pack_days is not None:
-        per_pack = used["sku"].map(pd.Series(pack_days, dtype="float64")).astype("float64")
-        supply = supply.fillna(used["quantity"] * per_pack)
-
-    fills = pd.DataFrame(
-        {
-            "member_id": used["member_id"],
-            "product": _product_key(used, group_by),
-            "filled_on": used["ordered_at"].dt.normalize(),
-            "ordered_at": used["ordered_at"],
-            "store_id": used["store_id"],
-            "channel": used["channel"],
-            "product_name": used["product_name"],
-            "sku": used["sku"],
-            "order_id": used["order_id"],
-            "quantity": used["quantity"],
-            "line_amount": used["line_amount"],
-            "days_supply": supply,
-            "supply_unknown": supply.isna(),
-        }
-    ).sort_values(FILL_NAMING_ORDER, ascending=_FILL_NAMING_ASCENDING, kind="stable")
-    day = fills.groupby(["member_id", "product", "filled_on"], sort=False, observed=True)
-    merged = day.agg(
-        store_id=("store_id", "first"),
-        channel=("channel", "first"),
-        product_name=("product_name", "first"),
-        quantity=("quantity", "sum"),
-        line_amount=("line_amount", "sum"),
-        days_supply=("days_supply", "sum"),
-        supply_unknown=("supply_unknown", "any"),
-        n_lines=("product", "size"),
-    ).reset_index().sort_values(["member_id", "product", "filled_on"], ignore_index=True)
-    merged["days_supply"] = merged["days_supply"].where(~merged.pop("supply_unknown"))
-    merged["n_lines"] = merged["n_lines"].astype("Int64")
-
+        per_pack = lines["sku"].map(pd.Series(pack_days, dtype="float64")).astype("float64")
+        supply = supply.fillna(lines["quantity"] * per_pack)
+    line_frame = lines[["order_id", "sku", "product_name", "quantity", "line_amount"]].assign(
+        product=_product_key(lines, group_by, missing=True), days_supply=supply,
+        quantity=lines["quantity"].astype("float64"), line_amount=lines["line_amount"].astype("float64"),
+        is_chronic=True,
+    )  # fmt: skip
+    order_frame = orders[list(_ORDER_COLUMNS)]
+    if isinstance(order_frame["ordered_at"].dtype, pd.DatetimeTZDtype):  # the local day
+        order_frame = order_frame.assign(ordered_at=order_frame["ordered_at"].dt.tz_localize(None))
+    frames = [line_frame, order_frame]
     if members is not None:
         _require_columns(members, "members", ["member_id", "home_store_id"])
-        home = members.set_index("member_id")["home_store_id"]
-        merged["home_store_id"] = merged["member_id"].map(home).astype("string")
-        unknown = merged["home_store_id"].isna() & ~merged["member_id"].isin(home.index)
+        frames.append(members[["member_id", "home_store_id"]])
+    dtypes = {"member_id": orders["member_id"].dtype, "store_id": orders["store_id"].dtype,
+              "channel": orders["channel"].dtype, "product_name": order_lines["product_name"].dtype}  # fmt: skip
+    with backend.tables(*frames) as tabs:
+        return fills_table(tabs[0], tabs[1], tabs[2] if members is not None else None,
+                           group_by=group_by, chronic_only=False, dtypes=dtypes)  # fmt: skip
+
+
+def fills_table(
+    lines, orders, members=None, *, group_by: str | Mapping | pd.Series = "sku",
+    chronic_only: bool = True, dtypes: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
+    """:func:`refill_fills` of Ibis tables with the contract's names, ``lines`` carrying each
+    line's product group as ``product``: the one implementation behind it and
+    :func:`rxrepurchase.engine.refill_fills`. ``group_by`` names the groups in errors and
+    ``attrs``; ``dtypes`` give text columns their dtype (default ``string``)."""
+    rows = core_fills.fill_lines(lines, orders, chronic_only=chronic_only)
+    counts = backend.to_pandas(core_fills.line_counts(rows)).iloc[0]
+    used = rows.filter(rows.used)
+    if counts["bad_supply"]:
+        bad = backend.to_pandas(used.filter(used.days_supply <= 0).select("order_id"))
+        raise RefillError(
+            f"order_lines.days_supply must be positive; {int(counts['bad_supply'])} line(s) have "
+            f"<= 0 (orders {_examples(bad['order_id'].sort_values())})"
+        )
+    if counts["no_product"]:
+        empty = backend.to_pandas(used.filter(used["product"].isnull()).select("order_id", "sku"))
+        raise _no_product(group_by, int(counts["no_product"]), empty["sku"].sort_values(),
+                          f"orders {_examples(empty['order_id'].sort_values())}")
+    out = core_fills.fills(rows)
+    if members is not None:
+        home = members.select("member_id", "home_store_id", _known=ibis.literal(True))
+        out = out.left_join(home, "member_id").drop("member_id_right")
+    fills = backend.to_pandas(out.order_by(list(core_fills.FILL_KEYS)))
+    if members is not None:
+        unknown = fills.pop("_known").isna()
         if unknown.any():
-            raise RefillError(
-                f"orders.member_id not in members: {_examples(merged.loc[unknown, 'member_id'])}"
-            )
-    merged.attrs = {
-        "walk_in_lines": int(walk_in.sum()),
-        "return_lines": int((returned & ~walk_in).sum()),
+            raise RefillError(f"orders.member_id not in members: {_examples(fills.loc[unknown, 'member_id'])}")
+        fills["home_store_id"] = fills.pop("home_store_id").astype("string")
+    dtypes = dtypes or {}
+    for col in ("member_id", "product", "store_id", "channel", "product_name"):
+        fills[col] = fills[col].astype(dtypes.get(col, "string"))
+    fills["n_lines"] = fills["n_lines"].astype("Int64")
+    fills.attrs = {
+        "walk_in_lines": int(counts["walk_in_lines"]),
+        "return_lines": int(counts["return_lines"]),
         "group_by": group_by if isinstance(group_by, str) else "mapping",
     }
-    return merged
+    return fills
 
 
-def _with_orders(lines: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
-    head = orders[["order_id", "member_id", "store_id", "ordered_at", "channel"]]
-    orphan = ~lines["order_id"].isin(head["order_id"])
+def _check_orders(lines: pd.DataFrame, orders: pd.DataFrame) -> None:
+    orphan = ~lines["order_id"].isin(orders["order_id"])
     if orphan.any():
         raise RefillError(
             f"order_lines.order_id not in orders on {int(orphan.sum())} line(s): "
             f"{_examples(lines.loc[orphan, 'order_id'])}"
         )
-    return lines.merge(head, on="order_id", how="left", validate="many_to_one")
+
+
+def _with_orders(lines: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+    _check_orders(lines, orders)
+    return lines.merge(orders[list(_ORDER_COLUMNS)], on="order_id", how="left", validate="many_to_one")
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,9 +254,10 @@ def _with_orders(lines: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def _with_intervals(fills: pd.DataFrame) -> pd.DataFrame:
-    """Fills sorted by member, product and date, with the interval since the previous fill
-    (days) and the ratio interval / previous fill's days supply."""
+def fill_intervals(fills: pd.DataFrame) -> pd.DataFrame:
+    """Fills (:func:`refill_fills`) sorted by member, product and date, with
+    ``interval_days`` (days since the member's previous fill of the product, NaN for the
+    first) and ``supply_ratio`` (that interval / the previous fill's days supply)."""
     hist = fills.sort_values([*_KEYS, "filled_on"], kind="stable").reset_index(drop=True)
     g = hist.groupby(_KEYS, sort=False, observed=True)
     hist["interval_days"] = (hist["filled_on"] - g["filled_on"].shift()) / _DAY
@@ -491,7 +501,7 @@ def predict_refills(
     if recent < 1 or (prior_weight is not None and prior_weight < 0):
         raise RefillError("recent must be >= 1 and prior_weight >= 0 (or None: estimated)")
     as_of = pd.Timestamp(as_of).normalize()
-    hist = _with_intervals(fills[fills["filled_on"] <= as_of])
+    hist = fill_intervals(fills[fills["filled_on"] <= as_of])
     if hist.empty:
         raise RefillError(f"no fills on or before {as_of.date()}")
 
@@ -957,7 +967,7 @@ LIST_SELECTIONS = ("chance", "due")
 """How a reminder list picks its pairs (:func:`refill_targets`' ``select``)."""
 
 
-def _on_list(predictions: pd.DataFrame, *, within: int, include_overdue: bool = True,
+def _on_list(predictions: pd.DataFrame, *, horizon_days: int, include_overdue: bool = True,
              include_lapsed: bool = False, first_refill: bool = False,
              max_spread: float | None = None, select: str = "due",
              min_probability: float | None = None) -> pd.Series:
@@ -974,7 +984,7 @@ def _on_list(predictions: pd.DataFrame, *, within: int, include_overdue: bool = 
         eligible &= (predictions["rhythm"] == ("first_refill" if first_refill else "repeat")).fillna(False)
     if max_spread is not None:
         eligible &= (refill_spread(predictions) <= max_spread).fillna(False)
-    pick = eligible & (predictions["days_until_due"] <= within).fillna(False)
+    pick = eligible & (predictions["days_until_due"] <= horizon_days).fillna(False)
     if select == "chance":
         pick = _most_likely(predictions, eligible, pick)
     if min_probability is not None:
@@ -1004,11 +1014,12 @@ def refill_spread(predictions: pd.DataFrame) -> pd.Series:
     return width / predictions["predicted_interval"].astype("float64")
 
 
+@renamed_keywords(within="horizon_days")
 def refill_targets(
     predictions: pd.DataFrame,
     members: pd.DataFrame,
     *,
-    within: int = 14,
+    horizon_days: int = 14,
     include_overdue: bool = True,
     include_lapsed: bool = False,
     show_phone: bool = False,
@@ -1027,16 +1038,16 @@ def refill_targets(
     first chronic purchases whose days supply says when they run out
     (``rhythm == "first_refill"``). One-off buys are never listed.
 
-    ``within`` sets the list's size, ``select`` who is on it:
+    ``horizon_days`` sets the list's size, ``select`` who is on it:
 
-    - ``"chance"`` (default): as many pairs as are expected within ``within`` days or overdue
+    - ``"chance"`` (default): as many pairs as are expected within ``horizon_days`` days or overdue
       (per home store), but those most likely to refill: the highest ``p_refill`` of
       :func:`predict_refills` (the chance of a fill in the next ``p_refill_days``, 30: the
       member's own rhythm and regularity, the time since the last fill and the product's
       stop rate). The same workload as the broad list, better picks: measured on every demo
       shape (:func:`backtest_refills`, 5,000 members, ``docs/refills.md``) its precision
       and recall are above the naive median-interval list's;
-    - ``"due"``: the broad list: every pair *expected* within ``within`` days or overdue,
+    - ``"due"``: the broad list: every pair *expected* within ``horizon_days`` days or overdue,
       however erratic its rhythm (no more precise than the naive list on the demo shapes).
 
     ``min_probability`` (e.g. 0.5) also leaves out pairs less likely than that to refill: a
@@ -1050,8 +1061,8 @@ def refill_targets(
     members : DataFrame
         The members table; tier, acquisition channel, tags and the contact columns present
         (``phone``, ``wechat_id``) are copied to the list.
-    within : int
-        Days ahead: the broad list names the rows expected on or before ``as_of + within``
+    horizon_days : int
+        Days ahead: the broad list names the rows expected on or before ``as_of + horizon_days``
         (and overdue ones); the default list has as many rows.
     select : {"chance", "due"}
         Pick the pairs most likely to refill (default) or those due (the broad list).
@@ -1080,20 +1091,20 @@ def refill_targets(
         One row per reminder (member x product), sorted by home store and expected date
         (soonest first), with the prediction's interval (``due_low``, ``due_high``) and a
         ``suggested_action`` code (``refill_reminder``); ``attrs`` holds ``as_of``,
-        ``within``, ``select``, ``min_probability``, ``status_counts``, ``phone_masked``,
+        ``horizon_days``, ``select``, ``min_probability``, ``status_counts``, ``phone_masked``,
         ``first_refill``, ``max_overdue_days`` and ``moved_to_wake_up``.
     """
     _require_columns(predictions, "predictions",
                      [*_KEYS, "status", "days_until_due", "expected_on", "last_fill"])
-    if within < 0:
-        raise RefillError(f"within must be >= 0 days, got {within}")
+    if horizon_days < 0:
+        raise RefillError(f"horizon_days must be >= 0 days, got {horizon_days}")
     if max_overdue_days is not None and max_overdue_days < 0:
         raise RefillError(f"max_overdue_days must be >= 0 days or None, got {max_overdue_days}")
     if min_probability is not None and not 0 <= min_probability <= 1:
         raise RefillError(f"min_probability must be within 0 ... 1 or None, got {min_probability}")
     if select == "chance" or min_probability is not None:
         _require_columns(predictions, "predictions", ["p_refill"])
-    rule = {"within": within, "include_overdue": include_overdue, "include_lapsed": include_lapsed,
+    rule = {"horizon_days": horizon_days, "include_overdue": include_overdue, "include_lapsed": include_lapsed,
             "first_refill": first_refill, "max_spread": max_spread}
     too_late = pd.Series(False, index=predictions.index)
     if max_overdue_days is not None:
@@ -1121,7 +1132,7 @@ def refill_targets(
     targets["status"] = targets["status"].astype("string")
     targets.attrs = {
         **predictions.attrs,
-        "within": within,
+        "horizon_days": horizon_days,
         "select": select,
         "min_probability": min_probability,
         "status_counts": targets["status"].value_counts().to_dict(),
@@ -1178,11 +1189,12 @@ def export_target_list(targets: pd.DataFrame, path: str | Path, *, overwrite: bo
     return path
 
 
+@renamed_keywords(within="horizon_days")
 def chain_refill_targets(
     chain,
     *,
     as_of: str | pd.Timestamp | None = None,
-    within: int = 14,
+    horizon_days: int = 14,
     group_by: str | Mapping[str, str] | pd.Series = "sku",
     show_phone: bool = False,
     include_lapsed: bool = False,
@@ -1198,7 +1210,7 @@ def chain_refill_targets(
                          pack_days=pack_days)
     predictions = predict_refills(fills, as_of=as_of)
     lift = co_purchase_lift(chain.order_lines, chain.orders, group_by=group_by, end=as_of)
-    return refill_targets(predictions, chain.members, within=within, show_phone=show_phone,
+    return refill_targets(predictions, chain.members, horizon_days=horizon_days, show_phone=show_phone,
                           include_lapsed=include_lapsed, lift=lift, first_refill=first_refill,
                           select=select)
 
@@ -1289,18 +1301,19 @@ class RefillOverview:
         }
 
 
+@renamed_keywords(within="horizon_days", check_days="outcome_days")
 def refill_overview(
     chain,
     *,
     store_id: str | None = None,
     as_of: str | pd.Timestamp | None = None,
-    within: int = 14,
+    horizon_days: int = 14,
     group_by: str | Mapping[str, str] | pd.Series = "sku",
     chain_predictions: pd.DataFrame | None = None,
     chain_adherence: pd.DataFrame | None = None,
     chain_lift: pd.DataFrame | None = None,
     chain_list_check: pd.DataFrame | None = None,
-    check_days: int = 30,
+    outcome_days: int = 30,
 ) -> RefillOverview:
     """Refill predictions, adherence and the reminder list of a loaded chain, restricted to
     the members whose home store is ``store_id`` (all members by default), as of ``as_of``
@@ -1313,7 +1326,7 @@ def refill_overview(
     computes them once and slices them for every store (same figures, much less work).
 
     ``list_check`` measures the list: the reminder list as it would have been sent
-    ``check_days`` before ``as_of`` and which of its members refilled since
+    ``outcome_days`` before ``as_of`` and which of its members refilled since
     (:func:`list_outcomes`; ``chain_list_check`` is the chain-wide table, computed here when
     not given)."""
     as_of = pd.Timestamp(as_of if as_of is not None else chain.as_of).normalize()
@@ -1324,13 +1337,13 @@ def refill_overview(
         if table is not None and table.attrs.get(key) != as_of:
             raise RefillError(f"{name} is as of {table.attrs.get(key)}, not {as_of.date()}; "
                               "compute it as of the overview's day or leave it out")
-    check_cut = as_of - pd.Timedelta(days=check_days)
+    check_cut = as_of - pd.Timedelta(days=outcome_days)
     if chain_list_check is not None and (chain_list_check.attrs.get("as_of") != check_cut
-                                         or chain_list_check.attrs.get("within") != within):
+                                         or chain_list_check.attrs.get("horizon_days") != horizon_days):
         raise RefillError(
             f"chain_list_check is of the list as of {chain_list_check.attrs.get('as_of')} within "
-            f"{chain_list_check.attrs.get('within')} days, not {check_cut.date()} within {within}; "
-            "compute it with list_check(fills, as_of=..., within=..., days=check_days)")
+            f"{chain_list_check.attrs.get('horizon_days')} days, not {check_cut.date()} within {horizon_days}; "
+            "compute it with list_check(fills, as_of=..., horizon_days=..., outcome_days=...)")
     # Predict chain-wide, so a store's figures use the chain's product rhythms and match
     # the chain's list.
     if chain_predictions is None or chain_adherence is None or chain_list_check is None:
@@ -1339,7 +1352,7 @@ def refill_overview(
         fills, as_of=as_of)
     adh = chain_adherence if chain_adherence is not None else adherence(fills, end=as_of)
     check = chain_list_check if chain_list_check is not None else list_check(
-        fills, as_of=as_of, within=within, days=check_days)
+        fills, as_of=as_of, horizon_days=horizon_days, outcome_days=outcome_days)
     if store_id is not None:
         predictions = predictions[predictions["home_store_id"] == store_id].reset_index(drop=True)
         adh = adh[adh["home_store_id"] == store_id].reset_index(drop=True)
@@ -1351,21 +1364,22 @@ def refill_overview(
     return RefillOverview(
         predictions=predictions,
         adherence=adh,
-        targets=refill_targets(predictions, chain.members, within=within, lift=lift),
+        targets=refill_targets(predictions, chain.members, horizon_days=horizon_days, lift=lift),
         as_of=as_of,
-        within=within,
+        within=horizon_days,
         list_check=check,
     )
 
 
-def list_check(fills: pd.DataFrame, *, as_of: str | pd.Timestamp, within: int = 14,
-               days: int = 30, **predict_kwargs) -> pd.DataFrame:
-    """:func:`list_outcomes` of the list that would have been sent ``days`` before ``as_of``,
-    followed for those ``days``: the measured precision shown beside a list."""
-    cut = pd.Timestamp(as_of).normalize() - pd.Timedelta(days=days)
+@renamed_keywords(within="horizon_days", days="outcome_days")
+def list_check(fills: pd.DataFrame, *, as_of: str | pd.Timestamp, horizon_days: int = 14,
+               outcome_days: int = 30, **predict_kwargs) -> pd.DataFrame:
+    """:func:`list_outcomes` of the list that would have been sent ``outcome_days`` before
+    ``as_of``, followed for those days: the measured precision shown beside a list."""
+    cut = pd.Timestamp(as_of).normalize() - pd.Timedelta(days=outcome_days)
     before = predict_refills(fills, as_of=cut, **predict_kwargs)
-    return list_outcomes(before, fills[fills["filled_on"] <= pd.Timestamp(as_of)], within=within,
-                         outcome_days=days)
+    return list_outcomes(before, fills[fills["filled_on"] <= pd.Timestamp(as_of)], horizon_days=horizon_days,
+                         outcome_days=outcome_days)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1427,11 +1441,12 @@ class RefillBacktest:
         }
 
 
+@renamed_keywords(within="horizon_days")
 def list_outcomes(
     predictions: pd.DataFrame,
     fills: pd.DataFrame,
     *,
-    within: int = 14,
+    horizon_days: int = 14,
     outcome_days: int = 30,
     baseline_interval: pd.Series | None = None,
     regular_spread: float = 2.0,
@@ -1444,10 +1459,10 @@ def list_outcomes(
     - ``refill_model``: the default reminder list (:func:`refill_targets`: as many pairs
       with a rhythm as ``broad_model``, those with the highest ``p_refill``);
     - ``broad_model``: the broad list (``refill_targets(select="due")``: pairs with a rhythm
-      expected within ``within`` days or overdue, not lapsed);
+      expected within ``horizon_days`` days or overdue, not lapsed);
     - ``naive_median``: the same pairs with a rhythm, due at *last fill + the product's median
       interval* (``baseline_interval``, per product; computed from the history when not
-      given), listed by the broad rule (due within ``within`` days, overdue but not lapsed);
+      given), listed by the broad rule (due within ``horizon_days`` days, overdue but not lapsed);
     - ``naive_same_size``: the naive list cut to the size of ``refill_model`` by its own
       rule: the pairs nearest their naive due day first (smallest ``|days_until_due|``,
       then member and product);
@@ -1467,7 +1482,7 @@ def list_outcomes(
                   & (fills["filled_on"] <= as_of + pd.Timedelta(days=outcome_days))]
     came = pd.MultiIndex.from_frame(later[_KEYS].drop_duplicates())
     if baseline_interval is None:
-        hist = _with_intervals(fills[fills["filled_on"] <= as_of])
+        hist = fill_intervals(fills[fills["filled_on"] <= as_of])
         baseline_interval = _product_median_interval(hist)
 
     naive = predictions.copy()
@@ -1480,15 +1495,15 @@ def list_outcomes(
     any_rhythm = refill_status(predictions.drop(columns="rhythm"), as_of=as_of)
     keep = [*(["home_store_id"] if "home_store_id" in predictions else []), *_KEYS]
     lists = {
-        "refill_model": predictions[_on_list(predictions, within=within, select="chance")],
-        "broad_model": predictions[_on_list(predictions, within=within)],
-        "naive_median": naive[_on_list(naive, within=within)],
+        "refill_model": predictions[_on_list(predictions, horizon_days=horizon_days, select="chance")],
+        "broad_model": predictions[_on_list(predictions, horizon_days=horizon_days)],
+        "naive_median": naive[_on_list(naive, horizon_days=horizon_days)],
     }
     ranked = lists["naive_median"].assign(distance=lists["naive_median"]["days_until_due"].abs())
     lists["naive_same_size"] = ranked.sort_values(["distance", *_KEYS], kind="stable").head(
         len(lists["refill_model"]))
-    lists["all_pairs"] = any_rhythm[_on_list(any_rhythm, within=within)]
-    lists["regular_model"] = predictions[_on_list(predictions, within=within,
+    lists["all_pairs"] = any_rhythm[_on_list(any_rhythm, horizon_days=horizon_days)]
+    lists["regular_model"] = predictions[_on_list(predictions, horizon_days=horizon_days,
                                                   max_spread=regular_spread)]
     parts = []
     for name, table in lists.items():
@@ -1499,7 +1514,7 @@ def list_outcomes(
     out = pd.concat(parts, ignore_index=True)
     out["list"] = out["list"].astype("string")
     with_history = pd.MultiIndex.from_frame(predictions[_KEYS])
-    out.attrs = {"as_of": as_of, "outcome_days": outcome_days, "within": within,
+    out.attrs = {"as_of": as_of, "outcome_days": outcome_days, "horizon_days": horizon_days,
                  "refills": int(came.isin(with_history).sum())}
     return out
 
@@ -1534,12 +1549,13 @@ def _product_median_interval(hist: pd.DataFrame) -> pd.Series:
     return median.fillna(hist["interval_days"].median())
 
 
+@renamed_keywords(within="horizon_days")
 def backtest_refills(
     fills: pd.DataFrame,
     *,
     calibration_end: str | pd.Timestamp,
-    horizon_days: int | None = None,
-    within: int = 14,
+    score_days: int | None = None,
+    horizon_days: int = 14,
     outcome_days: int = 30,
     **predict_kwargs,
 ) -> RefillBacktest:
@@ -1548,14 +1564,14 @@ def backtest_refills(
     Two questions are answered.
 
     *Is the list worth sending?* (``lists``, :func:`list_precision`): of the pairs the reminder
-    list would have named at the calibration_end (due within ``within`` days or overdue), the share that
+    list would have named at the calibration_end (due within ``horizon_days`` days or overdue), the share that
     refilled within ``outcome_days`` (precision), and the share of all refills in those days
     the list caught (recall), beside the naive median-interval list and the list that also
     names one-off buys. ``list_detail`` has the pairs (:func:`list_outcomes`).
 
     *How good is the date?* (``summary``): every member x product with a rhythm and not lapsed
     (nor unknown) at the calibration_end is predicted; those who filled again after the calibration_end (within
-    ``horizon_days``, default to the end of the data) are scored by the absolute error in days
+    ``score_days``, default to the end of the data) are scored by the absolute error in days
     of the predicted next fill, against the naive baseline *last fill + the product's median
     interval*. A prediction before the calibration_end (overdue) can only come true the day after the
     calibration_end, so both methods' predictions are moved to ``calibration_end + 1`` at the earliest.
@@ -1565,11 +1581,11 @@ def backtest_refills(
     predictions = predict_refills(fills, as_of=calibration_end, **predict_kwargs)
     active = predictions[~predictions["status"].isin(["lapsed", "unknown"])]
     future = fills[fills["filled_on"] > calibration_end]
-    if horizon_days is not None:
-        future = future[future["filled_on"] <= calibration_end + pd.Timedelta(days=horizon_days)]
+    if score_days is not None:
+        future = future[future["filled_on"] <= calibration_end + pd.Timedelta(days=score_days)]
     actual = future.groupby(_KEYS, observed=True)["filled_on"].min().rename("actual_next")
 
-    median = _product_median_interval(_with_intervals(fills[fills["filled_on"] <= calibration_end]))
+    median = _product_median_interval(fill_intervals(fills[fills["filled_on"] <= calibration_end]))
     detail = active.join(actual, on=_KEYS)
     earliest = calibration_end + pd.Timedelta(days=1)
     baseline_days = np.round(detail["product"].map(median).astype("float64").to_numpy())
@@ -1583,7 +1599,7 @@ def backtest_refills(
     )
     # Coverage over the pairs whose whole interval was observed, returned or not: counting
     # only those who came back would leave out the late tail.
-    seen_until = (calibration_end + pd.Timedelta(days=horizon_days) if horizon_days is not None
+    seen_until = (calibration_end + pd.Timedelta(days=score_days) if score_days is not None
                   else fills["filled_on"].max())
     observed = detail[detail["due_high"] <= seen_until]
     in_interval = observed["actual_next"].between(
@@ -1610,7 +1626,7 @@ def backtest_refills(
         "active": len(active),
         "not_returned": int(detail["actual_next"].isna().sum()),
     }
-    outcomes = list_outcomes(predictions, fills, within=within, outcome_days=outcome_days,
+    outcomes = list_outcomes(predictions, fills, horizon_days=horizon_days, outcome_days=outcome_days,
                              baseline_interval=median)
     return RefillBacktest(summary=summary, detail=detail.reset_index(drop=True), calibration_end=calibration_end,
                           lists=list_precision(outcomes), list_detail=outcomes)

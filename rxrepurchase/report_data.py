@@ -74,6 +74,7 @@ from rxrepurchase.refill import (
     refill_fills,
     refill_overview,
 )
+from rxrepurchase.renames import renamed_keywords
 from rxrepurchase.rendering import render_section
 from rxrepurchase.rfm import calibration_holdout, rfm_summary
 from rxrepurchase.segments import (
@@ -829,15 +830,17 @@ def targets_html(progress: list[tuple[str, pd.DataFrame]], lang: str = "en", *,
     return render_section("targets", intro=intro, headers=headers, rows=rows)
 
 
-def list_sizes_html(results: dict | None, lang: str = "en", *, within: int = 14) -> str:
+@renamed_keywords(within="horizon_days")
+def list_sizes_html(results: dict | None, lang: str = "en", *, horizon_days: int = 14) -> str:
     """List sizes per store and the stores whose manager receives nothing, from the stores'
     results the runner hands the overview (:func:`rxrepurchase.chain_view.read_store_results`;
-    None when the overview runs on its own). ``within``: the refill reminders' horizon."""
+    None when the overview runs on its own). ``horizon_days``: the refill reminders'
+    horizon."""
     if results is None:
         return note_html(t("lists_not_run", lang))
     table = store_list_sizes(results["stores"], results["undelivered"])
     return render_section(
-        "list_sizes", intro=t("lists_intro", lang, within=within),
+        "list_sizes", intro=t("lists_intro", lang, within=horizon_days),
         headers=[t("store", lang), *(t(k, lang) for k in LIST_SIZES)],
         rows=[[format_text(row["store_id"]),
                *(format_count(None if pd.isna(row[k]) else row[k], lang) for k in LIST_SIZES)]
@@ -977,8 +980,9 @@ _COHORT_ROWS: tuple[tuple[str, str], ...] = (
 )
 
 
+@renamed_keywords(days="outcome_days")
 def store_cohorts(
-    chain: Chain, store_id: str, *, rules: CohortRules | None = None, days: int = 90,
+    chain: Chain, store_id: str, *, rules: CohortRules | None = None, outcome_days: int = 90,
     shared: ChainWide | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Everything section 2 shows for a store, from :mod:`rxrepurchase.cohorts`.
@@ -993,7 +997,7 @@ def store_cohorts(
         (:func:`~rxrepurchase.cohorts.compare_cohorts` plus ``member_share``), ``retention``
         (monthly :func:`~rxrepurchase.metrics.retention_curve` per cohort), ``spend``
         (paid amount per member at the store, with its cohort), ``post_subsidy``
-        (:func:`~rxrepurchase.cohorts.post_subsidy_repurchase` at ``days``) and ``waves``
+        (:func:`~rxrepurchase.cohorts.post_subsidy_repurchase` at ``outcome_days``) and ``waves``
         (:func:`~rxrepurchase.cohorts.wave_response` of the new-member waves, or of every
         campaign when none is marked ``new_member``).
 
@@ -1012,17 +1016,17 @@ def store_cohorts(
         members = shared.members
     lookup = members[["member_id", "subsidy_cohort"]]
     comparison = compare_cohorts(store.orders, members, campaigns=chain.campaigns,
-                                 as_of=chain.as_of, days=days, rules=rules)
+                                 as_of=chain.as_of, outcome_days=outcome_days, rules=rules)
     comparison["member_share"] = comparison["members"] / comparison["members"].sum()
     retention = retention_curve(store.orders, "M", by="subsidy_cohort", members=lookup,
                                 as_of=chain.as_of)
     bought = store.orders[store.orders["member_id"].notna()]
     spend = (bought.groupby("member_id")["paid_amount"].sum().rename("spend").reset_index()
              .merge(lookup, on="member_id", how="inner"))
-    post = post_subsidy_repurchase(store.orders, members, [days], campaigns=chain.campaigns,
+    post = post_subsidy_repurchase(store.orders, members, [outcome_days], campaigns=chain.campaigns,
                                    as_of=chain.as_of, rules=rules)
     kinds = ["new_member"] if (chain.campaigns["kind"] == "new_member").any() else None
-    waves = wave_response(store.orders, chain.campaigns, kinds=kinds, days=days,
+    waves = wave_response(store.orders, chain.campaigns, kinds=kinds, outcome_days=outcome_days,
                           as_of=chain.as_of, rules=rules,
                           calibration=members.attrs.get("calibration"))
     return {"members": members, "comparison": comparison, "retention": retention,
@@ -1073,10 +1077,11 @@ def calibration_note(members: pd.DataFrame, lang: str = "en") -> str:
              undetermined_share=format_rate(unsure / max(judged, 1), lang))
 
 
-def post_subsidy_note(days: int, as_of: pd.Timestamp, lang: str = "en") -> str:
+@renamed_keywords(days="outcome_days")
+def post_subsidy_note(outcome_days: int, as_of: pd.Timestamp, lang: str = "en") -> str:
     """Who the repurchase-after-subsidy chart counts (:func:`post_subsidy_repurchase`)."""
-    cutoff = (pd.Timestamp(as_of) - pd.Timedelta(days=days)).date().isoformat()
-    return t("post_subsidy_note", lang, days=days, cutoff=cutoff)
+    cutoff = (pd.Timestamp(as_of) - pd.Timedelta(days=outcome_days)).date().isoformat()
+    return t("post_subsidy_note", lang, days=outcome_days, cutoff=cutoff)
 
 
 def cohort_table_html(comparison: pd.DataFrame, lang: str = "en") -> str:
@@ -1229,13 +1234,14 @@ class StoreModels:
         return self.reason is None
 
 
+@renamed_keywords(days="horizon_days")
 def store_models(
     chain: Chain,
     store_id: str,
     cohorts: pd.DataFrame,
     *,
     gross_margin: float = 0.3,
-    days: int = 30,
+    horizon_days: int = 30,
     horizon_months: int = 12,
     calibration_end=None,
     holdout_days: int = 90,
@@ -1251,7 +1257,7 @@ def store_models(
     gross_margin : float
         Gross margin on sales: CLV is discounted gross profit (see
         :func:`~rxrepurchase.models.customer_lifetime_value`).
-    days : int
+    horizon_days : int
         Horizon of ``expected_purchases``.
     horizon_months : int
         CLV horizon.
@@ -1274,7 +1280,7 @@ def store_models(
         sm = GammaGammaModel().fit(rfm)
     except ModelFitError as exc:
         return StoreModels(reason=str(exc))
-    scores = score_members(pm, sm, rfm, gross_margin=gross_margin, days=days,
+    scores = score_members(pm, sm, rfm, gross_margin=gross_margin, days=horizon_days,
                            horizon_months=horizon_months, intervals=True, n_draws=30)
     labels = cohorts.set_index("member_id")["subsidy_cohort"]
     tiers = chain.members.set_index("member_id")["tier"]
@@ -1282,7 +1288,7 @@ def store_models(
                            tier=tiers.reindex(scores.index).to_numpy())
     cut = (pd.Timestamp(calibration_end) if calibration_end is not None
            else chain.as_of - pd.Timedelta(days=holdout_days))
-    ranges = {by: group_value_ranges(pm, sm, rfm, scores[by], gross_margin=gross_margin, days=days,
+    ranges = {by: group_value_ranges(pm, sm, rfm, scores[by], gross_margin=gross_margin, days=horizon_days,
                                      horizon_months=horizon_months, n_draws=30)
               for by in ("subsidy_cohort", "tier")}
     result = StoreModels(purchase_model=pm, spend_model=sm, scores=scores, calibration_end=cut,
@@ -1343,7 +1349,8 @@ def value_by(scores: pd.DataFrame, by: str, ranges: pd.DataFrame | None = None) 
     return table
 
 
-def value_table_html(table: pd.DataFrame, by: str, lang: str = "en", *, days: int = 30) -> str:
+@renamed_keywords(days="horizon_days")
+def value_table_html(table: pd.DataFrame, by: str, lang: str = "en", *, horizon_days: int = 30) -> str:
     """:func:`value_by` as a report table, group names translated."""
     names = cohort_label if by == "subsidy_cohort" else label
     out = table.assign(**{by: table[by].map(lambda v: names(v, lang)),
@@ -1358,7 +1365,7 @@ def value_table_html(table: pd.DataFrame, by: str, lang: str = "en", *, days: in
         out.insert(out.columns.get_loc("expected_purchases") + 1, "expected_purchases_range", purchases)
         out.insert(out.columns.get_loc("clv_total") + 1, "clv_total_range", clv)
     out = out.rename(columns={by: t(f"group_{by}", lang),
-                              "expected_purchases": t("expected_purchases", lang, days=days),
+                              "expected_purchases": t("expected_purchases", lang, days=horizon_days),
                               **{c: t(c, lang, level=format_rate(table.attrs.get("level"), lang, digits=0))
                                  for c in ("expected_purchases_range", "clv_total_range")}})
     return table_html(out, lang, rates=("p_alive", "clv_share"),
@@ -1554,12 +1561,13 @@ def store_tags(chain: Chain, store_id: str, *, period_days: int = 90,
                           min_members=min_members)
 
 
-def tags_reading(tags: pd.DataFrame, lang: str = "en", *, days: int = 90) -> str:
+@renamed_keywords(days="period_days")
+def tags_reading(tags: pd.DataFrame, lang: str = "en", *, period_days: int = 90) -> str:
     """One line: the tags with the highest and lowest repurchase (empty with fewer than two)."""
     if len(tags) < 2:
         return ""
     high, low = tags.iloc[0], tags.iloc[-1]
-    return t("reading_tags", lang, days=days, high=format_text(high["tag"]),
+    return t("reading_tags", lang, days=period_days, high=format_text(high["tag"]),
              high_rate=format_rate(high["user_repurchase_rate"], lang),
              high_n=format_count(high["members"], lang), low=format_text(low["tag"]),
              low_rate=format_rate(low["user_repurchase_rate"], lang),
@@ -1587,9 +1595,10 @@ def glossary_html(lang: str = "en") -> str:
     return render_section("glossary", items=[t(key, lang) for key in GLOSSARY])
 
 
-def tiers_table_html(tiers: pd.DataFrame, lang: str = "en", *, days: int = 90) -> str:
+@renamed_keywords(days="period_days")
+def tiers_table_html(tiers: pd.DataFrame, lang: str = "en", *, period_days: int = 90) -> str:
     """Tier summary: members, share, spend over 365 days, repurchase rate over the headline
-    period of ``days`` days with its 95% Wilson interval (:func:`repurchase_interval`)."""
+    period of ``period_days`` days with its 95% Wilson interval (:func:`repurchase_interval`)."""
     low, high = repurchase_interval(tiers["repeat_members"].fillna(0), tiers["period_members"].fillna(0))
     out = tiers.assign(tier=tiers["tier"].map(lambda v: label(v, lang)))
     out.insert(out.columns.get_loc("user_repurchase_rate") + 1, "user_repurchase_range",
@@ -1599,15 +1608,16 @@ def tiers_table_html(tiers: pd.DataFrame, lang: str = "en", *, days: int = 90) -
     return table_html(out, lang, rates=("member_share", "user_repurchase_rate"),
                       money=("spend_365d_mean", "spend_365d_total"), counts=("members",),
                       headers={"user_repurchase_rate": windowed("user_repurchase_rate", lang,
-                                                                days=days)})
+                                                                days=period_days)})
 
 
-def channels_table_html(channels: pd.DataFrame, lang: str = "en", *, days: int = 90) -> str:
-    """Repurchase by order channel over the headline period of ``days`` days."""
+@renamed_keywords(days="period_days")
+def channels_table_html(channels: pd.DataFrame, lang: str = "en", *, period_days: int = 90) -> str:
+    """Repurchase by order channel over the headline period of ``period_days`` days."""
     out = channels.assign(channel=channels["channel"].map(lambda v: label(v, lang)))
     return table_html(out, lang, rates=("user_repurchase_rate", "order_repurchase_rate"),
                       counts=("members", "purchases"),
-                      headers={k: windowed(k, lang, days=days)
+                      headers={k: windowed(k, lang, days=period_days)
                                for k in ("user_repurchase_rate", "order_repurchase_rate")})
 
 
@@ -1639,7 +1649,8 @@ def plot_hours(hours: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | None = N
 # --------------------------------------------------------------------------- sections 5, 6
 
 
-def store_refills(chain: Chain, store_id: str, *, within: int = 14,
+@renamed_keywords(within="horizon_days")
+def store_refills(chain: Chain, store_id: str, *, horizon_days: int = 14,
                   shared: ChainWide | None = None) -> RefillOverview:
     """Section 5: :func:`rxrepurchase.refill.refill_overview` of the store's members.
 
@@ -1648,9 +1659,9 @@ def store_refills(chain: Chain, store_id: str, *, within: int = 14,
     """
     chain.for_store(store_id)
     if shared is None:
-        return refill_overview(chain, store_id=store_id, within=within)
+        return refill_overview(chain, store_id=store_id, horizon_days=horizon_days)
     shared.check(chain, store_id)
-    return refill_overview(chain, store_id=store_id, within=within,
+    return refill_overview(chain, store_id=store_id, horizon_days=horizon_days,
                            chain_predictions=shared.refill_predictions,
                            chain_adherence=shared.refill_adherence,
                            chain_lift=shared.refill_lift,
@@ -1854,7 +1865,8 @@ def actions_html(actions: pd.DataFrame, lang: str = "en", *,
 # --------------------------------------------------------------------------- did the subsidy pay?
 
 
-def campaign_effects(chain: Chain, store_id: str | None = None, *, window_days: int = 30,
+@renamed_keywords(window_days="outcome_days")
+def campaign_effects(chain: Chain, store_id: str | None = None, *, outcome_days: int = 30,
                      shared: ChainWide | None = None) -> pd.DataFrame | None:
     """:func:`~rxrepurchase.uplift.campaign_uplift` of the chain, or of the sends to one store's
     members (``home_store_id``); None when the export has no ``campaign_members``.
@@ -1864,9 +1876,9 @@ def campaign_effects(chain: Chain, store_id: str | None = None, *, window_days: 
     if shared is not None and shared.store_id is not None and store_id is not None:
         shared.check(chain, store_id)
         effects = shared.campaign_effects
-        if effects is not None and effects.attrs.get("window_days") != window_days:
+        if effects is not None and effects.attrs.get("window_days") != outcome_days:
             raise ReportDataError(f"the store's campaign effects are over "
-                                  f"{effects.attrs.get('window_days')} days, not {window_days}")
+                                  f"{effects.attrs.get('window_days')} days, not {outcome_days}")
         return effects
     if chain.campaign_members is None:
         return None
@@ -1875,8 +1887,8 @@ def campaign_effects(chain: Chain, store_id: str | None = None, *, window_days: 
         members = chain.members.loc[chain.members["home_store_id"] == store_id, "member_id"]
     from rxrepurchase.uplift import campaign_uplift  # statsmodels.api: not in a store's kernel
 
-    effects = campaign_uplift(chain, window_days=window_days, member_ids=members)
-    effects.attrs["window_days"] = window_days
+    effects = campaign_uplift(chain, outcome_days=outcome_days, member_ids=members)
+    effects.attrs["window_days"] = outcome_days
     return effects
 
 
@@ -1889,7 +1901,8 @@ def _signed(value: float) -> str:
     return f"{round(value, 2) + 0.0:+.2f}"
 
 
-def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: int = 30) -> str:
+@renamed_keywords(window_days="outcome_days")
+def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, outcome_days: int = 30) -> str:
     """The "Did the subsidy pay?" section: one sentence per wave (HTML, data escaped), or what
     the chain would need to export when there are no send lists."""
     sep = "" if normalize_lang(lang) == "zh" else " "  # Chinese sentences run on after 。
@@ -1913,13 +1926,13 @@ def uplift_html(effects: pd.DataFrame | None, lang: str = "en", *, window_days: 
         else:
             text = t("uplift_sentence_none", lang, **values)
         if not math.isnan(r.extra_purchases_180d):
-            text += sep + t("uplift_net", lang, days=window_days, net=_signed(r.extra_purchases_180d),
+            text += sep + t("uplift_net", lang, days=outcome_days, net=_signed(r.extra_purchases_180d),
                             low=_signed(r.extra_purchases_180d_low), high=_signed(r.extra_purchases_180d_high),
                             window=_signed(r.extra_purchases_window))
             if r.incremental_members_low > 0 and r.extra_purchases_180d < r.extra_purchases_window:
                 text += sep + t("uplift_pulled_forward", lang)
         items.append(text)
-    return render_section("uplift", intro=t("uplift_intro", lang, days=window_days), items=items)
+    return render_section("uplift", intro=t("uplift_intro", lang, days=outcome_days), items=items)
 
 
 def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:

@@ -105,7 +105,7 @@ def store_slice(chain: Chain, shared, store_id: str, *, window_days: int = 30):
     predictions = own_homes(shared.refill_predictions)
     predictions["last_store_id"] = predictions["last_store_id"].where(
         predictions["last_store_id"] == store_id)
-    effects = campaign_effects(chain, store_id, window_days=window_days)
+    effects = campaign_effects(chain, store_id, outcome_days=window_days)
     last = shared.last_orders
     return mine, replace(
         shared,

@@ -46,6 +46,7 @@ __all__ = [
     "RFMInputError",
     "calibration_holdout",
     "rfm_summary",
+    "summary_attrs",
 ]
 
 TIME_UNITS: dict[str, int] = {"days": 1, "weeks": 7}
@@ -207,14 +208,22 @@ def summarise(
     if result.empty:
         raise RFMInputError(f"no member purchase on or before {end.date()}")
     summary = keys.index(result)
-    summary.attrs = {
-        "time_unit": time_unit,
-        "as_of": end,
-        "amount_col": amount_col,
-        "walk_in_orders": int(counts["walk_in_orders"]),
-        "transactions_after_end": int(counts["after"]),
-    }
+    summary.attrs = summary_attrs(time_unit, end, amount_col, counts["walk_in_orders"],
+                                  counts["after"])  # fmt: skip
     return summary
+
+
+def summary_attrs(time_unit: str, as_of: pd.Timestamp, amount_col: str, walk_in_orders: int,
+                  transactions_after_end: int) -> dict:
+    """The ``attrs`` of an RFM summary (:func:`rfm_summary`, a calibration period): how it was
+    measured and which transactions it left out (no customer id; dated after ``as_of``)."""
+    return {
+        "time_unit": time_unit,
+        "as_of": as_of,
+        "amount_col": amount_col,
+        "walk_in_orders": int(walk_in_orders),
+        "transactions_after_end": int(transactions_after_end),
+    }
 
 
 def rfm_summary(
@@ -394,13 +403,8 @@ def split_at(
         raise RFMInputError(f"no member purchase on or before calibration_end {cut.date()}")
     cal = members.loc[in_calibration]
     calibration = cal[list(core_rfm.RFM_COLUMNS)]
-    calibration.attrs = {
-        "time_unit": time_unit,
-        "as_of": cut,
-        "amount_col": amount_col,
-        "walk_in_orders": int(counts["walk_in_orders"]),
-        "transactions_after_end": int(counts["after_cut"]),
-    }
+    calibration.attrs = summary_attrs(time_unit, cut, amount_col, counts["walk_in_orders"],
+                                      counts["after_cut"])  # fmt: skip
     count = cal["frequency_holdout"].to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_spend = np.where(count > 0, cal["spend_holdout"].to_numpy() / count, 0.0)

@@ -42,6 +42,7 @@ import pandas as pd
 
 from rxrepurchase.contract import TABLES, Column
 from rxrepurchase.core import backend as core_backend
+from rxrepurchase.core.campaigns import derived_campaigns
 from rxrepurchase.core.rules import Context, Evaluator, check_tables
 from rxrepurchase.errors import DataContractError, SourceError
 from rxrepurchase.exports import DEFAULT_TIME_ZONE, check_time_zone, map_headers, read_mapping
@@ -359,10 +360,7 @@ def _conformed(
             f"the contract needs {', '.join(n for n in CONTRACT_TABLES if TABLES[n].required)}"
         )
     typed = {name: _contract_columns(name, table, spec, where[name]) for name, table in raw.items()}
-    out = _validated(typed, materialize, as_of, validate)
-    if "campaigns" not in out:
-        out["campaigns"] = _derived_campaigns(out["orders"])
-    return out
+    return _validated(typed, materialize, as_of, validate)
 
 
 def _contract_columns(name: str, table: ibis.Table, spec: Mapping[str, Any], where: str) -> ibis.Table:
@@ -398,17 +396,6 @@ def _typed(col: Column, table: ibis.Table, source: str | None, where: str) -> ib
     return value.truncate("D") if col.kind == "date" else value
 
 
-def _derived_campaigns(orders: ibis.Table) -> ibis.Table:
-    """Campaigns seen in orders, first to last order day (the loader's rule)."""
-    seen = orders.filter(orders.campaign_id.notnull())
-    return seen.group_by("campaign_id").aggregate(
-        name=seen.campaign_id.max(),
-        starts_on=seen.ordered_at.min().truncate("D"),
-        ends_on=seen.ordered_at.max().truncate("D"),
-        kind=ibis.literal(None, type=dt.string),
-    )
-
-
 def _validated(
     tables: dict[str, ibis.Table], materialize: Callable[[ibis.Table], ibis.Table],
     as_of: pd.Timestamp, validate: str,
@@ -421,7 +408,8 @@ def _validated(
     stay lazy filters of the source, so later queries pay for the row rules only.
     """
     ctx = Context(as_of=as_of, campaigns_file="campaigns" in tables)
-    return check_tables(Evaluator(ctx, materialize), tables, validate)
+    return check_tables(Evaluator(ctx, materialize), tables, validate,
+                        derive_campaigns=derived_campaigns)
 
 
 def _materializer(backend: BaseBackend, session: SparkSession | None = None) -> Callable[[ibis.Table], ibis.Table]:

@@ -22,7 +22,7 @@ of* the coupon, and what each of them cost.
   where not, numbered as waves.
 
 Purchases follow :mod:`rxrepurchase.metrics`: orders of members with a positive paid amount.
-"The window" counts whole days: the day of ``sent_at`` and the ``window_days - 1`` days after.
+"The window" counts whole days: the day of ``sent_at`` and the ``outcome_days - 1`` days after.
 Money is revenue (paid amount, CNY), not profit; multiply by your gross margin for profit.
 """
 
@@ -39,9 +39,10 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from rxrepurchase.cohorts import CohortRules, classify_members
 from rxrepurchase.contract import require_columns
+from rxrepurchase.core.purchases import purchase_mask
 from rxrepurchase.errors import UpliftInputError
 from rxrepurchase.loading import control_redemptions
-from rxrepurchase.metrics import _is_purchase
+from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
     "HORIZONS",
@@ -71,16 +72,17 @@ _SUM_COLUMNS = ("repurchased", "purchases_window", "revenue_window")
 def _purchases(orders: pd.DataFrame) -> pd.DataFrame:
     require_columns(orders, ["member_id", "ordered_at", "paid_amount", "discount_amount",
                              "campaign_id"], "orders", error=UpliftInputError)
-    keep = orders["member_id"].notna().to_numpy() & _is_purchase(orders, "exclude")
+    keep = purchase_mask(orders)
     return orders.loc[keep, ["member_id", "ordered_at", "paid_amount", "discount_amount",
                              "campaign_id"]]
 
 
+@renamed_keywords(window_days="outcome_days")
 def send_outcomes(
     campaign_members: pd.DataFrame,
     orders: pd.DataFrame,
     *,
-    window_days: int = 30,
+    outcome_days: int = 30,
     horizons: Sequence[int] = HORIZONS,
     as_of=None,
 ) -> pd.DataFrame:
@@ -92,8 +94,8 @@ def send_outcomes(
         Send list(s): ``campaign_id, member_id, group, sent_at`` (``channel`` kept if present).
     orders : DataFrame
         The chain's orders (all stores: a member's repurchase may happen at any store).
-    window_days : int
-        Days from the send (the send day included) in which a repurchase counts.
+    outcome_days : int
+        Days from the send (the send day included) in which a repurchase counts (the window).
     horizons : sequence of int
         Longer windows for the net extra purchases (pull-forward check).
     as_of : date-like, optional
@@ -111,9 +113,9 @@ def send_outcomes(
     """
     require_columns(campaign_members, ["campaign_id", "member_id", "group", "sent_at"],
                     "campaign_members", error=UpliftInputError)
-    if window_days < 1 or any(h < window_days for h in horizons):
-        raise UpliftInputError(f"window_days must be >= 1 and every horizon >= it "
-                               f"(got {window_days}, {list(horizons)})")
+    if outcome_days < 1 or any(h < outcome_days for h in horizons):
+        raise UpliftInputError(f"outcome_days must be >= 1 and every horizon >= it "
+                               f"(got {outcome_days}, {list(horizons)})")
     p = _purchases(orders)
     as_of = (pd.Timestamp(as_of) if as_of is not None else p["ordered_at"].max()).normalize()
     out = campaign_members.reset_index(drop=True).copy()
@@ -130,7 +132,7 @@ def send_outcomes(
         w = None if values is None else values[mask].to_numpy(dtype=float)
         return np.bincount(hits.loc[mask, "_row"].to_numpy(), weights=w, minlength=n)
 
-    in_window = elapsed < window_days
+    in_window = elapsed < outcome_days
     own = (hits["_order_campaign"] == hits["campaign_id"]).fillna(False).to_numpy(dtype=bool)
     out["purchases_window"] = per_row(in_window)
     out["repurchased"] = (out["purchases_window"] > 0).astype(float)
@@ -138,14 +140,14 @@ def send_outcomes(
     out["subsidy"] = per_row(own, hits["discount_amount"])
     out["redeemed"] = per_row(own) > 0
     out["contaminated"] = control_redemptions(out, orders).to_numpy()
-    for h, days in (("window", window_days), *((f"{h}d", h) for h in horizons)):
+    for h, days in (("window", outcome_days), *((f"{h}d", h) for h in horizons)):
         complete = (sent_day + pd.Timedelta(days=days - 1) <= as_of).to_numpy()
         if h != "window":
             out[f"purchases_{h}"] = np.where(complete, per_row(elapsed < days), np.nan)
         else:
             for c in _SUM_COLUMNS:
                 out[c] = out[c].where(complete)
-    out.attrs.update(window_days=window_days, horizons=tuple(horizons), as_of=as_of)
+    out.attrs.update(outcome_days=outcome_days, horizons=tuple(horizons), as_of=as_of)
     return out.drop(columns="_row")
 
 
@@ -321,7 +323,7 @@ class MatchedUplift:
     ----------
     match_on : sequence of str
         Behaviours to match on, from :data:`MATCH_ON`.
-    window_days, horizons, alpha
+    outcome_days, horizons, alpha
         As in :func:`send_outcomes` and :func:`randomized_uplift`.
     exclude_days : int
         Members listed in another campaign sent within this many days before the send (or
@@ -337,13 +339,14 @@ class MatchedUplift:
         and the standardized mean difference before and after matching.
     """
 
-    def __init__(self, match_on: Sequence[str] = MATCH_ON, *, window_days: int = 30,
+    @renamed_keywords(window_days="outcome_days")
+    def __init__(self, match_on: Sequence[str] = MATCH_ON, *, outcome_days: int = 30,
                  horizons: Sequence[int] = HORIZONS, alpha: float = 0.05, exclude_days: int = 180):
         unknown = sorted(set(match_on) - set(MATCH_ON))
         if unknown:
             raise UpliftInputError(f"match_on has unknown behaviour(s) {unknown}; choose from {MATCH_ON}")
         self.match_on = tuple(match_on)
-        self.window_days = window_days
+        self.outcome_days = outcome_days
         self.horizons = tuple(horizons)
         self.alpha = alpha
         self.exclude_days = exclude_days
@@ -373,7 +376,7 @@ class MatchedUplift:
         })
         listed = pd.concat([sent[["campaign_id", "member_id", "group", "sent_at"]], comparison],
                            ignore_index=True)
-        out = send_outcomes(listed, orders, window_days=self.window_days, horizons=self.horizons,
+        out = send_outcomes(listed, orders, outcome_days=self.outcome_days, horizons=self.horizons,
                             as_of=as_of)
         x = _pre_send_behaviour(members, p, day).reindex(out["member_id"].to_numpy())
         x.index = out.index
@@ -485,10 +488,11 @@ def _twelve_month_value(sends: pd.DataFrame, purchases: pd.DataFrame) -> pd.Seri
     return pd.Series(out, name="twelve_month_value", dtype=float)
 
 
+@renamed_keywords(window_days="outcome_days")
 def campaign_uplift(
     chain,
     *,
-    window_days: int = 30,
+    outcome_days: int = 30,
     horizons: Sequence[int] = HORIZONS,
     alpha: float = 0.05,
     member_ids: pd.Series | None = None,
@@ -524,11 +528,11 @@ def campaign_uplift(
     rows = []
     randomized = sends[sends["campaign_id"].isin(has_control[has_control].index)]
     if len(randomized):
-        outcomes = send_outcomes(randomized, chain.orders, window_days=window_days, horizons=horizons,
+        outcomes = send_outcomes(randomized, chain.orders, outcome_days=outcome_days, horizons=horizons,
                                  as_of=chain.as_of)
         rows.append(randomized_uplift(outcomes, alpha=alpha, seed=seed))
     for campaign in has_control[~has_control].index:
-        fit = MatchedUplift(window_days=window_days, horizons=horizons, alpha=alpha).fit(
+        fit = MatchedUplift(outcome_days=outcome_days, horizons=horizons, alpha=alpha).fit(
             campaign, pd.concat([sends[sends["campaign_id"] == campaign],
                                  chain.campaign_members[chain.campaign_members["campaign_id"] != campaign]]),
             chain.orders, chain.members, as_of=chain.as_of)

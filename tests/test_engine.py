@@ -1,6 +1,6 @@
-"""The DuckDB engine: aggregates on a hand-built export against hand-computed values; the
-validated views and refill fills against the pandas path on a small demo chain (Parquet and
-CSV) and on an export with rows the loader excludes."""
+"""The DuckDB engine: aggregates and refill fills on a hand-built export against hand-computed
+values; the validated views against the pandas path on a small demo chain (Parquet and CSV) and
+on an export with rows the loader excludes."""
 
 from __future__ import annotations
 
@@ -83,17 +83,6 @@ def _assert_rfm_equal(expected: pd.DataFrame, got: pd.DataFrame) -> None:
     assert expected.attrs == got.attrs
 
 
-@pytest.mark.parametrize("group_by", ["sku", "category"])
-def test_refill_fills_and_intervals_match_pandas(demo, group_by):
-    _, chain, src = demo
-    fills = refill.refill_fills(chain.order_lines, chain.orders, chain.members, group_by=group_by)
-    expected = refill._with_intervals(fills)
-    got = engine.refill_fills(src, group_by=group_by)
-    assert got["interval_days"].notna().sum() > 500
-    pd.testing.assert_frame_equal(expected, got, **MONEY)
-    assert got.attrs == fills.attrs
-
-
 # --------------------------------------------------------------------------- hand-computed
 
 # The hand chain of test_metrics: o9 (paid -40, a refund of o8) is dropped by the engine's
@@ -101,28 +90,102 @@ def test_refill_fills_and_intervals_match_pandas(demo, group_by):
 HAND = _ROWS
 
 
-@pytest.fixture(scope="module")
-def hand(tmp_path_factory):
-    """An export folder (CSV) of the hand chain, opened with as_of 2024-03-31."""
-    folder = tmp_path_factory.mktemp("hand")
+# Campaign ids on o1 (Jan 5), o4 (Jan 10), the walk-in o11 (Feb 7) and the excluded refund o9.
+CAMPAIGNS = ["W1", None, None, "W1", None, None, None, None, "W2", None, "W1", None, None, None]
+
+
+# Order lines: (order, sku, product name, category, chronic, quantity, amount, days supply).
+# Chronic lines: A (blood pressure) for M1 on Jan 5 (o1, o2) and Jan 20, for M4 and the walk-in
+# o10; B and D (diabetes) for M2 on Jan 10 (o4), B on Feb 12 (supply unknown) and Mar 20 (S2).
+LINES = [
+    ("o1", "A", "Amlo 5mg box", "bp", True, 1, 30.0, 30), ("o2", "A", "Amlo 5mg", "bp", True, 2, 60.0, 60),
+    ("o2", "C", "Vitamin C", "vit", False, 1, 20.0, None), ("o3", "A", "Amlo 5mg", "bp", True, 1, 30.0, 30),
+    ("o4", "B", "Metformin", "dm", True, 1, 80.0, 30), ("o4", "D", "Glipizide", "dm", True, 1, 20.0, 30),
+    ("o5", "B", "Metformin", "dm", True, 1, 60.0, None), ("o6", "C", "Vitamin C", "vit", False, 1, 50.0, None),
+    ("o7", "C", "Vitamin C", "vit", False, 1, 130.0, None), ("o8", "A", "Amlo 5mg", "bp", True, 1, 40.0, 30),
+    ("o9", "A", "Amlo 5mg", "bp", True, 1, -40.0, 30), ("o10", "A", "Amlo 5mg", "bp", True, 1, 15.0, 30),
+    ("o11", "B", "Metformin", "dm", False, 1, 25.0, None), ("o12", "C", "Vitamin C", "vit", False, 1, 200.0, None),
+    ("o13", "C", "Vitamin C", "vit", False, 1, 10.0, None), ("o14", "B", "Metformin", "dm", True, 1, 70.0, 30),
+]  # fmt: skip
+
+
+def _hand_tables() -> dict[str, pd.DataFrame]:
     orders = pd.DataFrame(HAND, columns=["order_id", "member_id", "store_id", "ordered_at",
                                          "gross_amount", "discount_amount", "paid_amount"])  # fmt: skip
-    tables = {
+    return {
         "stores": pd.DataFrame({"store_id": ["S1", "S2"], "name": ["One", "Two"], "city": "X"}),
         "members": pd.DataFrame({
             "member_id": ["M1", "M2", "M3", "M4", "M5"], "home_store_id": "S1",
             "joined_on": "2023-12-01", "tier": ["gold", "regular", "regular", "gold", "plus"],
             "acquisition_channel": "store",
         }),
-        "orders": orders.assign(channel="store", stored_value_amount=0.0),
-        "order_lines": orders[["order_id"]].assign(sku="SKU1", product_name="P", category="C",
-                                                   is_chronic=False, quantity=1, line_amount=1.0),
+        "orders": orders.assign(channel="store", stored_value_amount=0.0, campaign_id=CAMPAIGNS),
+        "order_lines": pd.DataFrame(LINES, columns=["order_id", "sku", "product_name", "category",
+                                                    "is_chronic", "quantity", "line_amount",
+                                                    "days_supply"]),
     }  # fmt: skip
-    for name, frame in tables.items():  # the contract's optional columns present but empty
+
+
+@pytest.fixture(scope="module")
+def hand(tmp_path_factory):
+    """An export folder (CSV) of the hand chain, opened with as_of 2024-03-31."""
+    folder = tmp_path_factory.mktemp("hand")
+    for name, frame in _hand_tables().items():  # the contract's optional columns present but empty
         frame.reindex(columns=TABLES[name].column_names).to_csv(folder / f"{name}.csv", index=False)
     src = engine.ChainSource(folder, as_of="2024-03-31", memory_limit="1GB", threads=2)
     yield folder, src
     src.close()
+
+
+def test_campaigns_derived_from_the_kept_orders(hand):
+    _, src = hand
+    # No campaigns file: W1 runs from its first to its last order day (walk-ins count); W2
+    # was only on the refund the rules exclude.
+    got = src.sql("SELECT * FROM campaigns").df()
+    assert got.to_dict("records") == [{
+        "campaign_id": "W1", "name": "W1", "starts_on": pd.Timestamp("2024-01-05"),
+        "ends_on": pd.Timestamp("2024-02-07"), "kind": None,
+    }]  # fmt: skip
+
+
+FILL_COLUMNS = ["member_id", "product", "filled_on", "store_id", "product_name", "quantity",
+                "line_amount", "days_supply", "n_lines", "home_store_id"]
+
+
+def test_refill_fills_hand_computed(hand):
+    _, src = hand
+    fills = engine.refill_fills(src)
+    nan = np.nan
+    # M1's two lines of A on Jan 5 are one fill of 90 days, named by the larger line (o2);
+    # M2's B on Feb 12 has no supply, so Mar 20's ratio is unknown; o9's line goes with the
+    # excluded refund, the walk-in's A line is counted, non-chronic lines are left out.
+    expected = [
+        ("M1", "A", "2024-01-05", "S1", "Amlo 5mg", 3.0, 90.0, 90.0, 2, "S1", nan, nan),
+        ("M1", "A", "2024-01-20", "S2", "Amlo 5mg", 1.0, 30.0, 30.0, 1, "S1", 15.0, 15 / 90),
+        ("M2", "B", "2024-01-10", "S1", "Metformin", 1.0, 80.0, 30.0, 1, "S1", nan, nan),
+        ("M2", "B", "2024-02-12", "S1", "Metformin", 1.0, 60.0, nan, 1, "S1", 33.0, 33 / 30),
+        ("M2", "B", "2024-03-20", "S2", "Metformin", 1.0, 70.0, 30.0, 1, "S1", 37.0, nan),
+        ("M2", "D", "2024-01-10", "S1", "Glipizide", 1.0, 20.0, 30.0, 1, "S1", nan, nan),
+        ("M4", "A", "2024-02-03", "S1", "Amlo 5mg", 1.0, 40.0, 30.0, 1, "S1", nan, nan),
+    ]
+    want = pd.DataFrame(expected, columns=[*FILL_COLUMNS, "interval_days", "supply_ratio"])
+    want["filled_on"] = pd.to_datetime(want["filled_on"]).astype("datetime64[ns]")
+    pd.testing.assert_frame_equal(fills[want.columns], want, check_dtype=False)
+    assert fills.attrs == {"walk_in_lines": 1, "return_lines": 0, "group_by": "sku"}
+    # By category M2's B and D of Jan 10 are one diabetes fill of 60 days, named by Metformin;
+    # without chronic_only the vitamin lines come in too (M3's o6 and o7, M5's, M1's o2).
+    by_category = engine.refill_fills(src, group_by="category", with_members=False)
+    jan10 = by_category.set_index(["member_id", "product"]).loc[("M2", "dm")].iloc[0]
+    assert (jan10["product_name"], jan10["days_supply"], jan10["n_lines"]) == ("Metformin", 60.0, 2)
+    assert "home_store_id" not in by_category and len(by_category) == 6
+    every = engine.refill_fills(src, chronic_only=False)
+    assert len(every) == len(fills) + 5 and every.attrs["walk_in_lines"] == 2
+    # The pandas path on the same tables gives the same fills (its own rules keep o9 out).
+    tables = _hand_tables()
+    orders = tables["orders"].loc[lambda o: o["order_id"] != "o9"].astype({"ordered_at": "datetime64[ns]"})
+    lines = tables["order_lines"].loc[lambda o: o["order_id"] != "o9"]
+    pandas_fills = refill.fill_intervals(refill.refill_fills(lines, orders, tables["members"]))
+    pd.testing.assert_frame_equal(pandas_fills[want.columns], want, check_dtype=False)
 
 
 def test_rfm_summary_hand_computed(hand):
@@ -200,6 +263,26 @@ def test_repurchase_rates_hand_computed(hand):
     s1 = stores.set_index("store_id").loc["S1"]
     assert tuple(s1[["members", "repeat_members", "purchases"]]) == (3, 2, 5)
     assert stores["store_id"].dtype == "string"
+
+
+def test_repurchase_rates_n_day_windows_hand_computed(hand):
+    _, src = hand
+    cols = ["window_start", "window_end", "members", "repeat_members", "purchases", "excluded_orders"]
+    # 30-day windows tiled back from Mar 30 to Jan 1 (member-day purchases of the chain).
+    t = engine.repurchase_rates(src, "30D", None, start="2024-01-01", end="2024-03-30")
+    assert [tuple(r) for r in t[cols].astype(str).to_numpy()] == [
+        # M1 twice (Jan 5, Jan 20), M2, M3 (o7; o6 paid 0 is excluded)
+        ("2024-01-01", "2024-01-30", "3", "1", "4", "1"),
+        ("2024-01-31", "2024-02-29", "2", "0", "2", "0"),  # M2 Feb 12, M4 Feb 3
+        ("2024-03-01", "2024-03-30", "2", "1", "3", "0"),  # M5 Mar 1 and 15, M2 Mar 20
+    ]
+    # 60-day windows every 30 days overlap: a purchase counts in each window holding it.
+    rolling = engine.repurchase_rates(src, 60, None, start="2024-01-01", end="2024-03-30", step=30)
+    assert [tuple(r) for r in rolling[cols].astype(str).to_numpy()] == [
+        ("2024-01-01", "2024-02-29", "4", "2", "6", "1"),  # M1 2, M2 2 (Jan 10, Feb 12), M3, M4
+        ("2024-01-31", "2024-03-30", "3", "2", "5", "0"),  # M2 2 (Feb 12, Mar 20), M4, M5 2
+    ]
+    assert rolling["window"].tolist() == ["2024-01-01..2024-02-29", "2024-01-31..2024-03-30"]
 
 
 def test_cohort_retention_hand_computed(hand):
@@ -298,8 +381,8 @@ def test_errors_name_the_problem(demo, tmp_path):
     folder, _, src = demo
     with pytest.raises(engine.EngineError, match="grouping column.*'no_such_column'"):
         engine.repurchase_rates(src, "M", "no_such_column")
-    with pytest.raises(engine.EngineError, match="calendar windows"):
-        engine.repurchase_rates(src, 90)
+    with pytest.raises(metrics.MetricsInputError, match="window 'fortnight' not understood"):
+        engine.repurchase_rates(src, "fortnight")
     with pytest.raises(engine.EngineError, match="amount_col"):
         engine.rfm_summary(src, amount_col="quantity")
     with pytest.raises(engine.EngineError, match="as_of 2027-01-01 is after the source.s"):

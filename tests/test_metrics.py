@@ -221,7 +221,7 @@ def test_purchases_merge_same_day():
 
 
 def test_n_day_repurchase():
-    t = m.n_day_repurchase(hand_orders(), days=(30, 60, 90))
+    t = m.n_day_repurchase(hand_orders(), outcome_days=(30, 60, 90))
     # as_of = last order 03-20. First / second purchase: M1 01-05 / 01-20 (15 d), M2 01-10 /
     # 02-12 (33 d), M3 01-25 / -, M4 02-03 / -, M5 03-01 / 03-15 (14 d).
     # Days observed: M1 75, M2 70, M3 55, M4 46, M5 19.
@@ -231,7 +231,7 @@ def test_n_day_repurchase():
     assert t["n_day_repurchase_rate"].iloc[0] == pytest.approx(0.25)
     assert t["n_day_repurchase_rate"].iloc[1] == 1.0
     assert math.isnan(t["n_day_repurchase_rate"].iloc[2])
-    by = m.n_day_repurchase(hand_orders(), days=[30], by="cohort_month", as_of="2024-04-30")
+    by = m.n_day_repurchase(hand_orders(), outcome_days=[30], by="cohort_month", as_of="2024-04-30")
     # Jan cohort M1, M2, M3: M1 within 30 -> 1/3; Feb M4 0/1; Mar M5 (14 d) 1/1.
     assert list(by["cohort_month"]) == ["2024-01", "2024-02", "2024-03"]
     assert list(by["n_day_repurchase_rate"]) == pytest.approx([1 / 3, 0.0, 1.0])

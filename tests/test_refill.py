@@ -166,6 +166,12 @@ def test_fills_bad_inputs_name_the_problem():
     orders, lines = chain_tables([("m1", 0, "A", 1, 30), ("m1", 3, "B", 1, 0)])
     with pytest.raises(RefillError, match="days_supply must be positive.*o1"):
         refill_fills(lines, orders)
+    no_group_orders, no_group = chain_tables([("m1", 0, "A", 1, 30), (None, 3, "B", 1, 30)])
+    no_group["category"] = pd.array([pd.NA, pd.NA], dtype="string")
+    with pytest.raises(RefillError, match=r"order_lines.category is empty on 1 line\(s\) \(orders o0\)"):
+        refill_fills(no_group, no_group_orders, group_by="category")
+    # A walk-in's line needs no product group.
+    assert refill_fills(no_group.iloc[1:], no_group_orders, group_by="category").attrs["walk_in_lines"] == 1
     with pytest.raises(RefillError, match="no product group for SKU.*B"):
         refill_fills(lines.iloc[:1].assign(sku="B"), orders, group_by={"A": "cv"})
     with pytest.raises(RefillError, match="order_id not in orders.*o1"):
@@ -521,7 +527,7 @@ def test_refill_targets_window_contacts_and_recommendations():
     assert rhythm[("m2", "C")] == "none"
     # The one-off C has the overall median interval (30 days: day 90) but no rhythm.
     assert pred.set_index(["member_id", "product"]).loc[("m2", "C"), "status"] == "unknown"
-    targets = refill_targets(pred, members_table(), select="due", within=7, lift=lift)
+    targets = refill_targets(pred, members_table(), select="due", horizon_days=7, lift=lift)
     # Within 7 days of day 85: m1 A (day 90) and m3 (overdue); m2 (day 109) is not; m1 B's
     # first fill belongs to the first-refill list.
     got = targets[["member_id", "product", "status", "days_until_due"]].astype(str)
@@ -537,7 +543,7 @@ def test_refill_targets_window_contacts_and_recommendations():
     assert targets["also_recommend"].tolist() == ["维生素C", "维生素C"]
     assert targets["pharmacist_review"].tolist() == ["血压计", "血压计"]
     # A lift table that cannot tell prescription drugs suggests nothing silently.
-    blind = refill_targets(pred, members_table(), select="due", within=7,
+    blind = refill_targets(pred, members_table(), select="due", horizon_days=7,
                            lift=lift.drop(columns="consequent_is_prescription"))
     assert blind["also_recommend"].tolist() == ["", ""]
     assert blind["pharmacist_review"].tolist() == ["二甲双胍片;维生素C", "维生素C;血压计"]
@@ -547,22 +553,22 @@ def test_refill_targets_window_contacts_and_recommendations():
     # leaves it at the product's (wider) than m1's and m2's two.
     spread = refill_spread(pred).set_axis(pd.MultiIndex.from_frame(pred[["member_id", "product"]]))
     assert spread[("m3", "A")] > max(spread[("m1", "A")], spread[("m2", "A")])
-    within_30 = refill_targets(pred, members_table(), select="due", within=30)
+    within_30 = refill_targets(pred, members_table(), select="due", horizon_days=30)
     assert within_30["member_id"].tolist() == ["m3", "m1", "m2"]
-    regular = refill_targets(pred, members_table(), select="due", within=30, max_spread=spread[("m3", "A")] - 1e-9)
+    regular = refill_targets(pred, members_table(), select="due", horizon_days=30, max_spread=spread[("m3", "A")] - 1e-9)
     assert regular["member_id"].tolist() == ["m1", "m2"]
     # m3 is 25 days past due: past a 20-day limit it leaves for the wake-up list.
     assert targets.attrs["moved_to_wake_up"] == 0
     assert targets["suggested_action"].tolist() == ["refill_reminder"] * 2
-    strict = refill_targets(pred, members_table(), select="due", within=7, max_overdue_days=20)
+    strict = refill_targets(pred, members_table(), select="due", horizon_days=7, max_overdue_days=20)
     assert strict["member_id"].tolist() == ["m1"] and strict.attrs["moved_to_wake_up"] == 1
     with pytest.raises(RefillError, match="max_overdue_days"):
         refill_targets(pred, members_table(), select="due", max_overdue_days=-1)
-    first = refill_targets(pred, members_table(), select="due", within=7, first_refill=True)
+    first = refill_targets(pred, members_table(), select="due", horizon_days=7, first_refill=True)
     assert first[["member_id", "product"]].values.tolist() == [["m1", "B"]]
     assert first.attrs["first_refill"] is True
 
-    wider = refill_targets(pred, members_table(), select="due", within=30, include_overdue=False,
+    wider = refill_targets(pred, members_table(), select="due", horizon_days=30, include_overdue=False,
                            show_phone=True)
     assert wider["member_id"].tolist() == ["m1", "m2"]
     assert wider["phone"].tolist()[1] == "13900001111"
@@ -570,7 +576,7 @@ def test_refill_targets_window_contacts_and_recommendations():
 
 
 def test_export_target_list_csv_parquet_and_overwrite(tmp_path):
-    targets = refill_targets(target_predictions(), members_table(), within=30,
+    targets = refill_targets(target_predictions(), members_table(), horizon_days=30,
                              select="due")
     csv = export_target_list(targets, tmp_path / "lists" / "reminders.csv")
     raw = csv.read_bytes()
@@ -632,7 +638,7 @@ def test_backtest_list_precision_and_recall_by_hand():
         *[("m3", d, "A", 1, None) for d in (0, 45, 105)],         # due 90; back after 30 days
         *[("m4", d, "C", 1, None) for d in (60, 75)],             # one-off at the cut
     ]
-    result = backtest_refills(fills_of(rows), calibration_end=day(70), within=14, outcome_days=30,
+    result = backtest_refills(fills_of(rows), calibration_end=day(70), horizon_days=14, outcome_days=30,
                               prior_weight=1e-9)
     # Product A's median interval of 20, 20, 20, 50, 45 is 20 (C has none: the overall 20).
     # Model (own rhythm): m1 due day 80 (listed), m2 day 100 and m3 day 90 (not within 14).
@@ -930,8 +936,8 @@ def test_refill_overview_per_store_adds_up_to_the_chain(demo):
     chain = Chain(stores=demo.stores, members=demo.members, orders=demo.orders,
                   order_lines=demo.order_lines, campaigns=demo.campaigns, as_of=as_of,
                   quality=DataQualityReport())
-    whole = refill_overview(chain, within=14)
-    parts = [refill_overview(chain, store_id=s, within=14) for s in demo.stores["store_id"]]
+    whole = refill_overview(chain, horizon_days=14)
+    parts = [refill_overview(chain, store_id=s, horizon_days=14) for s in demo.stores["store_id"]]
     assert sum(p.status_counts for p in parts).equals(whole.status_counts)
     assert sum(len(p.targets) for p in parts) == len(whole.targets) > 0
     assert sum(len(p.adherence) for p in parts) == len(whole.adherence)
@@ -969,11 +975,11 @@ def test_refill_overview_from_chain_wide_tables_is_the_same(demo):
         "chain_predictions": predict_refills(fills, as_of=as_of),
         "chain_adherence": adherence(fills, end=as_of),
         "chain_lift": co_purchase_lift(chain.order_lines, chain.orders, end=as_of),
-        "chain_list_check": list_check(fills, as_of=as_of, within=14),
+        "chain_list_check": list_check(fills, as_of=as_of, horizon_days=14),
     }
     for store_id in [None, *demo.stores["store_id"]]:
-        computed = refill_overview(chain, store_id=store_id, within=14)
-        sliced = refill_overview(chain, store_id=store_id, within=14, **tables)
+        computed = refill_overview(chain, store_id=store_id, horizon_days=14)
+        sliced = refill_overview(chain, store_id=store_id, horizon_days=14, **tables)
         for key in ("predictions", "adherence", "targets", "list_check"):
             pd.testing.assert_frame_equal(getattr(sliced, key), getattr(computed, key))
         h = computed.headline
@@ -988,4 +994,4 @@ def test_refill_overview_from_chain_wide_tables_is_the_same(demo):
     with pytest.raises(RefillError, match="chain_adherence is as of"):
         refill_overview(chain, chain_adherence=adherence(fills, end=as_of - pd.Timedelta(days=1)))
     with pytest.raises(RefillError, match="chain_list_check is of the list as of .* within 14"):
-        refill_overview(chain, within=7, chain_list_check=tables["chain_list_check"])
+        refill_overview(chain, horizon_days=7, chain_list_check=tables["chain_list_check"])

@@ -149,7 +149,7 @@ def test_randomized_uplift_by_hand():
 
 def test_bad_options_are_refused(send_chain):
     with pytest.raises(UpliftInputError, match="horizon"):
-        send_outcomes(send_chain.campaign_members, send_chain.orders, window_days=120)
+        send_outcomes(send_chain.campaign_members, send_chain.orders, outcome_days=120)
     with pytest.raises(UpliftInputError, match="unknown behaviour"):
         MatchedUplift(match_on=["recency", "zodiac"])
     with pytest.raises(UpliftInputError, match="control group"):

@@ -136,8 +136,10 @@ def tables(*frames: pd.DataFrame, con: BaseBackend | None = None) -> Iterator[li
             release(tab)
 
 
-def to_pandas(expr: ibis.Expr, con: BaseBackend | None = None) -> pd.DataFrame:
-    """Run ``expr`` and return a pandas DataFrame (dates and timestamps as ``datetime64[ns]``).
+def to_pandas(expr: ibis.Expr, con: BaseBackend | None = None):
+    """Run ``expr`` and return pandas: a DataFrame for a table, a Series for a column, a Python
+    scalar for a scalar (a ``pd.Timestamp`` for dates and timestamps, ``None`` / ``pd.NaT``
+    when empty). Dates and timestamps come back as ``datetime64[ns]``.
 
     Expressions bound to a backend run there; ``con`` is for unbound ones (memtables).
     """
@@ -148,7 +150,12 @@ def to_pandas(expr: ibis.Expr, con: BaseBackend | None = None) -> pd.DataFrame:
     result = backend.to_pyarrow(expr)
     if isinstance(result, pa.Table):
         return _from_arrow(result)
-    return result
+    if isinstance(result, pa.ChunkedArray | pa.Array):
+        name = expr.get_name()
+        return _from_arrow(pa.table({name: result}))[name]
+    if pa.types.is_timestamp(result.type) or pa.types.is_date(result.type):
+        return pd.Timestamp(result.as_py()) if result.is_valid else pd.NaT
+    return result.as_py()
 
 
 def _from_arrow(result: pa.Table) -> pd.DataFrame:

@@ -15,7 +15,9 @@ Every aggregate of the library (repurchase rates, cohorts, RFM) counts purchases
   ``summary_data_from_transaction_data`` does.
 
 The functions take an ``ibis.Table`` with the contract's column names and return lazy
-``ibis.Table``s or columns, so they run unchanged on DuckDB and on PySpark.
+``ibis.Table``s or columns, so they run unchanged on DuckDB and on PySpark. The pandas analyses
+that filter orders row by row (cohort labels, uplift, ARPU) take the same paid rule as a numpy
+mask, :func:`purchase_mask`.
 """
 
 from __future__ import annotations
@@ -26,12 +28,17 @@ from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from rxrepurchase.errors import DataContractError
 
 __all__ = [
     "PURCHASE_UNITS",
     "ZERO_PAID",
     "is_purchase",
     "member_orders",
+    "purchase_mask",
     "purchases",
 ]
 
@@ -53,10 +60,30 @@ def member_orders(orders: ir.Table, *, as_of: dt.date | None = None) -> ir.Table
     return out.mutate(day=out.ordered_at.date())
 
 
-def is_purchase(orders: ir.Table, zero_paid: ZeroPaid) -> ir.BooleanColumn:
-    """Whether each order's payment makes it a purchase (refunds never; zero-paid on request)."""
-    paid = orders.paid_amount
+def is_purchase(paid, zero_paid: ZeroPaid):
+    """Whether each order's payment makes it a purchase (refunds never; zero-paid on request).
+
+    ``paid`` is the orders' ``paid_amount``: an Ibis column (the expressions) or a numpy array
+    (:func:`purchase_mask`); the comparison is the same for both.
+    """
     return paid >= 0 if zero_paid == "include" else paid > 0
+
+
+def purchase_mask(orders: pd.DataFrame, zero_paid: ZeroPaid = "exclude") -> np.ndarray:
+    """Which rows of a pandas ``orders`` frame are member purchases: a ``member_id`` and
+    :func:`is_purchase`.
+
+    Raises
+    ------
+    DataContractError
+        A member order without ``paid_amount`` (the row is named).
+    """
+    member = orders["member_id"].notna().to_numpy()
+    paid = orders["paid_amount"].to_numpy(dtype="float64", na_value=np.nan)
+    empty = member & np.isnan(paid)
+    if empty.any():
+        raise DataContractError(f"orders: paid_amount is empty at row {orders.index[empty][0]}")
+    return member & is_purchase(paid, zero_paid)
 
 
 def purchases(
@@ -101,7 +128,7 @@ def purchases(
     """
     rows = member_orders(orders, as_of=as_of)
     if zero_paid is not None:
-        rows = rows.filter(is_purchase(rows, zero_paid))
+        rows = rows.filter(is_purchase(rows.paid_amount, zero_paid))
     group = [*keys, "member_id", "day"]
     carry = [c for c in carry if c not in group]
     if purchase_unit == "order":

@@ -97,7 +97,7 @@ def repurchase_rates(
         purchases=per_member.n.sum().cast("int64"), excluded_orders=zero,
     )  # fmt: skip
     rows = member_orders(orders)
-    excluded = windowed(rows.filter(~is_purchase(rows, zero_paid)))
+    excluded = windowed(rows.filter(~is_purchase(rows.paid_amount, zero_paid)))
     excluded = excluded.group_by(keys).aggregate(
         members=zero, repeat_members=zero, purchases=zero, excluded_orders=excluded.count()
     )
