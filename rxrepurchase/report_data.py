@@ -12,13 +12,12 @@ import html
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportion_confint
 
 from rxrepurchase.actionlists import (
     LISTS_WORKBOOK,
@@ -27,7 +26,6 @@ from rxrepurchase.actionlists import (
     wake_up_targets,
     write_lists_workbook,
 )
-from rxrepurchase.chain_view import LIST_SIZES, TOTALS, nothing_received_line, store_list_sizes
 from rxrepurchase.cohorts import (
     COHORTS,
     CohortRules,
@@ -146,6 +144,10 @@ __all__ = [
     "plot_store_rates",
     "quality_html",
     "quality_table",
+    "quality_table_html",
+    "RefillSection",
+    "StorePage",
+    "store_page",
     "report_period",
     "report_title",
     "store_cohorts",
@@ -285,6 +287,10 @@ def repurchase_interval(repeat: pd.Series | float, members: pd.Series | float,
                         level: float = 0.95) -> tuple:
     """Wilson interval (statsmodels) of a user repurchase rate: ``repeat`` of ``members``
     bought twice or more. NaN where ``members`` is 0."""
+    # Imported here: statsmodels loads scipy.stats, which a store kernel that only renders its
+    # precomputed page does not need.
+    from statsmodels.stats.proportion import proportion_confint
+
     n = np.asarray(members, dtype="float64")
     k = np.asarray(repeat, dtype="float64")
     safe = np.where(n > 0, n, 1)
@@ -559,7 +565,11 @@ def quality_table(chain: Chain, store_id: str, lang: str = "en") -> pd.DataFrame
 
 def quality_html(chain: Chain, store_id: str, lang: str = "en") -> str:
     """Data-quality section: a sentence, and the table of issues when there are any."""
-    table = quality_table(chain, store_id, lang)
+    return quality_table_html(quality_table(chain, store_id, lang), lang)
+
+
+def quality_table_html(table: pd.DataFrame, lang: str = "en") -> str:
+    """:func:`quality_html` of a :func:`quality_table` already made (in ``lang``)."""
     if table.empty:
         return f"<p>{html.escape(t('quality_none', lang))}</p>"
     rows = t("quality_rows", lang)
@@ -709,6 +719,8 @@ def _change(value: float, lang: str) -> str:
 def chain_totals_html(totals: pd.DataFrame, lang: str = "en") -> str:
     """:func:`rxrepurchase.chain_view.chain_totals` as a table: one row per figure, this
     period, the previous one and a year before with their changes; the periods stated above."""
+    from rxrepurchase.chain_view import TOTALS  # the overview's; chain_view loads the core
+
     p = totals.set_index("period")
     days = period_days_of(p.at["this", "start"], p.at["this", "end"])
     day = {(k, c): p.at[k, c].date().isoformat() for k in ("this", "previous")
@@ -833,6 +845,8 @@ def list_sizes_html(results: dict | None, lang: str = "en", *, within: int = 14)
     """List sizes per store and the stores whose manager receives nothing, from the stores'
     results the runner hands the overview (:func:`rxrepurchase.chain_view.read_store_results`;
     None when the overview runs on its own). ``within``: the refill reminders' horizon."""
+    from rxrepurchase.chain_view import LIST_SIZES, nothing_received_line, store_list_sizes
+
     if results is None:
         return note_html(t("lists_not_run", lang))
     table = store_list_sizes(results["stores"], results["undelivered"])
@@ -1948,3 +1962,177 @@ def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
         "extra_purchases_180d": ranked["extra_purchases_180d"].map(_signed),
     })
     return table_html(table, lang, money=("subsidy",))
+
+
+# --------------------------------------------------------------------------- the store page
+
+
+@dataclass
+class RefillSection:
+    """What section 5 shows of a :class:`~rxrepurchase.refill.RefillOverview`, computed once:
+    :func:`refills_summary`, :func:`adherence_table_html` and :func:`plot_refills_due` take
+    either.
+
+    Attributes
+    ----------
+    predictions : DataFrame
+        The store's refill predictions (the chart of refills due per week).
+    headline : dict
+        ``RefillOverview.headline``.
+    adherence_by_product : DataFrame
+        ``RefillOverview.adherence_by_product``.
+    within : int
+        Days ahead of the reminder list.
+    """
+
+    predictions: pd.DataFrame
+    headline: dict
+    adherence_by_product: pd.DataFrame
+    within: int
+
+    @classmethod
+    def of(cls, refills: RefillOverview) -> RefillSection:
+        return cls(predictions=refills.predictions, headline=refills.headline,
+                   adherence_by_product=refills.adherence_by_product, within=refills.within)
+
+
+@dataclass
+class StorePage:
+    """Everything a store report shows, computed before its notebook runs (:func:`store_page`).
+
+    The report run computes each store's page in its slice step (the batch) and writes it into
+    the store's slice (:func:`rxrepurchase.report_slices.write_store_page`); the store's
+    kernel then only reads it and renders: texts, tables and charts. No model is fitted and
+    no analysis module is needed in the kernel. Texts that need an analysis module to be
+    worded are made here, in ``lang``.
+
+    Attributes
+    ----------
+    store_id : str
+    as_of : Timestamp
+    lang : str
+        Language of the texts and of the action lists' workbook.
+    settings : dict
+        The parameters the page was computed with (see :func:`store_page`).
+    headline : dict
+        :func:`store_headline`.
+    metrics : dict
+        What the store's ``metrics.json`` holds: the headline, "This week", sections 2 and 3,
+        the refill headline (``refill_*``) and the action lists' sizes.
+    thin : str or None
+        :func:`thin_data_reason`; when set, the sections below are None or empty.
+    effects : DataFrame or None
+        :func:`campaign_effects` of the store.
+    quality : DataFrame
+        :func:`quality_table` in ``lang``.
+    cohorts : dict of DataFrame
+        :func:`store_cohorts` without ``members``.
+    calibration_text, waves_text, hours_text : str
+        :func:`calibration_note`, :func:`waves_reading`, :func:`hours_reading`.
+    models : StoreModels
+        :func:`store_models` without the fitted models (their figures are kept).
+    value_by : dict of DataFrame
+        :func:`value_by` per ``subsidy_cohort`` and ``tier`` (empty when not modelled).
+    refills : RefillSection
+    this_week : DataFrame
+        :func:`store_this_week`.
+    monthly : DataFrame
+        :func:`monthly_repurchase`.
+    segments : dict
+        :func:`store_segments`.
+    tags : DataFrame
+        :func:`store_tags`.
+    actions : DataFrame
+        :func:`write_action_lists` (the lists themselves are in its files, not in ``attrs``).
+    """
+
+    store_id: str
+    as_of: pd.Timestamp
+    lang: str
+    settings: dict
+    headline: dict
+    metrics: dict
+    thin: str | None
+    effects: pd.DataFrame | None
+    quality: pd.DataFrame
+    cohorts: dict | None = None
+    calibration_text: str = ""
+    waves_text: str = ""
+    models: StoreModels | None = None
+    value_by: dict = field(default_factory=dict)
+    refills: RefillSection | None = None
+    this_week: pd.DataFrame | None = None
+    monthly: pd.DataFrame | None = None
+    segments: dict | None = None
+    hours_text: str = ""
+    tags: pd.DataFrame | None = None
+    actions: pd.DataFrame | None = None
+
+
+def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
+               lang: str = "en", actions_dir: str | os.PathLike | None = "",
+               period_days: int = 90, min_active_members: int = MIN_ACTIVE_MEMBERS,
+               gross_margin: float = 0.3, clv_horizon_months: int = 12,
+               refill_within_days: int = 14, calibration_end=None) -> StorePage:
+    """Compute a store's report page (:class:`StorePage`): every section's figures, in the
+    order the store notebook shows them.
+
+    Parameters
+    ----------
+    chain, store_id, shared
+        As for :func:`store_headline` (``shared``: :func:`chain_wide` of the chain, or the
+        store's slice of it).
+    lang : {"en", "zh"}
+        Language of the page's texts and of the lists' workbook.
+    actions_dir : path, optional
+        Where :func:`write_action_lists` writes the action lists (empty: not written).
+    period_days, min_active_members, gross_margin, clv_horizon_months, refill_within_days,
+    calibration_end
+        The store notebook's parameters of the same names.
+    """
+    lang = normalize_lang(lang)
+    settings = {"period_days": period_days, "min_active_members": min_active_members,
+                "gross_margin": gross_margin, "clv_horizon_months": clv_horizon_months,
+                "refill_within_days": refill_within_days,
+                "calibration_end": None if calibration_end is None else str(calibration_end),
+                "actions_dir": str(actions_dir or "")}
+    headline = store_headline(chain, store_id, period_days=period_days,
+                              min_active_members=min_active_members, shared=shared)
+    page = StorePage(store_id=store_id, as_of=chain.as_of, lang=lang, settings=settings,
+                     headline=headline, metrics=dict(headline),
+                     thin=thin_data_reason(chain, store_id, lang),
+                     effects=campaign_effects(chain, store_id, shared=shared),
+                     quality=quality_table(chain, store_id, lang))
+    if page.thin:
+        return page
+    cohorts = store_cohorts(chain, store_id, shared=shared)
+    models = store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
+                          horizon_months=clv_horizon_months, calibration_end=calibration_end)
+    refills = store_refills(chain, store_id, within=refill_within_days, shared=shared)
+    page.this_week = store_this_week(chain, store_id, cohorts["members"], models, refills,
+                                     gross_margin=gross_margin, period_days=period_days,
+                                     shared=shared)
+    page.metrics.update(this_week_metrics(page.this_week))
+    page.metrics.update(section_metrics(cohorts, models))
+    page.refills = RefillSection.of(refills)
+    page.metrics.update({f"refill_{k}": v for k, v in page.refills.headline.items()
+                         if k != "as_of"})
+    actions = write_action_lists(chain, store_id, models, refills, actions_dir,
+                                 gross_margin=gross_margin, lang=lang, shared=shared)
+    page.metrics.update(action_list_metrics(actions))
+    actions.attrs = {k: v for k, v in actions.attrs.items() if k != "tables"}
+    page.actions = actions
+    page.monthly = monthly_repurchase(chain, store_id, shared=shared,
+                                      min_active_members=min_active_members)
+    page.cohorts = {k: v for k, v in cohorts.items() if k != "members"}
+    page.calibration_text = calibration_note(cohorts["members"], lang)
+    page.waves_text = waves_reading(cohorts["waves"], lang)
+    if models.ok:
+        page.value_by = {by: value_by(models.scores, by, models.value_ranges[by])
+                         for by in ("subsidy_cohort", "tier")}
+    page.models = replace(models, purchase_model=None, spend_model=None)
+    page.segments = store_segments(chain, store_id, cohorts["members"], period_days=period_days)
+    page.hours_text = hours_reading(chain, store_id, lang, period_days=period_days)
+    page.tags = store_tags(chain, store_id, period_days=period_days,
+                           min_members=min_active_members)
+    return page
