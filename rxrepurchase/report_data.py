@@ -14,29 +14,14 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rxrepurchase.actionlists import (
-    LISTS_WORKBOOK,
-    lapsed_refill_list,
-    list_sizes,
-    wake_up_targets,
-    write_lists_workbook,
-)
-from rxrepurchase.cohorts import (
-    COHORTS,
-    CohortRules,
-    classify_members,
-    compare_cohorts,
-    post_subsidy_repurchase,
-    wave_response,
-)
 from rxrepurchase.contract import TIERS
 from rxrepurchase.errors import ModelFitError, ReportDataError
-from rxrepurchase.holdout import holdout_by_frequency, holdout_error
 from rxrepurchase.i18n import (
     STRINGS,
     format_count,
@@ -48,39 +33,14 @@ from rxrepurchase.i18n import (
     t,
     windowed,
 )
-from rxrepurchase.loading import Chain
-from rxrepurchase.metrics import pareto_share, repurchase_rates, retention_curve
-from rxrepurchase.models import (
-    BGNBDModel,
-    GammaGammaModel,
-    fit_by_group,
-    group_value_ranges,
-    score_members,
-    wake_up_list,
-)
 from rxrepurchase.outputs import write_atomic
-from rxrepurchase.plots.holdout import plot_holdout_by_frequency
-from rxrepurchase.plots.refill import plot_refills_due_by_week
-from rxrepurchase.readings import busiest_hours, tag_repurchase, wave_decline
-from rxrepurchase.refill import (
-    RefillOverview,
-    adherence,
-    co_purchase_lift,
-    export_target_list,
-    list_check,
-    predict_refills,
-    refill_fills,
-    refill_overview,
-)
 from rxrepurchase.rendering import render_section
-from rxrepurchase.rfm import calibration_holdout, rfm_summary
-from rxrepurchase.segments import (
-    hour_of_day_profile,
-    member_profile,
-    rfm_segments,
-    segment_summary,
-)
-from rxrepurchase.this_week import CHANNELS, SLOWED_FACTOR, WIN_BACK_MIN_DAYS, this_week_actions
+
+if TYPE_CHECKING:
+    from rxrepurchase.cohorts import CohortRules
+    from rxrepurchase.loading import Chain
+    from rxrepurchase.models import BGNBDModel, GammaGammaModel
+    from rxrepurchase.refill import RefillOverview
 
 __all__ = [
     "campaign_effects",
@@ -247,6 +207,15 @@ def chain_wide(chain: Chain, *, rules: CohortRules | None = None, period_days: i
                min_active_members: int = MIN_ACTIVE_MEMBERS) -> ChainWide:
     """Compute the chain-wide figures every store report needs (see :class:`ChainWide`);
     ``period_days`` and ``min_active_members`` are those of the store reports' headlines."""
+    from rxrepurchase.cohorts import CohortRules, classify_members
+    from rxrepurchase.refill import (
+        adherence,
+        co_purchase_lift,
+        list_check,
+        predict_refills,
+        refill_fills,
+    )
+
     rules = rules or CohortRules()
     members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
                                as_of=chain.as_of, rules=rules)
@@ -312,6 +281,8 @@ def chain_medians(chain: Chain, *, period_days: int = 90,
     ``min_active_members`` active members in the ``period_days`` days to ``chain.as_of``
     (``chain_median_user_repurchase_rate``, ``chain_median_order_repurchase_rate``; None
     when no store has that many), with the two settings they were computed with."""
+    from rxrepurchase.metrics import repurchase_rates
+
     rates = repurchase_rates(chain.orders, report_period(chain.as_of, period_days), by="store_id")
     return {"period_days": period_days, "min_active_members": min_active_members,
             **{f"chain_median_{c}": _chain_median(rates, c, min_active_members)
@@ -369,6 +340,8 @@ def store_headline(chain: Chain, store_id: str, *, period_days: int = 90,
     DataContractError
         If the store is not in the chain's stores table.
     """
+    from rxrepurchase.metrics import repurchase_rates
+
     store = chain.for_store(store_id)  # raises a clear error for an unknown store
     start, end = report_period(chain.as_of, period_days)
     medians = _shared_figure(shared, "headline_medians", chain, store_id,
@@ -456,6 +429,8 @@ def monthly_chain_medians(chain: Chain, *, months: int = 12,
     ``chain_median_order_repurchase_rate`` over the stores with at least ``min_active_members``
     active members that month; ``attrs`` name ``months`` and ``min_active_members``.
     """
+    from rxrepurchase.metrics import repurchase_rates
+
     end = chain.as_of
     start = (end.to_period("M") - (months - 1)).to_timestamp()
     rates = repurchase_rates(chain.orders, "M", by="store_id", start=start, end=end)
@@ -487,6 +462,8 @@ def monthly_repurchase(chain: Chain, store_id: str, *, months: int = 12,
     ``shared`` (:func:`chain_wide` of this chain, or the store's share of it) supplies the
     chain medians, so that ``chain`` may be the store's slice.
     """
+    from rxrepurchase.metrics import repurchase_rates
+
     orders = chain.for_store(store_id).orders
     median = _shared_figure(shared, "monthly_medians", chain, store_id, months=months,
                             min_active_members=min_active_members)
@@ -652,6 +629,10 @@ def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float
     ``shared`` (:func:`chain_wide` of this chain with the same ``rules``) supplies the chain
     medians and the cohort classification instead of computing them here.
     """
+    from rxrepurchase.cohorts import CohortRules, classify_members, compare_cohorts
+    from rxrepurchase.models import fit_by_group
+    from rxrepurchase.rfm import rfm_summary
+
     if shared is None:
         members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
                                    as_of=chain.as_of, rules=rules)
@@ -1004,8 +985,9 @@ def store_cohorts(
     -------
     dict of DataFrame
         ``members`` (the classification), ``comparison``
-        (:func:`~rxrepurchase.cohorts.compare_cohorts` plus ``member_share``), ``retention``
-        (monthly :func:`~rxrepurchase.metrics.retention_curve` per cohort), ``spend``
+        (:func:`~rxrepurchase.cohorts.compare_cohorts` plus ``member_share`` and the user
+        repurchase rate's 95% Wilson interval ``user_repurchase_low``, ``_high``),
+        ``retention`` (monthly :func:`~rxrepurchase.metrics.retention_curve` per cohort), ``spend``
         (paid amount per member at the store, with its cohort), ``post_subsidy``
         (:func:`~rxrepurchase.cohorts.post_subsidy_repurchase` at ``days``) and ``waves``
         (:func:`~rxrepurchase.cohorts.wave_response` of the new-member waves, or of every
@@ -1014,6 +996,15 @@ def store_cohorts(
     ``shared`` (:func:`chain_wide` of this chain with the same ``rules``) supplies the
     classification instead of computing it here.
     """
+    from rxrepurchase.cohorts import (
+        CohortRules,
+        classify_members,
+        compare_cohorts,
+        post_subsidy_repurchase,
+        wave_response,
+    )
+    from rxrepurchase.metrics import retention_curve
+
     store = chain.for_store(store_id)
     if shared is None:
         members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
@@ -1028,6 +1019,8 @@ def store_cohorts(
     comparison = compare_cohorts(store.orders, members, campaigns=chain.campaigns,
                                  as_of=chain.as_of, days=days, rules=rules)
     comparison["member_share"] = comparison["members"] / comparison["members"].sum()
+    comparison["user_repurchase_low"], comparison["user_repurchase_high"] = repurchase_interval(
+        comparison["repeat_members"], comparison["members"])
     retention = retention_curve(store.orders, "M", by="subsidy_cohort", members=lookup,
                                 as_of=chain.as_of)
     bought = store.orders[store.orders["member_id"].notna()]
@@ -1065,6 +1058,8 @@ def calibration_note(members: pd.DataFrame, lang: str = "en") -> str:
     """How subsidies were judged on this chain (routine discount, thresholds, campaign signal)
     and how many members are undetermined, from :func:`~rxrepurchase.cohorts.classify_members`
     output."""
+    from rxrepurchase.cohorts import COHORTS
+
     cal, rules = members.attrs.get("calibration"), members.attrs.get("rules")
     if cal is None or rules is None:
         raise ReportDataError("members has no calibration or rules: pass classify_members output")
@@ -1095,14 +1090,15 @@ def post_subsidy_note(days: int, as_of: pd.Timestamp, lang: str = "en") -> str:
 
 def cohort_table_html(comparison: pd.DataFrame, lang: str = "en") -> str:
     """The cohorts side by side: one column per cohort, one row per figure (the user
-    repurchase rate with its 95% Wilson interval)."""
+    repurchase rate with its 95% Wilson interval); ``comparison`` is
+    :func:`store_cohorts`' (with ``member_share`` and the interval's bounds)."""
     def interval(pair, lang):
         return "–".join(format_rate(v, lang, digits=0) for v in pair)
 
     fmt = {"count": format_count, "rate": format_rate, "money": format_money, "interval": interval}
     c = comparison.set_index("subsidy_cohort")
-    low, high = repurchase_interval(c["repeat_members"], c["members"])
-    c = c.assign(user_repurchase_interval=list(zip(low, high, strict=True)))
+    c = c.assign(user_repurchase_interval=list(zip(c["user_repurchase_low"],
+                                                   c["user_repurchase_high"], strict=True)))
     days = int(c["days"].iloc[0]) if len(c) else 90
     rows = {
         t(f"cmp_{key}", lang, days=days): [fmt[kind](c.at[k, key], lang) for k in c.index]
@@ -1134,6 +1130,8 @@ def plot_cohort_retention(retention: pd.DataFrame, lang: str = "en", *,
 def _plot_money_by_cohort(members: pd.DataFrame, column: str, title: str, lang: str,
                           ax: plt.Axes | None) -> plt.Axes:
     """Box plot per cohort of a money ``column`` per member, log scale (floor at ¥1)."""
+    from rxrepurchase.cohorts import COHORTS
+
     ax = ax if ax is not None else plt.subplots()[1]
     cohorts = [c for c in COHORTS if (members["subsidy_cohort"] == c).any()]
     data = [members.loc[members["subsidy_cohort"] == c, column].clip(lower=1) for c in cohorts]
@@ -1281,6 +1279,9 @@ def store_models(
         With ``reason`` set (and nothing else) when the store has too few repeat buyers or the
         fit fails; the report then says so instead of showing figures.
     """
+    from rxrepurchase.models import BGNBDModel, GammaGammaModel, group_value_ranges, score_members
+    from rxrepurchase.rfm import rfm_summary
+
     orders = chain.for_store(store_id).member_orders
     rfm = rfm_summary(orders, as_of=chain.as_of)
     try:
@@ -1324,6 +1325,10 @@ def holdout_check(orders: pd.DataFrame, calibration_end, holdout_end, *,
     ModelFitError
         When the calibration period cannot be modelled.
     """
+    from rxrepurchase.holdout import holdout_by_frequency, holdout_error
+    from rxrepurchase.models import BGNBDModel
+    from rxrepurchase.rfm import calibration_holdout
+
     split = calibration_holdout(orders, calibration_end, holdout_end=holdout_end)
     model = BGNBDModel().fit(split.calibration)
     table = holdout_by_frequency(model, split.calibration, split.holdout,
@@ -1337,6 +1342,8 @@ def value_by(scores: pd.DataFrame, by: str, ranges: pd.DataFrame | None = None) 
     """Mean model figures and CLV per group of members (``subsidy_cohort`` or ``tier``), with
     the ranges of mean expected purchases and total CLV when ``ranges``
     (:attr:`StoreModels.value_ranges` ``[by]``) is given."""
+    from rxrepurchase.cohorts import COHORTS
+
     if ranges is not None and not ranges["members"].equals(
             scores.groupby(by, observed=True).size().reindex(ranges.index)):
         raise ReportDataError(f"the value ranges by {by} are of other members than these scores")
@@ -1405,6 +1412,8 @@ def plot_clv_by_cohort(scores: pd.DataFrame, lang: str = "en", *,
 def plot_holdout_check(holdout: pd.DataFrame, lang: str = "en", *,
                        ax: plt.Axes | None = None) -> plt.Axes:
     """:func:`rxrepurchase.plots.plot_holdout_by_frequency`, labelled in ``lang``."""
+    from rxrepurchase.plots.holdout import plot_holdout_by_frequency
+
     ax = plot_holdout_by_frequency(holdout, ax=ax)
     for line, key in zip(ax.get_lines(), ("holdout_actual", "holdout_predicted", "holdout_naive"),
                          strict=False):
@@ -1478,11 +1487,20 @@ def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
     Returns
     -------
     dict
-        ``tiers`` (tier summary with the period's ``user_repurchase_rate``), ``rfm`` (RFM
+        ``tiers`` (tier summary with the period's ``user_repurchase_rate`` and its 95% Wilson
+        interval ``user_repurchase_low``, ``_high``), ``rfm`` (RFM
         segment summary), ``pareto`` (:func:`~rxrepurchase.metrics.pareto_share`, top 20%),
         ``stored_value`` (holders vs others), ``channels`` (repurchase by order channel) and
         ``hours`` (share of orders per hour, loyal vs subsidy-driven members).
     """
+    from rxrepurchase.metrics import pareto_share, repurchase_rates
+    from rxrepurchase.segments import (
+        hour_of_day_profile,
+        member_profile,
+        rfm_segments,
+        segment_summary,
+    )
+
     store = chain.for_store(store_id)
     period = report_period(chain.as_of, period_days)
     profile = member_profile(store.orders, store.order_lines, store.members, chain.as_of)
@@ -1499,6 +1517,8 @@ def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
 
     tiers = with_rates(segment_summary(profile, "tier"), "tier")
     tiers = tiers.set_index("tier").reindex([x for x in TIERS if x in set(tiers["tier"])])
+    tiers["user_repurchase_low"], tiers["user_repurchase_high"] = repurchase_interval(
+        tiers["repeat_members"].fillna(0), tiers["period_members"].fillna(0))
     stored = with_rates(segment_summary(profile, "stored_value_holder"), "stored_value_holder")
     rfm = segment_summary(rfm_segments(store.orders, chain.as_of), "segment", value="monetary")
     channels = repurchase_rates(store.orders, period, by="channel")
@@ -1539,6 +1559,8 @@ def waves_reading(waves: pd.DataFrame, lang: str = "en") -> str:
     """One line on the promotion waves: participants, repurchase after and cost per retained
     member, first measured wave against the last (:func:`rxrepurchase.readings.wave_decline`);
     empty with fewer than two measured waves."""
+    from rxrepurchase.readings import wave_decline
+
     r = wave_decline(waves)
     if r is None:
         return ""
@@ -1552,6 +1574,8 @@ def waves_reading(waves: pd.DataFrame, lang: str = "en") -> str:
 
 def hours_reading(chain: Chain, store_id: str, lang: str = "en", *, period_days: int = 90) -> str:
     """One line: the store's busiest two hours (:func:`rxrepurchase.readings.busiest_hours`)."""
+    from rxrepurchase.readings import busiest_hours
+
     peak = busiest_hours(chain.for_store(store_id).orders, chain.as_of, period_days=period_days)
     if peak is None:
         return ""
@@ -1563,6 +1587,8 @@ def store_tags(chain: Chain, store_id: str, *, period_days: int = 90,
                min_members: int = MIN_ACTIVE_MEMBERS) -> pd.DataFrame:
     """User repurchase rate per member tag at the store over the headline period
     (:func:`rxrepurchase.readings.tag_repurchase`)."""
+    from rxrepurchase.readings import tag_repurchase
+
     store = chain.for_store(store_id)
     return tag_repurchase(store.orders, chain.members, report_period(chain.as_of, period_days),
                           min_members=min_members)
@@ -1603,12 +1629,12 @@ def glossary_html(lang: str = "en") -> str:
 
 def tiers_table_html(tiers: pd.DataFrame, lang: str = "en", *, days: int = 90) -> str:
     """Tier summary: members, share, spend over 365 days, repurchase rate over the headline
-    period of ``days`` days with its 95% Wilson interval (:func:`repurchase_interval`)."""
-    low, high = repurchase_interval(tiers["repeat_members"].fillna(0), tiers["period_members"].fillna(0))
-    out = tiers.assign(tier=tiers["tier"].map(lambda v: label(v, lang)))
+    period of ``days`` days with its 95% Wilson interval (``tiers``: :func:`store_segments`')."""
+    bounds = ["user_repurchase_low", "user_repurchase_high"]
+    out = tiers.drop(columns=bounds).assign(tier=tiers["tier"].map(lambda v: label(v, lang)))
     out.insert(out.columns.get_loc("user_repurchase_rate") + 1, "user_repurchase_range",
                [f"{format_rate(a, lang, digits=0)}–{format_rate(b, lang, digits=0)}"
-                if np.isfinite(a) else "–" for a, b in zip(low, high, strict=True)])
+                if np.isfinite(a) else "–" for a, b in tiers[bounds].itertuples(index=False)])
     out = out.drop(columns=["period_members", "repeat_members"]).rename(columns={"tier": "group_tier"})
     return table_html(out, lang, rates=("member_share", "user_repurchase_rate"),
                       money=("spend_365d_mean", "spend_365d_total"), counts=("members",),
@@ -1660,6 +1686,8 @@ def store_refills(chain: Chain, store_id: str, *, within: int = 14,
     ``shared`` (:func:`chain_wide` of this chain) supplies the chain-wide refill tables the
     store's figures are sliced from, instead of computing them here.
     """
+    from rxrepurchase.refill import refill_overview
+
     chain.for_store(store_id)
     if shared is None:
         return refill_overview(chain, store_id=store_id, within=within)
@@ -1702,6 +1730,8 @@ def adherence_table_html(refills: RefillOverview, lang: str = "en", *, top: int 
 def plot_refills_due(refills: RefillOverview, lang: str = "en", *,
                      ax: plt.Axes | None = None) -> plt.Axes:
     """Refills coming due per week (:func:`rxrepurchase.plots.plot_refills_due_by_week`)."""
+    from rxrepurchase.plots.refill import plot_refills_due_by_week
+
     return plot_refills_due_by_week(refills.predictions, lang=lang, ax=ax)
 
 
@@ -1720,6 +1750,9 @@ def store_wake_up(chain: Chain, store_id: str, models: StoreModels, *,
     of its members through :func:`rxrepurchase.actionlists.wake_up_targets` (no recent buyer,
     no negative value at risk), with ``member_id`` as a column; None when the store could not
     be modelled. The list file and "This week" both read it."""
+    from rxrepurchase.actionlists import wake_up_targets
+    from rxrepurchase.models import wake_up_list
+
     if not models.ok:
         return None
     wake = wake_up_list(chain.for_store(store_id).member_orders, models.purchase_model,
@@ -1736,6 +1769,8 @@ def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: 
     ``attrs`` carries ``as_of``, ``within`` and ``soon`` (the refill horizons in days) and
     ``period_days`` for the page's sentences.
     """
+    from rxrepurchase.this_week import this_week_actions
+
     soon = min(7, refills.within)
     actions = this_week_actions(
         predictions=refills.predictions, members=chain.members, cohorts=cohorts,
@@ -1757,6 +1792,8 @@ def this_week_metrics(actions: pd.DataFrame) -> dict:
 
 def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:
     """"This week" as a numbered list: what, whom, how many, channel (Jinja, autoescaped)."""
+    from rxrepurchase.this_week import CHANNELS, SLOWED_FACTOR, WIN_BACK_MIN_DAYS
+
     lang = normalize_lang(lang)
     a = actions.attrs
     items = []
@@ -1802,6 +1839,14 @@ def write_action_lists(
         members: distinct members; path None when not written; wake-up sizes None when the
         store could not be modelled). ``attrs["tables"]`` holds the lists themselves.
     """
+    from rxrepurchase.actionlists import (
+        LISTS_WORKBOOK,
+        lapsed_refill_list,
+        list_sizes,
+        write_lists_workbook,
+    )
+    from rxrepurchase.refill import export_target_list
+
     lists: dict[str, pd.DataFrame | None] = {
         "refill_reminder": refills.targets,
         "wake_up": store_wake_up(chain, store_id, models, gross_margin=gross_margin,

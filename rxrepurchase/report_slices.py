@@ -24,12 +24,15 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from rxrepurchase.errors import SliceError
-from rxrepurchase.loading import Chain, DataQualityReport, QualityIssue, isin
 from rxrepurchase.outputs import write_atomic
+
+if TYPE_CHECKING:
+    from rxrepurchase.loading import Chain, DataQualityReport
 
 __all__ = [
     "SLICE_VERSION",
@@ -88,6 +91,7 @@ def store_slice(chain: Chain, shared, store_id: str, *, window_days: int = 30):
         belong to it; their chain-wide figures stay as computed on the whole chain. Another
         store's id is blanked (``<NA>``) wherever it would appear.
     """
+    from rxrepurchase.loading import isin
     from rxrepurchase.report_data import campaign_effects
 
     shared.check(chain)
@@ -338,6 +342,7 @@ def read_store_slice(folder: str | os.PathLike):
         ``folder`` holds no store slice of this layout version.
     """
     from rxrepurchase.cohorts import CohortRules, SubsidyCalibration
+    from rxrepurchase.loading import Chain, DataQualityReport, QualityIssue
     from rxrepurchase.report_data import ChainWide
 
     folder = Path(folder)
