@@ -65,7 +65,7 @@ set_currency(currency)
 # (or, with no slice, computed here from the export folder). This notebook only shows them.
 page = load_store_page(data, store_id, slice_folder=store_slice, as_of=as_of,
                        encoding=encoding, mapping=mapping, time_zone=time_zone, lang=lang,
-                       actions_dir=actions_dir, period_days=period_days,
+                       currency=currency, actions_dir=actions_dir, period_days=period_days,
                        min_active_members=min_active_members, gross_margin=gross_margin,
                        clv_horizon_months=clv_horizon_months,
                        refill_within_days=refill_within_days, calibration_end=calibration_end)

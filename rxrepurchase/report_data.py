@@ -23,13 +23,16 @@ import pandas as pd
 from rxrepurchase.contract import TIERS
 from rxrepurchase.errors import ModelFitError, ReportDataError
 from rxrepurchase.i18n import (
+    DEFAULT_CURRENCY,
     STRINGS,
+    check_currency,
     format_count,
     format_money,
     format_rate,
     format_text,
     label,
     normalize_lang,
+    set_currency,
     t,
     windowed,
 )
@@ -946,6 +949,8 @@ def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | N
 
 # --------------------------------------------------------------------------- section 2: cohorts
 
+# The report's cohorts in cohorts.COHORTS' order (tested), each with its colour: charts order
+# their cohorts by it without importing the analysis module into a store's kernel.
 COHORT_COLORS = {
     "loyal": "#1f6f8b",
     "mixed": "#8fb9a8",
@@ -1130,10 +1135,8 @@ def plot_cohort_retention(retention: pd.DataFrame, lang: str = "en", *,
 def _plot_money_by_cohort(members: pd.DataFrame, column: str, title: str, lang: str,
                           ax: plt.Axes | None) -> plt.Axes:
     """Box plot per cohort of a money ``column`` per member, log scale (floor at ¥1)."""
-    from rxrepurchase.cohorts import COHORTS
-
     ax = ax if ax is not None else plt.subplots()[1]
-    cohorts = [c for c in COHORTS if (members["subsidy_cohort"] == c).any()]
+    cohorts = [c for c in COHORT_COLORS if (members["subsidy_cohort"] == c).any()]
     data = [members.loc[members["subsidy_cohort"] == c, column].clip(lower=1) for c in cohorts]
     box = ax.boxplot(data, tick_labels=[cohort_label(c, lang) for c in cohorts],
                      patch_artist=True, showfliers=False)
@@ -2118,7 +2121,8 @@ def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
                lang: str = "en", actions_dir: str | os.PathLike | None = "",
                period_days: int = 90, min_active_members: int = MIN_ACTIVE_MEMBERS,
                gross_margin: float = 0.3, clv_horizon_months: int = 12,
-               refill_within_days: int = 14, calibration_end=None) -> StorePage:
+               refill_within_days: int = 14, calibration_end=None,
+               currency: str = DEFAULT_CURRENCY) -> StorePage:
     """Compute a store's report page (:class:`StorePage`): every section's figures, in the
     order the store notebook shows them.
 
@@ -2129,6 +2133,8 @@ def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
         store's slice of it).
     lang : {"en", "zh"}
         Language of the page's texts and of the lists' workbook.
+    currency : str
+        ISO 4217 code the page's texts and lists show amounts in (:func:`set_currency`).
     actions_dir : path, optional
         Where :func:`write_action_lists` writes the action lists (empty: not written).
     period_days, min_active_members, gross_margin, clv_horizon_months, refill_within_days,
@@ -2136,48 +2142,49 @@ def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
         The store notebook's parameters of the same names.
     """
     lang = normalize_lang(lang)
-    settings = {"period_days": period_days, "min_active_members": min_active_members,
-                "gross_margin": gross_margin, "clv_horizon_months": clv_horizon_months,
-                "refill_within_days": refill_within_days,
-                "calibration_end": None if calibration_end is None else str(calibration_end),
-                "actions_dir": str(actions_dir or "")}
-    headline = store_headline(chain, store_id, period_days=period_days,
-                              min_active_members=min_active_members, shared=shared)
-    page = StorePage(store_id=store_id, as_of=chain.as_of, lang=lang, settings=settings,
-                     headline=headline, metrics=dict(headline),
-                     thin=thin_data_reason(chain, store_id, lang),
-                     effects=campaign_effects(chain, store_id, shared=shared),
-                     quality=quality_table(chain, store_id, lang))
-    if page.thin:
+    with set_currency(currency):  # the texts' and lists' amounts
+        settings = {"period_days": period_days, "min_active_members": min_active_members,
+                    "gross_margin": gross_margin, "clv_horizon_months": clv_horizon_months,
+                    "refill_within_days": refill_within_days,
+                    "calibration_end": None if calibration_end is None else str(calibration_end),
+                    "actions_dir": str(actions_dir or ""), "currency": check_currency(currency)}
+        headline = store_headline(chain, store_id, period_days=period_days,
+                                  min_active_members=min_active_members, shared=shared)
+        page = StorePage(store_id=store_id, as_of=chain.as_of, lang=lang, settings=settings,
+                         headline=headline, metrics=dict(headline),
+                         thin=thin_data_reason(chain, store_id, lang),
+                         effects=campaign_effects(chain, store_id, shared=shared),
+                         quality=quality_table(chain, store_id, lang))
+        if page.thin:
+            return page
+        cohorts = store_cohorts(chain, store_id, shared=shared)
+        models = store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
+                              horizon_months=clv_horizon_months, calibration_end=calibration_end)
+        refills = store_refills(chain, store_id, within=refill_within_days, shared=shared)
+        page.this_week = store_this_week(chain, store_id, cohorts["members"], models, refills,
+                                         gross_margin=gross_margin, period_days=period_days,
+                                         shared=shared)
+        page.metrics.update(this_week_metrics(page.this_week))
+        page.metrics.update(section_metrics(cohorts, models))
+        page.refills = RefillSection.of(refills)
+        page.metrics.update({f"refill_{k}": v for k, v in page.refills.headline.items()
+                             if k != "as_of"})
+        actions = write_action_lists(chain, store_id, models, refills, actions_dir,
+                                     gross_margin=gross_margin, lang=lang, shared=shared)
+        page.metrics.update(action_list_metrics(actions))
+        actions.attrs = {k: v for k, v in actions.attrs.items() if k != "tables"}
+        page.actions = actions
+        page.monthly = monthly_repurchase(chain, store_id, shared=shared,
+                                          min_active_members=min_active_members)
+        page.cohorts = {k: v for k, v in cohorts.items() if k != "members"}
+        page.calibration_text = calibration_note(cohorts["members"], lang)
+        page.waves_text = waves_reading(cohorts["waves"], lang)
+        if models.ok:
+            page.value_by = {by: value_by(models.scores, by, models.value_ranges[by])
+                             for by in ("subsidy_cohort", "tier")}
+        page.models = replace(models, purchase_model=None, spend_model=None)
+        page.segments = store_segments(chain, store_id, cohorts["members"], period_days=period_days)
+        page.hours_text = hours_reading(chain, store_id, lang, period_days=period_days)
+        page.tags = store_tags(chain, store_id, period_days=period_days,
+                               min_members=min_active_members)
         return page
-    cohorts = store_cohorts(chain, store_id, shared=shared)
-    models = store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
-                          horizon_months=clv_horizon_months, calibration_end=calibration_end)
-    refills = store_refills(chain, store_id, within=refill_within_days, shared=shared)
-    page.this_week = store_this_week(chain, store_id, cohorts["members"], models, refills,
-                                     gross_margin=gross_margin, period_days=period_days,
-                                     shared=shared)
-    page.metrics.update(this_week_metrics(page.this_week))
-    page.metrics.update(section_metrics(cohorts, models))
-    page.refills = RefillSection.of(refills)
-    page.metrics.update({f"refill_{k}": v for k, v in page.refills.headline.items()
-                         if k != "as_of"})
-    actions = write_action_lists(chain, store_id, models, refills, actions_dir,
-                                 gross_margin=gross_margin, lang=lang, shared=shared)
-    page.metrics.update(action_list_metrics(actions))
-    actions.attrs = {k: v for k, v in actions.attrs.items() if k != "tables"}
-    page.actions = actions
-    page.monthly = monthly_repurchase(chain, store_id, shared=shared,
-                                      min_active_members=min_active_members)
-    page.cohorts = {k: v for k, v in cohorts.items() if k != "members"}
-    page.calibration_text = calibration_note(cohorts["members"], lang)
-    page.waves_text = waves_reading(cohorts["waves"], lang)
-    if models.ok:
-        page.value_by = {by: value_by(models.scores, by, models.value_ranges[by])
-                         for by in ("subsidy_cohort", "tier")}
-    page.models = replace(models, purchase_model=None, spend_model=None)
-    page.segments = store_segments(chain, store_id, cohorts["members"], period_days=period_days)
-    page.hours_text = hours_reading(chain, store_id, lang, period_days=period_days)
-    page.tags = store_tags(chain, store_id, period_days=period_days,
-                           min_members=min_active_members)
-    return page

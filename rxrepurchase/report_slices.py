@@ -527,6 +527,10 @@ def load_store_page(data: str | os.PathLike, store_id: str, *,
         settings["calibration_end"] = str(settings["calibration_end"])
     if "actions_dir" in settings:
         settings["actions_dir"] = str(settings["actions_dir"] or "")
+    if "currency" in settings:
+        from rxrepurchase.i18n import check_currency
+
+        settings["currency"] = check_currency(settings["currency"])
     from rxrepurchase.i18n import normalize_lang
 
     wanted = {"lang": normalize_lang(lang), **settings}

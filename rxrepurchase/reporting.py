@@ -576,7 +576,7 @@ def _slice_settings(extra: Mapping[str, Any]) -> dict:
     return settings
 
 
-PAGE_PARAMETERS = ("lang", "actions_dir", "period_days", "min_active_members", "gross_margin",
+PAGE_PARAMETERS = ("lang", "currency", "actions_dir", "period_days", "min_active_members", "gross_margin",
                    "clv_horizon_months", "refill_within_days", "calibration_end")
 """Store notebook parameters its page is computed with in the slice step
 (:func:`rxrepurchase.report_data.store_page`); absent ones take that function's defaults,
