@@ -1747,6 +1747,10 @@ def _recent_orders(chain: Chain, shared: ChainWide | None) -> pd.DataFrame:
     return chain.orders
 
 
+_MADE_HERE = object()
+"""Default of ``wake_up=``: the function makes the store's wake-up list itself."""
+
+
 def store_wake_up(chain: Chain, store_id: str, models: StoreModels, *,
                   gross_margin: float = 0.3, shared: ChainWide | None = None) -> pd.DataFrame | None:
     """The store's wake-up list as members get it: :func:`rxrepurchase.models.wake_up_list`
@@ -1765,12 +1769,14 @@ def store_wake_up(chain: Chain, store_id: str, models: StoreModels, *,
 
 def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: StoreModels,
                     refills: RefillOverview, *, gross_margin: float = 0.3,
-                    period_days: int = 90, shared: ChainWide | None = None) -> pd.DataFrame:
+                    period_days: int = 90, shared: ChainWide | None = None,
+                    wake_up=_MADE_HERE) -> pd.DataFrame:
     """"This week" of a store report: :func:`rxrepurchase.this_week.this_week_actions` of the
     store's refill predictions, wake-up list, subsidy cohorts and orders.
 
     ``attrs`` carries ``as_of``, ``within`` and ``soon`` (the refill horizons in days) and
-    ``period_days`` for the page's sentences.
+    ``period_days`` for the page's sentences. ``wake_up``: the store's :func:`store_wake_up`
+    when already made (it scores every member of the store), else made here.
     """
     from rxrepurchase.this_week import this_week_actions
 
@@ -1778,7 +1784,8 @@ def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: 
     actions = this_week_actions(
         predictions=refills.predictions, members=chain.members, cohorts=cohorts,
         orders=chain.for_store(store_id).orders, as_of=chain.as_of,
-        wake_up=store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared),
+        wake_up=(store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared)
+                 if wake_up is _MADE_HERE else wake_up),
         refill_list=refills.targets, horizons=(soon, refills.within), period_days=period_days)
     actions.attrs = {**actions.attrs, "as_of": chain.as_of.date().isoformat(),
                      "within": refills.within, "soon": soon, "period_days": period_days}
@@ -1826,7 +1833,7 @@ def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:
 def write_action_lists(
     chain: Chain, store_id: str, models: StoreModels, refills: RefillOverview,
     folder: str | os.PathLike | None, *, gross_margin: float = 0.3, lang: str = "en",
-    shared: ChainWide | None = None,
+    shared: ChainWide | None = None, wake_up=_MADE_HERE,
 ) -> pd.DataFrame:
     """Section 6: the refill reminder list, the wake-up list (valuable members whose
     activity is falling, :func:`rxrepurchase.actionlists.wake_up_targets`) and the wake-up
@@ -1841,6 +1848,8 @@ def write_action_lists(
         ``list, rows, members, path`` (rows: list rows, member x product on refill lists;
         members: distinct members; path None when not written; wake-up sizes None when the
         store could not be modelled). ``attrs["tables"]`` holds the lists themselves.
+
+    ``wake_up``: the store's :func:`store_wake_up` when already made, else made here.
     """
     from rxrepurchase.actionlists import (
         LISTS_WORKBOOK,
@@ -1852,8 +1861,8 @@ def write_action_lists(
 
     lists: dict[str, pd.DataFrame | None] = {
         "refill_reminder": refills.targets,
-        "wake_up": store_wake_up(chain, store_id, models, gross_margin=gross_margin,
-                                 shared=shared),
+        "wake_up": (store_wake_up(chain, store_id, models, gross_margin=gross_margin,
+                                  shared=shared) if wake_up is _MADE_HERE else wake_up),
     }
     lists["lapsed_refill"] = lapsed_refill_list(
         refills.predictions, chain.members, _recent_orders(chain, shared),
@@ -2161,16 +2170,18 @@ def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
         models = store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
                               horizon_months=clv_horizon_months, calibration_end=calibration_end)
         refills = store_refills(chain, store_id, within=refill_within_days, shared=shared)
+        wake = store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared)
         page.this_week = store_this_week(chain, store_id, cohorts["members"], models, refills,
                                          gross_margin=gross_margin, period_days=period_days,
-                                         shared=shared)
+                                         shared=shared, wake_up=wake)
         page.metrics.update(this_week_metrics(page.this_week))
         page.metrics.update(section_metrics(cohorts, models))
         page.refills = RefillSection.of(refills)
         page.metrics.update({f"refill_{k}": v for k, v in page.refills.headline.items()
                              if k != "as_of"})
         actions = write_action_lists(chain, store_id, models, refills, actions_dir,
-                                     gross_margin=gross_margin, lang=lang, shared=shared)
+                                     gross_margin=gross_margin, lang=lang, shared=shared,
+                                     wake_up=wake)
         page.metrics.update(action_list_metrics(actions))
         actions.attrs = {k: v for k, v in actions.attrs.items() if k != "tables"}
         page.actions = actions
