@@ -1,25 +1,31 @@
-"""Store reports: main's way (every kernel unpickles the whole chain) against per-store slices.
+"""Store reports: CPU per store notebook after the batch, the batch itself, and 200 stores.
 
-    .venv/bin/python benchmarks/report_bench.py                   # all three measurements
+    .venv/bin/python benchmarks/report_bench.py                   # all measurements
     .venv/bin/python benchmarks/report_bench.py --skip-200        # per store figures only
-    .venv/bin/python benchmarks/report_bench.py --baseline-200    # main on 200 stores as well
+    .venv/bin/python benchmarks/report_bench.py --only-200 --report-200 40 --baseline-200
 
-Prints, side by side in the same run, for the baseline (the ``main`` branch, exported with
-``git archive`` into a temporary folder and run with this checkout's environment) and for this
-checkout:
+Prints, side by side in the same run, for the baseline (``--baseline``, default the ``main``
+branch, exported with ``git archive`` into a temporary folder and run with this checkout's
+environment) and for this checkout:
 
 1. per store notebook, on a small chain and on a chain 4x larger with stores of the same size
-   (4x the stores and members): wall seconds, CPU seconds (kernel, papermill and HTML
-   conversion: the CPU of the run's notebook phase divided by its notebooks) and the peak RSS
-   of each kernel. With slices the kernel's memory follows its store; with the pickled chain
-   it follows the chain;
-2. a 200-store chain's reports with ``--jobs 2`` (this checkout; main's too with
-   ``--baseline-200``): wall seconds, CPU seconds, and how long preparing the run (loading,
-   chain-wide figures, slices) took.
+   (4x the stores and members), every store reported, no chain overview: CPU seconds per
+   notebook (kernel, papermill and HTML conversion: the CPU of the run's notebook phase
+   divided by its notebooks, including each worker's start), the median kernel's CPU seconds
+   and peak RSS, and the slice step's (the batch: chain-wide figures, each store's slice and,
+   in this checkout, its page) CPU seconds per store, so that "per store after the batch" is
+   read beside what the batch costs;
+2. a 200-store chain's reports with ``--jobs 2`` and the chain overview (this checkout; the
+   baseline too with ``--baseline-200``): wall and CPU of the whole run, of the slice step
+   and of the notebooks. ``--report-200 N`` reports the first N stores only and extrapolates
+   to 200 from the measured parts.
 
-Each run is a separate Python process (``-X importtime`` style isolation: nothing is shared
-between the two versions); kernels are sampled with psutil every 50 ms. The machine's load
-is printed: on a shared machine wall times are inflated, CPU seconds much less.
+Each run is a separate Python process (nothing is shared between the two versions); kernels
+are sampled with psutil every 50 ms. The machine's load average is printed before and after
+each run: on a shared machine wall times are inflated, CPU seconds much less. Python reads the
+environment's bytecode if it has been compiled (``make setup`` does; with
+``PYTHONDONTWRITEBYTECODE`` set and no ``.pyc`` files every kernel compiles its imports again,
+which costs several CPU seconds per kernel): the line "bytecode" says which.
 """
 
 from __future__ import annotations
@@ -63,20 +69,32 @@ DRIVER = textwrap.dedent('''
         s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
-    phase = {}
-    execute_all = reporting._execute_all
+    phase = {"notebooks": 0, "cpu": 0.0, "wall": 0.0, "slices": 0, "slice_cpu": 0.0,
+             "slice_wall": 0.0}
+    execute_all, write_slices = reporting._execute_all, reporting._write_slices
 
-    def timed(jobs_list, jobs, progress):
-        phase["notebooks"] = len(jobs_list)
-        phase["prepared_wall"] = time.perf_counter() - started
-        phase["prepared_cpu"] = cpu() - cpu0
+    def timed(jobs_list, *args, **kwargs):
+        if "prepared_wall" not in phase:
+            phase["prepared_wall"] = time.perf_counter() - started
+            phase["prepared_cpu"] = cpu() - cpu0
+        phase["notebooks"] += len(jobs_list)
         c, w = cpu(), time.perf_counter()
         try:
-            return execute_all(jobs_list, jobs, progress)
+            return execute_all(jobs_list, *args, **kwargs)
         finally:
-            phase["cpu"], phase["wall"] = cpu() - c, time.perf_counter() - w
+            phase["cpu"] += cpu() - c
+            phase["wall"] += time.perf_counter() - w
 
-    reporting._execute_all = timed
+    def sliced(chain, folders, *args, **kwargs):
+        # The slice step (the batch): chain-wide figures, each store's slice (and page).
+        phase["slices"] = len(folders)
+        c, w = cpu(), time.perf_counter()
+        try:
+            return write_slices(chain, folders, *args, **kwargs)
+        finally:
+            phase["slice_cpu"], phase["slice_wall"] = cpu() - c, time.perf_counter() - w
+
+    reporting._execute_all, reporting._write_slices = timed, sliced
     threading.Thread(target=sample, daemon=True).start()
     cpu0, started = cpu(), time.perf_counter()
     run = reporting.run_reports(args["data"], stores=args["stores"], out=args["out"],
@@ -127,12 +145,37 @@ def demo(folder: Path, members: int, stores: int, months: int) -> Path:
     return folder
 
 
+HEADER = (f"  {'chain / version':34s} {'stores':>6s} {'batch/st':>8s} {'CPU/nb':>8s} "
+          f"{'kernel':>8s} {'RSS MB':>7s} {'max MB':>7s} {'nb wall':>8s}")
+LEGEND = ("  batch/st: CPU-s of the slice step (chain-wide figures, slices, pages) per store; "
+          "CPU/nb: CPU-s of the notebook phase (kernels, papermill, HTML, worker starts) per "
+          "notebook; kernel: the median kernel's CPU-s; RSS MB / max MB: the median and largest "
+          "kernel's peak resident memory; nb wall: mean wall seconds of a notebook (two at a "
+          "time)")
+
+
 def _row(label: str, r: dict) -> str:
-    per_nb = r["phase"]["cpu"] / max(r["phase"]["notebooks"], 1)
+    p = r["phase"]
     rss = sorted(k["rss"] for k in r["kernels"]) or [0]
     kcpu = sorted(k["cpu"] for k in r["kernels"]) or [0.0]
-    return (f"  {label:30s} {r['store_wall']:8.1f} {per_nb:8.2f} {kcpu[len(kcpu) // 2]:8.2f} "
-            f"{rss[len(rss) // 2] / 2**20:9.0f} {rss[-1] / 2**20:8.0f}")
+    return (f"  {label:34s} {p['slices']:6d} {p['slice_cpu'] / max(p['slices'], 1):8.2f} "
+            f"{p['cpu'] / max(p['notebooks'], 1):8.2f} {kcpu[len(kcpu) // 2]:8.2f} "
+            f"{rss[len(rss) // 2] / 2**20:7.0f} {rss[-1] / 2**20:7.0f} {r['store_wall']:8.1f}")
+
+
+def _load() -> str:
+    return "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+
+
+def _bytecode() -> str:
+    import importlib.util
+
+    import pandas
+
+    cached = Path(importlib.util.cache_from_source(pandas.__file__)).is_file()
+    return ("compiled (.pyc present)" if cached else
+            "NOT compiled: every kernel compiles its imports (run `make setup`, or "
+            "`python -m compileall` on the environment)")
 
 
 def main() -> None:
@@ -154,7 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     as_of = "2026-09-30"  # the demo's end date
 
-    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{_load()} at start, on {os.cpu_count()} cores; bytecode: {_bytecode()}")
     with tempfile.TemporaryDirectory(prefix="rxrepurchase-report-bench-") as tmp:
         tmp = Path(tmp)
         base = tmp / "baseline"
@@ -166,30 +209,29 @@ def main() -> None:
                              capture_output=True, text=True, check=True).stdout.strip()
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        versions = {f"baseline ({args.baseline} {rev})": base, f"slices (HEAD {head})": None}
+        versions = {f"baseline ({args.baseline} {rev})": base, f"this (HEAD {head})": None}
 
         results = {}
         if not args.only_200:
-            print("\n1. per store notebook (the same stores of each chain; no chain overview)")
+            print("\n1. per store notebook (every store of each chain; no chain overview)")
         for size, factor in (() if args.only_200 else (("small", 1), ("4x", 4))):
             data = demo(tmp / f"chain-{size}", args.members * factor, args.stores * factor,
                         args.months)
-            stores = ",".join(f"S{i:02d}" for i in range(1, args.stores + 1))
             for label, version in versions.items():
                 out = tmp / f"run-{size}-{len(results)}"
                 out.mkdir()
-                results[size, label] = measure(version, data, stores, out, jobs=args.jobs,
+                before = _load()
+                started = time.perf_counter()
+                results[size, label] = measure(version, data, "all", out, jobs=args.jobs,
                                                as_of=as_of, chain=False)
-                print(f"    {label} on {size}: done", flush=True)
+                print(f"    {label} on {size}: done in {time.perf_counter() - started:.0f}s "
+                      f"({before} before, {_load()} after)", flush=True)
         if results:
-            print(f"\n  {'chain / version':30s} {'wall s':>8s} {'CPU s':>8s} {'kern CPU':>8s} "
-                  f"{'RSS MB':>9s} {'max MB':>8s}")
+            print(f"\n{HEADER}")
         for (size, label), r in results.items():
             print(_row(f"{size}: {label}", r))
         if results:
-            print("  wall s: mean notebook wall (two at a time); CPU s: the notebook phase's "
-                  "CPU (kernels, papermill, HTML) per notebook; kern CPU: median kernel's CPU; "
-                  "RSS MB: median kernel's peak resident memory")
+            print(LEGEND)
 
         if not args.skip_200:
             print(f"\n2. 200-store chain, {args.members_200:,} members, --jobs {args.jobs}, "
@@ -202,23 +244,28 @@ def main() -> None:
                 out.mkdir()
                 n = min(args.report_200, 200)
                 stores = "all" if n == 200 else ",".join(f"S{i:03d}" for i in range(1, n + 1))
+                print(f"  {label}: {n} stores ... ({_load()})", flush=True)
                 r = measure(version, data, stores, out, jobs=args.jobs, as_of=as_of, chain=True)
                 p = r["phase"]
                 per_nb = p["cpu"] / p["notebooks"]
-                print(f"  {label}, {n} stores reported: {r['wall']:.0f}s wall, {r['cpu']:.0f} "
-                      f"CPU-s in all; preparing (load, chain-wide figures, slices) "
-                      f"{p['prepared_wall']:.0f}s wall / {p['prepared_cpu']:.0f} CPU-s; "
-                      f"notebooks {p['wall']:.0f}s wall / {p['cpu']:.0f} CPU-s = {per_nb:.2f} "
-                      f"CPU-s per notebook; {len(r['failures'])} failed", flush=True)
-                print(_row("    notebooks", r))
+                print(f"  {label}, {n} stores + overview: {r['wall']:.0f}s wall, {r['cpu']:.0f} "
+                      f"CPU-s in all; before the slice step (load, validate) "
+                      f"{p['prepared_wall'] - p['slice_wall']:.0f}s wall; slice step "
+                      f"{p['slice_wall']:.0f}s wall / {p['slice_cpu']:.0f} CPU-s; notebooks "
+                      f"{p['wall']:.0f}s wall / {p['cpu']:.0f} CPU-s = {per_nb:.2f} CPU-s per "
+                      f"notebook; {len(r['failures'])} failed ({_load()})", flush=True)
+                print(HEADER)
+                print(_row("    200-store chain", r))
                 if n < 200:
-                    # Preparing grows with the slices cut (all but the chain-wide part): scale
-                    # it as a whole, an upper bound; notebooks by their count; on `jobs` cores.
-                    cpu = p["prepared_cpu"] * 200 / n + per_nb * 201
+                    # The slice step scaled as a whole (its once-per-run part, the chain-wide
+                    # figures and the overview's tables, too: an upper bound); notebooks by
+                    # their count; on `jobs` cores.
+                    rest = r["cpu"] - p["slice_cpu"] - p["cpu"]
+                    cpu = rest + p["slice_cpu"] * 200 / n + per_nb * 201
                     print(f"    all 200 stores, from these parts: about {cpu:.0f} CPU-s, "
                           f"{cpu / args.jobs / 60:.1f} min of {args.jobs} cores (at the CPU "
                           "cost measured here)", flush=True)
-        print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
+        print(f"\n{_load()} at end")
 
 
 if __name__ == "__main__":

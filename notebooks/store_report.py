@@ -21,9 +21,10 @@
 #
 # Executed once per store by `rxrepurchase report` (papermill) and published as HTML with the
 # code hidden; see `docs/reports.md`. Every figure comes from a function of the package
-# (mostly `rxrepurchase.report_data`); this notebook only chooses what to show and in which
-# order. Cells tagged `remove_cell` (like this one) are left out of the HTML. A store with no
-# member orders gets a one-line note (`thin`) instead of the analysis sections.
+# (`rxrepurchase.report_data.store_page`, computed by the run's slice step before this
+# notebook starts); this notebook only chooses what to show and in which order. Cells tagged
+# `remove_cell` (like this one) are left out of the HTML. A store with no member orders gets a
+# one-line note (`thin`) instead of the analysis sections.
 
 # %% tags=["parameters"]
 store_id = "S01"  # store to report on
@@ -55,22 +56,23 @@ from rxrepurchase import report_data as rd
 from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
 from rxrepurchase.rendering import chart_axes, charts_html
-from rxrepurchase.report_slices import load_store
+from rxrepurchase.report_slices import load_store_page
 from rxrepurchase.targets import target_progress
 
 configure_matplotlib()
 set_currency(currency)
-# The store's slice and its share of the chain-wide figures (shared None: the whole export,
-# every figure computed here).
-chain, shared = load_store(data, store_id, slice_folder=store_slice, as_of=as_of,
-                           encoding=encoding, mapping=mapping, time_zone=time_zone)
-headline = rd.store_headline(chain, store_id, period_days=period_days,
-                            min_active_members=min_active_members, shared=shared)
-metrics = dict(headline)
+# Every figure of the page: computed by the run's slice step and read from the store's slice
+# (or, with no slice, computed here from the export folder). This notebook only shows them.
+page = load_store_page(data, store_id, slice_folder=store_slice, as_of=as_of,
+                       encoding=encoding, mapping=mapping, time_zone=time_zone, lang=lang,
+                       currency=currency, actions_dir=actions_dir, period_days=period_days,
+                       min_active_members=min_active_members, gross_margin=gross_margin,
+                       clv_horizon_months=clv_horizon_months,
+                       refill_within_days=refill_within_days, calibration_end=calibration_end)
+headline, thin = page.headline, page.thin  # thin: None, or why there is nothing to analyse
 
 # %%
 display(HTML(rd.report_title(headline, lang)))
-thin = rd.thin_data_reason(chain, store_id, lang)  # None, or why there is nothing to analyse
 if thin:
     display(HTML(rd.note_html(thin)))
 
@@ -79,16 +81,8 @@ if thin:
 
 # %%
 if not thin:
-    cohorts = rd.store_cohorts(chain, store_id, shared=shared)
-    models = rd.store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
-                             horizon_months=clv_horizon_months, calibration_end=calibration_end)
-    refills = rd.store_refills(chain, store_id, horizon_days=refill_within_days, shared=shared)
-    this_week = rd.store_this_week(chain, store_id, cohorts["members"], models, refills,
-                                   gross_margin=gross_margin, period_days=period_days,
-                                   shared=shared)
-    metrics.update(rd.this_week_metrics(this_week))
     display(Markdown(f"## {t('section_this_week', lang)}"))
-    display(HTML(rd.this_week_html(this_week, lang)))
+    display(HTML(rd.this_week_html(page.this_week, lang)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 1. Headline
@@ -99,17 +93,17 @@ if not thin:
     display(HTML(rd.headline_html(headline, lang)))
     display(HTML(rd.targets_html([(store_id, target_progress(headline, targets or {}))], lang,
                                  start=headline["period_start"], end=headline["period_end"])))
-    rd.plot_monthly_repurchase(rd.monthly_repurchase(chain, store_id, shared=shared,
-                                                     min_active_members=min_active_members), lang)
+    rd.plot_monthly_repurchase(page.monthly, lang)
 
 # %% [markdown] tags=["remove_cell"]
 # ## 2. Subsidy-driven vs loyal members
 
 # %%
 if not thin:
+    cohorts = page.cohorts
     display(Markdown(f"## {t('section_cohorts', lang)}"))
     display(Markdown(rd.cohort_summary(cohorts["comparison"], lang)))
-    display(Markdown(rd.calibration_note(cohorts["members"], lang)))
+    display(Markdown(page.calibration_text))
     display(HTML(rd.cohort_table_html(cohorts["comparison"], lang)))
     left, right = chart_axes(2)
     rd.plot_cohort_retention(cohorts["retention"], lang, ax=left)
@@ -118,12 +112,12 @@ if not thin:
 
 # %%
 if not thin:
-    display(Markdown(rd.waves_reading(cohorts["waves"], lang)))
+    display(Markdown(page.waves_text))
     left, right = chart_axes(2)
     rd.plot_post_subsidy(cohorts["post_subsidy"], lang, ax=left)
     rd.plot_waves(cohorts["waves"], lang, ax=right)
     display(HTML(charts_html([left, right])))
-    display(Markdown(rd.post_subsidy_note(90, chain.as_of, lang)))
+    display(Markdown(rd.post_subsidy_note(90, page.as_of, lang)))
     display(HTML(rd.waves_table_html(cohorts["waves"], lang)))
 
 # %% [markdown] tags=["remove_cell"]
@@ -131,20 +125,19 @@ if not thin:
 
 # %%
 display(Markdown(f"### {t('section_uplift', lang)}"))
-display(HTML(rd.uplift_html(rd.campaign_effects(chain, store_id, shared=shared), lang)))
+display(HTML(rd.uplift_html(page.effects, lang)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 3. Member value (BG/NBD, Gamma-Gamma, CLV, holdout check)
 
 # %%
 if not thin:
-    metrics.update(rd.section_metrics(cohorts, models))
+    models = page.models
     display(Markdown(f"## {t('section_value', lang)}"))
     if models.ok:
         display(Markdown(rd.model_summary(models, lang)))
-        display(HTML(rd.value_table_html(rd.value_by(models.scores, "subsidy_cohort",
-                                                     models.value_ranges["subsidy_cohort"]),
-                                         "subsidy_cohort", lang)))
+        display(HTML(rd.value_table_html(page.value_by["subsidy_cohort"], "subsidy_cohort",
+                                         lang)))
         axes = chart_axes(1 if models.holdout is None else 2)
         rd.plot_clv_by_cohort(models.scores, lang, ax=axes[0])
         if models.holdout is not None:
@@ -155,8 +148,7 @@ if not thin:
         else:
             display(HTML(rd.note_html(t("holdout_failed", lang, reason=models.holdout_reason))))
         display(Markdown(f"### {t('value_by_tier', lang)}"))
-        display(HTML(rd.value_table_html(rd.value_by(models.scores, "tier", models.value_ranges["tier"]),
-                                         "tier", lang)))
+        display(HTML(rd.value_table_html(page.value_by["tier"], "tier", lang)))
     else:
         display(HTML(rd.note_html(t("not_modelled", lang, reason=models.reason))))
 
@@ -165,13 +157,11 @@ if not thin:
 
 # %%
 if not thin:
-    segments = rd.store_segments(chain, store_id, cohorts["members"], period_days=period_days)
+    segments = page.segments
     display(Markdown(f"## {t('section_segments', lang)}"))
     display(Markdown(rd.segments_summary(segments, lang)))
-    display(Markdown(rd.hours_reading(chain, store_id, lang, period_days=period_days)))
-    display(Markdown(rd.tags_reading(rd.store_tags(chain, store_id, period_days=period_days,
-                                                   min_members=min_active_members),
-                                      lang, period_days=period_days)))
+    display(Markdown(page.hours_text))
+    display(Markdown(rd.tags_reading(page.tags, lang, period_days=period_days)))
     display(HTML(rd.tiers_table_html(segments["tiers"], lang, period_days=period_days)))
     left, right = chart_axes(2)
     rd.plot_rfm(segments["rfm"], lang, ax=left)
@@ -185,7 +175,7 @@ if not thin:
 
 # %%
 if not thin:
-    metrics.update({f"refill_{k}": v for k, v in refills.headline.items() if k != "as_of"})
+    refills = page.refills
     display(Markdown(f"## {t('section_refills', lang)}"))
     display(Markdown(rd.refills_summary(refills, lang)))
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -198,18 +188,16 @@ if not thin:
 
 # %%
 if not thin:
-    actions = rd.write_action_lists(chain, store_id, models, refills, actions_dir,
-                                    gross_margin=gross_margin, lang=lang, shared=shared)
-    metrics.update(rd.action_list_metrics(actions))
     display(Markdown(f"## {t('section_actions', lang)}"))
-    display(HTML(rd.actions_html(actions, lang, relative_to=Path(metrics_path).parent if metrics_path else None)))
+    display(HTML(rd.actions_html(page.actions, lang,
+                                 relative_to=Path(metrics_path).parent if metrics_path else None)))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 7. Data quality
 
 # %%
 display(Markdown(f"## {t('section_quality', lang)}"))
-display(HTML(rd.quality_html(chain, store_id, lang)))
+display(HTML(rd.quality_table_html(page.quality, lang)))
 
 # %%
 display(Markdown(f"## {t('section_glossary', lang)}"))
@@ -217,4 +205,4 @@ display(HTML(rd.glossary_html(lang)))
 
 # %% tags=["remove_cell"]
 if metrics_path:
-    rd.write_metrics(metrics, metrics_path)
+    rd.write_metrics(page.metrics, metrics_path)

@@ -73,7 +73,8 @@ def _fit_labels(ax) -> None:
     """A chart of a group is narrower than a page-wide one: its title wraps to the figure's
     width, and crowded category labels on the x axis turn 30 degrees instead of overlapping."""
     ax.title.set_wrap(True)
-    ax.figure.canvas.draw()
+    # Lays the figure out (text sizes) without rasterizing it: savefig draws it once, after.
+    ax.figure.draw_without_rendering()
     labels = [label for label in ax.get_xticklabels() if label.get_text()]
     boxes = sorted((label.get_window_extent() for label in labels), key=lambda b: b.x0)
     if any(left.x1 > right.x0 for left, right in itertools.pairwise(boxes)):

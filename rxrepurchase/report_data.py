@@ -12,78 +12,39 @@ import html
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportion_confint
 
-from rxrepurchase.actionlists import (
-    LISTS_WORKBOOK,
-    lapsed_refill_list,
-    list_sizes,
-    wake_up_targets,
-    write_lists_workbook,
-)
-from rxrepurchase.chain_view import LIST_SIZES, TOTALS, nothing_received_line, store_list_sizes
-from rxrepurchase.cohorts import (
-    COHORTS,
-    CohortRules,
-    classify_members,
-    compare_cohorts,
-    post_subsidy_repurchase,
-    wave_response,
-)
 from rxrepurchase.contract import TIERS
 from rxrepurchase.errors import ModelFitError, ReportDataError
-from rxrepurchase.holdout import holdout_by_frequency, holdout_error
 from rxrepurchase.i18n import (
+    DEFAULT_CURRENCY,
     STRINGS,
+    check_currency,
     format_count,
     format_money,
     format_rate,
     format_text,
     label,
     normalize_lang,
+    set_currency,
     t,
     windowed,
 )
-from rxrepurchase.loading import Chain
-from rxrepurchase.metrics import pareto_share, repurchase_rates, retention_curve
-from rxrepurchase.models import (
-    BGNBDModel,
-    GammaGammaModel,
-    fit_by_group,
-    group_value_ranges,
-    score_members,
-    wake_up_list,
-)
 from rxrepurchase.outputs import write_atomic
-from rxrepurchase.plots.holdout import plot_holdout_by_frequency
-from rxrepurchase.plots.refill import plot_refills_due_by_week
-from rxrepurchase.readings import busiest_hours, tag_repurchase, wave_decline
-from rxrepurchase.refill import (
-    RefillOverview,
-    adherence,
-    co_purchase_lift,
-    export_target_list,
-    list_check,
-    predict_refills,
-    refill_fills,
-    refill_overview,
-)
 from rxrepurchase.renames import renamed_keywords
 from rxrepurchase.rendering import render_section
-from rxrepurchase.rfm import calibration_holdout, rfm_summary
-from rxrepurchase.segments import (
-    hour_of_day_profile,
-    member_profile,
-    rfm_segments,
-    segment_summary,
-)
-from rxrepurchase.this_week import CHANNELS, SLOWED_FACTOR, WIN_BACK_MIN_DAYS, this_week_actions
+
+if TYPE_CHECKING:
+    from rxrepurchase.cohorts import CohortRules
+    from rxrepurchase.loading import Chain
+    from rxrepurchase.models import BGNBDModel, GammaGammaModel
+    from rxrepurchase.refill import RefillOverview
 
 __all__ = [
     "campaign_effects",
@@ -147,6 +108,10 @@ __all__ = [
     "plot_store_rates",
     "quality_html",
     "quality_table",
+    "quality_table_html",
+    "RefillSection",
+    "StorePage",
+    "store_page",
     "report_period",
     "report_title",
     "store_cohorts",
@@ -246,6 +211,15 @@ def chain_wide(chain: Chain, *, rules: CohortRules | None = None, period_days: i
                min_active_members: int = MIN_ACTIVE_MEMBERS) -> ChainWide:
     """Compute the chain-wide figures every store report needs (see :class:`ChainWide`);
     ``period_days`` and ``min_active_members`` are those of the store reports' headlines."""
+    from rxrepurchase.cohorts import CohortRules, classify_members
+    from rxrepurchase.refill import (
+        adherence,
+        co_purchase_lift,
+        list_check,
+        predict_refills,
+        refill_fills,
+    )
+
     rules = rules or CohortRules()
     members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
                                as_of=chain.as_of, rules=rules)
@@ -286,6 +260,10 @@ def repurchase_interval(repeat: pd.Series | float, members: pd.Series | float,
                         level: float = 0.95) -> tuple:
     """Wilson interval (statsmodels) of a user repurchase rate: ``repeat`` of ``members``
     bought twice or more. NaN where ``members`` is 0."""
+    # Imported here: statsmodels loads scipy.stats, which a store kernel that only renders its
+    # precomputed page does not need.
+    from statsmodels.stats.proportion import proportion_confint
+
     n = np.asarray(members, dtype="float64")
     k = np.asarray(repeat, dtype="float64")
     safe = np.where(n > 0, n, 1)
@@ -307,6 +285,8 @@ def chain_medians(chain: Chain, *, period_days: int = 90,
     ``min_active_members`` active members in the ``period_days`` days to ``chain.as_of``
     (``chain_median_user_repurchase_rate``, ``chain_median_order_repurchase_rate``; None
     when no store has that many), with the two settings they were computed with."""
+    from rxrepurchase.metrics import repurchase_rates
+
     rates = repurchase_rates(chain.orders, report_period(chain.as_of, period_days), by="store_id")
     return {"period_days": period_days, "min_active_members": min_active_members,
             **{f"chain_median_{c}": _chain_median(rates, c, min_active_members)
@@ -364,6 +344,8 @@ def store_headline(chain: Chain, store_id: str, *, period_days: int = 90,
     DataContractError
         If the store is not in the chain's stores table.
     """
+    from rxrepurchase.metrics import repurchase_rates
+
     store = chain.for_store(store_id)  # raises a clear error for an unknown store
     start, end = report_period(chain.as_of, period_days)
     medians = _shared_figure(shared, "headline_medians", chain, store_id,
@@ -451,6 +433,8 @@ def monthly_chain_medians(chain: Chain, *, months: int = 12,
     ``chain_median_order_repurchase_rate`` over the stores with at least ``min_active_members``
     active members that month; ``attrs`` name ``months`` and ``min_active_members``.
     """
+    from rxrepurchase.metrics import repurchase_rates
+
     end = chain.as_of
     start = (end.to_period("M") - (months - 1)).to_timestamp()
     rates = repurchase_rates(chain.orders, "M", by="store_id", start=start, end=end)
@@ -482,6 +466,8 @@ def monthly_repurchase(chain: Chain, store_id: str, *, months: int = 12,
     ``shared`` (:func:`chain_wide` of this chain, or the store's share of it) supplies the
     chain medians, so that ``chain`` may be the store's slice.
     """
+    from rxrepurchase.metrics import repurchase_rates
+
     orders = chain.for_store(store_id).orders
     median = _shared_figure(shared, "monthly_medians", chain, store_id, months=months,
                             min_active_members=min_active_members)
@@ -560,7 +546,11 @@ def quality_table(chain: Chain, store_id: str, lang: str = "en") -> pd.DataFrame
 
 def quality_html(chain: Chain, store_id: str, lang: str = "en") -> str:
     """Data-quality section: a sentence, and the table of issues when there are any."""
-    table = quality_table(chain, store_id, lang)
+    return quality_table_html(quality_table(chain, store_id, lang), lang)
+
+
+def quality_table_html(table: pd.DataFrame, lang: str = "en") -> str:
+    """:func:`quality_html` of a :func:`quality_table` already made (in ``lang``)."""
     if table.empty:
         return f"<p>{html.escape(t('quality_none', lang))}</p>"
     rows = t("quality_rows", lang)
@@ -643,6 +633,10 @@ def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float
     ``shared`` (:func:`chain_wide` of this chain with the same ``rules``) supplies the chain
     medians and the cohort classification instead of computing them here.
     """
+    from rxrepurchase.cohorts import CohortRules, classify_members, compare_cohorts
+    from rxrepurchase.models import fit_by_group
+    from rxrepurchase.rfm import rfm_summary
+
     if shared is None:
         members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
                                    as_of=chain.as_of, rules=rules)
@@ -710,6 +704,8 @@ def _change(value: float, lang: str) -> str:
 def chain_totals_html(totals: pd.DataFrame, lang: str = "en") -> str:
     """:func:`rxrepurchase.chain_view.chain_totals` as a table: one row per figure, this
     period, the previous one and a year before with their changes; the periods stated above."""
+    from rxrepurchase.chain_view import TOTALS  # the overview's; chain_view loads the core
+
     p = totals.set_index("period")
     days = period_days_of(p.at["this", "start"], p.at["this", "end"])
     day = {(k, c): p.at[k, c].date().isoformat() for k in ("this", "previous")
@@ -836,6 +832,8 @@ def list_sizes_html(results: dict | None, lang: str = "en", *, horizon_days: int
     results the runner hands the overview (:func:`rxrepurchase.chain_view.read_store_results`;
     None when the overview runs on its own). ``horizon_days``: the refill reminders'
     horizon."""
+    from rxrepurchase.chain_view import LIST_SIZES, nothing_received_line, store_list_sizes
+
     if results is None:
         return note_html(t("lists_not_run", lang))
     table = store_list_sizes(results["stores"], results["undelivered"])
@@ -954,6 +952,8 @@ def plot_store_rates(stores: pd.DataFrame, lang: str = "en", *, ax: plt.Axes | N
 
 # --------------------------------------------------------------------------- section 2: cohorts
 
+# The report's cohorts in cohorts.COHORTS' order (tested), each with its colour: charts order
+# their cohorts by it without importing the analysis module into a store's kernel.
 COHORT_COLORS = {
     "loyal": "#1f6f8b",
     "mixed": "#8fb9a8",
@@ -994,8 +994,9 @@ def store_cohorts(
     -------
     dict of DataFrame
         ``members`` (the classification), ``comparison``
-        (:func:`~rxrepurchase.cohorts.compare_cohorts` plus ``member_share``), ``retention``
-        (monthly :func:`~rxrepurchase.metrics.retention_curve` per cohort), ``spend``
+        (:func:`~rxrepurchase.cohorts.compare_cohorts` plus ``member_share`` and the user
+        repurchase rate's 95% Wilson interval ``user_repurchase_low``, ``_high``),
+        ``retention`` (monthly :func:`~rxrepurchase.metrics.retention_curve` per cohort), ``spend``
         (paid amount per member at the store, with its cohort), ``post_subsidy``
         (:func:`~rxrepurchase.cohorts.post_subsidy_repurchase` at ``outcome_days``) and ``waves``
         (:func:`~rxrepurchase.cohorts.wave_response` of the new-member waves, or of every
@@ -1004,6 +1005,15 @@ def store_cohorts(
     ``shared`` (:func:`chain_wide` of this chain with the same ``rules``) supplies the
     classification instead of computing it here.
     """
+    from rxrepurchase.cohorts import (
+        CohortRules,
+        classify_members,
+        compare_cohorts,
+        post_subsidy_repurchase,
+        wave_response,
+    )
+    from rxrepurchase.metrics import retention_curve
+
     store = chain.for_store(store_id)
     if shared is None:
         members = classify_members(chain.orders, chain.campaigns, order_lines=chain.order_lines,
@@ -1018,6 +1028,8 @@ def store_cohorts(
     comparison = compare_cohorts(store.orders, members, campaigns=chain.campaigns,
                                  as_of=chain.as_of, outcome_days=outcome_days, rules=rules)
     comparison["member_share"] = comparison["members"] / comparison["members"].sum()
+    comparison["user_repurchase_low"], comparison["user_repurchase_high"] = repurchase_interval(
+        comparison["repeat_members"], comparison["members"])
     retention = retention_curve(store.orders, "M", by="subsidy_cohort", members=lookup,
                                 as_of=chain.as_of)
     bought = store.orders[store.orders["member_id"].notna()]
@@ -1055,6 +1067,8 @@ def calibration_note(members: pd.DataFrame, lang: str = "en") -> str:
     """How subsidies were judged on this chain (routine discount, thresholds, campaign signal)
     and how many members are undetermined, from :func:`~rxrepurchase.cohorts.classify_members`
     output."""
+    from rxrepurchase.cohorts import COHORTS
+
     cal, rules = members.attrs.get("calibration"), members.attrs.get("rules")
     if cal is None or rules is None:
         raise ReportDataError("members has no calibration or rules: pass classify_members output")
@@ -1086,14 +1100,15 @@ def post_subsidy_note(outcome_days: int, as_of: pd.Timestamp, lang: str = "en") 
 
 def cohort_table_html(comparison: pd.DataFrame, lang: str = "en") -> str:
     """The cohorts side by side: one column per cohort, one row per figure (the user
-    repurchase rate with its 95% Wilson interval)."""
+    repurchase rate with its 95% Wilson interval); ``comparison`` is
+    :func:`store_cohorts`' (with ``member_share`` and the interval's bounds)."""
     def interval(pair, lang):
         return "–".join(format_rate(v, lang, digits=0) for v in pair)
 
     fmt = {"count": format_count, "rate": format_rate, "money": format_money, "interval": interval}
     c = comparison.set_index("subsidy_cohort")
-    low, high = repurchase_interval(c["repeat_members"], c["members"])
-    c = c.assign(user_repurchase_interval=list(zip(low, high, strict=True)))
+    c = c.assign(user_repurchase_interval=list(zip(c["user_repurchase_low"],
+                                                   c["user_repurchase_high"], strict=True)))
     days = int(c["days"].iloc[0]) if len(c) else 90
     rows = {
         t(f"cmp_{key}", lang, days=days): [fmt[kind](c.at[k, key], lang) for k in c.index]
@@ -1126,7 +1141,7 @@ def _plot_money_by_cohort(members: pd.DataFrame, column: str, title: str, lang: 
                           ax: plt.Axes | None) -> plt.Axes:
     """Box plot per cohort of a money ``column`` per member, log scale (floor at ¥1)."""
     ax = ax if ax is not None else plt.subplots()[1]
-    cohorts = [c for c in COHORTS if (members["subsidy_cohort"] == c).any()]
+    cohorts = [c for c in COHORT_COLORS if (members["subsidy_cohort"] == c).any()]
     data = [members.loc[members["subsidy_cohort"] == c, column].clip(lower=1) for c in cohorts]
     box = ax.boxplot(data, tick_labels=[cohort_label(c, lang) for c in cohorts],
                      patch_artist=True, showfliers=False)
@@ -1273,6 +1288,9 @@ def store_models(
         With ``reason`` set (and nothing else) when the store has too few repeat buyers or the
         fit fails; the report then says so instead of showing figures.
     """
+    from rxrepurchase.models import BGNBDModel, GammaGammaModel, group_value_ranges, score_members
+    from rxrepurchase.rfm import rfm_summary
+
     orders = chain.for_store(store_id).member_orders
     rfm = rfm_summary(orders, as_of=chain.as_of)
     try:
@@ -1316,6 +1334,10 @@ def holdout_check(orders: pd.DataFrame, calibration_end, holdout_end, *,
     ModelFitError
         When the calibration period cannot be modelled.
     """
+    from rxrepurchase.holdout import holdout_by_frequency, holdout_error
+    from rxrepurchase.models import BGNBDModel
+    from rxrepurchase.rfm import calibration_holdout
+
     split = calibration_holdout(orders, calibration_end, holdout_end=holdout_end)
     model = BGNBDModel().fit(split.calibration)
     table = holdout_by_frequency(model, split.calibration, split.holdout,
@@ -1329,6 +1351,8 @@ def value_by(scores: pd.DataFrame, by: str, ranges: pd.DataFrame | None = None) 
     """Mean model figures and CLV per group of members (``subsidy_cohort`` or ``tier``), with
     the ranges of mean expected purchases and total CLV when ``ranges``
     (:attr:`StoreModels.value_ranges` ``[by]``) is given."""
+    from rxrepurchase.cohorts import COHORTS
+
     if ranges is not None and not ranges["members"].equals(
             scores.groupby(by, observed=True).size().reindex(ranges.index)):
         raise ReportDataError(f"the value ranges by {by} are of other members than these scores")
@@ -1398,6 +1422,8 @@ def plot_clv_by_cohort(scores: pd.DataFrame, lang: str = "en", *,
 def plot_holdout_check(holdout: pd.DataFrame, lang: str = "en", *,
                        ax: plt.Axes | None = None) -> plt.Axes:
     """:func:`rxrepurchase.plots.plot_holdout_by_frequency`, labelled in ``lang``."""
+    from rxrepurchase.plots.holdout import plot_holdout_by_frequency
+
     ax = plot_holdout_by_frequency(holdout, ax=ax)
     for line, key in zip(ax.get_lines(), ("holdout_actual", "holdout_predicted", "holdout_naive"),
                          strict=False):
@@ -1471,11 +1497,20 @@ def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
     Returns
     -------
     dict
-        ``tiers`` (tier summary with the period's ``user_repurchase_rate``), ``rfm`` (RFM
+        ``tiers`` (tier summary with the period's ``user_repurchase_rate`` and its 95% Wilson
+        interval ``user_repurchase_low``, ``_high``), ``rfm`` (RFM
         segment summary), ``pareto`` (:func:`~rxrepurchase.metrics.pareto_share`, top 20%),
         ``stored_value`` (holders vs others), ``channels`` (repurchase by order channel) and
         ``hours`` (share of orders per hour, loyal vs subsidy-driven members).
     """
+    from rxrepurchase.metrics import pareto_share, repurchase_rates
+    from rxrepurchase.segments import (
+        hour_of_day_profile,
+        member_profile,
+        rfm_segments,
+        segment_summary,
+    )
+
     store = chain.for_store(store_id)
     period = report_period(chain.as_of, period_days)
     profile = member_profile(store.orders, store.order_lines, store.members, chain.as_of)
@@ -1492,6 +1527,8 @@ def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
 
     tiers = with_rates(segment_summary(profile, "tier"), "tier")
     tiers = tiers.set_index("tier").reindex([x for x in TIERS if x in set(tiers["tier"])])
+    tiers["user_repurchase_low"], tiers["user_repurchase_high"] = repurchase_interval(
+        tiers["repeat_members"].fillna(0), tiers["period_members"].fillna(0))
     stored = with_rates(segment_summary(profile, "stored_value_holder"), "stored_value_holder")
     rfm = segment_summary(rfm_segments(store.orders, chain.as_of), "segment", value="monetary")
     channels = repurchase_rates(store.orders, period, by="channel")
@@ -1532,6 +1569,8 @@ def waves_reading(waves: pd.DataFrame, lang: str = "en") -> str:
     """One line on the promotion waves: participants, repurchase after and cost per retained
     member, first measured wave against the last (:func:`rxrepurchase.readings.wave_decline`);
     empty with fewer than two measured waves."""
+    from rxrepurchase.readings import wave_decline
+
     r = wave_decline(waves)
     if r is None:
         return ""
@@ -1545,6 +1584,8 @@ def waves_reading(waves: pd.DataFrame, lang: str = "en") -> str:
 
 def hours_reading(chain: Chain, store_id: str, lang: str = "en", *, period_days: int = 90) -> str:
     """One line: the store's busiest two hours (:func:`rxrepurchase.readings.busiest_hours`)."""
+    from rxrepurchase.readings import busiest_hours
+
     peak = busiest_hours(chain.for_store(store_id).orders, chain.as_of, period_days=period_days)
     if peak is None:
         return ""
@@ -1556,6 +1597,8 @@ def store_tags(chain: Chain, store_id: str, *, period_days: int = 90,
                min_members: int = MIN_ACTIVE_MEMBERS) -> pd.DataFrame:
     """User repurchase rate per member tag at the store over the headline period
     (:func:`rxrepurchase.readings.tag_repurchase`)."""
+    from rxrepurchase.readings import tag_repurchase
+
     store = chain.for_store(store_id)
     return tag_repurchase(store.orders, chain.members, report_period(chain.as_of, period_days),
                           min_members=min_members)
@@ -1598,12 +1641,12 @@ def glossary_html(lang: str = "en") -> str:
 @renamed_keywords(days="period_days")
 def tiers_table_html(tiers: pd.DataFrame, lang: str = "en", *, period_days: int = 90) -> str:
     """Tier summary: members, share, spend over 365 days, repurchase rate over the headline
-    period of ``period_days`` days with its 95% Wilson interval (:func:`repurchase_interval`)."""
-    low, high = repurchase_interval(tiers["repeat_members"].fillna(0), tiers["period_members"].fillna(0))
-    out = tiers.assign(tier=tiers["tier"].map(lambda v: label(v, lang)))
+    period of ``period_days`` days with its 95% Wilson interval (``tiers``: :func:`store_segments`')."""
+    bounds = ["user_repurchase_low", "user_repurchase_high"]
+    out = tiers.drop(columns=bounds).assign(tier=tiers["tier"].map(lambda v: label(v, lang)))
     out.insert(out.columns.get_loc("user_repurchase_rate") + 1, "user_repurchase_range",
                [f"{format_rate(a, lang, digits=0)}–{format_rate(b, lang, digits=0)}"
-                if np.isfinite(a) else "–" for a, b in zip(low, high, strict=True)])
+                if np.isfinite(a) else "–" for a, b in tiers[bounds].itertuples(index=False)])
     out = out.drop(columns=["period_members", "repeat_members"]).rename(columns={"tier": "group_tier"})
     return table_html(out, lang, rates=("member_share", "user_repurchase_rate"),
                       money=("spend_365d_mean", "spend_365d_total"), counts=("members",),
@@ -1657,6 +1700,8 @@ def store_refills(chain: Chain, store_id: str, *, horizon_days: int = 14,
     ``shared`` (:func:`chain_wide` of this chain) supplies the chain-wide refill tables the
     store's figures are sliced from, instead of computing them here.
     """
+    from rxrepurchase.refill import refill_overview
+
     chain.for_store(store_id)
     if shared is None:
         return refill_overview(chain, store_id=store_id, horizon_days=horizon_days)
@@ -1699,6 +1744,8 @@ def adherence_table_html(refills: RefillOverview, lang: str = "en", *, top: int 
 def plot_refills_due(refills: RefillOverview, lang: str = "en", *,
                      ax: plt.Axes | None = None) -> plt.Axes:
     """Refills coming due per week (:func:`rxrepurchase.plots.plot_refills_due_by_week`)."""
+    from rxrepurchase.plots.refill import plot_refills_due_by_week
+
     return plot_refills_due_by_week(refills.predictions, lang=lang, ax=ax)
 
 
@@ -1711,12 +1758,19 @@ def _recent_orders(chain: Chain, shared: ChainWide | None) -> pd.DataFrame:
     return chain.orders
 
 
+_MADE_HERE = object()
+"""Default of ``wake_up=``: the function makes the store's wake-up list itself."""
+
+
 def store_wake_up(chain: Chain, store_id: str, models: StoreModels, *,
                   gross_margin: float = 0.3, shared: ChainWide | None = None) -> pd.DataFrame | None:
     """The store's wake-up list as members get it: :func:`rxrepurchase.models.wake_up_list`
     of its members through :func:`rxrepurchase.actionlists.wake_up_targets` (no recent buyer,
     no negative value at risk), with ``member_id`` as a column; None when the store could not
     be modelled. The list file and "This week" both read it."""
+    from rxrepurchase.actionlists import wake_up_targets
+    from rxrepurchase.models import wake_up_list
+
     if not models.ok:
         return None
     wake = wake_up_list(chain.for_store(store_id).member_orders, models.purchase_model,
@@ -1726,18 +1780,23 @@ def store_wake_up(chain: Chain, store_id: str, models: StoreModels, *,
 
 def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: StoreModels,
                     refills: RefillOverview, *, gross_margin: float = 0.3,
-                    period_days: int = 90, shared: ChainWide | None = None) -> pd.DataFrame:
+                    period_days: int = 90, shared: ChainWide | None = None,
+                    wake_up=_MADE_HERE) -> pd.DataFrame:
     """"This week" of a store report: :func:`rxrepurchase.this_week.this_week_actions` of the
     store's refill predictions, wake-up list, subsidy cohorts and orders.
 
     ``attrs`` carries ``as_of``, ``within`` and ``soon`` (the refill horizons in days) and
-    ``period_days`` for the page's sentences.
+    ``period_days`` for the page's sentences. ``wake_up``: the store's :func:`store_wake_up`
+    when already made (it scores every member of the store), else made here.
     """
+    from rxrepurchase.this_week import this_week_actions
+
     soon = min(7, refills.within)
     actions = this_week_actions(
         predictions=refills.predictions, members=chain.members, cohorts=cohorts,
         orders=chain.for_store(store_id).orders, as_of=chain.as_of,
-        wake_up=store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared),
+        wake_up=(store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared)
+                 if wake_up is _MADE_HERE else wake_up),
         refill_list=refills.targets, horizons=(soon, refills.within), period_days=period_days)
     actions.attrs = {**actions.attrs, "as_of": chain.as_of.date().isoformat(),
                      "within": refills.within, "soon": soon, "period_days": period_days}
@@ -1754,6 +1813,8 @@ def this_week_metrics(actions: pd.DataFrame) -> dict:
 
 def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:
     """"This week" as a numbered list: what, whom, how many, channel (Jinja, autoescaped)."""
+    from rxrepurchase.this_week import CHANNELS, SLOWED_FACTOR, WIN_BACK_MIN_DAYS
+
     lang = normalize_lang(lang)
     a = actions.attrs
     items = []
@@ -1783,7 +1844,7 @@ def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:
 def write_action_lists(
     chain: Chain, store_id: str, models: StoreModels, refills: RefillOverview,
     folder: str | os.PathLike | None, *, gross_margin: float = 0.3, lang: str = "en",
-    shared: ChainWide | None = None,
+    shared: ChainWide | None = None, wake_up=_MADE_HERE,
 ) -> pd.DataFrame:
     """Section 6: the refill reminder list, the wake-up list (valuable members whose
     activity is falling, :func:`rxrepurchase.actionlists.wake_up_targets`) and the wake-up
@@ -1798,11 +1859,21 @@ def write_action_lists(
         ``list, rows, members, path`` (rows: list rows, member x product on refill lists;
         members: distinct members; path None when not written; wake-up sizes None when the
         store could not be modelled). ``attrs["tables"]`` holds the lists themselves.
+
+    ``wake_up``: the store's :func:`store_wake_up` when already made, else made here.
     """
+    from rxrepurchase.actionlists import (
+        LISTS_WORKBOOK,
+        lapsed_refill_list,
+        list_sizes,
+        write_lists_workbook,
+    )
+    from rxrepurchase.refill import export_target_list
+
     lists: dict[str, pd.DataFrame | None] = {
         "refill_reminder": refills.targets,
-        "wake_up": store_wake_up(chain, store_id, models, gross_margin=gross_margin,
-                                 shared=shared),
+        "wake_up": (store_wake_up(chain, store_id, models, gross_margin=gross_margin,
+                                  shared=shared) if wake_up is _MADE_HERE else wake_up),
     }
     lists["lapsed_refill"] = lapsed_refill_list(
         refills.predictions, chain.members, _recent_orders(chain, shared),
@@ -1961,3 +2032,183 @@ def uplift_ranking_html(effects: pd.DataFrame | None, lang: str = "en") -> str:
         "extra_purchases_180d": ranked["extra_purchases_180d"].map(_signed),
     })
     return table_html(table, lang, money=("subsidy",))
+
+
+# --------------------------------------------------------------------------- the store page
+
+
+@dataclass
+class RefillSection:
+    """What section 5 shows of a :class:`~rxrepurchase.refill.RefillOverview`, computed once:
+    :func:`refills_summary`, :func:`adherence_table_html` and :func:`plot_refills_due` take
+    either.
+
+    Attributes
+    ----------
+    predictions : DataFrame
+        The store's refill predictions (the chart of refills due per week).
+    headline : dict
+        ``RefillOverview.headline``.
+    adherence_by_product : DataFrame
+        ``RefillOverview.adherence_by_product``.
+    within : int
+        Days ahead of the reminder list.
+    """
+
+    predictions: pd.DataFrame
+    headline: dict
+    adherence_by_product: pd.DataFrame
+    within: int
+
+    @classmethod
+    def of(cls, refills: RefillOverview) -> RefillSection:
+        return cls(predictions=refills.predictions, headline=refills.headline,
+                   adherence_by_product=refills.adherence_by_product, within=refills.within)
+
+
+@dataclass
+class StorePage:
+    """Everything a store report shows, computed before its notebook runs (:func:`store_page`).
+
+    The report run computes each store's page in its slice step (the batch) and writes it into
+    the store's slice (:func:`rxrepurchase.report_slices.write_store_page`); the store's
+    kernel then only reads it and renders: texts, tables and charts. No model is fitted and
+    no analysis module is needed in the kernel. Texts that need an analysis module to be
+    worded are made here, in ``lang``.
+
+    Attributes
+    ----------
+    store_id : str
+    as_of : Timestamp
+    lang : str
+        Language of the texts and of the action lists' workbook.
+    settings : dict
+        The parameters the page was computed with (see :func:`store_page`).
+    headline : dict
+        :func:`store_headline`.
+    metrics : dict
+        What the store's ``metrics.json`` holds: the headline, "This week", sections 2 and 3,
+        the refill headline (``refill_*``) and the action lists' sizes.
+    thin : str or None
+        :func:`thin_data_reason`; when set, the sections below are None or empty.
+    effects : DataFrame or None
+        :func:`campaign_effects` of the store.
+    quality : DataFrame
+        :func:`quality_table` in ``lang``.
+    cohorts : dict of DataFrame
+        :func:`store_cohorts` without ``members``.
+    calibration_text, waves_text, hours_text : str
+        :func:`calibration_note`, :func:`waves_reading`, :func:`hours_reading`.
+    models : StoreModels
+        :func:`store_models` without the fitted models (their figures are kept).
+    value_by : dict of DataFrame
+        :func:`value_by` per ``subsidy_cohort`` and ``tier`` (empty when not modelled).
+    refills : RefillSection
+    this_week : DataFrame
+        :func:`store_this_week`.
+    monthly : DataFrame
+        :func:`monthly_repurchase`.
+    segments : dict
+        :func:`store_segments`.
+    tags : DataFrame
+        :func:`store_tags`.
+    actions : DataFrame
+        :func:`write_action_lists` (the lists themselves are in its files, not in ``attrs``).
+    """
+
+    store_id: str
+    as_of: pd.Timestamp
+    lang: str
+    settings: dict
+    headline: dict
+    metrics: dict
+    thin: str | None
+    effects: pd.DataFrame | None
+    quality: pd.DataFrame
+    cohorts: dict | None = None
+    calibration_text: str = ""
+    waves_text: str = ""
+    models: StoreModels | None = None
+    value_by: dict = field(default_factory=dict)
+    refills: RefillSection | None = None
+    this_week: pd.DataFrame | None = None
+    monthly: pd.DataFrame | None = None
+    segments: dict | None = None
+    hours_text: str = ""
+    tags: pd.DataFrame | None = None
+    actions: pd.DataFrame | None = None
+
+
+def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
+               lang: str = "en", actions_dir: str | os.PathLike | None = "",
+               period_days: int = 90, min_active_members: int = MIN_ACTIVE_MEMBERS,
+               gross_margin: float = 0.3, clv_horizon_months: int = 12,
+               refill_within_days: int = 14, calibration_end=None,
+               currency: str = DEFAULT_CURRENCY) -> StorePage:
+    """Compute a store's report page (:class:`StorePage`): every section's figures, in the
+    order the store notebook shows them.
+
+    Parameters
+    ----------
+    chain, store_id, shared
+        As for :func:`store_headline` (``shared``: :func:`chain_wide` of the chain, or the
+        store's slice of it).
+    lang : {"en", "zh"}
+        Language of the page's texts and of the lists' workbook.
+    currency : str
+        ISO 4217 code the page's texts and lists show amounts in (:func:`set_currency`).
+    actions_dir : path, optional
+        Where :func:`write_action_lists` writes the action lists (empty: not written).
+    period_days, min_active_members, gross_margin, clv_horizon_months, refill_within_days,
+    calibration_end
+        The store notebook's parameters of the same names.
+    """
+    lang = normalize_lang(lang)
+    with set_currency(currency):  # the texts' and lists' amounts
+        settings = {"period_days": period_days, "min_active_members": min_active_members,
+                    "gross_margin": gross_margin, "clv_horizon_months": clv_horizon_months,
+                    "refill_within_days": refill_within_days,
+                    "calibration_end": None if calibration_end is None else str(calibration_end),
+                    "actions_dir": str(actions_dir or ""), "currency": check_currency(currency)}
+        headline = store_headline(chain, store_id, period_days=period_days,
+                                  min_active_members=min_active_members, shared=shared)
+        page = StorePage(store_id=store_id, as_of=chain.as_of, lang=lang, settings=settings,
+                         headline=headline, metrics=dict(headline),
+                         thin=thin_data_reason(chain, store_id, lang),
+                         effects=campaign_effects(chain, store_id, shared=shared),
+                         quality=quality_table(chain, store_id, lang))
+        if page.thin:
+            return page
+        cohorts = store_cohorts(chain, store_id, shared=shared)
+        models = store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
+                              horizon_months=clv_horizon_months, calibration_end=calibration_end)
+        refills = store_refills(chain, store_id, horizon_days=refill_within_days, shared=shared)
+        wake = store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared)
+        page.this_week = store_this_week(chain, store_id, cohorts["members"], models, refills,
+                                         gross_margin=gross_margin, period_days=period_days,
+                                         shared=shared, wake_up=wake)
+        page.metrics.update(this_week_metrics(page.this_week))
+        page.metrics.update(section_metrics(cohorts, models))
+        page.refills = RefillSection.of(refills)
+        page.metrics.update({f"refill_{k}": v for k, v in page.refills.headline.items()
+                             if k != "as_of"})
+        actions = write_action_lists(chain, store_id, models, refills, actions_dir,
+                                     gross_margin=gross_margin, lang=lang, shared=shared,
+                                     wake_up=wake)
+        page.metrics.update(action_list_metrics(actions))
+        actions.attrs = {k: v for k, v in actions.attrs.items() if k != "tables"}
+        page.actions = actions
+        page.monthly = monthly_repurchase(chain, store_id, shared=shared,
+                                          min_active_members=min_active_members)
+        page.cohorts = {k: v for k, v in cohorts.items() if k != "members"}
+        page.calibration_text = calibration_note(cohorts["members"], lang)
+        page.waves_text = waves_reading(cohorts["waves"], lang)
+        if models.ok:
+            page.value_by = {by: value_by(models.scores, by, models.value_ranges[by])
+                             for by in ("subsidy_cohort", "tier")}
+        page.models = replace(models, purchase_model=None, spend_model=None)
+        page.segments = store_segments(chain, store_id, cohorts["members"], period_days=period_days)
+        page.hours_text = hours_reading(chain, store_id, lang, period_days=period_days)
+        page.tags = store_tags(chain, store_id, period_days=period_days,
+                               min_members=min_active_members)
+        return page

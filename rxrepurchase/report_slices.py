@@ -24,12 +24,15 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from rxrepurchase.errors import SliceError
-from rxrepurchase.loading import Chain, DataQualityReport, QualityIssue, isin
 from rxrepurchase.outputs import write_atomic
+
+if TYPE_CHECKING:
+    from rxrepurchase.loading import Chain, DataQualityReport
 
 __all__ = [
     "SLICE_VERSION",
@@ -38,16 +41,23 @@ __all__ = [
     "chain_tables",
     "load_chain_tables",
     "load_store",
+    "load_store_page",
     "read_chain_tables",
+    "read_store_page",
     "read_store_slice",
     "store_slice",
     "write_chain_tables",
+    "write_store_page",
     "write_store_slice",
 ]
 
 SLICE_VERSION = 1
 """Version of the slice layout; readers refuse other versions."""
 META = "slice.json"
+PAGE = "page.json"
+"""The store page's file in a slice folder (its tables are ``page_<n>.parquet`` beside it)."""
+_PAGE_CLASSES = ("StorePage", "StoreModels", "RefillSection")
+"""The classes a page file may hold (all of :mod:`rxrepurchase.report_data`)."""
 
 _CHAIN_FRAMES = ("stores", "members", "orders", "order_lines", "campaigns", "campaign_members")
 _SHARED_FRAMES = ("members", "refill_predictions", "refill_adherence", "refill_lift",
@@ -81,6 +91,7 @@ def store_slice(chain: Chain, shared, store_id: str, *, window_days: int = 30):
         belong to it; their chain-wide figures stay as computed on the whole chain. Another
         store's id is blanked (``<NA>``) wherever it would appear.
     """
+    from rxrepurchase.loading import isin
     from rxrepurchase.report_data import campaign_effects
 
     shared.check(chain)
@@ -277,10 +288,10 @@ def _read_frames(folder: Path, attrs: dict, prefix: str) -> dict[str, pd.DataFra
     return frames
 
 
-def _read_meta(folder: Path, kind: str) -> dict:
-    path = folder / META
+def _read_meta(folder: Path, kind: str, name: str = META) -> dict:
+    path = folder / name
     if not path.is_file():
-        raise SliceError(f"{folder} is not a {kind} folder: it has no {META}")
+        raise SliceError(f"{folder} is not a {kind} folder: it has no {name}")
     meta = json.loads(path.read_text(encoding="utf-8"))
     if meta.get("kind") != kind or meta.get("version") != SLICE_VERSION:
         raise SliceError(f"{path} is a {meta.get('kind')} of layout version "
@@ -331,6 +342,7 @@ def read_store_slice(folder: str | os.PathLike):
         ``folder`` holds no store slice of this layout version.
     """
     from rxrepurchase.cohorts import CohortRules, SubsidyCalibration
+    from rxrepurchase.loading import Chain, DataQualityReport, QualityIssue
     from rxrepurchase.report_data import ChainWide
 
     folder = Path(folder)
@@ -376,6 +388,71 @@ def read_chain_tables(folder: str | os.PathLike) -> ChainTables:
                        **_read_frames(folder, meta["frames"], ""))
 
 
+def _dump(value, folder: Path, files: list[str]):
+    """JSON of a page value: frames go to Parquet files (index and dtypes kept, ``attrs`` in
+    the JSON), the page's dataclasses field by field, Timestamps and numpy scalars as values."""
+    if isinstance(value, pd.DataFrame):
+        name = f"page_{len(files)}.parquet"
+        files.append(name)
+        out = value.copy(deep=False)
+        out.attrs = {}
+        out.to_parquet(folder / name)
+        return {"__frame__": name, "attrs": _dump(value.attrs, folder, files)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        kind = type(value).__name__
+        if kind not in _PAGE_CLASSES:
+            raise SliceError(f"a store page cannot hold a {kind}")
+        return {"__page__": kind, "fields": {f.name: _dump(getattr(value, f.name), folder, files)
+                                             for f in dataclasses.fields(value)}}
+    if isinstance(value, dict):
+        return {str(k): _dump(v, folder, files) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_dump(v, folder, files) for v in value]
+    return _encode(value)
+
+
+def _load(value, folder: Path):
+    if isinstance(value, dict):
+        if "__frame__" in value:
+            frame = pd.read_parquet(folder / value["__frame__"])
+            frame.attrs = _load(value["attrs"], folder)
+            return frame
+        if "__page__" in value:
+            from rxrepurchase import report_data
+
+            if value["__page__"] not in _PAGE_CLASSES:
+                raise SliceError(f"{folder / PAGE} holds an unknown {value['__page__']!r}")
+            cls = getattr(report_data, value["__page__"])
+            return cls(**{k: _load(v, folder) for k, v in value["fields"].items()})
+        return _decode({k: _load(v, folder) if isinstance(v, (dict, list)) else v
+                        for k, v in value.items()})
+    if isinstance(value, list):
+        return [_load(v, folder) for v in value]
+    return value
+
+
+def write_store_page(page, folder: str | os.PathLike) -> Path:
+    """Write a :class:`~rxrepurchase.report_data.StorePage` into a store's slice ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    meta = {"kind": "store page", "version": SLICE_VERSION, "page": _dump(page, folder, files)}
+    write_atomic(folder / PAGE, json.dumps(meta, ensure_ascii=False, indent=1))
+    return folder
+
+
+def read_store_page(folder: str | os.PathLike):
+    """Read what :func:`write_store_page` wrote.
+
+    Raises
+    ------
+    SliceError
+        ``folder`` holds no store page of this layout version.
+    """
+    folder = Path(folder)
+    return _load(_read_meta(folder, "store page", PAGE)["page"], folder)
+
+
 # --------------------------------------------------------------------------- notebooks
 
 
@@ -413,6 +490,56 @@ def load_store(data: str | os.PathLike, store_id: str, *, slice_folder: str | os
                          f"{store_id!r}")
     _same_run("store slice", slice_folder, as_of, chain.as_of, chain.source, data)
     return chain, shared
+
+
+def load_store_page(data: str | os.PathLike, store_id: str, *,
+                    slice_folder: str | os.PathLike = "", as_of=None,
+                    encoding: str | None = None, mapping=None, time_zone: str | None = None,
+                    lang: str = "en", **settings):
+    """What the store report notebook shows: the store's
+    :class:`~rxrepurchase.report_data.StorePage`.
+
+    With ``slice_folder`` (written by the runner) the page computed in the run's slice step;
+    without (an analyst running the notebook by hand), computed here from the export folder
+    (:func:`load_store`, then :func:`~rxrepurchase.report_data.store_page`). ``settings``:
+    the keyword arguments of :func:`~rxrepurchase.report_data.store_page`.
+
+    Raises
+    ------
+    SliceError
+        The page is not ``store_id``'s, not of ``data`` as of ``as_of``, or was computed in
+        another language or with other settings.
+    """
+    from rxrepurchase.report_data import store_page
+
+    if not slice_folder:
+        chain, shared = load_store(data, store_id, as_of=as_of, encoding=encoding,
+                                   mapping=mapping, time_zone=time_zone)
+        return store_page(chain, store_id, shared=shared, lang=lang, **settings)
+    page = read_store_page(slice_folder)
+    if page.store_id != store_id:
+        raise SliceError(f"{slice_folder} is the page of store {page.store_id!r}, not of "
+                         f"{store_id!r}")
+    meta = _read_meta(Path(slice_folder), "store slice")
+    source = None if meta["source"] is None else Path(meta["source"])
+    _same_run("store page", slice_folder, as_of, page.as_of, source, data)
+    if "calibration_end" in settings and settings["calibration_end"] is not None:
+        settings["calibration_end"] = str(settings["calibration_end"])
+    if "actions_dir" in settings:
+        settings["actions_dir"] = str(settings["actions_dir"] or "")
+    if "currency" in settings:
+        from rxrepurchase.i18n import check_currency
+
+        settings["currency"] = check_currency(settings["currency"])
+    from rxrepurchase.i18n import normalize_lang
+
+    wanted = {"lang": normalize_lang(lang), **settings}
+    made = {"lang": page.lang, **page.settings}
+    for key, value in wanted.items():
+        if made.get(key) != value:
+            raise SliceError(f"the page in {slice_folder} was computed with {key}="
+                             f"{made.get(key)!r}, not {value!r}; run the reports again")
+    return page
 
 
 def load_chain_tables(data: str | os.PathLike, *, tables_folder: str | os.PathLike = "",

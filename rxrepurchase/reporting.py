@@ -576,20 +576,31 @@ def _slice_settings(extra: Mapping[str, Any]) -> dict:
     return settings
 
 
-def _write_slices(chain: Chain, folders: Mapping[str, Path], tables: Path | None,
+PAGE_PARAMETERS = ("lang", "currency", "actions_dir", "period_days", "min_active_members", "gross_margin",
+                   "clv_horizon_months", "refill_within_days", "calibration_end")
+"""Store notebook parameters its page is computed with in the slice step
+(:func:`rxrepurchase.report_data.store_page`); absent ones take that function's defaults,
+which are the notebook's."""
+
+
+def _write_slices(chain: Chain, folders: Mapping[str, tuple[Path, dict]], tables: Path | None,
                   settings: Mapping[str, Any], jobs: int,
                   progress: Callable[[str], None] | None) -> dict[str, str]:
-    """Compute the chain-wide figures once; write every store's slice and the chain tables.
+    """Compute the chain-wide figures once; write every store's slice and page, and the chain
+    tables.
 
-    The slices are cut in ``jobs`` worker processes, which read the chain and its chain-wide
-    figures from Parquet once each (a temporary folder, removed at the end). Returns the
-    stores whose slice could not be written (``"chain"``: the chain tables), with the error.
+    ``folders``: store id -> (slice folder, :data:`PAGE_PARAMETERS` of its notebook). The
+    slices are cut, and each store's page computed from its slice
+    (:func:`rxrepurchase.report_data.store_page`: the models, cohorts, refills, lists ...), in
+    ``jobs`` worker processes, which read the chain and its chain-wide figures from Parquet
+    once each (a temporary folder, removed at the end). Returns the stores whose slice or page
+    could not be written (``"chain"``: the chain tables), with the error.
     """
     from rxrepurchase.report_data import chain_wide
     from rxrepurchase.report_slices import write_store_slice
 
     started = time.perf_counter()
-    tasks = ([("", tables)] if tables is not None else []) + list(folders.items())
+    tasks = ([("", (tables, {}))] if tables is not None else []) + list(folders.items())
     failed: dict[str, str] = {}
     if not tasks:  # only unknown stores, no chain overview: their notebooks say why
         return failed
@@ -601,17 +612,20 @@ def _write_slices(chain: Chain, folders: Mapping[str, Path], tables: Path | None
         with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
                                  mp_context=multiprocessing.get_context("spawn"),
                                  initializer=die_with_parent) as pool:
-            futures = {pool.submit(_slice_task, str(whole), store_id, str(path), dict(settings)):
-                       store_id for store_id, path in tasks}
-            for future in as_completed(futures):
+            futures = {pool.submit(_slice_task, str(whole), store_id, str(path), dict(settings),
+                                   page): store_id for store_id, (path, page) in tasks}
+            for done, future in enumerate(as_completed(futures), start=1):
                 error = future.result()
                 if error is not None:  # the chain overview's job is keyed "chain"
                     failed[futures[future] or "chain"] = error
+                if progress is not None and (done % 50 == 0) and done < len(tasks):
+                    progress(f"slices and pages: {done}/{len(tasks)} in "
+                             f"{time.perf_counter() - started:.1f}s")
     finally:
         shutil.rmtree(whole, ignore_errors=True)
     if progress is not None:
-        progress(f"chain-wide figures and {len(folders) - len(failed)} store slices written in "
-                 f"{time.perf_counter() - started:.1f}s")
+        progress(f"chain-wide figures and {len(folders) - len(failed)} store slices and pages "
+                 f"written in {time.perf_counter() - started:.1f}s")
     return failed
 
 
@@ -622,20 +636,25 @@ def _whole_chain(folder: str):
     return read_store_slice(folder)
 
 
-def _slice_task(whole: str, store_id: str, path: str, settings: dict) -> str | None:
-    """Worker: write one store's slice (``store_id`` empty: the chain tables); the error, if
-    any, as ``"ExceptionName: message"``."""
+def _slice_task(whole: str, store_id: str, path: str, settings: dict,
+                page: dict) -> str | None:
+    """Worker: write one store's slice and its page computed from the slice (``store_id``
+    empty: the chain tables); the error, if any, as ``"ExceptionName: message"``."""
+    from rxrepurchase.report_data import store_page
     from rxrepurchase.report_slices import (
         chain_tables,
         store_slice,
         write_chain_tables,
+        write_store_page,
         write_store_slice,
     )
 
     try:
         chain, shared = _whole_chain(whole)
         if store_id:
-            write_store_slice(*store_slice(chain, shared, store_id), path)
+            mine, part = store_slice(chain, shared, store_id)
+            write_store_slice(mine, part, path)
+            write_store_page(store_page(mine, store_id, shared=part, **page), path)
         else:
             write_chain_tables(chain_tables(chain, shared, **settings), path)
     except Exception as exc:  # noqa: BLE001 - one store's failure must not stop the run
@@ -670,8 +689,9 @@ def _run_notebooks(folder, common, extra, calibration_text, store_ids, store_nb,
             "targets": targets_for_store(targets, store_id),
         }
         if store_id in chain.store_ids:  # an unknown store fails in its notebook, as by hand
-            slices[store_id] = sdir / "slice"
-            params["store_slice"] = str(slices[store_id])
+            slices[store_id] = (sdir / "slice", {k: params[k] for k in PAGE_PARAMETERS
+                                                  if k in params})
+            params["store_slice"] = str(slices[store_id][0])
         jobs_list.append(_job(store_id, store_nb, sdir / "report", params, sdir / "metrics.json"))
     tables = None
     if chain_nb is not None:

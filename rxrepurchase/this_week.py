@@ -25,7 +25,6 @@ import pandas as pd
 
 from rxrepurchase.contract import require_columns
 from rxrepurchase.errors import ThisWeekError
-from rxrepurchase.readings import busiest_hours
 
 __all__ = [
     "ACTIONS",
@@ -148,6 +147,10 @@ def evening_peak(orders: pd.DataFrame, as_of, *, period_days: int = 90, width: i
         ``ratio`` to the mean window, ``members`` (distinct members who ordered in the window)
         and ``member_ids``.
     """
+    # Imported here: readings loads the core (Ibis), which a report kernel that only words a
+    # computed "This week" (report_data.this_week_html) does not need.
+    from rxrepurchase.readings import busiest_hours
+
     peak = busiest_hours(orders, as_of, period_days=period_days, width=width)
     if peak is None or peak["start"] < evening_from or peak["ratio"] < peak_ratio:
         return None

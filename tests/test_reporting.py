@@ -29,7 +29,7 @@ from rxrepurchase.demo import DemoConfig, write_demo_chain
 from rxrepurchase.i18n import UnknownLanguageError, format_count, format_money, format_rate, t
 from rxrepurchase.loading import load_chain
 from rxrepurchase.report_data import store_headline
-from rxrepurchase.report_slices import SliceError, load_store
+from rxrepurchase.report_slices import SliceError, load_store, load_store_page
 from rxrepurchase.reporting import ReportError, new_run_folder, run_reports, write_index
 
 pytestmark = pytest.mark.slow
@@ -782,6 +782,21 @@ def test_slice_must_be_the_stores_and_of_the_data_and_date(run, demo_data, tmp_p
         load_store(demo_data, "S01", slice_folder=tmp_path, as_of=AS_OF)
     with pytest.raises(SliceError, match="not a store slice"):
         load_store(demo_data, "S01", slice_folder=run.folder / "chain" / "tables", as_of=AS_OF)
+    # The page computed in the slice step is the notebook's only when made with its parameters.
+    actions = str(folder.parent / "actions")
+    page = load_store_page(demo_data, "S01", slice_folder=folder, as_of=AS_OF,
+                           actions_dir=actions)
+    metrics = json.loads((folder.parent / "metrics.json").read_text(encoding="utf-8"))
+    assert page.metrics["clv_total"] == metrics["clv_total"] and page.models.ok
+    for wrong, said in (({"gross_margin": 0.25}, "gross_margin=0.3, not 0.25"),
+                        ({"lang": "zh"}, "lang='en', not 'zh'"),
+                        ({"currency": "usd"}, "currency='CNY', not 'USD'"),
+                        ({"actions_dir": ""}, "actions_dir=")):
+        with pytest.raises(SliceError, match=re.escape(said)):
+            load_store_page(demo_data, "S01", slice_folder=folder, as_of=AS_OF,
+                            **{"actions_dir": actions, **wrong})
+    with pytest.raises(SliceError, match="page of store 'S01', not of 'S02'"):
+        load_store_page(demo_data, "S02", slice_folder=folder, as_of=AS_OF, actions_dir=actions)
 
 
 def _tokens(text: str) -> set[str]:
@@ -800,8 +815,8 @@ def _notebook_outputs(path: Path) -> str:
 
 
 def _slice_text(folder: Path) -> tuple[str, pd.DataFrame]:
-    """Every value of every file of a slice, as text, and its members table."""
-    parts = [(folder / "slice.json").read_text(encoding="utf-8")]
+    """Every value of every file of a slice (and of its page), as text, and its members table."""
+    parts = [path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.json"))]
     for path in sorted(folder.glob("*.parquet")):
         frame = pd.read_parquet(path)
         parts += [" ".join(map(str, frame.columns)), frame.astype(str).to_csv(index=False)]

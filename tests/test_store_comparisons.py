@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from rxrepurchase import report_data as rd  # noqa: E402
+from rxrepurchase.cohorts import COHORTS  # noqa: E402
 from rxrepurchase.demo import DemoConfig, write_demo_chain  # noqa: E402
 from rxrepurchase.loading import load_chain  # noqa: E402
 from rxrepurchase.metrics import repurchase_rates  # noqa: E402
@@ -115,3 +116,9 @@ def test_cohort_table_shows_each_cohorts_interval(tiny):
     note = rd.calibration_note(cohorts["members"])
     assert "routine member discount" in note and "undetermined" in note
     assert "subsidised share at least 50% (of 3 or more purchases)" in note
+
+
+def test_report_charts_order_the_cohorts_as_the_cohorts_module():
+    # report_data's palette is the charts' order of cohorts (a store kernel does not import
+    # rxrepurchase.cohorts): it must name every cohort, in COHORTS' order.
+    assert tuple(rd.COHORT_COLORS) == COHORTS

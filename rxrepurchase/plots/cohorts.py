@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from rxrepurchase.metrics import MetricsInputError
+from rxrepurchase.errors import MetricsInputError
 
 __all__ = ["plot_cohort_comparison", "plot_wave_response"]
 

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rxrepurchase.metrics import MetricsInputError
+from rxrepurchase.errors import MetricsInputError
 
 __all__ = [
     "plot_inter_purchase_intervals",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 
-from rxrepurchase.models import GroupFits
-from rxrepurchase.rfm import RFMInputError
+from rxrepurchase.errors import RFMInputError
+
+if TYPE_CHECKING:
+    from rxrepurchase.models import GroupFits
 
 __all__ = ["plot_clv_by_group"]
 

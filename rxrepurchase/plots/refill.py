@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from rxrepurchase.contract import require_columns
+from rxrepurchase.errors import RefillError
 from rxrepurchase.i18n import t
-from rxrepurchase.refill import RefillError
 
 __all__ = ["plot_refills_due_by_week", "plot_pdc_by_product"]
 
