@@ -47,6 +47,7 @@ from rxrepurchase.contract import (
     Table,
 )
 from rxrepurchase.core import backend
+from rxrepurchase.core.campaigns import derived_campaigns
 from rxrepurchase.core.rules import (
     MAX_AMOUNT,
     MIN_YEAR,
@@ -570,7 +571,11 @@ class _Loader:
         return self.ctx.kept[name]
 
     def _derived(self, orders):
-        self.frames["campaigns"] = _derive_campaigns(self.frames["orders"])
+        """The campaigns implied by the kept orders (:func:`core.campaigns.derived_campaigns`,
+        as every reader derives them), ids and names as text like a read table's."""
+        campaigns = backend.to_pandas(derived_campaigns(orders))
+        self.frames["campaigns"] = campaigns.astype(
+            {"campaign_id": "string", "name": "string", "kind": "string"})
         return self._register("campaigns", self.frames["campaigns"])
 
     # -- the load ------------------------------------------------------------------------
@@ -680,16 +685,3 @@ def isin(values: pd.Series, allowed) -> pd.Series:
     except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, TypeError):
         return values.isin(allowed)
     return pd.Series(found.fill_null(False).to_numpy(zero_copy_only=False), index=values.index)
-
-
-def _derive_campaigns(orders: pd.DataFrame) -> pd.DataFrame:
-    """Campaigns seen in orders, spanning their first to last order day."""
-    with_campaign = orders[orders["campaign_id"].notna()]
-    days = with_campaign["ordered_at"].dt.normalize()
-    g = days.groupby(with_campaign["campaign_id"], observed=True)
-    df = pd.DataFrame({"starts_on": g.min(), "ends_on": g.max()}).reset_index()
-    df["name"] = df["campaign_id"]
-    df["kind"] = pd.Series(pd.NA, index=df.index, dtype="string")
-    df["campaign_id"] = df["campaign_id"].astype("string")
-    df["name"] = df["name"].astype("string")
-    return df[TABLES["campaigns"].column_names]
