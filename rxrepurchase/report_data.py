@@ -4,6 +4,11 @@ The notebooks in ``notebooks/`` only call these functions and display what they 
 analysis itself lives in :mod:`rxrepurchase.metrics`, :mod:`rxrepurchase.cohorts`,
 :mod:`rxrepurchase.models`, :mod:`rxrepurchase.refill`. :func:`store_headline` is also what the
 runner writes to each store's ``metrics.json`` and what the index page shows.
+
+:func:`store_page` computes everything a store report shows; the report run calls it in its
+slice step, and the store's kernel only renders the page with the ``*_html``, ``*_summary``
+and ``plot_*`` functions here. So that such a kernel loads no analysis module (scipy,
+statsmodels, lifetimes, Ibis), this module imports them inside the functions that compute.
 """
 
 from __future__ import annotations
