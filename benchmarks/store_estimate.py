@@ -7,9 +7,9 @@
 Parts and how each is scaled from the end-to-end benchmark's two chains (CPU seconds, which the
 machine's other jobs inflate much less than wall time):
 
-- the batch (validation, slices, RFM tables, repurchase, cohorts): CPU-s per order row of the
-  larger chain, times the rows (linear: scans, hash aggregations and sorts that spill; sorts
-  are n log n, so this is a little low);
+- the batch (validation, slices, RFM tables, repurchase, cohorts): CPU-s of the larger chain,
+  grown as the power of the order rows seen between the two chains (above 1: sorts and hash
+  tables spill to disk once they outgrow the memory limit);
 - the fits: CPU-s per distinct row of the larger chain, times the distinct rows expected,
   which grow as a power of the order rows fitted on the two chains (``(f, r, T)`` rows are
   bounded by the days of history, so they grow slower than members);
@@ -49,7 +49,8 @@ def estimate(runs: dict, *, stores: int, rows: int, report_cpu_s: float, cores: 
     spend_growth = math.log(big["spend_rows"] / small["spend_rows"]) / math.log(big_rows / small_rows)
     fit_rows = big["fit_rows"] * scale**growth
     spend_rows = big["spend_rows"] * scale**spend_growth
-    batch = _cpu(big, "batch: ") * scale
+    batch_growth = math.log(_cpu(big, "batch: ") / _cpu(small, "batch: ")) / math.log(big_rows / small_rows)
+    batch = _cpu(big, "batch: ") * scale**batch_growth
     fit_cpu = _cpu(big, names=("fit rows: distinct (f, r, T) and (f, m) rows",))
     bgnbd = _cpu(big, names=("BG/NBD fit (weighted)",)) * fit_rows / big["fit_rows"]
     gamma = _cpu(big, names=("Gamma-Gamma fit (weighted)",)) * spend_rows / big["spend_rows"]
@@ -57,7 +58,7 @@ def estimate(runs: dict, *, stores: int, rows: int, report_cpu_s: float, cores: 
     reports = report_cpu_s * stores
     minute = 60.0
     return [
-        ("batch", f"{_cpu(big, 'batch: '):,.0f} CPU-s at {big_rows / 1e6:.0f}M rows x {scale:g}",
+        ("batch", f"{_cpu(big, 'batch: '):,.0f} CPU-s at {big_rows / 1e6:.0f}M rows (grow as rows^{batch_growth:.2f})",
          batch, batch / cores / minute, batch * spark_overhead / spark_cores / minute),
         ("BG/NBD fit", f"{fit_rows:,.0f} distinct rows (grow as rows^{growth:.2f})",
          bgnbd, bgnbd / minute, bgnbd / minute),
