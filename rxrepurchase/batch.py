@@ -390,15 +390,12 @@ def _rfm_frame(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def _rfm_attrs(orders: pd.DataFrame, manifest: dict, end: pd.Timestamp) -> dict:
     """``attrs`` of :func:`rxrepurchase.rfm.rfm_summary` on the store's orders, observed to
     ``end``."""
-    return {
-        "time_unit": manifest["time_unit"],
-        "as_of": end,
-        "amount_col": manifest["amount_col"],
-        "walk_in_orders": int(orders["member_id"].isna().sum()),
-        "transactions_after_end": rfm._transactions_after(
-            orders, "ordered_at", "member_id", rfm._day_number(end)
-        ),
-    }
+    return rfm.summary_attrs(
+        manifest["time_unit"], end, manifest["amount_col"],
+        walk_in_orders=orders["member_id"].isna().sum(),
+        transactions_after_end=rfm._transactions_after(orders, "ordered_at", "member_id",
+                                                       rfm._day_number(end)),
+    )
 
 
 def load_store_slice(out: str | os.PathLike, store_id: str) -> StoreSlice:
