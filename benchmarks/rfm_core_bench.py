@@ -219,7 +219,7 @@ def main(argv=None) -> int:
                   f"{full['cpu'] / base['cpu']:.2f}x CPU, {full['peak_mb'] / base['peak_mb']:.2f}x peak memory")
     print(f"load average after: {machine().split('load average ')[1].split(';')[0]}")
     if args.rows < parse_size("50M"):
-        print("50M rows (generator peak ~6 GB per 10M rows): python benchmarks/rfm_core_bench.py "
+        print("50M rows (written in parts, about 15 min and 2 GB): python benchmarks/rfm_core_bench.py "
               "--rows 50M --work /tmp/rfm50m --lifetimes-sample 0.2")
     return 0
 
