@@ -102,17 +102,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "tw_reminder_coupon": ("Refill reminder with a coupon", "续药提醒 + 优惠券"),
     "tw_reminder_coupon_text": (
-        "Chronic patients due for a refill in the next {within} days: {n} ({soon} in the next "
-        "{soon_days} days; {items} member × product refills). Contact the earliest due first.",
-        "{n} 位按周期购药的慢病会员将在未来 {within} 天内到期（其中 {soon} 位在 {soon_days} 天内；"
+        "Chronic patients to remind about a refill: {n} ({soon} due within {soon_days} days or "
+        "overdue; {items} member × product refills). Contact the earliest due first.",
+        "{n} 位按周期购药的慢病会员需要续药提醒（其中 {soon} 位在 {soon_days} 天内到期或已逾期；"
         "共 {items} 个会员 × 商品续方）。按到期日先后联系。",
     ),
     "tw_reminder_only": ("Refill reminder, no coupon", "续药提醒（不发券）"),
     "tw_reminder_only_text": (
-        "Due in the next {within} days but buying almost only on coupons: {n} ({soon} in the "
-        "next {soon_days} days). Remind them, without a coupon.",
-        "{n} 位将在未来 {within} 天内到期的会员（其中 {soon} 位在 {soon_days} 天内）几乎只在有券时"
-        "购买：只提醒，不发券。",
+        "To remind about a refill but buying almost only on coupons: {n} ({soon} due within "
+        "{soon_days} days or overdue). Remind them, without a coupon.",
+        "{n} 位需要续药提醒的会员几乎只在有券时购买（其中 {soon} 位在 {soon_days} 天内到期或已逾期）："
+        "只提醒，不发券。",
     ),
     "tw_win_back_coupon": ("Win back lapsing valuable members", "挽回正在流失的高价值会员"),
     "tw_win_back_coupon_text": (
@@ -215,11 +215,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "section_lists": ("List sizes per store", "各门店名单规模"),
     "lists_intro": (
         "The lists each store's page, files and email hold this run, in members (refill "
-        "reminders also in member × product rows): refill reminders due within {within} days, "
-        "valuable members to wake up, lapsed refills, and the top 20% of members by what they "
-        "paid.",
+        "reminders also in member × product rows): refill reminders (as many as fall due within "
+        "{within} days or are overdue, the likeliest to be bought chosen), valuable members to "
+        "wake up, lapsed refills, and the top 20% of members by what they paid.",
         "本次各门店报告、文件及邮件中的名单规模（会员人数；续方提醒另列会员 × 商品行数）："
-        "{within} 天内到期的续方提醒、待唤醒的高价值会员、中断的续方，以及按实付金额排名前 20% 的会员。",
+        "续方提醒（数量与 {within} 天内到期或已逾期的续方相同，选最可能购买的）、待唤醒的高价值会员、中断的续方，以及按实付金额排名前 20% 的会员。",
     ),
     "lists_not_run": (
         "List sizes come from the stores' reports of a run (rxrepurchase report); this overview "

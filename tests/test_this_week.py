@@ -175,10 +175,10 @@ def test_this_week_html_says_each_count_and_escapes(monkeypatch):
     assert ("Of the top 20% of members by what they paid at this store (2), those not back "
             "for more than 1.5 times their usual interval between purchases: 1.") in page
     assert page.count("<li>") == len(actions)
-    assert "due for a refill in the next 14 days: 4 (2 in the next 7 days; 5 member" in page
+    assert "Chronic patients to remind about a refill: 4 (2 due within 7 days or overdue; 5 member" in page
     assert "Channel: WeChat 2 · SMS 2 · in store 0" in page
     zh = rd.this_week_html(actions, "zh")
-    assert f"{format_count(4)} 位按周期购药的慢病会员将在未来 14 天内到期" in zh
+    assert f"{format_count(4)} 位按周期购药的慢病会员需要续药提醒（其中 2 位在 7 天内到期或已逾期" in zh
     actions.attrs["as_of"] = "<b>"
     assert "&lt;b&gt;" in rd.this_week_html(actions, "en")
     metrics = rd.this_week_metrics(actions)
