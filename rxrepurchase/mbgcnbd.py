@@ -29,14 +29,10 @@ import pandas as pd
 from scipy import optimize, special
 
 from rxrepurchase.errors import ModelFitError
+from rxrepurchase.fit_data import compress, distinct_rows, rfm_arrays, silenced, time_unit_of
 from rxrepurchase.models import (
     MIN_REPEAT_BUYERS,
     PurchaseModel,
-    _compress,
-    _distinct_rows,
-    _quiet,
-    _rfm_arrays,
-    _time_unit_of,
     inverse_hessian,
     mbgnbd_expected_if_alive,
 )
@@ -154,18 +150,18 @@ class MBGCNBDModel(PurchaseModel):
                                 "times MBG/CNBD-k needs; rxrepurchase.rfm.rfm_summary makes it)")
         if self.k is not None and (int(self.k) != self.k or self.k < 1):
             raise RFMInputError(f"k must be a whole number >= 1, got {self.k}")
-        frequency, recency, T, litt = _rfm_arrays(rfm, ("frequency", "recency", "T", "litt"))
+        frequency, recency, T, litt = rfm_arrays(rfm, ("frequency", "recency", "T", "litt"))
         repeat_buyers = int((frequency > 0).sum())
         if repeat_buyers < self.min_repeat_buyers:
             raise ModelFitError(
                 f"{type(self).__name__}: only {repeat_buyers} of {len(frequency)} members made a "
                 f"repeat purchase; at least {self.min_repeat_buyers} are needed to fit"
             )
-        (f, r, t, lt), weights = _compress(frequency, recency, T, litt)
+        (f, r, t, lt), weights = compress(frequency, recency, T, litt)
         grid = [int(self.k)] if self.k is not None else range(1, self.max_k + 1)
         fits, notes = {}, []
         for k in grid:
-            result = _quiet(self._fit_k, k, f, r, t, lt, weights)
+            result = silenced(self._fit_k, k, f, r, t, lt, weights)
             if isinstance(result, str):
                 notes.append(f"k={k}: {result}")
                 break  # larger k only gets harder once one fails (BTYDplus stops too)
@@ -193,7 +189,7 @@ class MBGCNBDModel(PurchaseModel):
         self.n_members_ = len(frequency)
         self.n_repeat_buyers_ = repeat_buyers
         self.n_unique_rows_ = len(weights)
-        self.time_unit_ = _time_unit_of(rfm)
+        self.time_unit_ = time_unit_of(rfm)
         reason = self._unusable(None, f, r, t, weights)
         if reason:
             for name in ("params_", "log_likelihood_"):
@@ -246,7 +242,7 @@ class MBGCNBDModel(PurchaseModel):
 
     def probability_alive(self, rfm: pd.DataFrame) -> pd.Series:
         """Probability that each member is still active at the end of observation."""
-        (x, tx, T), rows = _distinct_rows(*self._inputs(rfm))
+        (x, tx, T), rows = distinct_rows(*self._inputs(rfm))
         values = _probability_alive(*self._params(), x, tx, T)
         return pd.Series(values[rows], index=rfm.index, name="p_alive")
 
@@ -262,7 +258,7 @@ class MBGCNBDModel(PurchaseModel):
             return predicted
         T = rfm["T"].to_numpy(dtype=np.float64)
         horizon = np.broadcast_to(np.asarray(t, dtype=np.float64), T.shape)
-        (t_before, t_after), rows = _distinct_rows(T, T + horizon)
+        (t_before, t_after), rows = distinct_rows(T, T + horizon)
         exact = (self.expected_purchases(t_after) - self.expected_purchases(t_before))[rows].sum()
         total = predicted.sum()
         return predicted * (exact / total) if total > 0 else predicted
@@ -285,7 +281,7 @@ class MBGCNBDModel(PurchaseModel):
         """
         if not 0 < quantile < 1:
             raise RFMInputError(f"quantile must be in (0, 1), got {quantile}")
-        (x, _, T), rows = _distinct_rows(*self._inputs(rfm))
+        (x, _, T), rows = distinct_rows(*self._inputs(rfm))
         k, r, alpha, _, _ = self._params()
         shape, scale = r + k * x, alpha + T
         values = np.array([

@@ -14,10 +14,7 @@ happened; a penalized fit is biased toward small parameters, so the note says so
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +25,14 @@ from scipy.special import hyp2f1
 from statsmodels.tools.numdiff import approx_hess3
 
 from rxrepurchase.errors import ModelFitError
+from rxrepurchase.fit_data import (
+    compress,
+    distinct_rows,
+    rfm_arrays,
+    row_weights,
+    silenced,
+    time_unit_of,
+)
 from rxrepurchase.rfm import TIME_UNITS, RFMInputError, rfm_summary
 
 __all__ = [
@@ -63,102 +68,6 @@ DAYS_PER_MONTH = 365.25 / 12
 _FIT_ERRORS = (ConvergenceError, ValueError, FloatingPointError, ZeroDivisionError, np.linalg.LinAlgError)
 
 
-def _rfm_arrays(rfm: pd.DataFrame, columns: tuple[str, ...]) -> list[np.ndarray]:
-    """The RFM columns as float arrays, checked: present, finite, non-negative, consistent."""
-    if not isinstance(rfm, pd.DataFrame):
-        raise RFMInputError(f"expected an RFM summary DataFrame, got {type(rfm)}")
-    missing = [c for c in columns if c not in rfm.columns]
-    if missing:
-        raise RFMInputError(
-            f"RFM summary has no column {', '.join(map(repr, missing))} "
-            "(make it with rxrepurchase.rfm.rfm_summary)"
-        )
-    arrays = []
-    for col in columns:
-        values = pd.to_numeric(rfm[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(values)
-        if col not in ("monetary_value", "litt"):  # a sum of logs may be negative
-            bad |= values < 0
-        if bad.any():
-            raise RFMInputError(
-                f"RFM column {col!r} is missing, negative or not finite for members "
-                f"{', '.join(map(str, rfm.index[bad][:5]))}"
-            )
-        arrays.append(values)
-    named = dict(zip(columns, arrays, strict=True))
-    if "frequency" in named:
-        freq = named["frequency"]
-        if (freq != np.round(freq)).any():
-            raise RFMInputError("RFM column 'frequency' must hold whole numbers of repeat purchases")
-        if "recency" in named and "T" in named:
-            bad = (named["recency"] > named["T"]) | ((freq == 0) & (named["recency"] != 0))
-            if bad.any():
-                raise RFMInputError(
-                    "RFM rows need recency <= T, and recency 0 when frequency is 0; not so for "
-                    f"members {', '.join(map(str, rfm.index[bad][:5]))}"
-                )
-    return arrays
-
-
-def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct rows of ``columns``: ``(their columns, each input row's position in them)``.
-
-    Members share few distinct ``(frequency, recency, T)`` rows (whole days or weeks), so
-    fitting and predicting on those rows costs a fraction of doing it per member.
-    """
-    key = np.zeros(len(columns[0]), dtype=np.int64)
-    for col in columns:
-        codes, uniques = pd.factorize(col)
-        # Re-factorizing keeps the combined key below len(rows) ** 2: no overflow.
-        key = pd.factorize(key * len(uniques) + codes)[0]
-    n_unique = int(key.max()) + 1 if len(key) else 0
-    distinct = []
-    for col in columns:
-        values = np.empty(n_unique, dtype=np.float64)
-        values[key] = col  # every row of a distinct key holds the same value
-        distinct.append(values)
-    return distinct, key
-
-
-def _compress(*columns: np.ndarray, weights: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct rows of ``columns``: ``(their columns, number of rows of each)``, the rows
-    counted with ``weights`` when given (rows that already stand for several members)."""
-    distinct, key = _distinct_rows(*columns)
-    return distinct, np.bincount(key, weights=weights, minlength=len(distinct[0]))
-
-
-def _row_weights(rfm: pd.DataFrame, weights) -> np.ndarray | None:
-    """``weights`` of a fit (None, a column name of ``rfm`` or one value per row), checked:
-    finite and positive."""
-    if weights is None:
-        return None
-    if isinstance(weights, str):
-        if weights not in rfm.columns:
-            raise RFMInputError(f"weights: the RFM table has no column {weights!r}")
-        weights = rfm[weights]
-    values = np.asarray(pd.to_numeric(pd.Series(np.asarray(weights)), errors="coerce"), dtype=np.float64)
-    if values.shape != (len(rfm),):
-        raise RFMInputError(f"weights: {values.size} values for {len(rfm)} RFM rows")
-    bad = ~np.isfinite(values) | (values <= 0)
-    if bad.any():
-        raise RFMInputError(f"weights must be positive numbers; not so for rows "
-                            f"{', '.join(map(str, rfm.index[bad][:5]))}")
-    return values
-
-
-def _time_unit_of(rfm: pd.DataFrame) -> str | None:
-    unit = rfm.attrs.get("time_unit")
-    return unit if unit in TIME_UNITS else None
-
-
-def _quiet(call, *args, **kwargs):
-    """Run a lifetimes call without its printed optimizer dumps and numeric warnings."""
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        with np.errstate(all="ignore"):
-            return call(*args, **kwargs)
-
-
 def _fit_with_ladder(model, fit_once, problem=None) -> tuple[object, float, list[str]]:
     """Try ``fit_once(penalizer)`` up the ladder; return (fitter, penalizer used, notes).
 
@@ -169,7 +78,7 @@ def _fit_with_ladder(model, fit_once, problem=None) -> tuple[object, float, list
     notes: list[str] = []
     for penalizer in ladder:
         try:
-            fitter = _quiet(fit_once, penalizer)
+            fitter = silenced(fit_once, penalizer)
         except _FIT_ERRORS as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             notes.append(f"penalizer {penalizer:g}: did not converge ({reason})")
@@ -178,7 +87,7 @@ def _fit_with_ladder(model, fit_once, problem=None) -> tuple[object, float, list
         if not np.all(np.isfinite(params)) or np.any(params <= 0):
             notes.append(f"penalizer {penalizer:g}: non-finite or non-positive parameters")
             continue
-        reason = _quiet(problem, fitter) if problem is not None else None
+        reason = silenced(problem, fitter) if problem is not None else None
         if reason:
             notes.append(f"penalizer {penalizer:g}: {reason}")
             continue
@@ -252,8 +161,8 @@ class PurchaseModel:
             Fewer than ``min_repeat_buyers`` members with a repeat purchase, or no convergence
             anywhere on the penalizer ladder.
         """
-        frequency, recency, T = _rfm_arrays(rfm, ("frequency", "recency", "T"))
-        w = _row_weights(rfm, weights)
+        frequency, recency, T = rfm_arrays(rfm, ("frequency", "recency", "T"))
+        w = row_weights(rfm, weights)
         n_members = len(frequency) if w is None else int(round(w.sum()))
         repeat_buyers = int((frequency > 0).sum()) if w is None else int(round(w[frequency > 0].sum()))
         if repeat_buyers < self.min_repeat_buyers:
@@ -263,7 +172,7 @@ class PurchaseModel:
             )
         if not (T > 0).any():
             raise ModelFitError(f"{type(self).__name__}: every member has T = 0")
-        (f, r, t), weights = _compress(frequency, recency, T, weights=w)
+        (f, r, t), weights = compress(frequency, recency, T, weights=w)
         try:
             fitter, penalizer, notes = _fit_with_ladder(
                 self,
@@ -280,7 +189,7 @@ class PurchaseModel:
         self.n_members_ = n_members
         self.n_repeat_buyers_ = repeat_buyers
         self.n_unique_rows_ = len(weights)
-        self.time_unit_ = _time_unit_of(rfm)
+        self.time_unit_ = time_unit_of(rfm)
         self.log_likelihood_ = float(self._log_likelihood(f, r, t, weights))
         self._fit_uncertainty(f, r, t, weights)
         return self
@@ -325,16 +234,16 @@ class PurchaseModel:
 
     def _inputs(self, rfm: pd.DataFrame) -> list[np.ndarray]:
         self._check_fitted()
-        unit = _time_unit_of(rfm)
+        unit = time_unit_of(rfm)
         if unit and self.time_unit_ and unit != self.time_unit_:
             raise RFMInputError(
                 f"the model was fitted in {self.time_unit_} but this RFM summary is in {unit}"
             )
-        return _rfm_arrays(rfm, ("frequency", "recency", "T"))
+        return rfm_arrays(rfm, ("frequency", "recency", "T"))
 
     def _conditional_purchases(self, t: float, frequency, recency, T) -> np.ndarray:
         """Expected purchases in the next ``t`` time units, for arrays of RFM values."""
-        values = _quiet(
+        values = silenced(
             self.fitter_.conditional_expected_number_of_purchases_up_to_time, t, frequency, recency, T
         )
         return np.asarray(values, dtype=np.float64)
@@ -348,15 +257,15 @@ class PurchaseModel:
         t = np.asarray(t, dtype=np.float64)
         if t.ndim:  # a horizon per member is part of what makes a row distinct
             columns.append(np.broadcast_to(t, columns[0].shape))
-        distinct, rows = _distinct_rows(*columns)
+        distinct, rows = distinct_rows(*columns)
         horizon = distinct[3] if t.ndim else float(t)
         values = self._conditional_purchases(horizon, *distinct[:3])[rows]
         return pd.Series(values, index=rfm.index, name="expected_purchases")
 
     def probability_alive(self, rfm: pd.DataFrame) -> pd.Series:
         """Probability that each member is still active ("alive") at the end of observation."""
-        (frequency, recency, T), rows = _distinct_rows(*self._inputs(rfm))
-        values = _quiet(self.fitter_.conditional_probability_alive, frequency, recency, T)
+        (frequency, recency, T), rows = distinct_rows(*self._inputs(rfm))
+        values = silenced(self.fitter_.conditional_probability_alive, frequency, recency, T)
         return pd.Series(np.asarray(values, dtype=np.float64)[rows], index=rfm.index, name="p_alive")
 
     def time_to_next_purchase(self, rfm: pd.DataFrame, *, quantile: float = 0.5) -> pd.Series:
@@ -381,7 +290,7 @@ class PurchaseModel:
         """Expected repeat purchases by time ``t`` after a new member's first purchase."""
         self._check_fitted()
         t = np.asarray(t, dtype=np.float64)
-        values = _quiet(self.fitter_.expected_number_of_purchases_up_to_time, np.maximum(t, 0.0))
+        values = silenced(self.fitter_.expected_number_of_purchases_up_to_time, np.maximum(t, 0.0))
         return np.where(t > 0, values, 0.0)
 
     def parameter_covariance(self) -> pd.DataFrame:
@@ -600,8 +509,8 @@ class GammaGammaModel:
         members: the rows of :func:`rxrepurchase.core.fit_rows.spend_rows` with
         ``weights="members"`` give the fit on every member.
         """
-        frequency, monetary = _rfm_arrays(rfm, ("frequency", "monetary_value"))
-        w = _row_weights(rfm, weights)
+        frequency, monetary = rfm_arrays(rfm, ("frequency", "monetary_value"))
+        w = row_weights(rfm, weights)
         w = np.ones(len(frequency)) if w is None else w
         repeaters = frequency > 0
         nonpositive = repeaters & (monetary <= 0)
@@ -628,7 +537,7 @@ class GammaGammaModel:
                 f"frequency and spend per purchase correlate ({corr:+.2f}); the Gamma-Gamma "
                 "independence assumption is doubtful, so spend predictions are biased"
             )
-        (fx, fm), weights = _compress(x, m, weights=wx)
+        (fx, fm), weights = compress(x, m, weights=wx)
         fitter, penalizer, fit_notes = _fit_with_ladder(
             self,
             lambda pen: GammaGammaFitter(penalizer_coef=pen).fit(fx, fm, weights=weights),
@@ -658,7 +567,7 @@ class GammaGammaModel:
         """
         if not hasattr(self, "params_"):
             raise ModelFitError("GammaGammaModel is not fitted yet: call .fit(rfm) first")
-        frequency, monetary = _rfm_arrays(rfm, ("frequency", "monetary_value"))
+        frequency, monetary = rfm_arrays(rfm, ("frequency", "monetary_value"))
         return pd.Series(self.spend_formula(frequency, monetary), index=rfm.index, name="expected_spend")
 
     def spend_formula(self, frequency, monetary):
@@ -742,7 +651,7 @@ def customer_lifetime_value(
         E.g. 0.01 for 1% a month.
     """
     _check_value_terms(gross_margin, horizon_months, monthly_discount_rate)
-    (frequency, recency, T), rows = _distinct_rows(*purchase_model._inputs(rfm))
+    (frequency, recency, T), rows = distinct_rows(*purchase_model._inputs(rfm))
     discounted = _discounted_purchases(purchase_model, frequency, recency, T, horizon_months,
                                        monthly_discount_rate)
     spend = spend_model.expected_spend(rfm).to_numpy()
@@ -850,7 +759,7 @@ def row_scores(purchase_model: PurchaseModel, rows: pd.DataFrame, *, days: int =
     frequency, recency, T = purchase_model._inputs(rows)
     return pd.DataFrame({
         **{c: rows[c].to_numpy() for c in ("frequency", "recency", "T")},
-        "p_alive": np.asarray(_quiet(purchase_model.fitter_.conditional_probability_alive,
+        "p_alive": np.asarray(silenced(purchase_model.fitter_.conditional_probability_alive,
                                      frequency, recency, T), dtype=np.float64),
         "expected_purchases": purchase_model._conditional_purchases(
             days * _units_per_day(purchase_model), frequency, recency, T),
