@@ -45,8 +45,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from rxrepurchase import engine, rfm
+from rxrepurchase.arguments import as_date, check_unit
 from rxrepurchase.contract import TABLES
 from rxrepurchase.core import rfm as core_rfm
+from rxrepurchase.core.backend import sql_string
 from rxrepurchase.errors import BatchError, OutputError
 from rxrepurchase.loading import Chain, DataQualityReport
 from rxrepurchase.outputs import write_atomic
@@ -86,7 +88,7 @@ _SLICE_ORDER = {"orders": ["ordered_at", "order_id"], "order_lines": ["order_id"
 
 def _copy(src: engine.ChainSource, query: str, path: Path) -> None:
     src.con.execute(
-        f"COPY ({query}) TO {engine._quote(str(path))} "
+        f"COPY ({query}) TO {sql_string(str(path))} "
         f"(FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
     )
 
@@ -155,9 +157,9 @@ def precompute_chain(
     """
     out = Path(out)
     duckdb_limit = f"{int(memory_bytes(memory_limit) * DUCKDB_SHARE) // 2**20}MiB"
-    rfm._check_unit(time_unit)
-    as_of = rfm._as_date(pd.Timestamp.today().normalize() if as_of is None else as_of, "as_of")
-    cut = None if cut is None else rfm._as_date(cut, "cut")
+    check_unit(time_unit)
+    as_of = as_date(pd.Timestamp.today().normalize() if as_of is None else as_of, "as_of")
+    cut = None if cut is None else as_date(cut, "cut")
     if cut is not None and cut >= as_of:
         raise BatchError(f"cut {cut.date()} must be before as_of {as_of.date()}")
     _check_output_folder(Path(data), out, overwrite)
@@ -278,7 +280,7 @@ def _write_aggregates(src, out: Path, as_of, cut, time_unit: str, step) -> dict[
     """Per-store metrics and model inputs, and the chain's member RFM, from the materialized
     tables."""
     files = {}
-    unit_days = rfm._check_unit(time_unit)
+    unit_days = check_unit(time_unit)
     orders = src.table("orders")
     for name, by in (("rfm", "store_id"), ("rfm_chain", None)):
         with step("store x member RFM" if by else "chain RFM"):
@@ -393,8 +395,7 @@ def _rfm_attrs(orders: pd.DataFrame, manifest: dict, end: pd.Timestamp) -> dict:
     return rfm.summary_attrs(
         manifest["time_unit"], end, manifest["amount_col"],
         walk_in_orders=orders["member_id"].isna().sum(),
-        transactions_after_end=rfm._transactions_after(orders, "ordered_at", "member_id",
-                                                       rfm._day_number(end)),
+        transactions_after_end=rfm.transactions_after(orders, end),
     )
 
 

@@ -56,16 +56,11 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.vq import kmeans2
 
+from rxrepurchase.arguments import as_list, default_as_of
 from rxrepurchase.contract import TARGETED_CAMPAIGN_KINDS, require_columns
 from rxrepurchase.core.purchases import purchase_mask
-from rxrepurchase.errors import DataContractError
-from rxrepurchase.metrics import (
-    MetricsInputError,
-    _as_list,
-    _default_as_of,
-    _lookup_member_columns,
-    _ratio,
-)
+from rxrepurchase.errors import DataContractError, MetricsInputError
+from rxrepurchase.frames import lookup_member_columns, ratio
 from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
@@ -591,7 +586,7 @@ def subsidized_purchases(
         )
         .reset_index()
     )
-    p["excess_depth"] = _ratio(p["excess_amount"], p["gross_amount"]).fillna(0.0)
+    p["excess_depth"] = ratio(p["excess_amount"], p["gross_amount"]).fillna(0.0)
     p["subsidized"] = p["excess_depth"] >= calibration.excess_threshold - 1e-12
     days = p["purchased_on"].to_numpy("datetime64[D]").astype("int64")
     p["in_campaign_window"] = _in_intervals(
@@ -624,7 +619,7 @@ def _member_features(p: pd.DataFrame, excess_threshold: float, as_of: pd.Timesta
         regular_purchases=("regular_product", "sum"),
     )
     m["subsidized_share"] = m["subsidized_purchases"] / m["purchases"]
-    m["discount_depth"] = _ratio(m["excess"], m["gross"]).fillna(0.0).clip(lower=0.0)
+    m["discount_depth"] = ratio(m["excess"], m["gross"]).fillna(0.0).clip(lower=0.0)
     m["campaign_window_share"] = m["in_window"] / m["purchases"]
     m["first_purchase_subsidized"] = m["first_sub"].astype(bool)
     m["idle_days"] = (as_of - m["last_purchase_on"]).dt.days
@@ -698,7 +693,7 @@ class SubsidyCohortClassifier:
             as_of=None) -> SubsidyCohortClassifier:
         """Calibrate on ``orders`` (all up to ``as_of``) and label every member."""
         rules = self.rules
-        self.as_of_ = as_of = _default_as_of(orders, as_of)
+        self.as_of_ = as_of = default_as_of(orders, as_of)
         orders = orders.loc[orders["ordered_at"].dt.normalize() <= as_of]
         cal = fit_routine(orders, rules)
         p = subsidized_purchases(orders, campaigns, order_lines=order_lines, rules=rules,
@@ -1008,8 +1003,8 @@ def compare_cohorts(
     """
     from rxrepurchase.metrics import repurchase_rates
 
-    by = _as_list(by)
-    as_of = _default_as_of(orders, as_of)
+    by = as_list(by)
+    as_of = default_as_of(orders, as_of)
     orders = orders.loc[orders["ordered_at"].dt.normalize() <= as_of]
     lookup = _cohort_lookup(cohorts, members)
     keys = [*by, "subsidy_cohort"]
@@ -1027,7 +1022,7 @@ def compare_cohorts(
     member_orders = orders.loc[orders["member_id"].notna()]
     money_cols = ["gross_amount", "discount_amount", "paid_amount"]
     frame = member_orders[["member_id", *money_cols, *[c for c in by if c in orders.columns]]]
-    frame = _lookup_member_columns(frame, keys, lookup)
+    frame = lookup_member_columns(frame, keys, lookup)
     money = frame.groupby(keys, dropna=False)[money_cols].sum()
     table = rates.join(money, how="left")
     table["repurchase_within_days"] = post["after_first_rate"]
@@ -1035,8 +1030,8 @@ def compare_cohorts(
     table["spend_per_member"] = table["gross_amount"] / table["members"]
     table["subsidy_per_member"] = table["discount_amount"] / table["members"]
     table["revenue_net_of_subsidy_per_member"] = table["paid_amount"] / table["members"]
-    table["subsidy_per_retained_member"] = _ratio(table["discount_amount"], table["repeat_members"])
-    table["subsidy_rate"] = _ratio(table["discount_amount"], table["gross_amount"])
+    table["subsidy_per_retained_member"] = ratio(table["discount_amount"], table["repeat_members"])
+    table["subsidy_rate"] = ratio(table["discount_amount"], table["gross_amount"])
     table = table.rename(
         columns={"gross_amount": "spend", "discount_amount": "subsidy",
                  "paid_amount": "revenue_net_of_subsidy"}
@@ -1094,7 +1089,7 @@ def _repurchase_pairs(
         all_first = first.loc[first["purchased_on"] <= cutoff]
         for kind, frame in (("after_first", all_first), ("same_first", same_first),
                             ("after_last_subsidy", last_sub)):  # fmt: skip
-            frame = _lookup_member_columns(frame.reset_index(drop=True), keys, lookup)
+            frame = lookup_member_columns(frame.reset_index(drop=True), keys, lookup)
             gap = (frame["next_on"] - frame["purchased_on"]).dt.days.to_numpy()
             parts.append(frame[keys].assign(days=h, kind=kind, eligible=1,
                                             repurchased=(gap <= h).astype("int64")))
@@ -1106,7 +1101,7 @@ def _repurchase_pairs(
         e = wide.get(("eligible", kind), pd.Series(0, index=wide.index)).fillna(0).astype("int64")
         r = wide.get(("repurchased", kind), pd.Series(0, index=wide.index)).fillna(0)
         out[f"{kind}_eligible"] = e
-        out[f"{kind}_rate"] = _ratio(r, e)
+        out[f"{kind}_rate"] = ratio(r, e)
     return out
 
 
@@ -1141,8 +1136,8 @@ def post_subsidy_repurchase(
     group, as if ``orders`` held only that group's orders. Subsidies are judged with
     ``calibration`` (default: the one ``cohorts`` was labelled with).
     """
-    by = _as_list(by)
-    as_of = _default_as_of(orders, as_of)
+    by = as_list(by)
+    as_of = default_as_of(orders, as_of)
     horizons = [int(d) for d in outcome_days]
     if not horizons or min(horizons) <= 0:
         raise MetricsInputError(f"outcome_days must be positive whole numbers, got {outcome_days!r}")
@@ -1236,7 +1231,7 @@ def wave_response(
     and NaN rates; per cohort they have no rows.
     """
     rules = rules or CohortRules()
-    as_of = _default_as_of(orders, as_of)
+    as_of = default_as_of(orders, as_of)
     orders = orders.loc[orders["ordered_at"].dt.normalize() <= as_of]
     waves = promotion_waves(campaigns, orders, kinds=kinds)
     p = subsidized_purchases(orders, campaigns, rules=rules,
@@ -1264,7 +1259,7 @@ def wave_response(
     part["full_price"] = ((full - part["ends_on"]).dt.days <= outcome_days) & eligible
     keys = ["wave"]
     if cohorts is not None:
-        part = _lookup_member_columns(part, ["subsidy_cohort"], _cohort_lookup(cohorts, None))
+        part = lookup_member_columns(part, ["subsidy_cohort"], _cohort_lookup(cohorts, None))
         keys.append("subsidy_cohort")
     agg = part.groupby(keys, sort=True).agg(
         participants=("member_id", "size"), new_members=("new", "sum"),
@@ -1281,12 +1276,12 @@ def wave_response(
     )
     complete = ((as_of - agg["ends_on"]).dt.days >= outcome_days).to_numpy()
     agg["days"] = outcome_days
-    agg["repurchase_rate"] = _ratio(agg["repurchased"], agg["participants"]).where(complete)
-    agg["full_price_repurchase_rate"] = _ratio(
+    agg["repurchase_rate"] = ratio(agg["repurchased"], agg["participants"]).where(complete)
+    agg["full_price_repurchase_rate"] = ratio(
         agg["repurchased_full_price"], agg["participants"]
     ).where(complete)
-    agg["subsidy_per_participant"] = _ratio(agg["subsidy"], agg["participants"])
-    agg["subsidy_per_retained_member"] = _ratio(
+    agg["subsidy_per_participant"] = ratio(agg["subsidy"], agg["participants"])
+    agg["subsidy_per_retained_member"] = ratio(
         agg["subsidy"], agg["repurchased_full_price"]
     ).where(complete)
     return agg

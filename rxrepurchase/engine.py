@@ -46,9 +46,13 @@ import duckdb
 import pandas as pd
 
 from rxrepurchase import metrics, refill, rfm
+from rxrepurchase.arguments import as_list
 from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
 from rxrepurchase.core import backend
+from rxrepurchase.core.backend import sql_name, sql_string
 from rxrepurchase.core.campaigns import derived_campaigns
+from rxrepurchase.core.purchases import check_options
+from rxrepurchase.core.rates import period_freq
 from rxrepurchase.core.rules import Context, Evaluator, check_tables
 from rxrepurchase.errors import DataContractError, EngineError
 from rxrepurchase.exports import (
@@ -81,14 +85,6 @@ def connect(**settings) -> duckdb.DuckDBPyConnection:
     """The raw DuckDB connection of :func:`rxrepurchase.core.backend.connect` (same keyword
     arguments: ``memory_limit``, ``threads``, ``temp_directory``, ``database``)."""
     return backend.connect(**settings).con
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 # --------------------------------------------------------------------------- the source
@@ -229,13 +225,13 @@ class ChainSource:
 
     # -- views ----------------------------------------------------------------------------
     def _scan(self, file: Path) -> str:
-        path = _quote(str(file))
+        path = sql_string(str(file))
         if file.suffix == ".parquet":
             # The row number orders a member's same-time lines as the loader keeps them.
             return f"read_parquet({path}, file_row_number = true)"
         return (
             f"read_csv({path}, all_varchar = true, header = true, "
-            f"encoding = {_quote(self.encoding)})"
+            f"encoding = {sql_string(self.encoding)})"
         )
 
     def _create_views(self, table: Table, file: Path) -> None:
@@ -257,7 +253,7 @@ class ChainSource:
                 time_zone=self.time_zone, fmt=self.formats.get(col.kind)))
             for col in table.columns
         }
-        typed = ",\n  ".join(f"{sql} AS {_ident(name)}"
+        typed = ",\n  ".join(f"{sql} AS {sql_name(name)}"
                              for name, (_, sql) in self._columns[table.name].items())
         if table.name == "order_lines":
             position = "file_row_number" if "file_row_number" in raw_types else "NULL"
@@ -297,8 +293,8 @@ class ChainSource:
         than typing every row)."""
         raw, sql = self._columns[table][col]
         view = f"_values_{table}_{col}"
-        self.con.execute(f"CREATE VIEW {view} AS SELECT DISTINCT {sql} AS {_ident(col)} FROM "
-                         f"(SELECT DISTINCT {_ident(raw)} FROM _raw_{table})")
+        self.con.execute(f"CREATE VIEW {view} AS SELECT DISTINCT {sql} AS {sql_name(col)} FROM "
+                         f"(SELECT DISTINCT {sql_name(raw)} FROM _raw_{table})")
         return self.backend.table(view)
 
     def _materialize(self, expr):
@@ -319,7 +315,7 @@ def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
                     "timestamp": "TIMESTAMP", "date": "TIMESTAMP"}.get(col.kind, "VARCHAR")
         value = f"CAST(NULL AS {sql_type})"
         return "0.0" if col.name == "stored_value_amount" else value
-    ref = _ident(name)
+    ref = sql_name(name)
     text = raw_type == "VARCHAR"
     cell = ref
     if text and clean:
@@ -329,18 +325,18 @@ def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
     if col.kind in ("id", "text"):
         value = cell if text else f"CAST({ref} AS VARCHAR)"
         if col.name == "tier":
-            cases = " ".join(f"WHEN {_quote(k)} THEN {_quote(v)}" for k, v in TIER_ALIASES.items())
+            cases = " ".join(f"WHEN {sql_string(k)} THEN {sql_string(v)}" for k, v in TIER_ALIASES.items())
             value = f"CASE {value} {cases} ELSE {value} END"
     elif col.kind in ("timestamp", "date"):
-        zone = _quote(time_zone)
+        zone = sql_string(time_zone)
         if text:
             other = "NULL"
             if fmt:
-                other = f"try_strptime({cell}, {_quote(fmt)})"
+                other = f"try_strptime({cell}, {sql_string(fmt)})"
                 other = f"timezone({zone}, {other})" if "%z" in fmt else other
             value = (
-                f"CASE WHEN NOT regexp_matches({cell}, {_quote(ISO_START)}) THEN {other} "
-                f"WHEN contains({cell}, ':') AND regexp_matches(right({cell}, 7), {_quote(OFFSET_TAIL)}) "
+                f"CASE WHEN NOT regexp_matches({cell}, {sql_string(ISO_START)}) THEN {other} "
+                f"WHEN contains({cell}, ':') AND regexp_matches(right({cell}, 7), {sql_string(OFFSET_TAIL)}) "
                 f"THEN timezone({zone}, TRY_CAST({cell} AS TIMESTAMPTZ)) "
                 f"ELSE TRY_CAST({cell} AS TIMESTAMP) END"
             )
@@ -362,8 +358,8 @@ def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
     elif col.kind == "flag":
         if text:
             low = f"lower({cell})"
-            true_ = ", ".join(map(_quote, sorted(TRUE_WORDS)))
-            false_ = ", ".join(map(_quote, sorted(FALSE_WORDS)))
+            true_ = ", ".join(map(sql_string, sorted(TRUE_WORDS)))
+            false_ = ", ".join(map(sql_string, sorted(FALSE_WORDS)))
             value = f"CASE WHEN {low} IN ({true_}) THEN true WHEN {low} IN ({false_}) THEN false END"
         else:
             value = f"CAST({ref} AS BOOLEAN)"
@@ -386,7 +382,7 @@ def _open(data, as_of) -> tuple[ChainSource, bool]:
 
 def _group_columns(by: str | Sequence[str] | None) -> tuple[list[str], list[str]]:
     """``by`` as a list, and the member columns among it (looked up in ``members``)."""
-    by = metrics._as_list(by)
+    by = as_list(by)
     order_cols = set(TABLES["orders"].column_names)
     member_cols = set(TABLES["members"].column_names) - {"member_id"}
     unknown = [c for c in by if c not in order_cols | member_cols]
@@ -544,7 +540,7 @@ def repurchase_rates(
     as_of : date-like, optional
         Analysis date when ``data`` is a folder.
     """
-    metrics._check_options(purchase_unit, zero_paid)
+    check_options(purchase_unit, zero_paid)
     src, owned = _open(data, as_of)
     try:
         return metrics.rates_table(src.table("orders"), window, **_grouping(src, by),
@@ -583,8 +579,8 @@ def cohort_retention(
         Analysis date (default: the last order date).
     zero_paid : {"exclude", "include"}
     """
-    metrics._check_options("order", zero_paid)
-    metrics._period_freq(freq)
+    check_options("order", zero_paid)
+    period_freq(freq)
     src, owned = _open(data, None)
     try:
         return metrics.cohort_table(src.table("orders"), freq, **_grouping(src, by), as_of=as_of,

@@ -36,12 +36,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from rxrepurchase.arguments import as_list, default_as_of
 from rxrepurchase.contract import require_columns
 from rxrepurchase.core import backend
 from rxrepurchase.core import purchases as core_purchases
 from rxrepurchase.core import rates as core_rates
-from rxrepurchase.core.purchases import PurchaseUnit, ZeroPaid
-from rxrepurchase.errors import DataContractError, MetricsInputError
+from rxrepurchase.core.purchases import PurchaseUnit, ZeroPaid, check_options
+from rxrepurchase.core.rates import CALENDAR_FREQ, period_freq
+from rxrepurchase.errors import MetricsInputError
+from rxrepurchase.frames import lookup_member_columns, member_positions, ratio
 from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
@@ -60,127 +63,7 @@ __all__ = [
     "pareto_share",
 ]
 
-_CALENDAR_FREQ = {
-    "D": "D",
-    "W": "W",
-    "M": "M",
-    "ME": "M",
-    "MS": "M",
-    "Q": "Q",
-    "QE": "Q",
-    "QS": "Q",
-    "Y": "Y",
-    "YE": "Y",
-    "YS": "Y",
-    "A": "Y",
-}
 _ORDER_COLUMNS = ("order_id", "member_id", "store_id", "ordered_at", "paid_amount")
-
-
-# --------------------------------------------------------------------------- input checks
-
-
-
-
-def _check_options(purchase_unit: str, zero_paid: str) -> None:
-    if purchase_unit not in ("day", "order"):
-        raise MetricsInputError(
-            f"purchase_unit must be 'day' (same-day orders are one purchase) or 'order', "
-            f"got {purchase_unit!r}"
-        )
-    if zero_paid not in ("exclude", "include"):
-        raise MetricsInputError(f"zero_paid must be 'exclude' or 'include', got {zero_paid!r}")
-
-
-def _as_list(by: str | Sequence[str] | None) -> list[str]:
-    if by is None:
-        return []
-    if isinstance(by, str):
-        return [by]
-    return list(by)
-
-
-def _default_as_of(orders: pd.DataFrame, as_of) -> pd.Timestamp:
-    if as_of is not None:
-        return pd.Timestamp(as_of).normalize()
-    if len(orders) == 0:
-        raise MetricsInputError("orders is empty: pass as_of explicitly")
-    return orders["ordered_at"].max().normalize()
-
-
-def _lookup_member_columns(
-    frame: pd.DataFrame, by: list[str], members: pd.DataFrame | None
-) -> pd.DataFrame:
-    """Return ``frame`` with the ``by`` columns it lacks looked up in ``members``."""
-    need = [c for c in by if c not in frame.columns]
-    if not need:
-        return frame
-    pos = _member_positions(frame["member_id"], need, members)
-    out = frame.copy()
-    for c in need:
-        out[c] = members[c].take(pos).to_numpy()
-    return out
-
-
-def _check_member_columns(members: pd.DataFrame | None, need: list[str]) -> None:
-    """``members`` exists and has ``member_id`` and the ``need`` columns, or a named error."""
-    if members is None or any(c not in members.columns for c in need):
-        have = [] if members is None else list(members.columns)
-        missing = [c for c in need if c not in have]
-        raise MetricsInputError(
-            f"grouping column(s) {missing} are neither in orders nor in members "
-            f"(members columns: {have}); derived member columns such as age_band, "
-            "acquisition_month or tenure_band come from rxrepurchase.segments.member_attributes"
-        )
-    require_columns(members, ["member_id"], "members")
-
-
-def _member_positions(
-    member_ids, need: list[str], members: pd.DataFrame | None, rows_per_id=None
-) -> np.ndarray:
-    """Row of ``members`` holding each of ``member_ids``, after checking that ``members`` has the
-    ``need`` columns, unique ids and every id. ``rows_per_id`` (order rows behind each id, when
-    the ids are distinct) makes the error count order rows."""
-    _check_member_columns(members, need)
-    # One factorization of both id lists finds duplicates and positions (faster than get_indexer).
-    k = len(members)
-    ids = pd.concat([members["member_id"], pd.Series(member_ids)], ignore_index=True)
-    codes, distinct = _codes(ids)
-    if len(_first_rows(codes[:k])) < k:
-        dup = members.loc[members["member_id"].duplicated(), "member_id"].iloc[0]
-        raise DataContractError(f"members: member_id {dup!r} appears more than once")
-    row_of_code = np.full(len(distinct), -1)
-    row_of_code[codes[:k]] = np.arange(k)
-    pos = row_of_code[codes[k:]]
-    unknown = pos < 0
-    if unknown.any():
-        mid = member_ids.to_numpy()[np.flatnonzero(unknown)[0]]
-        n_rows = int(unknown.sum() if rows_per_id is None else rows_per_id[unknown].sum())
-        raise DataContractError(
-            f"orders: member_id {mid!r} ({n_rows} order rows in all) is not in "
-            "members, so its grouping column(s) "
-            f"{need} are unknown"
-        )
-    return pos
-
-
-# --------------------------------------------------------------------------- integer keys
-
-def _codes(values, rows: np.ndarray | None = None) -> tuple[np.ndarray, object]:
-    """``pd.factorize(values[rows], use_na_sentinel=False)``: codes in order of appearance, NA a
-    value of its own, and the distinct values."""
-    codes, distinct = pd.factorize(values if rows is None else values.iloc[rows], use_na_sentinel=False)
-    return codes.astype("int64", copy=False), distinct
-
-
-def _first_rows(codes: np.ndarray) -> np.ndarray:
-    """Position of each code's first row, for codes numbered in order of appearance."""
-    if len(codes) == 0:
-        return np.empty(0, dtype="int64")
-    new = np.empty(len(codes), dtype=bool)
-    new[0] = True
-    new[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
-    return np.flatnonzero(new)
 
 
 # --------------------------------------------------------------------------- windows
@@ -188,10 +71,10 @@ def _first_rows(codes: np.ndarray) -> np.ndarray:
 
 def _window_table(window, first: pd.Timestamp, last: pd.Timestamp, step=None) -> pd.DataFrame:
     """Resolve a window spec into rows ``window, window_start, window_end`` (inclusive dates)."""
-    if isinstance(window, str) and window.upper() in _CALENDAR_FREQ:
+    if isinstance(window, str) and window.upper() in CALENDAR_FREQ:
         if step is not None:
             raise MetricsInputError("step= only applies to N-day windows, not calendar periods")
-        periods = pd.period_range(first, last, freq=_CALENDAR_FREQ[window.upper()])
+        periods = pd.period_range(first, last, freq=CALENDAR_FREQ[window.upper()])
         return pd.DataFrame(
             {
                 "window": periods.astype(str),
@@ -340,7 +223,7 @@ def purchases(
         columns present (``gross_amount, discount_amount, paid_amount``) and ``purchase_number``
         (1 for the member's first purchase).
     """
-    _check_options(purchase_unit, zero_paid)
+    check_options(purchase_unit, zero_paid)
     require_columns(orders, [*_ORDER_COLUMNS, *columns], "orders")
     money = [c for c in ("gross_amount", "discount_amount", "paid_amount") if c in orders.columns]
     carried = list(dict.fromkeys(["ordered_at", "store_id", "order_id", *columns]))
@@ -403,9 +286,9 @@ def repurchase_rates(
         ``excluded_orders`` (member orders with ``paid_amount`` ≤ 0 not counted as purchases).
         Windows and groups without any purchase are absent.
     """
-    _check_options(purchase_unit, zero_paid)
+    check_options(purchase_unit, zero_paid)
     require_columns(orders, _ORDER_COLUMNS, "orders")
-    by = _as_list(by)
+    by = as_list(by)
     member_cols = [c for c in by if c not in orders.columns]
     labels = {c: orders[c].dtype if c in orders.columns else None for c in by}
     frame, ids = _member_orders_frame(orders, [c for c in by if c in orders.columns])
@@ -437,7 +320,7 @@ def _members_frame(
     if not columns:
         return []
     rows_per_id = np.bincount(frame["member_id"].to_numpy(), minlength=len(ids))
-    _member_positions(ids, columns, members, rows_per_id)
+    member_positions(ids, columns, members, rows_per_id)
     # Members without an order get -1, which no order has.
     return [members[columns].assign(member_id=ids.get_indexer(members["member_id"]))]
 
@@ -486,25 +369,19 @@ def rates_table(
         table = backend.to_pandas(core_rates.repurchase_rates(
             orders, w, by=by, members=members, member_columns=member_columns,
             purchase_unit=purchase_unit, zero_paid=zero_paid,
-            period=_CALENDAR_FREQ.get(window.upper()) if isinstance(window, str) else None,
+            period=CALENDAR_FREQ.get(window.upper()) if isinstance(window, str) else None,
         ))  # fmt: skip
     out = windows.iloc[table["window_id"].to_numpy()].reset_index(drop=True)
     for c in by:
         out[c] = _labelled(table[c], (labels or {}).get(c))
     out["members"] = table["members"]
     out["repeat_members"] = table["repeat_members"]
-    out["user_repurchase_rate"] = _ratio(out["repeat_members"], out["members"])
+    out["user_repurchase_rate"] = ratio(out["repeat_members"], out["members"])
     out["purchases"] = table["purchases"]
     out["repeat_purchases"] = out["purchases"] - out["members"]
-    out["order_repurchase_rate"] = _ratio(out["repeat_purchases"], out["purchases"])
+    out["order_repurchase_rate"] = ratio(out["repeat_purchases"], out["purchases"])
     out["excluded_orders"] = table["excluded_orders"]
     return out.sort_values(["window_start", "window_end", *by], kind="stable", ignore_index=True)
-
-
-def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
-    """num / den as float, NaN where den is 0 (a rate over nobody is undefined, not 0)."""
-    den = den.astype("float64")
-    return num.astype("float64") / den.where(den > 0)
 
 
 def user_repurchase_rate(orders: pd.DataFrame, window=None, **kwargs) -> float:
@@ -552,7 +429,7 @@ def walk_in_share(
         walk_in_revenue, walk_in_revenue_share`` (revenue = ``paid_amount``, all orders).
     """
     require_columns(orders, _ORDER_COLUMNS, "orders")
-    by = _as_list(by)
+    by = as_list(by)
     bad = [c for c in by if c not in orders.columns]
     if bad:
         raise MetricsInputError(f"walk_in_share groups by order columns only; not in orders: {bad}")
@@ -570,8 +447,8 @@ def walk_in_share(
             "walk_in_revenue": g["_walk_paid"].sum(),
         }
     ).reset_index()
-    table["walk_in_order_share"] = _ratio(table["walk_in_orders"], table["orders"])
-    table["walk_in_revenue_share"] = _ratio(table["walk_in_revenue"], table["revenue"])
+    table["walk_in_order_share"] = ratio(table["walk_in_orders"], table["orders"])
+    table["walk_in_revenue_share"] = ratio(table["walk_in_revenue"], table["revenue"])
     cols = ["_w", *by, "orders", "walk_in_orders", "walk_in_order_share", "revenue",
             "walk_in_revenue", "walk_in_revenue_share"]  # fmt: skip
     return _with_window_columns(table[cols], windows).sort_values(
@@ -600,7 +477,7 @@ def _first_purchases(
     first = p.loc[p["purchase_number"] == 1].reset_index(drop=True)
     cohort_col = "cohort_month" if freq == "M" else "cohort"
     first[cohort_col] = first["purchased_on"].dt.to_period(freq).astype(str)
-    first = _lookup_member_columns(first, by, members)
+    first = lookup_member_columns(first, by, members)
     return p, first
 
 
@@ -643,11 +520,11 @@ def n_day_repurchase(
         One row per group x horizon: ``days, eligible_members, repurchased_members,
         n_day_repurchase_rate``.
     """
-    by = _as_list(by)
+    by = as_list(by)
     horizons = [_n_days(d) for d in outcome_days]
     if not horizons or any(h is None for h in horizons):
         raise MetricsInputError(f"outcome_days must be positive whole numbers of days, got {outcome_days!r}")
-    as_of = _default_as_of(orders, as_of)
+    as_of = default_as_of(orders, as_of)
     p, first = _first_purchases(orders, by, members, purchase_unit, zero_paid)
     second = p.loc[p["purchase_number"] == 2].set_index("member_id")["purchased_on"]
     gap = (first["member_id"].map(second) - first["purchased_on"]).dt.days
@@ -670,7 +547,7 @@ def n_day_repurchase(
         .sum()
         .reset_index()
     )
-    table["n_day_repurchase_rate"] = _ratio(table["repurchased_members"], table["eligible_members"])
+    table["n_day_repurchase_rate"] = ratio(table["repurchased_members"], table["eligible_members"])
     return table
 
 
@@ -681,15 +558,6 @@ def _period_ordinal(dates: pd.Series, freq: str) -> np.ndarray:
 def _last_complete_period(as_of: pd.Timestamp, freq: str) -> int:
     """Ordinal of the last period that has ended by ``as_of`` (inclusive)."""
     return pd.Period(as_of + pd.Timedelta(days=1), freq=freq).ordinal - 1
-
-
-def _period_freq(freq: str) -> str:
-    f = _CALENDAR_FREQ.get(str(freq).upper())
-    if f not in ("W", "M", "Q", "Y"):
-        raise MetricsInputError(
-            f"freq must be a calendar period 'W', 'M'/'ME', 'Q'/'QE' or 'Y'/'YE', got {freq!r}"
-        )
-    return f
 
 
 def cohort_retention(
@@ -730,11 +598,11 @@ def cohort_retention(
         with a row (possibly 0 active) for every observable cohort x period.
     """
     require_columns(orders, _ORDER_COLUMNS, "orders")
-    by = _as_list(by)
+    by = as_list(by)
     member_cols = [c for c in by if c not in orders.columns]
     labels = {c: orders[c].dtype if c in orders.columns else None for c in by}
     frame, ids = _member_orders_frame(orders, [c for c in by if c in orders.columns])
-    as_of = _default_as_of(orders, as_of)
+    as_of = default_as_of(orders, as_of)
     with backend.tables(frame, *_members_frame(members, member_cols, frame, ids)) as tabs:
         return cohort_table(tabs[0], freq, by, members=tabs[1] if member_cols else None,
                             member_columns=member_cols, labels=labels, as_of=as_of,
@@ -756,7 +624,7 @@ def cohort_table(
     """:func:`cohort_retention` of Ibis tables with the contract's names: the one implementation
     behind it and :func:`rxrepurchase.engine.cohort_retention` (``labels`` as in
     :func:`rates_table`; ``as_of`` default: the last order's date)."""
-    freq = _period_freq(freq)
+    freq = period_freq(freq)
     if as_of is None:
         latest = backend.to_pandas(core_rates.member_span(orders), con)["latest"].iloc[0]
         if pd.isna(latest):
@@ -778,7 +646,7 @@ def cohort_table(
     out["periods_since_first"] = grid["periods_since_first"].astype("int64")
     out["cohort_members"] = grid["cohort_members"].astype("int64")
     out["active_members"] = grid["active_members"].fillna(0).astype("int64")
-    out["retention"] = _ratio(out["active_members"], out["cohort_members"])
+    out["retention"] = ratio(out["active_members"], out["cohort_members"])
     return out
 
 
@@ -817,7 +685,7 @@ def retention_curve(
     DataFrame
         ``by..., periods_since_first, eligible_members, active_members, retention``.
     """
-    by = _as_list(by)
+    by = as_list(by)
     long = cohort_retention(orders, freq, by, members=members, as_of=as_of, zero_paid=zero_paid)
     curve = (
         long.groupby([*by, "periods_since_first"], dropna=False, sort=True)[
@@ -827,7 +695,7 @@ def retention_curve(
         .rename(columns={"cohort_members": "eligible_members"})
         .reset_index()
     )
-    curve["retention"] = _ratio(curve["active_members"], curve["eligible_members"])
+    curve["retention"] = ratio(curve["active_members"], curve["eligible_members"])
     return curve
 
 
@@ -848,13 +716,13 @@ def inter_purchase_intervals(
         ``previous_purchase_on, purchased_on, interval_days`` and the ``by`` columns (order
         columns take the value of the later purchase).
     """
-    by = _as_list(by)
+    by = as_list(by)
     carry = [c for c in by if c in orders.columns and c != "member_id"]
     p = purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid, columns=carry)
     prev = p.groupby("member_id", sort=False)["purchased_on"].shift(1)
     p = p.assign(previous_purchase_on=prev).loc[p["purchase_number"] >= 2]
     p = p.assign(interval_days=(p["purchased_on"] - p["previous_purchase_on"]).dt.days)
-    p = _lookup_member_columns(p.reset_index(drop=True), by, members)
+    p = lookup_member_columns(p.reset_index(drop=True), by, members)
     cols = ["member_id", "purchase_number", "previous_purchase_on", "purchased_on", "interval_days"]
     return p[list(dict.fromkeys([*cols, *by]))]
 
@@ -883,14 +751,14 @@ def arpu(
         orders have them, ``gross_amount, discount_amount`` (summed).
     """
     require_columns(orders, _ORDER_COLUMNS, "orders")
-    by = _as_list(by)
+    by = as_list(by)
     money = [c for c in ("gross_amount", "discount_amount") if c in orders.columns]
     frame = orders.loc[
         orders["member_id"].notna(),
         list(dict.fromkeys(["member_id", "ordered_at", "paid_amount", *money,
                             *[c for c in by if c in orders.columns]])),
     ]  # fmt: skip
-    frame = _lookup_member_columns(frame, by, members)
+    frame = lookup_member_columns(frame, by, members)
     frame["_buyer"] = frame["member_id"].where(core_purchases.purchase_mask(frame, zero_paid))
     windows, frame = _windowed(frame, window, start, end, step)
     g = frame.groupby(["_w", *by], dropna=False, sort=False)
@@ -898,7 +766,7 @@ def arpu(
         [g["_buyer"].nunique().rename("members"), g["paid_amount"].sum().rename("revenue"),
          g[money].sum()], axis=1,
     ).reset_index()  # fmt: skip
-    table["arpu"] = _ratio(table["revenue"], table["members"])
+    table["arpu"] = ratio(table["revenue"], table["members"])
     table = table[["_w", *by, "members", "revenue", "arpu", *money]]
     return _with_window_columns(table, windows).sort_values(
         ["window_start", "window_end", *by], kind="stable", ignore_index=True
@@ -943,14 +811,14 @@ def pareto_share(
     if not 0 < top <= 1:
         raise MetricsInputError(f"top must be a share in (0, 1], got {top!r}")
     require_columns(orders, [*_ORDER_COLUMNS, "gross_amount"], "orders")
-    by = _as_list(by)
+    by = as_list(by)
     frame = orders.loc[orders["member_id"].notna()]
     day = frame["ordered_at"].dt.normalize()
     if start is not None:
         frame = frame.loc[day >= pd.Timestamp(start)]
     if end is not None:
         frame = frame.loc[frame["ordered_at"].dt.normalize() <= pd.Timestamp(end)]
-    frame = _lookup_member_columns(frame[["member_id", "gross_amount", "paid_amount",
+    frame = lookup_member_columns(frame[["member_id", "gross_amount", "paid_amount",
                                           *[c for c in by if c in orders.columns]]], by, members)  # fmt: skip
     totals = (
         frame.groupby([*by, "member_id"], dropna=False, sort=True)[["gross_amount", "paid_amount"]]
@@ -974,7 +842,7 @@ def pareto_share(
         agg = agg.reset_index(drop=not by).assign(measure=measure)
         rows.append(agg)
     out = pd.concat(rows, ignore_index=True)
-    out["top_share"] = _ratio(out["top_total"], out["total"])
+    out["top_share"] = ratio(out["top_total"], out["total"])
     return out[[*by, "measure", "members", "top_members", "total", "top_total", "top_share"]]
 
 

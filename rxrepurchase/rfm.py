@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rxrepurchase.arguments import TIME_UNITS, as_date, check_unit
 from rxrepurchase.core import backend
 from rxrepurchase.core import rfm as core_rfm
 from rxrepurchase.errors import RFMInputError
@@ -47,10 +48,8 @@ __all__ = [
     "calibration_holdout",
     "rfm_summary",
     "summary_attrs",
+    "transactions_after",
 ]
-
-TIME_UNITS: dict[str, int] = {"days": 1, "weeks": 7}
-"""Time units of recency and T, as their length in days."""
 
 _MAX_EXAMPLES = 5
 
@@ -59,32 +58,6 @@ def _examples(index: pd.Index) -> str:
     shown = ", ".join(map(str, index[:_MAX_EXAMPLES]))
     more = f" and {len(index) - _MAX_EXAMPLES} more" if len(index) > _MAX_EXAMPLES else ""
     return f"{shown}{more}"
-
-
-def _as_date(value, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise RFMInputError(f"{name} {value!r} is not a date") from exc
-    if ts is pd.NaT:
-        raise RFMInputError(f"{name} is missing")
-    if ts.tzinfo is not None:
-        ts = ts.tz_localize(None)
-    if ts != ts.normalize():
-        raise RFMInputError(
-            f"{name} {ts} has a time of day; give a calendar date (purchases on that date count)"
-        )
-    return ts
-
-
-def _day_number(ts: pd.Timestamp) -> int:
-    return int(np.datetime64(ts, "D").astype(np.int64))
-
-
-def _check_unit(time_unit: str) -> int:
-    if time_unit not in TIME_UNITS:
-        raise RFMInputError(f"time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}")
-    return TIME_UNITS[time_unit]
 
 
 def _orders_frame(
@@ -192,7 +165,7 @@ def summarise(
 ) -> pd.DataFrame:
     """:func:`rfm_summary` of an Ibis ``orders`` table with the contract's column names: the
     one implementation behind it and :func:`rxrepurchase.engine.rfm_summary`."""
-    unit_days = _check_unit(time_unit)
+    unit_days = check_unit(time_unit)
     if as_of is None:
         counts = keys.counts(orders)
         if counts["last_day"] is None:
@@ -200,7 +173,7 @@ def summarise(
         end = pd.Timestamp(counts["last_day"])
         counts["after"] = 0
     else:
-        end = _as_date(as_of, "as_of")
+        end = as_date(as_of, "as_of")
         counts = keys.counts(orders, after=end)
     expr = core_rfm.rfm_summary(orders, end=end.date(), time_unit_days=unit_days,
                                 amount=amount_col, by=keys.by)  # fmt: skip
@@ -270,7 +243,7 @@ def rfm_summary(
         Missing columns, non-timestamp times, empty or infinite values (rows are named), or no
         member purchase on or before ``as_of``.
     """
-    _check_unit(time_unit)
+    check_unit(time_unit)
     frame, ids = _orders_frame(transactions, customer_col, time_col, amount_col, by)
     with backend.tables(frame) as (orders,):
         summary = summarise(orders, _keys(transactions, customer_col, by, ids),
@@ -285,11 +258,13 @@ def _keys(transactions: pd.DataFrame, customer_col: str, by: str | None, ids: pd
     return Keys(by, [customer_col] if by is None else [by, customer_col], dtypes, ids)
 
 
-def _transactions_after(
-    transactions: pd.DataFrame, time_col: str, customer_col: str, end_day: int
+def transactions_after(
+    transactions: pd.DataFrame, end: pd.Timestamp, *, time_col: str = "ordered_at",
+    customer_col: str = "member_id",
 ) -> int:
-    """Member transactions dated after ``end_day`` (counted before same-day merging)."""
-    limit = pd.Timestamp(np.datetime64(end_day + 1, "D"))
+    """Member transactions dated after the calendar day ``end`` (counted before same-day
+    merging): the ``transactions_after_end`` of :func:`summary_attrs`."""
+    limit = end.normalize() + pd.Timedelta(days=1)
     times = transactions[time_col]
     if isinstance(times.dtype, pd.DatetimeTZDtype):
         times = times.dt.tz_localize(None)
@@ -368,7 +343,7 @@ def calibration_holdout(
     -------
     CalibrationHoldout
     """
-    _check_unit(time_unit)
+    check_unit(time_unit)
     frame, ids = _orders_frame(transactions, customer_col, time_col, amount_col, by)
     with backend.tables(frame) as (orders,):
         split = split_at(orders, _keys(transactions, customer_col, by, ids), calibration_end,
@@ -383,9 +358,9 @@ def split_at(
 ) -> CalibrationHoldout:
     """:func:`calibration_holdout` of an Ibis ``orders`` table with the contract's names: the
     one implementation behind it and :func:`rxrepurchase.engine.calibration_holdout`."""
-    unit_days = _check_unit(time_unit)
-    cut = _as_date(calibration_end, "calibration_end")
-    given = None if holdout_end is None else _as_date(holdout_end, "holdout_end")
+    unit_days = check_unit(time_unit)
+    cut = as_date(calibration_end, "calibration_end")
+    given = None if holdout_end is None else as_date(holdout_end, "holdout_end")
     counts = keys.counts(orders, after_cut=cut, after_end=cut if given is None else given)
     if counts["last_day"] is None:
         raise RFMInputError("transactions hold no member purchases")

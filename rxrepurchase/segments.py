@@ -23,15 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from rxrepurchase.arguments import as_list, default_as_of
 from rxrepurchase.contract import TAG_SEPARATOR, TIERS, require_columns
-from rxrepurchase.errors import DataContractError
-from rxrepurchase.metrics import (
-    MetricsInputError,
-    _as_list,
-    _default_as_of,
-    _lookup_member_columns,
-    purchases,
-)
+from rxrepurchase.errors import DataContractError, MetricsInputError
+from rxrepurchase.frames import lookup_member_columns
+from rxrepurchase.metrics import purchases
 
 __all__ = [
     "AGE_BANDS",
@@ -249,7 +245,7 @@ def rfm_segments(
         (e.g. ``"545"``) and ``segment``.
     """
     config = config or RFMConfig()
-    as_of = _default_as_of(orders, as_of)
+    as_of = default_as_of(orders, as_of)
     p = purchases(orders.loc[orders["ordered_at"].dt.normalize() <= as_of])
     recent = p["purchased_on"] > as_of - pd.Timedelta(days=config.lookback_days)
     g = p.groupby("member_id", sort=True)
@@ -321,7 +317,7 @@ def member_profile(
     columns and ``activity = "no_orders"``.
     """
     require_columns(order_lines, ["order_id", "category", "is_chronic", "line_amount"], "order_lines")
-    as_of = _default_as_of(orders, as_of)
+    as_of = default_as_of(orders, as_of)
     orders = orders.loc[orders["ordered_at"].dt.normalize() <= as_of]
     prof = member_attributes(members, as_of, orders=orders).set_index("member_id")
     mo = orders.loc[orders["member_id"].notna()]
@@ -377,7 +373,7 @@ def segment_summary(
     ``by`` is any column(s) of :func:`member_profile` or :func:`rfm_segments` output (e.g.
     ``"age_band"``, ``["store_id", "segment"]``). Empty values form their own group.
     """
-    by = _as_list(by)
+    by = as_list(by)
     missing = [c for c in [*by, value] if c not in profile.columns]
     if missing:
         raise MetricsInputError(f"profile has no column(s) {missing}")
@@ -414,12 +410,12 @@ def hour_of_day_profile(
         ``by..., hour, orders, share`` (share of the group's orders), all 24 hours per group.
     """
     require_columns(orders, ["member_id", "ordered_at"], "orders")
-    by = _as_list(by)
+    by = as_list(by)
     frame = orders if include_walk_ins else orders.loc[orders["member_id"].notna()]
     if include_walk_ins and any(c not in orders.columns for c in by):
         raise MetricsInputError("walk-in orders have no member columns: group by order columns")
     frame = frame[["member_id", "ordered_at", *[c for c in by if c in orders.columns]]]
-    frame = _lookup_member_columns(frame, by, members)
+    frame = lookup_member_columns(frame, by, members)
     frame = frame.assign(hour=frame["ordered_at"].dt.hour)
     keys = [*by, "hour"]
     counts = frame.groupby(keys, dropna=False, observed=True).size()

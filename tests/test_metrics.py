@@ -11,7 +11,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402
 
 from rxrepurchase import metrics as m  # noqa: E402
@@ -421,31 +420,3 @@ def test_rates_match_a_plain_groupby_reference(window, windows, by, purchase_uni
                 None if pd.isna(v) else v for v in ref[c]
             ], c
         assert (got["repeat_purchases"] == ref["purchases"] - ref["members"]).all()
-
-
-def test_codes_ignore_bytes_under_missing_values():
-    # Arrow may keep bytes under a null slot: "bb" and "cc" here are both just missing.
-    arr = pa.StringArray.from_buffers(
-        4,
-        pa.py_buffer(np.array([0, 2, 4, 6, 8], dtype="int32")),
-        pa.py_buffer(b"aabbccaa"),
-        pa.py_buffer(np.packbits([1, 0, 0, 1], bitorder="little")),
-        null_count=2,
-    )
-    codes, uniques = m._codes(pd.Series(pd.arrays.ArrowExtensionArray(arr)))
-    assert codes.tolist() == [0, 1, 1, 0]
-    assert uniques[0] == "aa" and pd.isna(uniques[1]) and len(uniques) == 2
-
-
-@pytest.mark.parametrize("seed", [2, 3])
-@pytest.mark.parametrize("dtype", ["string", "str", pd.ArrowDtype(pa.string()), object])
-def test_codes_match_pandas_factorize(dtype, seed):
-    orders, _ = _random_chain(seed, dtype=dtype)
-    rows = np.flatnonzero(np.random.default_rng(0).random(len(orders)) < 0.7)
-    for values, sel in [(orders["member_id"], None), (orders["member_id"], rows),
-                        (orders["store_id"].iloc[5:], rows[rows < len(orders) - 5])]:  # fmt: skip
-        picked = values if sel is None else values.iloc[sel]
-        want_codes, want_uniques = pd.factorize(picked, use_na_sentinel=False)
-        codes, uniques = m._codes(values, sel)
-        np.testing.assert_array_equal(codes, want_codes)
-        pd.testing.assert_index_equal(uniques, want_uniques)

@@ -31,11 +31,12 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from rxrepurchase.errors import DataContractError
+from rxrepurchase.errors import DataContractError, MetricsInputError
 
 __all__ = [
     "PURCHASE_UNITS",
     "ZERO_PAID",
+    "check_options",
     "is_purchase",
     "member_orders",
     "purchase_mask",
@@ -46,6 +47,18 @@ PurchaseUnit = Literal["day", "order"]
 ZeroPaid = Literal["exclude", "include"]
 PURCHASE_UNITS: tuple[str, ...] = ("day", "order")
 ZERO_PAID: tuple[str, ...] = ("exclude", "include")
+
+
+def check_options(purchase_unit: str, zero_paid: str) -> None:
+    """Raise :class:`~rxrepurchase.errors.MetricsInputError` unless ``purchase_unit`` is one of
+    :data:`PURCHASE_UNITS` and ``zero_paid`` one of :data:`ZERO_PAID`."""
+    if purchase_unit not in PURCHASE_UNITS:
+        raise MetricsInputError(
+            f"purchase_unit must be 'day' (same-day orders are one purchase) or 'order', "
+            f"got {purchase_unit!r}"
+        )
+    if zero_paid not in ZERO_PAID:
+        raise MetricsInputError(f"zero_paid must be 'exclude' or 'include', got {zero_paid!r}")
 
 
 def member_orders(orders: ir.Table, *, as_of: dt.date | None = None) -> ir.Table:

@@ -19,8 +19,33 @@ from rxrepurchase.core.purchases import (
     member_orders,
     purchases,
 )
+from rxrepurchase.errors import MetricsInputError
 
-__all__ = ["cohorts", "member_span", "period_ordinal", "repurchase_rates"]
+__all__ = [
+    "CALENDAR_FREQ",
+    "cohorts",
+    "in_windows",
+    "member_span",
+    "period_freq",
+    "period_ordinal",
+    "repurchase_rates",
+]
+
+CALENDAR_FREQ = {
+    "D": "D",
+    "W": "W",
+    "M": "M",
+    "ME": "M",
+    "MS": "M",
+    "Q": "Q",
+    "QE": "Q",
+    "QS": "Q",
+    "Y": "Y",
+    "YE": "Y",
+    "YS": "Y",
+    "A": "Y",
+}
+"""Calendar-period names pandas knows (end / start anchored, ``A``) to the period they mean."""
 
 _COUNTS = ("members", "repeat_members", "purchases", "excluded_orders")
 _UNITS = {"D": "D", "W": "W", "M": "M", "Q": "Q", "Y": "Y"}  # ibis truncate units
@@ -30,6 +55,20 @@ def _with_member_columns(rows: ir.Table, members: ir.Table | None, columns: Sequ
     if not columns:
         return rows
     return rows.join(members.select("member_id", *columns), "member_id")
+
+
+def in_windows(rows: ir.Table, windows: ir.Table, period: str | None = None) -> ir.Table:
+    """``rows`` (with a purchase ``day``) joined to each window holding their day: a row of
+    overlapping windows appears once per window.
+
+    ``windows`` has ``window_id`` and inclusive dates ``window_start``, ``window_end``; with
+    ``period`` (``"D"``, ``"W"``, ``"M"``, ``"Q"``, ``"Y"``) they are these calendar periods,
+    each starting on its period's first day.
+    """
+    if period is not None:  # an equi-join on the period's start beats a range join
+        rows = rows.mutate(_start=rows.day.truncate(_UNITS[period]))
+        return rows.join(windows, rows._start == windows.window_start).drop("_start")
+    return rows.join(windows, [rows.day >= windows.window_start, rows.day <= windows.window_end])
 
 
 def member_span(orders: ir.Table) -> ir.Table:
@@ -80,13 +119,7 @@ def repurchase_rates(
     keys = ["window_id", *by]
 
     def windowed(rows: ir.Table) -> ir.Table:
-        rows = _with_member_columns(rows, members, member_columns)
-        if period is not None:  # an equi-join on the period's start beats a range join
-            rows = rows.mutate(_start=rows.day.truncate(_UNITS[period]))
-            return rows.join(windows, rows._start == windows.window_start).drop("_start")
-        return rows.join(
-            windows, [rows.day >= windows.window_start, rows.day <= windows.window_end]
-        )
+        return in_windows(_with_member_columns(rows, members, member_columns), windows, period)
 
     bought = windowed(purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid,
                                 keys=order_keys, amounts=()))  # fmt: skip
@@ -103,6 +136,17 @@ def repurchase_rates(
     )
     both = counted.union(excluded)
     return both.group_by(keys).aggregate(**{c: both[c].sum().cast("int64") for c in _COUNTS})
+
+
+def period_freq(freq: str) -> str:
+    """The calendar period ``freq`` names (``"W"``, ``"M"``, ``"Q"`` or ``"Y"``), or a
+    :class:`~rxrepurchase.errors.MetricsInputError`."""
+    f = CALENDAR_FREQ.get(str(freq).upper())
+    if f not in ("W", "M", "Q", "Y"):
+        raise MetricsInputError(
+            f"freq must be a calendar period 'W', 'M'/'ME', 'Q'/'QE' or 'Y'/'YE', got {freq!r}"
+        )
+    return f
 
 
 def period_ordinal(day: ir.DateValue, freq: str) -> ir.IntegerValue:
