@@ -58,9 +58,11 @@ from scipy.cluster.vq import kmeans2
 
 from rxrepurchase.arguments import as_list, default_as_of
 from rxrepurchase.contract import TARGETED_CAMPAIGN_KINDS, require_columns
+from rxrepurchase.core import backend
+from rxrepurchase.core import purchases as core_purchases
 from rxrepurchase.core.purchases import purchase_mask
 from rxrepurchase.errors import DataContractError, MetricsInputError
-from rxrepurchase.frames import lookup_member_columns, ratio
+from rxrepurchase.frames import local_times, lookup_member_columns, ratio
 from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
@@ -559,42 +561,40 @@ def subsidized_purchases(
     by = list(by)
     require_columns(orders, [*_ORDER_COLUMNS, *by], "orders")
     calibration = calibration or fit_routine(orders, rules)
-    keep = purchase_mask(orders)
-    o = orders.loc[keep]
+    purchase_mask(orders)  # names a member order without paid_amount
+    # Which orders make a purchase and how they add up is core.purchases' rule; the excess
+    # over routine and the regular-product flag are per order, summed with the amounts.
+    o = orders.loc[orders["member_id"].notna().to_numpy()]
     gross = o["gross_amount"].to_numpy("float64")
-    frame = pd.DataFrame(
-        {
-            "member_id": o["member_id"].to_numpy(),
-            **{c: o[c].array for c in by},
-            "purchased_on": o["ordered_at"].dt.normalize().to_numpy(),
-            "gross_amount": gross,
-            "discount_amount": o["discount_amount"].to_numpy("float64"),
-            "paid_amount": o["paid_amount"].to_numpy("float64"),
-            "excess_amount": o["discount_amount"].to_numpy("float64")
-            - calibration.routine_for(o) * gross,
-            "regular_product": _has_regular_product(o, order_lines),
-        }
-    )
-    p = (
-        frame.groupby(["member_id", *by, "purchased_on"], sort=True, dropna=False)
-        .agg(
-            gross_amount=("gross_amount", "sum"),
-            discount_amount=("discount_amount", "sum"),
-            paid_amount=("paid_amount", "sum"),
-            excess_amount=("excess_amount", "sum"),
-            regular_product=("regular_product", "any"),
-        )
-        .reset_index()
-    )
+    discount = o["discount_amount"].to_numpy("float64")
+    member, ids = backend.ranked_ids(o["member_id"])
+    frame = pd.DataFrame({
+        "member_id": member, **{c: o[c].array for c in by},
+        "ordered_at": local_times(o["ordered_at"]).array,
+        "paid_amount": o["paid_amount"].to_numpy("float64"), "gross_amount": gross,
+        "discount_amount": discount, "excess_amount": discount - calibration.routine_for(o) * gross,
+        "regular_product": _has_regular_product(o, order_lines).astype("float64"),
+    })  # fmt: skip
+    amounts = ["gross_amount", "discount_amount", "paid_amount", "excess_amount", "regular_product"]
+    with backend.tables(frame) as (table,):
+        p = backend.to_pandas(core_purchases.purchases(table, keys=by, amounts=amounts, numbered=True))
+    for c in by:
+        p[c] = p[c].astype(orders[c].dtype)
+    p = p.sort_values(["member_id", *by, "day"], kind="stable", ignore_index=True)
+    p = pd.DataFrame({
+        "member_id": ids.take(p["member_id"].to_numpy()).to_numpy(), **{c: p[c] for c in by},
+        "purchased_on": p["day"].astype(frame["ordered_at"].dtype).to_numpy(), **{a: p[a] for a in amounts[:4]},
+        "regular_product": p["regular_product"].to_numpy() > 0,
+        "purchase_number": p["purchase_number"].astype("int64"),
+    })  # fmt: skip
     p["excess_depth"] = ratio(p["excess_amount"], p["gross_amount"]).fillna(0.0)
     p["subsidized"] = p["excess_depth"] >= calibration.excess_threshold - 1e-12
     days = p["purchased_on"].to_numpy("datetime64[D]").astype("int64")
     p["in_campaign_window"] = _in_intervals(
         days, _campaign_days(orders, campaigns, rules.campaign_window_max_days)
     )
-    member = p.groupby(["member_id", *by], sort=False, dropna=False)
-    p["purchase_number"] = member.cumcount() + 1
-    return p
+    return p[["member_id", *by, "purchased_on", *amounts[:4], "regular_product", "excess_depth",
+              "subsidized", "in_campaign_window", "purchase_number"]]
 
 
 # --------------------------------------------------------------------------- classifier

@@ -16,6 +16,9 @@ engine                            pandas path (on ``load_chain(data).orders``)
 :func:`calibration_holdout`       :func:`rxrepurchase.rfm.calibration_holdout`
 :func:`repurchase_rates`          :func:`rxrepurchase.metrics.repurchase_rates`
 :func:`cohort_retention`          :func:`rxrepurchase.metrics.cohort_retention`
+:func:`arpu`                      :func:`rxrepurchase.metrics.arpu`
+:func:`walk_in_share`             :func:`rxrepurchase.metrics.walk_in_share`
+:func:`pareto_share`              :func:`rxrepurchase.metrics.pareto_share`
 :func:`refill_fills`              :func:`rxrepurchase.refill.refill_fills` with the
                                   days since the previous fill
 ================================  ==================================================
@@ -38,7 +41,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -70,12 +74,15 @@ from rxrepurchase.exports import (
 __all__ = [
     "ChainSource",
     "EngineError",
+    "arpu",
     "calibration_holdout",
     "cohort_retention",
     "connect",
+    "pareto_share",
     "refill_fills",
     "repurchase_rates",
     "rfm_summary",
+    "walk_in_share",
 ]
 
 _MONEY = ("paid_amount", "gross_amount", "discount_amount", "stored_value_amount")
@@ -380,6 +387,17 @@ def _open(data, as_of) -> tuple[ChainSource, bool]:
     return ChainSource(data, as_of=as_of), True
 
 
+@contextmanager
+def _opened(data, as_of) -> Iterator[ChainSource]:
+    """:func:`_open` for a ``with`` block: a source this call opened is closed after it."""
+    src, owned = _open(data, as_of)
+    try:
+        yield src
+    finally:
+        if owned:
+            src.close()
+
+
 def _group_columns(by: str | Sequence[str] | None) -> tuple[list[str], list[str]]:
     """``by`` as a list, and the member columns among it (looked up in ``members``)."""
     by = as_list(by)
@@ -549,6 +567,49 @@ def repurchase_rates(
     finally:
         if owned:
             src.close()
+
+
+def arpu(
+    data,
+    window: str = "M",
+    by: str | Sequence[str] | None = "store_id",
+    *,
+    zero_paid: metrics.ZeroPaid = "exclude",
+    start=None,
+    end=None,
+    step=None,
+    as_of=None,
+) -> pd.DataFrame:
+    """:func:`rxrepurchase.metrics.arpu` on the source's validated orders (and members),
+    through the same expressions; arguments as in :func:`repurchase_rates`."""
+    check_options("day", zero_paid)
+    with _opened(data, as_of) as src:
+        return metrics.arpu_table(src.table("orders"), window, **_grouping(src, by),
+                                  zero_paid=zero_paid, amounts=("gross_amount", "discount_amount"),
+                                  start=start, end=end, step=step)  # fmt: skip
+
+
+def walk_in_share(
+    data, window: str = "M", by: str | Sequence[str] | None = "store_id", *, start=None,
+    end=None, step=None, as_of=None,
+) -> pd.DataFrame:
+    """:func:`rxrepurchase.metrics.walk_in_share` on the source's validated orders, through
+    the same expressions; ``by`` names order columns only."""
+    with _opened(data, as_of) as src:
+        grouping = _grouping(src, by)
+        return metrics.walk_in_table(src.table("orders"), window, grouping["by"],
+                                     labels=grouping["labels"], start=start, end=end, step=step)  # fmt: skip
+
+
+def pareto_share(
+    data, top: float = 0.2, by: str | Sequence[str] | None = None, *, start=None, end=None,
+    as_of=None,
+) -> pd.DataFrame:
+    """:func:`rxrepurchase.metrics.pareto_share` on the source's validated orders (and
+    members), through the same expressions."""
+    with _opened(data, as_of) as src:
+        return metrics.pareto_table(src.table("orders"), top, **_grouping(src, by), start=start,
+                                    end=end)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- cohorts

@@ -1,5 +1,5 @@
-"""Pandas helpers the analysis modules share: member columns looked up by ``member_id``, and
-rates that are undefined over nobody.
+"""Pandas helpers the analysis modules share: member columns looked up by ``member_id``, rates
+that are undefined over nobody, and the local time whose date is a purchase day.
 
 :mod:`rxrepurchase.metrics`, :mod:`rxrepurchase.cohorts` and :mod:`rxrepurchase.segments`
 group by order columns and by member columns (``tier``, ``age_band`` ...) alike; a member column
@@ -15,7 +15,7 @@ import pandas as pd
 from rxrepurchase.contract import require_columns
 from rxrepurchase.errors import DataContractError, MetricsInputError
 
-__all__ = ["lookup_member_columns", "member_positions", "ratio"]
+__all__ = ["local_times", "lookup_member_columns", "member_positions", "ratio"]
 
 
 def lookup_member_columns(
@@ -73,6 +73,12 @@ def member_positions(
             f"{need} are unknown"
         )
     return pos
+
+
+def local_times(times: pd.Series) -> pd.Series:
+    """Timestamps as the chain's wall-clock time, a time zone dropped: their date is the
+    purchase day, whatever zone the export wrote."""
+    return times.dt.tz_localize(None) if isinstance(times.dtype, pd.DatetimeTZDtype) else times
 
 
 def ratio(num: pd.Series, den: pd.Series) -> pd.Series:

@@ -31,7 +31,8 @@ named pairs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -41,10 +42,11 @@ from rxrepurchase.contract import require_columns
 from rxrepurchase.core import backend
 from rxrepurchase.core import purchases as core_purchases
 from rxrepurchase.core import rates as core_rates
+from rxrepurchase.core import revenue as core_revenue
 from rxrepurchase.core.purchases import PurchaseUnit, ZeroPaid, check_options
 from rxrepurchase.core.rates import CALENDAR_FREQ, period_freq
 from rxrepurchase.errors import MetricsInputError
-from rxrepurchase.frames import lookup_member_columns, member_positions, ratio
+from rxrepurchase.frames import local_times, lookup_member_columns, member_positions, ratio
 from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
@@ -141,54 +143,6 @@ def _n_days(spec) -> int | None:
 
 def _bad_days(spec) -> int:
     raise MetricsInputError(f"an N-day window needs a positive number of days, got {spec!r}")
-
-
-def _assign(days: np.ndarray, windows: pd.DataFrame) -> list[tuple[int, np.ndarray]] | np.ndarray:
-    """Window position of each day (-1 outside every window), or per-window masks if the
-    windows overlap (a day can then belong to several windows)."""
-    starts = windows["window_start"].to_numpy("datetime64[D]").astype("int64")
-    ends = windows["window_end"].to_numpy("datetime64[D]").astype("int64")
-    order = np.argsort(starts, kind="stable")
-    if len(order) > 1 and (starts[order][1:] <= ends[order][:-1]).any():
-        return [(i, (days >= starts[i]) & (days <= ends[i])) for i in range(len(starts))]
-    idx = np.searchsorted(starts[order], days, side="right") - 1
-    inside = (idx >= 0) & (days <= ends[order][np.clip(idx, 0, None)])
-    return np.where(inside, order[np.clip(idx, 0, None)], -1)
-
-
-def _windowed(frame: pd.DataFrame, window, start, end, step) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the window table and ``frame`` with a ``_w`` window-position column (rows repeated
-    for overlapping windows, rows outside every window removed)."""
-    windows, rows, w, repeated = _window_rows(frame["ordered_at"], window, start, end, step)
-    part = frame.iloc[rows].assign(_w=w)
-    return windows, part.reset_index(drop=True) if repeated else part
-
-
-def _window_rows(
-    ordered_at: pd.Series, window, start, end, step
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, bool]:
-    """The window table, the positions of the rows inside a window, their window positions and
-    whether rows repeat (overlapping windows: a row then appears once per window)."""
-    first = pd.Timestamp(start).normalize() if start is not None else ordered_at.min()
-    last = pd.Timestamp(end).normalize() if end is not None else ordered_at.max()
-    windows = _window_table(window, first.normalize(), last.normalize(), step)
-    if windows.empty:
-        raise MetricsInputError(
-            f"window {window!r} yields no window between {first:%Y-%m-%d} and {last:%Y-%m-%d}"
-        )
-    pos = _assign(ordered_at.to_numpy("datetime64[D]").astype("int64"), windows)
-    if isinstance(pos, np.ndarray):
-        rows = np.flatnonzero(pos >= 0)
-        return windows, rows, pos[rows], False
-    parts = [np.flatnonzero(mask) for _, mask in pos]
-    w = np.repeat([i for i, _ in pos], [len(r) for r in parts])
-    return windows, np.concatenate(parts), w, True
-
-
-def _with_window_columns(table: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
-    w = windows.iloc[table["_w"].to_numpy()].reset_index(drop=True)
-    out = pd.concat([w, table.drop(columns="_w").reset_index(drop=True)], axis=1)
-    return out.sort_values(["window_start", "window_end"], kind="stable").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- purchases
@@ -290,7 +244,7 @@ def repurchase_rates(
     require_columns(orders, _ORDER_COLUMNS, "orders")
     by = as_list(by)
     member_cols = [c for c in by if c not in orders.columns]
-    labels = {c: orders[c].dtype if c in orders.columns else None for c in by}
+    labels = _group_labels(orders, by)
     frame, ids = _member_orders_frame(orders, [c for c in by if c in orders.columns])
     with backend.tables(frame, *_members_frame(members, member_cols, frame, ids)) as tabs:
         return rates_table(tabs[0], window, by, members=tabs[1] if member_cols else None,
@@ -306,9 +260,8 @@ def _member_orders_frame(orders: pd.DataFrame, columns: list[str]) -> tuple[pd.D
     cols = list(dict.fromkeys(["order_id", "member_id", "ordered_at", "paid_amount", *columns]))
     frame = orders.loc[is_member, cols] if not is_member.all() else orders[cols]
     member, ids = backend.ranked_ids(frame["member_id"])
-    frame = frame.assign(member_id=member, paid_amount=frame["paid_amount"].astype("float64"))
-    if isinstance(frame["ordered_at"].dtype, pd.DatetimeTZDtype):  # the local date is the day
-        frame = frame.assign(ordered_at=frame["ordered_at"].dt.tz_localize(None))
+    frame = frame.assign(member_id=member, paid_amount=frame["paid_amount"].astype("float64"),
+                         ordered_at=local_times(frame["ordered_at"]).array)  # fmt: skip
     return frame, ids
 
 
@@ -350,12 +303,41 @@ def rates_table(
     ``labels`` give each ``by`` column its dtype (None: as Arrow gives it). ``members`` must
     hold each member of ``orders`` once: the pandas wrapper checks it, the engine's validated
     views guarantee it."""
+    with _windows(orders, window, start, end, step, con) as (windows, w):
+        table = backend.to_pandas(core_rates.repurchase_rates(
+            orders, w, by=by, members=members, member_columns=member_columns,
+            purchase_unit=purchase_unit, zero_paid=zero_paid, period=_period(window),
+        ))  # fmt: skip
+    out = _window_groups(windows, table, by, labels)
+    out["members"] = table["members"]
+    out["repeat_members"] = table["repeat_members"]
+    out["user_repurchase_rate"] = ratio(out["repeat_members"], out["members"])
+    out["purchases"] = table["purchases"]
+    out["repeat_purchases"] = out["purchases"] - out["members"]
+    out["order_repurchase_rate"] = ratio(out["repeat_purchases"], out["purchases"])
+    out["excluded_orders"] = table["excluded_orders"]
+    return _in_window_order(out, table, by)
+
+
+def _period(window) -> str | None:
+    """The calendar period a window spec names, if it names one."""
+    return CALENDAR_FREQ.get(window.upper()) if isinstance(window, str) else None
+
+
+@contextmanager
+def _windows(orders, window, start, end, step, con=None, *, span=("first", "last")
+             ) -> Iterator[tuple[pd.DataFrame, object]]:
+    """The window table of ``window`` between ``start`` and ``end`` (default: the ``span``
+    columns of :func:`rxrepurchase.core.rates.member_span`: the member orders' first and last,
+    or ``("earliest", "latest")`` of all orders), and its ``window_id`` and dates as an Ibis
+    table on the orders' backend for the ``with`` block."""
     if start is None or end is None:
-        span = backend.to_pandas(core_rates.member_span(orders), con).iloc[0]
-        if pd.isna(span["first"]):
-            raise MetricsInputError("orders hold no member orders")
-    first = pd.Timestamp(start if start is not None else span["first"]).normalize()
-    last = pd.Timestamp(end if end is not None else span["last"]).normalize()
+        row = backend.to_pandas(core_rates.member_span(orders), con).iloc[0]
+        if pd.isna(row[span[0]]):
+            raise MetricsInputError("orders hold no member orders" if span[0] == "first"
+                                    else "orders is empty")  # fmt: skip
+    first = pd.Timestamp(start if start is not None else row[span[0]]).normalize()
+    last = pd.Timestamp(end if end is not None else row[span[1]]).normalize()
     windows = _window_table(window, first, last, step)
     if windows.empty:
         raise MetricsInputError(
@@ -366,22 +348,23 @@ def rates_table(
         "window_start": windows["window_start"].dt.date, "window_end": windows["window_end"].dt.date,
     })  # fmt: skip
     with backend.tables(dates, con=orders._find_backend()) as (w,):
-        table = backend.to_pandas(core_rates.repurchase_rates(
-            orders, w, by=by, members=members, member_columns=member_columns,
-            purchase_unit=purchase_unit, zero_paid=zero_paid,
-            period=CALENDAR_FREQ.get(window.upper()) if isinstance(window, str) else None,
-        ))  # fmt: skip
+        yield windows, w
+
+
+def _window_groups(windows: pd.DataFrame, table: pd.DataFrame, by: list[str], labels) -> pd.DataFrame:
+    """``window, window_start, window_end`` and the ``by`` columns (in their ``labels``
+    dtypes) of each row of a core table keyed by ``window_id``."""
     out = windows.iloc[table["window_id"].to_numpy()].reset_index(drop=True)
     for c in by:
         out[c] = _labelled(table[c], (labels or {}).get(c))
-    out["members"] = table["members"]
-    out["repeat_members"] = table["repeat_members"]
-    out["user_repurchase_rate"] = ratio(out["repeat_members"], out["members"])
-    out["purchases"] = table["purchases"]
-    out["repeat_purchases"] = out["purchases"] - out["members"]
-    out["order_repurchase_rate"] = ratio(out["repeat_purchases"], out["purchases"])
-    out["excluded_orders"] = table["excluded_orders"]
-    return out.sort_values(["window_start", "window_end", *by], kind="stable", ignore_index=True)
+    return out
+
+
+def _in_window_order(out: pd.DataFrame, table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Rows by window dates, then groups; windows of the same dates in their given order."""
+    keys = ["window_start", "window_end", *by, "_w"]
+    out = out.assign(_w=table["window_id"].to_numpy())
+    return out.sort_values(keys, kind="stable", ignore_index=True).drop(columns="_w")
 
 
 def user_repurchase_rate(orders: pd.DataFrame, window=None, **kwargs) -> float:
@@ -430,30 +413,33 @@ def walk_in_share(
     """
     require_columns(orders, _ORDER_COLUMNS, "orders")
     by = as_list(by)
+    member = pd.arrays.IntegerArray(np.zeros(len(orders), "int64"), orders["member_id"].isna().to_numpy())
+    frame = pd.DataFrame({"member_id": member, "ordered_at": local_times(orders["ordered_at"]).array,
+                          "paid_amount": orders["paid_amount"].to_numpy("float64", na_value=np.nan),
+                          **{c: orders[c].array for c in by if c in orders.columns}})  # fmt: skip
+    with backend.tables(frame) as (table,):
+        return walk_in_table(table, window, by, labels=_group_labels(orders, by),
+                             start=start, end=end, step=step)  # fmt: skip
+
+
+def walk_in_table(orders, window, by: list[str], *, labels: dict | None = None, start=None,
+                  end=None, step=None, con=None) -> pd.DataFrame:
+    """:func:`walk_in_share` of an Ibis ``orders`` table with the contract's names: the one
+    implementation behind it and :func:`rxrepurchase.engine.walk_in_share` (``labels`` as in
+    :func:`rates_table`)."""
     bad = [c for c in by if c not in orders.columns]
     if bad:
         raise MetricsInputError(f"walk_in_share groups by order columns only; not in orders: {bad}")
-    frame = orders[["ordered_at", "paid_amount", *by]].assign(
-        _walk=orders["member_id"].isna().to_numpy()
-    )
-    windows, frame = _windowed(frame, window, start, end, step)
-    frame["_walk_paid"] = frame["paid_amount"].where(frame["_walk"], 0.0)
-    g = frame.groupby(["_w", *by], dropna=False, sort=False)
-    table = pd.DataFrame(
-        {
-            "orders": g.size(),
-            "walk_in_orders": g["_walk"].sum(),
-            "revenue": g["paid_amount"].sum(),
-            "walk_in_revenue": g["_walk_paid"].sum(),
-        }
-    ).reset_index()
-    table["walk_in_order_share"] = ratio(table["walk_in_orders"], table["orders"])
-    table["walk_in_revenue_share"] = ratio(table["walk_in_revenue"], table["revenue"])
-    cols = ["_w", *by, "orders", "walk_in_orders", "walk_in_order_share", "revenue",
-            "walk_in_revenue", "walk_in_revenue_share"]  # fmt: skip
-    return _with_window_columns(table[cols], windows).sort_values(
-        ["window_start", "window_end", *by], kind="stable", ignore_index=True
-    )
+    with _windows(orders, window, start, end, step, con, span=("earliest", "latest")) as (windows, w):
+        table = backend.to_pandas(core_revenue.walk_in_share(orders, w, by=by, period=_period(window)))
+    out = _window_groups(windows, table, by, labels)
+    out["orders"] = table["orders"].astype("int64")
+    out["walk_in_orders"] = table["walk_in_orders"].astype("int64")
+    out["walk_in_order_share"] = ratio(out["walk_in_orders"], out["orders"])
+    out["revenue"] = table["revenue"].fillna(0.0)  # a sum over no amount is 0, as in pandas
+    out["walk_in_revenue"] = table["walk_in_revenue"].fillna(0.0)
+    out["walk_in_revenue_share"] = ratio(out["walk_in_revenue"], out["revenue"])
+    return _in_window_order(out, table, by)
 
 
 # --------------------------------------------------------------------------- after the first purchase
@@ -600,7 +586,7 @@ def cohort_retention(
     require_columns(orders, _ORDER_COLUMNS, "orders")
     by = as_list(by)
     member_cols = [c for c in by if c not in orders.columns]
-    labels = {c: orders[c].dtype if c in orders.columns else None for c in by}
+    labels = _group_labels(orders, by)
     frame, ids = _member_orders_frame(orders, [c for c in by if c in orders.columns])
     as_of = default_as_of(orders, as_of)
     with backend.tables(frame, *_members_frame(members, member_cols, frame, ids)) as tabs:
@@ -753,24 +739,40 @@ def arpu(
     require_columns(orders, _ORDER_COLUMNS, "orders")
     by = as_list(by)
     money = [c for c in ("gross_amount", "discount_amount") if c in orders.columns]
-    frame = orders.loc[
-        orders["member_id"].notna(),
-        list(dict.fromkeys(["member_id", "ordered_at", "paid_amount", *money,
-                            *[c for c in by if c in orders.columns]])),
-    ]  # fmt: skip
-    frame = lookup_member_columns(frame, by, members)
-    frame["_buyer"] = frame["member_id"].where(core_purchases.purchase_mask(frame, zero_paid))
-    windows, frame = _windowed(frame, window, start, end, step)
-    g = frame.groupby(["_w", *by], dropna=False, sort=False)
-    table = pd.concat(
-        [g["_buyer"].nunique().rename("members"), g["paid_amount"].sum().rename("revenue"),
-         g[money].sum()], axis=1,
-    ).reset_index()  # fmt: skip
-    table["arpu"] = ratio(table["revenue"], table["members"])
-    table = table[["_w", *by, "members", "revenue", "arpu", *money]]
-    return _with_window_columns(table, windows).sort_values(
-        ["window_start", "window_end", *by], kind="stable", ignore_index=True
-    )
+    member_cols = [c for c in by if c not in orders.columns]
+    frame, ids = _member_orders_frame(orders, [*money, *[c for c in by if c in orders.columns]])
+    with backend.tables(frame, *_members_frame(members, member_cols, frame, ids)) as tabs:
+        return arpu_table(tabs[0], window, by, members=tabs[1] if member_cols else None,
+                          member_columns=member_cols, labels=_group_labels(orders, by),
+                          zero_paid=zero_paid, amounts=money, start=start, end=end, step=step)  # fmt: skip
+
+
+def arpu_table(orders, window, by: list[str], *, members=None, member_columns: Sequence[str] = (),
+               labels: dict | None = None, zero_paid: ZeroPaid = "exclude",
+               amounts: Sequence[str] = (), start=None, end=None, step=None, con=None
+               ) -> pd.DataFrame:
+    """:func:`arpu` of Ibis tables with the contract's names: the one implementation behind it
+    and :func:`rxrepurchase.engine.arpu` (arguments as in :func:`rates_table`; ``amounts``:
+    the further money columns summed)."""
+    check_options("day", zero_paid)
+    with _windows(orders, window, start, end, step, con) as (windows, w):
+        table = backend.to_pandas(core_revenue.arpu(
+            orders, w, by=by, members=members, member_columns=member_columns, zero_paid=zero_paid,
+            amounts=amounts, period=_period(window),
+        ))  # fmt: skip
+    out = _window_groups(windows, table, by, labels)
+    out["members"] = table["members"].astype("int64")
+    out["revenue"] = table["revenue"]
+    out["arpu"] = ratio(out["revenue"], out["members"])
+    for a in amounts:
+        out[a] = table[a].fillna(0.0)  # a sum over no amount is 0, as in pandas
+    return _in_window_order(out, table, by)
+
+
+def _group_labels(orders: pd.DataFrame, by: list[str]) -> dict:
+    """The dtype each ``by`` column comes back in: an order column's own; a member column's as
+    Arrow gives it (None), as in :func:`repurchase_rates`."""
+    return {c: orders[c].dtype if c in orders.columns else None for c in by}
 
 
 def pareto_share(
@@ -808,42 +810,41 @@ def pareto_share(
     DataFrame
         ``by..., measure, members, top_members, total, top_total, top_share``.
     """
-    if not 0 < top <= 1:
-        raise MetricsInputError(f"top must be a share in (0, 1], got {top!r}")
     require_columns(orders, [*_ORDER_COLUMNS, "gross_amount"], "orders")
     by = as_list(by)
-    frame = orders.loc[orders["member_id"].notna()]
-    day = frame["ordered_at"].dt.normalize()
-    if start is not None:
-        frame = frame.loc[day >= pd.Timestamp(start)]
-    if end is not None:
-        frame = frame.loc[frame["ordered_at"].dt.normalize() <= pd.Timestamp(end)]
-    frame = lookup_member_columns(frame[["member_id", "gross_amount", "paid_amount",
-                                          *[c for c in by if c in orders.columns]]], by, members)  # fmt: skip
-    totals = (
-        frame.groupby([*by, "member_id"], dropna=False, sort=True)[["gross_amount", "paid_amount"]]
-        .sum()
-        .reset_index()
-    )
-    rows = []
-    for measure, col in (("revenue", "gross_amount"), ("revenue_net_of_subsidy", "paid_amount")):
-        t = totals.sort_values([*by, col, "member_id"], ascending=[*[True] * len(by), False, True])
-        g = t.groupby(by, dropna=False, sort=True) if by else None
-        rank = g.cumcount() if g is not None else pd.Series(np.arange(len(t)), index=t.index)
-        n = g["member_id"].transform("size") if g is not None else pd.Series(len(t), index=t.index)
-        n_top = np.ceil(n * top - 1e-9).astype("int64")
-        t = t.assign(_top=np.where(rank < n_top, t[col], 0.0), _n=n, _ntop=n_top)
-        agg = (
-            t.groupby(by, dropna=False, sort=True) if by else t.assign(_all=0).groupby("_all")
-        ).agg(
-            members=("_n", "first"), top_members=("_ntop", "first"),
-            total=(col, "sum"), top_total=("_top", "sum"),
-        )  # fmt: skip
-        agg = agg.reset_index(drop=not by).assign(measure=measure)
-        rows.append(agg)
-    out = pd.concat(rows, ignore_index=True)
+    member_cols = [c for c in by if c not in orders.columns]
+    is_member = orders["member_id"].notna().to_numpy()
+    cols = ["member_id", "ordered_at", "gross_amount", "paid_amount", *[c for c in by if c in orders.columns]]
+    frame = orders.loc[is_member, cols] if not is_member.all() else orders[cols]
+    member, ids = backend.ranked_ids(frame["member_id"])
+    frame = frame.assign(member_id=member, ordered_at=local_times(frame["ordered_at"]).array)
+    with backend.tables(frame, *_members_frame(members, member_cols, frame, ids)) as tabs:
+        return pareto_table(tabs[0], top, by, members=tabs[1] if member_cols else None,
+                            member_columns=member_cols, labels=_group_labels(orders, by),
+                            start=start, end=end)  # fmt: skip
+
+
+def pareto_table(orders, top: float, by: list[str], *, members=None,
+                 member_columns: Sequence[str] = (), labels: dict | None = None, start=None,
+                 end=None, con=None) -> pd.DataFrame:
+    """:func:`pareto_share` of Ibis tables with the contract's names: the one implementation
+    behind it and :func:`rxrepurchase.engine.pareto_share` (arguments as in :func:`rates_table`)."""
+    if not 0 < top <= 1:
+        raise MetricsInputError(f"top must be a share in (0, 1], got {top!r}")
+    day = {k: None if v is None else pd.Timestamp(v).normalize().date()
+           for k, v in (("start", start), ("end", end))}  # fmt: skip
+    table = backend.to_pandas(core_revenue.pareto_share(
+        orders, float(top), by=by, members=members, member_columns=member_columns, **day
+    ), con)  # fmt: skip
+    table = table.sort_values(["measure", *by], kind="stable", ignore_index=True)
+    out = pd.DataFrame({c: _labelled(table[c], (labels or {}).get(c)) for c in by})
+    out["measure"] = [core_revenue.PARETO_MEASURES[i][0] for i in table["measure"]]
+    out["members"] = table["members"].astype("int64")
+    out["top_members"] = table["top_members"].astype("int64")
+    out["total"] = table["total"].astype("float64")
+    out["top_total"] = table["top_total"].astype("float64")
     out["top_share"] = ratio(out["top_total"], out["total"])
-    return out[[*by, "measure", "members", "top_members", "total", "top_total", "top_share"]]
+    return out
 
 
 # --------------------------------------------------------------------------- plots

@@ -40,6 +40,7 @@ from rxrepurchase.arguments import TIME_UNITS, as_date, check_unit
 from rxrepurchase.core import backend
 from rxrepurchase.core import rfm as core_rfm
 from rxrepurchase.errors import RFMInputError
+from rxrepurchase.frames import local_times
 
 __all__ = [
     "TIME_UNITS",
@@ -85,8 +86,7 @@ def _orders_frame(
             f"column {time_col!r} must hold timestamps (datetime64), got {times.dtype}; "
             "parse it with pandas.to_datetime first"
         )
-    if isinstance(times.dtype, pd.DatetimeTZDtype):
-        times = times.dt.tz_localize(None)  # the local wall-clock date is the purchase day
+    times = local_times(times)
     amounts = transactions[amount_col]
     if not pd.api.types.is_numeric_dtype(amounts) or pd.api.types.is_bool_dtype(amounts):
         raise RFMInputError(f"column {amount_col!r} must be numeric, got {amounts.dtype}")
@@ -265,9 +265,7 @@ def transactions_after(
     """Member transactions dated after the calendar day ``end`` (counted before same-day
     merging): the ``transactions_after_end`` of :func:`summary_attrs`."""
     limit = end.normalize() + pd.Timedelta(days=1)
-    times = transactions[time_col]
-    if isinstance(times.dtype, pd.DatetimeTZDtype):
-        times = times.dt.tz_localize(None)
+    times = local_times(transactions[time_col])
     return int(((times >= limit) & transactions[customer_col].notna()).sum())
 
 

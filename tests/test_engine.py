@@ -285,6 +285,44 @@ def test_repurchase_rates_n_day_windows_hand_computed(hand):
     assert rolling["window"].tolist() == ["2024-01-01..2024-02-29", "2024-01-31..2024-03-30"]
 
 
+def test_money_measures_hand_computed(hand):
+    _, src = hand
+    # The refund o9 (paid -40) is not in the validated orders; the walk-ins o10, o11 are.
+    t = engine.arpu(src, "M", None)
+    # Jan: M1 100+20+50, M2 80, M3 0+30 = 280 over 3; Feb: M2 60, M4 40; Mar: M5 210, M2 70.
+    assert list(zip(t["window"], t["members"], t["revenue"], t["arpu"], strict=True)) == [
+        ("2024-01", 3, 280.0, pytest.approx(280 / 3)), ("2024-02", 2, 100.0, 50.0),
+        ("2024-03", 2, 280.0, 140.0),
+    ]  # fmt: skip
+    assert (t["gross_amount"].iloc[0], t["discount_amount"].iloc[0]) == (470.0, 190.0)
+    tiers = engine.arpu(src, "Q", "tier").set_index("tier")
+    # gold M1 170 + M4 40; regular M2 210 + M3 30; plus M5 210.
+    assert tiers["arpu"].to_dict() == {"gold": 105.0, "plus": 210.0, "regular": 120.0}
+    walk = engine.walk_in_share(src, "M", "store_id")
+    assert list(zip(walk["window"], walk["store_id"], walk["orders"], walk["walk_in_orders"],
+                    walk["revenue"], walk["walk_in_revenue"], strict=True)) == [
+        ("2024-01", "S1", 4, 1, 215.0, 15.0), ("2024-01", "S2", 3, 0, 80.0, 0.0),
+        ("2024-02", "S1", 2, 0, 100.0, 0.0), ("2024-02", "S2", 1, 1, 25.0, 25.0),
+        ("2024-03", "S2", 3, 0, 280.0, 0.0),
+    ]  # fmt: skip
+    with pytest.raises(RxRepurchaseError, match="order columns only"):
+        engine.walk_in_share(src, "M", "tier")
+    top = engine.pareto_share(src, 0.5, "store_id").set_index(["store_id", "measure"])
+    # S1 gross M2 160, M1 140, M4 40 (paid 140, 120, 40): top ceil(1.5) = 2.
+    # S2 gross M5 210, M3 180, M2 70, M1 50 (paid 210, 30, 70, 50): top 2; the subsidised M3
+    # is second by list price and last by what was paid.
+    assert top[["members", "top_members", "total", "top_total"]].to_dict("index") == {
+        ("S1", "revenue"): {"members": 3, "top_members": 2, "total": 340.0, "top_total": 300.0},
+        ("S1", "revenue_net_of_subsidy"): {"members": 3, "top_members": 2, "total": 300.0,
+                                           "top_total": 260.0},
+        ("S2", "revenue"): {"members": 4, "top_members": 2, "total": 510.0, "top_total": 390.0},
+        ("S2", "revenue_net_of_subsidy"): {"members": 4, "top_members": 2, "total": 360.0,
+                                           "top_total": 280.0},
+    }  # fmt: skip
+    march = engine.pareto_share(src, 0.2, start="2024-03-01")
+    assert march["top_share"].tolist() == [210 / 280] * 2  # M5 of M5, M2
+
+
 def test_cohort_retention_hand_computed(hand):
     _, src = hand
     t = engine.cohort_retention(src, "M", as_of="2024-03-31")
@@ -348,6 +386,11 @@ def test_dirty_export_aggregates_match_pandas(dirty):
         metrics.cohort_retention(chain.orders, "M", "store_id"),
         engine.cohort_retention(src, "M", "store_id"),
     )
+    members = {"members": chain.members}
+    for name, args, kw in (("arpu", ("M", "tier"), members), ("walk_in_share", ("Q", "channel"), {}),
+                           ("pareto_share", (0.2, "store_id"), members)):  # fmt: skip
+        pd.testing.assert_frame_equal(getattr(metrics, name)(chain.orders, *args, **kw),
+                                      getattr(engine, name)(src, *args), **MONEY)
 
 
 def test_lighter_validation_modes(dirty, demo):

@@ -303,6 +303,55 @@ def test_pareto_share():
         m.pareto_share(hand_orders(), top=1.5)
 
 
+def test_arpu_rolling_windows_member_groups_and_zero_paid():
+    o = hand_orders()
+    t = m.arpu(o, 60, "tier", members=hand_members(), start="2024-01-01", end="2024-03-30", step=30)
+    got = {(r.window, r.tier): (r.members, r.revenue, r.arpu) for r in t.itertuples()}
+    # 60-day windows every 30 days overlap: 01-01..02-29 holds o1-o9, 01-31..03-30 holds o5, o8,
+    # o9, o12-o14. gold = M1, M4; regular = M2, M3; plus = M5.
+    assert got == {
+        # M1 100+20+50, M4 40-40 (o8 paid 40 makes M4 a buyer; the refund is netted).
+        ("2024-01-01..2024-02-29", "gold"): (2, 170.0, 85.0),
+        ("2024-01-01..2024-02-29", "regular"): (2, 170.0, 85.0),  # M2 80+60, M3 0+30
+        ("2024-01-31..2024-03-30", "gold"): (1, 0.0, 0.0),  # M4 40-40
+        ("2024-01-31..2024-03-30", "plus"): (1, 210.0, 210.0),  # M5 200+10
+        ("2024-01-31..2024-03-30", "regular"): (1, 130.0, 130.0),  # M2 60+70
+    }
+    assert list(t["tier"]) == ["gold", "regular", "gold", "plus", "regular"]
+    assert t["members"].dtype == "int64"
+    # 01-15 holds only o6 (M3, paid 0): no purchase unless zero-paid orders count.
+    day = ("2024-01-15", "2024-01-15")
+    excluded, included = m.arpu(o, day).iloc[0], m.arpu(o, day, zero_paid="include").iloc[0]
+    assert (excluded.members, excluded.revenue, excluded.gross_amount) == (0, 0.0, 50.0)
+    assert math.isnan(excluded.arpu)
+    assert (included.members, included.arpu, included.discount_amount) == (1, 0.0, 50.0)
+
+
+def test_walk_in_share_named_windows_by_store():
+    windows = {"all": ("2024-01-01", "2024-03-31"), "january": ("2024-01-01", "2024-01-31")}
+    t = m.walk_in_share(hand_orders(), windows, "store_id")
+    got = [(r.window, r.store_id, r.orders, r.walk_in_orders, r.revenue, r.walk_in_revenue)
+           for r in t.itertuples()]  # fmt: skip
+    assert got == [
+        ("january", "S1", 4, 1, 215.0, 15.0),  # o1, o2, o4, o10 (walk-in): 100+20+80+15
+        ("january", "S2", 3, 0, 80.0, 0.0),  # o3 50, o6 0, o7 30
+        ("all", "S1", 7, 1, 275.0, 15.0),  # + o5 60, o8 40, o9 -40
+        ("all", "S2", 7, 1, 385.0, 25.0),  # o3, o6, o7, o11 25, o12 200, o13 10, o14 70
+    ]
+    assert t["walk_in_revenue_share"].tolist() == pytest.approx([15 / 215, 0.0, 15 / 275, 25 / 385])
+    assert t["store_id"].dtype == "string"
+
+
+def test_pareto_share_in_a_date_range():
+    t = m.pareto_share(hand_orders(), top=0.5, start="2024-02-01", end="2024-02-29")
+    # February: M2 o5 60; M4 o8 40 and its refund o9 -40 -> 0. Top ceil(0.5 x 2) = 1 = M2.
+    assert t[["measure", "members", "top_members", "total", "top_total", "top_share"]].to_dict(
+        "records") == [
+        {"measure": m_, "members": 2, "top_members": 1, "total": 60.0, "top_total": 60.0,
+         "top_share": 1.0} for m_ in ("revenue", "revenue_net_of_subsidy")
+    ]  # fmt: skip
+
+
 def test_plots_return_axes():
     o = hand_orders()
     fig, axes = plt.subplots(2, 2)

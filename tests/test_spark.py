@@ -12,6 +12,7 @@ from lifetimes import BetaGeoFitter
 
 from rxrepurchase import sources
 from rxrepurchase.core import rates as core_rates
+from rxrepurchase.core import revenue as core_revenue
 from rxrepurchase.core import rfm as core_rfm
 from rxrepurchase.core.fit_rows import fit_rows, spend_rows, spread_to_members
 from rxrepurchase.demo import DemoConfig, generate_demo_chain
@@ -173,6 +174,12 @@ AGGREGATES = {
         lambda t: core_rfm.calibration_holdout(t.orders, cut=CUT, end=END)[1], ["date"]),
     "order counts": (lambda t: core_rfm.order_counts(t.orders, after_cut=CUT), ["last_day"]),
     "member order span": (lambda t: core_rates.member_span(t.orders), ["first"]),
+    # Ranking within groups (window functions) is the part of the money measures most likely to
+    # differ between engines; ARPU and walk-in shares join windows as the rates above do.
+    "Pareto shares by store and tier": (
+        lambda t: core_revenue.pareto_share(t.orders, 0.2, by=["store_id", "tier"],
+                                            members=t.members, member_columns=["tier"]),
+        ["store_id", "tier", "measure"]),
 }
 
 

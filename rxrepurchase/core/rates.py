@@ -29,6 +29,7 @@ __all__ = [
     "period_freq",
     "period_ordinal",
     "repurchase_rates",
+    "with_member_columns",
 ]
 
 CALENDAR_FREQ = {
@@ -51,7 +52,8 @@ _COUNTS = ("members", "repeat_members", "purchases", "excluded_orders")
 _UNITS = {"D": "D", "W": "W", "M": "M", "Q": "Q", "Y": "Y"}  # ibis truncate units
 
 
-def _with_member_columns(rows: ir.Table, members: ir.Table | None, columns: Sequence[str]) -> ir.Table:
+def with_member_columns(rows: ir.Table, members: ir.Table | None, columns: Sequence[str]) -> ir.Table:
+    """``rows`` with the member ``columns`` joined from ``members`` on ``member_id``."""
     if not columns:
         return rows
     return rows.join(members.select("member_id", *columns), "member_id")
@@ -72,11 +74,13 @@ def in_windows(rows: ir.Table, windows: ir.Table, period: str | None = None) -> 
 
 
 def member_span(orders: ir.Table) -> ir.Table:
-    """One row: ``first`` and ``last`` ``ordered_at`` of member orders, ``latest`` of all."""
+    """One row: ``first`` and ``last`` ``ordered_at`` of member orders, ``earliest`` and
+    ``latest`` of all orders."""
     member = orders.member_id.notnull()
     return orders.aggregate(
         first=orders.ordered_at.min(where=member),
         last=orders.ordered_at.max(where=member),
+        earliest=orders.ordered_at.min(),
         latest=orders.ordered_at.max(),
     )
 
@@ -119,7 +123,7 @@ def repurchase_rates(
     keys = ["window_id", *by]
 
     def windowed(rows: ir.Table) -> ir.Table:
-        return in_windows(_with_member_columns(rows, members, member_columns), windows, period)
+        return in_windows(with_member_columns(rows, members, member_columns), windows, period)
 
     bought = windowed(purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid,
                                 keys=order_keys, amounts=()))  # fmt: skip
@@ -193,7 +197,7 @@ def cohorts(
     p = p.mutate(period=period_ordinal(p.day, freq))
     first = p.filter(p.purchase_number == 1)
     first = first.filter(first.period <= last).select("member_id", *order_keys, cohort=first.period)
-    first = _with_member_columns(first, members, member_columns)
+    first = with_member_columns(first, members, member_columns)
     sizes = first.group_by([*by, "cohort"]).aggregate(cohort_members=first.count())
     act = p.filter(p.period <= last).select("member_id", "period").join(first, "member_id")
     act = act.mutate(periods_since_first=act.period - act.cohort)
