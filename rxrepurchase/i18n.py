@@ -442,8 +442,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "uplift_not_measured": (
         "Wave {wave} ({name}, {method}) cost {cost}; its effect cannot be measured yet (the "
-        "window has not ended, or no comparable members).",
-        "第{wave}波（{name}，{method}）花费 {cost}；尚无法测算其效果（观察期未结束，或没有可比的会员）。",
+        "window has not ended, or too few members were sent or could be compared).",
+        "第{wave}波（{name}，{method}）花费 {cost}；尚无法测算其效果（观察期未结束，或收到活动或可比的会员太少）。",
     ),
     "uplift_net": (
         "Over 180 days each sent member made {net} extra purchases ({low} to {high}), against "
