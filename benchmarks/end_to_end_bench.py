@@ -94,7 +94,7 @@ def ours(data: Path, out: Path, memory_limit: str, threads: int) -> dict:
     steps.done("BG/NBD fit (weighted)")
     gamma = GammaGammaModel().fit(spend, weights="members")
     steps.done("Gamma-Gamma fit (weighted)")
-    scores = score_table(bgnbd, gamma, rfm, gross_margin=GROSS_MARGIN, days=30, horizon_months=12)
+    scores = score_table(bgnbd, gamma, rfm, gross_margin=GROSS_MARGIN, horizon_days=30, horizon_months=12)
     con.to_parquet(scores, out / "member_scores.parquet")
     steps.done("scores for every member -> Parquet")
     scored = con.read_parquet(out / "member_scores.parquet")

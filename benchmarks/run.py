@@ -204,7 +204,7 @@ def stage_score_rx(data: Path, work: Path, opts: dict) -> dict:
     rfm = _rfm_input(work, opts["score_members"])
     bgf, ggf = _fitted(rfm)
     with Timed() as t:
-        scores = score_members(bgf, ggf, rfm, gross_margin=GROSS_MARGIN, days=30, horizon_months=12)
+        scores = score_members(bgf, ggf, rfm, gross_margin=GROSS_MARGIN, horizon_days=30, horizon_months=12)
     scores[["p_alive", "expected_purchases", "clv"]].to_parquet(work / "scores_rx.parquet")
     return {"seconds": t.seconds, "peak_mb": t.peak_mb, "members": len(scores)}
 

@@ -49,13 +49,12 @@ targets = None  # this store's targets, e.g. {"user_repurchase_rate": 0.6} (None
 # %% tags=["remove_cell"]
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown, display
 
 from rxrepurchase import report_data as rd
 from rxrepurchase.i18n import set_currency, t
 from rxrepurchase.plotting import configure_matplotlib
-from rxrepurchase.rendering import chart_axes, charts_html
+from rxrepurchase.rendering import ALONE_CHART_SIZE, chart_axes, charts_html
 from rxrepurchase.report_slices import load_store_page
 from rxrepurchase.targets import target_progress
 
@@ -93,7 +92,9 @@ if not thin:
     display(HTML(rd.headline_html(headline, lang)))
     display(HTML(rd.targets_html([(store_id, target_progress(headline, targets or {}))], lang,
                                  start=headline["period_start"], end=headline["period_end"])))
-    rd.plot_monthly_repurchase(page.monthly, lang)
+    (trend,) = chart_axes(1, size=ALONE_CHART_SIZE)  # fits a phone: no sideways scroll
+    rd.plot_monthly_repurchase(page.monthly, lang, ax=trend)
+    display(HTML(charts_html([trend])))
 
 # %% [markdown] tags=["remove_cell"]
 # ## 2. Subsidy-driven vs loyal members
@@ -178,9 +179,9 @@ if not thin:
     refills = page.refills
     display(Markdown(f"## {t('section_refills', lang)}"))
     display(Markdown(rd.refills_summary(refills, lang)))
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    rd.plot_refills_due(refills, lang, ax=ax)
-    plt.show()
+    (due,) = chart_axes(1, size=ALONE_CHART_SIZE)
+    rd.plot_refills_due(refills, lang, ax=due)
+    display(HTML(charts_html([due])))
     display(HTML(rd.adherence_table_html(refills, lang)))
 
 # %% [markdown] tags=["remove_cell"]

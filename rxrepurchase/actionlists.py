@@ -30,6 +30,7 @@ from rxrepurchase.contract import require_columns
 from rxrepurchase.i18n import STRINGS, label, t
 from rxrepurchase.outputs import atomic_path
 from rxrepurchase.refill import RefillError, member_details
+from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
     "LISTS_WORKBOOK",
@@ -60,14 +61,15 @@ page and ``metrics.json`` count what was left out."""
 _CARE_TIERS = frozenset({"diamond", "plus"})
 
 
+@renamed_keywords(days="period_days")
 def bought_recently(orders: pd.DataFrame, as_of: str | pd.Timestamp, *,
-                    days: int = QUIET_DAYS) -> pd.Index:
-    """Members with an order on one of the ``days`` days ending ``as_of`` (inclusive)."""
+                    period_days: int = QUIET_DAYS) -> pd.Index:
+    """Members with an order on one of the ``period_days`` days ending ``as_of`` (inclusive)."""
     require_columns(orders, ["member_id", "ordered_at"], "orders", error=RefillError)
-    if days < 0:
-        raise RefillError(f"days must be >= 0, got {days}")
+    if period_days < 0:
+        raise RefillError(f"period_days must be >= 0, got {period_days}")
     end = pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
-    start = end - pd.Timedelta(days=days)
+    start = end - pd.Timedelta(days=period_days)
     when = orders["ordered_at"]
     recent = orders.loc[(when >= start) & (when < end), "member_id"].dropna()
     return pd.Index(recent.unique(), name="member_id")
@@ -101,7 +103,7 @@ def wake_up_targets(wake: pd.DataFrame, members: pd.DataFrame, orders: pd.DataFr
         The chain's tables.
     """
     wake = wake.rename_axis("member_id").reset_index()
-    recent = wake["member_id"].isin(bought_recently(orders, as_of, days=quiet_days))
+    recent = wake["member_id"].isin(bought_recently(orders, as_of, period_days=quiet_days))
     if "days_since_last_purchase" in wake:  # the model's own view of the last purchase
         recent |= wake["days_since_last_purchase"] < quiet_days
     listed = wake[~recent].copy()
@@ -158,7 +160,7 @@ def lapsed_refill_list(predictions: pd.DataFrame, members: pd.DataFrame, orders:
     late = (predictions["days_overdue"] > max_overdue_days).fillna(False)
     if "rhythm" in predictions:
         late &= (predictions["rhythm"] == "repeat").fillna(False)
-    recent = predictions["member_id"].isin(bought_recently(orders, as_of, days=quiet_days))
+    recent = predictions["member_id"].isin(bought_recently(orders, as_of, period_days=quiet_days))
     too_old = late & ~recent & (predictions["days_overdue"] > max_lapsed_days).fillna(False) \
         if max_lapsed_days is not None else pd.Series(False, index=predictions.index)
     listed = member_details(predictions[late & ~recent & ~too_old], members, show_phone=show_phone)

@@ -392,7 +392,7 @@ def store_figures_text(figures: Mapping | None, lang: str = "en",
     days = (dt.date.fromisoformat(end) - dt.date.fromisoformat(start)).days + 1 if start and end else 90
     lines = [t("mail_period", lang, days=days, start=start or "–", end=end or "–")]
     for key in ("user_repurchase_rate", "order_repurchase_rate"):
-        lines.append(t("mail_rate", lang, what=windowed(key, lang, days=days),
+        lines.append(t("mail_rate", lang, what=windowed(key, lang, period_days=days),
                        value=format_rate(f.get(key), lang),
                        median=format_rate(f.get(f"chain_median_{key}"), lang)))
     lines.append(t("mail_members_money", lang, members=format_count(f.get("active_members"), lang),

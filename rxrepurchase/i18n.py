@@ -15,6 +15,7 @@ from numbers import Real
 
 from rxrepurchase.contract import TIER_LABELS_ZH
 from rxrepurchase.errors import UnknownCurrencyError, UnknownLanguageError
+from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
     "CURRENCY_SYMBOLS",
@@ -441,8 +442,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "uplift_not_measured": (
         "Wave {wave} ({name}, {method}) cost {cost}; its effect cannot be measured yet (the "
-        "window has not ended, or no comparable members).",
-        "第{wave}波（{name}，{method}）花费 {cost}；尚无法测算其效果（观察期未结束，或没有可比的会员）。",
+        "window has not ended, or too few members were sent or could be compared).",
+        "第{wave}波（{name}，{method}）花费 {cost}；尚无法测算其效果（观察期未结束，或收到活动或可比的会员太少）。",
     ),
     "uplift_net": (
         "Over 180 days each sent member made {net} extra purchases ({low} to {high}), against "
@@ -803,13 +804,15 @@ def t(key: str, lang: str = "en", **values) -> str:
     return text.format(**values) if values else text
 
 
-def windowed(key: str, lang: str = "en", *, days: int | None = None) -> str:
-    """The label of rate ``key`` with its window: the last ``days`` days, or (``days`` None)
-    per calendar month. A page shows repurchase rates over several windows; each says which."""
+@renamed_keywords(days="period_days")
+def windowed(key: str, lang: str = "en", *, period_days: int | None = None) -> str:
+    """The label of rate ``key`` with its window: the last ``period_days`` days, or
+    (``period_days`` None) per calendar month. A page shows repurchase rates over several
+    windows; each says which."""
     what = t(key, lang)
-    if days is None:
+    if period_days is None:
         return t("window_month", lang, what=what)
-    return t("window_last_days", lang, what=what, days=days)
+    return t("window_last_days", lang, what=what, days=period_days)
 
 
 def label(value: str, lang: str = "en") -> str:

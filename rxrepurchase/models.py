@@ -33,6 +33,7 @@ from rxrepurchase.fit_data import (
     silenced,
     time_unit_of,
 )
+from rxrepurchase.renames import renamed_keywords
 from rxrepurchase.rfm import TIME_UNITS, RFMInputError, rfm_summary
 
 __all__ = [
@@ -680,13 +681,14 @@ def _discounted_purchases(purchase_model: PurchaseModel, frequency, recency, T, 
     return discounted
 
 
+@renamed_keywords(days="horizon_days")
 def score_members(
     purchase_model: PurchaseModel,
     spend_model: GammaGammaModel,
     rfm: pd.DataFrame,
     *,
     gross_margin: float,
-    days: int = 30,
+    horizon_days: int = 30,
     horizon_months: int = 12,
     monthly_discount_rate: float = 0.01,
     intervals: bool = False,
@@ -694,7 +696,7 @@ def score_members(
     n_draws: int = 100,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Per member: ``p_alive``, ``expected_purchases`` in the next ``days``,
+    """Per member: ``p_alive``, ``expected_purchases`` in the next ``horizon_days``,
     ``next_purchase_days`` (median days to the next purchase if still active,
     :meth:`PurchaseModel.time_to_next_purchase`) and ``next_purchase_on`` (that date, when the
     RFM records its ``as_of``), ``expected_spend`` per purchase and ``clv`` (see
@@ -715,7 +717,7 @@ def score_members(
         {
             "p_alive": purchase_model.probability_alive(rfm),
             "expected_purchases": purchase_model.predict_purchases(
-                rfm, days * _units_per_day(purchase_model)
+                rfm, horizon_days * _units_per_day(purchase_model)
             ),
             "expected_spend": spend_model.expected_spend(rfm),
             "clv": customer_lifetime_value(purchase_model, spend_model, rfm, **value),
@@ -731,19 +733,20 @@ def score_members(
         scores.insert(at + 1, "next_purchase_on",
                       pd.Timestamp(end) + pd.to_timedelta(np.ceil(next_days.to_numpy()), unit="D"))
     if intervals:
-        ranges = _score_ranges(purchase_model, spend_model, rfm, days=days, level=level,
+        ranges = _score_ranges(purchase_model, spend_model, rfm, horizon_days=horizon_days, level=level,
                                n_draws=n_draws, seed=seed, **value)
         for name in ("clv", "expected_purchases", "p_alive"):  # each range after its figure
             at = scores.columns.get_loc(name) + 1
             scores.insert(at, f"{name}_high", ranges[f"{name}_high"])
             scores.insert(at, f"{name}_low", ranges[f"{name}_low"])
     scores = scores.join(rfm[["frequency", "recency", "T", "monetary_value"]])
-    scores.attrs = {"days": days, "horizon_months": horizon_months, "gross_margin": gross_margin,
+    scores.attrs = {"horizon_days": horizon_days, "horizon_months": horizon_months, "gross_margin": gross_margin,
                     **(ranges.attrs if intervals else {})}
     return scores
 
 
-def row_scores(purchase_model: PurchaseModel, rows: pd.DataFrame, *, days: int = 30, horizon_months: int = 12,
+@renamed_keywords(days="horizon_days")
+def row_scores(purchase_model: PurchaseModel, rows: pd.DataFrame, *, horizon_days: int = 30, horizon_months: int = 12,
                monthly_discount_rate: float = 0.01) -> pd.DataFrame:
     """The scores that depend on ``(frequency, recency, T)`` only, once per row of ``rows``.
 
@@ -751,7 +754,7 @@ def row_scores(purchase_model: PurchaseModel, rows: pd.DataFrame, *, days: int =
     -------
     DataFrame
         ``frequency, recency, T`` as given, ``p_alive``, ``expected_purchases`` in the next
-        ``days`` and ``discounted_purchases`` (the discounted expected purchases over
+        ``horizon_days`` and ``discounted_purchases`` (the discounted expected purchases over
         ``horizon_months`` of :func:`customer_lifetime_value`, which times the expected spend
         and the margin gives the CLV).
     """
@@ -762,14 +765,15 @@ def row_scores(purchase_model: PurchaseModel, rows: pd.DataFrame, *, days: int =
         "p_alive": np.asarray(silenced(purchase_model.fitter_.conditional_probability_alive,
                                      frequency, recency, T), dtype=np.float64),
         "expected_purchases": purchase_model._conditional_purchases(
-            days * _units_per_day(purchase_model), frequency, recency, T),
+            horizon_days * _units_per_day(purchase_model), frequency, recency, T),
         "discounted_purchases": _discounted_purchases(purchase_model, frequency, recency, T,
                                                       horizon_months, monthly_discount_rate),
     })
 
 
+@renamed_keywords(days="horizon_days")
 def score_table(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm, *, gross_margin: float,
-                days: int = 30, horizon_months: int = 12, monthly_discount_rate: float = 0.01):
+                horizon_days: int = 30, horizon_months: int = 12, monthly_discount_rate: float = 0.01):
     """:func:`score_members`' ``p_alive``, ``expected_purchases``, ``expected_spend`` and
     ``clv`` for every member of an Ibis RFM table, where the table is (DuckDB, Spark).
 
@@ -799,7 +803,7 @@ def score_table(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm
 
     _check_value_terms(gross_margin, horizon_months, monthly_discount_rate)
     rows = fit_rows(rfm).select(*FIT_COLUMNS).execute()
-    per_row = row_scores(purchase_model, rows, days=days, horizon_months=horizon_months,
+    per_row = row_scores(purchase_model, rows, horizon_days=horizon_days, horizon_months=horizon_months,
                          monthly_discount_rate=monthly_discount_rate)
     scored = spread_to_members(rfm, ibis.memtable(per_row))
     spend = spend_model.spend_formula(scored.frequency, scored.monetary_value)
@@ -809,9 +813,9 @@ def score_table(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm
 
 
 def _draw_figures(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
-                  *, days: float, level: float, n_draws: int, seed: int,
+                  *, horizon_days: float, level: float, n_draws: int, seed: int,
                   **value) -> dict[str, np.ndarray]:
-    """Each member's P(alive), expected purchases in ``days`` and CLV under ``n_draws``
+    """Each member's P(alive), expected purchases in ``horizon_days`` and CLV under ``n_draws``
     parameter sets drawn from the estimate's asymptotic normal distribution on the log scale
     (covariance: :meth:`PurchaseModel.parameter_covariance`): arrays of draws x members."""
     if not 0 < level < 1:
@@ -826,7 +830,7 @@ def _draw_figures(purchase_model: PurchaseModel, spend_model: GammaGammaModel, r
     log_covariance = (vectors * np.clip(values, 0, None)) @ vectors.T
     draws = np.exp(np.random.default_rng(seed).multivariate_normal(
         np.log(estimate), log_covariance, size=n_draws))
-    horizon = days * _units_per_day(purchase_model)
+    horizon = horizon_days * _units_per_day(purchase_model)
     figures = {"p_alive": [], "expected_purchases": [], "clv": []}
     for draw in draws:
         params = purchase_model.params_.copy()
@@ -839,9 +843,9 @@ def _draw_figures(purchase_model: PurchaseModel, spend_model: GammaGammaModel, r
 
 
 def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
-                  *, days: float, level: float, n_draws: int, seed: int, **value) -> pd.DataFrame:
+                  *, horizon_days: float, level: float, n_draws: int, seed: int, **value) -> pd.DataFrame:
     """The ``*_low`` / ``*_high`` columns of :func:`score_members` (``intervals=True``)."""
-    figures = _draw_figures(purchase_model, spend_model, rfm, days=days, level=level,
+    figures = _draw_figures(purchase_model, spend_model, rfm, horizon_days=horizon_days, level=level,
                             n_draws=n_draws, seed=seed, **value)
     probs = [(1 - level) / 2, (1 + level) / 2]
     out = pd.DataFrame(index=rfm.index)
@@ -856,6 +860,7 @@ def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, r
     return out
 
 
+@renamed_keywords(days="horizon_days")
 def group_value_ranges(
     purchase_model: PurchaseModel,
     spend_model: GammaGammaModel,
@@ -863,7 +868,7 @@ def group_value_ranges(
     groups: pd.Series,
     *,
     gross_margin: float,
-    days: int = 30,
+    horizon_days: int = 30,
     horizon_months: int = 12,
     monthly_discount_rate: float = 0.01,
     level: float = 0.8,
@@ -872,7 +877,7 @@ def group_value_ranges(
 ) -> pd.DataFrame:
     """Ranges of a group's figures (a cohort's, a tier's) from the purchase model's parameter
     uncertainty: for every parameter draw (as in :func:`score_members` with
-    ``intervals=True``) the group's mean P(alive), mean expected purchases in ``days``, total
+    ``intervals=True``) the group's mean P(alive), mean expected purchases in ``horizon_days``, total
     and mean CLV; the central ``level`` interval of each over the draws.
 
     A group's range is not the sum of its members' ranges: the members' figures move together
@@ -895,7 +900,7 @@ def group_value_ranges(
     if missing.any():
         raise RFMInputError(f"groups has no entry for {int(missing.sum())} member(s) of the RFM "
                             f"summary, e.g. {list(rfm.index[missing][:3])}")
-    figures = _draw_figures(purchase_model, spend_model, rfm, days=days, level=level,
+    figures = _draw_figures(purchase_model, spend_model, rfm, horizon_days=horizon_days, level=level,
                             n_draws=n_draws, seed=seed, gross_margin=gross_margin,
                             horizon_months=horizon_months,
                             monthly_discount_rate=monthly_discount_rate)
@@ -995,7 +1000,7 @@ def wake_up_list(
     if intervals and len(listed):
         try:
             ranges = _score_ranges(purchase_model, spend_model, rfm_now.loc[listed.index],
-                                   days=30, level=level, n_draws=100, seed=0, **value)
+                                   horizon_days=30, level=level, n_draws=100, seed=0, **value)
         except ModelFitError:  # a fit without a Hessian: no ranges to show
             ranges = None
         if ranges is not None:
@@ -1044,6 +1049,7 @@ class GroupFits:
         return table.assign(mean=grouped.mean(), members=grouped.size())
 
 
+@renamed_keywords(days="horizon_days")
 def fit_by_group(
     rfm: pd.DataFrame,
     groups: pd.Series | str,
@@ -1051,7 +1057,7 @@ def fit_by_group(
     purchase_model: PurchaseModel | None = None,
     spend_model: GammaGammaModel | None = None,
     gross_margin: float | None = None,
-    days: int = 30,
+    horizon_days: int = 30,
     horizon_months: int = 12,
     monthly_discount_rate: float = 0.01,
 ) -> GroupFits:
@@ -1124,7 +1130,7 @@ def fit_by_group(
                 sm,
                 part,
                 gross_margin=gross_margin,
-                days=days,
+                horizon_days=horizon_days,
                 horizon_months=horizon_months,
                 monthly_discount_rate=monthly_discount_rate,
             )

@@ -39,7 +39,7 @@ from rxrepurchase.core import fills as core_fills
 from rxrepurchase.core.fills import FILL_NAMING_ORDER
 from rxrepurchase.errors import RefillError
 from rxrepurchase.outputs import atomic_path
-from rxrepurchase.renames import renamed_keywords
+from rxrepurchase.renames import renamed_attribute, renamed_keywords
 
 __all__ = [
     "FILL_NAMING_ORDER",
@@ -1226,9 +1226,10 @@ class RefillOverview:
     adherence : DataFrame
         :func:`adherence` rows over the 365 days ending ``as_of``.
     targets : DataFrame
-        The reminder list (:func:`refill_targets`, due within ``within`` days or overdue).
+        The reminder list (:func:`refill_targets`, due within ``horizon_days`` days or overdue).
     as_of : Timestamp
-    within : int
+    horizon_days : int
+        The list's look-ahead in days (``within`` is its old name, read-only).
     list_check : DataFrame
         :func:`list_outcomes` of the list as it would have been sent ``outcome_days`` before
         ``as_of``: its measured precision is shown beside today's list.
@@ -1238,8 +1239,10 @@ class RefillOverview:
     adherence: pd.DataFrame
     targets: pd.DataFrame
     as_of: pd.Timestamp
-    within: int
+    horizon_days: int
     list_check: pd.DataFrame
+
+    within = renamed_attribute("within", "horizon_days")
 
     @property
     def list_precision(self) -> pd.DataFrame:
@@ -1268,7 +1271,7 @@ class RefillOverview:
         status = self.targets["status"]
         return {
             "as_of": self.as_of.date().isoformat(),
-            "within_days": self.within,
+            "horizon_days": self.horizon_days,
             "refill_members": int(self.predictions["member_id"].nunique()),
             "reminder_rows": len(self.targets),
             "reminder_members": int(self.targets["member_id"].nunique()),
@@ -1292,7 +1295,7 @@ class RefillOverview:
 
         return {
             "list_check_as_of": self.list_check.attrs["as_of"].date().isoformat(),
-            "list_check_days": self.list_check.attrs["outcome_days"],
+            "list_check_outcome_days": self.list_check.attrs["outcome_days"],
             "list_check_listed": int(table.loc["refill_model", "listed"]),
             "list_precision": share(table.loc["refill_model", "precision"]),
             "list_precision_low": share(table.loc["refill_model", "precision_low"]),
@@ -1366,7 +1369,7 @@ def refill_overview(
         adherence=adh,
         targets=refill_targets(predictions, chain.members, horizon_days=horizon_days, lift=lift),
         as_of=as_of,
-        within=horizon_days,
+        horizon_days=horizon_days,
         list_check=check,
     )
 

@@ -1,9 +1,11 @@
-"""Old keyword names accepted for a while after a rename (see the vocabulary of
+"""Old keyword and attribute names accepted for a while after a rename (see the vocabulary of
 ``docs/architecture.md``).
 
 A renamed keyword of a public function keeps working: the call warns with a ``FutureWarning``
 that names the new keyword, and the value goes on under the new name. Giving the old and the
-new name together is an error, so nothing is silently overwritten.
+new name together is an error, so nothing is silently overwritten. An old keyword that held
+several values (``horizons=(7, 14)``) may map to as many new ones, which its value is unpacked
+into.
 """
 
 from __future__ import annotations
@@ -13,19 +15,21 @@ import warnings
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["renamed_keywords"]
+__all__ = ["renamed_attribute", "renamed_keywords"]
 
 F = TypeVar("F", bound=Callable)
 
 
-def renamed_keywords(**renames: str) -> Callable[[F], F]:
+def renamed_keywords(**renames: str | tuple[str, ...]) -> Callable[[F], F]:
     """Decorator: ``@renamed_keywords(within="horizon_days")`` accepts ``within=`` as the old
-    name of ``horizon_days=``.
+    name of ``horizon_days=``; ``@renamed_keywords(horizons=("soon_days", "horizon_days"))``
+    accepts ``horizons=(7, 14)`` as ``soon_days=7, horizon_days=14``.
 
     Raises
     ------
     TypeError
-        A call gives both the old and the new name.
+        A call gives both the old and a new name, or an old value that does not unpack into
+        its new names.
     """
 
     def decorate(func: F) -> F:
@@ -34,14 +38,38 @@ def renamed_keywords(**renames: str) -> Callable[[F], F]:
             for old, new in renames.items():
                 if old not in kwargs:
                     continue
-                if new in kwargs:
-                    raise TypeError(f"{func.__name__}() got {old}= and {new}=; {old}= is the old "
-                                    f"name of {new}=, give only {new}=")  # fmt: skip
-                warnings.warn(f"{func.__name__}({old}=...) is renamed {func.__name__}({new}=...); "
+                names = (new,) if isinstance(new, str) else new
+                given = ", ".join(f"{n}=" for n in names)
+                if any(n in kwargs for n in names):
+                    raise TypeError(f"{func.__name__}() got {old}= and {given}; {old}= is the old "
+                                    f"name of {given}, give only {given}")  # fmt: skip
+                warnings.warn(f"{func.__name__}({old}=...) is renamed "
+                              f"{func.__name__}({', '.join(f'{n}=...' for n in names)}); "
                               f"the old name will stop working", FutureWarning, stacklevel=2)  # fmt: skip
-                kwargs[new] = kwargs.pop(old)
+                value = kwargs.pop(old)
+                if isinstance(new, str):
+                    kwargs[new] = value
+                    continue
+                values = tuple(value)
+                if len(values) != len(names):
+                    raise TypeError(f"{func.__name__}({old}=...) takes {len(names)} values "
+                                    f"({given}), got {value!r}")  # fmt: skip
+                kwargs.update(zip(names, values, strict=True))
             return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def renamed_attribute(old: str, new: str) -> property:
+    """A read-only property ``old`` of a class whose attribute is now ``new``: reading it warns
+    with a ``FutureWarning`` naming ``new`` and gives ``new``'s value. Use in the class body:
+    ``within = renamed_attribute("within", "horizon_days")``."""
+
+    def read(self):
+        warnings.warn(f"{type(self).__name__}.{old} is renamed {type(self).__name__}.{new}; the "
+                      f"old name will stop working", FutureWarning, stacklevel=2)  # fmt: skip
+        return getattr(self, new)
+
+    return property(read, doc=f"Old name of ``{new}`` (read-only; warns).")

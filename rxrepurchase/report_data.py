@@ -421,7 +421,7 @@ def headline_html(headline: dict, lang: str = "en") -> str:
         ("revenue", format_money(headline["revenue"], lang), ""),
         ("subsidy", format_money(headline["subsidy"], lang), ""),
     ]
-    labels = {key: windowed(key, lang, days=days)
+    labels = {key: windowed(key, lang, period_days=days)
               for key in ("user_repurchase_rate", "order_repurchase_rate")}
     period = t("period", lang, start=headline["period_start"], end=headline["period_end"])
     return render_section("headline", period=period, tiles=[
@@ -723,7 +723,7 @@ def chain_totals_html(totals: pd.DataFrame, lang: str = "en") -> str:
         if total in ("user_repurchase_rate", "order_repurchase_rate"):
             shown, change = (lambda v: format_rate(v, lang)), _points
             # The population too: a chain rate is not a store's (chain_vs_stores_reading).
-            name = t("population_chain", lang, what=windowed(total, lang, days=days))
+            name = t("population_chain", lang, what=windowed(total, lang, period_days=days))
         else:
             shown = (lambda v: format_money(v, lang)) if total in ("revenue", "subsidy") else (
                 lambda v: format_count(v, lang))
@@ -820,7 +820,7 @@ def targets_html(progress: list[tuple[str, pd.DataFrame]], lang: str = "en", *,
             if not r.met and progress == format_rate(1.0, lang, digits=0):
                 progress = format_rate(r.progress, lang, digits=1)
             rows.append([format_text(who) if who else t("target_chain", lang),
-                         windowed(r.measure, lang, days=days) if r.kind == "rate" else t(r.measure, lang),
+                         windowed(r.measure, lang, period_days=days) if r.kind == "rate" else t(r.measure, lang),
                          shown(r.target), shown(r.actual), progress, status])
     if not rows:
         return ""
@@ -883,7 +883,7 @@ def chain_ranking_html(stores: pd.DataFrame, lang: str = "en") -> str:
            "money": ("revenue", "subsidy"), "counts": ("active_members",)}  # fmt: skip
     if len(stores):
         days = period_days_of(first["period_start"], first["period_end"])
-        fmt["headers"] = {k: t("population_store", lang, what=windowed(k, lang, days=days))
+        fmt["headers"] = {k: t("population_store", lang, what=windowed(k, lang, period_days=days))
                           for k in ("user_repurchase_rate", "order_repurchase_rate")}
     out = f"<p>{html.escape(intro)}</p>" + table_html(
         ranked[["rank", *cols]].rename(columns={"store_id": "store"}), lang, **fmt)
@@ -1303,7 +1303,7 @@ def store_models(
         sm = GammaGammaModel().fit(rfm)
     except ModelFitError as exc:
         return StoreModels(reason=str(exc))
-    scores = score_members(pm, sm, rfm, gross_margin=gross_margin, days=horizon_days,
+    scores = score_members(pm, sm, rfm, gross_margin=gross_margin, horizon_days=horizon_days,
                            horizon_months=horizon_months, intervals=True, n_draws=30)
     labels = cohorts.set_index("member_id")["subsidy_cohort"]
     tiers = chain.members.set_index("member_id")["tier"]
@@ -1311,7 +1311,7 @@ def store_models(
                            tier=tiers.reindex(scores.index).to_numpy())
     cut = (pd.Timestamp(calibration_end) if calibration_end is not None
            else chain.as_of - pd.Timedelta(days=holdout_days))
-    ranges = {by: group_value_ranges(pm, sm, rfm, scores[by], gross_margin=gross_margin, days=horizon_days,
+    ranges = {by: group_value_ranges(pm, sm, rfm, scores[by], gross_margin=gross_margin, horizon_days=horizon_days,
                                      horizon_months=horizon_months, n_draws=30)
               for by in ("subsidy_cohort", "tier")}
     result = StoreModels(purchase_model=pm, spend_model=sm, scores=scores, calibration_end=cut,
@@ -1408,7 +1408,7 @@ def model_summary(models: StoreModels, lang: str = "en") -> str:
     return t("value_summary", lang, members=format_count(len(s), lang),
              alive=format_rate(s["p_alive"].mean(), lang, digits=0),
              purchases=f"{s['expected_purchases'].sum():,.0f}",
-             days=s.attrs.get("days", 30),
+             days=s.attrs.get("horizon_days", 30),
              clv=format_money(s["clv"].sum(), lang),
              clv_range=t("range_suffix", lang, low=format_money(s.attrs["clv_total_low"], lang),
                          high=format_money(s.attrs["clv_total_high"], lang),
@@ -1656,7 +1656,7 @@ def tiers_table_html(tiers: pd.DataFrame, lang: str = "en", *, period_days: int 
     return table_html(out, lang, rates=("member_share", "user_repurchase_rate"),
                       money=("spend_365d_mean", "spend_365d_total"), counts=("members",),
                       headers={"user_repurchase_rate": windowed("user_repurchase_rate", lang,
-                                                                days=period_days)})
+                                                                period_days=period_days)})
 
 
 @renamed_keywords(days="period_days")
@@ -1665,7 +1665,7 @@ def channels_table_html(channels: pd.DataFrame, lang: str = "en", *, period_days
     out = channels.assign(channel=channels["channel"].map(lambda v: label(v, lang)))
     return table_html(out, lang, rates=("user_repurchase_rate", "order_repurchase_rate"),
                       counts=("members", "purchases"),
-                      headers={k: windowed(k, lang, days=period_days)
+                      headers={k: windowed(k, lang, period_days=period_days)
                                for k in ("user_repurchase_rate", "order_repurchase_rate")})
 
 
@@ -1727,12 +1727,12 @@ def refills_summary(refills: RefillOverview, lang: str = "en") -> str:
              due=format_count(h["reminder_rows_due"], lang),
              overdue=format_count(h["reminder_rows_overdue"], lang),
              later=format_count(h["reminder_rows_later"], lang),
-             lapsed=format_count(h["lapsed_rows"], lang), within=h["within_days"],
+             lapsed=format_count(h["lapsed_rows"], lang), within=h["horizon_days"],
              pdc=format_rate(h["pdc_mean"], lang, digits=0),
              adherent=format_rate(h["adherent_share"], lang, digits=0)) + (
         "" if h["list_precision"] is None else " " + t(
             "refills_precision_sentence", lang, listed=format_count(h["list_check_listed"], lang),
-            as_of=h["list_check_as_of"], days=h["list_check_days"],
+            as_of=h["list_check_as_of"], days=h["list_check_outcome_days"],
             precision=format_rate(h["list_precision"], lang, digits=0),
             low=format_rate(h["list_precision_low"], lang, digits=0),
             high=format_rate(h["list_precision_high"], lang, digits=0),
@@ -1796,15 +1796,16 @@ def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: 
     """
     from rxrepurchase.this_week import this_week_actions
 
-    soon = min(7, refills.within)
+    soon = min(7, refills.horizon_days)
     actions = this_week_actions(
         predictions=refills.predictions, members=chain.members, cohorts=cohorts,
         orders=chain.for_store(store_id).orders, as_of=chain.as_of,
         wake_up=(store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared)
                  if wake_up is _MADE_HERE else wake_up),
-        refill_list=refills.targets, horizons=(soon, refills.within), period_days=period_days)
+        refill_list=refills.targets, soon_days=soon, horizon_days=refills.horizon_days,
+        period_days=period_days)
     actions.attrs = {**actions.attrs, "as_of": chain.as_of.date().isoformat(),
-                     "within": refills.within, "soon": soon, "period_days": period_days}
+                     "within": refills.horizon_days, "soon": soon, "period_days": period_days}
     return actions
 
 
@@ -2068,7 +2069,7 @@ class RefillSection:
     @classmethod
     def of(cls, refills: RefillOverview) -> RefillSection:
         return cls(predictions=refills.predictions, headline=refills.headline,
-                   adherence_by_product=refills.adherence_by_product, within=refills.within)
+                   adherence_by_product=refills.adherence_by_product, within=refills.horizon_days)
 
 
 @dataclass

@@ -25,6 +25,7 @@ import pandas as pd
 
 from rxrepurchase.contract import require_columns
 from rxrepurchase.errors import ThisWeekError
+from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
     "ACTIONS",
@@ -69,8 +70,10 @@ def contact_channel(members: pd.DataFrame) -> pd.Series:
                      name="channel")
 
 
-def top_members(orders: pd.DataFrame, top: float = 0.2, *, end=None) -> pd.Index:
-    """The top ``top`` share of members by what they paid (``paid_amount``) up to ``end``.
+@renamed_keywords(end="as_of")
+def top_members(orders: pd.DataFrame, top: float = 0.2, *, as_of=None) -> pd.Index:
+    """The top ``top`` share of members by what they paid (``paid_amount``) up to ``as_of``
+    (its whole day included; every order when None).
 
     The same ranking as :func:`rxrepurchase.metrics.pareto_share`'s
     ``revenue_net_of_subsidy`` measure: ``ceil(top x members)`` members, ties broken by
@@ -78,8 +81,8 @@ def top_members(orders: pd.DataFrame, top: float = 0.2, *, end=None) -> pd.Index
     """
     _require(orders, "orders", ["member_id", "ordered_at", "paid_amount"])
     frame = orders.loc[orders["member_id"].notna()]
-    if end is not None:
-        frame = frame.loc[frame["ordered_at"].dt.normalize() <= pd.Timestamp(end)]
+    if as_of is not None:
+        frame = frame.loc[frame["ordered_at"].dt.normalize() <= pd.Timestamp(as_of).normalize()]
     paid = frame.groupby("member_id", observed=True)["paid_amount"].sum().reset_index()
     paid = paid.sort_values(["paid_amount", "member_id"], ascending=[False, True])
     n_top = int(np.ceil(len(paid) * top - 1e-9))
@@ -91,13 +94,14 @@ SLOWED_FACTOR = 1.5
 usual (median) interval between purchases."""
 
 
+@renamed_keywords(active_days="period_days")
 def slowed_top_members(orders: pd.DataFrame, as_of, *, top: float = 0.2,
-                       factor: float = SLOWED_FACTOR, active_days: int = 90) -> pd.DataFrame:
+                       factor: float = SLOWED_FACTOR, period_days: int = 90) -> pd.DataFrame:
     """The top ``top`` members (:func:`top_members`) whose visits slowed: at least two
     purchases (member-days, :func:`rxrepurchase.metrics.purchases`) up to ``as_of``, the days
     since the last one more than ``factor`` times their median interval between purchases, and
-    the last one within the ``active_days`` days ending ``as_of`` (the report period). A member
-    with one purchase has no rhythm to fall behind; one gone longer than ``active_days`` has
+    the last one within the ``period_days`` days ending ``as_of`` (the report period). A member
+    with one purchase has no rhythm to fall behind; one gone longer than ``period_days`` has
     lapsed and is the wake-up lists' to win back, not a call about a slower rhythm.
 
     Returns
@@ -111,7 +115,7 @@ def slowed_top_members(orders: pd.DataFrame, as_of, *, top: float = 0.2,
 
     if factor <= 0:
         raise ThisWeekError(f"factor must be positive, got {factor}")
-    best = top_members(orders, top, end=as_of)
+    best = top_members(orders, top, as_of=as_of)
     end = pd.Timestamp(as_of).normalize()
     mine = orders.loc[orders["member_id"].isin(best) & (orders["ordered_at"].dt.normalize() <= end)]
     bought = purchases(mine)
@@ -123,7 +127,7 @@ def slowed_top_members(orders: pd.DataFrame, as_of, *, top: float = 0.2,
     table["days_since_last"] = (end - table["last"]).dt.days
     slowed = table.loc[(table["purchases"] >= 2)
                        & (table["days_since_last"] > factor * table["usual_gap_days"])
-                       & (table["days_since_last"] < active_days)]
+                       & (table["days_since_last"] < period_days)]
     slowed = slowed.sort_values(["paid", "member_id"], ascending=[False, True])
     out = slowed[["member_id", "paid", "purchases", "usual_gap_days", "days_since_last"]]
     out = out.reset_index(drop=True)
@@ -163,6 +167,7 @@ def _row(action: str, offer: str, ids: pd.Index, channel: pd.Series, **extra) ->
             **{c: int(by_channel.get(c, 0)) for c in CHANNELS}, **extra}
 
 
+@renamed_keywords(horizons=("soon_days", "horizon_days"))
 def this_week_actions(
     *,
     predictions: pd.DataFrame,
@@ -172,7 +177,8 @@ def this_week_actions(
     as_of,
     wake_up: pd.DataFrame | None = None,
     refill_list: pd.DataFrame | None = None,
-    horizons: tuple[int, int] = (7, 14),
+    soon_days: int = 7,
+    horizon_days: int = 14,
     top: float = 0.2,
     win_back_min_days: int = WIN_BACK_MIN_DAYS,
     period_days: int = 90,
@@ -199,10 +205,13 @@ def this_week_actions(
         The store's refill reminder list (:func:`rxrepurchase.refill.refill_targets` rows,
         ``member_id, days_until_due``). When given, the reminders are exactly its rows, so
         the page counts what the list file holds (the default list picks by chance of a
-        refill, so it can hold pairs due after ``horizons[1]`` days and overdue ones);
-        otherwise the predictions' repeat pairs due within ``horizons[1]`` days.
-    horizons : (int, int)
-        Refill reminders due within the first (counted apart) and second number of days.
+        refill, so it can hold pairs due after ``horizon_days`` days and overdue ones);
+        otherwise the predictions' repeat pairs due within ``horizon_days`` days.
+    soon_days : int
+        Refill reminders due within this many days are counted apart (``members_soon``).
+    horizon_days : int
+        The look-ahead of the refill reminders made from the predictions (when no
+        ``refill_list`` is given).
     top : float
         Share of members by what they paid whose slowed members are looked after.
     win_back_min_days : int
@@ -216,7 +225,7 @@ def this_week_actions(
     DataFrame
         ``action`` (:data:`ACTIONS`), ``offer``, ``members`` (distinct members), ``wechat``,
         ``sms``, ``in_store`` (members per channel), and per action: ``members_soon``
-        (refills: due within ``horizons[0]`` days), ``items`` (refills: member x products),
+        (refills: due within ``soon_days`` days), ``items`` (refills: member x products),
         ``expected_value`` (win back: sum of value at risk x probability still active),
         ``top_members`` (top care: the size of the top group; ``members`` are those of it
         whose visits slowed, :func:`slowed_top_members`),
@@ -226,9 +235,9 @@ def this_week_actions(
     """
     _require(predictions, "predictions", ["member_id", "rhythm", "days_until_due"])
     _require(cohorts, "cohorts", ["member_id", "subsidy_cohort"])
-    soon, within = horizons
-    if not 0 < soon <= within:
-        raise ThisWeekError(f"horizons must be 0 < first <= second, got {horizons}")
+    if not 0 < soon_days <= horizon_days:
+        raise ThisWeekError(f"soon_days and horizon_days must be 0 < soon_days <= horizon_days, "
+                            f"got {soon_days} and {horizon_days}")
     channel = contact_channel(members)
     no_coupon = set(cohorts.loc[cohorts["subsidy_cohort"] == NO_COUPON_COHORT, "member_id"])
     rows = []
@@ -238,12 +247,12 @@ def this_week_actions(
         due = refill_list
     else:
         due = predictions.loc[(predictions["rhythm"] == "repeat")
-                              & predictions["days_until_due"].between(0, within)]
+                              & predictions["days_until_due"].between(0, horizon_days)]
     for offer, keep in (("reminder_coupon", False), ("reminder_only", True)):
         part = due.loc[due["member_id"].isin(no_coupon) == keep]
         ids = pd.Index(part["member_id"].unique(), name="member_id")
         if len(ids):
-            soon_ids = part.loc[part["days_until_due"] <= soon, "member_id"].nunique()
+            soon_ids = part.loc[part["days_until_due"] <= soon_days, "member_id"].nunique()
             rows.append(_row("refill_reminder", offer, ids, channel, members_soon=soon_ids,
                              items=len(part)))
 
@@ -260,7 +269,7 @@ def this_week_actions(
                 rows.append(_row("win_back", offer, pd.Index(part["member_id"]), channel,
                                  expected_value=float(part["_expected"].sum())))
 
-    slowed = slowed_top_members(orders, as_of, top=top, active_days=period_days)
+    slowed = slowed_top_members(orders, as_of, top=top, period_days=period_days)
     if len(slowed):
         rows.append(_row("top_care", "member_care", pd.Index(slowed["member_id"]), channel,
                          top_members=slowed.attrs["top_members"]))

@@ -47,6 +47,7 @@ from rxrepurchase.renames import renamed_keywords
 __all__ = [
     "HORIZONS",
     "MATCH_ON",
+    "MIN_GROUP_MEMBERS",
     "MatchedUplift",
     "UpliftInputError",
     "campaign_uplift",
@@ -60,6 +61,12 @@ HORIZONS: tuple[int, ...] = (90, 180)
 
 MATCH_ON: tuple[str, ...] = ("recency", "frequency", "spend", "tier", "store")
 """Pre-campaign behaviour the observational comparison matches on."""
+
+MIN_GROUP_MEMBERS = 10
+"""Fewest sent members, and fewest control (or matched comparison) members, an effect is
+measured on. Below it a row says ``too_few_members`` and has no estimate: a small store's share
+of a send list (a member or two a group) gives no usable interval, only noise that reads like a
+result."""
 
 # Coarsening of the matched behaviours (days since last purchase; purchases and spend in the
 # 365 days before the send). Edges are left-closed: [0, 30), [30, 60), ...
@@ -199,6 +206,16 @@ def _effects(est: float, low: float, high: float, n_treated: int, subsidy: float
     }
 
 
+def _check_min_members(min_members: int) -> None:
+    if min_members < 2:  # one member a group has no spread: no interval can be drawn
+        raise UpliftInputError(f"min_members must be at least 2, got {min_members}")
+
+
+def _mean(values: np.ndarray) -> float:
+    """The mean, NaN for no value (without numpy's warning about an empty slice)."""
+    return float(values.mean()) if values.size else np.nan
+
+
 def _keys(outcomes: pd.DataFrame, by) -> list[str]:
     keys = ["campaign_id", *([by] if isinstance(by, str) else list(by or []))]
     require_columns(outcomes, keys, "send outcomes", error=UpliftInputError)
@@ -211,6 +228,7 @@ def randomized_uplift(
     by: str | Sequence[str] | None = None,
     alpha: float = 0.05,
     seed: int = 0,
+    min_members: int = MIN_GROUP_MEMBERS,
 ) -> pd.DataFrame:
     """Incremental effect of each campaign with a control group: treated − control.
 
@@ -226,6 +244,8 @@ def randomized_uplift(
         1 − confidence level of the intervals.
     seed : int
         Seed of the bootstrap of the revenue interval.
+    min_members : int
+        Fewest treated and fewest control members a row's effect is measured on (at least 2).
 
     Returns
     -------
@@ -241,7 +261,10 @@ def randomized_uplift(
         ``extra_purchases_window`` / ``_<h>d`` (net extra purchases per treated member within
         the window and each horizon, Welch interval) and ``control_redeemed`` (contamination).
         ``method`` is ``"randomized"``. Rows with follow-up shorter than the window are NaN.
+        ``too_few_members`` marks rows with fewer than ``min_members`` treated or control
+        members: their effects are NaN, not estimated.
     """
+    _check_min_members(min_members)
     keys = _keys(outcomes, by)
     horizons = outcomes.attrs.get("horizons", HORIZONS)
     rows = []
@@ -254,7 +277,8 @@ def randomized_uplift(
         complete = t["repurchased"].notna().all() and c["repurchased"].notna().all()
         row["rate_treatment"] = t["repurchased"].mean()
         row["rate_control"] = c["repurchased"].mean()
-        if complete and len(t):
+        row["too_few_members"] = min(len(t), len(c)) < min_members
+        if complete and not row["too_few_members"]:
             ct, cc = int(t["repurchased"].sum()), int(c["repurchased"].sum())
             low, high = confint_proportions_2indep(ct, len(t), cc, len(c), method="newcomb",
                                                    compare="diff", alpha=alpha)
@@ -266,7 +290,8 @@ def randomized_uplift(
             rev = (np.nan, np.nan, np.nan)
         pulls = {}
         for h in ("window", *(f"{h}d" for h in horizons)):
-            e, lo, hi = _welch(t[f"purchases_{h}"].to_numpy(float), c[f"purchases_{h}"].to_numpy(float), alpha)
+            e, lo, hi = ((np.nan,) * 3 if row["too_few_members"] else
+                         _welch(t[f"purchases_{h}"].to_numpy(float), c[f"purchases_{h}"].to_numpy(float), alpha))
             pulls.update({f"extra_purchases_{h}": e, f"extra_purchases_{h}_low": lo,
                           f"extra_purchases_{h}_high": hi})
         row.update(_effects(est, float(low), float(high), len(t), float(t["subsidy"].sum()), rev, pulls))
@@ -328,6 +353,9 @@ class MatchedUplift:
     exclude_days : int
         Members listed in another campaign sent within this many days before the send (or
         during the longest horizon after it) are not used as comparisons.
+    min_members : int
+        Fewest matched sent and fewest matched comparison members the effect is measured on
+        (at least 2); below it ``too_few_members`` is True and the effects are NaN.
 
     Attributes
     ----------
@@ -341,10 +369,13 @@ class MatchedUplift:
 
     @renamed_keywords(window_days="outcome_days")
     def __init__(self, match_on: Sequence[str] = MATCH_ON, *, outcome_days: int = 30,
-                 horizons: Sequence[int] = HORIZONS, alpha: float = 0.05, exclude_days: int = 180):
+                 horizons: Sequence[int] = HORIZONS, alpha: float = 0.05, exclude_days: int = 180,
+                 min_members: int = MIN_GROUP_MEMBERS):
         unknown = sorted(set(match_on) - set(MATCH_ON))
         if unknown:
             raise UpliftInputError(f"match_on has unknown behaviour(s) {unknown}; choose from {MATCH_ON}")
+        _check_min_members(min_members)
+        self.min_members = min_members
         self.match_on = tuple(match_on)
         self.outcome_days = outcome_days
         self.horizons = tuple(horizons)
@@ -388,21 +419,28 @@ class MatchedUplift:
         # CEM weights: sent members 1; a comparison member stands for n_t / n_c of its stratum,
         # scaled so the comparison weights sum to the number of matched comparisons.
         w = np.where(treated, 1.0, 0.0)
-        ratio = (n_t / n_c).reindex(strata[~treated & matched]).to_numpy()
-        w[~treated & matched] = ratio * (~treated & matched).sum() / (treated & matched).sum()
         use = matched
-        self.balance_ = self._balance(x, treated, w, use)
         tw, cw = treated & use, ~treated & use
+        if tw.any():
+            ratio = (n_t / n_c).reindex(strata[cw]).to_numpy()
+            w[cw] = ratio * cw.sum() / tw.sum()
+        self.balance_ = self._balance(x, treated, w, use)
+        too_few = min(int(tw.sum()), int(cw.sum())) < self.min_members
         row = {"campaign_id": campaign_id, "method": "observational (matched)",
                "treatment": int(tw.sum()), "control": int(cw.sum()),
-               "unmatched": int((treated & ~use).sum())}
+               "unmatched": int((treated & ~use).sum()), "too_few_members": too_few}
         row["rate_treatment"] = out.loc[tw, "repurchased"].mean()
         row["rate_control"] = np.average(out.loc[cw, "repurchased"], weights=w[cw]) if cw.any() else np.nan
-        est = self._wls(out["repurchased"], treated, w, use)
-        rev = self._wls(out["revenue_window"], treated, w, use)
+
+        def effect(y: pd.Series) -> tuple[float, float, float]:
+            # Too few members: no regression (with as many rows as terms, HC1 divides by zero).
+            return (np.nan,) * 3 if too_few else self._wls(y, treated, w, use)
+
+        est = effect(out["repurchased"])
+        rev = effect(out["revenue_window"])
         pulls = {}
         for h in ("window", *(f"{h}d" for h in self.horizons)):
-            e = self._wls(out[f"purchases_{h}"], treated, w, use)
+            e = effect(out[f"purchases_{h}"])
             pulls.update({f"extra_purchases_{h}": e[0], f"extra_purchases_{h}_low": e[1],
                           f"extra_purchases_{h}_high": e[2]})
         row.update(_effects(*est, int(tw.sum()), float(out.loc[tw, "subsidy"].sum()), rev, pulls))
@@ -428,17 +466,17 @@ class MatchedUplift:
         for tier in sorted(x["tier"].dropna().unique()):
             num[f"tier_{tier}"] = (x["tier"] == tier).astype(float)
         rows = []
+        cw = ~treated & use
         for col in num.columns:
             v = num[col].to_numpy(float)
-            t_mean = v[treated].mean()
-            raw = v[~treated].mean()
-            cw = ~treated & use
+            t_mean, raw = _mean(v[treated]), _mean(v[~treated])
             adj = np.average(v[cw], weights=w[cw]) if cw.any() and w[cw].sum() > 0 else np.nan
-            sd = np.sqrt((v[treated].var() + v[~treated].var()) / 2)
+            # No comparison member at all (a tiny chain): no spread to scale by, no difference.
+            sd = np.sqrt((v[treated].var() + v[~treated].var()) / 2) if (~treated).any() else np.nan
             rows.append({"behaviour": col, "sent_mean": t_mean, "non_recipients_mean": raw,
                          "matched_comparison_mean": adj,
                          "smd_before": (t_mean - raw) / sd if sd > 0 else 0.0,
-                         "smd_after": (v[treated & use].mean() - adj) / sd if sd > 0 else 0.0})
+                         "smd_after": (_mean(v[treated & use]) - adj) / sd if sd > 0 else 0.0})
         return pd.DataFrame(rows)
 
 
@@ -497,6 +535,7 @@ def campaign_uplift(
     alpha: float = 0.05,
     member_ids: pd.Series | None = None,
     seed: int = 0,
+    min_members: int = MIN_GROUP_MEMBERS,
 ) -> pd.DataFrame:
     """The effect of every campaign with a send list: randomized where it has a control group,
     matched (observational) where not; numbered as waves in order of their first send.
@@ -508,12 +547,16 @@ def campaign_uplift(
     member_ids : Series, optional
         Only these members' sends (e.g. a store's members); comparisons still come from the
         whole chain.
+    min_members : int
+        Fewest sent and fewest control / comparison members a wave's effect is measured on:
+        a small store's waves below it say ``too_few_members`` instead of giving noise.
 
     Returns
     -------
     DataFrame
         :func:`randomized_uplift` / :class:`MatchedUplift` rows plus ``wave``, ``name``,
-        ``kind``, ``sent_on``, ``unmatched`` and ``twelve_month_value``, sorted by wave.
+        ``kind``, ``sent_on``, ``unmatched``, ``too_few_members`` and ``twelve_month_value``,
+        sorted by wave.
     """
     sends = chain.campaign_members
     if sends is None:
@@ -530,9 +573,10 @@ def campaign_uplift(
     if len(randomized):
         outcomes = send_outcomes(randomized, chain.orders, outcome_days=outcome_days, horizons=horizons,
                                  as_of=chain.as_of)
-        rows.append(randomized_uplift(outcomes, alpha=alpha, seed=seed))
+        rows.append(randomized_uplift(outcomes, alpha=alpha, seed=seed, min_members=min_members))
     for campaign in has_control[~has_control].index:
-        fit = MatchedUplift(outcome_days=outcome_days, horizons=horizons, alpha=alpha).fit(
+        fit = MatchedUplift(outcome_days=outcome_days, horizons=horizons, alpha=alpha,
+                            min_members=min_members).fit(
             campaign, pd.concat([sends[sends["campaign_id"] == campaign],
                                  chain.campaign_members[chain.campaign_members["campaign_id"] != campaign]]),
             chain.orders, chain.members, as_of=chain.as_of)

@@ -35,7 +35,9 @@ def orders():
 
 def test_bought_recently_is_the_last_14_days_inclusive():
     assert sorted(bought_recently(orders(), AS_OF)) == ["m3", "m4"]
-    assert sorted(bought_recently(orders(), AS_OF, days=15)) == ["m1", "m3", "m4"]
+    assert sorted(bought_recently(orders(), AS_OF, period_days=15)) == ["m1", "m3", "m4"]
+    with pytest.warns(FutureWarning, match=r"bought_recently\(days=...\) is renamed bought_recently\(period_days=...\)"):
+        assert sorted(bought_recently(orders(), AS_OF, days=15)) == ["m1", "m3", "m4"]
     with pytest.raises(RefillError, match="orders has no column"):
         bought_recently(orders().drop(columns="ordered_at"), AS_OF)
 

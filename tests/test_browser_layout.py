@@ -156,12 +156,16 @@ def test_page_fits_the_window_and_rates_stay_visible(zh_run, browser, page, widt
     assert hidden == [], f"{page} at {width}px: rate columns off screen: {hidden}"
 
 
-CHARTS = r"""[...document.querySelectorAll(".rx-charts")].map((box) =>
-  [...box.querySelectorAll("img")].map((img) => {
-    const r = img.getBoundingClientRect();
-    return {left: r.left, top: r.top, width: r.width, bottom: r.bottom,
-            natural: img.naturalWidth};
-  }))"""
+CHARTS = r"""({
+  groups: [...document.querySelectorAll(".rx-charts")].map((box) =>
+    [...box.querySelectorAll("img")].map((img) => {
+      const r = img.getBoundingClientRect();
+      return {left: r.left, top: r.top, width: r.width, bottom: r.bottom,
+              natural: img.naturalWidth};
+    })),
+  images: document.querySelectorAll("img").length,
+  rights: [...document.querySelectorAll("img")].map((img) => img.getBoundingClientRect().right),
+})"""
 
 
 @needs_chromium
@@ -169,8 +173,20 @@ CHARTS = r"""[...document.querySelectorAll(".rx-charts")].map((box) =>
 def test_charts_that_belong_together_stack_on_a_phone_and_sit_side_by_side_on_a_desktop(
         zh_run, browser, width):
     browser.open((zh_run.folder / "stores/S01/report.html").as_uri(), width)
-    groups = browser.evaluate(CHARTS)
-    assert len(groups) >= 3 and all(len(g) == 2 for g in groups[:2]), groups
+    found = browser.evaluate(CHARTS)
+    groups = found["groups"]
+    pairs = [g for g in groups if len(g) == 2]
+    assert len(pairs) >= 3, groups
+    # Every chart of the page is in a box, and none reaches past the window (a chart in a box
+    # that scrolls sideways would: before, the monthly trend was 640 px wide at 390 px).
+    assert sum(map(len, groups)) == found["images"]
+    assert max(found["rights"]) <= width, found["rights"]
+    # The monthly trend and the refills coming due stand alone: at their drawn size on a
+    # desktop (not blown up to the page's width), shrunk to the column on a phone.
+    alone = [g[0] for g in groups if len(g) == 1]
+    assert len(alone) >= 2
+    if width >= 600:
+        assert all(img["width"] == img["natural"] for img in alone), alone
     for first, *others in groups:
         for img in (first, *others):
             # Never shrunk below 60% of its drawn size (text 10 px or more), never off screen.

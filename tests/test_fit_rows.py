@@ -85,9 +85,9 @@ def test_score_table_gives_every_member_score_members_figures(demo_rfm):
     members = members.set_index("member_id")
     members.attrs["time_unit"] = "days"
     bg, gg = BGNBDModel().fit(members), GammaGammaModel().fit(members)
-    expected = score_members(bg, gg, members, gross_margin=0.3, days=30, horizon_months=12)
+    expected = score_members(bg, gg, members, gross_margin=0.3, horizon_days=30, horizon_months=12)
     with backend.tables(members.reset_index()) as (t,):
-        got = backend.to_pandas(score_table(bg, gg, t, gross_margin=0.3, days=30, horizon_months=12))
+        got = backend.to_pandas(score_table(bg, gg, t, gross_margin=0.3, horizon_days=30, horizon_months=12))
     got = got.set_index("member_id").loc[expected.index]
     for col in ("p_alive", "expected_purchases", "expected_spend", "clv"):
         np.testing.assert_allclose(got[col], expected[col], rtol=1e-12, err_msg=col)

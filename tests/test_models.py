@@ -25,6 +25,7 @@ from rxrepurchase.models import (
     fit_by_group,
     group_value_ranges,
     inverse_hessian,
+    row_scores,
     score_members,
     simulate_bgnbd,
     wake_up_list,
@@ -207,7 +208,7 @@ def test_simulator_records_its_time_unit_and_clv_needs_one(cdnow_cal, cdnow_gg):
     model = BGNBDModel().fit(weekly)
     assert model.time_unit_ == "weeks"
     # Expected purchases in the next 30 days are those of 30 / 7 weeks.
-    scores = score_members(model, cdnow_gg, cdnow_cal.head(50), gross_margin=0.3, days=30)
+    scores = score_members(model, cdnow_gg, cdnow_cal.head(50), gross_margin=0.3, horizon_days=30)
     expected = model.predict_purchases(cdnow_cal.head(50), 30 / 7)
     np.testing.assert_allclose(scores["expected_purchases"], expected)
     # Without a unit, a CLV horizon in months cannot be converted: refused, not read as days.
@@ -365,13 +366,35 @@ def test_clv_hand_computed_from_monthly_expected_purchases(cdnow_cal, cdnow_bg, 
 
 
 def test_score_members_columns(cdnow_cal, cdnow_bg, cdnow_gg):
-    scores = score_members(cdnow_bg, cdnow_gg, cdnow_cal, gross_margin=0.3, days=70)
+    scores = score_members(cdnow_bg, cdnow_gg, cdnow_cal, gross_margin=0.3, horizon_days=70)
     assert list(scores.columns[:6]) == ["p_alive", "expected_purchases", "next_purchase_days",
                                         "next_purchase_on", "expected_spend", "clv"]
     np.testing.assert_allclose(
         scores["expected_purchases"].to_numpy(), cdnow_bg.predict_purchases(cdnow_cal, 10).to_numpy()
     )  # 70 days = 10 weeks
     assert (scores["clv"] >= 0).all()
+
+
+def test_the_old_days_keyword_warns_and_gives_the_same_figures(cdnow_cal, cdnow_bg, cdnow_gg):
+    few = cdnow_cal.head(400)
+    calls = {
+        "score_members": lambda **k: score_members(cdnow_bg, cdnow_gg, few, gross_margin=0.3, **k),
+        "row_scores": lambda **k: row_scores(cdnow_bg, few[["frequency", "recency", "T"]], **k),
+        "group_value_ranges": lambda **k: group_value_ranges(
+            cdnow_bg, cdnow_gg, few, pd.Series("all", index=few.index), gross_margin=0.3,
+            n_draws=5, **k),
+        "fit_by_group": lambda **k: fit_by_group(few, pd.Series("all", index=few.index),
+                                                 gross_margin=0.3, **k).scores,
+    }
+    for name, call in calls.items():
+        new = call(horizon_days=70)
+        with pytest.warns(FutureWarning, match=rf"{name}\(days=\.\.\.\) is renamed {name}\(horizon_days="):
+            old = call(days=70)
+        pd.testing.assert_frame_equal(old, new)
+    # 70 days are 10 weeks of the weekly CDNOW fit; the horizon is recorded under its new name.
+    np.testing.assert_allclose(calls["score_members"](horizon_days=70)["expected_purchases"],
+                               cdnow_bg.predict_purchases(few, 10))
+    assert calls["score_members"](horizon_days=70).attrs["horizon_days"] == 70
 
 
 def test_wake_up_list_flags_valuable_members_going_quiet(cdnow, cdnow_bg, cdnow_gg):
@@ -440,7 +463,7 @@ def test_score_ranges_narrow_with_more_members(cdnow_gg):
 
 
 def test_group_value_ranges_come_from_the_same_draws_as_the_members(cdnow_cal, cdnow_bg, cdnow_gg):
-    value = {"gross_margin": 0.3, "days": 30, "n_draws": 40, "seed": 2}
+    value = {"gross_margin": 0.3, "horizon_days": 30, "n_draws": 40, "seed": 2}
     scores = score_members(cdnow_bg, cdnow_gg, cdnow_cal, intervals=True, **value)
     # One group of everyone: its total's range is score_members' total range, draw for draw.
     everyone = pd.Series("all", index=cdnow_cal.index, name="group")

@@ -104,3 +104,34 @@ def test_charts_of_a_group_are_separate_figures_in_a_wrapping_box():
     png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.fignum_exists(left.figure.number)  # closed: not shown a second time
+
+
+def test_a_chart_alone_fits_a_phone_with_its_page_wide_legend_below_the_plot():
+    from importlib.resources import files
+
+    from rxrepurchase.rendering import ALONE_CHART_SIZE, chart_axes, charts_html
+
+    with matplotlib.rc_context():
+        configure_matplotlib(dpi=110)
+        wide, narrow = chart_axes(2, size=ALONE_CHART_SIZE)
+        for ax, n in ((wide, 4), (narrow, 1)):
+            for i in range(n):
+                ax.plot([0, 1], [i, i + 1], label=f"Order repurchase rate, per calendar month {i}")
+            ax.legend(fontsize=8, ncol=2)  # drawn for a page-wide chart
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "constrained_layout not applied"
+            page = charts_html([wide, narrow])
+    # 572 px: a phone's 354 px column shows it at 62% (text about 10 px), no sideways scroll.
+    assert ALONE_CHART_SIZE == (5.2, 4.2) and page.count('width="572" height="462"') == 2
+    assert 0.6 * 572 <= 354
+    # Four long entries in two columns are wider than the plot: one column below it, at the
+    # size of the tick labels. One entry fits: it stays where it was.
+    assert wide.get_legend() is None and len(wide.figure.legends) == 1
+    below = wide.figure.legends[0]
+    lefts = {round(text.get_window_extent().x0) for text in below.get_texts()}
+    assert len(below.get_texts()) == 4 and len(lefts) == 1  # one column
+    assert below.get_texts()[0].get_fontsize() == wide.xaxis.get_ticklabels()[0].get_fontsize() > 8
+    assert narrow.get_legend() is not None and not narrow.figure.legends
+    # The page keeps a lone chart at its drawn size (not blown up to the page's width).
+    css = files("rxrepurchase").joinpath("templates/rxreport/report.css").read_text(encoding="utf-8")
+    assert ".rx-charts img:only-child { flex: 0 1 auto; }" in css

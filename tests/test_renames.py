@@ -37,3 +37,43 @@ def test_a_renamed_library_keyword_gives_the_same_result():
     with pytest.warns(FutureWarning, match=r"n_day_repurchase\(outcome_days=\.\.\.\)"):
         old = metrics.n_day_repurchase(hand_orders(), days=(30, 60))
     pd.testing.assert_frame_equal(old, new)
+
+
+@renamed_keywords(horizons=("soon_days", "horizon_days"))
+def _paired(*, soon_days: int = 7, horizon_days: int = 14) -> tuple[int, int]:
+    return soon_days, horizon_days
+
+
+def test_an_old_keyword_of_several_values_unpacks_into_its_new_names():
+    with pytest.warns(FutureWarning, match=r"_paired\(horizons=\.\.\.\) is renamed "
+                                           r"_paired\(soon_days=\.\.\., horizon_days=\.\.\.\)"):
+        assert _paired(horizons=(3, 30)) == (3, 30)
+    with pytest.raises(TypeError, match=r"_paired\(horizons=\.\.\.\) takes 2 values"), \
+            pytest.warns(FutureWarning):
+        _paired(horizons=(3,))
+    with pytest.raises(TypeError, match="got horizons= and soon_days=, horizon_days=; horizons= "
+                                        "is the old name of soon_days=, horizon_days=, give only"):
+        _paired(horizons=(3, 30), horizon_days=30)
+
+
+def test_a_renamed_attribute_reads_the_new_one_with_a_warning():
+    from rxrepurchase.refill import RefillOverview
+
+    empty = pd.DataFrame()
+    overview = RefillOverview(predictions=empty, adherence=empty, targets=empty,
+                              as_of=pd.Timestamp("2026-06-30"), horizon_days=21, list_check=empty)
+    with pytest.warns(FutureWarning, match=r"RefillOverview\.within is renamed "
+                                           r"RefillOverview\.horizon_days") as caught:
+        assert overview.within == 21
+    assert caught[0].filename == __file__
+    with pytest.raises(AttributeError):
+        overview.within = 7  # read-only: the value lives under its new name only
+
+
+def test_a_rate_label_takes_its_look_back_as_period_days():
+    from rxrepurchase.i18n import windowed
+
+    new = windowed("user_repurchase_rate", "en", period_days=90)
+    assert "90" in new and new != windowed("user_repurchase_rate", "en")  # per month without it
+    with pytest.warns(FutureWarning, match=r"windowed\(days=\.\.\.\) is renamed windowed\(period_days="):
+        assert windowed("user_repurchase_rate", "en", days=90) == new

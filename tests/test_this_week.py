@@ -42,8 +42,10 @@ def test_top_members_are_the_top_fifth_by_what_they_paid_ties_by_id():
                       ("B", "2026-09-03 10:00", 50), ("D", "2026-09-04 10:00", 10),
                       ("E", "2026-09-05 10:00", 5), ("F", "2026-09-06 10:00", 1),
                       ("F", "2026-10-06 10:00", 1000)])  # after as_of: not counted
-    top = top_members(orders, 0.2, end=AS_OF)
+    top = top_members(orders, 0.2, as_of=AS_OF)
     assert list(top) == ["A", "B"]  # ceil(0.2 x 6) = 2; B before C at 50
+    with pytest.warns(FutureWarning, match=r"top_members\(end=\.\.\.\) is renamed top_members\(as_of="):
+        assert top_members(orders, 0.2, end=AS_OF).equals(top)
     shares = pareto_share(orders, 0.2, end=AS_OF).set_index("measure")
     assert shares.at["revenue_net_of_subsidy", "top_members"] == len(top)
 
@@ -134,6 +136,20 @@ def test_actions_count_whom_how_many_which_channel_and_offer():
         "refill_reminder", "refill_reminder", "win_back", "win_back", "top_care"]
 
 
+def test_refill_horizons_count_soon_apart_and_the_old_pair_still_works():
+    # Due within 20 days: E (15 d) joins A (2 products), B, C, D; within 5 days only A (0 and
+    # 5 d) of them (the _inputs rows; G buys on coupons: reminder only).
+    wide = this_week_actions(**_inputs(), soon_days=5, horizon_days=20).set_index("offer")
+    coupon = wide.loc["reminder_coupon"]
+    assert (coupon["members"], coupon["items"], coupon["members_soon"]) == (5, 6, 1)
+    with pytest.warns(FutureWarning, match=r"this_week_actions\(horizons=\.\.\.\) is renamed "
+                                           r"this_week_actions\(soon_days=\.\.\., horizon_days=\.\.\.\)"):
+        old = this_week_actions(**_inputs(), horizons=(5, 20)).set_index("offer")
+    pd.testing.assert_frame_equal(old, wide)
+    with pytest.raises(ThisWeekError, match="0 < soon_days <= horizon_days, got 15 and 14"):
+        this_week_actions(**_inputs(), soon_days=15)
+
+
 def test_slowed_top_members_are_late_against_their_own_rhythm():
     rows = []
     # P: every 7 days, last 2026-09-02 (28 days ago > 1.5 x 7): slowed, paid 40.
@@ -150,8 +166,12 @@ def test_slowed_top_members_are_late_against_their_own_rhythm():
     assert got.attrs["top_members"] == 5  # ceil(0.2 x 21): Q 60, S 60, T 60, R 50, P 40
     assert got["member_id"].tolist() == ["P"]
     # Without the 90-day bound T counts too, the larger spender first.
-    assert slowed_top_members(_orders(rows), AS_OF, active_days=200)["member_id"].tolist() == [
+    assert slowed_top_members(_orders(rows), AS_OF, period_days=200)["member_id"].tolist() == [
         "T", "P"]
+    with pytest.warns(FutureWarning, match=r"slowed_top_members\(active_days=\.\.\.\) is renamed "
+                                           r"slowed_top_members\(period_days="):
+        assert slowed_top_members(_orders(rows), AS_OF, active_days=200)["member_id"].tolist() == [
+            "T", "P"]
     assert got.iloc[0][["paid", "purchases", "usual_gap_days", "days_since_last"]].tolist() == [
         40.0, 4, 7.0, 28]
     # A stricter factor keeps P only while 28 > factor x 7.

@@ -4,6 +4,7 @@ computations and against the demo's simulated potential outcomes."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from rxrepurchase import DataContractError
 from rxrepurchase.demo import DemoConfig, generate_demo_chain
 from rxrepurchase.loading import Chain, DataQualityReport, load_chain
 from rxrepurchase.uplift import (
+    MIN_GROUP_MEMBERS,
     MatchedUplift,
     UpliftInputError,
     campaign_uplift,
@@ -145,6 +147,72 @@ def test_randomized_uplift_by_hand():
     assert row["extra_purchases_180d"] == 0 and row["control_redeemed"] == 1
     assert row["extra_purchases_180d_low"] == row["extra_purchases_180d_high"] == 0  # no spread
     assert randomized_uplift(out[out["group"] == "treatment"]).empty  # no control: not randomized
+
+
+def _outcomes(n_treated: int, n_control: int, campaign: str) -> pd.DataFrame:
+    """Send outcomes of one campaign: every other member of each group came back."""
+    n = n_treated + n_control
+    back = np.arange(n) % 2 == 0
+    return pd.DataFrame({
+        "campaign_id": campaign, "group": ["treatment"] * n_treated + ["control"] * n_control,
+        "repurchased": back.astype(float), "purchases_window": back.astype(float),
+        "revenue_window": back * 50.0, "subsidy": [5.0] * n_treated + [0.0] * n_control,
+        "purchases_90d": back * 2.0, "purchases_180d": back * 3.0, "contaminated": False,
+    })
+
+
+def test_a_small_store_share_of_a_send_list_is_too_few_members_not_noise():
+    # A store with 3 sent members and 1 held out (the 200-store demo's small stores), beside a
+    # campaign with 12 of each: the small one is not estimated, without numpy's warnings.
+    out = pd.concat([_outcomes(3, 1, "TINY"), _outcomes(12, 12, "OK")], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        table = randomized_uplift(out).set_index("campaign_id")
+    assert MIN_GROUP_MEMBERS == 10
+    tiny, ok = table.loc["TINY"], table.loc["OK"]
+    assert bool(tiny["too_few_members"]) and not bool(ok["too_few_members"])
+    assert (tiny["treatment"], tiny["control"]) == (3, 1)
+    assert tiny["rate_treatment"] == pytest.approx(2 / 3) and tiny["rate_control"] == 0.0
+    effects = [c for c in table.columns if c.startswith(("uplift", "incremental_", "extra_"))]
+    assert tiny[effects].isna().all() and ok[effects].notna().all()
+    assert ok["uplift"] == 0.0  # 6 of 12 in each group
+    # The rule is a setting: at 3 a group the small campaign still is too few (1 control).
+    assert randomized_uplift(out, min_members=3).set_index("campaign_id")["too_few_members"].tolist() == [False, True]
+    with pytest.raises(UpliftInputError, match="min_members must be at least 2, got 1"):
+        randomized_uplift(out, min_members=1)
+
+
+def test_a_matched_comparison_of_two_members_is_too_few_members():
+    # Two sent members; three members never sent, one of whom (C1) had bought like S1 did.
+    day = pd.Timestamp("2026-03-01")
+    members = pd.DataFrame({"member_id": ["S1", "S2", "C1", "C2", "C3"], "tier": "regular",
+                            "home_store_id": "S01", "joined_on": pd.Timestamp("2025-01-01")})
+    orders = pd.DataFrame({
+        "member_id": ["S1", "C1", "S2", "S1", "C1"],
+        "ordered_at": pd.to_datetime(["2026-02-20", "2026-02-21", "2025-06-01", "2026-03-05",
+                                      "2026-03-10"]),
+        "paid_amount": [40.0, 40.0, 900.0, 30.0, 30.0], "discount_amount": 0.0,
+        "campaign_id": pd.array([None] * 5, dtype="string"),
+        "coupon_id": pd.array([None] * 5, dtype="string"),
+    })
+    sends = pd.DataFrame({"campaign_id": "W1", "member_id": ["S1", "S2"], "group": "treatment",
+                          "sent_at": day})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's and statsmodels' divisions
+        fit = MatchedUplift().fit("W1", sends, orders, members, as_of="2026-12-31")
+        # S1 and C1 share a stratum; S2 (a big spender a year ago) has no match.
+        row = fit.effects_.iloc[0]
+        assert (row["treatment"], row["control"], row["unmatched"]) == (1, 1, 1)
+        assert bool(row["too_few_members"]) and np.isnan(row["uplift"]) and np.isnan(row["extra_purchases_180d"])
+        assert row["rate_treatment"] == row["rate_control"] == 1.0  # both came back
+        # Nobody to compare with at all: the balance says so instead of dividing by nothing.
+        alone = MatchedUplift().fit("W1", sends, orders, members[members["member_id"].str.startswith("S")],
+                                    as_of="2026-12-31")
+    assert (alone.effects_.loc[0, "control"], bool(alone.effects_.loc[0, "too_few_members"])) == (0, True)
+    assert alone.balance_["non_recipients_mean"].isna().all()
+    # With the bar at 2 a group it is still too few here (1 matched each).
+    assert bool(MatchedUplift(min_members=2).fit("W1", sends, orders, members, as_of="2026-12-31")
+                .effects_.loc[0, "too_few_members"])
 
 
 def test_bad_options_are_refused(send_chain):
