@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from rxrepurchase.rfm import TIME_UNITS, RFMInputError
+from rxrepurchase.arguments import TIME_UNITS
+from rxrepurchase.errors import RFMInputError
 
 __all__ = ["compress", "distinct_rows", "rfm_arrays", "row_weights", "silenced", "time_unit_of"]
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rxrepurchase.errors import ModelFitError
+from rxrepurchase.arguments import TIME_UNITS
+from rxrepurchase.errors import ModelFitError, RFMInputError
 from rxrepurchase.mbgcnbd import MBGCNBDModel
 from rxrepurchase.models import BGNBDModel, MBGNBDModel, ParetoNBDModel
-from rxrepurchase.rfm import TIME_UNITS, CalibrationHoldout, RFMInputError
+from rxrepurchase.rfm import CalibrationHoldout
 
 __all__ = [
     "CANDIDATE_MODELS",

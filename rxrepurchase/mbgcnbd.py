@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from rxrepurchase.errors import ModelFitError
+from rxrepurchase.arguments import check_unit
+from rxrepurchase.errors import ModelFitError, RFMInputError
 from rxrepurchase.fit_data import compress, distinct_rows, rfm_arrays, silenced, time_unit_of
 from rxrepurchase.models import (
     MIN_REPEAT_BUYERS,
@@ -36,7 +37,6 @@ from rxrepurchase.models import (
     inverse_hessian,
     mbgnbd_expected_if_alive,
 )
-from rxrepurchase.rfm import TIME_UNITS, RFMInputError
 
 __all__ = ["MBGCNBDModel", "mbgcnbd_log_likelihood", "simulate_mbgcnbd"]
 
@@ -327,8 +327,7 @@ def simulate_mbgcnbd(n_members: int, *, k: int, r: float, alpha: float, a: float
         ``frequency``, ``recency``, ``T``, ``litt`` and the hidden ``lambda_``, ``p``,
         ``alive``; ``attrs["time_unit"]`` records the unit (models fitted on it carry it).
     """
-    if time_unit not in TIME_UNITS:
-        raise RFMInputError(f"time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}")
+    check_unit(time_unit)
     rng = np.random.default_rng(seed)
     T = np.broadcast_to(np.asarray(T, dtype=np.float64), (n_members,)).copy()
     lam = rng.gamma(r, 1.0 / alpha, n_members)

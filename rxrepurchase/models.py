@@ -24,7 +24,8 @@ from lifetimes.utils import ConvergenceError
 from scipy.special import hyp2f1
 from statsmodels.tools.numdiff import approx_hess3
 
-from rxrepurchase.errors import ModelFitError
+from rxrepurchase.arguments import TIME_UNITS, check_unit
+from rxrepurchase.errors import ModelFitError, RFMInputError
 from rxrepurchase.fit_data import (
     compress,
     distinct_rows,
@@ -34,7 +35,7 @@ from rxrepurchase.fit_data import (
     time_unit_of,
 )
 from rxrepurchase.renames import renamed_keywords
-from rxrepurchase.rfm import TIME_UNITS, RFMInputError, rfm_summary
+from rxrepurchase.rfm import rfm_summary
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -1165,8 +1166,7 @@ def simulate_bgnbd(
         ``attrs["time_unit"]`` records the unit, so a model fitted on it converts CLV
         horizons right (a CLV on weekly data is never read as days).
     """
-    if time_unit not in TIME_UNITS:
-        raise RFMInputError(f"time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}")
+    check_unit(time_unit)
     rng = np.random.default_rng(seed)
     T = np.broadcast_to(np.asarray(T, dtype=np.float64), (n_members,))
     lam = rng.gamma(r, 1.0 / alpha, n_members)
