@@ -47,7 +47,7 @@ import pandas as pd
 
 from rxrepurchase.contract import CAMPAIGN_GROUPS, SEND_CHANNELS, TABLES, TIERS
 from rxrepurchase.core import backend as core_backend
-from rxrepurchase.exports import SPAN
+from rxrepurchase.core.cells import SPAN
 
 __all__ = [
     "MAX_AMOUNT",
