@@ -27,11 +27,11 @@ store or member, line of an excluded order -- is left out here too, and
 :meth:`ChainSource.row_counts` tells how many rows each table lost. Warnings that keep a row
 (``paid_mismatch`` ...) change nothing in the aggregates and are only reported by the loader.
 ``ChainSource(validate=...)`` trades these checks for speed on files validated upstream. Files
-are found and headers mapped by :mod:`rxrepurchase.exports`, as by the loader; timestamps are
-read as the loader reads them (ISO 8601 value by value, offsets converted to the chain's time
-zone, other layouts only with the mapping's format). Differences from the loader, documented in
-``docs/scale.md``: ids are trimmed of spaces only (the loader strips tabs and full-width spaces
-too), and CSV files must be UTF-8 (convert a GBK export once with ``iconv``, or use the loader).
+are found and headers mapped by :mod:`rxrepurchase.exports`, as by the loader, and cells are
+typed by the loader's one rule (:mod:`rxrepurchase.core.cells`: whitespace stripped, numbers,
+flags, ISO 8601 timestamps with offsets converted to the chain's time zone, other layouts only
+with the mapping's format). The difference from the loader, documented in ``docs/scale.md``:
+CSV files must be UTF-8 (convert a GBK export once with ``iconv``, or use the loader).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ class ChainSource:
         and references between tables, which cost one pass over each keyed table when the
         source opens. ``"rows"``: the rules on single rows only (empty or unparseable values,
         amounts, dates). ``"none"``: the files are taken as valid (validated upstream: a
-        previous load, the chain's ETL); values are only cast, ids not trimmed. Orders after
+        previous load, the chain's ETL); values are only cast, no whitespace stripped. Orders after
         ``as_of`` are left out in every mode.
 
     Examples

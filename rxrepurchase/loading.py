@@ -20,12 +20,13 @@ Validation explains itself and drops nothing silently:
   reports show; order-line issues count for their order's store. With ``strict=True`` any
   excluded row raises instead.
 
-The loader reads and types the files with pandas and pyarrow (:mod:`rxrepurchase.exports`:
-files, headers, time zone; timestamps are parsed value by value by :func:`parse_timestamps`,
-ISO 8601 in any of its common forms, UTC offsets converted to the chain's ``time_zone``, other
-layouts only with a configured format). The rules themselves are data in
-:mod:`rxrepurchase.core.rules`, evaluated on the frames read, as the DuckDB engine evaluates
-them on the files.
+The loader reads the files with pandas and pyarrow (:mod:`rxrepurchase.exports`: files,
+encodings, headers, time zone) and types their cells by the one rule every reader uses
+(:mod:`rxrepurchase.core.cells`: whitespace stripped, the number grammar, flags, ISO 8601
+timestamps value by value with UTC offsets converted to the chain's ``time_zone``, other
+layouts only with a configured format), run in DuckDB on the frame read. The rules themselves
+are data in :mod:`rxrepurchase.core.rules`, evaluated on the frames read, as the DuckDB engine
+evaluates them on the files.
 """
 
 from __future__ import annotations

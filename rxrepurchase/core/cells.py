@@ -141,25 +141,28 @@ def select_sql(columns: Sequence[Raw], source: str, *, clean: bool = True,
     Notes
     -----
     The query reads in three steps (the cell, its reading, the value), each a subquery over
-    the last, so a cell is stripped and parsed once however often the value's expression
-    looks at it.
+    the last. Filters on the values are pushed down into the first step, where each reference
+    becomes the whole expression again; so numbers, flags and timestamps are read from the raw
+    cell first, and the stripped cell (a look at both ends of every value) is made only for
+    the cells that do not read as they are, which gives the same value.
     """
     formats = formats or {}
     kept = [_ident(name) for _, name in keep]
     cells = [f"{sql} AS {name}" for (sql, _), name in zip(keep, kept, strict=True)]
     parsed, values = list(kept), list(kept)
     for i, raw in enumerate(columns):
-        col, cell, read = raw.col, f"_c{i}", f"_p{i}"
+        col, cell, read, ref = raw.col, f"_c{i}", f"_p{i}", f"_r{i}"
         if raw.absent:
             value = f"CAST(NULL AS {_SQL_TYPES.get(col.kind, 'VARCHAR')})"
             values.append(f"{_default(col, value, 'NULL')} AS {_ident(col.name)}")
             continue
-        cells.append(f"{_cell(_ident(raw.name), raw.text and clean)} AS {cell}")
-        parsed.append(cell)
-        reading = _reading(raw, cell, time_zone, formats.get(col.kind))
+        cells += [f"{_ident(raw.name)} AS {ref}",
+                  f"{_cell(_ident(raw.name), raw.text and clean)} AS {cell}"]
+        parsed += [ref, cell]
+        reading = _reading(raw, ref, cell, time_zone, formats.get(col.kind))
         if reading is not None:
             parsed.append(f"{reading} AS {read}")
-        value = _value(raw, cell, read)
+        value = _value(raw, ref, cell, read)
         values.append(f"{_default(col, value, cell)} AS {_ident(col.name)}")
         if problems and col.kind not in ("id", "text"):
             why = _why(raw, cell, read, formats.get(col.kind))
@@ -193,15 +196,17 @@ def _cell(ref: str, clean: bool) -> str:
             f"THEN NULLIF(trim({ref}, {spaces}), '') ELSE {ref} END")
 
 
-def _reading(raw: Raw, cell: str, time_zone: str, fmt: str | None) -> str | None:
+def _reading(raw: Raw, ref: str, cell: str, time_zone: str, fmt: str | None) -> str | None:
     """Numbers and timestamps read before the range and finiteness checks; None for other
-    kinds."""
+    kinds. The raw cell ``ref`` is tried first: where it reads, the stripped ``cell`` equals
+    it (DuckDB's number cast itself skips ASCII spaces)."""
     kind, zone = raw.col.kind, _quote(time_zone)
     if kind in ("money", "number", "integer"):
         if not raw.text:
             return f"CAST({cell} AS DOUBLE)"
         # DuckDB's cast reads digit groups with underscores (1_000); the contract does not.
-        return f"CASE WHEN NOT contains({cell}, '_') THEN TRY_CAST({cell} AS DOUBLE) END"
+        return (f"CASE WHEN NOT contains({ref}, '_') "
+                f"THEN COALESCE(TRY_CAST({ref} AS DOUBLE), TRY_CAST({cell} AS DOUBLE)) END")
     if kind not in ("timestamp", "date"):
         return None
     if not raw.text:
@@ -214,7 +219,9 @@ def _reading(raw: Raw, cell: str, time_zone: str, fmt: str | None) -> str | None
         other = f"timezone({zone}, {other})" if "%z" in fmt else other
     # DuckDB's timestamp cast alone is lenient ('09:00 PM' reads as 09:00): the grammar first.
     offset = f"regexp_replace({cell}, ' ([Zz+-])', '\\1')"
-    return (f"CASE WHEN regexp_full_match({cell}, {_quote(_ISO_LOCAL)}) "
+    return (f"CASE WHEN regexp_full_match({ref}, {_quote(_ISO_LOCAL)}) "
+            f"THEN TRY_CAST({ref} AS TIMESTAMP) "
+            f"WHEN regexp_full_match({cell}, {_quote(_ISO_LOCAL)}) "
             f"THEN TRY_CAST({cell} AS TIMESTAMP) "
             f"WHEN regexp_full_match({cell}, {_quote(_ISO_OFFSET)}) "
             f"THEN timezone({zone}, TRY_CAST({offset} AS TIMESTAMPTZ)) "
@@ -222,7 +229,7 @@ def _reading(raw: Raw, cell: str, time_zone: str, fmt: str | None) -> str | None
             f"ELSE {other} END")
 
 
-def _value(raw: Raw, cell: str, read: str) -> str:
+def _value(raw: Raw, ref: str, cell: str, read: str) -> str:
     """The typed value, NULL where the cell gives none (before the stored-value default)."""
     col = raw.col
     if col.kind in ("id", "text"):
@@ -234,23 +241,22 @@ def _value(raw: Raw, cell: str, read: str) -> str:
     if col.kind == "flag":
         if not raw.text:
             return f"TRY_CAST({cell} AS BOOLEAN)"
-        low = f"lower({cell})"
-        return (f"CASE WHEN {low} IN ({_words(TRUE_WORDS)}) THEN true "
-                f"WHEN {low} IN ({_words(FALSE_WORDS)}) THEN false END")
+        cases = [f"WHEN lower({c}) IN ({_words(TRUE_WORDS)}) THEN true "
+                 f"WHEN lower({c}) IN ({_words(FALSE_WORDS)}) THEN false" for c in (ref, cell)]
+        return f"CASE {' '.join(cases)} END"  # the raw cell first, as for _reading
     if col.kind in ("timestamp", "date"):
         value = f"CAST(TRY_CAST({read} AS TIMESTAMP_NS) AS TIMESTAMP)"  # NULL outside SPAN
         return f"date_trunc('day', {value})" if col.kind == "date" else value
     if col.kind in ("money", "number", "integer"):
-        value = f"CASE WHEN isfinite({read}) THEN {read} END"
-        if col.kind == "integer":  # whole and within 64 bits, or none
-            value = f"CASE WHEN {value} = floor({value}) THEN TRY_CAST({value} AS BIGINT) END"
-        return value
+        if col.kind == "integer":  # whole and within 64 bits (inf and NaN are not), or none
+            return f"CASE WHEN {read} = floor({read}) THEN TRY_CAST({read} AS BIGINT) END"
+        return f"CASE WHEN isfinite({read}) THEN {read} END"
     raise AssertionError(col.kind)  # pragma: no cover - the contract only uses the kinds above
 
 
 def _default(col: Column, value: str, cell: str) -> str:
     if col.name == "stored_value_amount":  # empty: no stored-value payment
-        return f"CASE WHEN {cell} IS NULL THEN 0.0 ELSE {value} END"
+        return f"COALESCE({value}, CASE WHEN {cell} IS NULL THEN 0.0 END)"
     return value
 
 
