@@ -73,7 +73,7 @@ in 64 bits, 1677-09-21 00:12:43 to 2262-04-11 23:47:16."""
 
 _DATE = r"\d{4}[-/]\d{1,2}[-/]\d{1,2}"
 _TIME = r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?"
-ISO_START = rf"^{_DATE}([T ]\d{{1,2}}:\d{{2}}|$)"
+_ISO_START = rf"^{_DATE}([T ]\d{{1,2}}:\d{{2}}|$)"
 """A value starting like an ISO 8601 timestamp (a year-first date, then its end or a time)."""
 _ISO_LOCAL = rf"{_DATE}({_TIME})?"
 _ISO_OFFSET = rf"{_DATE}{_TIME} ?([Zz]|[+-]\d{{2}}(:?\d{{2}})?)"
@@ -225,7 +225,7 @@ def _reading(raw: Raw, ref: str, cell: str, time_zone: str, fmt: str | None) -> 
             f"THEN TRY_CAST({cell} AS TIMESTAMP) "
             f"WHEN regexp_full_match({cell}, {_quote(_ISO_OFFSET)}) "
             f"THEN timezone({zone}, TRY_CAST({offset} AS TIMESTAMPTZ)) "
-            f"WHEN regexp_matches({cell}, {_quote(ISO_START)}) THEN NULL "
+            f"WHEN regexp_matches({cell}, {_quote(_ISO_START)}) THEN NULL "
             f"ELSE {other} END")
 
 
