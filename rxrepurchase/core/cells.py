@@ -141,10 +141,11 @@ def select_sql(columns: Sequence[Raw], source: str, *, clean: bool = True,
     Notes
     -----
     The query reads in three steps (the cell, its reading, the value), each a subquery over
-    the last. Filters on the values are pushed down into the first step, where each reference
-    becomes the whole expression again; so numbers, flags and timestamps are read from the raw
-    cell first, and the stripped cell (a look at both ends of every value) is made only for
-    the cells that do not read as they are, which gives the same value.
+    the last. Numbers, flags and timestamps are read from the raw cell first; the stripped
+    cell (a look at both ends of every value) is made only for the cells that do not read as
+    they are, which gives the same value. This also keeps cheap the filters on the values that
+    DuckDB pushes down into the first step, where each reference becomes the whole expression
+    again.
     """
     formats = formats or {}
     kept = [_ident(name) for _, name in keep]
@@ -156,9 +157,13 @@ def select_sql(columns: Sequence[Raw], source: str, *, clean: bool = True,
             value = f"CAST(NULL AS {_SQL_TYPES.get(col.kind, 'VARCHAR')})"
             values.append(f"{_default(col, value, 'NULL')} AS {_ident(col.name)}")
             continue
-        cells += [f"{_ident(raw.name)} AS {ref}",
-                  f"{_cell(_ident(raw.name), raw.text and clean)} AS {cell}"]
-        parsed += [ref, cell]
+        cells.append(f"{_ident(raw.name)} AS {ref}")
+        parsed.append(ref)
+        if col.kind in ("id", "text"):  # the value is the stripped cell
+            cells.append(f"{_cell(_ident(raw.name), raw.text and clean)} AS {cell}")
+            parsed.append(cell)
+        else:  # stripped only where the raw cell does not read
+            cell = _cell(ref, raw.text and clean)
         reading = _reading(raw, ref, cell, time_zone, formats.get(col.kind))
         if reading is not None:
             parsed.append(f"{reading} AS {read}")
@@ -166,8 +171,8 @@ def select_sql(columns: Sequence[Raw], source: str, *, clean: bool = True,
         values.append(f"{_default(col, value, cell)} AS {_ident(col.name)}")
         if problems and col.kind not in ("id", "text"):
             why = _why(raw, cell, read, formats.get(col.kind))
-            values.append(f"CASE WHEN {cell} IS NOT NULL AND {value} IS NULL THEN {why} END "
-                          f"AS {_ident('_problem_' + col.name)}")
+            values.append(f"CASE WHEN {value} IS NOT NULL THEN NULL WHEN {cell} IS NOT NULL "
+                          f"THEN {why} END AS {_ident('_problem_' + col.name)}")
     inner = f"SELECT {', '.join(cells) or 'NULL AS _none'} FROM {source}"
     middle = f"SELECT {', '.join(parsed) or '*'} FROM ({inner})"
     return f"SELECT {', '.join(values)} FROM ({middle})"
