@@ -48,7 +48,7 @@ from rxrepurchase import engine, rfm
 from rxrepurchase.arguments import as_date, check_unit
 from rxrepurchase.contract import TABLES
 from rxrepurchase.core import rfm as core_rfm
-from rxrepurchase.core.backend import sql_string
+from rxrepurchase.core.sql import sql_string
 from rxrepurchase.errors import BatchError, OutputError
 from rxrepurchase.loading import Chain, DataQualityReport
 from rxrepurchase.outputs import write_atomic

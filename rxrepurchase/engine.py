@@ -30,11 +30,11 @@ store or member, line of an excluded order -- is left out here too, and
 :meth:`ChainSource.row_counts` tells how many rows each table lost. Warnings that keep a row
 (``paid_mismatch`` ...) change nothing in the aggregates and are only reported by the loader.
 ``ChainSource(validate=...)`` trades these checks for speed on files validated upstream. Files
-are found and headers mapped by :mod:`rxrepurchase.exports`, as by the loader; timestamps are
-read as the loader reads them (ISO 8601 value by value, offsets converted to the chain's time
-zone, other layouts only with the mapping's format). Differences from the loader, documented in
-``docs/scale.md``: ids are trimmed of spaces only (the loader strips tabs and full-width spaces
-too), and CSV files must be UTF-8 (convert a GBK export once with ``iconv``, or use the loader).
+are found and headers mapped by :mod:`rxrepurchase.exports`, as by the loader, and cells are
+typed by the loader's one rule (:mod:`rxrepurchase.core.cells`: whitespace stripped, numbers,
+flags, ISO 8601 timestamps with offsets converted to the chain's time zone, other layouts only
+with the mapping's format). The difference from the loader, documented in ``docs/scale.md``:
+CSV files must be UTF-8 (convert a GBK export once with ``iconv``, or use the loader).
 """
 
 from __future__ import annotations
@@ -51,20 +51,17 @@ import pandas as pd
 
 from rxrepurchase import metrics, refill, rfm
 from rxrepurchase.arguments import as_list
-from rxrepurchase.contract import TABLES, TIER_ALIASES, Column, Table
+from rxrepurchase.contract import TABLES, Table
 from rxrepurchase.core import backend
-from rxrepurchase.core.backend import sql_name, sql_string
 from rxrepurchase.core.campaigns import derived_campaigns
+from rxrepurchase.core.cells import Raw, select_sql
 from rxrepurchase.core.purchases import check_options
 from rxrepurchase.core.rates import period_freq
 from rxrepurchase.core.rules import Context, Evaluator, check_tables
+from rxrepurchase.core.sql import sql_name, sql_string
 from rxrepurchase.errors import DataContractError, EngineError
 from rxrepurchase.exports import (
     DEFAULT_TIME_ZONE,
-    FALSE_WORDS,
-    ISO_START,
-    OFFSET_TAIL,
-    TRUE_WORDS,
     check_time_zone,
     find_file,
     map_headers,
@@ -127,7 +124,7 @@ class ChainSource:
         and references between tables, which cost one pass over each keyed table when the
         source opens. ``"rows"``: the rules on single rows only (empty or unparseable values,
         amounts, dates). ``"none"``: the files are taken as valid (validated upstream: a
-        previous load, the chain's ETL); values are only cast, ids not trimmed. Orders after
+        previous load, the chain's ETL); values are only cast, no whitespace stripped. Orders after
         ``as_of`` are left out in every mode.
 
     Examples
@@ -174,7 +171,7 @@ class ChainSource:
         self.validate = validate
         self.files: dict[str, Path] = {}
         self._checks = itertools.count()  # names of the small tables validation makes
-        self._columns: dict[str, dict[str, tuple]] = {}  # table -> column -> (raw name, SQL)
+        self._columns: dict[str, list[Raw]] = {}  # table -> where its columns are read
         for table in TABLES.values():
             file = find_file(self.folder, table, spec)
             if file is not None:
@@ -253,22 +250,23 @@ class ChainSource:
         # The loader's header mapping (Chinese headers, mapping file) names the columns.
         names, _ = map_headers(table, file, [n.strip() for n in raw_names], self.spec)
         source = dict(zip(names, raw_names, strict=True))
-        clean = self.validate != "none"
-        self._columns[table.name] = {
-            col.name: (source.get(col.name), _typed(
-                col, source.get(col.name), raw_types.get(source.get(col.name), ""), clean,
-                time_zone=self.time_zone, fmt=self.formats.get(col.kind)))
-            for col in table.columns
-        }
-        typed = ",\n  ".join(f"{sql} AS {sql_name(name)}"
-                             for name, (_, sql) in self._columns[table.name].items())
+        self._columns[table.name] = [
+            Raw(col, source.get(col.name), raw_types.get(source.get(col.name), ""))
+            for col in table.columns]
+        keep = []
         if table.name == "order_lines":
             position = "file_row_number" if "file_row_number" in raw_types else "NULL"
-            typed += f",\n  CAST({position} AS BIGINT) AS _line"
+            keep.append((f"CAST({position} AS BIGINT)", "_line"))
         if "file_row_number" in raw_types and self.validate != "none" and table.key is not None:
             # Rows the row rules exclude are found once by their number (core.rules).
-            typed += ",\n  file_row_number AS _row"
-        self.con.execute(f"CREATE VIEW _read_{table.name} AS SELECT {typed}\nFROM _raw_{table.name}")
+            keep.append(("file_row_number", "_row"))
+        typed = self._typed(self._columns[table.name], f"_raw_{table.name}", keep)
+        self.con.execute(f"CREATE VIEW _read_{table.name} AS {typed}")
+
+    def _typed(self, columns: list[Raw], source: str, keep=()) -> str:
+        """The contract's values of ``source``'s raw columns (:func:`core.cells.select_sql`)."""
+        return select_sql(columns, source, clean=self.validate != "none", keep=keep,
+                          time_zone=self.time_zone, formats=self.formats)
 
     def _validate(self) -> None:
         """The views ``<table>``: the rows of ``_read_<table>`` that the contract's rules
@@ -298,81 +296,15 @@ class ChainSource:
     def _values(self, table: str, col: str):
         """Distinct values of a column: the distinct raw cells first, then typed (cheaper
         than typing every row)."""
-        raw, sql = self._columns[table][col]
+        raw = next(r for r in self._columns[table] if r.col.name == col)
+        cells = f"(SELECT DISTINCT {sql_name(raw.name)} FROM _raw_{table})"
         view = f"_values_{table}_{col}"
-        self.con.execute(f"CREATE VIEW {view} AS SELECT DISTINCT {sql} AS {sql_name(col)} FROM "
-                         f"(SELECT DISTINCT {sql_name(raw)} FROM _raw_{table})")
+        self.con.execute(f"CREATE VIEW {view} AS SELECT DISTINCT * FROM ({self._typed([raw], cells)})")
         return self.backend.table(view)
 
     def _materialize(self, expr):
         name = f"_check_{next(self._checks)}"
         return self.backend.create_table(name, expr, temp=True)
-
-
-def _typed(col: Column, name: str | None, raw_type: str, clean: bool = True, *,
-           time_zone: str = DEFAULT_TIME_ZONE, fmt: str | None = None) -> str:
-    """SQL giving a raw column the contract type the loader gives it (NULL when unparseable,
-    non-finite or, for timestamps, out of range).
-
-    ``clean=False`` casts only: no trimming of text, no blanking of empty strings. Timestamps
-    follow :func:`rxrepurchase.exports.parse_timestamps`: ISO 8601 value by value, a UTC offset
-    converted to ``time_zone``, other layouts only with ``fmt``."""
-    if name is None:  # optional column absent from the file
-        sql_type = {"money": "DOUBLE", "number": "DOUBLE", "integer": "BIGINT", "flag": "BOOLEAN",
-                    "timestamp": "TIMESTAMP", "date": "TIMESTAMP"}.get(col.kind, "VARCHAR")
-        value = f"CAST(NULL AS {sql_type})"
-        return "0.0" if col.name == "stored_value_amount" else value
-    ref = sql_name(name)
-    text = raw_type == "VARCHAR"
-    cell = ref
-    if text and clean:
-        # Trimming every value costs twice as much as looking at its ends; few need it.
-        cell = (f"CASE WHEN {ref} LIKE ' %' OR {ref} LIKE '% ' THEN NULLIF(trim({ref}), '') "
-                f"WHEN {ref} = '' THEN NULL ELSE {ref} END")
-    if col.kind in ("id", "text"):
-        value = cell if text else f"CAST({ref} AS VARCHAR)"
-        if col.name == "tier":
-            cases = " ".join(f"WHEN {sql_string(k)} THEN {sql_string(v)}" for k, v in TIER_ALIASES.items())
-            value = f"CASE {value} {cases} ELSE {value} END"
-    elif col.kind in ("timestamp", "date"):
-        zone = sql_string(time_zone)
-        if text:
-            other = "NULL"
-            if fmt:
-                other = f"try_strptime({cell}, {sql_string(fmt)})"
-                other = f"timezone({zone}, {other})" if "%z" in fmt else other
-            value = (
-                f"CASE WHEN NOT regexp_matches({cell}, {sql_string(ISO_START)}) THEN {other} "
-                f"WHEN contains({cell}, ':') AND regexp_matches(right({cell}, 7), {sql_string(OFFSET_TAIL)}) "
-                f"THEN timezone({zone}, TRY_CAST({cell} AS TIMESTAMPTZ)) "
-                f"ELSE TRY_CAST({cell} AS TIMESTAMP) END"
-            )
-        elif "WITH TIME ZONE" in raw_type or raw_type.startswith("TIMESTAMPTZ"):
-            value = f"timezone({zone}, CAST({ref} AS TIMESTAMPTZ))"
-        else:
-            value = f"CAST({ref} AS TIMESTAMP)"
-        # NULL outside the nanosecond range, as the loader (cheaper than comparing twice).
-        value = f"CAST(TRY_CAST({value} AS TIMESTAMP_NS) AS TIMESTAMP)"
-        if col.kind == "date":
-            value = f"date_trunc('day', {value})"
-    elif col.kind in ("money", "number", "integer"):
-        number = f"TRY_CAST({cell} AS DOUBLE)"
-        value = f"CASE WHEN isfinite({number}) THEN {number} END"  # inf and NaN are no amounts
-        if col.kind == "integer":
-            value = f"CASE WHEN {value} = floor({value}) THEN CAST({value} AS BIGINT) END"
-        elif col.name == "stored_value_amount":  # empty means no stored-value payment
-            value = f"CASE WHEN {cell} IS NULL THEN 0.0 ELSE {value} END"
-    elif col.kind == "flag":
-        if text:
-            low = f"lower({cell})"
-            true_ = ", ".join(map(sql_string, sorted(TRUE_WORDS)))
-            false_ = ", ".join(map(sql_string, sorted(FALSE_WORDS)))
-            value = f"CASE WHEN {low} IN ({true_}) THEN true WHEN {low} IN ({false_}) THEN false END"
-        else:
-            value = f"CAST({ref} AS BOOLEAN)"
-    else:  # pragma: no cover - the contract only uses the kinds above
-        raise AssertionError(col.kind)
-    return value
 
 
 def _open(data, as_of) -> tuple[ChainSource, bool]:

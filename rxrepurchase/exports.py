@@ -4,9 +4,9 @@ The pandas loader (:mod:`rxrepurchase.loading`) and the DuckDB engine
 (:mod:`rxrepurchase.engine`) read the same files the same way: which file holds a table
 (:func:`find_file`), which header names which contract column (:func:`map_headers`, with the
 common Chinese headers and a chain's mapping file, :func:`read_mapping`), the chain's time zone
-(:func:`check_time_zone`), how timestamps are written (:func:`parse_timestamps`,
-:data:`ISO_START`, :data:`OFFSET_TAIL`), which words mean true and false, and on which file line
-a record starts (:func:`record_lines`). What a row must satisfy once read is in
+(:func:`check_time_zone`) and on which file line a record starts (:func:`record_lines`). How a
+cell becomes its contract type (timestamps, numbers, flags, whitespace) is the one rule of
+:mod:`rxrepurchase.core.cells`; what a row must satisfy once read is in
 :mod:`rxrepurchase.core.rules`.
 """
 
@@ -22,19 +22,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow
-import pyarrow.compute as pc
 
-from rxrepurchase.contract import HEADER_ALIASES_ZH, TABLES, Table
+from rxrepurchase.contract import HEADER_ALIASES_ZH, TABLES, Column, Table
+from rxrepurchase.core.cells import type_frame
 from rxrepurchase.errors import DataContractError
 
 __all__ = [
     "DEFAULT_TIME_ZONE",
-    "FALSE_WORDS",
-    "ISO_START",
-    "OFFSET_TAIL",
-    "SPAN",
-    "TRUE_WORDS",
     "check_time_zone",
     "find_file",
     "map_headers",
@@ -44,22 +38,6 @@ __all__ = [
 ]
 
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
-TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t", "是", "y是"})
-"""Flag cells read as true (lower-cased); :data:`FALSE_WORDS` as false; anything else is
-unparseable."""
-FALSE_WORDS = frozenset({"false", "0", "no", "n", "f", "否"})
-# pandas (and DuckDB's TIMESTAMP_NS) hold timestamps in nanoseconds since 1970 in 64 bits:
-# from 1677-09-21 00:12:43 to 2262-04-11 23:47:16. Years outside 1677-2262 are not parsed.
-SPAN = (pd.Timestamp.min, pd.Timestamp.max)
-_YEARS = (1677, 2262)
-# A value is read as ISO 8601 when it starts with a year-first date (``-`` or ``/``) followed by
-# its end or a time with minutes; it carries a UTC offset when it ends in Z or +hh[:mm]. The
-# offset is looked for in the last 7 characters of values holding a ':' (a time), in both
-# readers.
-ISO_START = r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([T ]\d{1,2}:\d{2}|$)"
-OFFSET_TAIL = r"([Zz]|[+-]\d{1,2}(:?\d{2})?)$"
-# Day and month first (01/10/2025, 1.10.25): which is which only a configured format can say.
-_DAY_MONTH = r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(\s|T|$)"
 
 
 def read_mapping(mapping: str | Path | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -144,19 +122,21 @@ def check_time_zone(time_zone: str | None) -> str:
 def parse_timestamps(
     raw: pd.Series, *, time_zone: str = DEFAULT_TIME_ZONE, fmt: str | None = None
 ) -> tuple[pd.Series, pd.Series]:
-    """Parse timestamps value by value into the chain's local time.
+    """Parse timestamps value by value into the chain's local time, by the readers' one rule
+    (:mod:`rxrepurchase.core.cells`).
 
     Each value is read on its own, never by the layout of the first one. A value is ISO 8601
-    when it starts with a year-first date (``2026-03-01``, ``2026/3/1``), optionally followed by
-    a time (``T`` or a space; hours and minutes, seconds and their fractions optional) and a UTC
+    when it is a year-first date (``2026-03-01``, ``2026/3/1``), optionally followed by a time
+    (``T`` or a space; hours and minutes, seconds and their fractions optional) and a UTC
     offset (``Z``, ``+08:00``, ``+0800``, ``+08``). A value with an offset is converted to
     ``time_zone``; a value without one is taken as already in it. Other layouts are read only
-    with ``fmt`` (``strptime`` codes, e.g. ``"%d/%m/%Y %H:%M:%S"``).
+    with ``fmt`` (``strptime`` codes, e.g. ``"%d/%m/%Y %H:%M:%S"``). Surrounding whitespace
+    is stripped; times are kept to the microsecond.
 
     Parameters
     ----------
     raw : pandas.Series
-        Text, missing values as NA.
+        Text, missing values as NA (or timestamps, converted from their zone if they have one).
     time_zone : str
         The chain's IANA time zone.
     fmt : str, optional
@@ -171,46 +151,11 @@ def parse_timestamps(
         ``ambiguous`` (day and month first, ``01/10/2025``, and no ``fmt``) or
         ``unparseable``; NA elsewhere.
     """
-    if pd.api.types.is_datetime64_any_dtype(raw.dtype):  # a Parquet timestamp column
-        if isinstance(raw.dtype, pd.DatetimeTZDtype):
-            raw = raw.dt.tz_convert(time_zone).dt.tz_localize(None)
-        fits = raw.between(*SPAN)
-        problem = pd.Series(pd.NA, index=raw.index, dtype="string")
-        problem[raw.notna() & ~fits] = "out_of_range"
-        return raw.where(fits).astype("datetime64[ns]"), problem
-    text = raw.astype("string")
-    present = text.notna().to_numpy()
-    arr = pyarrow.array(text, from_pandas=True)
-    iso = pc.match_substring_regex(arr, ISO_START).fill_null(False).to_numpy(zero_copy_only=False)
-    has_time = pc.match_substring(arr, ":")
-    tail = pc.match_substring_regex(pc.utf8_slice_codeunits(arr, -7), OFFSET_TAIL)
-    offset = pc.and_(has_time, tail).fill_null(False).to_numpy(zero_copy_only=False)
-    in_range = np.zeros(len(text), dtype=bool)
-    if iso.any():
-        years = pc.cast(pc.utf8_slice_codeunits(arr.filter(pyarrow.array(iso)), 0, 4), pyarrow.int32())
-        in_range[iso] = (years.to_numpy() >= _YEARS[0]) & (years.to_numpy() <= _YEARS[1])
-    value = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
-    problem = pd.Series(pd.NA, index=text.index, dtype="string")
-    problem[iso & ~in_range] = "out_of_range"
-    groups = [(iso & in_range & ~offset, "ISO8601", False), (iso & in_range & offset, "ISO8601", True)]
-    if fmt:
-        groups.append((present & ~iso, fmt, "%z" in fmt))
-    for mask, pattern, aware in groups:
-        if not mask.any():
-            continue
-        parsed = pd.to_datetime(text if mask.all() else text[mask], format=pattern,
-                                errors="coerce", utc=aware)
-        if aware:
-            parsed = parsed.dt.tz_convert(time_zone).dt.tz_localize(None)
-        fits = parsed.between(*SPAN)
-        value[mask] = parsed.where(fits).astype("datetime64[ns]").to_numpy()
-        problem[parsed.index[(parsed.notna() & ~fits).to_numpy()]] = "out_of_range"
-    failed = present & value.isna().to_numpy() & problem.isna().to_numpy()
-    if failed.any():
-        day_month = text[failed].str.match(_DAY_MONTH).fillna(False).to_numpy(bool)
-        problem[failed] = np.where(day_month & (fmt is None), "ambiguous", "unparseable")
-    return value, problem
-
+    column = Column("value", "timestamp", "")
+    formats = {"timestamp": fmt} if fmt else None
+    typed = type_frame(pd.DataFrame({"value": raw}), [column], time_zone=time_zone, formats=formats)
+    problem = typed.get("_problem_value", pd.Series(pd.NA, index=raw.index, dtype="string"))
+    return typed["value"].rename(None), problem.rename(None)
 
 
 def find_file(folder: Path, table: Table, spec: Mapping[str, Any] | None = None) -> Path | None:

@@ -20,12 +20,13 @@ Validation explains itself and drops nothing silently:
   reports show; order-line issues count for their order's store. With ``strict=True`` any
   excluded row raises instead.
 
-The loader reads and types the files with pandas and pyarrow (:mod:`rxrepurchase.exports`:
-files, headers, time zone; timestamps are parsed value by value by :func:`parse_timestamps`,
-ISO 8601 in any of its common forms, UTC offsets converted to the chain's ``time_zone``, other
-layouts only with a configured format). The rules themselves are data in
-:mod:`rxrepurchase.core.rules`, evaluated on the frames read, as the DuckDB engine evaluates
-them on the files.
+The loader reads the files with pandas and pyarrow (:mod:`rxrepurchase.exports`: files,
+encodings, headers, time zone) and types their cells by the one rule every reader uses
+(:mod:`rxrepurchase.core.cells`: whitespace stripped, the number grammar, flags, ISO 8601
+timestamps value by value with UTC offsets converted to the chain's ``time_zone``, other
+layouts only with a configured format), run in DuckDB on the frame read. The rules themselves
+are data in :mod:`rxrepurchase.core.rules`, evaluated on the frames read, as the DuckDB engine
+evaluates them on the files.
 """
 
 from __future__ import annotations
@@ -41,13 +42,10 @@ import pandas as pd
 import pyarrow
 import pyarrow.compute as pc
 
-from rxrepurchase.contract import (
-    TABLES,
-    TIER_ALIASES,
-    Table,
-)
+from rxrepurchase.contract import TABLES, Table
 from rxrepurchase.core import backend
 from rxrepurchase.core.campaigns import derived_campaigns
+from rxrepurchase.core.cells import type_frame
 from rxrepurchase.core.rules import (
     MAX_AMOUNT,
     MIN_YEAR,
@@ -60,8 +58,6 @@ from rxrepurchase.core.rules import (
 from rxrepurchase.errors import DataContractError
 from rxrepurchase.exports import (
     DEFAULT_TIME_ZONE,
-    FALSE_WORDS,
-    TRUE_WORDS,
     check_time_zone,
     find_file,
     map_headers,
@@ -84,7 +80,6 @@ __all__ = [
 
 Action = Literal["excluded", "kept"]
 _EXAMPLES = 5
-_NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
 @dataclass
@@ -480,53 +475,14 @@ class _Loader:
 
     # -- types -------------------------------------------------------------------------
     def _coerce(self, table: Table, df: pd.DataFrame) -> None:
-        """Convert columns to their contract types. A value that cannot be read is left empty,
-        and why goes into ``_problem_<column>`` for the type rules (:mod:`rxrepurchase.core.rules`)."""
-        for col in table.columns:
-            raw = df[col.name]
-            present = raw.notna()
-            if raw.dtype == object or isinstance(raw.dtype, pd.StringDtype) or raw.dtype == "str":
-                stripped = raw.astype("string").str.strip()
-                present = stripped.notna() & (stripped != "")
-                raw = stripped.where(present)
-            problem = None
-            if col.kind in ("id", "text"):
-                value = raw.astype("string")
-            elif col.kind in ("timestamp", "date"):
-                value, problem = parse_timestamps(
-                    raw, time_zone=self.time_zone, fmt=self.formats.get(col.kind)
-                )
-                if col.kind == "date":
-                    value = value.dt.normalize()
-            elif col.kind in ("money", "number", "integer"):
-                value = _to_number(raw)
-                # inf, -inf, NaN and their spellings parse as numbers but are none.
-                non_finite = present & value.isna()
-                if non_finite.any():  # few cells: only those that did not parse are looked at
-                    non_finite[non_finite] = raw[non_finite].astype("string").str.lower().isin(_NON_FINITE)
-                non_finite |= present & np.isinf(value)
-                value = value.where(~non_finite)
-                failed = present & value.isna() & ~non_finite
-                if col.kind == "integer":
-                    frac = value.notna() & (value != np.floor(value.fillna(0)))
-                    failed |= frac
-                    value = value.where(~frac).astype("Int64")
-                else:
-                    value = value.astype("float64")
-                problem = _codes(df.index, non_finite=non_finite, unparseable=failed)
-            elif col.kind == "flag":
-                text = raw.astype("string").str.lower()
-                failed = present & ~text.isin(TRUE_WORDS | FALSE_WORDS).fillna(False).astype(bool)
-                # Empty means unknown (nullable) or missing (the row is excluded).
-                value = text.isin(TRUE_WORDS).astype("boolean").where(present & ~failed)
-                problem = _codes(df.index, unparseable=failed)
-            else:  # pragma: no cover - the contract only uses the kinds above
-                raise AssertionError(col.kind)
-            if problem is not None and problem.notna().any():
-                df[f"_problem_{col.name}"] = problem
-            if col.name == "stored_value_amount":
-                value = value.fillna(0.0)  # empty: no stored-value payment
-            df[col.name] = value
+        """Give the contract columns their types by the one typing rule
+        (:func:`rxrepurchase.core.cells.type_frame`). A value that cannot be read is left
+        empty, and why goes into ``_problem_<column>`` for the type rules
+        (:mod:`rxrepurchase.core.rules`)."""
+        typed = type_frame(df, list(table.columns), time_zone=self.time_zone,
+                           formats=self.formats)
+        for name in typed.columns:
+            df[name] = typed[name]
 
     # -- rules -------------------------------------------------------------------------
     def _register(self, name: str, df: pd.DataFrame):
@@ -602,8 +558,6 @@ class _Loader:
                 )
             df["_pos"] = np.arange(len(df))
             self.report.rows_read[name] = len(df)
-            if name == "members":
-                df["tier"] = df["tier"].astype("string").str.strip().replace(TIER_ALIASES)
             self._coerce(table, df)
             if name == "orders":
                 # A line belongs to its order's store, whether or not the order was kept.
@@ -653,25 +607,6 @@ def control_redemptions(sends: pd.DataFrame, orders: pd.DataFrame) -> pd.Series:
         ctx = Context(pd.Timestamp.today().normalize(), kept={"orders": bought})
         found = backend.to_pandas(rule.check(sent, ctx).select("_pos"))["_pos"]
     return pd.Series(np.isin(np.arange(len(sends)), found.to_numpy()), index=sends.index)
-
-
-def _codes(index: pd.Index, **masks: pd.Series) -> pd.Series:
-    """A problem code per row: the name of the first mask that holds, NA where none does."""
-    codes = pd.Series(pd.NA, index=index, dtype="string")
-    for code, mask in reversed(masks.items()):
-        codes[mask.to_numpy(bool)] = code
-    return codes
-
-
-def _to_number(raw: pd.Series) -> pd.Series:
-    """Parse numbers; unparseable cells become NaN (and are reported by the caller)."""
-    if raw.dtype.kind in "biuf":
-        return raw.astype("float64")
-    try:  # Arrow's cast is much faster than pd.to_numeric and fails as a whole on a bad cell
-        parsed = pc.cast(pyarrow.array(raw, from_pandas=True), pyarrow.float64())
-    except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, TypeError):
-        return pd.to_numeric(raw, errors="coerce").astype("float64")
-    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=raw.index, dtype="float64")
 
 
 def isin(values: pd.Series, allowed) -> pd.Series:

@@ -30,8 +30,6 @@ __all__ = [
     "default_backend",
     "ranked_ids",
     "release",
-    "sql_name",
-    "sql_string",
     "table",
     "tables",
     "to_pandas",
@@ -75,17 +73,6 @@ def connect(
     if threads is not None:
         config["threads"] = int(threads)
     return ibis.duckdb.connect(str(database), **config)
-
-
-def sql_string(text: str) -> str:
-    """``text`` as an SQL string literal (quotes doubled), for the few statements written as
-    SQL text (file paths in DuckDB's ``read_parquet`` / ``COPY``, values in typing rules)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def sql_name(name: str) -> str:
-    """``name`` as a quoted SQL identifier (double quotes doubled): a column named by a file."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def default_backend() -> BaseBackend:

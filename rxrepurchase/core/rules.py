@@ -47,7 +47,8 @@ import pandas as pd
 
 from rxrepurchase.contract import CAMPAIGN_GROUPS, SEND_CHANNELS, TABLES, TIERS
 from rxrepurchase.core import backend as core_backend
-from rxrepurchase.exports import SPAN
+from rxrepurchase.core.cells import SPAN
+from rxrepurchase.core.sql import sql_name
 
 __all__ = [
     "MAX_AMOUNT",
@@ -778,7 +779,7 @@ def _run(expr: ir.Table) -> pd.DataFrame:
                                for i, t in enumerate(tables)})
     sql = _sql(shape)
     for i, t in enumerate(tables):
-        sql = sql.replace(f'"__rx_table_{i}__"', '"' + t.name.replace('"', '""') + '"')
+        sql = sql.replace(sql_name(f"__rx_table_{i}__"), sql_name(t.name))
     return backend.con.sql(sql).to_arrow_table().to_pandas()
 
 
