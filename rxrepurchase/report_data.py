@@ -237,7 +237,8 @@ def chain_wide(chain: Chain, *, rules: CohortRules | None = None, period_days: i
     fills = refill_fills(chain.order_lines, chain.orders, chain.members)
     bought = chain.member_orders
     last = bought.groupby("member_id", sort=False, observed=True)["ordered_at"].max()
-    tables = store_tables(chain, period_days=period_days, min_active_members=min_active_members)
+    tables = store_tables(chain, members, rules=rules, period_days=period_days,
+                          min_active_members=min_active_members)
     return ChainWide(
         as_of=chain.as_of,
         source=chain.source,
@@ -257,11 +258,13 @@ def chain_wide(chain: Chain, *, rules: CohortRules | None = None, period_days: i
     )
 
 
-STORE_TABLES = ("headline", "monthly", "tier", "stored_value_holder", "channel", "tags")
+STORE_TABLES = ("headline", "monthly", "tier", "stored_value_holder", "channel", "tags",
+                "cohorts")
 """The tables of :func:`store_tables`."""
 
 
-def store_tables(chain: Chain, *, period_days: int = 90, months: int = 12,
+def store_tables(chain: Chain, members: pd.DataFrame, *, rules: CohortRules | None = None,
+                 period_days: int = 90, months: int = 12, outcome_days: int = 90,
                  min_active_members: int = MIN_ACTIVE_MEMBERS) -> dict[str, pd.DataFrame]:
     """The per-store tables of the store pages, computed once for every store.
 
@@ -276,25 +279,31 @@ def store_tables(chain: Chain, *, period_days: int = 90, months: int = 12,
         ``store_id`` (:func:`store_headline`); ``monthly``: by ``store_id`` and month
         (:func:`monthly_repurchase`); ``tier``, ``stored_value_holder``, ``channel``: of the
         headline period by ``store_id`` and that column (:func:`store_segments`); ``tags``:
-        :func:`~rxrepurchase.readings.tag_repurchase` by ``store_id`` (:func:`store_tags`).
-        Their ``attrs`` name ``period_days``, ``months`` and ``min_active_members``.
+        :func:`~rxrepurchase.readings.tag_repurchase` by ``store_id`` (:func:`store_tags`);
+        ``cohorts``: :func:`~rxrepurchase.cohorts.compare_cohorts` by ``store_id`` of the
+        members classified in ``members`` with ``rules`` (:func:`store_cohorts`,
+        :func:`chain_comparison`). Their ``attrs`` name ``period_days``, ``months``,
+        ``outcome_days`` and ``min_active_members``.
     """
+    from rxrepurchase.cohorts import compare_cohorts
     from rxrepurchase.metrics import repurchase_rates
     from rxrepurchase.readings import tag_repurchase
 
     period = report_period(chain.as_of, period_days)
-    members = _segment_members(chain.members)
+    segments = _segment_members(chain.members)
     tables = {
         "headline": repurchase_rates(chain.orders, period, by="store_id"),
         "monthly": _monthly_rates(chain.orders, chain.as_of, months),
-        **{by: repurchase_rates(chain.orders, period, by=["store_id", by], members=members)
+        **{by: repurchase_rates(chain.orders, period, by=["store_id", by], members=segments)
            for by in ("tier", "stored_value_holder")},
         "channel": repurchase_rates(chain.orders, period, by=["store_id", "channel"]),
         "tags": tag_repurchase(chain.orders, chain.members, period,
                                min_members=min_active_members, by="store_id"),
+        "cohorts": compare_cohorts(chain.orders, members, "store_id", campaigns=chain.campaigns,
+                                   as_of=chain.as_of, outcome_days=outcome_days, rules=rules),
     }
     for table in tables.values():
-        table.attrs = {"period_days": period_days, "months": months,
+        table.attrs = {"period_days": period_days, "months": months, "outcome_days": outcome_days,
                        "min_active_members": min_active_members}
     return tables
 
@@ -745,8 +754,10 @@ def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float
                         shared=shared)
          for s in chain.store_ids]
     ).set_index("store_id")
-    cmp = compare_cohorts(chain.orders, members, "store_id", campaigns=chain.campaigns,
-                          as_of=chain.as_of, rules=rules)
+    cmp = None if shared is None else (shared.by_store or {}).get("cohorts")
+    if cmp is None or cmp.attrs.get("outcome_days") != 90:
+        cmp = compare_cohorts(chain.orders, members, "store_id", campaigns=chain.campaigns,
+                              as_of=chain.as_of, rules=rules)
     counts = cmp.pivot_table(index="store_id", columns="subsidy_cohort", values="members",
                              aggfunc="sum", fill_value=0)
     for cohort in ("loyal", "subsidy_driven"):
@@ -1097,7 +1108,7 @@ def store_cohorts(
         campaign when none is marked ``new_member``).
 
     ``shared`` (:func:`chain_wide` of this chain with the same ``rules``) supplies the
-    classification instead of computing it here.
+    classification and the comparison (:func:`store_tables`) instead of computing them here.
     """
     from rxrepurchase.cohorts import (
         CohortRules,
@@ -1119,8 +1130,12 @@ def store_cohorts(
                                   "rules; leave them out or compute them with these rules")
         members = shared.members
     lookup = members[["member_id", "subsidy_cohort"]]
-    comparison = compare_cohorts(store.orders, members, campaigns=chain.campaigns,
-                                 as_of=chain.as_of, outcome_days=outcome_days, rules=rules)
+    comparison = _store_rows(shared, "cohorts", chain, store_id, outcome_days=outcome_days)
+    if comparison is None:
+        comparison = compare_cohorts(store.orders, members, campaigns=chain.campaigns,
+                                     as_of=chain.as_of, outcome_days=outcome_days, rules=rules)
+    else:
+        comparison = comparison.drop(columns="store_id")
     comparison["member_share"] = comparison["members"] / comparison["members"].sum()
     comparison["user_repurchase_low"], comparison["user_repurchase_high"] = repurchase_interval(
         comparison["repeat_members"], comparison["members"])
