@@ -71,28 +71,30 @@ def wave_decline(waves: pd.DataFrame) -> dict | None:
 
 
 def tag_repurchase(orders: pd.DataFrame, members: pd.DataFrame, period, *,
-                   min_members: int = 30) -> pd.DataFrame:
+                   min_members: int = 30, by: str | None = None) -> pd.DataFrame:
     """User repurchase rate over ``period`` per member tag (``members.tags``).
 
     A member with several tags counts under each. Tags with fewer than ``min_members``
-    active members in the period are left out (their rate says little).
+    active members in the period are left out (their rate says little). With ``by`` (an
+    order column such as ``store_id``), every group's tags at once, each counted within its
+    group as if ``orders`` held only that group's orders.
 
     Returns
     -------
     DataFrame
-        ``tag, members, user_repurchase_rate``, highest rate first (ties by tag).
+        ``tag, members, user_repurchase_rate`` (after ``by`` when given), highest rate first
+        (ties by tag; within each ``by`` group).
     """
-    tags = member_tags(members)
-    rows = []
-    for tag, ids in tags.groupby("tag", sort=True)["member_id"]:
-        part = orders.loc[orders["member_id"].isin(set(ids))]
-        rates = repurchase_rates(part, period) if len(part) else part
-        if rates.empty:  # no purchase of the tag's members (in the period)
-            continue
-        rate = rates.iloc[0]
-        if rate["members"] >= min_members:
-            rows.append({"tag": tag, "members": int(rate["members"]),
-                         "user_repurchase_rate": float(rate["user_repurchase_rate"])})
-    out = pd.DataFrame(rows, columns=["tag", "members", "user_repurchase_rate"])
-    return out.sort_values(["user_repurchase_rate", "tag"], ascending=[False, True],
-                           ignore_index=True)
+    keys = [] if by is None else [by]
+    columns = [*keys, "tag", "members", "user_repurchase_rate"]
+    # One grouped query: each order once per tag of its member.
+    tagged = orders.merge(member_tags(members), on="member_id", how="inner")
+    rates = repurchase_rates(tagged, period, by=[*keys, "tag"]) if len(tagged) else tagged
+    rows = [] if rates.empty else [  # empty: no purchase of a tagged member (in the period)
+        {**{c: r[c] for c in (*keys, "tag")}, "members": int(r["members"]),
+         "user_repurchase_rate": float(r["user_repurchase_rate"])}
+        for r in rates[rates["members"] >= min_members].to_dict("records")]
+    out = pd.DataFrame(rows, columns=columns).astype(
+        {"members": "int64", "user_repurchase_rate": "float64"})  # typed when empty too
+    return out.sort_values([*keys, "user_repurchase_rate", "tag"],
+                           ascending=[*(True for _ in keys), False, True], ignore_index=True)

@@ -132,6 +132,8 @@ __all__ = [
     "hours_reading",
     "rfm_actions_html",
     "store_tags",
+    "STORE_TABLES",
+    "store_tables",
     "tags_reading",
     "waves_reading",
     "period_days_of",
@@ -182,6 +184,9 @@ class ChainWide:
         Set when these are one store's share (:func:`rxrepurchase.report_slices.store_slice`):
         the member tables then hold that store's members only, and ``campaign_effects`` is
         :func:`campaign_effects` of the store (None when the export has no send lists).
+    by_store : dict of DataFrame or None
+        :func:`store_tables`: the per-store tables of every store's page, each computed once
+        for all stores (grouped by ``store_id``); a store's share holds its own rows only.
     """
 
     as_of: pd.Timestamp
@@ -197,6 +202,7 @@ class ChainWide:
     monthly_medians: pd.DataFrame | None = None
     store_id: str | None = None
     campaign_effects: pd.DataFrame | None = None
+    by_store: dict | None = None
 
     def check(self, chain: Chain, store_id: str | None = None) -> None:
         """Raise :class:`ReportDataError` unless these were computed on ``chain``'s data and day
@@ -231,6 +237,8 @@ def chain_wide(chain: Chain, *, rules: CohortRules | None = None, period_days: i
     fills = refill_fills(chain.order_lines, chain.orders, chain.members)
     bought = chain.member_orders
     last = bought.groupby("member_id", sort=False, observed=True)["ordered_at"].max()
+    tables = store_tables(chain, members, rules=rules, period_days=period_days,
+                          min_active_members=min_active_members)
     return ChainWide(
         as_of=chain.as_of,
         source=chain.source,
@@ -242,9 +250,93 @@ def chain_wide(chain: Chain, *, rules: CohortRules | None = None, period_days: i
         refill_list_check=list_check(fills, as_of=chain.as_of),
         last_orders=last.reset_index(),
         headline_medians=chain_medians(chain, period_days=period_days,
-                                       min_active_members=min_active_members),
-        monthly_medians=monthly_chain_medians(chain, min_active_members=min_active_members),
+                                       min_active_members=min_active_members,
+                                       rates=tables["headline"]),
+        monthly_medians=monthly_chain_medians(chain, min_active_members=min_active_members,
+                                              rates=tables["monthly"]),
+        by_store=tables,
     )
+
+
+STORE_TABLES = ("headline", "monthly", "tier", "stored_value_holder", "channel", "tags",
+                "cohorts")
+"""The tables of :func:`store_tables`."""
+
+
+def store_tables(chain: Chain, members: pd.DataFrame, *, rules: CohortRules | None = None,
+                 period_days: int = 90, months: int = 12, outcome_days: int = 90,
+                 min_active_members: int = MIN_ACTIVE_MEMBERS) -> dict[str, pd.DataFrame]:
+    """The per-store tables of the store pages, computed once for every store.
+
+    Each is one grouped query on the whole chain instead of one query per store: a store's
+    rows equal what its page would compute from its own orders (every figure is counted within
+    the store). The store functions take their rows from :class:`ChainWide` (``by_store``).
+
+    Returns
+    -------
+    dict of DataFrame
+        ``headline``: :func:`~rxrepurchase.metrics.repurchase_rates` of the headline period by
+        ``store_id`` (:func:`store_headline`); ``monthly``: by ``store_id`` and month
+        (:func:`monthly_repurchase`); ``tier``, ``stored_value_holder``, ``channel``: of the
+        headline period by ``store_id`` and that column (:func:`store_segments`); ``tags``:
+        :func:`~rxrepurchase.readings.tag_repurchase` by ``store_id`` (:func:`store_tags`);
+        ``cohorts``: :func:`~rxrepurchase.cohorts.compare_cohorts` by ``store_id`` of the
+        members classified in ``members`` with ``rules`` (:func:`store_cohorts`,
+        :func:`chain_comparison`). Their ``attrs`` name ``period_days``, ``months``,
+        ``outcome_days`` and ``min_active_members``.
+    """
+    from rxrepurchase.cohorts import compare_cohorts
+    from rxrepurchase.metrics import repurchase_rates
+    from rxrepurchase.readings import tag_repurchase
+
+    period = report_period(chain.as_of, period_days)
+    segments = _segment_members(chain.members)
+    tables = {
+        "headline": repurchase_rates(chain.orders, period, by="store_id"),
+        "monthly": _monthly_rates(chain.orders, chain.as_of, months),
+        **{by: repurchase_rates(chain.orders, period, by=["store_id", by], members=segments)
+           for by in ("tier", "stored_value_holder")},
+        "channel": repurchase_rates(chain.orders, period, by=["store_id", "channel"]),
+        "tags": tag_repurchase(chain.orders, chain.members, period,
+                               min_members=min_active_members, by="store_id"),
+        "cohorts": compare_cohorts(chain.orders, members, "store_id", campaigns=chain.campaigns,
+                                   as_of=chain.as_of, outcome_days=outcome_days, rules=rules),
+    }
+    for table in tables.values():
+        table.attrs = {"period_days": period_days, "months": months, "outcome_days": outcome_days,
+                       "min_active_members": min_active_members}
+    return tables
+
+
+def _store_rows(shared: ChainWide | None, name: str, chain: Chain, store_id: str,
+                **settings) -> pd.DataFrame | None:
+    """The store's rows of ``shared``'s table ``name`` (:func:`store_tables`, computed with
+    ``settings``), numbered from 0 as the store's own query would; None when not given."""
+    if shared is None or not shared.by_store or name not in shared.by_store:
+        return None
+    shared.check(chain, store_id)
+    table = shared.by_store[name]
+    for key, wanted in settings.items():
+        if table.attrs.get(key) != wanted:
+            raise ReportDataError(f"the chain-wide {name} table was computed with {key}="
+                                  f"{table.attrs.get(key)}, not {wanted}; compute it with "
+                                  f"chain_wide(..., {key}={wanted}) or leave it out")
+    rows = table[table["store_id"] == store_id].reset_index(drop=True)
+    rows.attrs = {}
+    return rows
+
+
+def _segment_members(members: pd.DataFrame) -> pd.DataFrame:
+    """``members`` with ``stored_value_holder`` (a positive stored-value balance)."""
+    return members.assign(stored_value_holder=members["stored_value_balance"].fillna(0) > 0)
+
+
+def _monthly_rates(orders: pd.DataFrame, as_of: pd.Timestamp, months: int) -> pd.DataFrame:
+    """Repurchase rates by ``store_id`` of the last ``months`` calendar months to ``as_of``."""
+    from rxrepurchase.metrics import repurchase_rates
+
+    start = (as_of.to_period("M") - (months - 1)).to_timestamp()
+    return repurchase_rates(orders, "M", by="store_id", start=start, end=as_of)
 
 
 def report_period(as_of: pd.Timestamp, period_days: int = 90) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -285,14 +377,19 @@ def _chain_median(rates: pd.DataFrame, column: str, min_active_members: int) -> 
 
 
 def chain_medians(chain: Chain, *, period_days: int = 90,
-                  min_active_members: int = MIN_ACTIVE_MEMBERS) -> dict:
+                  min_active_members: int = MIN_ACTIVE_MEMBERS,
+                  rates: pd.DataFrame | None = None) -> dict:
     """The chain medians of the headline's two rates over the stores with at least
     ``min_active_members`` active members in the ``period_days`` days to ``chain.as_of``
     (``chain_median_user_repurchase_rate``, ``chain_median_order_repurchase_rate``; None
-    when no store has that many), with the two settings they were computed with."""
+    when no store has that many), with the two settings they were computed with. ``rates``:
+    the stores' rates of that period (:func:`store_tables` ``["headline"]``) when already
+    computed."""
     from rxrepurchase.metrics import repurchase_rates
 
-    rates = repurchase_rates(chain.orders, report_period(chain.as_of, period_days), by="store_id")
+    if rates is None:
+        rates = repurchase_rates(chain.orders, report_period(chain.as_of, period_days),
+                                 by="store_id")
     return {"period_days": period_days, "min_active_members": min_active_members,
             **{f"chain_median_{c}": _chain_median(rates, c, min_active_members)
                for c in ("user_repurchase_rate", "order_repurchase_rate")}}
@@ -358,8 +455,11 @@ def store_headline(chain: Chain, store_id: str, *, period_days: int = 90,
     if medians is None:
         medians = chain_medians(chain, period_days=period_days,
                                 min_active_members=min_active_members)
-    rates = (repurchase_rates(store.orders, (start, end), by="store_id").set_index("store_id")
-             if len(store.orders) else pd.DataFrame())  # a store with no order has no rates
+    rates = _store_rows(shared, "headline", chain, store_id, period_days=period_days)
+    if rates is None:
+        rates = (repurchase_rates(store.orders, (start, end), by="store_id")
+                 if len(store.orders) else pd.DataFrame({"store_id": []}))  # no order, no rates
+    rates = rates.set_index("store_id")
     info = store.stores.iloc[0]
     orders = store.orders
     day = orders["ordered_at"].dt.normalize()
@@ -430,19 +530,19 @@ def headline_html(headline: dict, lang: str = "en") -> str:
 
 
 def monthly_chain_medians(chain: Chain, *, months: int = 12,
-                          min_active_members: int = MIN_ACTIVE_MEMBERS) -> pd.DataFrame:
+                          min_active_members: int = MIN_ACTIVE_MEMBERS,
+                          rates: pd.DataFrame | None = None) -> pd.DataFrame:
     """The chain medians of the monthly rates of :func:`monthly_repurchase`.
 
     One row per calendar month with an order (the last ``months`` up to ``chain.as_of``,
     ``window_start``), ``chain_median_user_repurchase_rate`` and
     ``chain_median_order_repurchase_rate`` over the stores with at least ``min_active_members``
     active members that month; ``attrs`` name ``months`` and ``min_active_members``.
+    ``rates``: the stores' monthly rates (:func:`store_tables` ``["monthly"]``) when already
+    computed.
     """
-    from rxrepurchase.metrics import repurchase_rates
-
-    end = chain.as_of
-    start = (end.to_period("M") - (months - 1)).to_timestamp()
-    rates = repurchase_rates(chain.orders, "M", by="store_id", start=start, end=end)
+    if rates is None:
+        rates = _monthly_rates(chain.orders, chain.as_of, months)
     cols = ["user_repurchase_rate", "order_repurchase_rate"]
     big = rates[rates["members"] >= min_active_members]
     months_index = pd.Index(sorted(rates["window_start"].unique()), name="window_start")
@@ -471,17 +571,15 @@ def monthly_repurchase(chain: Chain, store_id: str, *, months: int = 12,
     ``shared`` (:func:`chain_wide` of this chain, or the store's share of it) supplies the
     chain medians, so that ``chain`` may be the store's slice.
     """
-    from rxrepurchase.metrics import repurchase_rates
-
-    orders = chain.for_store(store_id).orders
     median = _shared_figure(shared, "monthly_medians", chain, store_id, months=months,
                             min_active_members=min_active_members)
     if median is None:
         median = monthly_chain_medians(chain, months=months,
                                        min_active_members=min_active_members)
     end = chain.as_of
-    start = (end.to_period("M") - (months - 1)).to_timestamp()
-    rates = repurchase_rates(orders, "M", by="store_id", start=start, end=end)
+    rates = _store_rows(shared, "monthly", chain, store_id, months=months)
+    if rates is None:
+        rates = _monthly_rates(chain.for_store(store_id).orders, end, months)
     cols = ["user_repurchase_rate", "order_repurchase_rate"]
     store = rates[rates["store_id"] == store_id].set_index("window_start")[["members", *cols]]
     median = median.set_index("window_start")
@@ -656,8 +754,10 @@ def chain_comparison(chain: Chain, *, period_days: int = 90, gross_margin: float
                         shared=shared)
          for s in chain.store_ids]
     ).set_index("store_id")
-    cmp = compare_cohorts(chain.orders, members, "store_id", campaigns=chain.campaigns,
-                          as_of=chain.as_of, rules=rules)
+    cmp = None if shared is None else (shared.by_store or {}).get("cohorts")
+    if cmp is None or cmp.attrs.get("outcome_days") != 90:
+        cmp = compare_cohorts(chain.orders, members, "store_id", campaigns=chain.campaigns,
+                              as_of=chain.as_of, rules=rules)
     counts = cmp.pivot_table(index="store_id", columns="subsidy_cohort", values="members",
                              aggfunc="sum", fill_value=0)
     for cohort in ("loyal", "subsidy_driven"):
@@ -1008,7 +1108,7 @@ def store_cohorts(
         campaign when none is marked ``new_member``).
 
     ``shared`` (:func:`chain_wide` of this chain with the same ``rules``) supplies the
-    classification instead of computing it here.
+    classification and the comparison (:func:`store_tables`) instead of computing them here.
     """
     from rxrepurchase.cohorts import (
         CohortRules,
@@ -1030,8 +1130,12 @@ def store_cohorts(
                                   "rules; leave them out or compute them with these rules")
         members = shared.members
     lookup = members[["member_id", "subsidy_cohort"]]
-    comparison = compare_cohorts(store.orders, members, campaigns=chain.campaigns,
-                                 as_of=chain.as_of, outcome_days=outcome_days, rules=rules)
+    comparison = _store_rows(shared, "cohorts", chain, store_id, outcome_days=outcome_days)
+    if comparison is None:
+        comparison = compare_cohorts(store.orders, members, campaigns=chain.campaigns,
+                                     as_of=chain.as_of, outcome_days=outcome_days, rules=rules)
+    else:
+        comparison = comparison.drop(columns="store_id")
     comparison["member_share"] = comparison["members"] / comparison["members"].sum()
     comparison["user_repurchase_low"], comparison["user_repurchase_high"] = repurchase_interval(
         comparison["repeat_members"], comparison["members"])
@@ -1493,7 +1597,7 @@ def section_metrics(cohorts: dict[str, pd.DataFrame], models: StoreModels) -> di
 
 
 def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
-                   period_days: int = 90) -> dict:
+                   period_days: int = 90, shared: ChainWide | None = None) -> dict:
     """Section 4 of a store report, from :mod:`rxrepurchase.segments` and ``metrics``.
 
     Members are those who bought at the store (up to ``chain.as_of``); repurchase rates are
@@ -1507,6 +1611,9 @@ def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
         segment summary), ``pareto`` (:func:`~rxrepurchase.metrics.pareto_share`, top 20%),
         ``stored_value`` (holders vs others), ``channels`` (repurchase by order channel) and
         ``hours`` (share of orders per hour, loyal vs subsidy-driven members).
+
+    ``shared`` (:func:`chain_wide` of this chain, or the store's share of it) supplies the
+    rates by tier, stored-value holding and channel (:func:`store_tables`).
     """
     from rxrepurchase.metrics import pareto_share, repurchase_rates
     from rxrepurchase.segments import (
@@ -1520,12 +1627,17 @@ def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
     period = report_period(chain.as_of, period_days)
     profile = member_profile(store.orders, store.order_lines, store.members, chain.as_of)
     profile = profile[profile["purchases"] > 0]
-    members = chain.members.merge(cohorts[["member_id", "subsidy_cohort"]], on="member_id",
-                                  how="left")
-    members = members.assign(stored_value_holder=members["stored_value_balance"].fillna(0) > 0)
+    members = _segment_members(chain.members.merge(cohorts[["member_id", "subsidy_cohort"]],
+                                                   on="member_id", how="left"))
+
+    def rates_by(by: str, **lookup) -> pd.DataFrame:
+        rates = _store_rows(shared, by, chain, store_id, period_days=period_days)
+        if rates is None:
+            return repurchase_rates(store.orders, period, by=by, **lookup)
+        return rates.drop(columns="store_id")
 
     def with_rates(summary: pd.DataFrame, by: str) -> pd.DataFrame:
-        rates = repurchase_rates(store.orders, period, by=by, members=members)
+        rates = rates_by(by, members=members)
         rates = rates.rename(columns={"members": "period_members"})
         return summary.merge(rates[[by, "user_repurchase_rate", "period_members", "repeat_members"]],
                              on=by, how="left")
@@ -1536,7 +1648,7 @@ def store_segments(chain: Chain, store_id: str, cohorts: pd.DataFrame, *,
         tiers["repeat_members"].fillna(0), tiers["period_members"].fillna(0))
     stored = with_rates(segment_summary(profile, "stored_value_holder"), "stored_value_holder")
     rfm = segment_summary(rfm_segments(store.orders, chain.as_of), "segment", value="monetary")
-    channels = repurchase_rates(store.orders, period, by="channel")
+    channels = rates_by("channel")
     hours = hour_of_day_profile(store.orders, by="subsidy_cohort", members=members)
     return {
         "tiers": tiers.reset_index(),
@@ -1599,11 +1711,17 @@ def hours_reading(chain: Chain, store_id: str, lang: str = "en", *, period_days:
 
 
 def store_tags(chain: Chain, store_id: str, *, period_days: int = 90,
-               min_members: int = MIN_ACTIVE_MEMBERS) -> pd.DataFrame:
+               min_members: int = MIN_ACTIVE_MEMBERS,
+               shared: ChainWide | None = None) -> pd.DataFrame:
     """User repurchase rate per member tag at the store over the headline period
-    (:func:`rxrepurchase.readings.tag_repurchase`)."""
+    (:func:`rxrepurchase.readings.tag_repurchase`; from ``shared``, see :func:`store_tables`,
+    when given)."""
     from rxrepurchase.readings import tag_repurchase
 
+    tags = _store_rows(shared, "tags", chain, store_id, period_days=period_days,
+                       min_active_members=min_members)
+    if tags is not None:
+        return tags.drop(columns="store_id")
     store = chain.for_store(store_id)
     return tag_repurchase(store.orders, chain.members, report_period(chain.as_of, period_days),
                           min_members=min_members)
@@ -2213,8 +2331,9 @@ def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
             page.value_by = {by: value_by(models.scores, by, models.value_ranges[by])
                              for by in ("subsidy_cohort", "tier")}
         page.models = replace(models, purchase_model=None, spend_model=None)
-        page.segments = store_segments(chain, store_id, cohorts["members"], period_days=period_days)
+        page.segments = store_segments(chain, store_id, cohorts["members"],
+                                       period_days=period_days, shared=shared)
         page.hours_text = hours_reading(chain, store_id, lang, period_days=period_days)
         page.tags = store_tags(chain, store_id, period_days=period_days,
-                               min_members=min_active_members)
+                               min_members=min_active_members, shared=shared)
         return page

@@ -7,7 +7,9 @@ computes the chain-wide figures once (:func:`rxrepurchase.report_data.chain_wide
   (:func:`write_store_slice`): the store's own orders, order lines and members, the
   chain-wide per-member results of those members (cohort labels, refill predictions,
   adherence, list check, last order anywhere in the chain), the store's campaign effects,
-  and the chain medians its headline compares against. Another store's id is blanked in it
+  the chain medians its headline compares against, and its rows of the rate tables computed
+  for every store at once (:func:`~rxrepurchase.report_data.store_tables`). Another store's
+  id is blanked in it
   (a member's home store, a refill's last store) and no other store's member is in it, so a
   store's kernel holds that store's data only and its memory follows the store, not the
   chain;
@@ -118,6 +120,12 @@ def store_slice(chain: Chain, shared, store_id: str, *, window_days: int = 30):
         predictions["last_store_id"] == store_id)
     effects = campaign_effects(chain, store_id, outcome_days=window_days)
     last = shared.last_orders
+    by_store = None
+    if shared.by_store is not None:  # the store's rows of the tables of every store
+        by_store = {}
+        for name, table in shared.by_store.items():
+            by_store[name] = table[table["store_id"] == store_id].reset_index(drop=True)
+            by_store[name].attrs = dict(table.attrs)
     return mine, replace(
         shared,
         store_id=store_id,
@@ -127,6 +135,7 @@ def store_slice(chain: Chain, shared, store_id: str, *, window_days: int = 30):
         refill_list_check=own_homes(shared.refill_list_check),
         last_orders=last[isin(last["member_id"], ids)].reset_index(drop=True),
         campaign_effects=effects,
+        by_store=by_store,
     )
 
 
@@ -328,6 +337,8 @@ def write_store_slice(chain: Chain, shared, folder: str | os.PathLike) -> Path:
         "headline_medians": shared.headline_medians,
         "shared": _write_frames(folder, {**{n: getattr(shared, n) for n in _SHARED_FRAMES},
                                          "members": cohorts, "routine": cal.routine}, "shared_"),
+        "by_store": None if shared.by_store is None else _write_frames(folder, shared.by_store,
+                                                                        "by_store_"),
     }
     write_atomic(folder / META, json.dumps(meta, ensure_ascii=False, indent=1))
     return folder
@@ -356,13 +367,15 @@ def read_store_slice(folder: str | os.PathLike):
     chain = Chain(**frames, as_of=_decode(meta["as_of"]), quality=quality,
                   source=None if meta["source"] is None else Path(meta["source"]))
     shared = _read_frames(folder, meta["shared"], "shared_")
+    by_store = None if meta["by_store"] is None else _read_frames(folder, meta["by_store"],
+                                                                  "by_store_")
     rules = CohortRules(**meta["rules"])
     members = shared.pop("members")
     members.attrs.update(rules=rules, calibration=SubsidyCalibration(
         routine=shared.pop("routine"), **_decode(meta["calibration"])))
     return chain, ChainWide(as_of=chain.as_of, source=chain.source, rules=rules, members=members,
                             headline_medians=meta["headline_medians"],
-                            store_id=meta["store_id"], **shared)
+                            store_id=meta["store_id"], by_store=by_store, **shared)
 
 
 def write_chain_tables(tables: ChainTables, folder: str | os.PathLike) -> Path:

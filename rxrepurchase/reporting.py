@@ -319,6 +319,9 @@ def _execute(job: Mapping[str, Any]) -> dict:
             cwd=job["cwd"],
             progress_bar=False,
             log_output=False,
+            # Written once at the end (and on a cell's error), not after every cell: each
+            # save encodes the whole notebook, charts included.
+            request_save_on_cell_execute=False,
         )
         outcome["metrics"] = _read_metrics(job)
         notebook_to_html(job["output"], job["html"], title=_page_title(job, outcome["metrics"]),

@@ -88,3 +88,24 @@ def test_rfm_groups_in_operator_words_each_with_an_action_and_no_model_names():
         glossary = rd.glossary_html(lang)
         assert glossary.count("<li>") == len(rd.GLOSSARY)
         assert "BG/NBD" not in glossary and "Gamma" not in glossary
+
+
+def test_tag_repurchase_by_store_counts_within_each_store():
+    # S01: A twice, C once (chronic 1/2; vitamins: C alone). S02: A once, D twice (chronic 0/1;
+    # vitamins D 1/1). A's two stores are counted apart, as two stores' own reports would.
+    rows = [("A", "2026-09-01", "S01"), ("A", "2026-09-10", "S01"), ("C", "2026-09-03", "S01"),
+            ("A", "2026-09-12", "S02"), ("D", "2026-09-04", "S02"), ("D", "2026-09-20", "S02")]
+    orders = pd.DataFrame([{**_order(m, d), "order_id": f"{m}-{d}", "store_id": s}
+                           for m, d, s in rows])
+    members = pd.DataFrame({"member_id": list("ACD"),
+                            "tags": ["chronic", "chronic; vitamins", "vitamins"]})
+    table = tag_repurchase(orders, members, ("2026-07-01", "2026-09-30"), min_members=1,
+                           by="store_id")
+    assert table.to_dict("list") == {
+        "store_id": ["S01", "S01", "S02", "S02"], "tag": ["chronic", "vitamins", "vitamins", "chronic"],
+        "members": [2, 1, 1, 1], "user_repurchase_rate": [0.5, 0.0, 1.0, 0.0]}
+    for store in ("S01", "S02"):  # each store's rows are its own orders' table
+        own = tag_repurchase(orders[orders["store_id"] == store], members,
+                             ("2026-07-01", "2026-09-30"), min_members=1)
+        pd.testing.assert_frame_equal(
+            table[table["store_id"] == store].drop(columns="store_id").reset_index(drop=True), own)

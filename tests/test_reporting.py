@@ -339,7 +339,9 @@ def _store_figures(chain, store_id, shared) -> dict:
            for k in ("predictions", "adherence", "targets", "list_check")},
         **{f"list_{k}": v for k, v in lists.attrs["tables"].items()},
         **{f"segments_{k}": v
-           for k, v in rd.store_segments(chain, store_id, cohorts["members"]).items()},
+           for k, v in rd.store_segments(chain, store_id, cohorts["members"],
+                                         shared=shared).items()},
+        "tags": rd.store_tags(chain, store_id, shared=shared),
     }
     # A slice blanks other stores' ids: a member's home store, a refill's last store.
     return {k: v.drop(columns=["home_store_id", "last_store_id"], errors="ignore")
