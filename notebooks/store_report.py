@@ -41,7 +41,7 @@ store_slice = ""  # the store's slice written by the runner (empty: read the exp
 period_days = 90  # length of "this period" for the headline figures
 gross_margin = 0.3  # gross margin on sales, for customer lifetime value (CLV)
 clv_horizon_months = 12  # CLV horizon
-refill_within_days = 14  # refill reminders: due within this many days
+refill_horizon_days = 14  # refill reminders: due within this many days
 metrics_path = ""  # where to write metrics.json (empty: not written)
 actions_dir = ""  # folder for the wake-up and refill reminder lists (empty: not written)
 targets = None  # this store's targets, e.g. {"user_repurchase_rate": 0.6} (None: none)
@@ -67,7 +67,7 @@ page = load_store_page(data, store_id, slice_folder=store_slice, as_of=as_of,
                        currency=currency, actions_dir=actions_dir, period_days=period_days,
                        min_active_members=min_active_members, gross_margin=gross_margin,
                        clv_horizon_months=clv_horizon_months,
-                       refill_within_days=refill_within_days, calibration_end=calibration_end)
+                       refill_horizon_days=refill_horizon_days, calibration_end=calibration_end)
 headline, thin = page.headline, page.thin  # thin: None, or why there is nothing to analyse
 
 # %%

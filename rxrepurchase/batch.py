@@ -9,7 +9,7 @@ store's rows only (Parquet row-group statistics skip the rest of each file).
 
 Layout of ``out`` (see ``docs/scale.md``)::
 
-    manifest.json            as_of, cut, time unit, source files, rows read/loaded, stores
+    manifest.json            as_of, calibration_end, time unit, source files, rows read/loaded, stores
     stores.parquet           the stores table
     orders.parquet           validated orders, sorted by store_id
     order_lines.parquet      their lines, with the order's store_id and _line (position in the
@@ -18,7 +18,7 @@ Layout of ``out`` (see ``docs/scale.md``)::
     campaigns.parquet        per store_id: campaigns seen in the store's orders
     rfm.parquet              store x member RFM at as_of (rfm_summary(..., by="store_id"))
     rfm_chain.parquet        member RFM at as_of over the whole chain (rfm_summary(...)), by member_id
-    calibration.parquet      store x member calibration RFM at cut + holdout to as_of
+    calibration.parquet      store x member calibration RFM at calibration_end + holdout to as_of
     repurchase_monthly.parquet  repurchase_rates(..., "M", "store_id")
     cohorts.parquet          cohort_retention(..., "M", "store_id") (acquiring store)
 
@@ -52,6 +52,7 @@ from rxrepurchase.core.sql import sql_string
 from rxrepurchase.errors import BatchError, OutputError
 from rxrepurchase.loading import Chain, DataQualityReport
 from rxrepurchase.outputs import write_atomic
+from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
     "BatchError",
@@ -100,12 +101,13 @@ def _write_frame(df: pd.DataFrame, path: Path) -> None:
     out.to_parquet(path, index=False, row_group_size=ROW_GROUP_ROWS)
 
 
+@renamed_keywords(cut="calibration_end")
 def precompute_chain(
     data: str | os.PathLike,
     out: str | os.PathLike,
     *,
     as_of=None,
-    cut=None,
+    calibration_end=None,
     time_unit: str = "days",
     memory_limit: str = "4GB",
     threads: int | None = None,
@@ -126,8 +128,8 @@ def precompute_chain(
         ``out`` as it was.
     as_of : date-like, optional
         Analysis date: orders after it are excluded; RFM is observed to it. Default: today.
-    cut : date-like, optional
-        End of the calibration period for ``calibration.parquet`` (holdout to ``as_of``).
+    calibration_end : date-like, optional
+        Last day of the calibration period for ``calibration.parquet`` (holdout to ``as_of``).
         Default: no calibration file.
     time_unit : {"days", "weeks"}
         Unit of recency and T in the RFM files.
@@ -159,9 +161,9 @@ def precompute_chain(
     duckdb_limit = f"{int(memory_bytes(memory_limit) * DUCKDB_SHARE) // 2**20}MiB"
     check_unit(time_unit)
     as_of = as_date(pd.Timestamp.today().normalize() if as_of is None else as_of, "as_of")
-    cut = None if cut is None else as_date(cut, "cut")
-    if cut is not None and cut >= as_of:
-        raise BatchError(f"cut {cut.date()} must be before as_of {as_of.date()}")
+    calibration_end = None if calibration_end is None else as_date(calibration_end, "calibration_end")
+    if calibration_end is not None and calibration_end >= as_of:
+        raise BatchError(f"calibration_end {calibration_end.date()} must be before as_of {as_of.date()}")
     _check_output_folder(Path(data), out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     work = out / ".work"
@@ -188,7 +190,7 @@ def precompute_chain(
                 src.materialize()
                 counts = src.row_counts()  # the loaded rows are counted in the tables just made
             files = _write_tables(src, staged, step)
-            files |= _write_aggregates(src, staged, as_of, cut, time_unit, step)
+            files |= _write_aggregates(src, staged, as_of, calibration_end, time_unit, step)
             stores = src.con.execute(
                 "SELECT s.store_id, count(o.order_id) AS orders FROM stores s "
                 "LEFT JOIN orders o USING (store_id) GROUP BY s.store_id ORDER BY s.store_id"
@@ -204,7 +206,7 @@ def precompute_chain(
         "layout_version": LAYOUT_VERSION,
         "source": str(Path(data).resolve()),
         "as_of": f"{as_of:%Y-%m-%d}",
-        "cut": None if cut is None else f"{cut:%Y-%m-%d}",
+        "calibration_end": None if calibration_end is None else f"{calibration_end:%Y-%m-%d}",
         "time_unit": time_unit,
         "amount_col": "paid_amount",
         "created_at": started.isoformat(timespec="seconds"),
@@ -276,7 +278,7 @@ def _write_tables(src: engine.ChainSource, out: Path, step) -> dict[str, str]:
     return {name: f"{name}.parquet" for name in queries}
 
 
-def _write_aggregates(src, out: Path, as_of, cut, time_unit: str, step) -> dict[str, str]:
+def _write_aggregates(src, out: Path, as_of, calibration_end, time_unit: str, step) -> dict[str, str]:
     """Per-store metrics and model inputs, and the chain's member RFM, from the materialized
     tables."""
     files = {}
@@ -284,12 +286,12 @@ def _write_aggregates(src, out: Path, as_of, cut, time_unit: str, step) -> dict[
     orders = src.table("orders")
     for name, by in (("rfm", "store_id"), ("rfm_chain", None)):
         with step("store x member RFM" if by else "chain RFM"):
-            summary = core_rfm.rfm_summary(orders, end=as_of.date(), time_unit_days=unit_days, by=by)
+            summary = core_rfm.rfm_summary(orders, as_of=as_of.date(), time_unit_days=unit_days, by=by)
             src.backend.to_parquet(summary, out / f"{name}.parquet", row_group_size=ROW_GROUP_ROWS)
         files[name] = f"{name}.parquet"
-    if cut is not None:
+    if calibration_end is not None:
         with step("calibration / holdout"):
-            split = engine.calibration_holdout(src, cut, holdout_end=as_of, time_unit=time_unit,
+            split = engine.calibration_holdout(src, calibration_end, holdout_end=as_of, time_unit=time_unit,
                                                by="store_id")
             _write_frame(split.calibration.join(split.holdout), out / "calibration.parquet")
         files["calibration"] = "calibration.parquet"
@@ -320,9 +322,9 @@ class StoreSlice:
         The store's members' RFM at ``as_of``, indexed by member: equal to
         ``rfm_summary(chain.orders, as_of=as_of, time_unit=...)``.
     calibration, holdout : DataFrame or None
-        Calibration RFM at ``cut`` and holdout outcomes to ``as_of`` (as
+        Calibration RFM at ``calibration_end`` and holdout outcomes to ``as_of`` (as
         :func:`rxrepurchase.rfm.calibration_holdout` with ``holdout_end=as_of``); None when
-        the batch ran without ``cut``.
+        the batch ran without ``calibration_end``.
     repurchase_monthly : DataFrame
         The store's rows of ``repurchase_rates(orders, "M", "store_id")`` on the chain.
     cohorts : DataFrame
@@ -434,7 +436,7 @@ def load_store_slice(out: str | os.PathLike, store_id: str) -> StoreSlice:
                           rfm_cols + ["frequency_holdout", "monetary_holdout", "duration_holdout"])
         calibration = both[rfm_cols]
         holdout = both.drop(columns=rfm_cols)
-        calibration.attrs = _rfm_attrs(chain.orders, manifest, pd.Timestamp(manifest["cut"]))
+        calibration.attrs = _rfm_attrs(chain.orders, manifest, pd.Timestamp(manifest["calibration_end"]))
     monthly = _read(out, "repurchase_monthly", store_id)
     monthly["store_id"] = monthly["store_id"].astype("string")
     cohorts = _read(out, "cohorts", store_id)

@@ -49,14 +49,14 @@ def _cmd_refills(args: argparse.Namespace) -> int:
 
     chain = load_chain(args.data, **_load_args(args))
     targets = chain_refill_targets(
-        chain, horizon_days=args.within, group_by=args.group_by, show_phone=args.show_phone,
+        chain, horizon_days=args.horizon_days, group_by=args.group_by, show_phone=args.show_phone,
         first_refill=args.first_refill, select=args.select,
     )
     path = export_target_list(targets, args.out, overwrite=args.overwrite)
     counts = ", ".join(f"{k} {v}" for k, v in targets.attrs["status_counts"].items())
     what = "first-refill reminders" if args.first_refill else "refill reminders"
     print(f"{len(targets)} {what} as of {targets.attrs['as_of']:%Y-%m-%d} "
-          f"({args.select}, within {args.within} days: {counts or 'none'}) -> {path}")
+          f"({args.select}, within {args.horizon_days} days: {counts or 'none'}) -> {path}")
     return 0
 
 
@@ -92,7 +92,7 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
     from rxrepurchase.batch import precompute_chain
 
     manifest = precompute_chain(
-        args.data, args.out, as_of=args.as_of, cut=args.cut, time_unit=args.time_unit,
+        args.data, args.out, as_of=args.as_of, calibration_end=args.calibration_end, time_unit=args.time_unit,
         memory_limit=args.memory_limit, threads=args.threads, overwrite=args.overwrite,
         time_zone=args.time_zone,
         progress=lambda step, seconds: print(f"precompute: {step} {seconds:.1f} s", file=sys.stderr),
@@ -159,11 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("refills", help="export the refill reminder list (members due soon)")
     _add_data_args(p)
-    p.add_argument("--within", type=int, default=14,
-                   help="days ahead: the list has as many rows as are due within them (default 14)")
+    p.add_argument("--horizon-days", "--within", dest="horizon_days", type=int, default=14,
+                   help="days ahead: the list has as many rows as are due within them (default "
+                        "14; --within is its old name)")
     p.add_argument("--select", choices=["chance", "due"], default="chance",
                    help="chance: those most likely to refill (default); due: those due within "
-                        "--within days")
+                        "--horizon-days days")
     p.add_argument("--out", required=True, help="output file, .csv (Excel-ready) or .parquet")
     p.add_argument("--group-by", choices=["sku", "category"], default="sku",
                    help="product grouping for refills (default sku)")
@@ -194,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder with the chain's export files")
     p.add_argument("--out", required=True, help="folder to write the per-store Parquet files")
     p.add_argument("--as-of", default=None, help="analysis date YYYY-MM-DD (default: today)")
-    p.add_argument("--cut", default=None, help="calibration end YYYY-MM-DD (holdout to --as-of)")
+    p.add_argument("--calibration-end", "--cut", dest="calibration_end", default=None,
+                   help="last day of the calibration period YYYY-MM-DD, holdout to --as-of "
+                        "(--cut is its old name)")
     p.add_argument("--time-unit", choices=["days", "weeks"], default="days")
     _add_time_zone(p)
     p.add_argument("--memory-limit", default="4GB", help="DuckDB memory limit (default 4GB)")

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["renamed_attribute", "renamed_keywords"]
+__all__ = ["renamed_attribute", "renamed_items", "renamed_keywords"]
 
 F = TypeVar("F", bound=Callable)
 
@@ -35,31 +35,47 @@ def renamed_keywords(**renames: str | tuple[str, ...]) -> Callable[[F], F]:
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            for old, new in renames.items():
-                if old not in kwargs:
-                    continue
-                names = (new,) if isinstance(new, str) else new
-                given = ", ".join(f"{n}=" for n in names)
-                if any(n in kwargs for n in names):
-                    raise TypeError(f"{func.__name__}() got {old}= and {given}; {old}= is the old "
-                                    f"name of {given}, give only {given}")  # fmt: skip
-                warnings.warn(f"{func.__name__}({old}=...) is renamed "
-                              f"{func.__name__}({', '.join(f'{n}=...' for n in names)}); "
-                              f"the old name will stop working", FutureWarning, stacklevel=2)  # fmt: skip
-                value = kwargs.pop(old)
-                if isinstance(new, str):
-                    kwargs[new] = value
-                    continue
-                values = tuple(value)
-                if len(values) != len(names):
-                    raise TypeError(f"{func.__name__}({old}=...) takes {len(names)} values "
-                                    f"({given}), got {value!r}")  # fmt: skip
-                kwargs.update(zip(names, values, strict=True))
+            kwargs = renamed_items(kwargs, renames, lambda names: func.__name__ + "("
+                                   + ", ".join(f"{n}=..." for n in names) + ")")
             return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def renamed_items(items: dict, renames: dict[str, str | tuple[str, ...]],
+                  spell: Callable[[tuple[str, ...]], str]) -> dict:
+    """``items`` (keyword arguments, notebook parameters) with each old name of ``renames``
+    replaced by its new name(s), warning with a ``FutureWarning`` for each; ``spell(names)``
+    writes names as the caller knows them (``f(a=...)``, a notebook parameter).
+
+    Raises
+    ------
+    TypeError
+        The old and a new name are both given, or an old value does not unpack into its new
+        names.
+    """
+    items = dict(items)
+    for old, new in renames.items():
+        if old not in items:
+            continue
+        names = (new,) if isinstance(new, str) else new
+        if any(n in items for n in names):
+            raise TypeError(f"got {spell((old,))} and {spell(names)}; {old} is the old name of "
+                            f"{', '.join(names)}, give only {', '.join(names)}")
+        warnings.warn(f"{spell((old,))} is renamed {spell(names)}; the old name will stop working",
+                      FutureWarning, stacklevel=3)
+        value = items.pop(old)
+        if isinstance(new, str):
+            items[new] = value
+            continue
+        values = tuple(value)
+        if len(values) != len(names):
+            raise TypeError(f"{spell((old,))} takes {len(names)} values "
+                            f"({', '.join(names)}), got {value!r}")
+        items.update(zip(names, values, strict=True))
+    return items
 
 
 def renamed_attribute(old: str, new: str) -> property:

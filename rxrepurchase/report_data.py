@@ -42,7 +42,7 @@ from rxrepurchase.i18n import (
     windowed,
 )
 from rxrepurchase.outputs import write_atomic
-from rxrepurchase.renames import renamed_keywords
+from rxrepurchase.renames import renamed_attribute, renamed_keywords
 from rxrepurchase.rendering import render_section
 
 if TYPE_CHECKING:
@@ -1908,7 +1908,7 @@ def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: 
     """"This week" of a store report: :func:`rxrepurchase.this_week.this_week_actions` of the
     store's refill predictions, wake-up list, subsidy cohorts and orders.
 
-    ``attrs`` carries ``as_of``, ``within`` and ``soon`` (the refill horizons in days) and
+    ``attrs`` carries ``as_of``, ``horizon_days`` and ``soon_days`` (the refill horizons) and
     ``period_days`` for the page's sentences. ``wake_up``: the store's :func:`store_wake_up`
     when already made (it scores every member of the store), else made here.
     """
@@ -1923,7 +1923,8 @@ def store_this_week(chain: Chain, store_id: str, cohorts: pd.DataFrame, models: 
         refill_list=refills.targets, soon_days=soon, horizon_days=refills.horizon_days,
         period_days=period_days)
     actions.attrs = {**actions.attrs, "as_of": chain.as_of.date().isoformat(),
-                     "within": refills.horizon_days, "soon": soon, "period_days": period_days}
+                     "horizon_days": refills.horizon_days, "soon_days": soon,
+                     "period_days": period_days}
     return actions
 
 
@@ -1943,8 +1944,8 @@ def this_week_html(actions: pd.DataFrame, lang: str = "en") -> str:
     a = actions.attrs
     items = []
     for row in actions.itertuples():
-        values = {"n": format_count(row.members, lang), "within": a["within"],
-                  "soon_days": a["soon"], "days": a["period_days"]}
+        values = {"n": format_count(row.members, lang), "within": a["horizon_days"],
+                  "soon_days": a["soon_days"], "days": a["period_days"]}
         if row.action == "refill_reminder":
             values.update(soon=format_count(row.members_soon, lang),
                           items=format_count(row.items, lang))
@@ -2071,9 +2072,9 @@ def campaign_effects(chain: Chain, store_id: str | None = None, *, outcome_days:
     if shared is not None and shared.store_id is not None and store_id is not None:
         shared.check(chain, store_id)
         effects = shared.campaign_effects
-        if effects is not None and effects.attrs.get("window_days") != outcome_days:
+        if effects is not None and effects.attrs.get("outcome_days") != outcome_days:
             raise ReportDataError(f"the store's campaign effects are over "
-                                  f"{effects.attrs.get('window_days')} days, not {outcome_days}")
+                                  f"{effects.attrs.get('outcome_days')} days, not {outcome_days}")
         return effects
     if chain.campaign_members is None:
         return None
@@ -2083,7 +2084,7 @@ def campaign_effects(chain: Chain, store_id: str | None = None, *, outcome_days:
     from rxrepurchase.uplift import campaign_uplift  # statsmodels.api: not in a store's kernel
 
     effects = campaign_uplift(chain, outcome_days=outcome_days, member_ids=members)
-    effects.attrs["window_days"] = outcome_days
+    effects.attrs["outcome_days"] = outcome_days
     return effects
 
 
@@ -2175,19 +2176,22 @@ class RefillSection:
         ``RefillOverview.headline``.
     adherence_by_product : DataFrame
         ``RefillOverview.adherence_by_product``.
-    within : int
+    horizon_days : int
         Days ahead of the reminder list.
     """
 
     predictions: pd.DataFrame
     headline: dict
     adherence_by_product: pd.DataFrame
-    within: int
+    horizon_days: int
+
+    within = renamed_attribute("within", "horizon_days")
 
     @classmethod
     def of(cls, refills: RefillOverview) -> RefillSection:
         return cls(predictions=refills.predictions, headline=refills.headline,
-                   adherence_by_product=refills.adherence_by_product, within=refills.horizon_days)
+                   adherence_by_product=refills.adherence_by_product,
+                   horizon_days=refills.horizon_days)
 
 
 @dataclass
@@ -2263,11 +2267,12 @@ class StorePage:
     actions: pd.DataFrame | None = None
 
 
+@renamed_keywords(refill_within_days="refill_horizon_days")
 def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
                lang: str = "en", actions_dir: str | os.PathLike | None = "",
                period_days: int = 90, min_active_members: int = MIN_ACTIVE_MEMBERS,
                gross_margin: float = 0.3, clv_horizon_months: int = 12,
-               refill_within_days: int = 14, calibration_end=None,
+               refill_horizon_days: int = 14, calibration_end=None,
                currency: str = DEFAULT_CURRENCY) -> StorePage:
     """Compute a store's report page (:class:`StorePage`): every section's figures, in the
     order the store notebook shows them.
@@ -2283,7 +2288,7 @@ def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
         ISO 4217 code the page's texts and lists show amounts in (:func:`set_currency`).
     actions_dir : path, optional
         Where :func:`write_action_lists` writes the action lists (empty: not written).
-    period_days, min_active_members, gross_margin, clv_horizon_months, refill_within_days,
+    period_days, min_active_members, gross_margin, clv_horizon_months, refill_horizon_days,
     calibration_end
         The store notebook's parameters of the same names.
     """
@@ -2291,7 +2296,7 @@ def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
     with set_currency(currency):  # the texts' and lists' amounts
         settings = {"period_days": period_days, "min_active_members": min_active_members,
                     "gross_margin": gross_margin, "clv_horizon_months": clv_horizon_months,
-                    "refill_within_days": refill_within_days,
+                    "refill_horizon_days": refill_horizon_days,
                     "calibration_end": None if calibration_end is None else str(calibration_end),
                     "actions_dir": str(actions_dir or ""), "currency": check_currency(currency)}
         headline = store_headline(chain, store_id, period_days=period_days,
@@ -2306,7 +2311,7 @@ def store_page(chain: Chain, store_id: str, *, shared: ChainWide | None = None,
         cohorts = store_cohorts(chain, store_id, shared=shared)
         models = store_models(chain, store_id, cohorts["members"], gross_margin=gross_margin,
                               horizon_months=clv_horizon_months, calibration_end=calibration_end)
-        refills = store_refills(chain, store_id, horizon_days=refill_within_days, shared=shared)
+        refills = store_refills(chain, store_id, horizon_days=refill_horizon_days, shared=shared)
         wake = store_wake_up(chain, store_id, models, gross_margin=gross_margin, shared=shared)
         page.this_week = store_this_week(chain, store_id, cohorts["members"], models, refills,
                                          gross_margin=gross_margin, period_days=period_days,

@@ -32,6 +32,7 @@ import pandas as pd
 
 from rxrepurchase.errors import SliceError
 from rxrepurchase.outputs import write_atomic
+from rxrepurchase.renames import renamed_keywords
 
 if TYPE_CHECKING:
     from rxrepurchase.loading import Chain, DataQualityReport
@@ -71,7 +72,8 @@ _SHARED_FRAMES = ("members", "refill_predictions", "refill_adherence", "refill_l
 # --------------------------------------------------------------------------- in memory
 
 
-def store_slice(chain: Chain, shared, store_id: str, *, window_days: int = 30):
+@renamed_keywords(window_days="outcome_days")
+def store_slice(chain: Chain, shared, store_id: str, *, outcome_days: int = 30):
     """One store's share of ``chain`` and of its chain-wide figures ``shared``.
 
     Parameters
@@ -81,8 +83,8 @@ def store_slice(chain: Chain, shared, store_id: str, *, window_days: int = 30):
     shared : ChainWide
         :func:`rxrepurchase.report_data.chain_wide` of ``chain``.
     store_id : str
-    window_days : int
-        Window of the store's campaign effects (:func:`~rxrepurchase.report_data.campaign_effects`).
+    outcome_days : int
+        Follow-up of the store's campaign effects (:func:`~rxrepurchase.report_data.campaign_effects`).
 
     Returns
     -------
@@ -118,7 +120,7 @@ def store_slice(chain: Chain, shared, store_id: str, *, window_days: int = 30):
     predictions = own_homes(shared.refill_predictions)
     predictions["last_store_id"] = predictions["last_store_id"].where(
         predictions["last_store_id"] == store_id)
-    effects = campaign_effects(chain, store_id, outcome_days=window_days)
+    effects = campaign_effects(chain, store_id, outcome_days=outcome_days)
     last = shared.last_orders
     by_store = None
     if shared.by_store is not None:  # the store's rows of the tables of every store

@@ -45,6 +45,7 @@ from rxrepurchase.outputs import (
     safe_name,
     write_atomic,
 )
+from rxrepurchase.renames import renamed_items
 from rxrepurchase.targets import read_targets, targets_for_store
 
 if TYPE_CHECKING:
@@ -519,7 +520,11 @@ def run_reports(
               "encoding": encoding,
               "mapping": dict(mapping) if isinstance(mapping, Mapping) else mapping,
               "time_zone": check_time_zone(time_zone)}
-    extra = dict(parameters or {})
+    try:
+        extra = renamed_items(dict(parameters or {}), PARAMETER_RENAMES,
+                              lambda names: "notebook parameter " + ", ".join(names))
+    except TypeError as exc:  # an old and a new name together
+        raise ReportError(f"parameters: {exc}") from exc
     reserved = sorted(set(extra) & {"store_id", "metrics_path", "actions_dir", "store_slice",
                                     "chain_tables", "store_results", "targets", *common})
     if reserved:
@@ -579,8 +584,12 @@ def _slice_settings(extra: Mapping[str, Any]) -> dict:
     return settings
 
 
+PARAMETER_RENAMES = {"refill_within_days": "refill_horizon_days"}
+"""Old names of store notebook parameters (the vocabulary of ``docs/architecture.md``), still
+taken with a ``FutureWarning``: papermill would pass an unknown name on unused."""
+
 PAGE_PARAMETERS = ("lang", "currency", "actions_dir", "period_days", "min_active_members", "gross_margin",
-                   "clv_horizon_months", "refill_within_days", "calibration_end")
+                   "clv_horizon_months", "refill_horizon_days", "calibration_end")
 """Store notebook parameters its page is computed with in the slice step
 (:func:`rxrepurchase.report_data.store_page`); absent ones take that function's defaults,
 which are the notebook's."""

@@ -170,18 +170,18 @@ def summarise(
         counts = keys.counts(orders)
         if counts["last_day"] is None:
             raise RFMInputError("transactions hold no member purchases")
-        end = pd.Timestamp(counts["last_day"])
+        as_of = pd.Timestamp(counts["last_day"])
         counts["after"] = 0
     else:
-        end = as_date(as_of, "as_of")
-        counts = keys.counts(orders, after=end)
-    expr = core_rfm.rfm_summary(orders, end=end.date(), time_unit_days=unit_days,
+        as_of = as_date(as_of, "as_of")
+        counts = keys.counts(orders, after=as_of)
+    expr = core_rfm.rfm_summary(orders, as_of=as_of.date(), time_unit_days=unit_days,
                                 amount=amount_col, by=keys.by)  # fmt: skip
     result = keys.run(expr)
     if result.empty:
-        raise RFMInputError(f"no member purchase on or before {end.date()}")
+        raise RFMInputError(f"no member purchase on or before {as_of.date()}")
     summary = keys.index(result)
-    summary.attrs = summary_attrs(time_unit, end, amount_col, counts["walk_in_orders"],
+    summary.attrs = summary_attrs(time_unit, as_of, amount_col, counts["walk_in_orders"],
                                   counts["after"])  # fmt: skip
     return summary
 
@@ -366,7 +366,7 @@ def split_at(
     if end <= cut:
         raise RFMInputError(f"holdout_end {end.date()} must be after calibration_end {cut.date()}")
     members, repeat = core_rfm.calibration_holdout(
-        orders, cut=cut.date(), end=end.date(), time_unit_days=unit_days, amount=amount_col,
+        orders, calibration_end=cut.date(), holdout_end=end.date(), time_unit_days=unit_days, amount=amount_col,
         by=keys.by,
     )
     members = keys.index(keys.run(members))

@@ -39,7 +39,7 @@ def batch_run(request, tmp_path_factory):
     data = tmp_path_factory.mktemp(f"chain_{request.param}")
     write_demo_chain(data, CONFIG, file_format=request.param, overwrite=True)
     out = tmp_path_factory.mktemp(f"batch_{request.param}")
-    manifest = batch.precompute_chain(data, out, as_of=AS_OF, cut=CUT, memory_limit="1GB",
+    manifest = batch.precompute_chain(data, out, as_of=AS_OF, calibration_end=CUT, memory_limit="1GB",
                                       overwrite=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -55,7 +55,7 @@ def test_manifest_records_the_run(batch_run):
     chain, out, manifest = batch_run
     on_disk = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert on_disk == manifest
-    assert manifest["as_of"] == AS_OF and manifest["cut"] == CUT
+    assert manifest["as_of"] == AS_OF and manifest["calibration_end"] == CUT
     assert manifest["rows_loaded"] == chain.quality.rows_loaded
     assert manifest["stores"] == chain.orders.groupby("store_id").size().to_dict()
     assert not (out / ".work").exists()  # the DuckDB work files are cleaned up
@@ -113,7 +113,10 @@ def test_errors_name_the_folder_and_store(batch_run, tmp_path):
     with pytest.raises(OutputError, match="holds files already"):
         batch.precompute_chain(chain.source, out, as_of=AS_OF)
     with pytest.raises(batch.BatchError, match="must be before as_of"):
-        batch.precompute_chain(chain.source, tmp_path / "x", as_of=AS_OF, cut=AS_OF)
+        batch.precompute_chain(chain.source, tmp_path / "x", as_of=AS_OF, calibration_end=AS_OF)
+    with pytest.raises(batch.BatchError, match="calibration_end .* must be before as_of"), \
+            pytest.warns(FutureWarning, match=r"precompute_chain\(cut=\.\.\.\) is renamed"):
+        batch.precompute_chain(chain.source, tmp_path / "x", as_of=AS_OF, cut=AS_OF)  # old name
 
 
 def test_cli_precompute(tmp_path, capsys):

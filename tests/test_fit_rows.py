@@ -39,7 +39,7 @@ def demo_rfm():
     demo = generate_demo_chain(DemoConfig(n_members=4000, n_stores=3, months=12, seed=7))
     with sources.from_frames(demo) as src:
         end = pd.Timestamp(demo.config.end_date).date()
-        rfm = core_rfm.rfm_summary(src.orders, end=end)
+        rfm = core_rfm.rfm_summary(src.orders, as_of=end)
         return src.to_pandas(rfm), src.to_pandas(fit_rows(rfm))
 
 

@@ -893,7 +893,7 @@ def test_cli_refills_end_to_end(tmp_path, capsys):
     write_demo_chain(data, DemoConfig(n_members=600, n_stores=2, months=12, seed=3),
                      file_format="parquet")
     out = tmp_path / "reminders.csv"
-    argv = ["refills", "--data", str(data), "--as-of", "2026-09-30", "--within", "14",
+    argv = ["refills", "--data", str(data), "--as-of", "2026-09-30", "--horizon-days", "14",
             "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out

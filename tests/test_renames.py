@@ -10,7 +10,7 @@ import pytest
 from test_metrics import hand_orders
 
 from rxrepurchase import metrics
-from rxrepurchase.renames import renamed_keywords
+from rxrepurchase.renames import renamed_items, renamed_keywords
 
 
 @renamed_keywords(within="horizon_days", days="outcome_days")
@@ -27,7 +27,7 @@ def test_old_keyword_warns_and_passes_its_value_under_the_new_name():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the new names are silent
         assert _listed(3, horizon_days=7, outcome_days=60) == (3, 7, 60)
-    with pytest.raises(TypeError, match="within= and horizon_days=; within= is the old name"):
+    with pytest.raises(TypeError, match=r"got _listed\(within=\.\.\.\) and _listed\(horizon_days=\.\.\.\); within is the old name"):
         _listed(4, within=7, horizon_days=8)
     assert list(inspect.signature(_listed).parameters) == ["n", "horizon_days", "outcome_days"]
 
@@ -51,8 +51,8 @@ def test_an_old_keyword_of_several_values_unpacks_into_its_new_names():
     with pytest.raises(TypeError, match=r"_paired\(horizons=\.\.\.\) takes 2 values"), \
             pytest.warns(FutureWarning):
         _paired(horizons=(3,))
-    with pytest.raises(TypeError, match="got horizons= and soon_days=, horizon_days=; horizons= "
-                                        "is the old name of soon_days=, horizon_days=, give only"):
+    with pytest.raises(TypeError, match=r"horizons is the old name of soon_days, horizon_days, "
+                                        r"give only soon_days, horizon_days"):
         _paired(horizons=(3, 30), horizon_days=30)
 
 
@@ -77,3 +77,19 @@ def test_a_rate_label_takes_its_look_back_as_period_days():
     assert "90" in new and new != windowed("user_repurchase_rate", "en")  # per month without it
     with pytest.warns(FutureWarning, match=r"windowed\(days=\.\.\.\) is renamed windowed\(period_days="):
         assert windowed("user_repurchase_rate", "en", days=90) == new
+
+
+def test_renamed_notebook_parameters_move_to_their_new_names():
+    from rxrepurchase.reporting import PAGE_PARAMETERS, PARAMETER_RENAMES
+
+    def spell(names):
+        return "notebook parameter " + ", ".join(names)
+
+    with pytest.warns(FutureWarning, match="notebook parameter refill_within_days is renamed "
+                                           "notebook parameter refill_horizon_days"):
+        moved = renamed_items({"refill_within_days": 7, "lang": "zh"}, PARAMETER_RENAMES, spell)
+    assert moved == {"refill_horizon_days": 7, "lang": "zh"}
+    assert set(PARAMETER_RENAMES.values()) <= set(PAGE_PARAMETERS)  # the page is computed with it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert renamed_items({"lang": "zh"}, PARAMETER_RENAMES, spell) == {"lang": "zh"}

@@ -711,6 +711,9 @@ def test_bad_arguments_fail_before_anything_runs(demo_data, tmp_path):
         run_reports(demo_data, out=tmp_path, stores="S01,S01", as_of=AS_OF)
     with pytest.raises(ReportError, match="set by the runner"):
         run_reports(demo_data, out=tmp_path, as_of=AS_OF, parameters={"store_id": "S02"})
+    with pytest.raises(ReportError, match="refill_within_days is the old name of refill_horizon_days"):
+        run_reports(demo_data, out=tmp_path, as_of=AS_OF,
+                    parameters={"refill_within_days": 7, "refill_horizon_days": 7})
     assert list(tmp_path.iterdir()) == []
 
 

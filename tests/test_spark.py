@@ -161,17 +161,17 @@ AGGREGATES = {
         lambda t: core_rates.cohorts(t.orders, freq="W", last=LAST_WEEK, by=["tier"],
                                      members=t.members, member_columns=["tier"])[1],
         ["tier", "cohort", "periods_since_first"]),
-    "rfm by store": (lambda t: core_rfm.rfm_summary(t.orders, end=END, by="store_id"),
+    "rfm by store": (lambda t: core_rfm.rfm_summary(t.orders, as_of=END, by="store_id"),
                      ["store_id", "member_id"]),
-    "rfm in weeks, gross": (lambda t: core_rfm.rfm_summary(t.orders, end=CUT, time_unit_days=7,
+    "rfm in weeks, gross": (lambda t: core_rfm.rfm_summary(t.orders, as_of=CUT, time_unit_days=7,
                                                            amount="gross_amount"), ["member_id"]),
-    "fit rows of the chain": (lambda t: fit_rows(core_rfm.rfm_summary(t.orders, end=END)),
+    "fit rows of the chain": (lambda t: fit_rows(core_rfm.rfm_summary(t.orders, as_of=END)),
                               ["frequency", "recency", "T"]),
     "calibration / holdout by store": (
-        lambda t: core_rfm.calibration_holdout(t.orders, cut=CUT, end=END, by="store_id")[0],
+        lambda t: core_rfm.calibration_holdout(t.orders, calibration_end=CUT, holdout_end=END, by="store_id")[0],
         ["store_id", "member_id"]),
     "repeat purchases per day": (
-        lambda t: core_rfm.calibration_holdout(t.orders, cut=CUT, end=END)[1], ["date"]),
+        lambda t: core_rfm.calibration_holdout(t.orders, calibration_end=CUT, holdout_end=END)[1], ["date"]),
     "order counts": (lambda t: core_rfm.order_counts(t.orders, after_cut=CUT), ["last_day"]),
     "member order span": (lambda t: core_rates.member_span(t.orders), ["first"]),
     # Ranking within groups (window functions) is the part of the money measures most likely to
@@ -195,7 +195,7 @@ def test_scores_computed_once_per_distinct_row_go_back_to_every_member(on_spark,
     """The runbook's round trip (docs/scale.md): per-member RFM stays on Spark, the distinct
     fit rows come back, BG/NBD is fitted on them (weighted) and P(alive) per row goes back to
     the members, written as a table of the chain's database."""
-    rfm = core_rfm.rfm_summary(on_spark.orders, end=END)
+    rfm = core_rfm.rfm_summary(on_spark.orders, as_of=END)
     rows = on_spark.to_pandas(fit_rows(rfm))
     fitter = BetaGeoFitter().fit(rows["frequency"], rows["recency"], rows["T"],
                                  weights=rows["members"])
@@ -213,10 +213,10 @@ def test_gamma_gamma_from_spend_rows_and_every_members_scores_on_spark(on_spark,
     """Gamma-Gamma's data (the repeat buyers' distinct (frequency, monetary_value) rows) comes
     back from Spark and gives DuckDB's fit on every member; score_table's CLV on Spark equals
     score_members' on the members."""
-    members = on_duckdb.to_pandas(core_rfm.rfm_summary(on_duckdb.orders, end=END)).set_index("member_id")
+    members = on_duckdb.to_pandas(core_rfm.rfm_summary(on_duckdb.orders, as_of=END)).set_index("member_id")
     members.attrs["time_unit"] = "days"
     bgnbd, every = BGNBDModel().fit(members), GammaGammaModel().fit(members)
-    rfm = core_rfm.rfm_summary(on_spark.orders, end=END)
+    rfm = core_rfm.rfm_summary(on_spark.orders, as_of=END)
     spend = on_spark.to_pandas(spend_rows(rfm))
     gamma = GammaGammaModel().fit(spend, weights="members")
     np.testing.assert_allclose(gamma.params_, every.params_, rtol=1e-6)

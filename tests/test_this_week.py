@@ -190,7 +190,7 @@ def test_no_wake_up_list_means_no_win_back_row_and_bad_input_is_named():
 
 def test_this_week_html_says_each_count_and_escapes(monkeypatch):
     actions = this_week_actions(**_inputs())
-    actions.attrs |= {"as_of": "2026-09-30", "within": 14, "soon": 7, "period_days": 90}
+    actions.attrs |= {"as_of": "2026-09-30", "horizon_days": 14, "soon_days": 7, "period_days": 90}
     page = rd.this_week_html(actions, "en")
     assert ("Of the top 20% of members by what they paid at this store (2), those not back "
             "for more than 1.5 times their usual interval between purchases: 1.") in page

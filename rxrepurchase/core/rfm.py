@@ -58,7 +58,7 @@ def _rfm_columns(
 def rfm_summary(
     orders: ir.Table,
     *,
-    end: dt.date,
+    as_of: dt.date,
     time_unit_days: int = 1,
     amount: str = "paid_amount",
     by: str | None = None,
@@ -69,7 +69,7 @@ def rfm_summary(
     ----------
     orders : ibis.Table
         The contract's orders (walk-ins are left out here).
-    end : date
+    as_of : date
         Last calendar date observed (inclusive).
     time_unit_days : int
         Length of the time unit of recency, T and litt in days (1, or 7 for weeks).
@@ -82,17 +82,17 @@ def rfm_summary(
     -------
     ibis.Table
         ``[by,] member_id`` and the RFM columns, ordered by the keys; members without a purchase
-        on or before ``end`` are absent.
+        on or before ``as_of`` are absent.
     """
     keys = _keys(by)
     p = _days(orders, amount, by)
-    p = p.filter(p.day <= ibis.date(end))
+    p = p.filter(p.day <= ibis.date(as_of))
     agg = p.group_by(keys).aggregate(
         n=p.count(), first_day=p.day.min(), last_day=p.day.max(), total=p.amount_.sum(),
         first_amount=p.amount_.sum(where=p.gap.isnull()), log_gaps=p.gap.log().sum(),
     )  # fmt: skip
     columns = _rfm_columns(agg.first_day, agg.last_day, agg.n, agg.total, agg.first_amount,
-                           agg.log_gaps, end, time_unit_days)  # fmt: skip
+                           agg.log_gaps, as_of, time_unit_days)  # fmt: skip
     return agg.select(*keys, **columns).order_by(keys)
 
 
@@ -111,29 +111,29 @@ def order_counts(orders: ir.Table, **after: dt.date) -> ir.Table:
 def calibration_holdout(
     orders: ir.Table,
     *,
-    cut: dt.date,
-    end: dt.date,
+    calibration_end: dt.date,
+    holdout_end: dt.date,
     time_unit_days: int = 1,
     amount: str = "paid_amount",
     by: str | None = None,
 ) -> tuple[ir.Table, ir.Table]:
-    """Calibration RFM to ``cut`` and holdout outcomes from ``cut`` (exclusive) to ``end``.
+    """Calibration RFM to ``calibration_end`` and holdout outcomes after it, to ``holdout_end``.
 
     Returns
     -------
     members : ibis.Table
-        One row per key with a purchase on or before ``end``: ``first_purchase``, the RFM
-        columns over calibration purchases (meaningful when ``first_purchase <= cut``),
+        One row per key with a purchase on or before ``holdout_end``: ``first_purchase``, the RFM
+        columns over calibration purchases (meaningful when ``first_purchase <= calibration_end``),
         ``frequency_holdout`` and ``spend_holdout`` (holdout purchases and their value);
         ordered by the keys.
     repeat_purchases : ibis.Table
-        ``date, purchases``: repeat purchases (not a key's first) up to ``end`` of the keys
-        whose first purchase is on or before ``cut``, per date.
+        ``date, purchases``: repeat purchases (not a key's first) up to ``holdout_end`` of the keys
+        whose first purchase is on or before ``calibration_end``, per date.
     """
     keys = _keys(by)
     p = _days(orders, amount, by)
-    p = p.filter(p.day <= ibis.date(end))
-    cal = p.day <= ibis.date(cut)
+    p = p.filter(p.day <= ibis.date(holdout_end))
+    cal = p.day <= ibis.date(calibration_end)
     agg = p.group_by(keys).aggregate(
         first_day=p.day.min(), n_cal=p.count(where=cal), last_cal=p.day.max(where=cal),
         total_cal=p.amount_.sum(where=cal), first_amount=p.amount_.sum(where=p.gap.isnull()),
@@ -141,13 +141,13 @@ def calibration_holdout(
         spend_holdout=p.amount_.sum(where=~cal),
     )  # fmt: skip
     columns = _rfm_columns(agg.first_day, agg.last_cal, agg.n_cal, agg.total_cal.fill_null(0.0),
-                           agg.first_amount, agg.log_gaps, cut, time_unit_days)  # fmt: skip
+                           agg.first_amount, agg.log_gaps, calibration_end, time_unit_days)  # fmt: skip
     members = agg.select(
         *keys, **columns, frequency_holdout=agg.frequency_holdout.cast("int64"),
         spend_holdout=agg.spend_holdout.fill_null(0.0),
     ).order_by(keys)  # fmt: skip
     first = p.day.min().over(ibis.window(group_by=keys))
     repeat = p.mutate(first=first)
-    repeat = repeat.filter((repeat.first <= ibis.date(cut)) & (repeat.day > repeat.first))
+    repeat = repeat.filter((repeat.first <= ibis.date(calibration_end)) & (repeat.day > repeat.first))
     per_day = repeat.group_by(date=repeat.day).aggregate(purchases=repeat.count())
     return members, per_day.order_by("date")
