@@ -383,23 +383,33 @@ class MatchedUplift:
         self.exclude_days = exclude_days
 
     def fit(self, campaign_id: str, campaign_members: pd.DataFrame, orders: pd.DataFrame,
-            members: pd.DataFrame, *, as_of=None) -> MatchedUplift:
-        """Estimate the effect of ``campaign_id`` (its send list must have no control group)."""
+            members: pd.DataFrame, *, as_of=None, recipients: pd.Series | None = None) -> MatchedUplift:
+        """Estimate the effect of ``campaign_id`` (its send list must have no control group).
+
+        ``recipients``: only these members' sends are measured (e.g. one store's members,
+        dated from their first send); the campaign's other recipients are still kept out of
+        the comparison, which would otherwise count members who got the same offer as members
+        who did not.
+        """
         require_columns(members, ["member_id", "tier", "home_store_id", "joined_on"], "members",
                         error=UpliftInputError)
-        sent = campaign_members[campaign_members["campaign_id"] == campaign_id]
-        if not len(sent):
+        campaign_rows = campaign_members[campaign_members["campaign_id"] == campaign_id]
+        if not len(campaign_rows):
             raise UpliftInputError(f"campaign_members has no row of campaign {campaign_id!r}")
-        if (sent["group"] == "control").any():
+        if (campaign_rows["group"] == "control").any():
             raise UpliftInputError(f"campaign {campaign_id!r} has a control group: use randomized_uplift")
-        sent = sent[sent["group"] == "treatment"]
+        sent = campaign_rows[campaign_rows["group"] == "treatment"]
+        if recipients is not None:
+            sent = sent[sent["member_id"].isin(recipients)]
+            if not len(sent):
+                raise UpliftInputError(f"none of the given recipients was sent campaign {campaign_id!r}")
         day = sent["sent_at"].dt.normalize().min()
         p = _purchases(orders)
         other = campaign_members[campaign_members["campaign_id"] != campaign_id]
         other_day = other["sent_at"].dt.normalize()
         busy = other.loc[(other_day > day - pd.Timedelta(days=self.exclude_days))
                          & (other_day <= day + pd.Timedelta(days=max(self.horizons))), "member_id"]
-        pool = members[(members["joined_on"] < day) & ~members["member_id"].isin(sent["member_id"])
+        pool = members[(members["joined_on"] < day) & ~members["member_id"].isin(campaign_rows["member_id"])
                        & ~members["member_id"].isin(busy)]
         comparison = pd.DataFrame({
             "campaign_id": campaign_id, "member_id": pool["member_id"].to_numpy(),
@@ -546,7 +556,7 @@ def campaign_uplift(
         Needs ``campaign_members``.
     member_ids : Series, optional
         Only these members' sends (e.g. a store's members); comparisons still come from the
-        whole chain.
+        whole chain, never from the campaign's other recipients.
     min_members : int
         Fewest sent and fewest control / comparison members a wave's effect is measured on:
         a small store's waves below it say ``too_few_members`` instead of giving noise.
@@ -577,9 +587,8 @@ def campaign_uplift(
     for campaign in has_control[~has_control].index:
         fit = MatchedUplift(outcome_days=outcome_days, horizons=horizons, alpha=alpha,
                             min_members=min_members).fit(
-            campaign, pd.concat([sends[sends["campaign_id"] == campaign],
-                                 chain.campaign_members[chain.campaign_members["campaign_id"] != campaign]]),
-            chain.orders, chain.members, as_of=chain.as_of)
+            campaign, chain.campaign_members, chain.orders, chain.members, as_of=chain.as_of,
+            recipients=member_ids)
         rows.append(fit.effects_)
     columns = ["wave", "campaign_id", "name", "kind", "sent_on", "method"]
     if not rows:

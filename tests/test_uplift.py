@@ -375,3 +375,25 @@ def test_overview_ranks_campaigns_by_cost_per_extra_member():
     assert html.index("<td>C2</td>") < html.index("&lt;b&gt;春季") < html.index("<td>夏季</td>")
     assert "<td>¥20</td>" in html and "<td>¥336</td>" in html and "<td>–</td>" in html
     assert "Subsidy per extra member" in html and "<b>" not in html
+
+
+def test_a_store_share_of_a_matched_campaign_is_not_compared_with_other_recipients():
+    # A chain-wide campaign without a control group, measured for store S01's members only:
+    # S02's recipients got the same offer, so none may stand in the comparison.
+    chain, _, _ = _demo(1)
+    sends = chain.campaign_members
+    wave = sends[sends["campaign_id"] == "CP-WAKE02"]
+    home = chain.members.set_index("member_id")["home_store_id"]
+    mine = chain.members.loc[chain.members["home_store_id"] == "S01", "member_id"]
+    others = set(wave["member_id"]) - set(mine)
+    assert len(others) > 50  # the other store's recipients, who must stay out
+    fit = MatchedUplift().fit("CP-WAKE02", sends, chain.orders, chain.members, as_of=chain.as_of,
+                              recipients=mine)
+    o = fit.outcomes_
+    assert set(o.loc[o["group"] == "treatment", "member_id"]) == set(wave["member_id"]) & set(mine)
+    assert not set(o.loc[o["group"] == "control", "member_id"]) & set(wave["member_id"])
+    assert (home[o.loc[o["group"] == "treatment", "member_id"]] == "S01").all()
+    row = campaign_uplift(chain, member_ids=mine).set_index("campaign_id").loc["CP-WAKE02"]
+    assert (row["treatment"], row["control"]) == tuple(fit.effects_.loc[0, ["treatment", "control"]])
+    with pytest.raises(UpliftInputError, match="none of the given recipients"):
+        MatchedUplift().fit("CP-WAKE02", sends, chain.orders, chain.members, recipients=pd.Series(["nobody"]))
