@@ -583,6 +583,26 @@ def cohort_retention(
             src.close()
 
 
+def n_day_repurchase(
+    data,
+    outcome_days: Sequence[int] = (30, 60, 90),
+    by: str | Sequence[str] | None = None,
+    *,
+    as_of=None,
+    purchase_unit: metrics.PurchaseUnit = "day",
+    zero_paid: metrics.ZeroPaid = "exclude",
+) -> pd.DataFrame:
+    """:func:`rxrepurchase.metrics.n_day_repurchase` on the source's validated orders (and
+    members), through the same expressions; ``by`` also takes ``cohort_month``, and ``as_of``
+    (default: the last order date) is the analysis date, as in :func:`cohort_retention`."""
+    check_options(purchase_unit, zero_paid)
+    by = as_list(by)
+    with _opened(data, None) as src:
+        grouping = _grouping(src, [c for c in by if c != "cohort_month"])
+        return metrics.n_day_table(src.table("orders"), outcome_days, **{**grouping, "by": by},
+                                   as_of=as_of, purchase_unit=purchase_unit, zero_paid=zero_paid)  # fmt: skip
+
+
 # --------------------------------------------------------------------------- refills
 
 

@@ -445,28 +445,6 @@ def walk_in_table(orders, window, by: list[str], *, labels: dict | None = None, 
 # --------------------------------------------------------------------------- after the first purchase
 
 
-def _first_purchases(
-    orders: pd.DataFrame,
-    by: list[str],
-    members: pd.DataFrame | None,
-    purchase_unit: PurchaseUnit,
-    zero_paid: ZeroPaid,
-    freq: str = "M",
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Purchases and one row per member's first purchase, both with the ``by`` columns.
-
-    Order columns in ``by`` take their value on the first purchase (the store that acquired the
-    member); ``cohort_month`` (``cohort`` for other ``freq``) is the period of the first purchase.
-    """
-    carry = [c for c in by if c in orders.columns and c not in ("member_id",)]
-    p = purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid, columns=carry)
-    first = p.loc[p["purchase_number"] == 1].reset_index(drop=True)
-    cohort_col = "cohort_month" if freq == "M" else "cohort"
-    first[cohort_col] = first["purchased_on"].dt.to_period(freq).astype(str)
-    first = lookup_member_columns(first, by, members)
-    return p, first
-
-
 @renamed_keywords(days="outcome_days")
 def n_day_repurchase(
     orders: pd.DataFrame,
@@ -506,35 +484,59 @@ def n_day_repurchase(
         One row per group x horizon: ``days, eligible_members, repurchased_members,
         n_day_repurchase_rate``.
     """
+    check_options(purchase_unit, zero_paid)
+    require_columns(orders, _ORDER_COLUMNS, "orders")
     by = as_list(by)
+    order_cols = [c for c in by if c in orders.columns and c != "cohort_month"]
+    member_cols = [c for c in by if c not in orders.columns and c != "cohort_month"]
+    as_of = default_as_of(orders, as_of)
+    frame, ids = _member_orders_frame(orders, order_cols)
+    labels = {**_group_labels(orders, by), "cohort_month": "str"}
+    with backend.tables(frame, *_members_frame(members, member_cols, frame, ids)) as tabs:
+        return n_day_table(tabs[0], outcome_days, by, members=tabs[1] if member_cols else None,
+                           member_columns=member_cols, labels=labels, as_of=as_of,
+                           purchase_unit=purchase_unit, zero_paid=zero_paid)  # fmt: skip
+
+
+def n_day_table(
+    orders,
+    outcome_days: Sequence[int],
+    by: list[str],
+    *,
+    members=None,
+    member_columns: Sequence[str] = (),
+    labels: dict | None = None,
+    as_of=None,
+    purchase_unit: PurchaseUnit = "day",
+    zero_paid: ZeroPaid = "exclude",
+    con=None,
+) -> pd.DataFrame:
+    """:func:`n_day_repurchase` of Ibis tables with the contract's names: the one
+    implementation behind it and :func:`rxrepurchase.engine.n_day_repurchase` (``labels`` as
+    in :func:`rates_table`; ``as_of`` default: the last order's date)."""
     horizons = [_n_days(d) for d in outcome_days]
     if not horizons or any(h is None for h in horizons):
         raise MetricsInputError(f"outcome_days must be positive whole numbers of days, got {outcome_days!r}")
-    as_of = default_as_of(orders, as_of)
-    p, first = _first_purchases(orders, by, members, purchase_unit, zero_paid)
-    second = p.loc[p["purchase_number"] == 2].set_index("member_id")["purchased_on"]
-    gap = (first["member_id"].map(second) - first["purchased_on"]).dt.days
-    age = (as_of - first["purchased_on"]).dt.days
-    parts = []
-    for h in horizons:
-        # Everyone stays in the table so a group with nobody eligible yet shows 0, not nothing.
-        eligible = (age >= h).to_numpy()
-        part = first[by].assign(
-            days=h,
-            eligible_members=eligible.astype("int64"),
-            repurchased_members=(eligible & (gap <= h).to_numpy()).astype("int64"),
-        )
-        parts.append(part)
-    long = pd.concat(parts, ignore_index=True)
-    table = (
-        long.groupby([*by, "days"], dropna=False, sort=True)[
-            ["eligible_members", "repurchased_members"]
-        ]
-        .sum()
-        .reset_index()
-    )
-    table["n_day_repurchase_rate"] = ratio(table["repurchased_members"], table["eligible_members"])
-    return table
+    check_options(purchase_unit, zero_paid)
+    table = backend.to_pandas(core_rates.n_day_repurchase(
+        orders, horizons, as_of=_analysis_day(orders, as_of, con).date(), by=by, members=members,
+        member_columns=member_columns, purchase_unit=purchase_unit, zero_paid=zero_paid,
+    ), con)  # fmt: skip
+    out = pd.DataFrame({c: _labelled(table[c], (labels or {}).get(c)) for c in by})
+    out["days"] = table["days"].astype("int64")
+    out["eligible_members"] = table["eligible_members"].astype("int64")
+    out["repurchased_members"] = table["repurchased_members"].astype("int64")
+    out["n_day_repurchase_rate"] = ratio(out["repurchased_members"], out["eligible_members"])
+    return out.sort_values([*by, "days"], kind="stable", ignore_index=True)
+
+
+def _analysis_day(orders, as_of, con=None) -> pd.Timestamp:
+    """``as_of``'s day, else the day of the last order of Ibis ``orders``."""
+    if as_of is None:
+        as_of = backend.to_pandas(core_rates.member_span(orders), con)["latest"].iloc[0]
+        if pd.isna(as_of):
+            raise MetricsInputError("orders is empty: pass as_of explicitly")
+    return pd.Timestamp(as_of).normalize()
 
 
 def _period_ordinal(dates: pd.Series, freq: str) -> np.ndarray:
@@ -611,12 +613,7 @@ def cohort_table(
     behind it and :func:`rxrepurchase.engine.cohort_retention` (``labels`` as in
     :func:`rates_table`; ``as_of`` default: the last order's date)."""
     freq = period_freq(freq)
-    if as_of is None:
-        latest = backend.to_pandas(core_rates.member_span(orders), con)["latest"].iloc[0]
-        if pd.isna(latest):
-            raise MetricsInputError("orders is empty: pass as_of explicitly")
-        as_of = latest
-    last = _last_complete_period(pd.Timestamp(as_of).normalize(), freq)
+    last = _last_complete_period(_analysis_day(orders, as_of, con), freq)
     sizes, active = core_rates.cohorts(orders, freq=freq, last=last, by=by, members=members,
                                        member_columns=member_columns, zero_paid=zero_paid)  # fmt: skip
     sizes = backend.to_pandas(sizes, con).sort_values([*by, "cohort"], ignore_index=True)

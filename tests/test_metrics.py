@@ -13,8 +13,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from rxrepurchase import engine, plots  # noqa: E402
 from rxrepurchase import metrics as m  # noqa: E402
-from rxrepurchase import plots  # noqa: E402
+from rxrepurchase.contract import TABLES  # noqa: E402
 from rxrepurchase.errors import DataContractError, RxRepurchaseError  # noqa: E402
 
 # order, member, store, time, gross, discount, paid
@@ -234,6 +235,83 @@ def test_n_day_repurchase():
     # Jan cohort M1, M2, M3: M1 within 30 -> 1/3; Feb M4 0/1; Mar M5 (14 d) 1/1.
     assert list(by["cohort_month"]) == ["2024-01", "2024-02", "2024-03"]
     assert list(by["n_day_repurchase_rate"]) == pytest.approx([1 / 3, 0.0, 1.0])
+
+
+# member, store, time, paid: first purchases A 01-01 S1, B 01-20 S2 (01-05 paid 0), C 02-20
+# S1, D 03-10 S2; the walk-in makes the default as_of 03-31.
+_N_DAY_ROWS = [
+    ("A", "S1", "2024-01-01", 10), ("A", "S2", "2024-01-11", 0), ("A", "S1", "2024-01-31", 5),
+    ("B", "S2", "2024-01-05", 0), ("B", "S2", "2024-01-20", 8), ("B", "S1", "2024-03-01", 4),
+    ("C", "S1", "2024-02-20", 7), ("C", "S1", "2024-02-25", -7), ("C", "S1", "2024-03-05", 3),
+    ("D", "S2", "2024-03-10", 9), (None, "S1", "2024-03-31", 2),
+]  # fmt: skip
+
+
+def _n_day_tables() -> dict[str, pd.DataFrame]:
+    orders = pd.DataFrame(_N_DAY_ROWS, columns=["member_id", "store_id", "ordered_at", "paid_amount"])
+    orders = orders.assign(order_id=[f"o{i}" for i in range(len(orders))], channel="store",
+                           ordered_at=pd.to_datetime(orders["ordered_at"]) + pd.Timedelta(hours=9),
+                           gross_amount=orders["paid_amount"], discount_amount=0.0,
+                           stored_value_amount=0.0, paid_amount=orders["paid_amount"].astype(float))  # fmt: skip
+    members = pd.DataFrame({"member_id": list("ABCD"), "tier": ["gold", "gold", "plus", "regular"],
+                            "home_store_id": "S1", "joined_on": "2023-12-01",
+                            "acquisition_channel": "store"})  # fmt: skip
+    stores = pd.DataFrame({"store_id": ["S1", "S2"], "name": ["One", "Two"], "city": "X"})
+    return {"orders": orders, "members": members, "stores": stores}
+
+
+def _n_day(t: pd.DataFrame, by: list[str]) -> list[tuple]:
+    return [tuple(r) for r in t[[*by, "days", "eligible_members", "repurchased_members"]].to_numpy()]
+
+
+def test_n_day_repurchase_hand_computed(tmp_path):
+    tables = _n_day_tables()
+    o = tables["orders"]
+    # Paid purchases (exclude): A 01-01 then 01-31 (gap 30), B 01-20 then 03-01 (41), C 02-20
+    # then 03-05 (14; the refund is no purchase), D 03-10 only. Days from the first purchase
+    # to as_of 03-31 (2024 is leap): A 90, B 71, C 40, D 21.
+    t = m.n_day_repurchase(o, outcome_days=(10, 30, 60))
+    # 10 d: A-D eligible, nobody within 10. 30 d: A, B, C eligible; A (30) and C (14) within.
+    # 60 d: A, B eligible, both within.
+    assert _n_day(t, []) == [(10, 4, 0), (30, 3, 2), (60, 2, 2)]
+    assert t["n_day_repurchase_rate"].tolist() == [0.0, pytest.approx(2 / 3), 1.0]
+    assert list(t.columns) == ["days", "eligible_members", "repurchased_members", "n_day_repurchase_rate"]
+    assert t["days"].dtype == "int64" and t["eligible_members"].dtype == "int64"
+    # Zero-paid orders count: A 01-01 then 01-11 (gap 10); B 01-05 then 01-20 (15), age 86.
+    inc = m.n_day_repurchase(o, outcome_days=(10, 30, 60), zero_paid="include")
+    assert _n_day(inc, []) == [(10, 4, 1), (30, 3, 3), (60, 2, 2)]
+    # as_of 02-15: A 45 days old, B 26; C and D first buy later, so are eligible for nothing
+    # (their groups stay, with 0). B's second purchase (03-01) is after as_of.
+    # Acquiring store: A, C S1; B, D S2.
+    cut = m.n_day_repurchase(o, outcome_days=(10, 30, 60), by="store_id", as_of="2024-02-15")
+    assert _n_day(cut, ["store_id"]) == [
+        ("S1", 10, 1, 0), ("S1", 30, 1, 1), ("S1", 60, 0, 0),
+        ("S2", 10, 1, 0), ("S2", 30, 0, 0), ("S2", 60, 0, 0),
+    ]  # fmt: skip
+    assert math.isnan(cut["n_day_repurchase_rate"].iloc[5])
+    assert cut["store_id"].dtype == o["store_id"].dtype
+    # Member column: gold A, B; plus C; regular D (21 days old).
+    tier = m.n_day_repurchase(o, outcome_days=(10, 30, 60), by="tier", members=tables["members"])
+    assert _n_day(tier, ["tier"]) == [
+        ("gold", 10, 2, 0), ("gold", 30, 2, 1), ("gold", 60, 2, 2),
+        ("plus", 10, 1, 0), ("plus", 30, 1, 1), ("plus", 60, 0, 0),
+        ("regular", 10, 1, 0), ("regular", 30, 0, 0), ("regular", 60, 0, 0),
+    ]  # fmt: skip
+    with pytest.raises(RxRepurchaseError, match="positive number of days, got 0"):
+        m.n_day_repurchase(o, outcome_days=(0, 30))
+    # The engine runs the same expression on the validated export.
+    for name, frame in tables.items():
+        frame.reindex(columns=TABLES[name].column_names).to_csv(tmp_path / f"{name}.csv", index=False)
+    pd.DataFrame(columns=TABLES["order_lines"].column_names).to_csv(tmp_path / "order_lines.csv", index=False)
+    with engine.ChainSource(tmp_path, as_of="2024-03-31") as src:
+        t = engine.n_day_repurchase(src, (10, 30, 60), ["tier", "cohort_month"], zero_paid="include")
+    # Cohorts: Jan A, B (gold: gaps 10 and 15 with zero-paid orders); Feb C; Mar D.
+    assert _n_day(t, ["tier", "cohort_month"]) == [
+        ("gold", "2024-01", 10, 2, 1), ("gold", "2024-01", 30, 2, 2), ("gold", "2024-01", 60, 2, 2),
+        ("plus", "2024-02", 10, 1, 0), ("plus", "2024-02", 30, 1, 1), ("plus", "2024-02", 60, 0, 0),
+        ("regular", "2024-03", 10, 1, 0), ("regular", "2024-03", 30, 0, 0),
+        ("regular", "2024-03", 60, 0, 0),
+    ]  # fmt: skip
 
 
 def test_retention_matrix_and_curve():

@@ -7,6 +7,7 @@ periods are small tables made by the caller; the expressions join them on the pu
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import ibis
@@ -26,6 +27,7 @@ __all__ = [
     "cohorts",
     "in_windows",
     "member_span",
+    "n_day_repurchase",
     "period_freq",
     "period_ordinal",
     "repurchase_rates",
@@ -140,6 +142,48 @@ def repurchase_rates(
     )
     both = counted.union(excluded)
     return both.group_by(keys).aggregate(**{c: both[c].sum().cast("int64") for c in _COUNTS})
+
+
+def n_day_repurchase(
+    orders: ir.Table,
+    outcome_days: Sequence[int],
+    *,
+    as_of: dt.date,
+    by: Sequence[str] = (),
+    members: ir.Table | None = None,
+    member_columns: Sequence[str] = (),
+    purchase_unit: PurchaseUnit = "day",
+    zero_paid: ZeroPaid = "exclude",
+) -> ir.Table:
+    """New buyers eligible for, and repurchasing within, N days of their first purchase.
+
+    A member is *eligible* for N days when the first purchase is at least N days before
+    ``as_of``; they *repurchased* when the second purchase is at most N days after the first.
+    Order columns in ``by`` take their value on the first purchase (the acquiring store);
+    ``cohort_month`` is the first purchase's month (``"2024-01"``).
+
+    Returns
+    -------
+    ibis.Table
+        ``by..., days, eligible_members, repurchased_members`` for every group of a first
+        purchase x each of ``outcome_days`` (0 eligible when nobody is yet).
+    """
+    order_keys = [c for c in by if c not in member_columns and c != "cohort_month"]
+    p = purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid, amounts=(),
+                  carry=order_keys, numbered=True)  # fmt: skip
+    second = p.day.lead().over(group_by="member_id", order_by="purchase_number")
+    first = p.mutate(second=second).filter(ibis._.purchase_number == 1)
+    first = first.mutate(gap=first.second.delta(first.day, unit="day"),
+                         age=ibis.literal(as_of, "date").delta(first.day, unit="day"))  # fmt: skip
+    if "cohort_month" in by:
+        first = first.mutate(cohort_month=first.day.strftime("%Y-%m"))
+    first = with_member_columns(first, members, member_columns)
+    rows = first.cross_join(ibis.memtable({"days": [int(d) for d in outcome_days]}))
+    eligible = rows.age >= rows.days
+    return rows.group_by([*by, "days"]).aggregate(
+        eligible_members=rows.count(where=eligible),
+        repurchased_members=rows.count(where=eligible & (rows.gap <= rows.days)),
+    )
 
 
 def period_freq(freq: str) -> str:
