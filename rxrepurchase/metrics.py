@@ -46,7 +46,7 @@ from rxrepurchase.core import revenue as core_revenue
 from rxrepurchase.core.purchases import PurchaseUnit, ZeroPaid, check_options
 from rxrepurchase.core.rates import CALENDAR_FREQ, period_freq
 from rxrepurchase.errors import MetricsInputError
-from rxrepurchase.frames import local_times, lookup_member_columns, member_positions, ratio
+from rxrepurchase.frames import local_times, member_positions, ratio
 from rxrepurchase.renames import renamed_keywords
 
 __all__ = [
@@ -699,15 +699,29 @@ def inter_purchase_intervals(
         ``previous_purchase_on, purchased_on, interval_days`` and the ``by`` columns (order
         columns take the value of the later purchase).
     """
+    check_options(purchase_unit, zero_paid)
     by = as_list(by)
-    carry = [c for c in by if c in orders.columns and c != "member_id"]
-    p = purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid, columns=carry)
-    prev = p.groupby("member_id", sort=False)["purchased_on"].shift(1)
-    p = p.assign(previous_purchase_on=prev).loc[p["purchase_number"] >= 2]
-    p = p.assign(interval_days=(p["purchased_on"] - p["previous_purchase_on"]).dt.days)
-    p = lookup_member_columns(p.reset_index(drop=True), by, members)
-    cols = ["member_id", "purchase_number", "previous_purchase_on", "purchased_on", "interval_days"]
-    return p[list(dict.fromkeys([*cols, *by]))]
+    order_cols = [c for c in by if c in orders.columns and c != "member_id"]
+    require_columns(orders, [*_ORDER_COLUMNS, *order_cols], "orders")
+    member_cols = [c for c in by if c not in orders.columns]
+    frame, ids = _member_orders_frame(orders, order_cols)
+    with backend.tables(frame, *_members_frame(members, member_cols, frame, ids)) as tabs:
+        table = backend.to_pandas(core_rates.inter_purchase_intervals(
+            tabs[0], by=by, members=tabs[1] if member_cols else None, member_columns=member_cols,
+            purchase_unit=purchase_unit, zero_paid=zero_paid,
+        ).order_by(["member_id", "purchase_number"]))  # fmt: skip
+    days = frame["ordered_at"].dtype
+    out = pd.DataFrame({
+        "member_id": ids.take(table["member_id"].to_numpy()),
+        "purchase_number": table["purchase_number"].astype("int64"),
+        "previous_purchase_on": table["previous_purchase_on"].astype(days),
+        "purchased_on": table["purchased_on"].astype(days),
+        "interval_days": table["interval_days"].astype("int64"),
+    })  # fmt: skip
+    for c in by:
+        if c != "member_id":
+            out[c] = table[c].astype(orders[c].dtype) if c in order_cols else table[c]
+    return out
 
 
 def arpu(

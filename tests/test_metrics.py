@@ -349,6 +349,27 @@ def test_inter_purchase_intervals():
     assert list(m1["store_id"]) == ["S1", "S2"]  # store of the later purchase
 
 
+def test_inter_purchase_intervals_zero_paid_and_member_columns():
+    tables = _n_day_tables()
+    o, members = tables["orders"], tables["members"]
+    iv = m.inter_purchase_intervals(o, by=["tier", "store_id"], members=members)
+    # Paid purchases: A 01-01 -> 01-31 (30 d, S1), B 01-20 -> 03-01 (41, S1), C 02-20 ->
+    # 03-05 (14, S1; the refund between is no purchase); D bought once.
+    assert [tuple(r) for r in iv[["member_id", "purchase_number", "interval_days", "tier",
+                                  "store_id"]].to_numpy()] == [
+        ("A", 2, 30, "gold", "S1"), ("B", 2, 41, "gold", "S1"), ("C", 2, 14, "plus", "S1"),
+    ]  # fmt: skip
+    assert list(iv.columns) == ["member_id", "purchase_number", "previous_purchase_on",
+                                "purchased_on", "interval_days", "tier", "store_id"]  # fmt: skip
+    assert iv["previous_purchase_on"].tolist() == list(pd.to_datetime(["2024-01-01", "2024-01-20", "2024-02-20"]))
+    inc = m.inter_purchase_intervals(o, zero_paid="include")
+    # Zero-paid orders count: A 01-01 -> 01-11 (10) -> 01-31 (20); B 01-05 -> 01-20 (15) -> 03-01.
+    assert list(zip(inc["member_id"], inc["interval_days"], strict=True)) == [
+        ("A", 10), ("A", 20), ("B", 15), ("B", 41), ("C", 14),
+    ]  # fmt: skip
+    assert inc["purchase_number"].tolist() == [2, 3, 2, 3, 2]
+
+
 def test_arpu():
     t = m.arpu(hand_orders(), "M")
     jan = _row(t, window="2024-01")

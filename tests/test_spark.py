@@ -161,6 +161,10 @@ AGGREGATES = {
         lambda t: core_rates.cohorts(t.orders, freq="W", last=LAST_WEEK, by=["tier"],
                                      members=t.members, member_columns=["tier"])[1],
         ["tier", "cohort", "periods_since_first"]),
+    "n-day repurchase by acquiring store and month": (
+        lambda t: core_rates.n_day_repurchase(t.orders, (30, 90), as_of=END,
+                                              by=["store_id", "cohort_month"]),
+        ["store_id", "cohort_month", "days"]),
     "rfm by store": (lambda t: core_rfm.rfm_summary(t.orders, as_of=END, by="store_id"),
                      ["store_id", "member_id"]),
     "rfm in weeks, gross": (lambda t: core_rfm.rfm_summary(t.orders, as_of=CUT, time_unit_days=7,

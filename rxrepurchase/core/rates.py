@@ -26,6 +26,7 @@ __all__ = [
     "CALENDAR_FREQ",
     "cohorts",
     "in_windows",
+    "inter_purchase_intervals",
     "member_span",
     "n_day_repurchase",
     "period_freq",
@@ -184,6 +185,35 @@ def n_day_repurchase(
         eligible_members=rows.count(where=eligible),
         repurchased_members=rows.count(where=eligible & (rows.gap <= rows.days)),
     )
+
+
+def inter_purchase_intervals(
+    orders: ir.Table,
+    *,
+    by: Sequence[str] = (),
+    members: ir.Table | None = None,
+    member_columns: Sequence[str] = (),
+    purchase_unit: PurchaseUnit = "day",
+    zero_paid: ZeroPaid = "exclude",
+) -> ir.Table:
+    """Days between each member's consecutive purchases.
+
+    Returns
+    -------
+    ibis.Table
+        One row per repeat purchase: ``member_id, purchase_number`` (2 or more),
+        ``previous_purchase_on, purchased_on, interval_days`` and the ``by`` columns (order
+        columns with their value on the later purchase), unordered.
+    """
+    by = [c for c in by if c != "member_id"]
+    order_keys = [c for c in by if c not in member_columns]
+    p = purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid, amounts=(),
+                  carry=order_keys, numbered=True)  # fmt: skip
+    previous = p.day.lag().over(group_by="member_id", order_by="purchase_number")
+    p = p.mutate(previous_purchase_on=previous).filter(ibis._.purchase_number >= 2)
+    p = with_member_columns(p, members, member_columns)
+    return p.select("member_id", "purchase_number", "previous_purchase_on", *by, purchased_on=p.day,
+                    interval_days=p.day.delta(p.previous_purchase_on, unit="day"))  # fmt: skip
 
 
 def period_freq(freq: str) -> str:
