@@ -145,6 +145,18 @@ def repurchase_rates(
     return both.group_by(keys).aggregate(**{c: both[c].sum().cast("int64") for c in _COUNTS})
 
 
+def _with_neighbour(orders: ir.Table, by: Sequence[str], member_columns: Sequence[str],
+                    purchase_unit: PurchaseUnit, zero_paid: ZeroPaid, name: str, *,
+                    following: bool) -> ir.Table:
+    """Numbered purchases carrying the order columns of ``by``, with the day of the member's
+    next (``following``) or previous purchase as column ``name``."""
+    order_keys = [c for c in by if c not in member_columns and c != "cohort_month"]
+    p = purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid, amounts=(),
+                  carry=order_keys, numbered=True)  # fmt: skip
+    step = p.day.lead() if following else p.day.lag()
+    return p.mutate(**{name: step.over(group_by="member_id", order_by="purchase_number")})
+
+
 def n_day_repurchase(
     orders: ir.Table,
     outcome_days: Sequence[int],
@@ -169,11 +181,9 @@ def n_day_repurchase(
         ``by..., days, eligible_members, repurchased_members`` for every group of a first
         purchase x each of ``outcome_days`` (0 eligible when nobody is yet).
     """
-    order_keys = [c for c in by if c not in member_columns and c != "cohort_month"]
-    p = purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid, amounts=(),
-                  carry=order_keys, numbered=True)  # fmt: skip
-    second = p.day.lead().over(group_by="member_id", order_by="purchase_number")
-    first = p.mutate(second=second).filter(ibis._.purchase_number == 1)
+    p = _with_neighbour(orders, by, member_columns, purchase_unit, zero_paid, "second",
+                        following=True)  # fmt: skip
+    first = p.filter(p.purchase_number == 1)
     first = first.mutate(gap=first.second.delta(first.day, unit="day"),
                          age=ibis.literal(as_of, "date").delta(first.day, unit="day"))  # fmt: skip
     if "cohort_month" in by:
@@ -206,11 +216,9 @@ def inter_purchase_intervals(
         columns with their value on the later purchase), unordered.
     """
     by = [c for c in by if c != "member_id"]
-    order_keys = [c for c in by if c not in member_columns]
-    p = purchases(orders, purchase_unit=purchase_unit, zero_paid=zero_paid, amounts=(),
-                  carry=order_keys, numbered=True)  # fmt: skip
-    previous = p.day.lag().over(group_by="member_id", order_by="purchase_number")
-    p = p.mutate(previous_purchase_on=previous).filter(ibis._.purchase_number >= 2)
+    p = _with_neighbour(orders, by, member_columns, purchase_unit, zero_paid,
+                        "previous_purchase_on", following=False)  # fmt: skip
+    p = p.filter(p.purchase_number >= 2)
     p = with_member_columns(p, members, member_columns)
     return p.select("member_id", "purchase_number", "previous_purchase_on", *by, purchased_on=p.day,
                     interval_days=p.day.delta(p.previous_purchase_on, unit="day"))  # fmt: skip
