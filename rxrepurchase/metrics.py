@@ -491,11 +491,14 @@ def n_day_repurchase(
     member_cols = [c for c in by if c not in orders.columns and c != "cohort_month"]
     as_of = default_as_of(orders, as_of)
     frame, ids = _member_orders_frame(orders, order_cols)
-    labels = {**_group_labels(orders, by), "cohort_month": "str"}
+    labels = {**_group_labels(orders, by), "cohort_month": "str", "member_id": None}
     with backend.tables(frame, *_members_frame(members, member_cols, frame, ids)) as tabs:
-        return n_day_table(tabs[0], outcome_days, by, members=tabs[1] if member_cols else None,
-                           member_columns=member_cols, labels=labels, as_of=as_of,
-                           purchase_unit=purchase_unit, zero_paid=zero_paid)  # fmt: skip
+        out = n_day_table(tabs[0], outcome_days, by, members=tabs[1] if member_cols else None,
+                          member_columns=member_cols, labels=labels, as_of=as_of,
+                          purchase_unit=purchase_unit, zero_paid=zero_paid)  # fmt: skip
+    if "member_id" in by:  # the core saw the ids as their ranks
+        out["member_id"] = ids.take(out["member_id"].to_numpy())
+    return out
 
 
 def n_day_table(

@@ -297,6 +297,10 @@ def test_n_day_repurchase_hand_computed(tmp_path):
         ("plus", 10, 1, 0), ("plus", 30, 1, 1), ("plus", 60, 0, 0),
         ("regular", 10, 1, 0), ("regular", 30, 0, 0), ("regular", 60, 0, 0),
     ]  # fmt: skip
+    # Per member, with the member's own id (the core sees ranks): D is 21 days old.
+    assert _n_day(m.n_day_repurchase(o, [30], by="member_id"), ["member_id"]) == [
+        ("A", 30, 1, 1), ("B", 30, 1, 0), ("C", 30, 1, 1), ("D", 30, 0, 0),
+    ]  # fmt: skip
     with pytest.raises(RxRepurchaseError, match="positive number of days, got 0"):
         m.n_day_repurchase(o, outcome_days=(0, 30))
     # The engine runs the same expression on the validated export.
