@@ -303,6 +303,10 @@ def rates_table(
     ``labels`` give each ``by`` column its dtype (None: as Arrow gives it). ``members`` must
     hold each member of ``orders`` once: the pandas wrapper checks it, the engine's validated
     views guarantee it."""
+    if "member_id" in by:  # a rate counts members: one member is not a group of them
+        raise MetricsInputError("repurchase_rates by='member_id': a repurchase rate is a share of "
+                                "members; group by an order or member column (store_id, tier, ...), "
+                                "or see one member's purchases with rfm_summary")
     with _windows(orders, window, start, end, step, con) as (windows, w):
         table = backend.to_pandas(core_rates.repurchase_rates(
             orders, w, by=by, members=members, member_columns=member_columns,
@@ -520,6 +524,8 @@ def n_day_table(
     horizons = [_n_days(d) for d in outcome_days]
     if not horizons or any(h is None for h in horizons):
         raise MetricsInputError(f"outcome_days must be positive whole numbers of days, got {outcome_days!r}")
+    if len(set(horizons)) < len(horizons):  # each would be counted twice in one table
+        raise MetricsInputError(f"outcome_days has a repeated value: {outcome_days!r}")
     check_options(purchase_unit, zero_paid)
     table = backend.to_pandas(core_rates.n_day_repurchase(
         orders, horizons, as_of=_analysis_day(orders, as_of, con).date(), by=by, members=members,

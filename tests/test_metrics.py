@@ -572,3 +572,10 @@ def test_rates_match_a_plain_groupby_reference(window, windows, by, purchase_uni
                 None if pd.isna(v) else v for v in ref[c]
             ], c
         assert (got["repeat_purchases"] == ref["purchases"] - ref["members"]).all()
+
+
+def test_rates_by_member_and_repeated_n_days_are_clear_errors():
+    with pytest.raises(m.MetricsInputError, match="by='member_id': a repurchase rate is a share of members"):
+        m.repurchase_rates(hand_orders(), "M", by="member_id")
+    with pytest.raises(m.MetricsInputError, match=r"outcome_days has a repeated value: \(30, 60, 30\)"):
+        m.n_day_repurchase(hand_orders(), (30, 60, 30))
