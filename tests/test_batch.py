@@ -134,22 +134,29 @@ def test_store_folders_are_numbered_and_an_old_layout_is_refused(batch_run, tmp_
         batch.load_store_slice(tmp_path, chain.store_ids[0])
 
 
-def test_a_store_without_rows_gets_an_empty_slice(tmp_path):
+def test_stores_sharing_a_folder_and_a_store_without_rows(tmp_path, monkeypatch):
     data = tmp_path / "chain"
     write_demo_chain(data, DemoConfig(n_members=200, n_stores=2, months=4, seed=3, end_date=AS_OF),
                      file_format="parquet")
     stores = pd.read_parquet(data / "stores.parquet")
-    new = stores.iloc[[0]].assign(store_id="S-NEW")  # opened after as_of: no orders, no members
+    new = stores.iloc[[0]].assign(store_id="S999")  # opened after as_of: no orders, no members
     pd.concat([stores, new]).to_parquet(data / "stores.parquet", index=False)
+    monkeypatch.setattr(batch, "MAX_STORE_FOLDERS", 2)  # 3 stores: 2 to a folder
     manifest = batch.precompute_chain(data, tmp_path / "out", as_of=AS_OF, memory_limit="500MB")
-    assert manifest["stores"]["S-NEW"] == 0
-    got = batch.load_store_slice(tmp_path / "out", "S-NEW")
+    assert manifest["stores"]["S999"] == 0
+    assert manifest["store_parts"] == {"S01": 1, "S02": 1, "S999": 2}
+    assert not (tmp_path / "out" / "orders" / "store_part=2").exists()  # S999 has no orders
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expected = load_chain(data, as_of=AS_OF).for_store("S-NEW")
-    assert len(expected.stores) == 1 and expected.orders.empty and expected.members.empty
-    _assert_same_tables(expected, got.chain)
-    assert got.rfm.empty
+        chain = load_chain(data, as_of=AS_OF)
+    for store_id in ("S01", "S02", "S999"):
+        expected = chain.for_store(store_id)
+        got = batch.load_store_slice(tmp_path / "out", store_id)
+        _assert_same_tables(expected, got.chain)
+        if store_id == "S999":
+            assert expected.orders.empty and got.rfm.empty
+        else:
+            pd.testing.assert_frame_equal(rfm.rfm_summary(expected.orders, as_of=AS_OF), got.rfm, **MONEY)
 
 
 def test_cli_precompute(tmp_path, capsys):
