@@ -11,10 +11,11 @@ Layout of ``out`` (see ``docs/scale.md``)::
 
     manifest.json            as_of, calibration_end, time unit, source files, rows read/loaded, stores
     stores.parquet           the stores table
-    orders.parquet           validated orders, sorted by store_id
-    order_lines.parquet      their lines, with the order's store_id and _line (position in the
-                             export), sorted by store_id
-    members.parquet          per store_id: members who ordered there or belong to it
+    orders/                  validated orders, a folder per store (see below)
+    order_lines/             their lines, with the order's store_id and _line (position in the
+                             export), a folder per store
+    members/                 per store_id: members who ordered there or belong to it, a
+                             folder per store
     campaigns.parquet        per store_id: campaigns seen in the store's orders
     rfm.parquet              store x member RFM at as_of (rfm_summary(..., by="store_id"))
     rfm_chain.parquet        member RFM at as_of over the whole chain (rfm_summary(...)), by member_id
@@ -22,7 +23,14 @@ Layout of ``out`` (see ``docs/scale.md``)::
     repurchase_monthly.parquet  repurchase_rates(..., "M", "store_id")
     cohorts.parquet          cohort_retention(..., "M", "store_id") (acquiring store)
 
-Every per-store file is sorted by ``store_id`` in row groups of :data:`ROW_GROUP_ROWS` rows.
+The three large per-store tables are written by one partitioned ``COPY`` each, unsorted:
+``<table>/store_part=<n>/data_<i>.parquet``, where ``n`` is the store's position in the
+stores table sorted by id (``manifest.json``'s ``store_parts``), never the id itself (a path is
+not built from data); beyond :data:`MAX_STORE_FOLDERS` stores, consecutive stores share a
+folder. ``store_part=0`` holds rows of store ids the stores table lacks (members of an unknown
+home store), which no slice reads. A slice reads its store's rows of its folder and sorts them
+(:data:`_SLICE_ORDER`). Every other per-store file is sorted by ``store_id`` in row groups
+of :data:`ROW_GROUP_ROWS` rows.
 The per-member tables (``rfm``, ``rfm_chain``) are written by DuckDB from the core's
 expressions, never through pandas, so memory stays within the DuckDB limit whatever the
 chain's size.
@@ -58,6 +66,7 @@ __all__ = [
     "BatchError",
     "DUCKDB_SHARE",
     "LAYOUT_VERSION",
+    "MAX_STORE_FOLDERS",
     "ROW_GROUP_ROWS",
     "StoreSlice",
     "load_store_slice",
@@ -66,11 +75,16 @@ __all__ = [
     "read_manifest",
 ]
 
-LAYOUT_VERSION = 2
-"""Version of the output layout; :func:`load_store_slice` refuses other versions."""
+LAYOUT_VERSION = 3
+"""Version of the output layout; :func:`load_store_slice` refuses other versions (3: orders,
+order_lines and members in a folder per store; 2 had them in one file sorted by store)."""
 
 ROW_GROUP_ROWS = 50_000
 """Rows per Parquet row group: a store's slice reads only the groups holding it."""
+
+MAX_STORE_FOLDERS = 1000
+"""Folders per table written by store at most: with more stores, consecutive stores share a
+folder, as each file written costs milliseconds (10,000 stores x 3 tables would be 30,000)."""
 
 DUCKDB_SHARE = 0.8
 """Share of ``memory_limit`` that DuckDB may use; the rest is the Python process's own (the
@@ -79,9 +93,13 @@ process's peak memory stays within ``memory_limit``."""
 
 MANIFEST = "manifest.json"
 _TABLE_FILES = ("stores", "orders", "order_lines", "members", "campaigns")
+_PARTITIONED = ("orders", "order_lines", "members")
+"""Tables written in a folder per store: sorting them by store cost a third more at 10M rows
+and spilled at 50M (docs/scale.md)."""
 # The order of a store's rows, restored when its slice is read (the loader's order); ``_line``
 # is a line's position in the export.
-_SLICE_ORDER = {"orders": ["ordered_at", "order_id"], "order_lines": ["order_id", "_line"]}
+_SLICE_ORDER = {"orders": ["ordered_at", "order_id"], "order_lines": ["order_id", "_line"],
+                "members": ["member_id"]}
 
 
 # --------------------------------------------------------------------------- writing
@@ -92,6 +110,21 @@ def _copy(src: engine.ChainSource, query: str, path: Path) -> None:
         f"COPY ({query}) TO {sql_string(str(path))} "
         f"(FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
     )
+
+
+def _copy_by_store(src: engine.ChainSource, query: str, folder: Path) -> None:
+    """``query``'s rows in a folder per store (``store_part=<n>``, n from ``_store_parts``;
+    0 for a store id the stores table lacks). DuckDB keeps at most
+    ``partitioned_write_max_open_files`` files open, so thousands of stores are fine."""
+    src.con.execute("SET preserve_insertion_order = false")  # rows are sorted when read
+    try:
+        src.con.execute(
+            f"COPY (SELECT q.*, coalesce(p.store_part, 0) AS store_part FROM ({query}) q "
+            "LEFT JOIN _store_parts p USING (store_id)) "
+            f"TO {sql_string(str(folder))} (FORMAT parquet, PARTITION_BY (store_part))"
+        )
+    finally:
+        src.con.execute("RESET preserve_insertion_order")
 
 
 def _write_frame(df: pd.DataFrame, path: Path) -> None:
@@ -192,13 +225,16 @@ def precompute_chain(
             files = _write_tables(src, staged, step)
             files |= _write_aggregates(src, staged, as_of, calibration_end, time_unit, step)
             stores = src.con.execute(
-                "SELECT s.store_id, count(o.order_id) AS orders FROM stores s "
+                "SELECT s.store_id, count(o.order_id) AS orders, any_value(p.store_part) FROM stores s "
+                "JOIN _store_parts p USING (store_id) "
                 "LEFT JOIN orders o USING (store_id) GROUP BY s.store_id ORDER BY s.store_id"
             ).fetchall()
         # Complete: the files replace any earlier batch's; the manifest (written last) then
         # says a batch is there.
         (out / MANIFEST).unlink(missing_ok=True)
         for name in files.values():
+            if (out / name).is_dir():  # an earlier batch's folder: os.replace cannot overwrite it
+                shutil.rmtree(out / name)
             os.replace(staged / name, out / name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -214,7 +250,8 @@ def precompute_chain(
         "steps": steps,
         "rows_read": dict(zip(counts["table"], counts["rows_read"].astype(int).tolist(), strict=True)),
         "rows_loaded": dict(zip(counts["table"], counts["rows_loaded"].astype(int).tolist(), strict=True)),
-        "stores": {sid: int(n) for sid, n in stores},
+        "stores": {sid: int(n) for sid, n, _ in stores},
+        "store_parts": {sid: int(part) for sid, _, part in stores},
         "files": files,
     }
     write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
@@ -248,23 +285,24 @@ def _check_output_folder(data: Path, out: Path, overwrite: bool) -> None:
 
 def _write_tables(src: engine.ChainSource, out: Path, step) -> dict[str, str]:
     """The contract tables, each store's rows together (a store's slice of the chain)."""
+    per_folder = max(1, -(-src.scalar("SELECT count(*) FROM stores") // MAX_STORE_FOLDERS))
+    src.con.execute("CREATE TEMP TABLE _store_parts AS SELECT store_id, (row_number() OVER "
+                    f"(ORDER BY store_id) - 1) // {per_folder} + 1 AS store_part FROM stores")
     lines = ", ".join(f"l.{c}" for c in TABLES["order_lines"].column_names)
     members = ", ".join(f"m.{c}" for c in TABLES["members"].column_names)
     campaigns = ", ".join(f"c.{c}" for c in TABLES["campaigns"].column_names)
     queries = {
         "stores": "SELECT * FROM stores ORDER BY store_id",
-        # Sorted by store only (a fifth cheaper than by time as well); a slice is put in
-        # time order when it is read (_SLICE_ORDER).
-        "orders": "SELECT * FROM orders ORDER BY store_id",
+        # Unsorted, a folder per store; a slice is put in order when it is read (_SLICE_ORDER).
+        "orders": "SELECT * FROM orders",
         "order_lines": (
-            f"SELECT o.store_id, {lines}, l._line FROM order_lines l JOIN orders o USING (order_id) "
-            "ORDER BY o.store_id"
+            f"SELECT o.store_id, {lines}, l._line FROM order_lines l JOIN orders o USING (order_id)"
         ),
         # Chain.for_store: members who ordered at the store or belong to it.
         "members": (
             f"SELECT s.store_id, {members} FROM (SELECT store_id, member_id FROM orders "
             "WHERE member_id IS NOT NULL UNION SELECT home_store_id, member_id FROM members) s "
-            "JOIN members m USING (member_id) ORDER BY s.store_id, m.member_id"
+            "JOIN members m USING (member_id)"
         ),
         "campaigns": (
             f"SELECT s.store_id, {campaigns} FROM (SELECT DISTINCT store_id, campaign_id "
@@ -272,10 +310,11 @@ def _write_tables(src: engine.ChainSource, out: Path, step) -> dict[str, str]:
             "ORDER BY s.store_id, c.campaign_id"
         ),
     }
+    files = {name: name if name in _PARTITIONED else f"{name}.parquet" for name in queries}
     for name, query in queries.items():
         with step(f"{name} by store"):
-            _copy(src, query, out / f"{name}.parquet")
-    return {name: f"{name}.parquet" for name in queries}
+            (_copy_by_store if name in _PARTITIONED else _copy)(src, query, out / files[name])
+    return files
 
 
 def _write_aggregates(src, out: Path, as_of, calibration_end, time_unit: str, step) -> dict[str, str]:
@@ -356,8 +395,14 @@ def read_manifest(out: str | os.PathLike) -> dict:
     return manifest
 
 
-def _read(out: Path, name: str, store_id: str) -> pd.DataFrame:
-    path = out / f"{name}.parquet"
+def _read(out: Path, name: str, store_id: str, manifest: dict) -> pd.DataFrame:
+    if name in _PARTITIONED:
+        path = out / name / f"store_part={manifest['store_parts'][store_id]}"
+        if not path.is_dir():  # the store has no rows in this table
+            extra = {"orders": [], "order_lines": ["store_id", "_line"], "members": ["store_id"]}[name]
+            return pd.DataFrame(columns=extra + TABLES[name].column_names)
+    else:
+        path = out / f"{name}.parquet"
     try:
         table = pq.read_table(path, filters=[("store_id", "=", store_id)])
     except (OSError, ValueError) as exc:
@@ -404,7 +449,8 @@ def _rfm_attrs(orders: pd.DataFrame, manifest: dict, end: pd.Timestamp) -> dict:
 def load_store_slice(out: str | os.PathLike, store_id: str) -> StoreSlice:
     """Load one store's precomputed slice written by :func:`precompute_chain`.
 
-    Reads only the row groups of each file that hold ``store_id``.
+    Reads the store's folder of each partitioned table and only the row groups of each
+    other file that hold ``store_id``.
 
     Raises
     ------
@@ -419,7 +465,7 @@ def load_store_slice(out: str | os.PathLike, store_id: str) -> StoreSlice:
     as_of = pd.Timestamp(manifest["as_of"])
     tables = {}
     for name in _TABLE_FILES:
-        rows = _read(out, name, store_id)
+        rows = _read(out, name, store_id, manifest)
         if name in _SLICE_ORDER:
             rows = rows.sort_values(_SLICE_ORDER[name], kind="stable")
         tables[name] = _contract_types(rows, name)
@@ -428,18 +474,18 @@ def load_store_slice(out: str | os.PathLike, store_id: str) -> StoreSlice:
     chain = Chain(**tables, as_of=as_of, quality=quality, source=Path(manifest["source"]))
 
     rfm_cols = ["frequency", "recency", "T", "litt", "monetary_value", "first_purchase", "last_purchase"]
-    summary = _rfm_frame(_read(out, "rfm", store_id), rfm_cols)
+    summary = _rfm_frame(_read(out, "rfm", store_id, manifest), rfm_cols)
     summary.attrs = _rfm_attrs(chain.orders, manifest, as_of)
     calibration = holdout = None
     if "calibration" in manifest["files"]:
-        both = _rfm_frame(_read(out, "calibration", store_id),
+        both = _rfm_frame(_read(out, "calibration", store_id, manifest),
                           rfm_cols + ["frequency_holdout", "monetary_holdout", "duration_holdout"])
         calibration = both[rfm_cols]
         holdout = both.drop(columns=rfm_cols)
         calibration.attrs = _rfm_attrs(chain.orders, manifest, pd.Timestamp(manifest["calibration_end"]))
-    monthly = _read(out, "repurchase_monthly", store_id)
+    monthly = _read(out, "repurchase_monthly", store_id, manifest)
     monthly["store_id"] = monthly["store_id"].astype("string")
-    cohorts = _read(out, "cohorts", store_id)
+    cohorts = _read(out, "cohorts", store_id, manifest)
     cohorts["store_id"] = cohorts["store_id"].astype("string")
     return StoreSlice(
         store_id=store_id,

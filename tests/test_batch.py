@@ -51,6 +51,13 @@ def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return df.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
+def _assert_same_tables(expected, got) -> None:
+    for name, keys in KEYS.items():
+        pd.testing.assert_frame_equal(
+            _sorted(getattr(expected, name), keys), _sorted(getattr(got, name), keys), **MONEY
+        )
+
+
 def test_manifest_records_the_run(batch_run):
     chain, out, manifest = batch_run
     on_disk = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -68,11 +75,7 @@ def test_store_slice_equals_the_loaded_chain_for_the_store(batch_run):
     for store_id in chain.store_ids:
         got = batch.load_store_slice(out, store_id)
         expected = chain.for_store(store_id)
-        for name, keys in KEYS.items():
-            pd.testing.assert_frame_equal(
-                _sorted(getattr(expected, name), keys), _sorted(getattr(got.chain, name), keys),
-                **MONEY,
-            )
+        _assert_same_tables(expected, got.chain)
         assert got.chain.as_of == chain.as_of
 
         orders = expected.orders
@@ -117,6 +120,43 @@ def test_errors_name_the_folder_and_store(batch_run, tmp_path):
     with pytest.raises(batch.BatchError, match="calibration_end .* must be before as_of"), \
             pytest.warns(FutureWarning, match=r"precompute_chain\(cut=\.\.\.\) is renamed"):
         batch.precompute_chain(chain.source, tmp_path / "x", as_of=AS_OF, cut=AS_OF)  # old name
+
+
+def test_store_folders_are_numbered_and_an_old_layout_is_refused(batch_run, tmp_path):
+    chain, out, manifest = batch_run
+    # A store's folder is its position among the sorted store ids, never the id (data).
+    assert manifest["store_parts"] == {sid: n for n, sid in enumerate(sorted(chain.store_ids), 1)}
+    for name in ("orders", "order_lines", "members"):
+        assert sorted(p.name for p in (out / name).iterdir()) == sorted(
+            f"store_part={n}" for n in manifest["store_parts"].values())
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest | {"layout_version": 2}))
+    with pytest.raises(batch.BatchError, match="layout version 2 is not 3; rerun `rxrepurchase precompute`"):
+        batch.load_store_slice(tmp_path, chain.store_ids[0])
+
+
+def test_stores_sharing_a_folder_and_a_store_without_rows(tmp_path, monkeypatch):
+    data = tmp_path / "chain"
+    write_demo_chain(data, DemoConfig(n_members=200, n_stores=2, months=4, seed=3, end_date=AS_OF),
+                     file_format="parquet")
+    stores = pd.read_parquet(data / "stores.parquet")
+    new = stores.iloc[[0]].assign(store_id="S999")  # opened after as_of: no orders, no members
+    pd.concat([stores, new]).to_parquet(data / "stores.parquet", index=False)
+    monkeypatch.setattr(batch, "MAX_STORE_FOLDERS", 2)  # 3 stores: 2 to a folder
+    manifest = batch.precompute_chain(data, tmp_path / "out", as_of=AS_OF, memory_limit="500MB")
+    assert manifest["stores"]["S999"] == 0
+    assert manifest["store_parts"] == {"S01": 1, "S02": 1, "S999": 2}
+    assert not (tmp_path / "out" / "orders" / "store_part=2").exists()  # S999 has no orders
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        chain = load_chain(data, as_of=AS_OF)
+    for store_id in ("S01", "S02", "S999"):
+        expected = chain.for_store(store_id)
+        got = batch.load_store_slice(tmp_path / "out", store_id)
+        _assert_same_tables(expected, got.chain)
+        if store_id == "S999":
+            assert expected.orders.empty and got.rfm.empty
+        else:
+            pd.testing.assert_frame_equal(rfm.rfm_summary(expected.orders, as_of=AS_OF), got.rfm, **MONEY)
 
 
 def test_cli_precompute(tmp_path, capsys):

@@ -368,7 +368,8 @@ def parquet_chain(tmp_path_factory) -> Path:
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    """Every file under ``folder`` (the batch writes folders too), by relative path."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
@@ -400,7 +401,7 @@ def test_a_failed_precompute_leaves_the_folder_as_it_was(parquet_chain, tmp_path
     with pytest.raises(RuntimeError, match="disk full"):
         batch.precompute_chain(parquet_chain, out, as_of=AS_OF, overwrite=True)
     assert _snapshot(out) == before
-    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+    assert sorted(p.name for p in out.iterdir()) == sorted({name.split("/")[0] for name in before})
 
 
 def test_report_out_naming_a_file_exits_2(parquet_chain, tmp_path, capsys):
