@@ -47,6 +47,7 @@ __all__ = [
     "MBGNBDModel",
     "ParetoNBDModel",
     "PurchaseModel",
+    "ValueDraws",
     "customer_lifetime_value",
     "fit_by_group",
     "group_value_ranges",
@@ -55,6 +56,7 @@ __all__ = [
     "score_members",
     "score_table",
     "simulate_bgnbd",
+    "value_draws",
     "wake_up_list",
 ]
 
@@ -696,6 +698,7 @@ def score_members(
     level: float = 0.8,
     n_draws: int = 100,
     seed: int = 0,
+    draws: ValueDraws | None = None,
 ) -> pd.DataFrame:
     """Per member: ``p_alive``, ``expected_purchases`` in the next ``horizon_days``,
     ``next_purchase_days`` (median days to the next purchase if still active,
@@ -711,9 +714,12 @@ def score_members(
     computed for every draw, the central ``level`` interval taken; ``attrs`` also holds the
     ranges of the totals (``clv_total_low`` ..., ``expected_purchases_total_high``). The spend
     per purchase is the Gamma-Gamma estimate (its own uncertainty is not included). Ranges
-    narrow as 1 / sqrt(members fitted on)."""
+    narrow as 1 / sqrt(members fitted on). ``draws`` (:func:`value_draws` with the same models,
+    members and settings) gives the draws already made, e.g. for :func:`group_value_ranges` too."""
     value = {"gross_margin": gross_margin, "horizon_months": horizon_months,
              "monthly_discount_rate": monthly_discount_rate}
+    if draws is not None and not intervals:
+        raise RFMInputError("draws= is only used with intervals=True")
     scores = pd.DataFrame(
         {
             "p_alive": purchase_model.probability_alive(rfm),
@@ -734,8 +740,10 @@ def score_members(
         scores.insert(at + 1, "next_purchase_on",
                       pd.Timestamp(end) + pd.to_timedelta(np.ceil(next_days.to_numpy()), unit="D"))
     if intervals:
-        ranges = _score_ranges(purchase_model, spend_model, rfm, horizon_days=horizon_days, level=level,
-                               n_draws=n_draws, seed=seed, **value)
+        _check_level(level)
+        figures = _drawn(draws, purchase_model, spend_model, rfm, horizon_days=horizon_days, n_draws=n_draws,
+                         seed=seed, **value)
+        ranges = _score_ranges(figures, rfm.index, level=level)
         for name in ("clv", "expected_purchases", "p_alive"):  # each range after its figure
             at = scores.columns.get_loc(name) + 1
             scores.insert(at, f"{name}_high", ranges[f"{name}_high"])
@@ -813,14 +821,80 @@ def score_table(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm
                          clv=margin * spend * scored.discounted_purchases).drop("discounted_purchases")
 
 
+@dataclass(frozen=True)
+class ValueDraws:
+    """Each member's figures under parameter sets drawn from the purchase model's uncertainty
+    (:func:`value_draws`), for :func:`score_members` and :func:`group_value_ranges` to share.
+
+    Attributes
+    ----------
+    purchase_model, spend_model
+        The models drawn from.
+    members : Index
+        The RFM summary's index: the members, in the order of the arrays' columns.
+    settings : dict
+        ``gross_margin``, ``horizon_days``, ``horizon_months``, ``monthly_discount_rate``,
+        ``n_draws`` and ``seed`` they were made with.
+    figures : dict of ndarray
+        ``p_alive``, ``expected_purchases`` and ``clv``: arrays of draws x members.
+    """
+
+    purchase_model: PurchaseModel
+    spend_model: GammaGammaModel
+    members: pd.Index
+    settings: dict
+    figures: dict
+
+
+def value_draws(
+    purchase_model: PurchaseModel,
+    spend_model: GammaGammaModel,
+    rfm: pd.DataFrame,
+    *,
+    gross_margin: float,
+    horizon_days: int = 30,
+    horizon_months: int = 12,
+    monthly_discount_rate: float = 0.01,
+    n_draws: int = 100,
+    seed: int = 0,
+) -> ValueDraws:
+    """The parameter draws behind :func:`score_members`' intervals and
+    :func:`group_value_ranges`, made once: pass them to both as ``draws=`` (with the same
+    settings) instead of drawing the same ``n_draws`` parameter sets in each call.
+
+    Returns
+    -------
+    ValueDraws
+        Each member's P(alive), expected purchases in ``horizon_days`` and CLV under each draw.
+    """
+    settings = {"gross_margin": gross_margin, "horizon_days": horizon_days, "horizon_months": horizon_months,
+                "monthly_discount_rate": monthly_discount_rate, "n_draws": n_draws, "seed": seed}
+    return ValueDraws(purchase_model, spend_model, rfm.index, settings,
+                      _draw_figures(purchase_model, spend_model, rfm, **settings))
+
+
+def _drawn(draws: ValueDraws | None, purchase_model: PurchaseModel, spend_model: GammaGammaModel,
+           rfm: pd.DataFrame, **settings) -> dict[str, np.ndarray]:
+    """The figures of ``draws`` after checking they were made for these models, members and
+    settings; drawn here when ``draws`` is None."""
+    if draws is None:
+        return value_draws(purchase_model, spend_model, rfm, **settings).figures
+    if draws.purchase_model is not purchase_model or draws.spend_model is not spend_model:
+        raise RFMInputError("draws= were made with other models than the ones given")
+    if not draws.members.equals(rfm.index):
+        raise RFMInputError("draws= were made for other members (or another order) than the RFM summary's")
+    differ = {k: (draws.settings[k], v) for k, v in settings.items() if draws.settings[k] != v}
+    if differ:
+        raise RFMInputError("draws= were made with other settings (drawn with, asked): "
+                            + ", ".join(f"{k} {a!r}, {b!r}" for k, (a, b) in differ.items()))
+    return draws.figures
+
+
 def _draw_figures(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
-                  *, horizon_days: float, level: float, n_draws: int, seed: int,
-                  **value) -> dict[str, np.ndarray]:
+                  *, horizon_days: float, n_draws: int, seed: int, **value) -> dict[str, np.ndarray]:
     """Each member's P(alive), expected purchases in ``horizon_days`` and CLV under ``n_draws``
     parameter sets drawn from the estimate's asymptotic normal distribution on the log scale
     (covariance: :meth:`PurchaseModel.parameter_covariance`): arrays of draws x members."""
-    if not 0 < level < 1:
-        raise RFMInputError(f"level must be in (0, 1), got {level}")
     covariance = purchase_model.parameter_covariance()
     names = list(covariance.index)
     estimate = purchase_model.params_[names].to_numpy(dtype=np.float64)
@@ -843,13 +917,17 @@ def _draw_figures(purchase_model: PurchaseModel, spend_model: GammaGammaModel, r
     return {name: np.vstack(v) for name, v in figures.items()}
 
 
-def _score_ranges(purchase_model: PurchaseModel, spend_model: GammaGammaModel, rfm: pd.DataFrame,
-                  *, horizon_days: float, level: float, n_draws: int, seed: int, **value) -> pd.DataFrame:
-    """The ``*_low`` / ``*_high`` columns of :func:`score_members` (``intervals=True``)."""
-    figures = _draw_figures(purchase_model, spend_model, rfm, horizon_days=horizon_days, level=level,
-                            n_draws=n_draws, seed=seed, **value)
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise RFMInputError(f"level must be in (0, 1), got {level}")
+
+
+def _score_ranges(figures: dict[str, np.ndarray], members: pd.Index, *, level: float) -> pd.DataFrame:
+    """The ``*_low`` / ``*_high`` columns of :func:`score_members` (``intervals=True``) from
+    :func:`value_draws`' figures."""
+    n_draws = len(figures["clv"])
     probs = [(1 - level) / 2, (1 + level) / 2]
-    out = pd.DataFrame(index=rfm.index)
+    out = pd.DataFrame(index=members)
     totals = {}
     for name, values in figures.items():
         low, high = np.nanquantile(values, probs, axis=0)
@@ -875,6 +953,7 @@ def group_value_ranges(
     level: float = 0.8,
     n_draws: int = 100,
     seed: int = 0,
+    draws: ValueDraws | None = None,
 ) -> pd.DataFrame:
     """Ranges of a group's figures (a cohort's, a tier's) from the purchase model's parameter
     uncertainty: for every parameter draw (as in :func:`score_members` with
@@ -888,6 +967,9 @@ def group_value_ranges(
     ----------
     groups : Series
         Group of each member, indexed like ``rfm`` (members with no group are left out).
+    draws : ValueDraws, optional
+        :func:`value_draws` made with these models, members and settings (e.g. shared with
+        :func:`score_members` and other groupings); drawn here when not given.
 
     Returns
     -------
@@ -901,10 +983,10 @@ def group_value_ranges(
     if missing.any():
         raise RFMInputError(f"groups has no entry for {int(missing.sum())} member(s) of the RFM "
                             f"summary, e.g. {list(rfm.index[missing][:3])}")
-    figures = _draw_figures(purchase_model, spend_model, rfm, horizon_days=horizon_days, level=level,
-                            n_draws=n_draws, seed=seed, gross_margin=gross_margin,
-                            horizon_months=horizon_months,
-                            monthly_discount_rate=monthly_discount_rate)
+    _check_level(level)
+    figures = _drawn(draws, purchase_model, spend_model, rfm, horizon_days=horizon_days, n_draws=n_draws, seed=seed,
+                     gross_margin=gross_margin, horizon_months=horizon_months,
+                     monthly_discount_rate=monthly_discount_rate)
     labels = groups.reindex(rfm.index)
     probs = [(1 - level) / 2, (1 + level) / 2]
     rows = {}
@@ -999,9 +1081,11 @@ def wake_up_list(
     ]  # fmt: skip
     listed = listed[order].sort_values("value_at_risk", ascending=False)
     if intervals and len(listed):
+        _check_level(level)
         try:
-            ranges = _score_ranges(purchase_model, spend_model, rfm_now.loc[listed.index],
-                                   horizon_days=30, level=level, n_draws=100, seed=0, **value)
+            draws = value_draws(purchase_model, spend_model, rfm_now.loc[listed.index], horizon_days=30,
+                                n_draws=100, seed=0, **value)
+            ranges = _score_ranges(draws.figures, listed.index, level=level)
         except ModelFitError:  # a fit without a Hessian: no ranges to show
             ranges = None
         if ranges is not None:

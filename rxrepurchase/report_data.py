@@ -1397,7 +1397,13 @@ def store_models(
         With ``reason`` set (and nothing else) when the store has too few repeat buyers or the
         fit fails; the report then says so instead of showing figures.
     """
-    from rxrepurchase.models import BGNBDModel, GammaGammaModel, group_value_ranges, score_members
+    from rxrepurchase.models import (
+        BGNBDModel,
+        GammaGammaModel,
+        group_value_ranges,
+        score_members,
+        value_draws,
+    )
     from rxrepurchase.rfm import rfm_summary
 
     orders = chain.for_store(store_id).member_orders
@@ -1407,16 +1413,18 @@ def store_models(
         sm = GammaGammaModel().fit(rfm)
     except ModelFitError as exc:
         return StoreModels(reason=str(exc))
-    scores = score_members(pm, sm, rfm, gross_margin=gross_margin, horizon_days=horizon_days,
-                           horizon_months=horizon_months, intervals=True, n_draws=30)
+    # One set of parameter draws for the members' ranges and both groupings' ranges.
+    settings = {"gross_margin": gross_margin, "horizon_days": horizon_days, "horizon_months": horizon_months,
+                "n_draws": 30}
+    draws = value_draws(pm, sm, rfm, **settings)
+    scores = score_members(pm, sm, rfm, intervals=True, draws=draws, **settings)
     labels = cohorts.set_index("member_id")["subsidy_cohort"]
     tiers = chain.members.set_index("member_id")["tier"]
     scores = scores.assign(subsidy_cohort=labels.reindex(scores.index).to_numpy(),
                            tier=tiers.reindex(scores.index).to_numpy())
     cut = (pd.Timestamp(calibration_end) if calibration_end is not None
            else chain.as_of - pd.Timedelta(days=holdout_days))
-    ranges = {by: group_value_ranges(pm, sm, rfm, scores[by], gross_margin=gross_margin, horizon_days=horizon_days,
-                                     horizon_months=horizon_months, n_draws=30)
+    ranges = {by: group_value_ranges(pm, sm, rfm, scores[by], draws=draws, **settings)
               for by in ("subsidy_cohort", "tier")}
     result = StoreModels(purchase_model=pm, spend_model=sm, scores=scores, calibration_end=cut,
                          params={**pm.params_.to_dict(), **sm.params_.to_dict()},

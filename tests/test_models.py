@@ -28,6 +28,7 @@ from rxrepurchase.models import (
     row_scores,
     score_members,
     simulate_bgnbd,
+    value_draws,
     wake_up_list,
 )
 from rxrepurchase.plots import plot_clv_by_group
@@ -486,6 +487,22 @@ def test_group_value_ranges_come_from_the_same_draws_as_the_members(cdnow_cal, c
         assert row["clv_mean_high"] * row["members"] == pytest.approx(row["clv_total_high"])
     with pytest.raises(RFMInputError, match="groups has no entry for 2 member"):
         group_value_ranges(cdnow_bg, cdnow_gg, cdnow_cal, groups.iloc[2:], **value)
+    # Draws made once and shared give exactly what each call draws on its own.
+    draws = value_draws(cdnow_bg, cdnow_gg, cdnow_cal, **value)
+    pd.testing.assert_frame_equal(
+        score_members(cdnow_bg, cdnow_gg, cdnow_cal, intervals=True, draws=draws, **value), scores,
+        check_exact=True)
+    pd.testing.assert_frame_equal(
+        group_value_ranges(cdnow_bg, cdnow_gg, cdnow_cal, groups, draws=draws, **value), table, check_exact=True)
+    # ... and are refused for other settings, members or models.
+    with pytest.raises(RFMInputError, match="other settings.*seed 2, 3"):
+        group_value_ranges(cdnow_bg, cdnow_gg, cdnow_cal, groups, draws=draws, **{**value, "seed": 3})
+    with pytest.raises(RFMInputError, match="other members"):
+        score_members(cdnow_bg, cdnow_gg, cdnow_cal.iloc[::-1], intervals=True, draws=draws, **value)
+    with pytest.raises(RFMInputError, match="other models"):
+        score_members(BGNBDModel().fit(cdnow_cal), cdnow_gg, cdnow_cal, intervals=True, draws=draws, **value)
+    with pytest.raises(RFMInputError, match="only used with intervals=True"):
+        score_members(cdnow_bg, cdnow_gg, cdnow_cal, draws=draws, **value)
 
 
 def test_pareto_nbd_ranges_from_the_numerical_hessian(cdnow_cal, cdnow_bg, cdnow_gg):
